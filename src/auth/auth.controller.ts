@@ -1,0 +1,150 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiCookieAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
+import type { Request, Response } from 'express';
+import { ApiErrors } from '../common/http/api-errors.decorator.js';
+import { notFound } from '../common/errors/app.exception.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { AuthService, assertOriginAllowed, type AuthResult } from './auth.service.js';
+import { Client } from './decorators/client.decorator.js';
+import { CurrentUser } from './decorators/auth.decorators.js';
+import { Public } from './decorators/public.decorator.js';
+import { AuthResponseDto, SessionDto, TokenResponseDto } from './dto/auth-responses.dto.js';
+import { LoginDto, SignupDto } from './dto/auth.dto.js';
+import { REFRESH_COOKIE, clearRefreshCookie, setRefreshCookie } from './sessions/refresh-cookie.js';
+import { SessionsService, type ClientInfo } from './sessions/sessions.service.js';
+import { IpThrottlerGuard } from './throttle/ip-throttler.guard.js';
+import type { AuthUser } from './tokens/access-token.service.js';
+
+const uuid = new ParseUUIDPipe({ exceptionFactory: () => notFound(ErrorCode.NOT_FOUND, 'No such session') });
+
+@ApiTags('auth')
+@Controller('auth')
+export class AuthController {
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly auth: AuthService,
+    private readonly sessions: SessionsService,
+  ) {}
+
+  @Public()
+  @Post('signup')
+  @UseGuards(IpThrottlerGuard)
+  @SkipThrottle({ refresh: true })
+  @ApiOperation({ summary: 'Create an account and sign in (sets the refresh cookie)' })
+  @ApiCreatedResponse({ type: AuthResponseDto })
+  @ApiErrors(400, 409, 413, 415, 429)
+  async signup(@Body() dto: SignupDto, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response) {
+    return this.withCookie(res, await this.auth.signup(dto, client));
+  }
+
+  @Public()
+  @Post('login')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Sign in with username (or email) and password (sets the refresh cookie)' })
+  @ApiOkResponse({ type: AuthResponseDto })
+  @ApiErrors(400, 401, 403, 429)
+  async login(@Body() dto: LoginDto, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response) {
+    return this.withCookie(res, await this.auth.login(dto, client));
+  }
+
+  @Public()
+  @Post('refresh')
+  @HttpCode(200)
+  @UseGuards(IpThrottlerGuard)
+  @SkipThrottle({ signup: true })
+  @ApiCookieAuth('refreshCookie')
+  @ApiOperation({ summary: 'Rotate the refresh cookie and get a new access token' })
+  @ApiOkResponse({ type: TokenResponseDto })
+  @ApiErrors(401, 403, 429)
+  async refresh(@Req() req: Request, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response) {
+    try {
+      this.checkOrigin(req);
+      return this.withCookie(res, await this.auth.refresh(readCookie(req), client));
+    } catch (error) {
+      // An authentication failure ends the cookie; a passing outage (5xx) or 429 does not.
+      const status = (error as { getStatus?: () => number }).getStatus?.();
+      if (status === 401 || status === 403) clearRefreshCookie(res, this.config.COOKIE_SECURE);
+      throw error;
+    }
+  }
+
+  @Public()
+  @Post('logout')
+  @HttpCode(204)
+  @ApiBearerAuth('bearer')
+  @ApiCookieAuth('refreshCookie')
+  @ApiOperation({ summary: 'Revoke the session of the refresh cookie and/or bearer token; idempotent' })
+  @ApiNoContentResponse()
+  @ApiErrors(403)
+  async logout(@Req() req: Request, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
+    this.checkOrigin(req);
+    const bearer = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    await this.auth.logout(readCookie(req), bearer, client);
+    clearRefreshCookie(res, this.config.COOKIE_SECURE);
+  }
+
+  @Post('logout-all')
+  @HttpCode(204)
+  @ApiBearerAuth('bearer')
+  @ApiOperation({ summary: 'Revoke every session of the caller' })
+  @ApiNoContentResponse()
+  @ApiErrors(401)
+  async logoutAll(@CurrentUser() user: AuthUser, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
+    await this.auth.logoutAll(user.userId, user.sessionId, client);
+    clearRefreshCookie(res, this.config.COOKIE_SECURE);
+  }
+
+  @Get('sessions')
+  @ApiBearerAuth('bearer')
+  @ApiOperation({ summary: "The caller's live sessions" })
+  @ApiOkResponse({ type: SessionDto, isArray: true })
+  @ApiErrors(401)
+  async listSessions(@CurrentUser() user: AuthUser): Promise<SessionDto[]> {
+    const sessions = await this.sessions.list(user.userId);
+    return sessions.map((s) => ({
+      id: s.id,
+      createdAt: s.createdAt.toISOString(),
+      lastUsedAt: s.lastUsedAt.toISOString(),
+      expiresAt: s.expiresAt.toISOString(),
+      userAgent: s.userAgent,
+      ip: s.ip,
+      current: s.id === user.sessionId,
+    }));
+  }
+
+  @Delete('sessions/:id')
+  @HttpCode(204)
+  @ApiBearerAuth('bearer')
+  @ApiOperation({ summary: "Revoke one of the caller's sessions" })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 404)
+  async deleteSession(@CurrentUser() user: AuthUser, @Param('id', uuid) id: string): Promise<void> {
+    if (!(await this.sessions.revokeOwned(user.userId, id))) throw notFound(ErrorCode.NOT_FOUND, 'No such session');
+  }
+
+  private withCookie(res: Response, result: AuthResult) {
+    setRefreshCookie(res, result.session.refreshToken, this.sessions.maxAgeSeconds(result.session.expiresAt), this.config.COOKIE_SECURE);
+    res.setHeader('Cache-Control', 'no-store');
+    return result.body;
+  }
+
+  private checkOrigin(req: Request): void {
+    assertOriginAllowed(req.headers.origin, `${req.protocol}://${req.get('host') ?? ''}`, this.config.CORS_ORIGINS);
+  }
+}
+
+function readCookie(req: Request): string | undefined {
+  const value = (req.cookies as Record<string, unknown> | undefined)?.[REFRESH_COOKIE];
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,86 @@
+import { Injectable, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { AuthGuard } from '@nestjs/passport';
+import type { Request } from 'express';
+import { Clock } from '../../common/clock.js';
+import { AppException } from '../../common/errors/app.exception.js';
+import { ErrorCode } from '../../common/errors/error-codes.js';
+import { OPTIONAL_AUTH } from '../decorators/auth.decorators.js';
+import { IS_PUBLIC } from '../decorators/public.decorator.js';
+import { RevocationService } from '../revocation/revocation.service.js';
+import type { AuthUser } from '../tokens/access-token.service.js';
+import { VerifiedTokenCache } from './verified-token-cache.js';
+
+const REALM = 'gatehouse';
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/** 401 with the RFC 6750 §3 challenge: no error code when no token was sent at all. */
+export function bearerChallenge(description?: string): AppException {
+  const header = description
+    ? `Bearer realm="${REALM}", error="invalid_token", error_description="${description}"`
+    : `Bearer realm="${REALM}"`;
+  return new AppException(
+    401,
+    description ? ErrorCode.INVALID_TOKEN : ErrorCode.UNAUTHORIZED,
+    description ? `Invalid access token: ${description}` : 'Authentication required',
+    { 'WWW-Authenticate': header },
+  );
+}
+
+/**
+ * Global guard: every route needs a valid access token unless marked @Public();
+ * @OptionalAuth() routes accept anonymous callers but still refuse a bad token.
+ * Verification is passport-jwt's (see JwtStrategy); tokens already verified are served
+ * from a bounded cache, with expiry and revocation still checked on every request.
+ */
+@Injectable()
+export class JwtAuthGuard extends AuthGuard('jwt') {
+  private readonly cache = new VerifiedTokenCache();
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly revocation: RevocationService,
+    private readonly clock: Clock,
+  ) {
+    super();
+  }
+
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
+    const req = context.switchToHttp().getRequest<Request>();
+    const header = req.headers.authorization;
+    if (header === undefined) {
+      if (this.reflector.getAllAndOverride<boolean>(OPTIONAL_AUTH, targets)) return true;
+      throw bearerChallenge();
+    }
+    const token = BEARER.exec(header)?.[1];
+    if (!token) throw bearerChallenge('malformed Authorization header');
+
+    const cached = this.cache.get(token, this.clock.nowMs());
+    if (cached) {
+      if (this.revocation.isRevoked(cached.sessionId)) throw bearerChallenge('session revoked');
+      req.user = cached;
+      return true;
+    }
+    await (super.canActivate(context) as Promise<boolean>);
+    this.cache.set(token, req.user as AuthUser);
+    return true;
+  }
+
+  override handleRequest<TUser = AuthUser>(err: unknown, user: TUser | false, info: unknown): TUser {
+    if (err instanceof AppException) throw err;
+    if (err && !(err instanceof Error && err.name === 'TokenRejected')) throw err; // unexpected: 500
+    if (!user) throw bearerChallenge(reason(err ?? info));
+    return user;
+  }
+}
+
+function reason(info: unknown): string {
+  if (info instanceof Error) {
+    if (info.name === 'TokenExpiredError') return 'expired';
+    if (info.name === 'TokenRejected') return info.message;
+    return 'signature or claims invalid';
+  }
+  return 'invalid token';
+}

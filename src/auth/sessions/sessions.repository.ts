@@ -1,0 +1,160 @@
+import { Injectable } from '@nestjs/common';
+import { PrismaService } from '../../database/prisma.service.js';
+import type { Role } from '../tokens/access-token.service.js';
+
+export interface NewSession {
+  userId: string;
+  tokenHash: Buffer;
+  now: Date;
+  expiresAt: Date;
+  absoluteExpiresAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface RotatedSession {
+  id: string;
+  userId: string;
+  roles: Role[];
+  expiresAt: Date;
+}
+
+/** What a refresh token that could not simply be rotated matches, to tell why. */
+export interface PresentedTokenState {
+  id: string;
+  userId: string;
+  roles: Role[];
+  disabled: boolean;
+  isCurrent: boolean;
+  rotatedAt: Date | null;
+  successorSealed: Uint8Array | null;
+  expiresAt: Date;
+  absoluteExpiresAt: Date;
+  revokedAt: Date | null;
+  revokedReason: string | null;
+}
+
+export interface SessionView {
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  expiresAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+/** The Prisma queries on sessions, named by intent. */
+@Injectable()
+export class SessionsRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  async create(s: NewSession): Promise<{ id: string }> {
+    return this.prisma.session.create({
+      data: {
+        userId: s.userId,
+        tokenHash: new Uint8Array(s.tokenHash),
+        createdAt: s.now,
+        lastUsedAt: s.now,
+        expiresAt: s.expiresAt,
+        absoluteExpiresAt: s.absoluteExpiresAt,
+        userAgent: s.userAgent,
+        ip: s.ip,
+      },
+      select: { id: true },
+    });
+  }
+
+  /**
+   * Rotation as one conditional statement: it succeeds only while `tokenHash` is the
+   * session's current token, the session is live and its user enabled, so two concurrent
+   * refreshes with one token can never both rotate. Idle expiry moves forward but never
+   * past the absolute expiry.
+   */
+  async rotate(p: {
+    tokenHash: Buffer;
+    newTokenHash: Buffer;
+    successorSealed: Buffer;
+    now: Date;
+    idleExpiresAt: Date;
+    userAgent: string | null;
+    ip: string | null;
+  }): Promise<RotatedSession | null> {
+    const rows = await this.prisma.$queryRaw<RotatedSession[]>`
+      UPDATE sessions AS s
+      SET token_hash = ${p.newTokenHash},
+          previous_token_hash = s.token_hash,
+          successor_sealed = ${p.successorSealed},
+          rotated_at = ${p.now},
+          last_used_at = ${p.now},
+          expires_at = LEAST(${p.idleExpiresAt}::timestamptz, s.absolute_expires_at),
+          user_agent = COALESCE(${p.userAgent}, s.user_agent),
+          ip = COALESCE(${p.ip}, s.ip)
+      FROM users AS u
+      WHERE s.token_hash = ${p.tokenHash}
+        AND s.revoked_at IS NULL
+        AND s.expires_at > ${p.now}
+        AND s.absolute_expires_at > ${p.now}
+        AND u.id = s.user_id
+        AND u.disabled = false
+      RETURNING s.id, s.user_id AS "userId", u.roles::text[] AS roles, s.expires_at AS "expiresAt"`;
+    return rows[0] ?? null;
+  }
+
+  async findByPresentedToken(tokenHash: Buffer): Promise<PresentedTokenState | null> {
+    const rows = await this.prisma.$queryRaw<PresentedTokenState[]>`
+      SELECT s.id, s.user_id AS "userId", u.roles::text[] AS roles, u.disabled,
+             (s.token_hash = ${tokenHash}) AS "isCurrent", s.rotated_at AS "rotatedAt",
+             s.successor_sealed AS "successorSealed", s.expires_at AS "expiresAt",
+             s.absolute_expires_at AS "absoluteExpiresAt", s.revoked_at AS "revokedAt",
+             s.revoked_reason AS "revokedReason"
+      FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+      WHERE s.token_hash = ${tokenHash} OR s.previous_token_hash = ${tokenHash}
+      LIMIT 1`;
+    return rows[0] ?? null;
+  }
+
+  async touch(id: string, now: Date): Promise<void> {
+    await this.prisma.session.updateMany({ where: { id, revokedAt: null }, data: { lastUsedAt: now } });
+  }
+
+  /** Revokes one session; true when it was live. */
+  async revoke(id: string, reason: string, now: Date): Promise<boolean> {
+    const { count } = await this.prisma.session.updateMany({
+      where: { id, revokedAt: null },
+      data: { revokedAt: now, revokedReason: reason },
+    });
+    return count > 0;
+  }
+
+  /** Revokes one of this user's sessions; null when it is not theirs (or does not exist). */
+  async revokeOwned(userId: string, id: string, reason: string, now: Date): Promise<'revoked' | 'already' | null> {
+    const session = await this.prisma.session.findFirst({ where: { id, userId }, select: { revokedAt: true } });
+    if (!session) return null;
+    if (session.revokedAt) return 'already';
+    await this.revoke(id, reason, now);
+    return 'revoked';
+  }
+
+  /** Revokes every live session of a user (but `exceptId`); returns their ids. */
+  async revokeAllOf(userId: string, reason: string, now: Date, exceptId?: string): Promise<string[]> {
+    const rows = await this.prisma.session.updateManyAndReturn({
+      where: { userId, revokedAt: null, ...(exceptId ? { id: { not: exceptId } } : {}) },
+      data: { revokedAt: now, revokedReason: reason },
+      select: { id: true },
+    });
+    return rows.map((r) => r.id);
+  }
+
+  async listLive(userId: string, now: Date): Promise<SessionView[]> {
+    return this.prisma.session.findMany({
+      where: { userId, revokedAt: null, expiresAt: { gt: now }, absoluteExpiresAt: { gt: now } },
+      orderBy: [{ lastUsedAt: 'desc' }, { id: 'asc' }],
+      select: { id: true, createdAt: true, lastUsedAt: true, expiresAt: true, userAgent: true, ip: true },
+    });
+  }
+
+  async idsOfUser(userId: string): Promise<string[]> {
+    const rows = await this.prisma.session.findMany({ where: { userId }, select: { id: true } });
+    return rows.map((r) => r.id);
+  }
+}

@@ -1,0 +1,165 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Clock } from '../../common/clock.js';
+import { unauthorized } from '../../common/errors/app.exception.js';
+import { ErrorCode } from '../../common/errors/error-codes.js';
+import { InjectConfig } from '../../config/config.token.js';
+import type { AppConfig } from '../../config/config.schema.js';
+import { AuditService, type AuditContext } from '../audit/audit.service.js';
+import { RevocationService } from '../revocation/revocation.service.js';
+import type { Role } from '../tokens/access-token.service.js';
+import {
+  hashRefreshToken,
+  isWellFormedRefreshToken,
+  newRefreshToken,
+  openSuccessor,
+  sealSuccessor,
+} from './refresh-token.js';
+import { SessionsRepository, type SessionView } from './sessions.repository.js';
+
+export interface IssuedSession {
+  sessionId: string;
+  userId: string;
+  roles: Role[];
+  refreshToken: string;
+  expiresAt: Date;
+}
+
+export interface ClientInfo extends AuditContext {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/**
+ * Sessions and their refresh-token chain:
+ * - login/signup open a session with a fresh token;
+ * - refresh rotates: the presented token must be the current one; it becomes "previous";
+ * - the previous token presented again within REFRESH_REUSE_GRACE seconds of its rotation
+ *   yields the same successor (concurrent tabs); later, it is reuse: the session is revoked;
+ * - a session ends at REFRESH_TOKEN_TTL of inactivity and at SESSION_MAX_AGE after login.
+ */
+@Injectable()
+export class SessionsService {
+  private readonly logger = new Logger('Sessions');
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly repo: SessionsRepository,
+    private readonly revocation: RevocationService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  async open(user: { id: string; roles: Role[] }, client: ClientInfo): Promise<IssuedSession> {
+    const now = this.clock.now();
+    const refreshToken = newRefreshToken();
+    const absoluteExpiresAt = new Date(now.getTime() + this.config.SESSION_MAX_AGE * 1000);
+    const expiresAt = new Date(now.getTime() + this.config.REFRESH_TOKEN_TTL * 1000);
+    const { id } = await this.repo.create({
+      userId: user.id,
+      tokenHash: hashRefreshToken(refreshToken),
+      now,
+      expiresAt: expiresAt < absoluteExpiresAt ? expiresAt : absoluteExpiresAt,
+      absoluteExpiresAt,
+      userAgent: truncate(client.userAgent, 512),
+      ip: client.ip,
+    });
+    return { sessionId: id, userId: user.id, roles: user.roles, refreshToken, expiresAt };
+  }
+
+  async refresh(presented: string | undefined, client: ClientInfo): Promise<IssuedSession> {
+    if (presented === undefined || presented === '') {
+      throw unauthorized(ErrorCode.REFRESH_TOKEN_MISSING, 'No refresh token');
+    }
+    if (!isWellFormedRefreshToken(presented)) throw invalid();
+    const now = this.clock.now();
+    const tokenHash = hashRefreshToken(presented);
+    const successor = newRefreshToken();
+    const rotated = await this.repo.rotate({
+      tokenHash,
+      newTokenHash: hashRefreshToken(successor),
+      successorSealed: sealSuccessor(presented, successor),
+      now,
+      idleExpiresAt: new Date(now.getTime() + this.config.REFRESH_TOKEN_TTL * 1000),
+      userAgent: truncate(client.userAgent, 512),
+      ip: client.ip,
+    });
+    if (rotated) {
+      return { sessionId: rotated.id, userId: rotated.userId, roles: rotated.roles, refreshToken: successor, expiresAt: rotated.expiresAt };
+    }
+    return this.refreshNotRotated(presented, tokenHash, now, client);
+  }
+
+  /** The presented token could not be rotated: a grace-window repeat, reuse, or invalid. */
+  private async refreshNotRotated(presented: string, tokenHash: Buffer, now: Date, client: ClientInfo): Promise<IssuedSession> {
+    const state = await this.repo.findByPresentedToken(tokenHash);
+    if (!state) throw invalid();
+    if (state.revokedAt) {
+      throw state.revokedReason === 'reuse'
+        ? unauthorized(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked')
+        : invalid();
+    }
+    const live = state.expiresAt > now && state.absoluteExpiresAt > now && !state.disabled;
+    if (!live || state.isCurrent) throw invalid();
+    const rotatedAt = state.rotatedAt?.getTime() ?? 0;
+    if (now.getTime() - rotatedAt <= this.config.REFRESH_REUSE_GRACE * 1000) {
+      const successor = state.successorSealed ? openSuccessor(presented, state.successorSealed) : null;
+      if (successor) {
+        await this.repo.touch(state.id, now);
+        return { sessionId: state.id, userId: state.userId, roles: state.roles, refreshToken: successor, expiresAt: state.expiresAt };
+      }
+      // The seal belongs to a newer rotation (the token is two steps old): not in grace.
+    }
+    // A rotated-away token presented after the grace window: someone else holds the chain.
+    // Revoke the whole session, including the newer refresh tokens and the access tokens.
+    if (await this.repo.revoke(state.id, 'reuse', now)) {
+      await this.revocation.revoke([state.id]);
+      await this.audit.record('refresh.reuse_detected', { userId: state.userId, sessionId: state.id }, client);
+      this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
+    }
+    throw unauthorized(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked');
+  }
+
+  /** The session a refresh token (current or just rotated) belongs to, if any. */
+  async sessionOfToken(presented: string | undefined): Promise<{ id: string; userId: string } | null> {
+    if (!isWellFormedRefreshToken(presented)) return null;
+    const state = await this.repo.findByPresentedToken(hashRefreshToken(presented));
+    return state ? { id: state.id, userId: state.userId } : null;
+  }
+
+  async revoke(sessionId: string, reason: string): Promise<void> {
+    await this.repo.revoke(sessionId, reason, this.clock.now());
+    await this.revocation.revoke([sessionId]);
+  }
+
+  /** Revokes every session of the user (but `exceptSessionId`) and their access tokens. */
+  async revokeAllOf(userId: string, reason: string, exceptSessionId?: string): Promise<string[]> {
+    const ids = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId);
+    await this.revocation.revoke(ids);
+    return ids;
+  }
+
+  /** Revokes one of the user's sessions; false when the session is not theirs. */
+  async revokeOwned(userId: string, sessionId: string): Promise<boolean> {
+    const outcome = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now());
+    if (outcome === null) return false;
+    await this.revocation.revoke([sessionId]);
+    return true;
+  }
+
+  list(userId: string): Promise<SessionView[]> {
+    return this.repo.listLive(userId, this.clock.now());
+  }
+
+  /** Cookie lifetime in seconds for a session that expires at `expiresAt`. */
+  maxAgeSeconds(expiresAt: Date): number {
+    return Math.max(0, Math.floor((expiresAt.getTime() - this.clock.nowMs()) / 1000));
+  }
+}
+
+function invalid() {
+  return unauthorized(ErrorCode.REFRESH_TOKEN_INVALID, 'Invalid or expired refresh token');
+}
+
+function truncate(value: string | null, max: number): string | null {
+  return value === null ? null : value.slice(0, max);
+}

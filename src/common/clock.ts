@@ -1,0 +1,13 @@
+import { Injectable } from '@nestjs/common';
+
+/** Time source. Tests replace it to move time forward without sleeping. */
+@Injectable()
+export class Clock {
+  now(): Date {
+    return new Date();
+  }
+
+  nowMs(): number {
+    return Date.now();
+  }
+}

@@ -1,0 +1,96 @@
+import { STATUS_CODES } from 'node:http';
+import { ArgumentsHost, Catch, HttpException, HttpStatus, Logger, type ExceptionFilter } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { AppException } from './app.exception.js';
+import { isDatabaseUnavailable } from './database-errors.js';
+import { ErrorCode } from './error-codes.js';
+
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string | string[];
+  code: string;
+}
+
+const DEFAULT_CODES: Record<number, ErrorCode> = {
+  400: ErrorCode.VALIDATION_FAILED,
+  401: ErrorCode.UNAUTHORIZED,
+  403: ErrorCode.FORBIDDEN,
+  404: ErrorCode.NOT_FOUND,
+  413: ErrorCode.PAYLOAD_TOO_LARGE,
+  415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+  429: ErrorCode.TOO_MANY_REQUESTS,
+  503: ErrorCode.SERVICE_UNAVAILABLE,
+};
+
+/**
+ * The one place where failures become HTTP responses: domain exceptions, Nest's HTTP
+ * exceptions, validation errors and anything unexpected all leave in the contract's shape
+ * `{statusCode, error, message, code}`. Unexpected errors are logged with the request id and
+ * answered with a generic 500 (503 when the database cannot be reached): no stack, no SQL.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const req = ctx.getRequest<Request>();
+    const res = ctx.getResponse<Response>();
+    const { body, headers } = this.toResponse(exception, req);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    res.status(body.statusCode).json(body);
+  }
+
+  private toResponse(exception: unknown, req: Request): { body: ErrorBody; headers: Record<string, string> } {
+    if (exception instanceof AppException) {
+      const status = exception.getStatus();
+      const { message } = exception.getResponse() as { message: string | string[] };
+      return { body: this.body(status, message, exception.code), headers: exception.headers };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const response = exception.getResponse();
+      const message =
+        typeof response === 'object' && response !== null && 'message' in response
+          ? (response as { message: string | string[] }).message
+          : exception.message;
+      const code =
+        typeof response === 'object' && response !== null && typeof (response as { code?: unknown }).code === 'string'
+          ? (response as { code: string }).code
+          : (DEFAULT_CODES[status] ?? (status >= 500 ? ErrorCode.INTERNAL_ERROR : 'ERROR'));
+      if (status >= 500) this.logUnexpected(exception, req);
+      return { body: this.body(status, message, code), headers: {} };
+    }
+    const requestId = req.id ?? 'unknown';
+    if (isDatabaseUnavailable(exception)) {
+      this.logger.warn(`[${requestId}] database unavailable: ${describe(exception)}`);
+      return {
+        body: this.body(HttpStatus.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly', ErrorCode.DATABASE_UNAVAILABLE),
+        headers: { 'Retry-After': '5' },
+      };
+    }
+    this.logUnexpected(exception, req);
+    return {
+      body: this.body(HttpStatus.INTERNAL_SERVER_ERROR, `Internal error (request id ${requestId})`, ErrorCode.INTERNAL_ERROR),
+      headers: {},
+    };
+  }
+
+  private body(statusCode: number, message: string | string[], code: string): ErrorBody {
+    return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code };
+  }
+
+  private logUnexpected(exception: unknown, req: Request): void {
+    const stack = exception instanceof Error ? exception.stack : String(exception);
+    this.logger.error(`[${req.id ?? 'unknown'}] ${req.method} ${req.originalUrl ?? req.url}: ${describe(exception)}`, stack);
+  }
+}
+
+function describe(exception: unknown): string {
+  return exception instanceof Error ? `${exception.name}: ${exception.message}` : String(exception);
+}

@@ -1,0 +1,47 @@
+/**
+ * Recognises "the database cannot be reached" among the shapes errors take on their way up
+ * from pg, the driver adapters and Prisma, so that they become 503 instead of 500.
+ */
+const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P5010']);
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
+const UNAVAILABLE_MESSAGES =
+  /(Connection terminated|Can't reach database|timeout exceeded when trying to connect|Connection refused|connect ECONNREFUSED|database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|DatabaseNotReachable|ConnectionClosed|SocketTimeout|database timeout)/i;
+
+export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
+  if (depth > 5 || error === null || typeof error !== 'object') return false;
+  const e = error as { code?: unknown; errorCode?: unknown; message?: unknown; cause?: unknown; kind?: unknown };
+  for (const code of [e.code, e.errorCode, e.kind]) {
+    if (typeof code === 'string' && (UNAVAILABLE_PRISMA_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) return true;
+  }
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
+  return isDatabaseUnavailable(e.cause, depth + 1);
+}
+
+/** Prisma's unique-constraint violation, with the constrained fields when known. */
+export function uniqueViolationTarget(error: unknown): string[] | null {
+  if (error === null || typeof error !== 'object') return null;
+  const e = error as { code?: unknown; meta?: { target?: unknown; driverAdapterError?: { cause?: { constraint?: { fields?: unknown } } } } };
+  if (e.code !== 'P2002') return null;
+  const target = e.meta?.target;
+  if (Array.isArray(target)) return target.map(String);
+  if (typeof target === 'string') return [target];
+  const fields = e.meta?.driverAdapterError?.cause?.constraint?.fields;
+  if (Array.isArray(fields)) return fields.map(String);
+  return [];
+}

@@ -1,0 +1,35 @@
+import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+
+export const REDIS = Symbol('REDIS');
+/** The shared Redis client, or null when REDIS_URL is not set (a single instance). */
+export const InjectRedis = (): ParameterDecorator => Inject(REDIS);
+
+async function connectRedis(config: AppConfig): Promise<Redis | null> {
+  if (!config.REDIS_URL) return null;
+  const logger = new Logger('Redis');
+  const client = new Redis(config.REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 2000,
+    // Fail a command quickly while Redis is away instead of holding the request.
+    maxRetriesPerRequest: 1,
+  });
+  client.on('error', (err: Error) => logger.warn(err.message));
+  await client.connect();
+  return client;
+}
+
+@Global()
+@Module({
+  providers: [{ provide: REDIS, inject: [APP_CONFIG], useFactory: connectRedis }],
+  exports: [REDIS],
+})
+export class RedisModule implements OnApplicationShutdown {
+  constructor(@InjectRedis() private readonly redis: Redis | null) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis?.quit().catch(() => this.redis?.disconnect());
+  }
+}

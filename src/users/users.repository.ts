@@ -1,0 +1,115 @@
+import { Injectable } from '@nestjs/common';
+import { conflict } from '../common/errors/app.exception.js';
+import { uniqueViolationTarget } from '../common/errors/database-errors.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { PrismaService } from '../database/prisma.service.js';
+import type { Prisma, User } from '../generated/prisma/client.js';
+import type { Role } from '../auth/tokens/access-token.service.js';
+
+export type UserRecord = User;
+
+/** Canonical forms: uniqueness is case-insensitive and enforced by unique indexes on these. */
+export const usernameKey = (username: string): string => username.toLowerCase();
+export const emailKey = (email: string): string => email.trim().toLowerCase();
+
+/** The Prisma queries on users, named by intent. */
+@Injectable()
+export class UsersRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  /** Creates a user; 409 USERNAME_TAKEN / EMAIL_TAKEN from the unique indexes (race-safe). */
+  async create(data: {
+    username: string;
+    email: string | null;
+    displayName: string | null;
+    passwordHash: string;
+    roles?: Role[];
+    now: Date;
+  }): Promise<UserRecord> {
+    try {
+      return await this.prisma.user.create({
+        data: {
+          username: data.username,
+          usernameKey: usernameKey(data.username),
+          email: data.email,
+          emailKey: data.email === null ? null : emailKey(data.email),
+          displayName: data.displayName,
+          passwordHash: data.passwordHash,
+          roles: data.roles ?? ['user'],
+          createdAt: data.now,
+          updatedAt: data.now,
+        },
+      });
+    } catch (error) {
+      throw mapUniqueViolation(error);
+    }
+  }
+
+  findById(id: string): Promise<UserRecord | null> {
+    return this.prisma.user.findUnique({ where: { id } });
+  }
+
+  /** By username, or by email when the login contains "@". */
+  findByLogin(login: string): Promise<UserRecord | null> {
+    return login.includes('@')
+      ? this.prisma.user.findUnique({ where: { emailKey: emailKey(login) } })
+      : this.prisma.user.findUnique({ where: { usernameKey: usernameKey(login) } });
+  }
+
+  findByUsername(username: string): Promise<UserRecord | null> {
+    return this.prisma.user.findUnique({ where: { usernameKey: usernameKey(username) } });
+  }
+
+  async update(id: string, data: Prisma.UserUpdateInput): Promise<UserRecord | null> {
+    try {
+      return await this.prisma.user.update({ where: { id }, data });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'P2025') return null;
+      throw mapUniqueViolation(error);
+    }
+  }
+
+  async updateProfile(id: string, data: { displayName?: string | null; email?: string | null }): Promise<UserRecord | null> {
+    const patch: Prisma.UserUpdateInput = {};
+    if (data.displayName !== undefined) patch.displayName = data.displayName;
+    if (data.email !== undefined) {
+      patch.email = data.email;
+      patch.emailKey = data.email === null ? null : emailKey(data.email);
+    }
+    return this.update(id, patch);
+  }
+
+  /** Replaces the hash only if it is still `expected` (a concurrent change wins once). */
+  async replacePasswordHash(id: string, expected: string, next: string): Promise<boolean> {
+    const { count } = await this.prisma.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash: next } });
+    return count > 0;
+  }
+
+  /** Deletes the user; sessions and resources go with it (ON DELETE CASCADE). */
+  async delete(id: string): Promise<boolean> {
+    const { count } = await this.prisma.user.deleteMany({ where: { id } });
+    return count > 0;
+  }
+
+  /** Keyset page ordered by (createdAt, id). */
+  async page(limit: number, after?: { createdAt: Date; id: string }): Promise<UserRecord[]> {
+    return this.prisma.user.findMany({
+      where: after
+        ? { OR: [{ createdAt: { gt: after.createdAt } }, { createdAt: after.createdAt, id: { gt: after.id } }] }
+        : undefined,
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: limit,
+    });
+  }
+
+  countActiveAdmins(): Promise<number> {
+    return this.prisma.user.count({ where: { roles: { has: 'admin' }, disabled: false } });
+  }
+}
+
+function mapUniqueViolation(error: unknown): unknown {
+  const target = uniqueViolationTarget(error);
+  if (target === null) return error;
+  if (target.some((t) => t.includes('email'))) return conflict(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
+  return conflict(ErrorCode.USERNAME_TAKEN, 'That username is taken');
+}

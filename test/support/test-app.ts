@@ -1,0 +1,84 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { Test } from '@nestjs/testing';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import pg from 'pg';
+import request from 'supertest';
+import { AppModule } from '../../src/app.module.js';
+import { configureApp } from '../../src/app.setup.js';
+import { Clock } from '../../src/common/clock.js';
+import { parseConfig, type AppConfig } from '../../src/config/config.schema.js';
+import { PrismaService } from '../../src/database/prisma.service.js';
+import { FakeClock } from './fake-clock.js';
+
+export interface TestApp {
+  app: NestExpressApplication;
+  http: ReturnType<typeof request>;
+  clock: FakeClock;
+  config: AppConfig;
+  prisma: PrismaService;
+  databaseUrl: string;
+  close(): Promise<void>;
+}
+
+export const ALLOWED_ORIGIN = 'http://app.example.test';
+
+/**
+ * A fresh application on a fresh database: in-memory PGlite by default, or a new database
+ * on the PostgreSQL server of TEST_DATABASE_URL (dropped again by close()).
+ */
+export async function startApp(env: Record<string, string> = {}, opts: { databaseUrl?: string } = {}): Promise<TestApp> {
+  const database = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await freshDatabase();
+  const config = parseConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    BCRYPT_COST: '4',
+    CORS_ORIGINS: ALLOWED_ORIGIN,
+    DATABASE_URL: database.url,
+    MIGRATE_ON_START: 'true',
+    PASSWORD_PEPPER: 'test-pepper-0123456789-0123456789-0123',
+    ...env,
+  });
+  const clock = new FakeClock();
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+    .overrideProvider(Clock)
+    .useValue(clock)
+    .compile();
+  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: config.LOG_LEVEL === 'silent' ? false : undefined });
+  configureApp(app, config);
+  await app.init();
+  return {
+    app,
+    http: request(app.getHttpServer()),
+    clock,
+    config,
+    prisma: app.get(PrismaService),
+    databaseUrl: database.url,
+    close: async () => {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
+
+/** In-memory PGlite, or a new database on TEST_DATABASE_URL's server. */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const server = process.env.TEST_DATABASE_URL;
+  if (!server) return { url: 'memory://', drop: async () => {} };
+  const name = `gatehouse_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: server });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
