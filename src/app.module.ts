@@ -10,6 +10,8 @@ import { DatabaseModule } from './database/database.module.js';
 import { HealthController } from './health/health.controller.js';
 import { AuthModule } from './auth/auth.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { ResourcesModule } from './resources/resources.module.js';
+import { UsersModule } from './users/users.module.js';
 
 @Module({})
 export class AppModule implements NestModule {
@@ -17,7 +19,7 @@ export class AppModule implements NestModule {
     return {
       module: AppModule,
       global: true,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, AuthModule],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, AuthModule, UsersModule, ResourcesModule],
       controllers: [HealthController],
       providers: [
         Clock,

@@ -1,4 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { uuidParam } from '../common/http/uuid-param.js';
 import {
   ApiBearerAuth,
   ApiCookieAuth,
@@ -26,7 +27,7 @@ import { SessionsService, type ClientInfo } from './sessions/sessions.service.js
 import { IpThrottlerGuard } from './throttle/ip-throttler.guard.js';
 import type { AuthUser } from './tokens/access-token.service.js';
 
-const uuid = new ParseUUIDPipe({ exceptionFactory: () => notFound(ErrorCode.NOT_FOUND, 'No such session') });
+const uuid = uuidParam('session');
 
 @ApiTags('auth')
 @Controller('auth')

@@ -8,6 +8,9 @@ import type { Role } from '../auth/tokens/access-token.service.js';
 
 export type UserRecord = User;
 
+/** Advisory lock key serialising changes that could remove the last admin. */
+const ADMIN_LOCK = 4_201_001;
+
 /** Canonical forms: uniqueness is case-insensitive and enforced by unique indexes on these. */
 export const usernameKey = (username: string): string => username.toLowerCase();
 export const emailKey = (email: string): string => email.trim().toLowerCase();
@@ -99,6 +102,24 @@ export class UsersRepository {
         : undefined,
       orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
       take: limit,
+    });
+  }
+
+  /**
+   * Applies a change that takes the admin role away from `id` (demotion or disabling) only
+   * if another enabled admin remains. Serialised by a transaction-scoped advisory lock, so
+   * that two admins demoting each other at once cannot leave none.
+   */
+  async updateKeepingAnAdmin(
+    id: string,
+    data: { roles?: Role[]; disabled?: boolean },
+  ): Promise<UserRecord | null | 'last_admin'> {
+    return this.prisma.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_LOCK})`;
+      const others = await tx.user.count({ where: { id: { not: id }, roles: { has: 'admin' }, disabled: false } });
+      if (others === 0) return 'last_admin';
+      const { count } = await tx.user.updateMany({ where: { id }, data });
+      return count > 0 ? tx.user.findUnique({ where: { id } }) : null;
     });
   }
 

@@ -146,6 +146,10 @@ export class SessionsService {
     return true;
   }
 
+  sessionIdsOf(userId: string): Promise<string[]> {
+    return this.repo.idsOfUser(userId);
+  }
+
   list(userId: string): Promise<SessionView[]> {
     return this.repo.listLive(userId, this.clock.now());
   }

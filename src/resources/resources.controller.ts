@@ -1,0 +1,60 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { CurrentUser, OptionalAuth } from '../auth/decorators/auth.decorators.js';
+import type { AuthUser } from '../auth/tokens/access-token.service.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { ApiErrors } from '../common/http/api-errors.decorator.js';
+import { uuidParam } from '../common/http/uuid-param.js';
+import { CreateResourceDto, ResourceDto, ResourcePageDto, ResourceQueryDto, UpdateResourceDto } from './dto/resources.dto.js';
+import { ResourcesService } from './resources.service.js';
+
+const resourceId = uuidParam('resource', ErrorCode.RESOURCE_NOT_FOUND);
+
+@ApiTags('resources')
+@ApiBearerAuth('bearer')
+@Controller('resources')
+export class ResourcesController {
+  constructor(private readonly resources: ResourcesService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a resource owned by the caller (private by default)' })
+  @ApiCreatedResponse({ type: ResourceDto })
+  @ApiErrors(400, 401, 413, 415)
+  create(@CurrentUser() user: AuthUser, @Body() dto: CreateResourceDto): Promise<ResourceDto> {
+    return this.resources.create(user, dto);
+  }
+
+  @Get()
+  @ApiOperation({ summary: "The caller's resources, newest first; admins may ask for scope=all" })
+  @ApiOkResponse({ type: ResourcePageDto })
+  @ApiErrors(400, 401, 403)
+  list(@CurrentUser() user: AuthUser, @Query() query: ResourceQueryDto): Promise<ResourcePageDto> {
+    return this.resources.list(user, query);
+  }
+
+  @Get(':id')
+  @OptionalAuth()
+  @ApiOperation({ summary: 'A resource: for its owner, an admin, or anyone (no token needed) when public' })
+  @ApiOkResponse({ type: ResourceDto })
+  @ApiErrors(401, 404)
+  get(@CurrentUser({ optional: true }) user: AuthUser | undefined, @Param('id', resourceId) id: string): Promise<ResourceDto> {
+    return this.resources.get(user, id);
+  }
+
+  @Patch(':id')
+  @ApiOperation({ summary: 'Change a resource (owner or admin)' })
+  @ApiOkResponse({ type: ResourceDto })
+  @ApiErrors(400, 401, 403, 404)
+  update(@CurrentUser() user: AuthUser, @Param('id', resourceId) id: string, @Body() dto: UpdateResourceDto): Promise<ResourceDto> {
+    return this.resources.update(user, id, dto);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a resource (owner or admin)' })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 403, 404)
+  delete(@CurrentUser() user: AuthUser, @Param('id', resourceId) id: string): Promise<void> {
+    return this.resources.delete(user, id);
+  }
+}

@@ -1,0 +1,64 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsEmail, IsIn, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
+import { IsPassword } from '../../auth/dto/password.validator.js';
+import { PageDto } from '../../common/http/pagination.js';
+import { UserDto } from './user.dto.js';
+
+const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
+
+export class UpdateProfileDto {
+  @ApiPropertyOptional({ type: String, nullable: true, minLength: 1, maxLength: 64, description: 'null clears it' })
+  @IsOptional()
+  @Transform(trim)
+  @ValidateIf((_, v) => v !== null)
+  @IsString()
+  @Length(1, 64)
+  displayName?: string | null;
+
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: 254, description: 'null clears it' })
+  @IsOptional()
+  @Transform(trim)
+  @ValidateIf((_, v) => v !== null)
+  @IsEmail({}, { message: 'email must be a valid email address' })
+  @MaxLength(254)
+  email?: string | null;
+}
+
+export class ChangePasswordDto {
+  @ApiProperty()
+  @IsString()
+  @MaxLength(1024)
+  currentPassword!: string;
+
+  @ApiProperty({ minLength: 8, maxLength: 128 })
+  @IsPassword()
+  newPassword!: string;
+}
+
+export class DeleteAccountDto {
+  @ApiProperty()
+  @IsString()
+  @MaxLength(1024)
+  password!: string;
+}
+
+export class AdminUpdateUserDto {
+  @ApiPropertyOptional({ enum: ['user', 'admin'], isArray: true, example: ['user', 'admin'], description: '"user" is always kept' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(2)
+  @IsIn(['user', 'admin'], { each: true })
+  roles?: Array<'user' | 'admin'>;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsBoolean()
+  disabled?: boolean;
+}
+
+export class UserPageDto extends PageDto<UserDto> {
+  @ApiProperty({ type: () => UserDto, isArray: true })
+  declare items: UserDto[];
+}

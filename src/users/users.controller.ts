@@ -1,0 +1,77 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Client } from '../auth/decorators/client.decorator.js';
+import { CurrentUser, Roles } from '../auth/decorators/auth.decorators.js';
+import type { ClientInfo } from '../auth/sessions/sessions.service.js';
+import type { AuthUser } from '../auth/tokens/access-token.service.js';
+import { ApiErrors } from '../common/http/api-errors.decorator.js';
+import { PageQueryDto } from '../common/http/pagination.js';
+import { uuidParam } from '../common/http/uuid-param.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { UserDto } from './dto/user.dto.js';
+import { AdminUpdateUserDto, ChangePasswordDto, DeleteAccountDto, UpdateProfileDto, UserPageDto } from './dto/users.dto.js';
+import { UsersService } from './users.service.js';
+
+@ApiTags('users')
+@ApiBearerAuth('bearer')
+@Controller('users')
+export class UsersController {
+  constructor(private readonly users: UsersService) {}
+
+  @Get('me')
+  @ApiOperation({ summary: 'The caller' })
+  @ApiOkResponse({ type: UserDto })
+  @ApiErrors(401)
+  me(@CurrentUser() user: AuthUser): Promise<UserDto> {
+    return this.users.me(user);
+  }
+
+  @Patch('me')
+  @ApiOperation({ summary: "Update the caller's display name or email" })
+  @ApiOkResponse({ type: UserDto })
+  @ApiErrors(400, 401, 409)
+  updateMe(@CurrentUser() user: AuthUser, @Body() dto: UpdateProfileDto): Promise<UserDto> {
+    return this.users.updateProfile(user, dto);
+  }
+
+  @Post('me/password')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Change the password; every other session is revoked' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 401, 403)
+  changePassword(@CurrentUser() user: AuthUser, @Body() dto: ChangePasswordDto, @Client() client: ClientInfo): Promise<void> {
+    return this.users.changePassword(user, dto.currentPassword, dto.newPassword, client);
+  }
+
+  @Delete('me')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete the account with its sessions and resources' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 401, 403)
+  deleteMe(@CurrentUser() user: AuthUser, @Body() dto: DeleteAccountDto, @Client() client: ClientInfo): Promise<void> {
+    return this.users.deleteAccount(user, dto.password, client);
+  }
+
+  @Get()
+  @Roles('admin')
+  @ApiOperation({ summary: 'Admin: list users' })
+  @ApiOkResponse({ type: UserPageDto })
+  @ApiErrors(400, 401, 403)
+  list(@Query() query: PageQueryDto): Promise<UserPageDto> {
+    return this.users.list(query.limit, query.cursor);
+  }
+
+  @Patch(':id')
+  @Roles('admin')
+  @ApiOperation({ summary: 'Admin: change roles or disable; disabling revokes every session' })
+  @ApiOkResponse({ type: UserDto })
+  @ApiErrors(400, 401, 403, 404)
+  adminUpdate(
+    @CurrentUser() user: AuthUser,
+    @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
+    @Body() dto: AdminUpdateUserDto,
+    @Client() client: ClientInfo,
+  ): Promise<UserDto> {
+    return this.users.adminUpdate(user, id, dto, client);
+  }
+}

@@ -1,0 +1,137 @@
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { AuditService } from '../auth/audit/audit.service.js';
+import { PasswordHasher } from '../auth/passwords/password-hasher.service.js';
+import type { ClientInfo } from '../auth/sessions/sessions.service.js';
+import { SessionsService } from '../auth/sessions/sessions.service.js';
+import { RevocationService } from '../auth/revocation/revocation.service.js';
+import type { AuthUser, Role } from '../auth/tokens/access-token.service.js';
+import { Clock } from '../common/clock.js';
+import { AppException, forbidden, notFound, unauthorized } from '../common/errors/app.exception.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { UserDto, sortRoles } from './dto/user.dto.js';
+import type { AdminUpdateUserDto, UpdateProfileDto } from './dto/users.dto.js';
+import { UsersRepository, type UserRecord } from './users.repository.js';
+
+@Injectable()
+export class UsersService implements OnApplicationBootstrap {
+  private readonly logger = new Logger('Users');
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly users: UsersRepository,
+    private readonly passwords: PasswordHasher,
+    private readonly sessions: SessionsService,
+    private readonly revocation: RevocationService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The first admin: ADMIN_USERNAME is created if missing and given the admin role. */
+  async onApplicationBootstrap(): Promise<void> {
+    const { ADMIN_USERNAME: username, ADMIN_PASSWORD: password } = this.config;
+    if (!username || !password) return;
+    let user = await this.users.findByUsername(username);
+    if (!user) {
+      try {
+        user = await this.users.create({
+          username,
+          email: null,
+          displayName: null,
+          passwordHash: await this.passwords.hash(password),
+          roles: ['user', 'admin'],
+          now: this.clock.now(),
+        });
+        this.logger.log(`created admin account "${username}"`);
+        return;
+      } catch (error) {
+        // Another instance starting at the same moment created it first.
+        if (!(error instanceof AppException && error.code === ErrorCode.USERNAME_TAKEN)) throw error;
+        user = await this.users.findByUsername(username);
+      }
+    }
+    if (user && !user.roles.includes('admin')) {
+      await this.users.update(user.id, { roles: ['user', 'admin'] });
+      this.logger.log(`gave the admin role to "${username}"`);
+    }
+  }
+
+  async me(caller: AuthUser): Promise<UserDto> {
+    return UserDto.from(await this.existing(caller));
+  }
+
+  async updateProfile(caller: AuthUser, dto: UpdateProfileDto): Promise<UserDto> {
+    const user = await this.users.updateProfile(caller.userId, { displayName: dto.displayName, email: dto.email });
+    if (!user) throw unauthorized(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    return UserDto.from(user);
+  }
+
+  /** Changes the password and revokes every other session; the caller's stays. */
+  async changePassword(caller: AuthUser, currentPassword: string, newPassword: string, client: ClientInfo): Promise<void> {
+    const user = await this.existing(caller);
+    if (!(await this.passwords.verify(currentPassword, user.passwordHash))) {
+      throw forbidden(ErrorCode.INVALID_PASSWORD, 'The current password is wrong');
+    }
+    const next = await this.passwords.hash(newPassword);
+    // Conditional on the hash we verified against: of concurrent changes exactly one wins;
+    // the others were made with a password that is no longer current.
+    if (!(await this.users.replacePasswordHash(user.id, user.passwordHash, next))) {
+      throw forbidden(ErrorCode.INVALID_PASSWORD, 'The current password is wrong');
+    }
+    await this.sessions.revokeAllOf(user.id, 'password_changed', caller.sessionId);
+    await this.audit.record('password.changed', { userId: user.id, sessionId: caller.sessionId }, client);
+  }
+
+  /** Deletes the account with its sessions and resources (one statement, cascading). */
+  async deleteAccount(caller: AuthUser, password: string, client: ClientInfo): Promise<void> {
+    const user = await this.existing(caller);
+    if (!(await this.passwords.verify(password, user.passwordHash))) {
+      throw forbidden(ErrorCode.INVALID_PASSWORD, 'The password is wrong');
+    }
+    if (user.roles.includes('admin') && !user.disabled && (await this.users.countActiveAdmins()) <= 1) {
+      throw forbidden(ErrorCode.LAST_ADMIN, 'The last admin cannot delete their account');
+    }
+    const sessionIds = await this.sessions.sessionIdsOf(user.id);
+    await this.users.delete(user.id);
+    await this.revocation.revoke(sessionIds);
+    await this.audit.record('account.deleted', { userId: user.id, sessionId: caller.sessionId }, client, { username: user.username });
+  }
+
+  async list(limit = DEFAULT_PAGE_SIZE, cursor?: string): Promise<{ items: UserDto[]; nextCursor: string | null }> {
+    const rows = await this.users.page(limit + 1, decodeCursor(cursor));
+    return toPage(rows, limit, UserDto.from);
+  }
+
+  /** Admin: roles and disabled. Disabling revokes every session at once; never the last admin. */
+  async adminUpdate(caller: AuthUser, id: string, dto: AdminUpdateUserDto, client: ClientInfo): Promise<UserDto> {
+    const target = await this.users.findById(id);
+    if (!target) throw notFound(ErrorCode.USER_NOT_FOUND, 'No such user');
+    // "user" is always kept: roles are ["user"] or ["user","admin"].
+    const roles: Role[] | undefined = dto.roles ? sortRoles(dto.roles) : undefined;
+    const losesAdmin = target.roles.includes('admin') && ((roles && !roles.includes('admin')) || dto.disabled === true);
+    const updated = losesAdmin
+      ? await this.users.updateKeepingAnAdmin(id, { roles, disabled: dto.disabled })
+      : await this.users.update(id, { roles, disabled: dto.disabled });
+    if (updated === 'last_admin') throw forbidden(ErrorCode.LAST_ADMIN, 'The last admin cannot be demoted or disabled');
+    if (!updated) throw notFound(ErrorCode.USER_NOT_FOUND, 'No such user');
+    if (dto.disabled === true && !target.disabled) {
+      await this.sessions.revokeAllOf(id, 'disabled');
+      await this.audit.record('account.disabled', { userId: id, sessionId: caller.sessionId }, client, { by: caller.userId });
+    }
+    if (dto.disabled === false && target.disabled) {
+      await this.audit.record('account.enabled', { userId: id }, client, { by: caller.userId });
+    }
+    if (roles && roles.length !== target.roles.length) {
+      await this.audit.record('roles.changed', { userId: id }, client, { by: caller.userId, roles });
+    }
+    return UserDto.from(updated);
+  }
+
+  private async existing(caller: AuthUser): Promise<UserRecord> {
+    const user = await this.users.findById(caller.userId);
+    if (!user) throw unauthorized(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    return user;
+  }
+}
