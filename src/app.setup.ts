@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -23,6 +25,9 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
   return app;
 }
 
+/** The browser client, built by `npm run build` (web/ → dist/web); the same path from src/ and dist/. */
+const WEB_ROOT = fileURLToPath(new URL('../dist/web', import.meta.url));
+
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.TRUST_PROXY);
   app.disable('x-powered-by');
@@ -30,6 +35,7 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   app.use(requestId);
   app.use(helmet());
   app.use(cookieParser());
+  if (existsSync(WEB_ROOT)) app.useStaticAssets(WEB_ROOT, { index: 'index.html', maxAge: '5m' });
   const allowed = new Set(config.CORS_ORIGINS);
   app.enableCors({
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),

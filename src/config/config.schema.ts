@@ -74,8 +74,8 @@ export const envSchema = z
     JWT_ISSUER: z.string().min(1).default('gatehouse'),
     JWT_AUDIENCE: z.string().min(1).default('gatehouse'),
     LOGIN_RATE_LIMIT: z.coerce.number().int().min(1).max(10000).default(10),
-    SIGNUP_RATE_LIMIT: z.coerce.number().int().min(1).max(100000).default(20),
-    REFRESH_RATE_LIMIT: z.coerce.number().int().min(1).max(1000000).default(600),
+    SIGNUP_RATE_LIMIT: z.coerce.number().int().min(1).max(100000).default(300),
+    REFRESH_RATE_LIMIT: z.coerce.number().int().min(1).max(1000000).default(1200),
     TRUST_PROXY: z
       .string()
       .default('false')

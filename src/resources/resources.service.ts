@@ -40,7 +40,7 @@ export class ResourcesService {
       limit + 1,
       decodeCursor(query.cursor),
     );
-    return toPage(rows, limit, ResourceDto.from);
+    return toPage(rows, limit, (r) => ResourceDto.from(r));
   }
 
   async get(caller: AuthUser | undefined, id: string): Promise<ResourceDto> {
@@ -50,7 +50,7 @@ export class ResourcesService {
   }
 
   async update(caller: AuthUser, id: string, dto: UpdateResourceDto): Promise<ResourceDto> {
-    const outcome = await this.resources.updateOwned(id, viewer(caller)!, { ...dto, updatedAt: this.clock.now() });
+    const outcome = await this.resources.updateOwned(id, viewer(caller)!, { title: dto.title, body: dto.body, visibility: dto.visibility, updatedAt: this.clock.now() });
     if (outcome === 'forbidden') throw notOwner();
     if (!outcome) throw notVisible();
     return ResourceDto.from(outcome);

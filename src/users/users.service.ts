@@ -101,7 +101,7 @@ export class UsersService implements OnApplicationBootstrap {
 
   async list(limit = DEFAULT_PAGE_SIZE, cursor?: string): Promise<{ items: UserDto[]; nextCursor: string | null }> {
     const rows = await this.users.page(limit + 1, decodeCursor(cursor));
-    return toPage(rows, limit, UserDto.from);
+    return toPage(rows, limit, (u) => UserDto.from(u));
   }
 
   /** Admin: roles and disabled. Disabling revokes every session at once; never the last admin. */

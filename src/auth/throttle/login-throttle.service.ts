@@ -34,7 +34,7 @@ export class LoginThrottleService {
     this.store = redis ? new RedisAttemptStore(redis) : new MemoryAttemptStore();
     this.accountLimit = config.LOGIN_RATE_LIMIT;
     // One address may try many accounts (a shared NAT); it still cannot spray without end.
-    this.ipLimit = Math.max(100, config.LOGIN_RATE_LIMIT * 10);
+    this.ipLimit = Math.max(300, config.LOGIN_RATE_LIMIT * 30);
   }
 
   /** Throws 429 with Retry-After when either the account or the IP must wait. */
