@@ -55,3 +55,59 @@ export async function login(t: TestApp, username: string, password: string): Pro
     auth: { Authorization: `Bearer ${res.body.accessToken}` },
   };
 }
+
+/** Every Set-Cookie header of a response, as a list. */
+export function setCookiesOf(res: { headers: Record<string, unknown> }): string[] {
+  const raw = res.headers['set-cookie'];
+  return Array.isArray(raw) ? (raw as string[]) : typeof raw === 'string' ? [raw] : [];
+}
+
+/** `Cookie` header value presenting a refresh token. */
+export function refreshCookie(token: string): string {
+  return `refresh_token=${token}`;
+}
+
+export function bearer(accessToken: string): { Authorization: string } {
+  return { Authorization: `Bearer ${accessToken}` };
+}
+
+/** POST /auth/refresh with this refresh token (and optional extra headers). */
+export function refresh(t: TestApp, token: string, headers: Record<string, string> = {}) {
+  return t.http.post('/auth/refresh').set('Cookie', refreshCookie(token)).set(headers);
+}
+
+/** Header and payload of a JWT, without verifying anything. */
+export function decodeJwt(token: string): { header: Record<string, unknown>; payload: Record<string, unknown>; signature: string } {
+  const [h, p, s] = token.split('.');
+  if (h === undefined || p === undefined || s === undefined) throw new Error(`not a JWT: ${token}`);
+  return {
+    header: JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>,
+    payload: JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>,
+    signature: s,
+  };
+}
+
+/** Statuses of a GET on a protected route with this access token (GET /auth/sessions). */
+export async function protectedStatus(t: TestApp, accessToken: string): Promise<number> {
+  const res = await t.http.get('/auth/sessions').set(bearer(accessToken));
+  return res.status;
+}
+
+/** A unique, valid email address. */
+export function uniqueEmail(tag = 'mail'): string {
+  return `${uniqueUsername(tag)}@example.com`;
+}
+
+/** POST /resources as this caller; answers the created Resource (expects 201). */
+export async function createResource(
+  t: TestApp,
+  auth: { Authorization: string },
+  fields: { title?: string; body?: string; visibility?: 'private' | 'public' } = {},
+): Promise<{ id: string; ownerId: string; title: string; body: string; visibility: 'private' | 'public'; createdAt: string; updatedAt: string }> {
+  const res = await t.http
+    .post('/resources')
+    .set(auth)
+    .send({ title: fields.title ?? `resource ${uniqueUsername('r')}`, ...fields })
+    .expect(201);
+  return res.body;
+}
