@@ -77,7 +77,11 @@ export function refresh(t: TestApp, token: string, headers: Record<string, strin
 }
 
 /** Header and payload of a JWT, without verifying anything. */
-export function decodeJwt(token: string): { header: Record<string, unknown>; payload: Record<string, unknown>; signature: string } {
+export function decodeJwt(token: string): {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+  signature: string;
+} {
   const [h, p, s] = token.split('.');
   if (h === undefined || p === undefined || s === undefined) throw new Error(`not a JWT: ${token}`);
   return {
@@ -87,7 +91,7 @@ export function decodeJwt(token: string): { header: Record<string, unknown>; pay
   };
 }
 
-/** Statuses of a GET on a protected route with this access token (GET /auth/sessions). */
+/** Status of a GET on a protected route with this access token (GET /auth/sessions). */
 export async function protectedStatus(t: TestApp, accessToken: string): Promise<number> {
   const res = await t.http.get('/auth/sessions').set(bearer(accessToken));
   return res.status;
