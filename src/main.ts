@@ -1,10 +1,11 @@
 import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
-import { createApp } from './app.setup.js';
-import { ConfigError, parseConfig } from './config/config.schema.js';
+import { isDatabaseUnavailable } from './common/errors/database-errors.js';
+import { ConfigError, parseConfig, type AppConfig } from './config/config.schema.js';
 
 async function main(): Promise<void> {
-  let config;
+  let config: AppConfig;
   try {
     config = parseConfig(process.env);
   } catch (error) {
@@ -14,15 +15,29 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const app = await createApp(config);
+  let app;
+  try {
+    // Imported only now: a configuration error is reported at once, before loading the app.
+    const { createApp } = await import('./app.setup.js');
+    app = await createApp(config);
+    const server = app.getHttpServer();
+    // Slow clients must not hold the server: bound the time to send headers and the request.
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    server.keepAliveTimeout = 5_000;
+    await app.listen(config.PORT, config.HOST);
+  } catch (error) {
+    // Expected failures get one clear line (no stack); anything else keeps its stack.
+    const reason = startupFailure(error, config);
+    if (reason === undefined) throw error;
+    console.error(`Start-up failed: ${reason}`);
+    process.exit(1);
+  }
   const server = app.getHttpServer();
-  // Slow clients must not hold the server: bound the time to send headers and the request.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 5_000;
-  await app.listen(config.PORT, config.HOST);
   const logger = new Logger('Gatehouse');
-  logger.log(`listening on http://${config.HOST}:${config.PORT} (pid ${process.pid})`);
+  // The bound port, which differs from PORT when PORT=0 asks for any free one.
+  const { port } = server.address() as AddressInfo;
+  logger.log(`listening on http://${config.HOST}:${port} (pid ${process.pid})`);
   if (config.database.kind === 'pglite') {
     logger.warn('running on the embedded database: this set-up is for development, use PostgreSQL in production');
   }
@@ -53,6 +68,24 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** A one-line reason for a start-up failure that is the environment's, not the code's. */
+function startupFailure(error: unknown, config: AppConfig): string | undefined {
+  // By name: importing the migrator here would load the database stack before the config check.
+  if (error instanceof Error && error.name === 'MigrationError') return error.message;
+  const where =
+    config.database.kind === 'postgres'
+      ? (() => {
+          const url = new URL(config.database.url);
+          return `PostgreSQL at ${url.hostname || 'localhost'}:${url.port || 5432}${url.pathname}`;
+        })()
+      : `the embedded database in ${config.database.dataDir ?? 'memory'}`;
+  if (isDatabaseUnavailable(error)) return `${where} is unreachable (check DATABASE_URL)`;
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EADDRINUSE') return `${config.HOST}:${config.PORT} is already in use (check PORT)`;
+  if (code === 'EACCES') return `no permission to listen on ${config.HOST}:${config.PORT} (check PORT)`;
+  return undefined;
 }
 
 main().catch((error: unknown) => {

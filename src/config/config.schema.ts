@@ -1,14 +1,19 @@
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /**
  * Every environment variable Gatehouse reads, validated once at start-up.
  * Nothing else in the code base reads process.env.
  */
-const seconds = (name: string, def: number, min = 1) =>
+/** Ten years: longer lifetimes are mistakes, and far larger ones overflow Date arithmetic. */
+const MAX_SECONDS = 10 * 365 * 24 * 3600;
+
+const seconds = (name: string, def: number, min = 1, max = MAX_SECONDS) =>
   z.coerce
     .number({ error: `${name} must be a whole number of seconds` })
     .int(`${name} must be a whole number of seconds`)
     .min(min, `${name} must be at least ${min}`)
+    .max(max, `${name} must be at most ${max}`)
     .default(def);
 
 const bool = (def: boolean) =>
@@ -28,16 +33,18 @@ export const envSchema = z
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     HOST: z.string().default('0.0.0.0'),
     DATA_DIR: z.string().default('./data'),
-    DATABASE_URL: optionalString.refine(
-      (v) => v === undefined || /^(file:|memory:\/\/|postgres(ql)?:\/\/)/.test(v),
-      'must start with file:, memory:// , postgres:// or postgresql://',
-    ),
+    DATABASE_URL: optionalString
+      .refine(
+        (v) => v === undefined || /^(file:|memory:\/\/|postgres(ql)?:\/\/)/.test(v),
+        'must start with file:, memory:// , postgres:// or postgresql://',
+      )
+      .refine((v) => v === undefined || !v.startsWith('postgres') || URL.canParse(v), 'is not a valid URL')
+      .refine((v) => v === undefined || !v.startsWith('file://') || fileUrlPath(v) !== undefined, 'is not a valid file: URL'),
     MIGRATE_ON_START: bool(false),
     DATABASE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(2000),
-    REDIS_URL: optionalString.refine(
-      (v) => v === undefined || /^rediss?:\/\//.test(v),
-      'must start with redis:// or rediss://',
-    ),
+    REDIS_URL: optionalString
+      .refine((v) => v === undefined || /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://')
+      .refine((v) => v === undefined || !/^rediss?:\/\//.test(v) || URL.canParse(v), 'is not a valid URL'),
     ACCESS_TOKEN_TTL: seconds('ACCESS_TOKEN_TTL', 900),
     REFRESH_TOKEN_TTL: seconds('REFRESH_TOKEN_TTL', 14 * 24 * 3600),
     REFRESH_REUSE_GRACE: seconds('REFRESH_REUSE_GRACE', 10, 0),
@@ -65,8 +72,16 @@ export const envSchema = z
         return origins;
       }),
     COOKIE_SECURE: bool(true),
-    ADMIN_USERNAME: optionalString,
-    ADMIN_PASSWORD: optionalString,
+    // The first admin obeys the same rules as a signup (contract: username and password rules).
+    ADMIN_USERNAME: optionalString.refine(
+      (v) => v === undefined || /^[A-Za-z0-9_.-]{3,32}$/.test(v),
+      'must be 3–32 characters of letters, digits, "_", "." and "-"',
+    ),
+    ADMIN_PASSWORD: optionalString.refine(
+      // Characters are Unicode code points, as for every password.
+      (v) => v === undefined || ([...v].length >= 8 && [...v].length <= 128),
+      'must be 8–128 characters',
+    ),
     JWT_ALGORITHM: z.enum(['ES256', 'RS256', 'HS256']).optional(),
     JWT_KEYS: optionalString,
     JWT_SECRETS: optionalString,
@@ -86,7 +101,7 @@ export const envSchema = z
         ctx.addIssue({ code: 'custom', message: 'must be true, false or a number of proxy hops' });
         return false;
       }),
-    SHUTDOWN_TIMEOUT: seconds('SHUTDOWN_TIMEOUT', 10),
+    SHUTDOWN_TIMEOUT: seconds('SHUTDOWN_TIMEOUT', 10, 1, 3600),
     LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose', 'silent']).default('log'),
   })
   .superRefine((env, ctx) => {
@@ -135,20 +150,32 @@ export class ConfigError extends Error {
 
 /** Parses an environment (process.env by default at the call site) into the typed config. */
 export function parseConfig(source: Record<string, string | undefined>): AppConfig {
-  const result = envSchema.safeParse(source);
+  // An empty variable (`PORT=` in a compose file) means "not set", never 0 or "".
+  const env = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  const result = envSchema.safeParse(env);
   if (!result.success) {
     throw new ConfigError(
       result.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
     );
   }
-  const env = result.data;
-  return { ...env, database: databaseTarget(env), isProduction: env.NODE_ENV === 'production' };
+  const parsed = result.data;
+  return { ...parsed, database: databaseTarget(parsed), isProduction: parsed.NODE_ENV === 'production' };
 }
 
 function databaseTarget(env: Env): DatabaseTarget {
   const url = env.DATABASE_URL;
   if (url === undefined) return { kind: 'pglite', dataDir: `${env.DATA_DIR}/pglite` };
   if (url.startsWith('memory://')) return { kind: 'pglite', dataDir: undefined };
+  if (url.startsWith('file://')) return { kind: 'pglite', dataDir: fileUrlPath(url) ?? url.slice('file:'.length) };
   if (url.startsWith('file:')) return { kind: 'pglite', dataDir: url.slice('file:'.length) || `${env.DATA_DIR}/pglite` };
   return { kind: 'postgres', url };
+}
+
+/** `file:///abs/dir` → `/abs/dir` (undefined when not a local file URL). The `file:dir` form is a plain path. */
+function fileUrlPath(url: string): string | undefined {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    return undefined;
+  }
 }

@@ -22,7 +22,9 @@ export class HealthController {
     try {
       await this.prisma.ping(HEALTH_TIMEOUT_MS);
     } catch {
-      throw new AppException(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.DATABASE_UNAVAILABLE, 'The database is unavailable');
+      throw new AppException(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.DATABASE_UNAVAILABLE, 'The database is unavailable', {
+        'Retry-After': '5',
+      });
     }
     return { status: 'ok' };
   }

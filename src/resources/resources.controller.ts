@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { CurrentUser, OptionalAuth } from '../auth/decorators/auth.decorators.js';
 import type { AuthUser } from '../auth/tokens/access-token.service.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
@@ -34,6 +34,7 @@ export class ResourcesController {
 
   @Get(':id')
   @OptionalAuth()
+  @ApiSecurity({}) // the token is optional here: documented as "bearer or nothing"
   @ApiOperation({ summary: 'A resource: for its owner, an admin, or anyone (no token needed) when public' })
   @ApiOkResponse({ type: ResourceDto })
   @ApiErrors(401, 404)

@@ -28,9 +28,9 @@ export class UsersRepository {
     passwordHash: string;
     roles?: Role[];
     now: Date;
-  }): Promise<UserRecord> {
+  }, db: Prisma.TransactionClient = this.prisma): Promise<UserRecord> {
     try {
-      return await this.prisma.user.create({
+      return await db.user.create({
         data: {
           username: data.username,
           usernameKey: usernameKey(data.username),
@@ -83,8 +83,8 @@ export class UsersRepository {
   }
 
   /** Replaces the hash only if it is still `expected` (a concurrent change wins once). */
-  async replacePasswordHash(id: string, expected: string, next: string): Promise<boolean> {
-    const { count } = await this.prisma.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash: next } });
+  async replacePasswordHash(id: string, expected: string, next: string, db: Prisma.TransactionClient = this.prisma): Promise<boolean> {
+    const { count } = await db.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash: next } });
     return count > 0;
   }
 
@@ -116,21 +116,44 @@ export class UsersRepository {
   ): Promise<UserRecord | null | 'last_admin'> {
     return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_LOCK})`;
-      const others = await tx.user.count({ where: { id: { not: id }, roles: { has: 'admin' }, disabled: false } });
-      if (others === 0) return 'last_admin';
+      if ((await countEnabledAdmins(tx, id)) === 0) return 'last_admin';
       const { count } = await tx.user.updateMany({ where: { id }, data });
       return count > 0 ? tx.user.findUnique({ where: { id } }) : null;
     });
   }
 
   countActiveAdmins(): Promise<number> {
-    return this.prisma.user.count({ where: { roles: { has: 'admin' }, disabled: false } });
+    return countEnabledAdmins(this.prisma);
   }
+}
+
+/**
+ * Enabled admins, other than `exceptId` when given. Raw SQL because the PGlite driver
+ * adapter sends an enum-array filter (`roles: { has: 'admin' }`) as a malformed array
+ * literal (22P02), which made demoting or disabling an admin fail with 500 on PGlite.
+ */
+async function countEnabledAdmins(db: Pick<Prisma.TransactionClient, '$queryRaw'>, exceptId?: string): Promise<number> {
+  const rows = exceptId
+    ? await db.$queryRaw<Array<{ n: number }>>`
+        SELECT count(*)::int AS n FROM users WHERE 'admin' = ANY(roles) AND NOT disabled AND id <> ${exceptId}::uuid`
+    : await db.$queryRaw<Array<{ n: number }>>`
+        SELECT count(*)::int AS n FROM users WHERE 'admin' = ANY(roles) AND NOT disabled`;
+  return rows[0]?.n ?? 0;
 }
 
 function mapUniqueViolation(error: unknown): unknown {
   const target = uniqueViolationTarget(error);
   if (target === null) return error;
-  if (target.some((t) => t.includes('email'))) return conflict(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
+  if ([...target, violatedIndex(error)].some((t) => t.includes('email'))) return conflict(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
   return conflict(ErrorCode.USERNAME_TAKEN, 'That username is taken');
+}
+
+/**
+ * The violated index's name ("users_email_key_key"): @prisma/adapter-pg reports the index
+ * rather than the fields, so on PostgreSQL `uniqueViolationTarget` gives [] and an email
+ * clash used to come out as USERNAME_TAKEN.
+ */
+function violatedIndex(error: unknown): string {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { constraint?: { index?: unknown } } } } }).meta?.driverAdapterError?.cause;
+  return typeof cause?.constraint?.index === 'string' ? cause.constraint.index : '';
 }

@@ -10,6 +10,7 @@ import { AppException, forbidden, notFound, unauthorized } from '../common/error
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
 import { InjectConfig } from '../config/config.token.js';
+import { PrismaService } from '../database/prisma.service.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { UserDto, sortRoles } from './dto/user.dto.js';
 import type { AdminUpdateUserDto, UpdateProfileDto } from './dto/users.dto.js';
@@ -27,6 +28,7 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly revocation: RevocationService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly prisma: PrismaService,
   ) {}
 
   /** The first admin: ADMIN_USERNAME is created if missing and given the admin role. */
@@ -75,13 +77,17 @@ export class UsersService implements OnApplicationBootstrap {
       throw forbidden(ErrorCode.INVALID_PASSWORD, 'The current password is wrong');
     }
     const next = await this.passwords.hash(newPassword);
-    // Conditional on the hash we verified against: of concurrent changes exactly one wins;
-    // the others were made with a password that is no longer current.
-    if (!(await this.users.replacePasswordHash(user.id, user.passwordHash, next))) {
-      throw forbidden(ErrorCode.INVALID_PASSWORD, 'The current password is wrong');
-    }
-    await this.sessions.revokeAllOf(user.id, 'password_changed', caller.sessionId);
-    await this.audit.record('password.changed', { userId: user.id, sessionId: caller.sessionId }, client);
+    // One transaction: the new password never takes effect without the other sessions being
+    // revoked (a change answered with an error, the database lost half-way, changed nothing).
+    await this.prisma.$transaction(async (tx) => {
+      // Conditional on the hash we verified against: of concurrent changes exactly one wins;
+      // the others were made with a password that is no longer current.
+      if (!(await this.users.replacePasswordHash(user.id, user.passwordHash, next, tx))) {
+        throw forbidden(ErrorCode.INVALID_PASSWORD, 'The current password is wrong');
+      }
+      await this.sessions.revokeAllOf(user.id, 'password_changed', caller.sessionId, tx);
+      await this.audit.record('password.changed', { userId: user.id, sessionId: caller.sessionId }, client, undefined, tx);
+    });
   }
 
   /** Deletes the account with its sessions and resources (one statement, cascading). */

@@ -12,6 +12,7 @@ const UNAVAILABLE_NODE_CODES = new Set([
   'EAI_AGAIN',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  '53300', // too_many_connections
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
@@ -20,16 +21,29 @@ const UNAVAILABLE_NODE_CODES = new Set([
   '08003',
   '08006',
 ]);
+/** Driver-adapter error kinds (@prisma/driver-adapter-utils) that mean "cannot reach the database". */
+const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
 const UNAVAILABLE_MESSAGES =
-  /(Connection terminated|Can't reach database|timeout exceeded when trying to connect|Connection refused|connect ECONNREFUSED|database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|DatabaseNotReachable|ConnectionClosed|SocketTimeout|database timeout)/i;
+  /(is not currently accepting connections|too many clients already|Cannot use a pool after calling end|PGlite is closed|Connection terminated|Can't reach database|timeout exceeded when trying to connect|Connection refused|connect ECONNREFUSED|database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|DatabaseNotReachable|ConnectionClosed|SocketTimeout|database timeout)/i;
 
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (depth > 5 || error === null || typeof error !== 'object') return false;
-  const e = error as { code?: unknown; errorCode?: unknown; message?: unknown; cause?: unknown; kind?: unknown };
-  for (const code of [e.code, e.errorCode, e.kind]) {
+  const e = error as {
+    code?: unknown;
+    errorCode?: unknown;
+    message?: unknown;
+    cause?: unknown;
+    kind?: unknown;
+    originalCode?: unknown;
+    meta?: { driverAdapterError?: unknown };
+  };
+  for (const code of [e.code, e.errorCode, e.kind, e.originalCode]) {
     if (typeof code === 'string' && (UNAVAILABLE_PRISMA_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) return true;
   }
+  if (typeof e.kind === 'string' && UNAVAILABLE_ADAPTER_KINDS.has(e.kind)) return true;
   if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
+  // Prisma wraps a driver adapter's failure as `meta.driverAdapterError` (its `cause` holds the kind).
+  if (e.meta?.driverAdapterError !== undefined && isDatabaseUnavailable(e.meta.driverAdapterError, depth + 1)) return true;
   return isDatabaseUnavailable(e.cause, depth + 1);
 }
 

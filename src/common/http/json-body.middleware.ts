@@ -36,6 +36,12 @@ export class JsonBodyMiddleware implements NestMiddleware {
     if (exceedsDepth(req.body, MAX_JSON_DEPTH)) {
       throw new AppException(HttpStatus.BAD_REQUEST, ErrorCode.MALFORMED_JSON, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
     }
+    // class-transformer drops these keys before validation sees them, so `forbidNonWhitelisted`
+    // would let them pass silently; they are unknown properties (and prototype-pollution bait).
+    const forbidden = forbiddenKey(req.body);
+    if (forbidden !== undefined) {
+      throw new AppException(HttpStatus.BAD_REQUEST, ErrorCode.VALIDATION_FAILED, [`property ${forbidden} should not exist`]);
+    }
     next();
   }
 }
@@ -61,4 +67,18 @@ export function exceedsDepth(value: unknown, max: number): boolean {
     for (const child of Object.values(current)) stack.push([child, depth + 1]);
   }
   return false;
+}
+
+const FORBIDDEN_KEYS = ['__proto__', 'constructor', 'prototype'];
+
+/** The first own `__proto__`/`constructor`/`prototype` key anywhere in a parsed JSON value (iterative). */
+export function forbiddenKey(value: unknown): string | undefined {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    if (current === null || typeof current !== 'object') continue;
+    for (const key of FORBIDDEN_KEYS) if (Object.hasOwn(current, key)) return key;
+    for (const child of Object.values(current)) stack.push(child);
+  }
+  return undefined;
 }

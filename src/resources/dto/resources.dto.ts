@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsString, Length, MaxLength } from 'class-validator';
+import { IsIn, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
 import { PageDto, PageQueryDto } from '../../common/http/pagination.js';
 import type { ResourceRecord } from '../resources.repository.js';
 
@@ -24,21 +24,24 @@ export class CreateResourceDto {
   visibility?: VisibilityValue;
 }
 
+/** Optional in a PATCH, but never null: null would reach the NOT NULL columns (500). */
+const present = (_: object, value: unknown): boolean => value !== undefined;
+
 export class UpdateResourceDto {
   @ApiPropertyOptional({ minLength: 1, maxLength: 200 })
-  @IsOptional()
+  @ValidateIf(present)
   @IsString()
   @Length(1, 200)
   title?: string;
 
   @ApiPropertyOptional({ maxLength: 10000 })
-  @IsOptional()
+  @ValidateIf(present)
   @IsString()
   @MaxLength(10000)
   body?: string;
 
   @ApiPropertyOptional({ enum: VISIBILITIES })
-  @IsOptional()
+  @ValidateIf(present)
   @IsIn(VISIBILITIES)
   visibility?: VisibilityValue;
 }

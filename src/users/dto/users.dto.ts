@@ -43,9 +43,12 @@ export class DeleteAccountDto {
   password!: string;
 }
 
+/** Optional, but never null: `disabled: null` reached the NOT NULL column (500). */
+const present = (_: object, value: unknown): boolean => value !== undefined;
+
 export class AdminUpdateUserDto {
   @ApiPropertyOptional({ enum: ['user', 'admin'], isArray: true, example: ['user', 'admin'], description: '"user" is always kept' })
-  @IsOptional()
+  @ValidateIf(present)
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(2)
@@ -53,7 +56,7 @@ export class AdminUpdateUserDto {
   roles?: Array<'user' | 'admin'>;
 
   @ApiPropertyOptional()
-  @IsOptional()
+  @ValidateIf(present)
   @IsBoolean()
   disabled?: boolean;
 }

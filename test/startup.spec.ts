@@ -1,0 +1,355 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { onPostgres } from './support/env.js';
+import { freshDatabase } from './support/test-app.js';
+
+/**
+ * The compiled server started as a real process (`node main.js`), as production runs it:
+ * configuration from the environment, the embedded database on disk, restarts, bad
+ * configuration, and graceful shutdown on SIGTERM.
+ *
+ * The sources are compiled with tsconfig.build.json (what `npm run build` does) into a private
+ * directory inside the project, so that this file neither races other people's `dist/` nor
+ * tests a stale build. Each server runs in an empty temporary working directory with
+ * DATA_DIR pointing at another, so nothing is written to ./data.
+ */
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BUILD_DIR = join(ROOT, 'node_modules', '.cache', `gatehouse-startup-test-${process.pid}`);
+const MAIN = join(BUILD_DIR, 'main.js');
+const STARTUP_DEADLINE_MS = 150_000; // the first start applies the migrations with the WebAssembly engine
+const STACK_FRAME = /^\s+at .+/m;
+
+// Servers start slowly on a busy machine (the first start on an empty directory migrates).
+vi.setConfig({ testTimeout: 240_000 });
+
+const temps: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `gatehouse-${prefix}-`));
+  temps.push(dir);
+  return dir;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Server {
+  child: ChildProcess;
+  /** The bound port, known once the server logged "listening" (0 before). */
+  port: number;
+  url: string;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running = new Set<ChildProcess>();
+
+/**
+ * Spawns `node main.js` with exactly this environment (plus PATH), in its own empty cwd.
+ * PORT=0 by default: the OS picks a free port and the server logs it (no race for a port
+ * picked beforehand with other processes on this machine).
+ */
+function spawnServer(env: Record<string, string>, opts: { port?: number; cwd?: string } = {}): Server {
+  const port = opts.port ?? 0;
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: opts.cwd ?? tempDir('cwd'),
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'log', BCRYPT_COST: '4', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  return { child, port, url: `http://127.0.0.1:${port}`, output: () => out, exited };
+}
+
+/** Waits until this very process logs that it listens, and learns its port from the log. */
+async function listening(server: Server, deadlineMs: number): Promise<void> {
+  const started = performance.now();
+  let exit: { code: number | null } | undefined;
+  void server.exited.then((e) => (exit = e));
+  const line = new RegExp(`listening on http://[^\\s]+:(\\d+) \\(pid ${server.child.pid}\\)`);
+  while (performance.now() - started < deadlineMs) {
+    const m = line.exec(server.output());
+    if (m) {
+      server.port = Number(m[1]);
+      server.url = `http://127.0.0.1:${server.port}`;
+      return;
+    }
+    if (exit) throw new Error(`server exited (${exit.code}) before listening:\n${server.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  server.child.kill('SIGKILL');
+  throw new Error(`server did not listen within ${deadlineMs} ms:\n${server.output()}`);
+}
+
+/** Starts a server and waits for it to listen and answer 200 on /health. */
+async function startServer(env: Record<string, string>, opts: { cwd?: string } = {}): Promise<Server> {
+  const server = spawnServer(env, { cwd: opts.cwd });
+  await listening(server, STARTUP_DEADLINE_MS);
+  const res = await fetch(`${server.url}/health`);
+  if (res.status !== 200) throw new Error(`/health answered ${res.status} after start:\n${server.output()}`);
+  return server;
+}
+
+/** SIGTERM, then the exit status and how long the exit took. */
+async function stop(server: Server): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+  const t0 = performance.now();
+  server.child.kill('SIGTERM');
+  const result = await server.exited;
+  return { ...result, ms: performance.now() - t0 };
+}
+
+/** Runs the server to its exit (for configurations that must stop start-up). */
+async function runToExit(
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; output: string }> {
+  const server = spawnServer(env);
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), timeoutMs);
+  const { code } = await server.exited;
+  clearTimeout(timer);
+  return { code, output: server.output() };
+}
+
+async function post(
+  server: Server,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+beforeAll(() => {
+  // The generated Prisma client is compiled along with the sources; make it only when missing.
+  if (!existsSync(join(ROOT, 'src', 'generated', 'prisma', 'client.ts'))) {
+    const gen = spawnSync('npm', ['run', 'generate'], { cwd: ROOT, encoding: 'utf8' });
+    if (gen.status !== 0) throw new Error(`npm run generate failed:\n${gen.stdout}\n${gen.stderr}`);
+  }
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}\n${build.stderr}`);
+}, 300_000);
+
+afterAll(async () => {
+  for (const child of running) child.kill('SIGKILL');
+  rmSync(BUILD_DIR, { recursive: true, force: true });
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a server on the embedded database in DATABASE_URL=file:<dir>', () => {
+  // One server's life, in order: first start, shutdown with a request in flight, restart.
+  const dataDir = tempDir('data');
+  const dbDir = join(dataDir, 'db');
+  const cwd = tempDir('cwd');
+  const env = { DATABASE_URL: `file:${dbDir}`, DATA_DIR: dataDir };
+  const alice = { username: 'alice_persist', password: 'alice password 1' };
+  const bob = { username: 'bob_inflight', password: 'bob password 123' };
+  let server: Server;
+  let aliceToken = '';
+
+  afterAll(() => {
+    if (server?.child.exitCode === null) server.child.kill('SIGKILL');
+  });
+
+  it('starts on an empty directory and serves /health 200, writing only to DATA_DIR and the database directory', async () => {
+    server = await startServer(env, { cwd });
+    const res = await fetch(`${server.url}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+    expect(existsSync(join(dbDir, 'PG_VERSION'))).toBe(true);
+    expect(readdirSync(cwd)).toEqual([]);
+    expect(server.output()).toMatch(/embedded database.*development/i);
+
+    const signup = await post(server, '/auth/signup', alice);
+    expect(signup.status).toBe(201);
+    aliceToken = ((await signup.json()) as { accessToken: string }).accessToken;
+  });
+
+  it('on SIGTERM finishes the request in flight with its 2xx, refuses new connections, and exits 0 promptly', async () => {
+    // A slow request: a signup hashing at BCRYPT_COST=13 takes well over the moment we wait.
+    await stop(server);
+    // SHUTDOWN_TIMEOUT well above the request's duration, even on a busy machine.
+    server = await startServer({ ...env, BCRYPT_COST: '13', SHUTDOWN_TIMEOUT: '60' }, { cwd });
+    const inFlight = post(server, '/auth/signup', bob).then((res) => ({ res, at: performance.now() }));
+    await new Promise((r) => setTimeout(r, 150));
+    const signalAt = performance.now();
+    const stopped = stop(server);
+
+    const { res, at } = await inFlight;
+    expect(res.status).toBe(201);
+    expect(at).toBeGreaterThan(signalAt); // it really was in flight when the signal came
+    const body = (await res.json()) as { user: { username: string } };
+    expect(body.user.username).toBe(bob.username);
+
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow('fetch failed');
+    const { code, signal } = await stopped;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(performance.now() - at).toBeLessThan(5_000); // exits soon after the last response
+    expect(server.output()).toMatch(/SIGTERM/);
+    expect(server.output()).not.toMatch(STACK_FRAME);
+  });
+
+  it('keeps users, sessions keys and data across a restart, and exits 0 promptly when idle', async () => {
+    server = await startServer(env, { cwd });
+    for (const user of [alice, bob]) {
+      const login = await post(server, '/auth/login', user);
+      expect(login.status).toBe(200);
+    }
+    // The generated signing key was kept in DATA_DIR: a token from before the restart still verifies.
+    const me = await fetch(`${server.url}/users/me`, { headers: { authorization: `Bearer ${aliceToken}` } });
+    expect(me.status).toBe(200);
+    expect(((await me.json()) as { username: string }).username).toBe(alice.username);
+    // The same username cannot be taken again: the data really is the old data.
+    expect((await post(server, '/auth/signup', alice)).status).toBe(409);
+    expect(readdirSync(cwd)).toEqual([]);
+
+    const { code, ms } = await stop(server);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(5_000);
+    expect(server.output()).not.toMatch(/shutdown timeout/);
+  });
+});
+
+describe('a server with nothing configured but DATA_DIR', () => {
+  it('keeps its embedded database under DATA_DIR/pglite and says it is for development', async () => {
+    const dataDir = tempDir('data');
+    const server = await startServer({ DATA_DIR: dataDir });
+    try {
+      expect(existsSync(join(dataDir, 'pglite', 'PG_VERSION'))).toBe(true);
+      expect(readdirSync(join(dataDir, 'secrets')).length).toBeGreaterThan(0);
+      expect(server.output()).toMatch(/WARN.*embedded database.*development/i);
+      expect(server.output()).toContain(`listening on http://0.0.0.0:${server.port}`);
+    } finally {
+      expect((await stop(server)).code).toBe(0);
+    }
+  });
+});
+
+describe.runIf(onPostgres)('a server on PostgreSQL (TEST_DATABASE_URL)', () => {
+  it('migrates at start with MIGRATE_ON_START=true, serves, and keeps data across a restart', async () => {
+    const database = await freshDatabase();
+    const dataDir = tempDir('data');
+    const env = { DATABASE_URL: database.url, MIGRATE_ON_START: 'true', DATA_DIR: dataDir };
+    try {
+      let server = await startServer(env);
+      expect((await post(server, '/auth/signup', { username: 'pg_persist', password: 'pg password 12' })).status).toBe(
+        201,
+      );
+      expect((await stop(server)).code).toBe(0);
+      server = await startServer(env);
+      expect((await post(server, '/auth/login', { username: 'pg_persist', password: 'pg password 12' })).status).toBe(
+        200,
+      );
+      expect(server.output()).not.toMatch(/embedded database/i);
+      expect((await stop(server)).code).toBe(0);
+    } finally {
+      await database.drop();
+    }
+  });
+});
+
+describe('start-up that must fail', () => {
+  it.each([
+    ['ACCESS_TOKEN_TTL', { ACCESS_TOKEN_TTL: 'abc' }],
+    ['PORT', { PORT: 'eighty' }],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://root@localhost/db' }],
+    ['COOKIE_SECURE', { COOKIE_SECURE: 'perhaps' }],
+  ])('exits non-zero naming %s, without a stack trace, for an invalid value', async (name, env) => {
+    const dataDir = tempDir('data');
+    const { code, output } = await runToExit({ DATA_DIR: dataDir, ...env });
+    expect(code).toBe(1);
+    expect(output).toMatch(new RegExp(`^\\s*- ${name}: `, 'm'));
+    expect(output).not.toMatch(STACK_FRAME);
+    expect(readdirSync(dataDir)).toEqual([]); // stopped before touching anything
+  });
+
+  it('reports every invalid variable at once', async () => {
+    const { code, output } = await runToExit({ ACCESS_TOKEN_TTL: 'abc', BCRYPT_COST: '99', TRUST_PROXY: 'maybe' });
+    expect(code).toBe(1);
+    for (const name of ['ACCESS_TOKEN_TTL', 'BCRYPT_COST', 'TRUST_PROXY']) expect(output).toContain(name);
+    expect(output).not.toMatch(STACK_FRAME);
+  });
+
+  it('exits non-zero with one clear line when PostgreSQL is unreachable and migrations must run', async () => {
+    const port = await freePort();
+    const { code, output } = await runToExit({
+      DATABASE_URL: `postgresql://gatehouse:s3cret-pw@127.0.0.1:${port}/gatehouse`,
+      MIGRATE_ON_START: 'true',
+      DATA_DIR: tempDir('data'),
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(/Start-up failed: .*(unreachable|migrations)/);
+    expect(output).not.toContain('s3cret-pw');
+    expect(output).not.toMatch(STACK_FRAME);
+  });
+
+  it('exits non-zero with one clear line when the port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const server = spawnServer(
+        // No migrations to run (PostgreSQL, MIGRATE_ON_START=false): it gets to listen() quickly.
+        {
+          DATABASE_URL: `postgresql://u@127.0.0.1:${await freePort()}/x`,
+          MIGRATE_ON_START: 'false',
+          DATA_DIR: tempDir('data'),
+        },
+        { port },
+      );
+      const timer = setTimeout(() => server.child.kill('SIGKILL'), 60_000);
+      const { code } = await server.exited;
+      clearTimeout(timer);
+      expect(code).toBe(1);
+      expect(server.output()).toMatch(new RegExp(`Start-up failed: .*:${port} is already in use`));
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+});
+
+describe('a server whose PostgreSQL is unreachable but needs no migration', () => {
+  it('starts degraded (MIGRATE_ON_START=false): /health answers 503 within 2 s', async () => {
+    const server = spawnServer({
+      DATABASE_URL: `postgresql://u@127.0.0.1:${await freePort()}/x`,
+      MIGRATE_ON_START: 'false',
+      DATA_DIR: tempDir('data'),
+    });
+    try {
+      await listening(server, 120_000);
+      const t0 = performance.now();
+      const res = await fetch(`${server.url}/health`);
+      expect(performance.now() - t0).toBeLessThan(2000);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ statusCode: 503, code: 'DATABASE_UNAVAILABLE' });
+    } finally {
+      expect((await stop(server)).code).toBe(0);
+    }
+  });
+});
