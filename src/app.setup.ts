@@ -33,9 +33,15 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestId);
-  app.use(helmet());
+  app.use(
+    helmet({
+      // Upgrading to https would break the browser client on a plain-http development host.
+      contentSecurityPolicy: { directives: { upgradeInsecureRequests: config.COOKIE_SECURE ? [] : null } },
+    }),
+  );
   app.use(cookieParser());
-  if (existsSync(WEB_ROOT)) app.useStaticAssets(WEB_ROOT, { index: 'index.html', maxAge: '5m' });
+  // Revalidated on every load (file names are not content-hashed): a deploy is seen at once.
+  if (existsSync(WEB_ROOT)) app.useStaticAssets(WEB_ROOT, { index: 'index.html', setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache') });
   const allowed = new Set(config.CORS_ORIGINS);
   app.enableCors({
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),

@@ -69,8 +69,11 @@ export class AuthController {
   @ApiOkResponse({ type: TokenResponseDto })
   @ApiErrors(401, 403, 429)
   async refresh(@Req() req: Request, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response) {
+    // Checked before anything else and without touching the cookie: a page of another
+    // origin on the same site (its requests carry the SameSite cookie) must not be able
+    // to end the user's session by provoking a failure that clears it.
+    this.checkOrigin(req);
     try {
-      this.checkOrigin(req);
       return this.withCookie(res, await this.auth.refresh(readCookie(req), client));
     } catch (error) {
       // An authentication failure ends the cookie; a passing outage (5xx) or 429 does not.

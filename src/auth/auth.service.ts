@@ -2,6 +2,7 @@ import { HttpStatus, Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { AppException, forbidden, unauthorized } from '../common/errors/app.exception.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
+import { PrismaService } from '../database/prisma.service.js';
 import { UserDto, sortRoles } from '../users/dto/user.dto.js';
 import { UsersRepository, emailKey, usernameKey } from '../users/users.repository.js';
 import { AuditService } from './audit/audit.service.js';
@@ -34,18 +35,22 @@ export class AuthService {
     private readonly throttle: LoginThrottleService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly prisma: PrismaService,
   ) {}
 
   async signup(dto: SignupDto, client: ClientInfo): Promise<AuthResult> {
-    const user = await this.users.create({
-      username: dto.username,
-      email: dto.email ?? null,
-      displayName: dto.displayName ?? null,
-      passwordHash: await this.passwords.hash(dto.password),
-      now: this.clock.now(),
+    const passwordHash = await this.passwords.hash(dto.password);
+    // One transaction: a signup answered with an error (the database lost half-way) leaves no
+    // account behind that the client would then find "taken".
+    const { user, session } = await this.prisma.$transaction(async (tx) => {
+      const user = await this.users.create(
+        { username: dto.username, email: dto.email ?? null, displayName: dto.displayName ?? null, passwordHash, now: this.clock.now() },
+        tx,
+      );
+      const session = await this.sessions.open({ id: user.id, roles: sortRoles(user.roles) }, client, tx);
+      await this.audit.record('signup', { userId: user.id, sessionId: session.sessionId }, client, undefined, tx);
+      return { user, session };
     });
-    const session = await this.sessions.open({ id: user.id, roles: sortRoles(user.roles) }, client);
-    await this.audit.record('signup', { userId: user.id, sessionId: session.sessionId }, client);
     return { body: { user: UserDto.from(user), ...this.tokenResponse(session) }, session };
   }
 

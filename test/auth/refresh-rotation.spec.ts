@@ -91,6 +91,25 @@ describe('POST /auth/refresh: rotation and reuse', () => {
     await refresh(t, other.refreshToken).expect(200);
   });
 
+  it('treats a token rotated away two steps ago as reuse, even inside the grace window, and revokes the session', async () => {
+    const u = await signup(t);
+    // The thief refreshes twice with a stolen token: t0 -> t1 -> t2.
+    const r1 = await refresh(t, u.refreshToken).expect(200);
+    const r2 = await refresh(t, refreshCookieOf(r1)!).expect(200);
+    const thiefToken = refreshCookieOf(r2)!;
+    // The owner then presents t0: it is neither current nor the just-rotated one.
+    const reuse = await refresh(t, u.refreshToken);
+    expect(reuse.status).toBe(401);
+    expect(reuse.body.code).toBe('REFRESH_TOKEN_REUSED');
+    // The thief's chain and access tokens die with the session.
+    expect((await refresh(t, thiefToken)).status).toBe(401);
+    expect(await protectedStatus(t, r2.body.accessToken)).toBe(401);
+    // Only hashes of the retired tokens are stored.
+    const retired = await t.prisma.retiredRefreshToken.findMany({ where: { session: { userId: u.id } } });
+    expect(retired).toHaveLength(2);
+    expect(retired.every((r) => r.tokenHash.length === 32)).toBe(true);
+  });
+
   it('answers 10 parallel refreshes with one token with 200 and the same successor, and the session lives on', async () => {
     const u = await signup(t);
     const results = await Promise.all(Array.from({ length: 10 }, () => refresh(t, u.refreshToken)));
@@ -153,7 +172,8 @@ describe('POST /auth/refresh: rotation and reuse', () => {
       const res = await refresh(t, u.refreshToken, { Origin: 'https://evil.example' });
       expect(res.status).toBe(403);
       expect(res.body).toMatchObject({ statusCode: 403, error: 'Forbidden', code: 'ORIGIN_NOT_ALLOWED' });
-      expect(refreshCookieOf(res) ?? '').toBe('');
+      // A foreign page must not be able to end the session: the cookie is left alone.
+      expect(refreshCookieOf(res)).toBeUndefined();
       // The token was not consumed: it still rotates normally.
       await refresh(t, u.refreshToken).expect(200);
     });

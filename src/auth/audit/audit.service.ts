@@ -36,8 +36,10 @@ export class AuditService {
     who: { userId?: string | null; sessionId?: string | null },
     ctx: AuditContext,
     details?: Prisma.InputJsonObject,
+    /** A transaction to record in, so that the event commits (or not) with the change it records. */
+    db: Prisma.TransactionClient = this.prisma,
   ): Promise<void> {
-    await this.prisma.auditEvent.create({
+    await db.auditEvent.create({
       data: {
         type,
         userId: who.userId ?? null,

@@ -1,7 +1,7 @@
-import { Injectable, type ExecutionContext } from '@nestjs/common';
+import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { AuthGuard } from '@nestjs/passport';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
+import passport from 'passport';
 import { Clock } from '../../common/clock.js';
 import { AppException } from '../../common/errors/app.exception.js';
 import { ErrorCode } from '../../common/errors/error-codes.js';
@@ -9,6 +9,7 @@ import { OPTIONAL_AUTH } from '../decorators/auth.decorators.js';
 import { IS_PUBLIC } from '../decorators/public.decorator.js';
 import { RevocationService } from '../revocation/revocation.service.js';
 import type { AuthUser } from '../tokens/access-token.service.js';
+import { JwtStrategy } from './jwt.strategy.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
 
 const REALM = 'gatehouse';
@@ -32,20 +33,23 @@ export function bearerChallenge(description?: string): AppException {
  * @OptionalAuth() routes accept anonymous callers but still refuse a bad token.
  * Verification is passport-jwt's (see JwtStrategy); tokens already verified are served
  * from a bounded cache, with expiry and revocation still checked on every request.
+ *
+ * The guard hands passport this application's own strategy instance rather than a name
+ * from passport's process-wide registry, so that several applications in one process
+ * (tests of several instances) never verify with one another's keys or revocations.
  */
 @Injectable()
-export class JwtAuthGuard extends AuthGuard('jwt') {
+export class JwtAuthGuard implements CanActivate {
   private readonly cache = new VerifiedTokenCache();
 
   constructor(
     private readonly reflector: Reflector,
     private readonly revocation: RevocationService,
+    private readonly strategy: JwtStrategy,
     private readonly clock: Clock,
-  ) {
-    super();
-  }
+  ) {}
 
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
     const req = context.switchToHttp().getRequest<Request>();
@@ -63,16 +67,23 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       req.user = cached;
       return true;
     }
-    await (super.canActivate(context) as Promise<boolean>);
-    this.cache.set(token, req.user as AuthUser);
+    const user = await this.authenticate(req, context.switchToHttp().getResponse<Response>());
+    req.user = user;
+    this.cache.set(token, user);
     return true;
   }
 
-  override handleRequest<TUser = AuthUser>(err: unknown, user: TUser | false, info: unknown): TUser {
-    if (err instanceof AppException) throw err;
-    if (err && !(err instanceof Error && err.name === 'TokenRejected')) throw err; // unexpected: 500
-    if (!user) throw bearerChallenge(reason(err ?? info));
-    return user;
+  private authenticate(req: Request, res: Response): Promise<AuthUser> {
+    return new Promise((resolve, reject) => {
+      // A per-request object over the shared strategy, as passport does for named strategies.
+      const strategy = Object.create(this.strategy) as JwtStrategy;
+      const callback = (err: unknown, user: AuthUser | false, info: unknown) => {
+        if (err && !(err instanceof Error && err.name === 'TokenRejected')) return reject(err); // unexpected: 500
+        if (!user) return reject(bearerChallenge(reason(err ?? info)));
+        resolve(user);
+      };
+      passport.authenticate(strategy, { session: false }, callback)(req, res, reject);
+    });
   }
 }
 

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../../database/prisma.service.js';
+import type { Prisma } from '../../generated/prisma/client.js';
 import type { Role } from '../tokens/access-token.service.js';
 
 export interface NewSession {
@@ -26,6 +27,8 @@ export interface PresentedTokenState {
   roles: Role[];
   disabled: boolean;
   isCurrent: boolean;
+  /** The token rotated away last (the grace window applies); older ones are plain reuse. */
+  isPrevious: boolean;
   rotatedAt: Date | null;
   successorSealed: Uint8Array | null;
   expiresAt: Date;
@@ -48,8 +51,8 @@ export interface SessionView {
 export class SessionsRepository {
   constructor(private readonly prisma: PrismaService) {}
 
-  async create(s: NewSession): Promise<{ id: string }> {
-    return this.prisma.session.create({
+  async create(s: NewSession, db: Prisma.TransactionClient = this.prisma): Promise<{ id: string }> {
+    return db.session.create({
       data: {
         userId: s.userId,
         tokenHash: new Uint8Array(s.tokenHash),
@@ -79,36 +82,46 @@ export class SessionsRepository {
     userAgent: string | null;
     ip: string | null;
   }): Promise<RotatedSession | null> {
+    // One statement: the conditional UPDATE, and the presented token recorded as retired
+    // (for reuse detection) only when the UPDATE matched.
     const rows = await this.prisma.$queryRaw<RotatedSession[]>`
-      UPDATE sessions AS s
-      SET token_hash = ${p.newTokenHash},
-          previous_token_hash = s.token_hash,
-          successor_sealed = ${p.successorSealed},
-          rotated_at = ${p.now},
-          last_used_at = ${p.now},
-          expires_at = LEAST(${p.idleExpiresAt}::timestamptz, s.absolute_expires_at),
-          user_agent = COALESCE(${p.userAgent}, s.user_agent),
-          ip = COALESCE(${p.ip}, s.ip)
-      FROM users AS u
-      WHERE s.token_hash = ${p.tokenHash}
-        AND s.revoked_at IS NULL
-        AND s.expires_at > ${p.now}
-        AND s.absolute_expires_at > ${p.now}
-        AND u.id = s.user_id
-        AND u.disabled = false
-      RETURNING s.id, s.user_id AS "userId", u.roles::text[] AS roles, s.expires_at AS "expiresAt"`;
+      WITH rotated AS (
+        UPDATE sessions AS s
+        SET token_hash = ${p.newTokenHash},
+            previous_token_hash = s.token_hash,
+            successor_sealed = ${p.successorSealed},
+            rotated_at = ${p.now},
+            last_used_at = ${p.now},
+            expires_at = LEAST(${p.idleExpiresAt}::timestamptz, s.absolute_expires_at),
+            user_agent = COALESCE(${p.userAgent}, s.user_agent),
+            ip = COALESCE(${p.ip}, s.ip)
+        FROM users AS u
+        WHERE s.token_hash = ${p.tokenHash}
+          AND s.revoked_at IS NULL
+          AND s.expires_at > ${p.now}
+          AND s.absolute_expires_at > ${p.now}
+          AND u.id = s.user_id
+          AND u.disabled = false
+        RETURNING s.id, s.user_id, u.roles, s.expires_at
+      ), retired AS (
+        INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at)
+        SELECT ${p.tokenHash}, id, ${p.now} FROM rotated
+      )
+      SELECT id, user_id AS "userId", roles::text[] AS roles, expires_at AS "expiresAt" FROM rotated`;
     return rows[0] ?? null;
   }
 
   async findByPresentedToken(tokenHash: Buffer): Promise<PresentedTokenState | null> {
     const rows = await this.prisma.$queryRaw<PresentedTokenState[]>`
       SELECT s.id, s.user_id AS "userId", u.roles::text[] AS roles, u.disabled,
-             (s.token_hash = ${tokenHash}) AS "isCurrent", s.rotated_at AS "rotatedAt",
+             (s.token_hash = ${tokenHash}) AS "isCurrent",
+             COALESCE(s.previous_token_hash = ${tokenHash}, false) AS "isPrevious", s.rotated_at AS "rotatedAt",
              s.successor_sealed AS "successorSealed", s.expires_at AS "expiresAt",
              s.absolute_expires_at AS "absoluteExpiresAt", s.revoked_at AS "revokedAt",
              s.revoked_reason AS "revokedReason"
       FROM sessions AS s JOIN users AS u ON u.id = s.user_id
       WHERE s.token_hash = ${tokenHash} OR s.previous_token_hash = ${tokenHash}
+         OR s.id = (SELECT session_id FROM retired_refresh_tokens WHERE token_hash = ${tokenHash})
       LIMIT 1`;
     return rows[0] ?? null;
   }
@@ -136,8 +149,8 @@ export class SessionsRepository {
   }
 
   /** Revokes every live session of a user (but `exceptId`); returns their ids. */
-  async revokeAllOf(userId: string, reason: string, now: Date, exceptId?: string): Promise<string[]> {
-    const rows = await this.prisma.session.updateManyAndReturn({
+  async revokeAllOf(userId: string, reason: string, now: Date, exceptId?: string, db: Prisma.TransactionClient = this.prisma): Promise<string[]> {
+    const rows = await db.session.updateManyAndReturn({
       where: { userId, revokedAt: null, ...(exceptId ? { id: { not: exceptId } } : {}) },
       data: { revokedAt: now, revokedReason: reason },
       select: { id: true },

@@ -4,6 +4,7 @@ import { unauthorized } from '../../common/errors/app.exception.js';
 import { ErrorCode } from '../../common/errors/error-codes.js';
 import { InjectConfig } from '../../config/config.token.js';
 import type { AppConfig } from '../../config/config.schema.js';
+import type { Prisma } from '../../generated/prisma/client.js';
 import { AuditService, type AuditContext } from '../audit/audit.service.js';
 import { RevocationService } from '../revocation/revocation.service.js';
 import type { Role } from '../tokens/access-token.service.js';
@@ -49,7 +50,8 @@ export class SessionsService {
     private readonly clock: Clock,
   ) {}
 
-  async open(user: { id: string; roles: Role[] }, client: ClientInfo): Promise<IssuedSession> {
+  /** Opens a session (in the transaction `db` when given: with the signup that creates the user). */
+  async open(user: { id: string; roles: Role[] }, client: ClientInfo, db?: Prisma.TransactionClient): Promise<IssuedSession> {
     const now = this.clock.now();
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = new Date(now.getTime() + this.config.SESSION_MAX_AGE * 1000);
@@ -62,7 +64,7 @@ export class SessionsService {
       absoluteExpiresAt,
       userAgent: truncate(client.userAgent, 512),
       ip: client.ip,
-    });
+    }, db);
     return { sessionId: id, userId: user.id, roles: user.roles, refreshToken, expiresAt };
   }
 
@@ -101,7 +103,7 @@ export class SessionsService {
     const live = state.expiresAt > now && state.absoluteExpiresAt > now && !state.disabled;
     if (!live || state.isCurrent) throw invalid();
     const rotatedAt = state.rotatedAt?.getTime() ?? 0;
-    if (now.getTime() - rotatedAt <= this.config.REFRESH_REUSE_GRACE * 1000) {
+    if (state.isPrevious && now.getTime() - rotatedAt <= this.config.REFRESH_REUSE_GRACE * 1000) {
       const successor = state.successorSealed ? openSuccessor(presented, state.successorSealed) : null;
       if (successor) {
         await this.repo.touch(state.id, now);
@@ -109,7 +111,8 @@ export class SessionsService {
       }
       // The seal belongs to a newer rotation (the token is two steps old): not in grace.
     }
-    // A rotated-away token presented after the grace window: someone else holds the chain.
+    // A rotated-away token presented after the grace window (or any older one): someone
+    // else holds the chain.
     // Revoke the whole session, including the newer refresh tokens and the access tokens.
     if (await this.repo.revoke(state.id, 'reuse', now)) {
       await this.revocation.revoke([state.id]);
@@ -131,9 +134,14 @@ export class SessionsService {
     await this.revocation.revoke([sessionId]);
   }
 
-  /** Revokes every session of the user (but `exceptSessionId`) and their access tokens. */
-  async revokeAllOf(userId: string, reason: string, exceptSessionId?: string): Promise<string[]> {
-    const ids = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId);
+  /**
+   * Revokes every session of the user (but `exceptSessionId`) and their access tokens. In a
+   * transaction (`db`), the access tokens are refused from now on even if it then rolls back:
+   * failing closed (their refresh tokens still work and get fresh access tokens after the
+   * revocation entries expire).
+   */
+  async revokeAllOf(userId: string, reason: string, exceptSessionId?: string, db?: Prisma.TransactionClient): Promise<string[]> {
+    const ids = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId, db);
     await this.revocation.revoke(ids);
     return ids;
   }

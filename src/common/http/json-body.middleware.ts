@@ -7,10 +7,16 @@ import { ErrorCode } from '../errors/error-codes.js';
 
 /** Largest accepted body (contract: over 16 KiB → 413). */
 export const BODY_LIMIT_BYTES = 16 * 1024;
+/**
+ * Bodies are read up to this size so that a deeply nested one is recognised as such (400)
+ * even when it is also too large (10,000 levels take 20–60 KB): nesting is the more precise
+ * diagnosis. Anything larger is refused unread with 413.
+ */
+const READ_LIMIT_BYTES = 64 * 1024;
 /** Deepest accepted nesting. No route takes more than 2 levels; this leaves ample room. */
 export const MAX_JSON_DEPTH = 32;
 
-const parseJson = bodyParser.json({ limit: BODY_LIMIT_BYTES, strict: true, type: () => true });
+const readBody = bodyParser.raw({ limit: READ_LIMIT_BYTES, type: () => true });
 
 /**
  * JSON in, and only JSON: a request that carries a body must say `application/json`
@@ -30,12 +36,22 @@ export class JsonBodyMiddleware implements NestMiddleware {
         'Request bodies must be application/json',
       );
     }
+    const charset = charsetOf(req);
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      throw new AppException(HttpStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'JSON must be UTF-8');
+    }
     await new Promise<void>((resolve, reject) => {
-      parseJson(req, res, (err?: unknown) => (err ? reject(toHttpError(err)) : resolve()));
+      readBody(req, res, (err?: unknown) => (err ? reject(toHttpError(err)) : resolve()));
     });
-    if (exceedsDepth(req.body, MAX_JSON_DEPTH)) {
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    // Scanned before parsing: a deep body never reaches JSON.parse or any recursive code.
+    if (nestingExceeds(raw, MAX_JSON_DEPTH)) {
       throw new AppException(HttpStatus.BAD_REQUEST, ErrorCode.MALFORMED_JSON, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
     }
+    if (raw.length > BODY_LIMIT_BYTES) {
+      throw new AppException(HttpStatus.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${BODY_LIMIT_BYTES} bytes`);
+    }
+    req.body = parseStrict(raw.toString('utf8'));
     // class-transformer drops these keys before validation sees them, so `forbidNonWhitelisted`
     // would let them pass silently; they are unknown properties (and prototype-pollution bait).
     const forbidden = forbiddenKey(req.body);
@@ -57,14 +73,50 @@ function toHttpError(err: unknown): AppException {
   return new AppException(HttpStatus.BAD_REQUEST, ErrorCode.MALFORMED_JSON, 'Malformed JSON body');
 }
 
-/** Iterative (no recursion, so no stack overflow) depth check of a parsed JSON value. */
-export function exceedsDepth(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop()!;
-    if (current === null || typeof current !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+/** Only an object or an array at the top (as body-parser's `strict`); 400 otherwise. */
+function parseStrict(text: string): unknown {
+  const first = text.trimStart()[0];
+  if (first === '{' || first === '[') {
+    try {
+      return JSON.parse(text);
+    } catch {
+      // fall through
+    }
+  }
+  throw new AppException(HttpStatus.BAD_REQUEST, ErrorCode.MALFORMED_JSON, 'Malformed JSON body');
+}
+
+function charsetOf(req: Request): string | undefined {
+  const match = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(req.headers['content-type'] ?? '');
+  return match?.[1]?.toLowerCase();
+}
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * True when the JSON text nests objects/arrays deeper than `max` (a linear scan that skips
+ * strings; it does not validate — JSON.parse does that afterwards).
+ */
+export function nestingExceeds(json: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) {
+      inString = true;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > max) return true;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth--;
+    }
   }
   return false;
 }

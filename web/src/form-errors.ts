@@ -1,0 +1,130 @@
+import { ApiError } from './gatehouse-client.js';
+
+/**
+ * Inline validation from the API's error bodies: each string of a 400's `message` array
+ * that starts with a field name goes under that field; the stable `code`s map to plain
+ * sentences. The browser's own validation is off (`novalidate`): the server is the judge.
+ */
+
+const LABELS: Record<string, string> = {
+  username: 'Username',
+  password: 'Password',
+  email: 'Email',
+  displayName: 'Display name',
+  title: 'Title',
+  body: 'Text',
+  visibility: 'Visibility',
+};
+
+const BY_CODE: Record<string, { field?: string; text: string }> = {
+  USERNAME_TAKEN: { field: 'username', text: 'That username is already taken.' },
+  EMAIL_TAKEN: { field: 'email', text: 'That email address is already used by another account.' },
+  INVALID_CREDENTIALS: { text: 'The username or password is incorrect.' },
+  ACCOUNT_DISABLED: { text: 'This account has been disabled. Contact an administrator.' },
+  ORIGIN_NOT_ALLOWED: { text: 'This page is not allowed to sign in to Gatehouse.' },
+  RESOURCE_NOT_FOUND: { text: 'That resource no longer exists.' },
+  NOT_OWNER: { text: 'Only the owner can change that resource.' },
+};
+
+/** A sentence for an error that is not about one field. */
+export function describeError(error: unknown): string {
+  if (!(error instanceof ApiError)) return 'Something went wrong. Please try again.';
+  const known = BY_CODE[error.code];
+  if (known) return known.text;
+  if (error.code === 'NETWORK_ERROR') return 'Gatehouse could not be reached. Check your connection and try again.';
+  if (error.status === 429) {
+    return error.retryAfter === null
+      ? 'Too many attempts. Please wait a moment and try again.'
+      : `Too many attempts. Try again in ${error.retryAfter} second${error.retryAfter === 1 ? '' : 's'}.`;
+  }
+  if (error.status === 401) return 'Your session has ended. Please sign in again.';
+  if (error.status >= 500) {
+    return `Something went wrong on the server. Please try again.${error.requestId ? ` (Request id ${error.requestId})` : ''}`;
+  }
+  return error.messages.map(sentence).join(' ') || 'The request was refused.';
+}
+
+export function clearErrors(form: HTMLFormElement): void {
+  for (const p of form.querySelectorAll('.field-error')) p.remove();
+  for (const input of form.querySelectorAll('[aria-invalid]')) {
+    input.removeAttribute('aria-invalid');
+    const ids = (input.getAttribute('aria-describedby') ?? '')
+      .split(/\s+/)
+      .filter((id) => id && !id.endsWith('-error'));
+    if (ids.length) input.setAttribute('aria-describedby', ids.join(' '));
+    else input.removeAttribute('aria-describedby');
+  }
+  const formError = form.querySelector<HTMLElement>('.form-error');
+  if (formError) {
+    formError.textContent = '';
+    formError.hidden = true;
+  }
+}
+
+/** Shows `error` in `form` and moves focus to the first field in error (or the form's error). */
+export function showErrors(form: HTMLFormElement, error: unknown): void {
+  clearErrors(form);
+  const perField = new Map<string, string[]>();
+  const general: string[] = [];
+
+  if (error instanceof ApiError && error.status === 400 && error.messages.length) {
+    for (const message of error.messages) {
+      const field = fieldOf(form, message);
+      if (field) perField.set(field, [...(perField.get(field) ?? []), humanize(message, field)]);
+      else general.push(sentence(message));
+    }
+  } else if (
+    error instanceof ApiError &&
+    BY_CODE[error.code]?.field &&
+    control(form, BY_CODE[error.code]?.field ?? '')
+  ) {
+    const { field, text } = BY_CODE[error.code] as { field: string; text: string };
+    perField.set(field, [text]);
+  } else {
+    general.push(describeError(error));
+  }
+
+  let first: HTMLElement | null = null;
+  for (const [field, messages] of perField) {
+    const input = control(form, field);
+    if (!input) continue;
+    const id = `${input.id || `${form.id}-${field}`}-error`;
+    const p = document.createElement('p');
+    p.className = 'field-error';
+    p.id = id;
+    p.textContent = messages.join(' ');
+    const anchor = input.closest('.field') ?? input.parentElement;
+    anchor?.append(p);
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', [id, input.getAttribute('aria-describedby')].filter(Boolean).join(' '));
+    first ??= input;
+  }
+  const formError = form.querySelector<HTMLElement>('.form-error');
+  if (general.length && formError) {
+    formError.textContent = general.join(' ');
+    formError.hidden = false;
+    first ??= formError;
+  }
+  first?.focus();
+}
+
+function control(form: HTMLFormElement, name: string): HTMLElement | null {
+  return form.querySelector<HTMLElement>(`[name="${CSS.escape(name)}"]`);
+}
+
+function fieldOf(form: HTMLFormElement, message: string): string | null {
+  const name = /^([A-Za-z]+)\s/.exec(message)?.[1];
+  return name && control(form, name) ? name : null;
+}
+
+function humanize(message: string, field: string): string {
+  const text = message.startsWith(`${field} `) ? `${LABELS[field] ?? field}${message.slice(field.length)}` : message;
+  return sentence(text);
+}
+
+function sentence(text: string): string {
+  const trimmed = text.trim();
+  if (!trimmed) return trimmed;
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}

@@ -1,0 +1,523 @@
+/**
+ * Gatehouse browser client: the reference way to call Gatehouse from a web page.
+ *
+ * - The access token lives in this object's memory only: never in localStorage,
+ *   sessionStorage or a readable cookie. The refresh token is the server's HttpOnly
+ *   cookie (`Path=/auth`), which scripts cannot read; only the /auth calls send it.
+ * - On page load (`start()`) and on any 401 the client calls `POST /auth/refresh` once,
+ *   with `credentials: 'include'`, then retries the request once with the new token.
+ * - Concurrent 401s share one refresh (single flight).
+ * - Tabs of the same origin coordinate: a refresh runs under the Web Lock
+ *   `gatehouse-refresh`, and its new access token is shared over the BroadcastChannel
+ *   `gatehouse-auth`, so a tab that was waiting for the lock takes that token instead of
+ *   refreshing again. Because a channel message may arrive after the lock is handed on,
+ *   the refreshing tab also leaves a note "refreshed at <time>" (no token) in IndexedDB
+ *   before it releases the lock; the next holder reads it and, when it is newer than its
+ *   own token, waits (at most 1 s) for the message instead of refreshing. Sign-out in one
+ *   tab signs the other tabs out too. (The server also accepts a just-rotated refresh
+ *   token for a short grace window, so even uncoordinated tabs are not logged out;
+ *   coordination only saves requests.)
+ * - A refresh that fails with 401/403 ends the session: the client emits `signedout`
+ *   and the page shows its login form.
+ */
+
+export type Role = 'user' | 'admin';
+export type Visibility = 'private' | 'public';
+
+export interface User {
+  id: string;
+  username: string;
+  email: string | null;
+  displayName: string | null;
+  roles: Role[];
+  createdAt: string;
+}
+
+export interface TokenResponse {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+}
+
+export interface AuthResponse extends TokenResponse {
+  user: User;
+}
+
+export interface Session {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  userAgent: string | null;
+  ip: string | null;
+  current: boolean;
+}
+
+export interface Resource {
+  id: string;
+  ownerId: string;
+  title: string;
+  body: string;
+  visibility: Visibility;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface SignupInput {
+  username: string;
+  password: string;
+  email?: string;
+  displayName?: string;
+}
+
+export interface ProfilePatch {
+  displayName?: string | null;
+  email?: string | null;
+}
+
+export interface ResourceInput {
+  title?: string;
+  body?: string;
+  visibility?: Visibility;
+}
+
+/** An error answer from Gatehouse (or `status 0` / `NETWORK_ERROR` when it could not be reached). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    /** The contract's machine code (`INVALID_CREDENTIALS`, `VALIDATION_FAILED`, ...). */
+    readonly code: string,
+    /** The body's `message`, always as an array (validation errors carry several). */
+    readonly messages: string[],
+    /** Seconds from `Retry-After` on a 429, else null. */
+    readonly retryAfter: number | null = null,
+    readonly requestId: string | null = null,
+    options?: { cause?: unknown },
+  ) {
+    super(messages.join('; ') || `HTTP ${status}`, options);
+    this.name = 'ApiError';
+  }
+
+  static async fromResponse(res: Response): Promise<ApiError> {
+    let body: unknown = null;
+    try {
+      body = await res.json();
+    } catch {
+      body = null;
+    }
+    const { code, message } = (body ?? {}) as { code?: unknown; message?: unknown };
+    const messages = Array.isArray(message)
+      ? message.filter((m): m is string => typeof m === 'string')
+      : typeof message === 'string'
+        ? [message]
+        : [];
+    const retryAfter = res.headers.get('Retry-After');
+    return new ApiError(
+      res.status,
+      typeof code === 'string' ? code : `HTTP_${res.status}`,
+      messages,
+      retryAfter !== null && /^\d+$/.test(retryAfter) ? Number(retryAfter) : null,
+      res.headers.get('X-Request-Id'),
+    );
+  }
+}
+
+export type SignedOutReason =
+  /** This tab signed out (logout, logout-all, or this device's session removed). */
+  | 'logout'
+  /** The session ended on the server: a refresh failed with 401/403. */
+  | 'expired'
+  /** Another tab of this origin signed out. */
+  | 'other-tab';
+
+export interface SignedInDetail {
+  /** 'this-tab' after start/login/signup here; 'other-tab' when a token came from another tab. */
+  source: 'this-tab' | 'other-tab';
+}
+
+export interface SignedOutDetail {
+  reason: SignedOutReason;
+}
+
+export interface GatehouseClientOptions {
+  /** Where Gatehouse is, e.g. `https://auth.example.com`; '' (default) = this page's origin. */
+  baseUrl?: string;
+  /** Web Lock name shared by the tabs; default `gatehouse-refresh`. */
+  lockName?: string;
+  /** BroadcastChannel name shared by the tabs; default `gatehouse-auth`. */
+  channelName?: string;
+  /** How long a refresh may take before it counts as a network failure; default 15 s. */
+  refreshTimeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+type TabMessage = { type: 'token'; accessToken: string; expiresAt: number } | { type: 'signed-out' };
+
+interface HeldToken {
+  value: string;
+  /** Local clock, ms; informative (the client reacts to 401s, it does not guess). */
+  expiresAt: number;
+  /** Local clock, ms: when this tab got the token (from the server or another tab). */
+  obtainedAt: number;
+  sessionId: string | null;
+  subject: string | null;
+}
+
+/**
+ * Events: `signedin` (CustomEvent<SignedInDetail>) when this tab goes from signed out to
+ * signed in, or to another session; `signedout` (CustomEvent<SignedOutDetail>).
+ */
+export class GatehouseClient extends EventTarget {
+  readonly #base: string;
+  readonly #fetch: typeof fetch;
+  readonly #lockName: string;
+  readonly #refreshTimeoutMs: number;
+  readonly #channel: BroadcastChannel | null;
+  readonly #note = new RefreshNote();
+  /** Called whenever the held token changes. */
+  readonly #tokenWaiters = new Set<() => void>();
+
+  #token: HeldToken | null = null;
+  /** Bumped whenever the held token changes (new, adopted or dropped). */
+  #generation = 0;
+  #refreshing: Promise<boolean> | null = null;
+
+  constructor(options: GatehouseClientOptions = {}) {
+    super();
+    this.#base = (options.baseUrl ?? '').replace(/\/+$/, '');
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#lockName = options.lockName ?? 'gatehouse-refresh';
+    this.#refreshTimeoutMs = options.refreshTimeoutMs ?? 15_000;
+    this.#channel =
+      typeof BroadcastChannel === 'function' ? new BroadcastChannel(options.channelName ?? 'gatehouse-auth') : null;
+    this.#channel?.addEventListener('message', (event: MessageEvent<TabMessage>) => this.#onTabMessage(event.data));
+  }
+
+  get signedIn(): boolean {
+    return this.#token !== null;
+  }
+
+  /**
+   * Page load: restore the session through the refresh cookie (one `POST /auth/refresh`).
+   * Resolves true when signed in, false when there is no live session. Rejects with an
+   * ApiError only for a passing failure (network, 429, 5xx): the session may still be alive.
+   */
+  async start(): Promise<boolean> {
+    if (this.#token) return true;
+    return this.#refreshOnce(this.#generation);
+  }
+
+  async signup(input: SignupInput): Promise<User> {
+    return this.#signIn('/auth/signup', input);
+  }
+
+  /** `username` may also be the account's email. */
+  async login(username: string, password: string): Promise<User> {
+    return this.#signIn('/auth/login', { username, password });
+  }
+
+  /** Ends this browser's session (cookie and bearer) here and in the other tabs. */
+  async logout(): Promise<void> {
+    const token = this.#token?.value ?? null;
+    try {
+      const res = await this.#send('POST', '/auth/logout', undefined, token);
+      if (!res.ok) throw await ApiError.fromResponse(res);
+    } finally {
+      this.#drop('logout', true);
+    }
+  }
+
+  /** Ends every session of the user, on every device. */
+  async logoutAll(): Promise<void> {
+    await this.request<void>('POST', '/auth/logout-all');
+    this.#drop('logout', true);
+  }
+
+  /**
+   * An authenticated call. A 401 triggers one (shared) refresh and one retry; when the
+   * refresh fails the client signs out (event `signedout`, reason 'expired') and the call
+   * rejects with the 401. Any other error status rejects with an ApiError.
+   */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    if (!this.#token && !(await this.#refreshOnce(this.#generation))) {
+      throw new ApiError(401, 'UNAUTHORIZED', ['Not signed in']);
+    }
+    const generation = this.#generation;
+    let res = await this.#send(method, path, body, this.#token?.value ?? null);
+    if (res.status === 401) {
+      // Rejects on a passing failure (network, 429, 5xx): the session is kept, the error reported.
+      const refreshed = await this.#refreshOnce(generation);
+      if (!refreshed) {
+        const error = await ApiError.fromResponse(res);
+        this.#drop('expired', false);
+        throw error;
+      }
+      res = await this.#send(method, path, body, this.#token?.value ?? null);
+      if (res.status === 401) {
+        // A brand-new token refused: the session was revoked meanwhile.
+        const error = await ApiError.fromResponse(res);
+        this.#drop('expired', false);
+        throw error;
+      }
+    }
+    if (!res.ok) throw await ApiError.fromResponse(res);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
+
+  me(): Promise<User> {
+    return this.request('GET', '/users/me');
+  }
+
+  updateMe(patch: ProfilePatch): Promise<User> {
+    return this.request('PATCH', '/users/me', patch);
+  }
+
+  sessions(): Promise<Session[]> {
+    return this.request('GET', '/auth/sessions');
+  }
+
+  /** Revokes one of the user's sessions (another device, or this one). */
+  revokeSession(id: string): Promise<void> {
+    return this.request('DELETE', `/auth/sessions/${encodeURIComponent(id)}`);
+  }
+
+  listResources(cursor?: string | null, limit = 20): Promise<Page<Resource>> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set('cursor', cursor);
+    return this.request('GET', `/resources?${query.toString()}`);
+  }
+
+  createResource(input: ResourceInput & { title: string }): Promise<Resource> {
+    return this.request('POST', '/resources', input);
+  }
+
+  updateResource(id: string, patch: ResourceInput): Promise<Resource> {
+    return this.request('PATCH', `/resources/${encodeURIComponent(id)}`, patch);
+  }
+
+  deleteResource(id: string): Promise<void> {
+    return this.request('DELETE', `/resources/${encodeURIComponent(id)}`);
+  }
+
+  /** Forgets the token here and tells the other tabs (after this session was revoked by other means). */
+  forget(): void {
+    this.#drop('logout', true);
+  }
+
+  /** Stops listening to the other tabs. */
+  close(): void {
+    this.#channel?.close();
+  }
+
+  // ---------------------------------------------------------------------------
+
+  async #signIn(path: string, body: object): Promise<User> {
+    const res = await this.#send('POST', path, body, null);
+    if (!res.ok) throw await ApiError.fromResponse(res);
+    const result = (await res.json()) as AuthResponse;
+    this.#hold(result, 'this-tab');
+    this.#post({ type: 'token', accessToken: result.accessToken, expiresAt: this.#token?.expiresAt ?? 0 });
+    return result.user;
+  }
+
+  /**
+   * Single flight: every caller that saw the token of `staleGeneration` fail shares one
+   * refresh. A caller whose token was already replaced just retries with the new one.
+   */
+  #refreshOnce(staleGeneration: number): Promise<boolean> {
+    if (staleGeneration !== this.#generation) return Promise.resolve(this.#token !== null);
+    const since = this.#token?.obtainedAt ?? Date.now();
+    this.#refreshing ??= this.#coordinatedRefresh(staleGeneration, since).finally(() => {
+      this.#refreshing = null;
+    });
+    return this.#refreshing;
+  }
+
+  /** `since`: when this tab got the token that failed (or asked for one, having none). */
+  async #coordinatedRefresh(staleGeneration: number, since: number): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      // While this tab waited for the lock, another tab may have refreshed and shared its
+      // token (or signed out): then there is nothing left to do.
+      if (staleGeneration !== this.#generation) return this.#token !== null;
+      // Its message may still be on the way: the note says whether one is coming.
+      if (this.#channel && (await this.#note.read()) > since) {
+        await this.#tokenChange(staleGeneration, 1000);
+        if (staleGeneration !== this.#generation) return this.#token !== null;
+      }
+      const res = await this.#send('POST', '/auth/refresh', undefined, null, this.#refreshTimeoutMs);
+      if (res.ok) {
+        const tokens = (await res.json()) as TokenResponse;
+        this.#hold(tokens, 'this-tab');
+        this.#post({ type: 'token', accessToken: tokens.accessToken, expiresAt: this.#token?.expiresAt ?? 0 });
+        await this.#note.write(this.#token?.obtainedAt ?? Date.now()); // before the lock goes
+        return true;
+      }
+      if (res.status === 401 || res.status === 403) return false; // no live session here
+      throw await ApiError.fromResponse(res); // 429, 5xx: passing, the session may be fine
+    };
+    const locks = typeof navigator === 'object' && 'locks' in navigator ? navigator.locks : undefined;
+    return locks ? locks.request(this.#lockName, run) : run();
+  }
+
+  /** Resolves when the held token changes from `generation`, or after `ms`. */
+  #tokenChange(generation: number, ms: number): Promise<void> {
+    if (generation !== this.#generation) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#tokenWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#tokenWaiters.add(done);
+    });
+  }
+
+  #changed(): void {
+    this.#generation += 1;
+    for (const wake of [...this.#tokenWaiters]) wake();
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    body: unknown,
+    bearer: string | null,
+    timeoutMs?: number,
+  ): Promise<Response> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (bearer) headers.Authorization = `Bearer ${bearer}`;
+    try {
+      return await this.#fetch(this.#base + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        // The refresh cookie is scoped to /auth: only those calls need (and get) it.
+        credentials: path.startsWith('/auth/') ? 'include' : 'same-origin',
+        cache: 'no-store',
+        signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (cause) {
+      throw new ApiError(0, 'NETWORK_ERROR', ['Gatehouse could not be reached'], null, null, { cause });
+    }
+  }
+
+  #hold(tokens: TokenResponse, source: SignedInDetail['source']): void {
+    this.#set(tokens.accessToken, Date.now() + tokens.expiresIn * 1000, source);
+  }
+
+  #set(value: string, expiresAt: number, source: SignedInDetail['source']): void {
+    const previous = this.#token;
+    const claims = readClaims(value);
+    this.#token = { value, expiresAt, obtainedAt: Date.now(), sessionId: claims.sid, subject: claims.sub };
+    this.#changed();
+    if (!previous || previous.sessionId !== claims.sid || previous.subject !== claims.sub) {
+      this.dispatchEvent(new CustomEvent<SignedInDetail>('signedin', { detail: { source } }));
+    }
+  }
+
+  #drop(reason: SignedOutReason, tellOtherTabs: boolean): void {
+    if (tellOtherTabs) this.#post({ type: 'signed-out' });
+    if (!this.#token) return;
+    this.#token = null;
+    this.#changed();
+    this.dispatchEvent(new CustomEvent<SignedOutDetail>('signedout', { detail: { reason } }));
+  }
+
+  #post(message: TabMessage): void {
+    this.#channel?.postMessage(message);
+  }
+
+  #onTabMessage(message: TabMessage): void {
+    if (message.type === 'signed-out') {
+      this.#drop('other-tab', false);
+    } else if (message.type === 'token' && typeof message.accessToken === 'string') {
+      // Keep the newer of the two (a late message must not replace a fresher token).
+      if (this.#token && this.#token.expiresAt > message.expiresAt) return;
+      if (this.#token?.value === message.accessToken) return;
+      this.#set(message.accessToken, message.expiresAt, 'other-tab');
+    }
+  }
+}
+
+/**
+ * "Some tab refreshed at <time>": a timestamp, no token, in IndexedDB. Unlike a channel
+ * message, a committed IndexedDB write is visible to the next lock holder for sure.
+ * Any failure (no IndexedDB, private mode quirks) reads as "no note": the tab refreshes.
+ */
+class RefreshNote {
+  #db: Promise<IDBDatabase | null> | null = null;
+
+  async read(): Promise<number> {
+    const db = await this.#open();
+    if (!db) return 0;
+    return new Promise((resolve) => {
+      try {
+        const request = db.transaction('notes', 'readonly').objectStore('notes').get('refreshedAt');
+        request.onsuccess = () => resolve(typeof request.result === 'number' ? request.result : 0);
+        request.onerror = () => resolve(0);
+      } catch {
+        resolve(0);
+      }
+    });
+  }
+
+  async write(at: number): Promise<void> {
+    const db = await this.#open();
+    if (!db) return;
+    await new Promise<void>((resolve) => {
+      try {
+        const tx = db.transaction('notes', 'readwrite');
+        tx.objectStore('notes').put(at, 'refreshedAt');
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => resolve();
+        tx.onabort = () => resolve();
+      } catch {
+        resolve();
+      }
+    });
+  }
+
+  #open(): Promise<IDBDatabase | null> {
+    this.#db ??= new Promise((resolve) => {
+      try {
+        if (typeof indexedDB === 'undefined') return resolve(null);
+        const request = indexedDB.open('gatehouse-client', 1);
+        request.onupgradeneeded = () => request.result.createObjectStore('notes');
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => resolve(null);
+        request.onblocked = () => resolve(null);
+      } catch {
+        resolve(null);
+      }
+    });
+    return this.#db;
+  }
+}
+
+/** Reads (does not verify) the JWT claims the client uses to tell sessions apart. */
+function readClaims(token: string): { sub: string | null; sid: string | null } {
+  try {
+    const payload = token.split('.')[1] ?? '';
+    const json = atob(
+      payload
+        .replace(/-/g, '+')
+        .replace(/_/g, '/')
+        .padEnd(Math.ceil(payload.length / 4) * 4, '='),
+    );
+    const claims = JSON.parse(json) as { sub?: unknown; sid?: unknown };
+    return {
+      sub: typeof claims.sub === 'string' ? claims.sub : null,
+      sid: typeof claims.sid === 'string' ? claims.sid : null,
+    };
+  } catch {
+    return { sub: null, sid: null };
+  }
+}
