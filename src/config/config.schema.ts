@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { PASSWORD_MAX, PASSWORD_MIN, passwordLength } from '../auth/dto/password.validator.js';
 
 /**
  * Every environment variable Gatehouse reads, validated once at start-up.
@@ -79,7 +80,7 @@ export const envSchema = z
     ),
     ADMIN_PASSWORD: optionalString.refine(
       // Characters are Unicode code points, as for every password.
-      (v) => v === undefined || ([...v].length >= 8 && [...v].length <= 128),
+      (v) => v === undefined || (passwordLength(v) >= PASSWORD_MIN && passwordLength(v) <= PASSWORD_MAX),
       'must be 8–128 characters',
     ),
     JWT_ALGORITHM: z.enum(['ES256', 'RS256', 'HS256']).optional(),

@@ -1,4 +1,4 @@
-import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import { ValidationPipe, type ArgumentMetadata, type ValidationError } from '@nestjs/common';
 import { badRequest } from '../errors/app.exception.js';
 import { ErrorCode } from '../errors/error-codes.js';
 
@@ -7,7 +7,7 @@ import { ErrorCode } from '../errors/error-codes.js';
  * (no mass assignment), types are checked and converted.
  */
 export function validationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new TextSafeValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     forbidUnknownValues: true,
@@ -28,4 +28,42 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
     if (e.children?.length) out.push(...flatten(e.children, path));
   }
   return out;
+}
+
+/** NUL, or a UTF-16 surrogate without its pair: text no database column or validator accepts. */
+const UNSAFE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Refuses (400) request text that is not storable Unicode before it reaches a validator or the
+ * database: PostgreSQL rejects NUL in text (22021) and validator's isEmail throws URIError on
+ * a lone surrogate, and both used to come out as 500.
+ */
+class TextSafeValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type !== 'custom') {
+      const where = unsafeTextAt(value, metadata.type === 'body' ? '' : (metadata.data ?? metadata.type));
+      if (where !== undefined) {
+        throw badRequest(ErrorCode.VALIDATION_FAILED, [`${where || 'body'} must not contain NUL characters or unpaired surrogates`]);
+      }
+    }
+    return super.transform(value, metadata);
+  }
+}
+
+/** Path of the first string (value or key) with unsafe text, iteratively; undefined when none. */
+function unsafeTextAt(value: unknown, root: string): string | undefined {
+  const stack: Array<[unknown, string]> = [[value, root]];
+  while (stack.length > 0) {
+    const [current, path] = stack.pop()!;
+    if (typeof current === 'string') {
+      if (UNSAFE_TEXT.test(current)) return path;
+    } else if (current !== null && typeof current === 'object') {
+      for (const [key, child] of Object.entries(current)) {
+        const childPath = path ? `${path}.${key}` : key;
+        if (UNSAFE_TEXT.test(key)) return path || 'body';
+        stack.push([child, childPath]);
+      }
+    }
+  }
+  return undefined;
 }
