@@ -25,6 +25,10 @@ async function main(): Promise<void> {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     server.keepAliveTimeout = 5_000;
+    // Node enforces the two timeouts above only when it checks its connections, every 30 s by
+    // default: a trickling client held on for up to 40 s (headers) or 60 s (request). Read at
+    // 'listening', so it must be set before listen().
+    Object.assign(server, { connectionsCheckingInterval: 1_000 }); // an option of createServer, not in the typings as a property
     await app.listen(config.PORT, config.HOST);
   } catch (error) {
     // Expected failures get one clear line (no stack); anything else keeps its stack.

@@ -43,13 +43,13 @@ export class AuthService {
     // One transaction: a signup answered with an error (the database lost half-way) leaves no
     // account behind that the client would then find "taken".
     const { user, session } = await this.prisma.$transaction(async (tx) => {
-      const user = await this.users.create(
+      const created = await this.users.create(
         { username: dto.username, email: dto.email ?? null, displayName: dto.displayName ?? null, passwordHash, now: this.clock.now() },
         tx,
       );
-      const session = await this.sessions.open({ id: user.id, roles: sortRoles(user.roles) }, client, tx);
-      await this.audit.record('signup', { userId: user.id, sessionId: session.sessionId }, client, undefined, tx);
-      return { user, session };
+      const opened = await this.sessions.open({ id: created.id, roles: sortRoles(created.roles) }, client, tx);
+      await this.audit.record('signup', { userId: created.id, sessionId: opened.sessionId }, client, undefined, tx);
+      return { user: created, session: opened };
     });
     return { body: { user: UserDto.from(user), ...this.tokenResponse(session) }, session };
   }

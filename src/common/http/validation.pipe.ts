@@ -30,8 +30,10 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
   return out;
 }
 
-/** NUL, or a UTF-16 surrogate without its pair: text no database column or validator accepts. */
-const UNSAFE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** A UTF-16 surrogate without its pair. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** NUL, or a lone surrogate: text no database column or validator accepts. */
+const unsafeText = (s: string): boolean => s.includes('\0') || LONE_SURROGATE.test(s);
 
 /**
  * Refuses (400) request text that is not storable Unicode before it reaches a validator or the
@@ -56,11 +58,11 @@ function unsafeTextAt(value: unknown, root: string): string | undefined {
   while (stack.length > 0) {
     const [current, path] = stack.pop()!;
     if (typeof current === 'string') {
-      if (UNSAFE_TEXT.test(current)) return path;
+      if (unsafeText(current)) return path;
     } else if (current !== null && typeof current === 'object') {
       for (const [key, child] of Object.entries(current)) {
         const childPath = path ? `${path}.${key}` : key;
-        if (UNSAFE_TEXT.test(key)) return path || 'body';
+        if (unsafeText(key)) return path || 'body';
         stack.push([child, childPath]);
       }
     }
