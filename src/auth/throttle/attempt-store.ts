@@ -17,6 +17,9 @@ export interface AttemptStore {
   reset(key: string): Promise<void>;
 }
 
+/** Most keys kept in memory; past it expired ones go first, then the oldest. */
+const MAX_MEMORY_KEYS = 100_000;
+
 export class MemoryAttemptStore implements AttemptStore {
   private readonly records = new Map<string, AttemptRecord & { expiresMs: number }>();
 
@@ -28,8 +31,9 @@ export class MemoryAttemptStore implements AttemptStore {
     const previous = this.records.get(key);
     const failures = previous && previous.expiresMs > nowMs ? previous.failures + 1 : 1;
     const record = { failures, lastFailureMs: nowMs, expiresMs: nowMs + keepMs };
+    this.records.delete(key); // re-inserted last: the Map's order is oldest-updated first
     this.records.set(key, record);
-    if (this.records.size > 100_000) this.prune(nowMs);
+    if (this.records.size > MAX_MEMORY_KEYS) this.prune(nowMs);
     return { failures, lastFailureMs: nowMs };
   }
 
@@ -37,8 +41,13 @@ export class MemoryAttemptStore implements AttemptStore {
     this.records.delete(key);
   }
 
+  /** Bounded memory whatever the keys (e.g. many client addresses). */
   private prune(nowMs: number): void {
     for (const [key, r] of this.records) if (r.expiresMs <= nowMs) this.records.delete(key);
+    for (const key of this.records.keys()) {
+      if (this.records.size <= MAX_MEMORY_KEYS * 0.9) break;
+      this.records.delete(key);
+    }
   }
 }
 

@@ -24,7 +24,7 @@ const UNAVAILABLE_NODE_CODES = new Set([
 /** Driver-adapter error kinds (@prisma/driver-adapter-utils) that mean "cannot reach the database". */
 const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
 const UNAVAILABLE_MESSAGES =
-  /(is not currently accepting connections|too many clients already|Cannot use a pool after calling end|PGlite is closed|Connection terminated|Can't reach database|timeout exceeded when trying to connect|Connection refused|connect ECONNREFUSED|database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|DatabaseNotReachable|ConnectionClosed|SocketTimeout|database timeout)/i;
+  /(Unable to start a transaction in the given time|is not currently accepting connections|too many clients already|Cannot use a pool after calling end|PGlite is closed|Connection terminated|Can't reach database|timeout exceeded when trying to connect|Connection refused|connect ECONNREFUSED|database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|DatabaseNotReachable|ConnectionClosed|SocketTimeout|database timeout)/i;
 
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (depth > 5 || error === null || typeof error !== 'object') return false;
