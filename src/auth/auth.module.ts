@@ -20,7 +20,7 @@ import { SessionsRepository } from './sessions/sessions.repository.js';
 import { SessionsService } from './sessions/sessions.service.js';
 import { IpThrottlerGuard } from './throttle/ip-throttler.guard.js';
 import { LoginThrottleService } from './throttle/login-throttle.service.js';
-import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
+import { MemoryThrottlerStorage, RedisThrottlerStorage } from './throttle/throttler-storage.js';
 import { AccessTokenService } from './tokens/access-token.service.js';
 import { JwksController } from './tokens/jwks.controller.js';
 
@@ -34,7 +34,7 @@ import { JwksController } from './tokens/jwks.controller.js';
           { name: 'signup', ttl: 60_000, limit: config.SIGNUP_RATE_LIMIT },
           { name: 'refresh', ttl: 60_000, limit: config.REFRESH_RATE_LIMIT },
         ],
-        storage: redis ? new RedisThrottlerStorage(redis) : undefined,
+        storage: redis ? new RedisThrottlerStorage(redis) : new MemoryThrottlerStorage(),
       }),
     }),
   ],
