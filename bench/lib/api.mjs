@@ -1,0 +1,50 @@
+/** The few HTTP calls that prepare a benchmark: accounts, sessions, a public resource. */
+
+export const PASSWORD = 'bench-password-0123456789';
+
+async function call(base, method, path, { body, token, cookie } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (cookie) headers.cookie = cookie;
+  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : null;
+  if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status}: ${text.slice(0, 300)}`);
+  const setCookie = res.headers.get('set-cookie') ?? '';
+  const refresh = /refresh_token=([^;]*)/.exec(setCookie)?.[1];
+  return { json, refresh };
+}
+
+export async function signup(base, username) {
+  const { json, refresh } = await call(base, 'POST', '/auth/signup', { body: { username, password: PASSWORD } });
+  return { userId: json.user.id, accessToken: json.accessToken, refreshToken: refresh };
+}
+
+export async function login(base, username) {
+  const { json, refresh } = await call(base, 'POST', '/auth/login', { body: { username, password: PASSWORD } });
+  return { userId: json.user.id, accessToken: json.accessToken, refreshToken: refresh };
+}
+
+export async function createPublicResource(base, token) {
+  const { json } = await call(base, 'POST', '/resources', {
+    token,
+    body: { title: 'benchmark resource', body: 'x'.repeat(200), visibility: 'public' },
+  });
+  return json.id;
+}
+
+export async function get(base, path, token) {
+  return (await call(base, 'GET', path, { token })).json;
+}
+
+/** `count` accounts `${prefix}0..`, signed up in parallel (bcrypt runs on the thread pool). */
+export async function signupMany(base, prefix, count) {
+  return Promise.all(Array.from({ length: count }, (_, i) => signup(base, `${prefix}${i}`)));
+}
+
+/** One fresh session (login) for each of the accounts; returns their refresh tokens. */
+export async function freshSessions(base, usernames) {
+  const sessions = await Promise.all(usernames.map((u) => login(base, u)));
+  return sessions.map((s) => s.refreshToken);
+}

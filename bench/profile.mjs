@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+/**
+ * CPU profile of the server under one benchmark scenario's load:
+ *
+ *   node bench/profile.mjs <scenario> [--duration=15] [--no-build]
+ *   node bench/profile.mjs --summarize <file.cpuprofile>
+ *
+ * scenarios: guard, resource (the guard's baseline), guard_hs256, resource_hs256, login,
+ * refresh. Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
+ * else PGlite), prepares it as bench/run.mjs does, applies the load for --duration seconds,
+ * stops the server and summarises the samples taken during the load only (top self-time
+ * functions, self time per package, top inclusive time). The .cpuprofile and the summary
+ * (JSON) go to bench/results/profile-* (git-ignored).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { PASSWORD, createPublicResource, freshSessions, signupMany } from './lib/api.mjs';
+import { load } from './lib/children.mjs';
+import { formatSummary, summarizeProfile } from './lib/cpuprofile.mjs';
+import { Databases } from './lib/db.mjs';
+import { ROOT, Server, serverEnv } from './lib/server.mjs';
+
+const argv = process.argv.slice(2);
+const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const outDir = join(ROOT, 'bench', 'results');
+mkdirSync(outDir, { recursive: true });
+
+if (argv[0] === '--summarize') {
+  console.log(formatSummary(summarizeProfile(argv[1], { root: ROOT, top: Number(option('top') ?? 25) }), argv[1]));
+  process.exit(0);
+}
+
+const scenario = argv[0];
+const SCENARIOS = ['guard', 'resource', 'guard_hs256', 'resource_hs256', 'login', 'refresh'];
+if (!SCENARIOS.includes(scenario)) {
+  console.error(`usage: node bench/profile.mjs <${SCENARIOS.join('|')}> [--duration=15] [--no-build]`);
+  process.exit(2);
+}
+const duration = Number(option('duration') ?? 15);
+const connections = 10;
+
+if (!argv.includes('--no-build')) {
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}\n${build.stderr}`);
+}
+
+const stamp = `${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}_${process.pid}`;
+const tmpDir = mkdtempSync(join(os.tmpdir(), 'gatehouse-profile-'));
+const dbs = new Databases({ url: process.env.BENCH_DATABASE_URL || undefined, tmpDir, stamp });
+const db = await dbs.create('profile');
+const profileDir = join(tmpDir, 'prof');
+const hs = scenario.endsWith('_hs256');
+const server = new Server(
+  `profile-${scenario}`,
+  serverEnv({
+    DATABASE_URL: db.url,
+    MIGRATE_ON_START: 'true',
+    DATA_DIR: join(tmpDir, 'data'),
+    ...(hs ? { JWT_SECRETS: `bench-hs256-secret-${'x'.repeat(32)}` } : {}),
+  }),
+  { logDir: tmpDir, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] },
+);
+try {
+  await server.start();
+  const accounts = await signupMany(server.url, 'bench_u', connections);
+  const usernames = accounts.map((_, i) => `bench_u${i}`);
+  const resourceId = await createPublicResource(server.url, accounts[0].accessToken);
+  const base = { kind: 'autocannon', url: server.url, connections, skipS: 0 };
+  const job = async (seconds) => {
+    switch (scenario) {
+      case 'guard':
+      case 'guard_hs256':
+        return [{ ...base, path: '/users/me', duration: seconds, perConnectionHeaders: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })) }];
+      case 'resource':
+      case 'resource_hs256':
+        return [{ ...base, path: `/resources/${resourceId}`, duration: seconds }];
+      case 'login':
+        return [
+          {
+            ...base,
+            connections: 8,
+            path: '/auth/login',
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            perConnectionBodies: usernames.slice(0, 8).map((username) => JSON.stringify({ username, password: PASSWORD })),
+            duration: seconds,
+          },
+          { kind: 'probe', url: server.url, path: '/.well-known/jwks.json', intervalMs: 20, duration: Math.max(1, seconds - 2), delayMs: 1000 },
+        ];
+      case 'refresh':
+        return [{ ...base, path: '/auth/refresh', method: 'POST', duration: seconds, refreshTokens: await freshSessions(server.url, usernames) }];
+    }
+  };
+  await load(...(await job(3))); // warm-up, outside the window
+  const jobs = await job(duration); // prepared (refresh: fresh sessions) before the window opens
+  const fromUs = Number(process.hrtime.bigint() / 1000n);
+  const results = await load(...jobs);
+  const toUs = Number(process.hrtime.bigint() / 1000n);
+  await server.stop();
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+  const kept = join(outDir, `profile-${scenario}-${stamp}.cpuprofile`);
+  spawnSync('cp', [join(profileDir, file), kept]);
+  const summary = summarizeProfile(kept, { fromUs, toUs, root: ROOT, top: Number(option('top') ?? 25) });
+  const loadFigures = results.map((r) => ('rps' in r ? `${r.rps.toFixed(1)} req/s, p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms` : `probe p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms`));
+  console.log(formatSummary(summary, `${scenario} (${db.kind}) under load: ${loadFigures.join('; ')}`));
+  writeFileSync(join(outDir, `profile-${scenario}-${stamp}.json`), `${JSON.stringify({ scenario, database: db.kind, load: results.map(({ refreshTokens, ...r }) => r), ...summary }, null, 2)}\n`);
+} finally {
+  await server.stop();
+  await dbs.dropAll();
+  rmSync(tmpDir, { recursive: true, force: true });
+}

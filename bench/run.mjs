@@ -1,0 +1,487 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: Gatehouse's load benchmark. Every figure is a ratio against a baseline
+ * measured in the same run on the same machine (2 cores: the load generator competes with
+ * the server, so absolute numbers do not travel between machines; ratios do).
+ *
+ *   npm run bench                      full run (3 rounds of 10 s per scenario; ~10 min)
+ *   npm run bench -- --quick           ~3 s per measurement, 1 round, tiny scale seed (CI)
+ *   BENCH_DATABASE_URL=postgresql://… npm run bench    PostgreSQL (a fresh database per server)
+ *
+ * Options: --quick, --build / --no-build (default: build when dist/ is older than src/),
+ *          --only=guard,login,…, --rounds=N, --duration=S,
+ *          --enforce (exit 1 when a target is missed), --keep (keep temp dir and databases).
+ * Results: printed tables and bench/results/latest.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { PASSWORD, createPublicResource, freshSessions, get, signupMany } from './lib/api.mjs';
+import { load, runChild } from './lib/children.mjs';
+import { backendCpu, backendDelta, cpuMs } from './lib/cpu.mjs';
+import { Databases, seed, withDatabase } from './lib/db.mjs';
+import { machineInfo } from './lib/machine.mjs';
+import { printTables } from './lib/report.mjs';
+import { ROOT, Server, serverEnv } from './lib/server.mjs';
+import { median, summary } from './lib/stats.mjs';
+
+// ---------------------------------------------------------------------------------------
+// Options and parameters
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+
+const QUICK = flag('quick');
+const ALL = ['guard', 'guard_hs256', 'login', 'refresh', 'scale', 'memory'];
+const ONLY = option('only')?.split(',') ?? ALL;
+for (const key of ONLY) if (!ALL.includes(key)) fail(`--only: unknown scenario "${key}" (known: ${ALL.join(', ')})`);
+
+const P = {
+  rounds: Number(option('rounds') ?? (QUICK ? 1 : 3)),
+  duration: Number(option('duration') ?? (QUICK ? 3 : 10)), // seconds per measurement
+  warmup: QUICK ? 1 : 3, // seconds, per series, before the rounds
+  skip: QUICK ? 0.5 : 1, // seconds left out at the start of every measurement
+  loginDuration: QUICK ? 5 : 20, // bcrypt-bound: few requests per second, so longer windows
+  probeIntervalMs: 20, // latency probe: one request every 20 ms (50/s), one at a time
+  connections: 10, // guard and refresh
+  loginConnections: 8,
+  // Cost 12 as in production; the quick run uses 10 (4× cheaper) so that its short windows
+  // still see a few dozen logins on a slow or busy CI machine (it checks the harness, not targets).
+  bcryptCost: QUICK ? 10 : 12,
+  accounts: 10,
+  scale: QUICK
+    ? { small: { users: 100, sessions: 1_000 }, large: { users: 1_000, sessions: 10_000 } }
+    : { small: { users: 100, sessions: 1_000 }, large: { users: 100_000, sessions: 1_000_000 } },
+};
+
+const TARGETS = {
+  guard: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
+  guard_hs256: { text: 'ratio ≥ 0.95', pass: (s) => s.ratio >= 0.95 },
+  login: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
+  login_latency: { text: 'ratio ≤ 3 and ≤ 50 ms', pass: (s) => s.ratio <= 3 && s.value <= 50 },
+  refresh: { text: 'ratio ≥ 0.50', pass: (s) => s.ratio >= 0.5 },
+  scale: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
+  memory: { text: 'ratio ≤ 1.5', pass: (s) => s.ratio <= 1.5 },
+};
+
+// ---------------------------------------------------------------------------------------
+// Run state
+
+const started = Date.now();
+const stamp = `${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}_${process.pid}`;
+const tmpDir = mkdtempSync(join(os.tmpdir(), 'gatehouse-bench-'));
+const logDir = join(tmpDir, 'logs');
+mkdirSync(logDir);
+const dbs = new Databases({ url: process.env.BENCH_DATABASE_URL || undefined, tmpDir, stamp });
+const servers = [];
+const scenarios = {};
+const series = []; // absolute figures, for the second table
+const problems = []; // the harness broke or requests failed: exit 1
+const warnings = []; // the figures are unreliable, but nothing is broken
+
+function log(message) {
+  const t = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
+  process.stderr.write(`[${t}s] ${message}\n`);
+}
+
+function fail(message) {
+  console.error(message);
+  process.exit(2);
+}
+
+process.on('SIGINT', () => {
+  log('interrupted: stopping servers');
+  cleanup().finally(() => process.exit(130));
+});
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+async function startServer(name, db, extraEnv = {}) {
+  const server = new Server(
+    name,
+    serverEnv({ DATABASE_URL: db.url, MIGRATE_ON_START: 'true', DATA_DIR: join(tmpDir, `data-${name}`), BCRYPT_COST: String(P.bcryptCost), ...extraEnv }),
+    { logDir },
+  );
+  server.db = db;
+  servers.push(server);
+  await server.start();
+  log(`server ${name} up on ${server.url} (pid ${server.pid}, ${db.kind})`);
+  return server;
+}
+
+/** Accounts, their access tokens, and a public resource on a fresh server. */
+async function prepare(server, prefix = 'bench_u') {
+  const accounts = await signupMany(server.url, prefix, P.accounts);
+  const usernames = accounts.map((_, i) => `${prefix}${i}`);
+  const resourceId = await createPublicResource(server.url, accounts[0].accessToken);
+  // Sanity: both endpoints answer as the scenarios expect.
+  await get(server.url, '/users/me', accounts[0].accessToken);
+  await get(server.url, `/resources/${resourceId}`);
+  return { accounts, usernames, resourceId, bearer: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })) };
+}
+
+function httpJob(server, path, extra = {}) {
+  return { kind: 'autocannon', url: server.url, path, connections: P.connections, duration: P.duration, skipS: P.skip, ...extra };
+}
+
+/**
+ * Runs `fn` (which resolves with load results) and attaches to the first result the CPU time
+ * the server process, and on PostgreSQL the backends of its database, spent per request.
+ */
+async function withCpu(server, fn) {
+  const db = server.db;
+  const where = db.kind === 'postgres' ? { sql: 'datname = $1', params: [db.name] } : null;
+  const s0 = cpuMs(server.pid);
+  const d0 = where ? await backendCpu(dbs.adminUrl, where) : null;
+  const results = await fn();
+  const s1 = cpuMs(server.pid);
+  const d1 = where ? await backendCpu(dbs.adminUrl, where) : null;
+  const first = results[0];
+  const n = first.total;
+  if (n > 0 && s0 !== null && s1 !== null) {
+    first.cpu = { serverUsPerRequest: ((s1 - s0) * 1000) / n, dbUsPerRequest: where ? (backendDelta(d0, d1) * 1000) / n : null };
+  }
+  return results;
+}
+
+/** A measured series: a label, the unit of its figure, and the figure out of one result. */
+function record(label, unit, results, figure = (r) => r.rps) {
+  const values = results.map(figure);
+  const entry = {
+    label,
+    unit,
+    ...summary(values),
+    p50: median(results.map((r) => r.latencyMs?.p50 ?? null)),
+    p99: median(results.map((r) => r.latencyMs?.p99 ?? null)),
+    serverCpuUsPerRequest: median(results.map((r) => r.cpu?.serverUsPerRequest ?? null)),
+    dbCpuUsPerRequest: median(results.map((r) => r.cpu?.dbUsPerRequest ?? null)),
+    rounds: results,
+  };
+  series.push(entry);
+  if (!results.some((r) => 'ok' in r || 'count' in r)) return entry; // not a load (memory)
+  const bad = results.reduce((n, r) => n + (r.non2xxMeasured ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0), 0);
+  const good = results.reduce((n, r) => n + (r.ok ?? r.count ?? 0), 0);
+  if (bad > Math.max(good, 1) * 0.01) problems.push(`${label}: ${bad} failed requests for ${good} successful ones`);
+  else if (good === 0) warnings.push(`${label}: no request completed within the measured window (machine too slow or busy?)`);
+  return entry;
+}
+
+/** Fills scenarios[key] from per-round (value, baseline) pairs; ratio = median of per-round ratios. */
+function conclude(key, { unit, baselineUnit, values, baselines, ratios, details }) {
+  const r = ratios ?? values.map((v, i) => (baselines[i] ? v / baselines[i] : null));
+  const entry = {
+    value: median(values),
+    baseline: baselines ? median(baselines) : null,
+    ratio: median(r),
+    unit,
+    baselineUnit: baselineUnit ?? unit,
+    target: TARGETS[key].text,
+    pass: null,
+    range: { value: summary(values), baseline: baselines ? summary(baselines) : null, ratio: summary(r) },
+    rounds: values.length,
+    loadAverage: os.loadavg()[0],
+    ...(details ? { details } : {}),
+  };
+  entry.pass = entry.ratio === null ? null : TARGETS[key].pass(entry);
+  scenarios[key] = entry;
+  const fmt = (x) => (x === null || x === undefined ? 'n/a' : Number(x).toFixed(2));
+  log(`${key}: value ${fmt(entry.value)} ${unit}, baseline ${fmt(entry.baseline)} ${entry.baselineUnit}, ratio ${fmt(entry.ratio)} → ${entry.pass === null ? 'n/a' : entry.pass ? 'pass' : 'MISS'}`);
+  return entry;
+}
+
+/** Rounds alternating the order (A B, B A, A B …) so that drift does not favour either side. */
+async function alternate(rounds, a, b) {
+  const as = [];
+  const bs = [];
+  for (let i = 0; i < rounds; i++) {
+    if (i % 2 === 0) {
+      as.push(await a(i));
+      bs.push(await b(i));
+    } else {
+      bs.push(await b(i));
+      as.push(await a(i));
+    }
+  }
+  return [as, bs];
+}
+
+async function guarded(key, fn) {
+  if (!ONLY.includes(key)) return;
+  try {
+    await fn();
+  } catch (error) {
+    problems.push(`${key}: ${error.message}`);
+    log(`${key} failed: ${error.stack ?? error}`);
+    for (const s of servers) if (s.child && s.child.exitCode !== null) log(`server ${s.name} log:\n${s.logTail()}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+/** guard (and guard_hs256): GET /users/me against GET /resources/:id (public, no token). */
+async function guardScenario(key, server, ctx) {
+  const scenario = () => withCpu(server, () => load(httpJob(server, '/users/me', { perConnectionHeaders: ctx.bearer })));
+  const baseline = () => withCpu(server, () => load(httpJob(server, `/resources/${ctx.resourceId}`)));
+  log(`${key}: warm-up`);
+  await load(httpJob(server, '/users/me', { perConnectionHeaders: ctx.bearer, duration: P.warmup, skipS: 0 }));
+  await load(httpJob(server, `/resources/${ctx.resourceId}`, { duration: P.warmup, skipS: 0 }));
+  const [s, b] = await alternate(
+    P.rounds,
+    async () => (await scenario())[0],
+    async () => (await baseline())[0],
+  );
+  const label = key === 'guard' ? 'guard' : 'guard (HS256)';
+  record(`${label}: GET /users/me`, 'req/s', s);
+  record(`${label}: GET /resources/:id (public, baseline)`, 'req/s', b);
+  conclude(key, { unit: 'req/s', values: s.map((r) => r.rps), baselines: b.map((r) => r.rps) });
+}
+
+/** login + login_latency: POST /auth/login (8 connections) against raw bcrypt; JWKS p99 under it. */
+async function loginScenario(server, ctx) {
+  const loginJob = (duration, skipS) => ({
+    kind: 'autocannon',
+    url: server.url,
+    path: '/auth/login',
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    perConnectionBodies: ctx.usernames.slice(0, P.loginConnections).map((username) => JSON.stringify({ username, password: PASSWORD })),
+    connections: P.loginConnections,
+    duration,
+    skipS,
+  });
+  const probeJob = (duration, delayMs) => ({ kind: 'probe', url: server.url, path: '/.well-known/jwks.json', intervalMs: P.probeIntervalMs, duration, delayMs });
+  const probeS = Math.max(1, P.loginDuration - 2 * Math.max(1, P.skip * 2));
+  const probeDelay = Math.max(1, P.skip * 2) * 1000;
+  log('login: warm-up');
+  await load(loginJob(P.warmup + 1, 0), probeJob(P.warmup, 500));
+  await runChild('bcrypt-baseline.mjs', { cost: P.bcryptCost, inFlight: P.loginConnections, duration: P.warmup, warmup: 0 });
+
+  const logins = [];
+  const underLoad = [];
+  const bcryptRounds = [];
+  const idle = [];
+  for (let i = 0; i < P.rounds; i++) {
+    const steps = [
+      async () => {
+        const [l, p] = await withCpu(server, () => load(loginJob(P.loginDuration, P.skip * 2), probeJob(probeS, probeDelay)));
+        logins.push(l);
+        underLoad.push(p);
+      },
+      async () => bcryptRounds.push(await runChild('bcrypt-baseline.mjs', { cost: P.bcryptCost, inFlight: P.loginConnections, duration: P.loginDuration - P.skip * 2, warmup: P.skip * 2 })),
+      async () => idle.push((await load(probeJob(probeS, 0)))[0]),
+    ];
+    if (i % 2 === 1) steps.reverse();
+    for (const step of steps) await step();
+    log(`login: round ${i + 1}/${P.rounds}: ${logins.at(-1).rps.toFixed(2)} logins/s vs ${bcryptRounds.at(-1).rps.toFixed(2)} compares/s; JWKS p99 ${underLoad.at(-1).latencyMs.p99?.toFixed(2)} ms under load, ${idle.at(-1).latencyMs.p99?.toFixed(2)} ms idle`);
+  }
+  record(`login: POST /auth/login (${P.loginConnections} connections, cost ${P.bcryptCost})`, 'logins/s', logins);
+  record(`login: raw bcrypt.compare (${P.loginConnections} in flight, baseline)`, 'compares/s', bcryptRounds);
+  record('login_latency: JWKS p99 under login load', 'ms', underLoad, (r) => r.latencyMs.p99);
+  record('login_latency: JWKS p99 idle (baseline)', 'ms', idle, (r) => r.latencyMs.p99);
+  conclude('login', { unit: 'logins/s', baselineUnit: 'compares/s', values: logins.map((r) => r.rps), baselines: bcryptRounds.map((r) => r.rps) });
+  conclude('login_latency', {
+    unit: 'ms (p99)',
+    values: underLoad.map((r) => r.latencyMs.p99),
+    baselines: idle.map((r) => r.latencyMs.p99),
+    details: { p50UnderLoad: median(underLoad.map((r) => r.latencyMs.p50)), p50Idle: median(idle.map((r) => r.latencyMs.p50)) },
+  });
+}
+
+/** A refresh load: every connection rotates its own session chain, from fresh sessions. */
+async function refreshRun(server, ctx, duration = P.duration, skipS = P.skip) {
+  const tokens = await freshSessions(server.url, ctx.usernames.slice(0, P.connections));
+  const [r] = await withCpu(server, () => load(httpJob(server, '/auth/refresh', { method: 'POST', refreshTokens: tokens, duration, skipS })));
+  return r;
+}
+
+async function refreshScenario(server, ctx, db) {
+  const postgres = db.kind === 'postgres';
+  const baseline = (duration, warmup) =>
+    runChild('rotate-baseline.mjs', { url: db.url, userId: ctx.accounts[0].userId, concurrency: P.connections, duration, warmup });
+  log('refresh: warm-up');
+  await refreshRun(server, ctx, P.warmup, 0);
+  if (postgres) await baseline(P.warmup, 0);
+  let s;
+  let b = [];
+  if (postgres) {
+    [s, b] = await alternate(
+      P.rounds,
+      () => refreshRun(server, ctx),
+      () => baseline(P.duration - P.skip, P.skip),
+    );
+  } else {
+    s = [];
+    for (let i = 0; i < P.rounds; i++) s.push(await refreshRun(server, ctx));
+  }
+  record(`refresh: POST /auth/refresh (${P.connections} chains)`, 'req/s', s);
+  if (postgres) record(`refresh: rotation statement with pg (${P.connections} in flight, baseline)`, 'rotations/s', b);
+  conclude('refresh', {
+    unit: 'req/s',
+    baselineUnit: 'rotations/s',
+    values: s.map((r) => r.rps),
+    baselines: postgres ? b.map((r) => r.rps) : null,
+    ratios: postgres ? undefined : s.map(() => null),
+    details: postgres ? undefined : { baseline: 'n/a on PGlite: the embedded database lives inside the server process' },
+  });
+}
+
+/** scale: refresh and guard with many sessions and users against the same with 1,000 sessions. */
+async function scaleScenario() {
+  const small = await dbs.create('scale_small');
+  const large = await dbs.create('scale_large');
+  const pair = {};
+  const ctx = {};
+  const plan = [['small', small, P.scale.small], ['large', large, P.scale.large]];
+  if (small.kind === 'pglite') {
+    // One process at a time owns a PGlite directory: let a server migrate one, stop it, copy
+    // it for the other, seed both offline, then start the two servers.
+    await (await startServer('scale-migrate', small)).stop();
+    cpSync(small.dir, large.dir, { recursive: true });
+  } else {
+    for (const [name, db] of plan) pair[name] = await startServer(`scale-${name}`, db); // migrates
+  }
+  for (const [name, db, size] of plan) {
+    log(`scale: seeding ${name}: ${size.users.toLocaleString('en')} users, ${size.sessions.toLocaleString('en')} sessions`);
+    const seconds = await withDatabase(db, (exec) => seed(exec, size));
+    log(`scale: seeded ${name} in ${seconds.toFixed(1)} s`);
+  }
+  for (const [name, db] of plan) {
+    pair[name] ??= await startServer(`scale-${name}`, db);
+    ctx[name] = await prepare(pair[name]);
+  }
+  const guardJob = (name, extra = {}) => httpJob(pair[name], '/users/me', { perConnectionHeaders: ctx[name].bearer, ...extra });
+  log('scale: warm-up');
+  for (const name of ['large', 'small']) {
+    await load(guardJob(name, { duration: P.warmup, skipS: 0 }));
+    await refreshRun(pair[name], ctx[name], P.warmup, 0);
+  }
+  const guardRun = async (name) => (await withCpu(pair[name], () => load(guardJob(name))))[0];
+  const [gl, gs] = await alternate(P.rounds, () => guardRun('large'), () => guardRun('small'));
+  const [rl, rs] = await alternate(P.rounds, () => refreshRun(pair.large, ctx.large), () => refreshRun(pair.small, ctx.small));
+  const { large: L, small: S } = P.scale;
+  record(`scale: GET /users/me, ${L.sessions.toLocaleString('en')} sessions / ${L.users.toLocaleString('en')} users`, 'req/s', gl);
+  record(`scale: GET /users/me, ${S.sessions.toLocaleString('en')} sessions (baseline)`, 'req/s', gs);
+  record(`scale: POST /auth/refresh, ${L.sessions.toLocaleString('en')} sessions`, 'req/s', rl);
+  record(`scale: POST /auth/refresh, ${S.sessions.toLocaleString('en')} sessions (baseline)`, 'req/s', rs);
+  const part = (l, s) => {
+    const ratios = l.map((r, i) => r.rps / s[i].rps);
+    return { value: median(l.map((r) => r.rps)), baseline: median(s.map((r) => r.rps)), ratio: median(ratios), range: { ratio: summary(ratios) } };
+  };
+  const parts = { refresh: part(rl, rs), guard: part(gl, gs) };
+  const worst = parts.refresh.ratio <= parts.guard.ratio ? 'refresh' : 'guard';
+  const entry = conclude('scale', {
+    unit: 'req/s',
+    values: (worst === 'refresh' ? rl : gl).map((r) => r.rps),
+    baselines: (worst === 'refresh' ? rs : gs).map((r) => r.rps),
+    details: { reported: `${worst} (the lower of the two ratios)`, seeded: P.scale, parts },
+  });
+  entry.pass = TARGETS.scale.pass(parts.refresh) && TARGETS.scale.pass(parts.guard);
+  for (const name of ['small', 'large']) await pair[name].stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+/** True when dist/main.js is missing or older than a file of src/ or prisma/. */
+function distIsStale() {
+  let built;
+  try {
+    built = statSync(join(ROOT, 'dist', 'main.js')).mtimeMs;
+  } catch {
+    return true;
+  }
+  const newer = (dir) =>
+    readdirSync(dir, { withFileTypes: true }).some((e) => {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) return e.name !== 'generated' && newer(path);
+      return statSync(path).mtimeMs > built;
+    });
+  return newer(join(ROOT, 'src')) || newer(join(ROOT, 'prisma'));
+}
+
+async function cleanup() {
+  for (const s of servers) await s.stop().catch(() => undefined);
+  if (!flag('keep')) {
+    await dbs.dropAll();
+    rmSync(tmpDir, { recursive: true, force: true });
+  } else log(`kept ${tmpDir}${dbs.created.length ? ` and databases ${dbs.created.join(', ')}` : ''}`);
+}
+
+async function main() {
+  if (flag('build') || (!flag('no-build') && distIsStale())) {
+    log('building (npm run build): dist/ is older than src/ (--no-build to skip, --build to force)');
+    const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' });
+    if (build.status !== 0) fail(`build failed:\n${build.stdout}\n${build.stderr}`);
+  }
+  const machine = await machineInfo(dbs);
+  const loadAtStart = os.loadavg()[0];
+  log(`${machine.cpu} ×${machine.cores}, Node ${machine.node}, ${machine.database}${QUICK ? ', quick run' : ''}; load average ${loadAtStart.toFixed(1)}`);
+  if (loadAtStart > machine.cores) warnings.push(`the machine was busy: load average ${loadAtStart.toFixed(1)} at start on ${machine.cores} cores`);
+  if (loadAtStart > machine.cores) log(`warning: the machine is busy (load average ${loadAtStart.toFixed(1)} on ${machine.cores} cores): figures will be noisy`);
+
+  const mainDb = await dbs.create('main');
+  const main = await startServer('main', mainDb);
+  const startupMemory = main.memory();
+  const ctx = await prepare(main);
+
+  await guarded('guard', () => guardScenario('guard', main, ctx));
+  await guarded('guard_hs256', async () => {
+    const db = await dbs.create('hs256');
+    const hs = await startServer('hs256', db, { JWT_SECRETS: `bench-hs256-secret-${'x'.repeat(32)}` });
+    const hsCtx = await prepare(hs);
+    await guardScenario('guard_hs256', hs, hsCtx);
+    await hs.stop();
+  });
+  await guarded('login', () => loginScenario(main, ctx));
+  await guarded('refresh', () => refreshScenario(main, ctx, mainDb));
+  await guarded('scale', scaleScenario);
+  await guarded('memory', async () => {
+    const end = main.memory();
+    const mb = (kb) => kb / 1024;
+    record('memory: main server VmRSS after the run', 'MB', [{ value: mb(end.rssKb) }], (r) => r.value);
+    record('memory: main server VmRSS after start-up (baseline)', 'MB', [{ value: mb(startupMemory.rssKb) }], (r) => r.value);
+    conclude('memory', {
+      unit: 'MB',
+      values: [mb(end.rssKb)],
+      baselines: [mb(startupMemory.rssKb)],
+      details: { peakMb: mb(end.hwmKb), scenariosServed: ONLY.filter((k) => ['guard', 'login', 'refresh'].includes(k)) },
+    });
+  });
+
+  const durationS = (Date.now() - started) / 1000;
+  const report = {
+    machine,
+    run: {
+      mode: QUICK ? 'quick' : 'full',
+      startedAt: new Date(started).toISOString(),
+      durationS,
+      parameters: P,
+      loadAverage: { atStart: loadAtStart, atEnd: os.loadavg()[0] },
+      only: ONLY,
+      problems,
+      warnings,
+    },
+    scenarios,
+    series: series.map(({ rounds, ...rest }) => ({ ...rest, rounds: rounds.map(({ refreshTokens, statusCodes, ...r }) => r) })),
+  };
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  printTables(report);
+  console.log(`\nwritten: bench/results/latest.json (${durationS.toFixed(0)} s)`);
+  if (warnings.length) console.log(`\nwarnings:\n  - ${warnings.join('\n  - ')}`);
+  if (problems.length) console.log(`\nproblems:\n  - ${problems.join('\n  - ')}`);
+  await cleanup();
+  if (problems.length) process.exit(1);
+  if (flag('enforce') && Object.values(scenarios).some((s) => s.pass === false)) process.exit(3);
+}
+
+main().catch(async (error) => {
+  console.error(error);
+  for (const s of servers) console.error(`--- ${s.name} log ---\n${s.logTail()}`);
+  await cleanup().catch(() => undefined);
+  process.exit(1);
+});
