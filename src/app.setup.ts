@@ -5,6 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import cookieParser from 'cookie-parser';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { AppModule } from './app.module.js';
 import { requestId } from './common/http/request-id.middleware.js';
@@ -27,6 +28,7 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
 
 /** The browser client, built by `npm run build` (web/ → dist/web); the same path from src/ and dist/. */
 const WEB_ROOT = fileURLToPath(new URL('../dist/web', import.meta.url));
+const WEB_ASSET = /^\/$|\.(html|js|css|map|png|svg|ico|webmanifest)$/;
 
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.TRUST_PROXY);
@@ -41,7 +43,17 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   );
   app.use(cookieParser());
   // Revalidated on every load (file names are not content-hashed): a deploy is seen at once.
-  if (existsSync(WEB_ROOT)) app.useStaticAssets(WEB_ROOT, { index: 'index.html', setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache') });
+  if (existsSync(WEB_ROOT)) {
+    const serveWeb = express.static(WEB_ROOT, {
+      index: 'index.html',
+      setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache'),
+    });
+    // Only the client's own files go to the file system: an API request (no file
+    // extension) never costs a stat() of a file that cannot exist.
+    app.use((req: Request, res: Response, next: NextFunction) =>
+      (req.method === 'GET' || req.method === 'HEAD') && WEB_ASSET.test(req.path) ? serveWeb(req, res, next) : next(),
+    );
+  }
   const allowed = new Set(config.CORS_ORIGINS);
   app.enableCors({
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),
