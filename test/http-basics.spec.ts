@@ -1,17 +1,12 @@
 import 'reflect-metadata';
 import { connect } from 'node:net';
 import { Controller, Get, Module } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Test } from '@nestjs/testing';
-import request from 'supertest';
+import type request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppModule } from '../src/app.module.js';
-import { configureApp } from '../src/app.setup.js';
 import { Public } from '../src/auth/decorators/public.decorator.js';
-import { parseConfig } from '../src/config/config.schema.js';
 import { ROOMY_LIMITS } from './support/env.js';
 import { signup } from './support/factories.js';
-import { ALLOWED_ORIGIN, freshDatabase, type TestApp } from './support/test-app.js';
+import { ALLOWED_ORIGIN, startApp, type TestApp } from './support/test-app.js';
 
 /**
  * The contract's "General" section: JSON only, size and depth limits, the error body,
@@ -34,37 +29,9 @@ class ExplodingController {
 @Module({ controllers: [ExplodingController] })
 class ExplodingModule {}
 
-interface Harness {
-  app: NestExpressApplication;
-  http: ReturnType<typeof request>;
-  close(): Promise<void>;
-}
+type Harness = TestApp;
 
-async function startHarness(): Promise<Harness> {
-  const database = await freshDatabase();
-  const config = parseConfig({
-    NODE_ENV: 'test',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    BCRYPT_COST: '4',
-    CORS_ORIGINS: ALLOWED_ORIGIN,
-    DATABASE_URL: database.url,
-    MIGRATE_ON_START: 'true',
-    PASSWORD_PEPPER: 'test-pepper-0123456789-0123456789-0123',
-    ...ROOMY_LIMITS,
-  });
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config), ExplodingModule] }).compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: false });
-  configureApp(app, config);
-  await app.init();
-  return {
-    app,
-    http: request(app.getHttpServer()),
-    close: async () => {
-      await app.close();
-      await database.drop();
-    },
-  };
-}
+const startHarness = (): Promise<Harness> => startApp({ ...ROOMY_LIMITS }, { imports: [ExplodingModule] });
 
 const ERROR_KEYS = ['code', 'error', 'message', 'statusCode'];
 

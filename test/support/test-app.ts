@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import type { Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
@@ -27,7 +28,10 @@ export const ALLOWED_ORIGIN = 'http://app.example.test';
  * A fresh application on a fresh database: in-memory PGlite by default, or a new database
  * on the PostgreSQL server of TEST_DATABASE_URL (dropped again by close()).
  */
-export async function startApp(env: Record<string, string> = {}, opts: { databaseUrl?: string } = {}): Promise<TestApp> {
+export async function startApp(
+  env: Record<string, string> = {},
+  opts: { databaseUrl?: string; /** extra test-only modules, e.g. a controller that throws */ imports?: Type[] } = {},
+): Promise<TestApp> {
   const database = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await freshDatabase();
   const config = parseConfig({
     NODE_ENV: 'test',
@@ -40,7 +44,7 @@ export async function startApp(env: Record<string, string> = {}, opts: { databas
     ...env,
   });
   const clock = new FakeClock();
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config), ...(opts.imports ?? [])] })
     .overrideProvider(Clock)
     .useValue(clock)
     .compile();
