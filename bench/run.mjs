@@ -56,6 +56,9 @@ const P = {
     : { small: { users: 100, sessions: 1_000 }, large: { users: 100_000, sessions: 1_000_000 } },
 };
 
+// Experiments: BENCH_SERVER_ENV='{"UV_THREADPOOL_SIZE":"2"}' adds variables to every server.
+const EXTRA_SERVER_ENV = process.env.BENCH_SERVER_ENV ? JSON.parse(process.env.BENCH_SERVER_ENV) : {};
+
 const TARGETS = {
   guard: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   guard_hs256: { text: 'ratio ≥ 0.95', pass: (s) => s.ratio >= 0.95 },
@@ -64,6 +67,9 @@ const TARGETS = {
   refresh: { text: 'ratio ≥ 0.50', pass: (s) => s.ratio >= 0.5 },
   scale: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   memory: { text: 'ratio ≤ 1.5', pass: (s) => s.ratio <= 1.5 },
+  // Not a target of the brief: the same probe on an ordinary API GET (no dot in its path, so
+  // it goes through the static-asset middleware's fs.stat on the libuv thread pool).
+  login_latency_api: { text: 'info (no target)', pass: () => null },
 };
 
 // ---------------------------------------------------------------------------------------
@@ -102,7 +108,14 @@ process.on('SIGINT', () => {
 async function startServer(name, db, extraEnv = {}) {
   const server = new Server(
     name,
-    serverEnv({ DATABASE_URL: db.url, MIGRATE_ON_START: 'true', DATA_DIR: join(tmpDir, `data-${name}`), BCRYPT_COST: String(P.bcryptCost), ...extraEnv }),
+    serverEnv({
+      DATABASE_URL: db.url,
+      MIGRATE_ON_START: 'true',
+      DATA_DIR: join(tmpDir, `data-${name}`),
+      BCRYPT_COST: String(P.bcryptCost),
+      ...extraEnv,
+      ...EXTRA_SERVER_ENV,
+    }),
     { logDir },
   );
   server.db = db;
@@ -254,6 +267,8 @@ async function loginScenario(server, ctx) {
     skipS,
   });
   const probeJob = (duration, delayMs) => ({ kind: 'probe', url: server.url, path: '/.well-known/jwks.json', intervalMs: P.probeIntervalMs, duration, delayMs });
+  // A sparser second probe (10/s) on GET /resources/:id, for information.
+  const apiProbeJob = (duration, delayMs) => ({ kind: 'probe', url: server.url, path: `/resources/${ctx.resourceId}`, intervalMs: 100, duration, delayMs });
   const probeS = Math.max(1, P.loginDuration - 2 * Math.max(1, P.skip * 2));
   const probeDelay = Math.max(1, P.skip * 2) * 1000;
   log('login: warm-up');
@@ -264,15 +279,24 @@ async function loginScenario(server, ctx) {
   const underLoad = [];
   const bcryptRounds = [];
   const idle = [];
+  const apiUnderLoad = [];
+  const apiIdle = [];
   for (let i = 0; i < P.rounds; i++) {
     const steps = [
       async () => {
-        const [l, p] = await withCpu(server, () => load(loginJob(P.loginDuration, P.skip * 2), probeJob(probeS, probeDelay)));
+        const [l, p, a] = await withCpu(server, () =>
+          load(loginJob(P.loginDuration, P.skip * 2), probeJob(probeS, probeDelay), apiProbeJob(probeS, probeDelay)),
+        );
         logins.push(l);
         underLoad.push(p);
+        apiUnderLoad.push(a);
       },
       async () => bcryptRounds.push(await runChild('bcrypt-baseline.mjs', { cost: P.bcryptCost, inFlight: P.loginConnections, duration: P.loginDuration - P.skip * 2, warmup: P.skip * 2 })),
-      async () => idle.push((await load(probeJob(probeS, 0)))[0]),
+      async () => {
+        const [p, a] = await load(probeJob(probeS, 0), apiProbeJob(probeS, 0));
+        idle.push(p);
+        apiIdle.push(a);
+      },
     ];
     if (i % 2 === 1) steps.reverse();
     for (const step of steps) await step();
@@ -282,12 +306,20 @@ async function loginScenario(server, ctx) {
   record(`login: raw bcrypt.compare (${P.loginConnections} in flight, baseline)`, 'compares/s', bcryptRounds);
   record('login_latency: JWKS p99 under login load', 'ms', underLoad, (r) => r.latencyMs.p99);
   record('login_latency: JWKS p99 idle (baseline)', 'ms', idle, (r) => r.latencyMs.p99);
+  record('login_latency_api: GET /resources/:id p99 under login load', 'ms', apiUnderLoad, (r) => r.latencyMs.p99);
+  record('login_latency_api: GET /resources/:id p99 idle (baseline)', 'ms', apiIdle, (r) => r.latencyMs.p99);
   conclude('login', { unit: 'logins/s', baselineUnit: 'compares/s', values: logins.map((r) => r.rps), baselines: bcryptRounds.map((r) => r.rps) });
   conclude('login_latency', {
     unit: 'ms (p99)',
     values: underLoad.map((r) => r.latencyMs.p99),
     baselines: idle.map((r) => r.latencyMs.p99),
     details: { p50UnderLoad: median(underLoad.map((r) => r.latencyMs.p50)), p50Idle: median(idle.map((r) => r.latencyMs.p50)) },
+  });
+  conclude('login_latency_api', {
+    unit: 'ms (p99)',
+    values: apiUnderLoad.map((r) => r.latencyMs.p99),
+    baselines: apiIdle.map((r) => r.latencyMs.p99),
+    details: { path: 'GET /resources/:id (public)', p50UnderLoad: median(apiUnderLoad.map((r) => r.latencyMs.p50)), p50Idle: median(apiIdle.map((r) => r.latencyMs.p50)) },
   });
 }
 
@@ -460,6 +492,7 @@ async function main() {
       startedAt: new Date(started).toISOString(),
       durationS,
       parameters: P,
+      extraServerEnv: EXTRA_SERVER_ENV,
       loadAverage: { atStart: loadAtStart, atEnd: os.loadavg()[0] },
       only: ONLY,
       problems,
@@ -469,9 +502,12 @@ async function main() {
     series: series.map(({ rounds, ...rest }) => ({ ...rest, rounds: rounds.map(({ refreshTokens, statusCodes, ...r }) => r) })),
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), json);
+  // Kept beside it (git-ignored too), so that a later quick run does not erase a full one.
+  writeFileSync(join(ROOT, 'bench', 'results', `run-${stamp}-${report.run.mode}-${dbs.kind}.json`), json);
   printTables(report);
-  console.log(`\nwritten: bench/results/latest.json (${durationS.toFixed(0)} s)`);
+  console.log(`\nwritten: bench/results/latest.json and run-${stamp}-${report.run.mode}-${dbs.kind}.json (${durationS.toFixed(0)} s)`);
   if (warnings.length) console.log(`\nwarnings:\n  - ${warnings.join('\n  - ')}`);
   if (problems.length) console.log(`\nproblems:\n  - ${problems.join('\n  - ')}`);
   await cleanup();
