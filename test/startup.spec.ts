@@ -1,12 +1,12 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { onPostgres } from './support/env.js';
+import { buildServerInto } from './support/private-build.js';
 import { freshDatabase } from './support/test-app.js';
 
 /**
@@ -143,17 +143,7 @@ async function post(
 }
 
 beforeAll(() => {
-  // The generated Prisma client is compiled along with the sources; make it only when missing.
-  if (!existsSync(join(ROOT, 'src', 'generated', 'prisma', 'client.ts'))) {
-    const gen = spawnSync('npm', ['run', 'generate'], { cwd: ROOT, encoding: 'utf8' });
-    if (gen.status !== 0) throw new Error(`npm run generate failed:\n${gen.stdout}\n${gen.stderr}`);
-  }
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  });
-  if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}\n${build.stderr}`);
+  buildServerInto(BUILD_DIR, 300_000);
 }, 300_000);
 
 afterAll(async () => {

@@ -4,12 +4,11 @@
 // The sources are compiled with tsconfig.build.json (what `npm run build` does for the server)
 // into a private directory, so that the suite neither races other people's `dist/` nor runs a
 // stale build. RELIABILITY_MAIN=dist/main.js runs an existing build instead.
-import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { buildServerInto } from '../support/private-build.js';
 import { PgCluster } from './support/postgres.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -24,18 +23,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     main = resolve(ROOT, process.env.RELIABILITY_MAIN);
     if (!existsSync(main)) throw new Error(`RELIABILITY_MAIN=${process.env.RELIABILITY_MAIN}: no such file`);
   } else {
-    if (!existsSync(join(ROOT, 'src', 'generated', 'prisma', 'client.ts'))) {
-      const gen = spawnSync('npm', ['run', 'generate'], { cwd: ROOT, encoding: 'utf8' });
-      if (gen.status !== 0) throw new Error(`npm run generate failed:\n${gen.stdout}\n${gen.stderr}`);
-    }
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 240_000,
-    });
-    if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}\n${build.stderr}`);
-    main = join(BUILD_DIR, 'main.js');
+    main = buildServerInto(BUILD_DIR);
   }
   const built = performance.now();
   cluster = await PgCluster.create('shared');
