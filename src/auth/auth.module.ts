@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG } from '../config/config.token.js';
@@ -26,7 +25,6 @@ import { JwksController } from './tokens/jwks.controller.js';
 
 @Module({
   imports: [
-    PassportModule,
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG, REDIS],
       useFactory: (config: AppConfig, redis: Redis | null) => ({
