@@ -117,7 +117,9 @@ describe('configuration values that are accepted', () => {
   });
 
   it('reads NODE_ENV=production as production', () => {
-    expect(parseConfig({ NODE_ENV: 'production' }).isProduction).toBe(true);
+    // Production also needs its keys and pepper configured (see test/production-secrets.spec.ts).
+    const secrets = { PASSWORD_PEPPER: 'p'.repeat(32), JWT_SECRETS: 's'.repeat(32) };
+    expect(parseConfig({ NODE_ENV: 'production', ...secrets }).isProduction).toBe(true);
   });
 
   describe('DATABASE_URL', () => {

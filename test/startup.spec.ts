@@ -279,6 +279,17 @@ describe('start-up that must fail', () => {
     expect(readdirSync(dataDir)).toEqual([]); // stopped before touching anything
   });
 
+  it('exits non-zero with one line naming PASSWORD_PEPPER, JWT_KEYS and `npm run keys` for NODE_ENV=production without them', async () => {
+    const dataDir = tempDir('data');
+    const { code, output } = await runToExit({ NODE_ENV: 'production', DATA_DIR: dataDir });
+    expect(code).toBe(1);
+    expect(output).toMatch(
+      /^\s*- environment: NODE_ENV=production requires PASSWORD_PEPPER and JWT_KEYS \(or JWT_SECRETS\), .*`npm run keys`$/m,
+    );
+    expect(output).not.toMatch(STACK_FRAME);
+    expect(readdirSync(dataDir)).toEqual([]); // nothing generated for this instance alone
+  });
+
   it('reports every invalid variable at once', async () => {
     const { code, output } = await runToExit({ ACCESS_TOKEN_TTL: 'abc', BCRYPT_COST: '99', TRUST_PROXY: 'maybe' });
     expect(code).toBe(1);

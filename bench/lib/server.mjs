@@ -1,5 +1,6 @@
 /** Starting and stopping Gatehouse (`node dist/main.js`) as a separate process. */
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -35,6 +36,9 @@ export function serverEnv(extra) {
     SIGNUP_RATE_LIMIT: '100000',
     REFRESH_RATE_LIMIT: '1000000',
     LOGIN_RATE_LIMIT: '10000',
+    // Production refuses to start without its keys and pepper: fresh ones for this run.
+    PASSWORD_PEPPER: randomBytes(32).toString('base64url'),
+    ...(extra.JWT_SECRETS ? {} : { JWT_KEYS: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }) }),
     ...extra,
   };
 }

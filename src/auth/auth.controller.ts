@@ -12,7 +12,8 @@ import {
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
-import { notFound } from '../common/errors/app.exception.js';
+import { notFound, unauthorized } from '../common/errors/app.exception.js';
+import { cookieCount } from '../common/http/cookies.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
@@ -94,7 +95,7 @@ export class AuthController {
   async logout(@Req() req: Request, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
     this.checkOrigin(req);
     const bearer = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    await this.auth.logout(readCookie(req), bearer, client);
+    await this.auth.logout(readCookie(req, 'ignore'), bearer, client);
     clearRefreshCookie(res, this.config.COOKIE_SECURE);
   }
 
@@ -148,7 +149,16 @@ export class AuthController {
   }
 }
 
-function readCookie(req: Request): string | undefined {
+/**
+ * The refresh cookie. Sent twice in one request (cookie-parser would silently keep the first),
+ * it is never used: `duplicate: 'reject'` (refresh) answers 401 REFRESH_TOKEN_INVALID, and
+ * `'ignore'` (logout) treats it as no cookie at all.
+ */
+function readCookie(req: Request, duplicate: 'reject' | 'ignore' = 'reject'): string | undefined {
+  if (cookieCount(req.headers.cookie, REFRESH_COOKIE) > 1) {
+    if (duplicate === 'ignore') return undefined;
+    throw unauthorized(ErrorCode.REFRESH_TOKEN_INVALID, 'Invalid or expired refresh token');
+  }
   const value = (req.cookies as Record<string, unknown> | undefined)?.[REFRESH_COOKIE];
   return typeof value === 'string' ? value : undefined;
 }

@@ -3,12 +3,12 @@
 //   node dist/cli/db.js create <name>  write the next migration from prisma/schema.prisma
 // DATABASE_URL is read as the server does: unset → PGlite in $DATA_DIR/pglite (default ./data),
 // file:<dir> → PGlite persisted in <dir>, memory:// → in-memory PGlite, postgres(ql):// → PostgreSQL.
-import { mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { ensurePrivateDir } from '../config/private-dir.js';
 import { applyMigrations, createMigration, MigrationError } from '../database/migrations/migrator.js';
 
 const USAGE = 'usage: db.js migrate | db.js create <name>';
@@ -55,7 +55,7 @@ function openTarget(env: NodeJS.ProcessEnv): Target {
 }
 
 function openPglite(dataDir: string | undefined): Target {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  if (dataDir) ensurePrivateDir(dataDir);
   const db = new PGlite(dataDir);
   return {
     factory: new PrismaPGlite(db),

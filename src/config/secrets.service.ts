@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectConfig } from './config.token.js';
 import type { AppConfig } from './config.schema.js';
+import { ensurePrivateDir } from './private-dir.js';
 
 /**
  * Secrets that Gatehouse can make for itself when none is configured: generated once and
  * kept in DATA_DIR/secrets (mode 0600) so that a restart keeps passwords verifiable and
  * tokens valid. With an in-memory database nothing persists, so neither do these.
- * Production with several instances must configure them (PASSWORD_PEPPER, JWT_KEYS).
+ * Production must configure them (PASSWORD_PEPPER, JWT_KEYS): the config refuses to start
+ * without them there, since every instance would otherwise make its own.
  */
 @Injectable()
 export class SecretsService {
@@ -28,8 +30,9 @@ export class SecretsService {
     if (!persistent) return make();
     const dir = join(this.config.DATA_DIR, 'secrets');
     const file = join(dir, name);
+    // Also tightens a DATA_DIR made before (or by hand) that others can read.
+    ensurePrivateDir(dir, this.config.DATA_DIR);
     if (existsSync(file)) return readFileSync(file, 'utf8');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const value = make();
     try {
       writeFileSync(file, value, { mode: 0o600, flag: 'wx' });

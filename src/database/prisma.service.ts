@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -7,6 +6,7 @@ import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
+import { ensurePrivateDir } from '../config/private-dir.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { applyMigrations } from './migrations/migrator.js';
 
@@ -61,7 +61,7 @@ export class PrismaService extends PrismaClient implements OnModuleInit, OnAppli
 function openConnection(config: AppConfig): Connection {
   const target = config.database;
   if (target.kind === 'pglite') {
-    if (target.dataDir) mkdirSync(target.dataDir, { recursive: true });
+    if (target.dataDir) ensurePrivateDir(target.dataDir, config.DATA_DIR);
     const db = new PGlite(target.dataDir);
     return {
       adapter: new PrismaPGlite(db),

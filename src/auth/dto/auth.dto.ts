@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
+import { IsUnambiguousEmail, IsVisibleText } from '../../common/http/visible-text.validator.js';
 import { IsPassword } from './password.validator.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
@@ -22,6 +23,7 @@ export class SignupDto {
   @IsOptional()
   @Transform(trim)
   @IsEmail({}, { message: 'email must be a valid email address' })
+  @IsUnambiguousEmail()
   @MaxLength(254)
   email?: string | null;
 
@@ -30,6 +32,7 @@ export class SignupDto {
   @Transform(trim)
   @IsString()
   @Length(1, 64)
+  @IsVisibleText()
   displayName?: string | null;
 }
 

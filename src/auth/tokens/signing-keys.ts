@@ -105,7 +105,8 @@ function parseKeys(text: string): ParsedKey[] {
         return { public: createPublicKey({ key: jwk, format: 'jwk' }), kid };
       });
     }
-    const blocks = trimmed.match(/-----BEGIN ([A-Z ]+)-----[\s\S]+?-----END \1-----/g) ?? [];
+    // PEM kept on one line (an env file, `npm run keys`) has its line breaks written as "\n".
+    const blocks = trimmed.replace(/\\n/g, '\n').match(/-----BEGIN ([A-Z ]+)-----[\s\S]+?-----END \1-----/g) ?? [];
     return blocks.map((pem) => {
       if (/PRIVATE KEY-----/.test(pem.split('\n')[0]!)) {
         const priv = createPrivateKey(pem);

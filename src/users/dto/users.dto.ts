@@ -3,6 +3,7 @@ import { Transform } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsEmail, IsIn, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
 import { IsPassword } from '../../auth/dto/password.validator.js';
 import { PageDto } from '../../common/http/pagination.js';
+import { IsUnambiguousEmail, IsVisibleText } from '../../common/http/visible-text.validator.js';
 import { UserDto } from './user.dto.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
@@ -14,6 +15,7 @@ export class UpdateProfileDto {
   @ValidateIf((_, v) => v !== null)
   @IsString()
   @Length(1, 64)
+  @IsVisibleText()
   displayName?: string | null;
 
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: 254, description: 'null clears it' })
@@ -21,6 +23,7 @@ export class UpdateProfileDto {
   @Transform(trim)
   @ValidateIf((_, v) => v !== null)
   @IsEmail({}, { message: 'email must be a valid email address' })
+  @IsUnambiguousEmail()
   @MaxLength(254)
   email?: string | null;
 }
