@@ -53,6 +53,6 @@ import { JwksController } from './tokens/jwks.controller.js';
     { provide: APP_GUARD, useClass: JwtAuthGuard },
     { provide: APP_GUARD, useClass: RolesGuard },
   ],
-  exports: [AccessTokenService, PasswordHasher, SessionsService, RevocationService, UsersRepository, AuditService, SecretsService],
+  exports: [AccessTokenService, PasswordHasher, SessionsService, RevocationService, UsersRepository, AuditService, SecretsService, LoginThrottleService],
 })
 export class AuthModule {}

@@ -38,7 +38,7 @@ export class UsersController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Change the password; every other session is revoked' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 401, 403)
+  @ApiErrors(400, 401, 403, 429)
   changePassword(@CurrentUser() user: AuthUser, @Body() dto: ChangePasswordDto, @Client() client: ClientInfo): Promise<void> {
     return this.users.changePassword(user, dto.currentPassword, dto.newPassword, client);
   }
@@ -47,7 +47,7 @@ export class UsersController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete the account with its sessions and resources' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 401, 403)
+  @ApiErrors(400, 401, 403, 429)
   deleteMe(@CurrentUser() user: AuthUser, @Body() dto: DeleteAccountDto, @Client() client: ClientInfo): Promise<void> {
     return this.users.deleteAccount(user, dto.password, client);
   }

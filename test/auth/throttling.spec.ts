@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueUsername } from '../support/factories.js';
+import { uniqueEmail, uniqueUsername } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 
 /** Each test comes from its own client address (TRUST_PROXY=true), so per-IP counters don't mix. */
 let ipCounter = 0;
 const freshIp = () => `203.0.113.${++ipCounter}`;
+/** The n-th address of a botnet (198.18.0.0/15, benchmarking addresses). */
+const botIp = (n: number) => `198.18.${Math.floor(n / 250)}.${(n % 250) + 1}`;
 
 describe('login throttling (LOGIN_RATE_LIMIT=3)', () => {
   let t: TestApp;
@@ -40,14 +42,66 @@ describe('login throttling (LOGIN_RATE_LIMIT=3)', () => {
     expect(blocked.headers['set-cookie']).toBeUndefined();
   });
 
-  it('throttles the account whatever the address the attempts come from', async () => {
-    const u = await signupFrom(t, freshIp());
-    await fail(freshIp(), u.username, 1);
-    await fail(freshIp(), u.username.toUpperCase(), 1);
-    await fail(freshIp(), u.username, 1);
-    const blocked = await attempt(freshIp(), u.username, u.password);
+  it('an attacker keeping the back-off alive from one address does not keep the owner out from another', async () => {
+    const owner = freshIp();
+    const attacker = freshIp();
+    const u = await signupFrom(t, owner);
+    await fail(attacker, u.username, 3);
+    // One wrong guess each time Retry-After runs out; the owner logs in in between.
+    for (let round = 0; round < 6; round++) {
+      const blocked = await attempt(attacker, u.username, 'attacker guess');
+      expect(blocked.status, `round ${round}`).toBe(429);
+      expect(blocked.body.code).toBe('TOO_MANY_ATTEMPTS');
+      expect((await attempt(owner, u.username, u.password)).status, `owner, round ${round}`).toBe(200);
+      t.clock.advance(retryAfter(blocked));
+      expect((await attempt(attacker, u.username.toUpperCase(), `guess ${round}`)).status).toBe(401);
+    }
+    expect((await attempt(attacker, u.username, u.password)).status).toBe(429);
+  });
+
+  it('still throttles guesses spread over many addresses: 30 failures (10 x LOGIN_RATE_LIMIT) per account', async () => {
+    const home = freshIp();
+    const u = await signupFrom(t, home);
+    expect((await attempt(home, u.username, u.password)).status).toBe(200); // the owner's usual address
+    // 2 failures from each of 15 addresses: none of them ever reaches its own limit of 3.
+    for (let i = 0; i < 30; i++) {
+      const res = await attempt(botIp(Math.floor(i / 2)), i % 2 ? u.username : u.username.toUpperCase(), `guess ${i}`);
+      expect(res.status, `failure ${i + 1}`).toBe(401);
+    }
+    const blocked = await attempt(botIp(999), u.username, u.password);
     expect(blocked.status).toBe(429);
-    expect(blocked.body.code).toBe('TOO_MANY_ATTEMPTS');
+    expect(blocked.body).toMatchObject({ statusCode: 429, error: 'Too Many Requests', code: 'TOO_MANY_ATTEMPTS' });
+    retryAfter(blocked);
+    // Each further guess from yet another address doubles the wait.
+    t.clock.advance(retryAfter(blocked));
+    expect((await attempt(botIp(1000), u.username, 'guess 31')).status).toBe(401);
+    const next = await attempt(botIp(1001), u.username, u.password);
+    expect(next.status).toBe(429);
+    expect(retryAfter(next)).toBeGreaterThan(retryAfter(blocked));
+    // Where the owner has logged in before, the account-wide ceiling does not apply.
+    expect((await attempt(home, u.username, u.password)).status).toBe(200);
+  });
+
+  it('counts the username and the email of one account against one budget', async () => {
+    const ip = freshIp();
+    const email = uniqueEmail();
+    const username = uniqueUsername();
+    const password = 'correct horse battery';
+    await t.http.post('/auth/signup').set('X-Forwarded-For', ip).send({ username, email, password }).expect(201);
+    await fail(ip, username, 2);
+    await fail(ip, email.toUpperCase(), 1);
+    const byEmail = await attempt(ip, email, password);
+    expect(byEmail.status).toBe(429);
+    expect(byEmail.body.code).toBe('TOO_MANY_ATTEMPTS');
+    expect((await attempt(ip, username, password)).status).toBe(429);
+
+    // An email naming no account is throttled after as many failures, with the same answer.
+    const ghost = uniqueEmail('ghost');
+    await fail(ip, ghost, 3);
+    const unknown = await attempt(ip, ghost, password);
+    expect(unknown.status).toBe(429);
+    expect(unknown.body).toEqual(byEmail.body);
+    expect(unknown.headers['retry-after']).toBe(byEmail.headers['retry-after']);
   });
 
   it('throttles an unknown account the same way, with the same body', async () => {
@@ -140,6 +194,71 @@ describe('login throttling (LOGIN_RATE_LIMIT=3)', () => {
     // Another address is not affected.
     expect((await attempt(freshIp(), uniqueUsername('fresh'), 'password123')).status).toBe(401);
   }, 120_000);
+});
+
+describe('password re-checks with a stolen access token (LOGIN_RATE_LIMIT=3)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ LOGIN_RATE_LIMIT: '3', SIGNUP_RATE_LIMIT: '100', TRUST_PROXY: 'true' });
+    t.clock.freeze();
+  });
+  afterAll(async () => t?.close());
+
+  async function victim(ip: string) {
+    const username = uniqueUsername('victim');
+    const password = 'correct horse battery';
+    const res = await t.http.post('/auth/signup').set('X-Forwarded-For', ip).send({ username, password }).expect(201);
+    return { username, password, auth: { Authorization: `Bearer ${res.body.accessToken as string}` } };
+  }
+  const changePassword = (ip: string, v: { auth: { Authorization: string } }, currentPassword: string) =>
+    t.http.post('/users/me/password').set('X-Forwarded-For', ip).set(v.auth).send({ currentPassword, newPassword: 'the attacker now owns it' });
+  const deleteAccount = (ip: string, v: { auth: { Authorization: string } }, password: string) =>
+    t.http.delete('/users/me').set('X-Forwarded-For', ip).set(v.auth).send({ password });
+  const expectThrottled = (res: { status: number; body: Record<string, unknown>; headers: Record<string, string> }) => {
+    expect(res.status).toBe(429);
+    expect(res.body).toMatchObject({ statusCode: 429, error: 'Too Many Requests', code: 'TOO_MANY_ATTEMPTS' });
+    expect(res.headers['retry-after']).toMatch(/^\d+$/);
+    expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    return Number(res.headers['retry-after']);
+  };
+
+  it('answers 429 TOO_MANY_ATTEMPTS to the 4th currentPassword guess on POST /users/me/password, even the right one', async () => {
+    const ip = freshIp();
+    const v = await victim(ip);
+    const statuses: number[] = [];
+    for (let i = 0; i < 60; i++) statuses.push((await changePassword(ip, v, `guess number ${i}`)).status);
+    expect(statuses.slice(0, 3)).toEqual([403, 403, 403]);
+    expect(statuses.slice(3)).toEqual(Array(57).fill(429));
+    expectThrottled(await changePassword(ip, v, v.password));
+    // The password was not changed: once the wait is over, the owner still logs in with it.
+    t.clock.advance(15 * 60);
+    await t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username: v.username, password: v.password }).expect(200);
+  });
+
+  it('answers 429 to the 4th password guess on DELETE /users/me, and the account survives', async () => {
+    const ip = freshIp();
+    const v = await victim(ip);
+    for (let i = 0; i < 3; i++) expect((await deleteAccount(ip, v, `guess number ${i}`)).status).toBe(403);
+    for (let i = 3; i < 30; i++) expectThrottled(await deleteAccount(ip, v, `guess number ${i}`));
+    expectThrottled(await deleteAccount(ip, v, v.password));
+    await t.http.get('/users/me').set(v.auth).expect(200);
+  });
+
+  it('shares one budget per account with login, and the right password after the wait resets it like a login', async () => {
+    const ip = freshIp();
+    const v = await victim(ip);
+    const wrongLogin = await t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username: v.username, password: 'guess 1' });
+    expect(wrongLogin.status).toBe(401);
+    expect((await deleteAccount(ip, v, 'guess 2')).status).toBe(403);
+    expect((await changePassword(ip, v, 'guess 3')).status).toBe(403);
+    const wait = expectThrottled(await t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username: v.username, password: v.password }));
+    expectThrottled(await changePassword(ip, v, v.password));
+    t.clock.advance(wait);
+    // The right current password now: 204, and the counter starts over.
+    await changePassword(ip, v, v.password).expect(204);
+    for (let i = 0; i < 3; i++) expect((await deleteAccount(ip, v, `guess ${i}`)).status).toBe(403);
+    expectThrottled(await deleteAccount(ip, v, 'the attacker now owns it'));
+  });
 });
 
 describe('signup throttling (SIGNUP_RATE_LIMIT=3 per IP per minute)', () => {

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { describe, expect, it } from 'vitest';
 import { assertOriginAllowed } from '../../src/auth/auth.service.js';
@@ -7,6 +8,7 @@ import { refreshCookie } from '../../src/auth/sessions/refresh-cookie.js';
 import type { AppConfig } from '../../src/config/config.schema.js';
 import type { SecretsService } from '../../src/config/secrets.service.js';
 import { AppException } from '../../src/common/errors/app.exception.js';
+import type { UsersRepository } from '../../src/users/users.repository.js';
 
 describe('refreshCookie', () => {
   it('has exactly the attributes of the contract, in order', () => {
@@ -66,11 +68,16 @@ describe('passwordLength', () => {
   });
 });
 
+/** Stored hashes whose most common cost is `cost` (null: no users). */
+const storedCost = (cost: number | null | (() => Promise<number | null>)) =>
+  ({ mostCommonPasswordCost: typeof cost === 'function' ? cost : async () => cost }) as unknown as UsersRepository;
+
 describe('PasswordHasher', () => {
-  const hasher = (cost: number) =>
+  const hasher = (cost: number, stored: number | null = null) =>
     new PasswordHasher(
       { BCRYPT_COST: cost } as AppConfig,
       { passwordPepper: Buffer.from('p'.repeat(32)) } as SecretsService,
+      storedCost(stored),
     );
 
   it('tells apart passwords that share their first 72 bytes', async () => {
@@ -87,7 +94,7 @@ describe('PasswordHasher', () => {
 
   it('never verifies against "no such user", even after hashing the dummy', async () => {
     const h = hasher(4);
-    await h.onModuleInit();
+    await h.onApplicationBootstrap();
     expect(await h.verify('gatehouse-dummy-password', null)).toBe(false);
     expect(await h.verify('anything at all', null)).toBe(false);
   });
@@ -104,9 +111,80 @@ describe('PasswordHasher', () => {
     const other = new PasswordHasher(
       { BCRYPT_COST: 4 } as AppConfig,
       { passwordPepper: Buffer.from('q'.repeat(32)) } as SecretsService,
+      storedCost(null),
     );
     const hash = await other.hash('some password');
     expect(await hasher(4).verify('some password', hash)).toBe(false);
     expect(await other.verify('some password', hash)).toBe(true);
+  });
+  it('makes the dummy hash at the cost most stored hashes have, BCRYPT_COST without users', async () => {
+    const raised = hasher(10, 4); // users hashed at 4, then BCRYPT_COST raised to 10
+    await raised.onApplicationBootstrap();
+    expect(raised.dummyHashCost).toBe(4);
+    const empty = hasher(5, null);
+    await empty.onApplicationBootstrap();
+    expect(empty.dummyHashCost).toBe(5);
+    const unreadable = new PasswordHasher(
+      { BCRYPT_COST: 5 } as AppConfig,
+      { passwordPepper: Buffer.from('p'.repeat(32)) } as SecretsService,
+      storedCost(() => Promise.reject(new Error('database away'))),
+    );
+    await unreadable.onApplicationBootstrap();
+    expect(unreadable.dummyHashCost).toBe(5);
+  });
+
+  it('makes the dummy hash again when the most common stored cost changes', async () => {
+    let cost = 4;
+    const h = new PasswordHasher(
+      { BCRYPT_COST: 6 } as AppConfig,
+      { passwordPepper: Buffer.from('p'.repeat(32)) } as SecretsService,
+      storedCost(async () => cost),
+    );
+    await h.onApplicationBootstrap();
+    expect(h.dummyHashCost).toBe(4);
+    cost = 6; // most hashes upgraded at login
+    await h.refreshDummyHash();
+    expect(h.dummyHashCost).toBe(6);
+  });
+
+  describe('Unicode normalisation (NFC)', () => {
+    const composed = 'caf\u00e9 cr\u00e8me br\u00fbl\u00e9e';
+    const decomposed = composed.normalize('NFD');
+
+    it('treats the composed and decomposed forms as one password', async () => {
+      expect(decomposed).not.toBe(composed);
+      const h = hasher(4);
+      for (const [stored, typed] of [
+        [composed, decomposed],
+        [decomposed, composed],
+        [decomposed, decomposed],
+      ] as const) {
+        const hash = await h.hash(stored);
+        expect(await h.verifyWithRehash(typed, hash)).toEqual({ ok: true, rehash: false });
+      }
+      expect(await h.verify('cafe cr\u00e8me br\u00fbl\u00e9e', await h.hash(composed))).toBe(false);
+    });
+
+    it('still verifies a hash made from the raw (pre-NFC) string, and asks for a rehash', async () => {
+      const h = hasher(4);
+      const pepper = Buffer.from('p'.repeat(32));
+      const legacy = await bcrypt.hash(createHmac('sha256', pepper).update(decomposed, 'utf8').digest('base64'), 4);
+      expect(await h.verifyWithRehash(decomposed, legacy)).toEqual({ ok: true, rehash: true });
+      // Typed in another form than at sign-up, a pre-NFC hash cannot be matched (as before).
+      expect(await h.verifyWithRehash(composed, legacy)).toEqual({ ok: false, rehash: false });
+      expect(await h.verifyWithRehash('wrong password', legacy)).toEqual({ ok: false, rehash: false });
+      // The rehash is made from the NFC form: both forms verify against it.
+      const upgraded = await h.hash(decomposed);
+      expect(await h.verify(composed, upgraded)).toBe(true);
+    });
+
+    it('reports a cost upgrade as a rehash too, and never a rehash for an unknown user', async () => {
+      const low = await hasher(4).hash(composed);
+      expect(await hasher(5).verifyWithRehash(composed, low)).toEqual({ ok: true, rehash: true });
+      const h = hasher(4);
+      await h.onApplicationBootstrap();
+      expect(await h.verifyWithRehash(decomposed, null)).toEqual({ ok: false, rehash: false });
+      expect(await h.verifyWithRehash('gatehouse-dummy-password', null)).toEqual({ ok: false, rehash: false });
+    });
   });
 });

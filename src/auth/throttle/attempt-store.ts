@@ -15,6 +15,10 @@ export interface AttemptStore {
   get(key: string): Promise<AttemptRecord | null>;
   recordFailure(key: string, nowMs: number, keepMs: number): Promise<AttemptRecord>;
   reset(key: string): Promise<void>;
+  /** Remembers `key` until `nowMs + keepMs` (a source that has logged in to an account). */
+  mark(key: string, nowMs: number, keepMs: number): Promise<void>;
+  /** Whether `key` was marked and its mark has not run out at `nowMs`. */
+  isMarked(key: string, nowMs: number): Promise<boolean>;
 }
 
 /** Most keys kept in memory; past it expired ones go first, then the oldest. */
@@ -22,6 +26,8 @@ const MAX_MEMORY_KEYS = 100_000;
 
 export class MemoryAttemptStore implements AttemptStore {
   private readonly records = new Map<string, AttemptRecord & { expiresMs: number }>();
+  /** Marks apart from the counters: failures from many addresses cannot push them out. */
+  private readonly marks = new Map<string, number>();
 
   async get(key: string): Promise<AttemptRecord | null> {
     return this.records.get(key) ?? null;
@@ -39,6 +45,22 @@ export class MemoryAttemptStore implements AttemptStore {
 
   async reset(key: string): Promise<void> {
     this.records.delete(key);
+  }
+
+  async mark(key: string, nowMs: number, keepMs: number): Promise<void> {
+    this.marks.delete(key);
+    this.marks.set(key, nowMs + keepMs);
+    if (this.marks.size > MAX_MEMORY_KEYS) {
+      for (const [k, until] of this.marks) if (until <= nowMs) this.marks.delete(k);
+      for (const k of this.marks.keys()) {
+        if (this.marks.size <= MAX_MEMORY_KEYS * 0.9) break;
+        this.marks.delete(k);
+      }
+    }
+  }
+
+  async isMarked(key: string, nowMs: number): Promise<boolean> {
+    return (this.marks.get(key) ?? 0) > nowMs;
   }
 
   /** Bounded memory whatever the keys (e.g. many client addresses). */
@@ -83,5 +105,15 @@ export class RedisAttemptStore implements AttemptStore {
 
   async reset(key: string): Promise<void> {
     await this.redis.del(this.prefix + key);
+  }
+
+  /** One SET: the value is the caller's deadline, Redis's expiry only cleans up. */
+  async mark(key: string, nowMs: number, keepMs: number): Promise<void> {
+    await this.redis.set(`${this.prefix}mark:${key}`, String(nowMs + keepMs), 'PX', keepMs + 60_000);
+  }
+
+  async isMarked(key: string, nowMs: number): Promise<boolean> {
+    const until = await this.redis.get(`${this.prefix}mark:${key}`);
+    return until !== null && Number(until) > nowMs;
   }
 }
