@@ -11,6 +11,7 @@ import { HealthController } from './health/health.controller.js';
 import { AuthModule } from './auth/auth.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { ResourcesModule } from './resources/resources.module.js';
+import { RetentionModule } from './retention/retention.module.js';
 import { UsersModule } from './users/users.module.js';
 
 @Module({})
@@ -19,7 +20,7 @@ export class AppModule implements NestModule {
     return {
       module: AppModule,
       global: true,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, AuthModule, UsersModule, ResourcesModule],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, AuthModule, UsersModule, ResourcesModule, RetentionModule],
       controllers: [HealthController],
       providers: [
         Clock,

@@ -77,7 +77,7 @@ async function main(): Promise<void> {
 /** A one-line reason for a start-up failure that is the environment's, not the code's. */
 function startupFailure(error: unknown, config: AppConfig): string | undefined {
   // By name: importing the migrator here would load the database stack before the config check.
-  if (error instanceof Error && error.name === 'MigrationError') return error.message;
+  if (error instanceof Error && (error.name === 'MigrationError' || error.name === 'StartupError')) return error.message;
   const where =
     config.database.kind === 'postgres'
       ? (() => {

@@ -8,8 +8,9 @@ import { UsersRepository, emailKey, usernameKey } from '../users/users.repositor
 import { AuditService } from './audit/audit.service.js';
 import type { LoginDto, SignupDto } from './dto/auth.dto.js';
 import { PasswordHasher } from './passwords/password-hasher.service.js';
+import { RevocationService } from './revocation/revocation.service.js';
 import { SessionsService, type ClientInfo, type IssuedSession } from './sessions/sessions.service.js';
-import { LoginThrottleService } from './throttle/login-throttle.service.js';
+import { LoginThrottleService, throttleAccountKey } from './throttle/login-throttle.service.js';
 import { AccessTokenService } from './tokens/access-token.service.js';
 
 export interface TokenResponse {
@@ -36,6 +37,7 @@ export class AuthService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly prisma: PrismaService,
+    private readonly revocation: RevocationService,
   ) {}
 
   async signup(dto: SignupDto, client: ClientInfo): Promise<AuthResult> {
@@ -51,7 +53,7 @@ export class AuthService {
       await this.audit.record('signup', { userId: created.id, sessionId: opened.sessionId }, client, undefined, tx);
       return { user: created, session: opened };
     });
-    return { body: { user: UserDto.from(user), ...this.tokenResponse(session) }, session };
+    return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
   }
 
   /**
@@ -59,36 +61,46 @@ export class AuthService {
    * a disabled account is only revealed to someone who knows its password.
    */
   async login(dto: LoginDto, client: ClientInfo): Promise<AuthResult> {
-    const accountKey = dto.username.includes('@') ? emailKey(dto.username) : usernameKey(dto.username);
+    const login = dto.username.includes('@') ? emailKey(dto.username) : usernameKey(dto.username);
     const ip = client.ip ?? 'unknown';
+    // Looked up first: an existing account is throttled by its id, whichever identifier names it.
+    const user = await this.users.findByLogin(dto.username);
+    const accountKey = throttleAccountKey(user?.id ?? null, login);
     try {
       await this.throttle.check(accountKey, ip);
     } catch (error) {
-      await this.audit.record('login.throttled', {}, client, { login: accountKey });
+      await this.audit.record('login.throttled', {}, client, { login });
       throw error;
     }
-    const user = await this.users.findByLogin(dto.username);
-    const ok = await this.passwords.verify(dto.password, user?.passwordHash ?? null);
+    const { ok, rehash } = await this.passwords.verifyWithRehash(dto.password, user?.passwordHash ?? null);
     if (!user || !ok) {
       await this.throttle.recordFailure(accountKey, ip);
-      await this.audit.record('login.failed', { userId: user?.id ?? null }, client, { login: accountKey });
+      await this.audit.record('login.failed', { userId: user?.id ?? null }, client, { login });
       throw unauthorized(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
     }
-    await this.throttle.recordSuccess(accountKey);
+    await this.throttle.recordSuccess(accountKey, ip);
     if (user.disabled) throw forbidden(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
-    if (this.passwords.needsRehash(user.passwordHash)) {
-      // The configured cost went up since this hash was made: upgrade it now that we have the password.
+    let verifiedHash = user.passwordHash;
+    if (rehash) {
+      // The configured cost went up since this hash was made, or it was made before passwords
+      // were NFC-normalised: upgrade it now that we have the password.
       const upgraded = await this.passwords.hash(dto.password);
-      await this.users.replacePasswordHash(user.id, user.passwordHash, upgraded);
+      if (await this.users.replacePasswordHash(user.id, user.passwordHash, upgraded)) verifiedHash = upgraded;
     }
-    const session = await this.sessions.open({ id: user.id, roles: sortRoles(user.roles) }, client);
+    // Only if the password just verified is still the current one and the account still
+    // enabled: a login racing a password change or a disable opens nothing.
+    const session = await this.sessions.openIfCredentialsCurrent(
+      { id: user.id, roles: sortRoles(user.roles), passwordHash: verifiedHash },
+      client,
+    );
+    if (!session) throw unauthorized(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
     await this.audit.record('login.succeeded', { userId: user.id, sessionId: session.sessionId }, client);
-    return { body: { user: UserDto.from(user), ...this.tokenResponse(session) }, session };
+    return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
   }
 
   async refresh(presented: string | undefined, client: ClientInfo): Promise<AuthResult> {
     const session = await this.sessions.refresh(presented, client);
-    return { body: this.tokenResponse(session), session };
+    return { body: await this.tokenResponse(session), session };
   }
 
   /** Revokes the session of the refresh cookie and/or of the bearer token; idempotent. */
@@ -109,7 +121,9 @@ export class AuthService {
     await this.audit.record('logout_all', { userId, sessionId }, client, { sessions: ids.length });
   }
 
-  private tokenResponse(session: IssuedSession): TokenResponse {
+  /** Signs the access token, once a token of this user signed now would not be born revoked. */
+  private async tokenResponse(session: IssuedSession): Promise<TokenResponse> {
+    await this.revocation.untilSignable(session.userId);
     return {
       accessToken: this.tokens.sign({ id: session.userId, roles: session.roles }, session.sessionId),
       tokenType: 'Bearer',

@@ -10,4 +10,9 @@ export class Clock {
   nowMs(): number {
     return Date.now();
   }
+
+  /** Resolves after `ms` milliseconds of this clock's time. */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
 }

@@ -103,6 +103,12 @@ export const envSchema = z
         return false;
       }),
     SHUTDOWN_TIMEOUT: seconds('SHUTDOWN_TIMEOUT', 10, 1, 3600),
+    // Storage bounds: live sessions per user (the least recently used beyond it are revoked),
+    // and how long ended sessions and audit events are kept before the retention job deletes them.
+    MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(10000).default(100),
+    SESSION_RETENTION: seconds('SESSION_RETENTION', 7 * 24 * 3600, 0),
+    AUDIT_RETENTION: seconds('AUDIT_RETENTION', 90 * 24 * 3600, 0),
+    RETENTION_INTERVAL: seconds('RETENTION_INTERVAL', 3600, 10, 7 * 24 * 3600),
     LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose', 'silent']).default('log'),
   })
   .superRefine((env, ctx) => {
@@ -129,7 +135,28 @@ export const envSchema = z
     if (env.JWT_SECRETS && env.JWT_ALGORITHM && env.JWT_ALGORITHM !== 'HS256') {
       ctx.addIssue({ code: 'custom', path: ['JWT_ALGORITHM'], message: 'must be HS256 when JWT_SECRETS is set' });
     }
-  });
+  })
+  .superRefine(
+    (env, ctx) => {
+      // Generated keys and pepper live in one instance's DATA_DIR: a second instance would make
+      // its own, and neither would accept the other's tokens or passwords. Production names them.
+      if (env.NODE_ENV !== 'production') return;
+      const missing = [
+        ...(env.PASSWORD_PEPPER === undefined ? ['PASSWORD_PEPPER'] : []),
+        ...(env.JWT_KEYS === undefined && env.JWT_SECRETS === undefined ? ['JWT_KEYS (or JWT_SECRETS)'] : []),
+      ];
+      if (missing.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [],
+          message: `NODE_ENV=production requires ${missing.join(' and ')}, the same on every instance: generate them with \`npm run keys\``,
+        });
+      }
+    },
+    // Reported with the other invalid variables, not only once they are fixed: it reads only
+    // these four, which are present (as given) even when another variable is invalid.
+    { when: () => true },
+  );
 
 export type Env = z.infer<typeof envSchema>;
 

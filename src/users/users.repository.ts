@@ -63,9 +63,9 @@ export class UsersRepository {
     return this.prisma.user.findUnique({ where: { usernameKey: usernameKey(username) } });
   }
 
-  async update(id: string, data: Prisma.UserUpdateInput): Promise<UserRecord | null> {
+  async update(id: string, data: Prisma.UserUpdateInput, db: Prisma.TransactionClient = this.prisma): Promise<UserRecord | null> {
     try {
-      return await this.prisma.user.update({ where: { id }, data });
+      return await db.user.update({ where: { id }, data });
     } catch (error) {
       if ((error as { code?: string }).code === 'P2025') return null;
       throw mapUniqueViolation(error);
@@ -89,8 +89,8 @@ export class UsersRepository {
   }
 
   /** Deletes the user; sessions and resources go with it (ON DELETE CASCADE). */
-  async delete(id: string): Promise<boolean> {
-    const { count } = await this.prisma.user.deleteMany({ where: { id } });
+  async delete(id: string, db: Prisma.TransactionClient = this.prisma): Promise<boolean> {
+    const { count } = await db.user.deleteMany({ where: { id } });
     return count > 0;
   }
 
@@ -106,38 +106,39 @@ export class UsersRepository {
   }
 
   /**
-   * Applies a change that takes the admin role away from `id` (demotion or disabling) only
-   * if another enabled admin remains. Serialised by a transaction-scoped advisory lock, so
-   * that two admins demoting each other at once cannot leave none.
+   * The last-admin rule, for every change that takes the admin role away from `id`
+   * (demotion, disabling, deletion): true when another enabled admin remains. It takes a
+   * transaction-scoped advisory lock first, held until `tx` ends, so that the check and
+   * the change it guards are serialised with every other such change: two admins demoting,
+   * disabling or deleting each other (or themselves) at once can never leave none.
    */
-  async updateKeepingAnAdmin(
-    id: string,
-    data: { roles?: Role[]; disabled?: boolean },
-  ): Promise<UserRecord | null | 'last_admin'> {
-    return this.prisma.$transaction(async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_LOCK})`;
-      if ((await countEnabledAdmins(tx, id)) === 0) return 'last_admin';
-      const { count } = await tx.user.updateMany({ where: { id }, data });
-      return count > 0 ? tx.user.findUnique({ where: { id } }) : null;
-    });
+  async anotherAdminRemains(id: string, tx: Prisma.TransactionClient): Promise<boolean> {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_LOCK})`;
+    return (await countEnabledAdmins(tx, id)) > 0;
   }
 
-  countActiveAdmins(): Promise<number> {
-    return countEnabledAdmins(this.prisma);
+  /**
+   * The bcrypt cost most stored password hashes have (`$2b$NN$...`; ties: the higher), or
+   * null without users. The whole table, grouped: a sample in storage order would mostly
+   * see the oldest accounts, whose hashes are the least likely to have been upgraded.
+   */
+  async mostCommonPasswordCost(): Promise<number | null> {
+    const rows = await this.prisma.$queryRaw<Array<{ cost: number }>>`
+      SELECT substring(password_hash from 5 for 2)::int AS cost FROM users
+      WHERE password_hash LIKE '$2_$__$%' AND substring(password_hash from 5 for 2) ~ '^[0-9][0-9]$'
+      GROUP BY 1 ORDER BY count(*) DESC, 1 DESC LIMIT 1`;
+    return rows[0]?.cost ?? null;
   }
 }
 
 /**
- * Enabled admins, other than `exceptId` when given. Raw SQL because the PGlite driver
+ * Enabled admins other than `exceptId`. Raw SQL because the PGlite driver
  * adapter sends an enum-array filter (`roles: { has: 'admin' }`) as a malformed array
  * literal (22P02), which made demoting or disabling an admin fail with 500 on PGlite.
  */
-async function countEnabledAdmins(db: Pick<Prisma.TransactionClient, '$queryRaw'>, exceptId?: string): Promise<number> {
-  const rows = exceptId
-    ? await db.$queryRaw<Array<{ n: number }>>`
-        SELECT count(*)::int AS n FROM users WHERE 'admin' = ANY(roles) AND NOT disabled AND id <> ${exceptId}::uuid`
-    : await db.$queryRaw<Array<{ n: number }>>`
-        SELECT count(*)::int AS n FROM users WHERE 'admin' = ANY(roles) AND NOT disabled`;
+async function countEnabledAdmins(db: Pick<Prisma.TransactionClient, '$queryRaw'>, exceptId: string): Promise<number> {
+  const rows = await db.$queryRaw<Array<{ n: number }>>`
+    SELECT count(*)::int AS n FROM users WHERE 'admin' = ANY(roles) AND NOT disabled AND id <> ${exceptId}::uuid`;
   return rows[0]?.n ?? 0;
 }
 

@@ -20,6 +20,8 @@ describe.runIf(onPostgres)('several instances sharing PostgreSQL and Redis', () 
     JWT_KEYS: keys.pem,
     LOGIN_RATE_LIMIT: '3',
     TRUST_PROXY: 'true',
+    ADMIN_USERNAME: 'root',
+    ADMIN_PASSWORD: 'root password 123',
   };
   let a: TestApp;
   let b: TestApp;
@@ -103,6 +105,31 @@ describe.runIf(onPostgres)('several instances sharing PostgreSQL and Redis', () 
     }
     await within(1000, async () => (await sessionsStatus(a, rotated.body.accessToken)) === 401);
     expect((await post(a, '/auth/refresh').set('Cookie', refreshCookie(refreshCookieOf(rotated)!))).status).toBe(401);
+  });
+
+  it('refuses on B, within 1 s, the admin token of an admin demoted on A; a refresh on B brings the new roles', async () => {
+    const root = await loginOn(a, 'root', 'root password 123');
+    const u = await signupOn(a);
+    await a.http
+      .patch(`/users/${decodeJwt(u.accessToken).payload.sub as string}`)
+      .set('X-Forwarded-For', clientIp)
+      .set(bearer(root.accessToken))
+      .send({ roles: ['user', 'admin'] })
+      .expect(200);
+    const promoted = await loginOn(b, u.username, u.password);
+    const listUsers = async (app: TestApp, token: string) =>
+      (await app.http.get('/users').set('X-Forwarded-For', clientIp).set(bearer(token))).status;
+    expect(await listUsers(b, promoted.accessToken)).toBe(200);
+    await a.http
+      .patch(`/users/${decodeJwt(u.accessToken).payload.sub as string}`)
+      .set('X-Forwarded-For', clientIp)
+      .set(bearer(root.accessToken))
+      .send({ roles: ['user'] })
+      .expect(200);
+    await within(1000, async () => (await listUsers(b, promoted.accessToken)) === 401);
+    const refreshed = await post(b, '/auth/refresh').set('Cookie', refreshCookie(promoted.refreshToken)).expect(200);
+    expect(decodeJwt(refreshed.body.accessToken).payload.roles).toEqual(['user']);
+    expect(await listUsers(b, refreshed.body.accessToken)).toBe(403);
   });
 
   it('still rejects a revoked token on an instance started after the revocation', async () => {

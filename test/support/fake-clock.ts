@@ -14,6 +14,17 @@ export class FakeClock extends Clock {
     return (this.frozenAtMs ?? Date.now()) + this.offsetMs;
   }
 
+  /**
+   * A running clock waits in real time, as the real one does (several apps in one test
+   * must keep agreeing on the time); a frozen one makes the time pass at once, since
+   * nothing else would move it.
+   */
+  override sleep(ms: number): Promise<void> {
+    if (this.frozenAtMs === undefined) return super.sleep(ms);
+    this.offsetMs += ms;
+    return Promise.resolve();
+  }
+
   advance(seconds: number): void {
     this.offsetMs += seconds * 1000;
   }

@@ -1,5 +1,8 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -50,7 +53,14 @@ export async function startApp(
     .compile();
   const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: config.LOG_LEVEL === 'silent' ? false : undefined });
   configureApp(app, config);
-  await app.init();
+  try {
+    await app.init();
+  } catch (error) {
+    // A start-up that fails (on purpose in some tests) must not leave the database open.
+    await app.close().catch(() => undefined);
+    await database.drop();
+    throw error;
+  }
   return {
     app,
     http: request(app.getHttpServer()),
@@ -63,6 +73,16 @@ export async function startApp(
       await database.drop();
     },
   };
+}
+
+/**
+ * A database that outlives one app (restart tests): a new PostgreSQL database with
+ * TEST_DATABASE_URL, else an embedded PGlite directory (one app at a time).
+ */
+export async function persistentDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  if (process.env.TEST_DATABASE_URL) return freshDatabase();
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-restart-'));
+  return { url: `file:${dir}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** In-memory PGlite, or a new database on TEST_DATABASE_URL's server. */

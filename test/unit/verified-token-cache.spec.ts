@@ -6,6 +6,7 @@ const user = (n: number, exp = 2_000_000_000): AuthUser => ({
   userId: `u${n}`,
   sessionId: `s${n}`,
   roles: ['user'],
+  iat: exp - 900,
   exp,
 });
 

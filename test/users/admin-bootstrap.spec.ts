@@ -1,24 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOMY_LIMITS, onPostgres } from '../support/env.js';
 import { decodeJwt, login, signup } from '../support/factories.js';
-import { freshDatabase, startApp, type TestApp } from '../support/test-app.js';
+import { freshDatabase, persistentDatabase, startApp, type TestApp } from '../support/test-app.js';
 
 const ADMIN = { ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'root password 123' };
 const ENV = { ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000', ...ADMIN };
 const sortedRoles = (token: string) => [...(decodeJwt(token).payload.roles as string[])].sort();
 
-/**
- * A database that outlives one app: a new PostgreSQL database with TEST_DATABASE_URL,
- * else an embedded PGlite directory (one app at a time).
- */
-async function persistentDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  if (onPostgres) return freshDatabase();
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bootstrap-'));
-  return { url: `file:${dir}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 async function rootsIn(t: TestApp) {
   return t.prisma.user.findMany({ where: { usernameKey: 'root' } });
@@ -139,6 +127,75 @@ describe('admin bootstrap across restarts', () => {
         }
       } finally {
         for (const s of started) if (s.status === 'fulfilled') await s.value.close();
+        await db.drop();
+      }
+    },
+    TWO_APPS,
+  );
+
+  it(
+    'never promotes a squatter: an existing ADMIN_USERNAME account with another password stops start-up',
+    async () => {
+      const db = await persistentDatabase();
+      try {
+        // Before the operator sets ADMIN_USERNAME=boss9, someone signs up "Boss9".
+        const first = await startApp(ROOMY_LIMITS, { databaseUrl: db.url });
+        let squatter;
+        try {
+          squatter = await signup(first, { username: 'Boss9', password: 'attacker password 1' });
+        } finally {
+          await first.close();
+        }
+        const refused = await startApp({ ...ENV, ADMIN_USERNAME: 'boss9', ADMIN_PASSWORD: 'operator password 1' }, {
+          databaseUrl: db.url,
+        }).then(
+          async (app) => {
+            await app.close();
+            return null;
+          },
+          (error: unknown) => error,
+        );
+        expect(refused).toBeInstanceOf(Error);
+        expect((refused as Error).name).toBe('StartupError');
+        expect((refused as Error).message).toMatch(/ADMIN_USERNAME "boss9" names an existing account whose password is not ADMIN_PASSWORD/);
+        expect((refused as Error).message).toMatch(/Choose another ADMIN_USERNAME/);
+
+        // Nothing changed: the squatter is still a plain user.
+        const again = await startApp(ROOMY_LIMITS, { databaseUrl: db.url });
+        try {
+          const row = await again.prisma.user.findUniqueOrThrow({ where: { id: squatter.id } });
+          expect(row.roles).toEqual(['user']);
+          const token = await login(again, 'Boss9', 'attacker password 1');
+          expect(sortedRoles(token.accessToken)).toEqual(['user']);
+        } finally {
+          await again.close();
+        }
+      } finally {
+        await db.drop();
+      }
+    },
+    TWO_APPS * 2,
+  );
+
+  it(
+    'promotes an existing ADMIN_USERNAME account whose password is ADMIN_PASSWORD',
+    async () => {
+      const db = await persistentDatabase();
+      try {
+        const first = await startApp(ROOMY_LIMITS, { databaseUrl: db.url });
+        try {
+          await signup(first, { username: 'Boss9', password: ADMIN.ADMIN_PASSWORD });
+        } finally {
+          await first.close();
+        }
+        const second = await startApp({ ...ENV, ADMIN_USERNAME: 'boss9' }, { databaseUrl: db.url });
+        try {
+          const token = await login(second, 'boss9', ADMIN.ADMIN_PASSWORD);
+          expect(sortedRoles(token.accessToken)).toEqual(['admin', 'user']);
+        } finally {
+          await second.close();
+        }
+      } finally {
         await db.drop();
       }
     },

@@ -36,6 +36,20 @@ describe('the last admin', () => {
     return fresh;
   }
 
+  /**
+   * Of two concurrent changes that would each remove the other's admin role, exactly one
+   * succeeds. The loser gets 403 LAST_ADMIN when it reached the last-admin check, or 401
+   * INVALID_TOKEN when the winner's change had already revoked the loser's access token.
+   */
+  function expectOneWinner(responses: Array<{ status: number; body: { code?: string } }>, okStatus = 200): void {
+    const winners = responses.filter((r) => r.status === okStatus);
+    const losers = responses.filter((r) => r.status !== okStatus);
+    expect(winners).toHaveLength(1);
+    expect(losers).toHaveLength(1);
+    const { status, body } = losers[0]!;
+    expect({ status, code: body.code }).toEqual(status === 401 ? { status, code: 'INVALID_TOKEN' } : { status: 403, code: 'LAST_ADMIN' });
+  }
+
   it('cannot be demoted: 403 LAST_ADMIN, and stays an admin', async () => {
     const admin = await root();
     expect(await enabledAdmins()).toEqual([admin.id]);
@@ -150,8 +164,7 @@ describe('the last admin', () => {
         .set(second.auth)
         .send({ roles: ['user'] }),
     ]);
-    expect([a.status, b.status].sort((x, y) => x - y)).toEqual([200, 403]);
-    expect([a, b].find((r) => r.status === 403)!.body.code).toBe('LAST_ADMIN');
+    expectOneWinner([a, b]);
     const left = await enabledAdmins();
     expect(left).toHaveLength(1);
 
@@ -178,13 +191,7 @@ describe('the last admin', () => {
       t.http.patch(`/users/${second.id}`).set(admin.auth).send({ disabled: true }),
       t.http.patch(`/users/${admin.id}`).set(second.auth).send({ disabled: true }),
     ]);
-    // The loser gets 403 LAST_ADMIN, or 401 when the winner's change already revoked its session.
-    const statuses = [a.status, b.status].sort((x, y) => x - y);
-    expect(statuses[0]).toBe(200);
-    expect([401, 403]).toContain(statuses[1]);
-    const loser = [a, b].find((r) => r.status !== 200)!;
-    // (a 401 carries no LAST_ADMIN code; a 403 must)
-    expect(loser.status === 401 ? 'LAST_ADMIN' : loser.body.code).toBe('LAST_ADMIN');
+    expectOneWinner([a, b]);
     const left = await enabledAdmins();
     expect(left).toHaveLength(1);
 
@@ -195,6 +202,76 @@ describe('the last admin', () => {
         .patch(`/users/${second.id}`)
         .set((await root()).auth)
         .send({ disabled: true })
+        .expect(200);
+    }
+    expect(await enabledAdmins()).toEqual([admin.id]);
+  });
+
+  it('two admins deleting their own accounts at the same moment leave one admin', async () => {
+    const admin = await root();
+    const x = await newAdmin(admin);
+    const y = await newAdmin(admin);
+    // Step the bootstrap admin down, so that x and y are the only admins.
+    await t.http
+      .patch(`/users/${admin.id}`)
+      .set(admin.auth)
+      .send({ roles: ['user'] })
+      .expect(200);
+    expect((await enabledAdmins()).sort()).toEqual([x.id, y.id].sort());
+
+    const [a, b] = await Promise.all([
+      t.http.delete('/users/me').set(x.auth).send({ password: x.password }),
+      t.http.delete('/users/me').set(y.auth).send({ password: y.password }),
+    ]);
+    expect([a.status, b.status].sort((p, q) => p - q)).toEqual([204, 403]);
+    expect([a, b].find((r) => r.status === 403)!.body.code).toBe('LAST_ADMIN');
+    const left = await enabledAdmins();
+    expect(left).toHaveLength(1);
+
+    // Restore: root the only admin again.
+    const survivor = left[0] === x.id ? x : y;
+    await t.http
+      .patch(`/users/${admin.id}`)
+      .set(survivor.auth)
+      .send({ roles: ['user', 'admin'] })
+      .expect(200);
+    await t.http
+      .patch(`/users/${survivor.id}`)
+      .set((await root()).auth)
+      .send({ roles: ['user'] })
+      .expect(200);
+    expect(await enabledAdmins()).toEqual([admin.id]);
+  });
+
+  it('an admin deleting their account while demoting the other admin: never both', async () => {
+    const admin = await root();
+    const other = await newAdmin(admin);
+    const [deleted, demoted] = await Promise.all([
+      t.http.delete('/users/me').set(other.auth).send({ password: other.password }),
+      t.http
+        .patch(`/users/${admin.id}`)
+        .set(other.auth)
+        .send({ roles: ['user'] }),
+    ]);
+    // Demotion first: the deletion is the last admin's (403). Deletion first: the demotion
+    // comes with a token revoked by the deletion (401).
+    expect([
+      [403, 200],
+      [204, 401],
+    ]).toContainEqual([deleted.status, demoted.status]);
+    const left = await enabledAdmins();
+    expect(left).toHaveLength(1);
+    if (left[0] !== admin.id) {
+      const again = await login(t, other.username, other.password);
+      await t.http
+        .patch(`/users/${admin.id}`)
+        .set(again.auth)
+        .send({ roles: ['user', 'admin'] })
+        .expect(200);
+      await t.http
+        .patch(`/users/${other.id}`)
+        .set((await root()).auth)
+        .send({ roles: ['user'] })
         .expect(200);
     }
     expect(await enabledAdmins()).toEqual([admin.id]);

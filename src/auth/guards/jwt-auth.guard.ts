@@ -63,7 +63,7 @@ export class JwtAuthGuard implements CanActivate {
 
     const cached = this.cache.get(token, this.clock.nowMs());
     if (cached) {
-      if (this.revocation.isRevoked(cached.sessionId)) throw bearerChallenge('session revoked');
+      if (this.revocation.isRevoked(cached)) throw bearerChallenge('session revoked');
       req.user = cached;
       return true;
     }

@@ -47,7 +47,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   validate(payload: unknown): AuthUser {
     const user = this.tokens.toAuthUser(payload);
     if (!user) throw new TokenRejected('expired or incomplete token');
-    if (this.revocation.isRevoked(user.sessionId)) throw new TokenRejected('session revoked');
+    if (this.revocation.isRevoked(user)) throw new TokenRejected('session revoked');
     return user;
   }
 }

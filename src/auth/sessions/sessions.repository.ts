@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../../database/prisma.service.js';
 import type { Prisma } from '../../generated/prisma/client.js';
@@ -68,6 +69,46 @@ export class SessionsRepository {
   }
 
   /**
+   * Opens a session only if the account is still enabled and its password hash is still
+   * the one the caller verified, in one statement. The user row is read `FOR SHARE`: a
+   * password change or a disable that is committing first makes this wait and then find
+   * the row changed (no session); one that comes later waits for this insert, and its
+   * revoke-all then sees the new session. So a login racing a password change or a disable
+   * never leaves a session that escapes the revocation. Null when nothing was opened.
+   */
+  async createIfCredentialsCurrent(s: NewSession, passwordHash: string): Promise<{ id: string } | null> {
+    const rows = await this.prisma.$queryRaw<Array<{ id: string }>>`
+      WITH account AS (
+        SELECT id FROM users
+        WHERE id = ${s.userId}::uuid AND password_hash = ${passwordHash} AND NOT disabled
+        FOR SHARE
+      )
+      INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip)
+      SELECT ${randomUUID()}::uuid, id, ${s.tokenHash}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.absoluteExpiresAt},
+             ${s.userAgent}, ${s.ip}
+      FROM account
+      RETURNING id`;
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Revokes the user's live sessions beyond the `keep` most recently used ones (the cap on
+   * live sessions per user); returns their ids.
+   */
+  async revokeBeyond(userId: string, keep: number, now: Date): Promise<string[]> {
+    const rows = await this.prisma.$queryRaw<Array<{ id: string }>>`
+      UPDATE sessions SET revoked_at = ${now}, revoked_reason = 'session_limit'
+      WHERE id IN (
+        SELECT id FROM sessions
+        WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
+        ORDER BY last_used_at DESC, created_at DESC, id DESC
+        OFFSET ${keep}
+      ) AND revoked_at IS NULL
+      RETURNING id`;
+    return rows.map((r) => r.id);
+  }
+
+  /**
    * Rotation as one conditional statement: it succeeds only while `tokenHash` is the
    * session's current token, the session is live and its user enabled, so two concurrent
    * refreshes with one token can never both rotate. Idle expiry moves forward but never
@@ -131,8 +172,8 @@ export class SessionsRepository {
   }
 
   /** Revokes one session; true when it was live. */
-  async revoke(id: string, reason: string, now: Date): Promise<boolean> {
-    const { count } = await this.prisma.session.updateMany({
+  async revoke(id: string, reason: string, now: Date, db: Prisma.TransactionClient = this.prisma): Promise<boolean> {
+    const { count } = await db.session.updateMany({
       where: { id, revokedAt: null },
       data: { revokedAt: now, revokedReason: reason },
     });
@@ -140,11 +181,11 @@ export class SessionsRepository {
   }
 
   /** Revokes one of this user's sessions; null when it is not theirs (or does not exist). */
-  async revokeOwned(userId: string, id: string, reason: string, now: Date): Promise<'revoked' | 'already' | null> {
-    const session = await this.prisma.session.findFirst({ where: { id, userId }, select: { revokedAt: true } });
+  async revokeOwned(userId: string, id: string, reason: string, now: Date, db: Prisma.TransactionClient = this.prisma): Promise<'revoked' | 'already' | null> {
+    const session = await db.session.findFirst({ where: { id, userId }, select: { revokedAt: true } });
     if (!session) return null;
     if (session.revokedAt) return 'already';
-    await this.revoke(id, reason, now);
+    await this.revoke(id, reason, now, db);
     return 'revoked';
   }
 
@@ -166,8 +207,4 @@ export class SessionsRepository {
     });
   }
 
-  async idsOfUser(userId: string): Promise<string[]> {
-    const rows = await this.prisma.session.findMany({ where: { userId }, select: { id: true } });
-    return rows.map((r) => r.id);
-  }
 }

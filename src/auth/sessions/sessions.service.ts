@@ -4,6 +4,7 @@ import { unauthorized } from '../../common/errors/app.exception.js';
 import { ErrorCode } from '../../common/errors/error-codes.js';
 import { InjectConfig } from '../../config/config.token.js';
 import type { AppConfig } from '../../config/config.schema.js';
+import { PrismaService } from '../../database/prisma.service.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { AuditService, type AuditContext } from '../audit/audit.service.js';
 import { RevocationService } from '../revocation/revocation.service.js';
@@ -15,7 +16,7 @@ import {
   openSuccessor,
   sealSuccessor,
 } from './refresh-token.js';
-import { SessionsRepository, type SessionView } from './sessions.repository.js';
+import { SessionsRepository, type NewSession, type SessionView } from './sessions.repository.js';
 
 export interface IssuedSession {
   sessionId: string;
@@ -48,24 +49,49 @@ export class SessionsService {
     private readonly revocation: RevocationService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly prisma: PrismaService,
   ) {}
 
   /** Opens a session (in the transaction `db` when given: with the signup that creates the user). */
   async open(user: { id: string; roles: Role[] }, client: ClientInfo, db?: Prisma.TransactionClient): Promise<IssuedSession> {
+    const { session, refreshToken } = this.newSession(user.id, client);
+    const { id } = await this.repo.create(session, db);
+    return { sessionId: id, userId: user.id, roles: user.roles, refreshToken, expiresAt: session.expiresAt };
+  }
+
+  /**
+   * Opens a session after a password check, only if the verified password hash is still
+   * current and the account still enabled (see SessionsRepository.createIfCredentialsCurrent);
+   * null otherwise. Then applies the cap on live sessions per user: the least recently used
+   * ones beyond MAX_SESSIONS_PER_USER are revoked.
+   */
+  async openIfCredentialsCurrent(
+    user: { id: string; roles: Role[]; passwordHash: string },
+    client: ClientInfo,
+  ): Promise<IssuedSession | null> {
+    const { session, refreshToken } = this.newSession(user.id, client);
+    const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash);
+    if (!opened) return null;
+    const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
+    await this.revocation.revoke({ sessions: evicted });
+    return { sessionId: opened.id, userId: user.id, roles: user.roles, refreshToken, expiresAt: session.expiresAt };
+  }
+
+  private newSession(userId: string, client: ClientInfo): { session: NewSession; refreshToken: string } {
     const now = this.clock.now();
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = new Date(now.getTime() + this.config.SESSION_MAX_AGE * 1000);
     const expiresAt = new Date(now.getTime() + this.config.REFRESH_TOKEN_TTL * 1000);
-    const { id } = await this.repo.create({
-      userId: user.id,
+    const session: NewSession = {
+      userId,
       tokenHash: hashRefreshToken(refreshToken),
       now,
       expiresAt: expiresAt < absoluteExpiresAt ? expiresAt : absoluteExpiresAt,
       absoluteExpiresAt,
       userAgent: truncate(client.userAgent, 512),
       ip: client.ip,
-    }, db);
-    return { sessionId: id, userId: user.id, roles: user.roles, refreshToken, expiresAt };
+    };
+    return { session, refreshToken };
   }
 
   async refresh(presented: string | undefined, client: ClientInfo): Promise<IssuedSession> {
@@ -114,11 +140,13 @@ export class SessionsService {
     // A rotated-away token presented after the grace window (or any older one): someone
     // else holds the chain.
     // Revoke the whole session, including the newer refresh tokens and the access tokens.
-    if (await this.repo.revoke(state.id, 'reuse', now)) {
-      await this.revocation.revoke([state.id]);
-      await this.audit.record('refresh.reuse_detected', { userId: state.userId, sessionId: state.id }, client);
-      this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
-    }
+    const revoked = await this.prisma.$transaction(async (tx) => {
+      if (!(await this.repo.revoke(state.id, 'reuse', now, tx))) return false;
+      await this.revocation.revoke({ sessions: [state.id] }, tx);
+      await this.audit.record('refresh.reuse_detected', { userId: state.userId, sessionId: state.id }, client, undefined, tx);
+      return true;
+    });
+    if (revoked) this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
     throw unauthorized(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked');
   }
 
@@ -129,9 +157,12 @@ export class SessionsService {
     return state ? { id: state.id, userId: state.userId } : null;
   }
 
+  /** Revokes the session and its access tokens, both recorded in one transaction. */
   async revoke(sessionId: string, reason: string): Promise<void> {
-    await this.repo.revoke(sessionId, reason, this.clock.now());
-    await this.revocation.revoke([sessionId]);
+    await this.prisma.$transaction(async (tx) => {
+      await this.repo.revoke(sessionId, reason, this.clock.now(), tx);
+      await this.revocation.revoke({ sessions: [sessionId] }, tx);
+    });
   }
 
   /**
@@ -141,21 +172,22 @@ export class SessionsService {
    * revocation entries expire).
    */
   async revokeAllOf(userId: string, reason: string, exceptSessionId?: string, db?: Prisma.TransactionClient): Promise<string[]> {
-    const ids = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId, db);
-    await this.revocation.revoke(ids);
-    return ids;
+    const revokeIn = async (tx: Prisma.TransactionClient) => {
+      const ids = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId, tx);
+      await this.revocation.revoke({ sessions: ids }, tx);
+      return ids;
+    };
+    return db ? revokeIn(db) : this.prisma.$transaction(revokeIn);
   }
 
   /** Revokes one of the user's sessions; false when the session is not theirs. */
   async revokeOwned(userId: string, sessionId: string): Promise<boolean> {
-    const outcome = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now());
-    if (outcome === null) return false;
-    await this.revocation.revoke([sessionId]);
-    return true;
-  }
-
-  sessionIdsOf(userId: string): Promise<string[]> {
-    return this.repo.idsOfUser(userId);
+    return this.prisma.$transaction(async (tx) => {
+      const outcome = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now(), tx);
+      if (outcome === null) return false;
+      await this.revocation.revoke({ sessions: [sessionId] }, tx);
+      return true;
+    });
   }
 
   list(userId: string): Promise<SessionView[]> {

@@ -17,6 +17,8 @@ export interface AuthUser {
   userId: string;
   sessionId: string;
   roles: Role[];
+  /** Issued at, epoch seconds (revocation refuses tokens issued before its not-before). */
+  iat: number;
   /** Expiry, epoch seconds. */
   exp: number;
 }
@@ -93,7 +95,7 @@ export class AccessTokenService {
     if (!this.isUnexpired(p.exp)) return null;
     if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || !Array.isArray(p.roles)) return null;
     if (!p.roles.every((r) => r === 'user' || r === 'admin')) return null;
-    return { userId: p.sub, sessionId: p.sid, roles: p.roles, exp: p.exp };
+    return { userId: p.sub, sessionId: p.sid, roles: p.roles, iat: p.iat, exp: p.exp };
   }
 
   /**
@@ -113,8 +115,8 @@ export class AccessTokenService {
         ignoreExpiration: true,
       });
       const p = payload as Partial<AccessTokenClaims>;
-      if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || typeof p.exp !== 'number') return null;
-      return { userId: p.sub, sessionId: p.sid, roles: [], exp: p.exp };
+      if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || typeof p.exp !== 'number' || typeof p.iat !== 'number') return null;
+      return { userId: p.sub, sessionId: p.sid, roles: [], iat: p.iat, exp: p.exp };
     } catch {
       return null;
     }

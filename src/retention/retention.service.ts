@@ -1,0 +1,111 @@
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { PrismaService } from '../database/prisma.service.js';
+
+/** Rows deleted per statement: short statements, short locks. */
+const BATCH = 1000;
+/** At most this many batches per table and run; the next run continues. */
+const MAX_BATCHES = 500;
+
+export interface RetentionReport {
+  sessions: number;
+  auditEvents: number;
+  revocations: number;
+}
+
+/**
+ * Keeps storage bounded: every RETENTION_INTERVAL it deletes
+ * - sessions that ended (revoked, or idle/absolutely expired) more than SESSION_RETENTION
+ *   ago, with their retired refresh tokens (ON DELETE CASCADE);
+ * - audit events older than AUDIT_RETENTION (0 keeps them forever);
+ * - revocation entries whose tokens have all expired.
+ *
+ * Deletes go in batches of BATCH rows picked with `FOR UPDATE SKIP LOCKED`, so several
+ * instances running the job at once share the work instead of blocking on one another,
+ * and no statement holds many locks for long.
+ */
+@Injectable()
+export class RetentionService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Retention');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<RetentionReport> | undefined;
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly prisma: PrismaService,
+    private readonly clock: Clock,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const every = this.config.RETENTION_INTERVAL * 1000;
+    // A first run soon after start-up, at a random moment so that instances started
+    // together do not all run at once; then every RETENTION_INTERVAL.
+    this.timer = setTimeout(() => this.tick(every), Math.min(every, 60_000) * Math.random());
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearTimeout(this.timer);
+  }
+
+  private tick(every: number): void {
+    this.runOnce().catch((error: unknown) => this.logger.warn(`retention run failed: ${String(error)}`));
+    this.timer = setTimeout(() => this.tick(every), every);
+    this.timer.unref();
+  }
+
+  /** One pass over every table (a run already going is joined, not doubled). */
+  runOnce(): Promise<RetentionReport> {
+    this.running ??= this.run().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async run(): Promise<RetentionReport> {
+    const nowMs = this.clock.nowMs();
+    const now = new Date(nowMs);
+    const sessionCutoff = new Date(nowMs - this.config.SESSION_RETENTION * 1000);
+    const report: RetentionReport = {
+      sessions: await this.inBatches(
+        () => this.prisma.$executeRaw`
+          DELETE FROM sessions WHERE id IN (
+            SELECT id FROM sessions
+            WHERE revoked_at < ${sessionCutoff} OR expires_at < ${sessionCutoff}
+            LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
+      ),
+      auditEvents:
+        this.config.AUDIT_RETENTION === 0
+          ? 0
+          : await this.inBatches(() => {
+              const cutoff = new Date(nowMs - this.config.AUDIT_RETENTION * 1000);
+              return this.prisma.$executeRaw`
+                DELETE FROM audit_events WHERE id IN (
+                  SELECT id FROM audit_events WHERE created_at < ${cutoff}
+                  LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`;
+            }),
+      revocations: await this.inBatches(
+        () => this.prisma.$executeRaw`
+          DELETE FROM revocations WHERE key IN (
+            SELECT key FROM revocations WHERE expires_at < ${now}
+            LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
+      ),
+    };
+    if (report.sessions + report.auditEvents + report.revocations > 0) {
+      this.logger.log(
+        `deleted ${report.sessions} ended sessions, ${report.auditEvents} audit events, ${report.revocations} expired revocations`,
+      );
+    }
+    return report;
+  }
+
+  private async inBatches(deleteBatch: () => Promise<number>): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < MAX_BATCHES; i++) {
+      const deleted = await deleteBatch();
+      total += deleted;
+      if (deleted < BATCH) break;
+    }
+    return total;
+  }
+}
