@@ -137,11 +137,9 @@ async function runJob(job) {
   return runAutocannon(job);
 }
 
-process.once('message', async ({ jobs }) => {
-  try {
-    const results = await Promise.all(jobs.map(runJob));
-    process.send({ results }, () => process.exit(0));
-  } catch (error) {
-    process.send({ error: String(error?.stack ?? error) }, () => process.exit(1));
-  }
+process.once('message', ({ jobs }) => {
+  Promise.all(jobs.map(runJob)).then(
+    (results) => process.send({ results }, () => process.exit(0)),
+    (error) => process.send({ error: String(error?.stack ?? error) }, () => process.exit(1)),
+  );
 });

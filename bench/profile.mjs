@@ -20,6 +20,7 @@ import { PASSWORD, createPublicResource, freshSessions, signupMany } from './lib
 import { load } from './lib/children.mjs';
 import { formatSummary, summarizeProfile } from './lib/cpuprofile.mjs';
 import { Databases } from './lib/db.mjs';
+import { without } from './lib/report.mjs';
 import { ROOT, Server, serverEnv } from './lib/server.mjs';
 
 const argv = process.argv.slice(2);
@@ -91,6 +92,8 @@ try {
         ];
       case 'refresh':
         return [{ ...base, path: '/auth/refresh', method: 'POST', duration: seconds, refreshTokens: await freshSessions(server.url, usernames) }];
+      default:
+        throw new Error(`no load for scenario ${scenario}`);
     }
   };
   await load(...(await job(3))); // warm-up, outside the window
@@ -105,7 +108,7 @@ try {
   const summary = summarizeProfile(kept, { fromUs, toUs, root: ROOT, top: Number(option('top') ?? 25) });
   const loadFigures = results.map((r) => ('rps' in r ? `${r.rps.toFixed(1)} req/s, p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms` : `probe p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms`));
   console.log(formatSummary(summary, `${scenario} (${db.kind}) under load: ${loadFigures.join('; ')}`));
-  writeFileSync(join(outDir, `profile-${scenario}-${stamp}.json`), `${JSON.stringify({ scenario, database: db.kind, load: results.map(({ refreshTokens, ...r }) => r), ...summary }, null, 2)}\n`);
+  writeFileSync(join(outDir, `profile-${scenario}-${stamp}.json`), `${JSON.stringify({ scenario, database: db.kind, load: results.map((r) => without(r, 'refreshTokens')), ...summary }, null, 2)}\n`);
 } finally {
   await server.stop();
   await dbs.dropAll();

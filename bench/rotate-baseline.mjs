@@ -15,7 +15,7 @@ import { backendCpu, backendDelta } from './lib/cpu.mjs';
 import { percentile } from './lib/stats.mjs';
 
 const APP = `gatehouse-bench-rotate-${process.pid}`;
-const { SessionsRepository } = await import(new URL('../dist/auth/sessions/sessions.repository.js', import.meta.url).href);
+const { SessionsRepository } = await import(new URL('../dist/sessions/sessions.repository.js', import.meta.url).href);
 
 /** Prisma's $queryRaw`…` as plain pg: the template's strings joined with $1…$n. */
 function pgRaw(pool) {
@@ -28,9 +28,10 @@ function pgRaw(pool) {
   };
 }
 
-process.once('message', async ({ url, userId, concurrency, duration, warmup }) => {
+async function measure({ url, userId, concurrency, duration, warmup }) {
   const pool = new pg.Pool({ connectionString: url, max: concurrency, application_name: APP });
-  const repo = new SessionsRepository(pgRaw(pool));
+  // The repository queries through the ambient transaction host: outside a transaction its `tx` is the client.
+  const repo = new SessionsRepository({ tx: pgRaw(pool) });
   try {
     const hashes = [];
     for (let i = 0; i < concurrency; i++) {
@@ -43,10 +44,10 @@ process.once('message', async ({ url, userId, concurrency, duration, warmup }) =
       hashes.push(hash);
     }
     let counting = false;
-    let stop = false;
+    const stop = new AbortController(); // the loops run until the measurement is over
     const latencies = [];
     const loop = async (slot) => {
-      while (!stop) {
+      while (!stop.signal.aborted) {
         const now = new Date();
         const next = randomBytes(32);
         const start = performance.now();
@@ -78,21 +79,23 @@ process.once('message', async ({ url, userId, concurrency, duration, warmup }) =
     const db1 = await backendCpu(url, backends);
     const n = latencies.length;
     const cpu = n ? { serverUsPerRequest: (own.user + own.system) / n, dbUsPerRequest: (backendDelta(db0, db1) * 1000) / n } : undefined;
-    stop = true;
+    stop.abort();
     await Promise.all(loops);
-    process.send(
-      {
-        rps: latencies.length / elapsed,
-        ok: latencies.length,
-        durationS: elapsed,
-        cpu,
-        latencyMs: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99) },
-      },
-      () => process.exit(0),
-    );
-  } catch (error) {
-    process.send({ error: String(error?.stack ?? error) }, () => process.exit(1));
+    return {
+      rps: latencies.length / elapsed,
+      ok: latencies.length,
+      durationS: elapsed,
+      cpu,
+      latencyMs: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99) },
+    };
   } finally {
     await pool.end().catch(() => undefined);
   }
+}
+
+process.once('message', (message) => {
+  measure(message).then(
+    (result) => process.send(result, () => process.exit(0)),
+    (error) => process.send({ error: String(error?.stack ?? error) }, () => process.exit(1)),
+  );
 });

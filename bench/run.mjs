@@ -22,7 +22,7 @@ import { load, runChild } from './lib/children.mjs';
 import { backendCpu, backendDelta, cpuMs } from './lib/cpu.mjs';
 import { Databases, seed, withDatabase } from './lib/db.mjs';
 import { machineInfo } from './lib/machine.mjs';
-import { printTables } from './lib/report.mjs';
+import { printTables, without } from './lib/report.mjs';
 import { ROOT, Server, serverEnv } from './lib/server.mjs';
 import { median, summary } from './lib/stats.mjs';
 
@@ -99,7 +99,13 @@ function fail(message) {
 
 process.on('SIGINT', () => {
   log('interrupted: stopping servers');
-  cleanup().finally(() => process.exit(130));
+  cleanup().then(
+    () => process.exit(130),
+    (error) => {
+      console.error(error);
+      process.exit(130);
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------
@@ -367,21 +373,24 @@ async function scaleScenario() {
   const large = await dbs.create('scale_large');
   const pair = {};
   const ctx = {};
-  const plan = [['small', small, P.scale.small], ['large', large, P.scale.large]];
+  const plan = [
+    { name: 'small', db: small, size: P.scale.small },
+    { name: 'large', db: large, size: P.scale.large },
+  ];
   if (small.kind === 'pglite') {
     // One process at a time owns a PGlite directory: let a server migrate one, stop it, copy
     // it for the other, seed both offline, then start the two servers.
     await (await startServer('scale-migrate', small)).stop();
     cpSync(small.dir, large.dir, { recursive: true });
   } else {
-    for (const [name, db] of plan) pair[name] = await startServer(`scale-${name}`, db); // migrates
+    for (const { name, db } of plan) pair[name] = await startServer(`scale-${name}`, db); // migrates
   }
-  for (const [name, db, size] of plan) {
+  for (const { name, db, size } of plan) {
     log(`scale: seeding ${name}: ${size.users.toLocaleString('en')} users, ${size.sessions.toLocaleString('en')} sessions`);
     const seconds = await withDatabase(db, (exec) => seed(exec, size));
     log(`scale: seeded ${name} in ${seconds.toFixed(1)} s`);
   }
-  for (const [name, db] of plan) {
+  for (const { name, db } of plan) {
     pair[name] ??= await startServer(`scale-${name}`, db);
     ctx[name] = await prepare(pair[name]);
   }
@@ -443,7 +452,7 @@ async function cleanup() {
   } else log(`kept ${tmpDir}${dbs.created.length ? ` and databases ${dbs.created.join(', ')}` : ''}`);
 }
 
-async function main() {
+async function runBenchmarks() {
   if (flag('build') || (!flag('no-build') && distIsStale())) {
     log('building (npm run build): dist/ is older than src/ (--no-build to skip, --build to force)');
     const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' });
@@ -499,7 +508,7 @@ async function main() {
       warnings,
     },
     scenarios,
-    series: series.map(({ rounds, ...rest }) => ({ ...rest, rounds: rounds.map(({ refreshTokens, statusCodes, ...r }) => r) })),
+    series: series.map(({ rounds, ...rest }) => ({ ...rest, rounds: rounds.map((r) => without(r, 'refreshTokens', 'statusCodes')) })),
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
@@ -515,7 +524,7 @@ async function main() {
   if (flag('enforce') && Object.values(scenarios).some((s) => s.pass === false)) process.exit(3);
 }
 
-main().catch(async (error) => {
+runBenchmarks().catch(async (error) => {
   console.error(error);
   for (const s of servers) console.error(`--- ${s.name} log ---\n${s.logTail()}`);
   await cleanup().catch(() => undefined);

@@ -1,5 +1,12 @@
 import { Module, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { ClsPluginTransactional } from '@nestjs-cls/transactional';
+import { TransactionalAdapterPrisma } from '@nestjs-cls/transactional-adapter-prisma';
+import { ClsModule } from 'nestjs-cls';
+import { AccessModule } from './access/access.module.js';
+import { AccountsModule } from './accounts/accounts.module.js';
+import { AuditModule } from './audit/audit.module.js';
+import { AuthModule } from './auth/auth.module.js';
 import { Clock } from './common/clock.js';
 import { AllExceptionsFilter } from './common/errors/all-exceptions.filter.js';
 import { JsonBodyMiddleware } from './common/http/json-body.middleware.js';
@@ -7,20 +14,54 @@ import { validationPipe } from './common/http/validation.pipe.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
+import { PrismaService } from './database/prisma.service.js';
+import { EventsModule } from './events/events.module.js';
 import { HealthController } from './health/health.controller.js';
-import { AuthModule } from './auth/auth.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { ResourcesModule } from './resources/resources.module.js';
 import { RetentionModule } from './retention/retention.module.js';
+import { SessionsModule } from './sessions/sessions.module.js';
+import { ThrottleModule } from './throttle/throttle.module.js';
+import { TokensModule } from './tokens/tokens.module.js';
 import { UsersModule } from './users/users.module.js';
 
+/**
+ * Infrastructure (config, database with ambient transactions, Redis, events), the shared
+ * domain (tokens, audit, sessions, accounts, throttling, access control), then the
+ * capabilities (auth, users, resources) and the retention job. The README's "Project
+ * layout" draws the import graph; test/architecture.spec.ts keeps it pointing one way.
+ */
 @Module({})
 export class AppModule implements NestModule {
-  static forRoot(config?: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
       global: true,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, AuthModule, UsersModule, ResourcesModule, RetentionModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule,
+        ClsModule.forRoot({
+          global: true,
+          plugins: [
+            new ClsPluginTransactional({
+              imports: [DatabaseModule],
+              adapter: new TransactionalAdapterPrisma({ prismaInjectionToken: PrismaService }),
+            }),
+          ],
+        }),
+        RedisModule,
+        EventsModule,
+        TokensModule,
+        AuditModule,
+        SessionsModule,
+        AccountsModule,
+        ThrottleModule,
+        AccessModule,
+        AuthModule,
+        UsersModule,
+        ResourcesModule,
+        RetentionModule,
+      ],
       controllers: [HealthController],
       providers: [
         Clock,

@@ -2,12 +2,13 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { isDatabaseUnavailable } from './common/errors/database-errors.js';
-import { ConfigError, parseConfig, type AppConfig } from './config/config.schema.js';
+import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
+import { describeDatabase } from './database/describe-database.js';
 
 async function main(): Promise<void> {
   let config: AppConfig;
   try {
-    config = parseConfig(process.env);
+    config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -74,18 +75,15 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+const EXPECTED_ERRORS = new Set(['MigrationError', 'StartupError', 'KeyConfigError']);
+
 /** A one-line reason for a start-up failure that is the environment's, not the code's. */
 function startupFailure(error: unknown, config: AppConfig): string | undefined {
   // By name: importing the migrator here would load the database stack before the config check.
-  if (error instanceof Error && (error.name === 'MigrationError' || error.name === 'StartupError')) return error.message;
-  const where =
-    config.database.kind === 'postgres'
-      ? (() => {
-          const url = new URL(config.database.url);
-          return `PostgreSQL at ${url.hostname || 'localhost'}:${url.port || 5432}${url.pathname}`;
-        })()
-      : `the embedded database in ${config.database.dataDir ?? 'memory'}`;
-  if (isDatabaseUnavailable(error)) return `${where} is unreachable (check DATABASE_URL)`;
+  // (KeyConfigError: a signing key that the configuration check could not see, e.g. a damaged
+  // generated key in DATA_DIR.)
+  if (error instanceof Error && EXPECTED_ERRORS.has(error.name)) return error.message.replace(/\s*\n\s*/g, ' ');
+  if (isDatabaseUnavailable(error)) return `${describeDatabase(config.database)} is unreachable (check DATABASE_URL)`;
   const code = (error as NodeJS.ErrnoException | null)?.code;
   if (code === 'EADDRINUSE') return `${config.HOST}:${config.PORT} is already in use (check PORT)`;
   if (code === 'EACCES') return `no permission to listen on ${config.HOST}:${config.PORT} (check PORT)`;

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config/config.schema.js';
 
@@ -301,5 +302,98 @@ describe('invalid configuration', () => {
       expectRejected({ JWT_ALGORITHM: 'HS256' }, 'JWT_SECRETS');
       expectRejected({ JWT_ALGORITHM: 'ES256', JWT_SECRETS: 'x'.repeat(40) }, 'JWT_ALGORITHM');
     });
+  });
+});
+
+describe('JWT_KEYS and JWT_SECRETS are read at parse time, with the code that reads them at start-up', () => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pem = ec.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  const publicPem = ec.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+  const jwk = ec.privateKey.export({ format: 'jwk' });
+  const secret = 'hs256-secret-0123456789-0123456789-0123';
+
+  it('accepts a private key as PEM, as PEM on one line, or as a JWK, and HS256 secrets', () => {
+    expect(parseConfig({ JWT_KEYS: pem }).JWT_KEYS).toBe(pem);
+    expect(parseConfig({ JWT_KEYS: pem.trim().replace(/\n/g, '\\n') }).JWT_KEYS).toBeDefined();
+    expect(parseConfig({ JWT_KEYS: JSON.stringify(jwk), JWT_ALGORITHM: 'ES256' }).JWT_ALGORITHM).toBe('ES256');
+    expect(parseConfig({ JWT_SECRETS: `${secret},${secret}-older` }).JWT_SECRETS).toBeDefined();
+  });
+
+  it.each([
+    ['text that holds no key', 'JWT_KEYS', 'not-a-key', /no key found/],
+    ['a PEM block that is not a key', 'JWT_KEYS', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----', /cannot read a key/],
+    ['broken JWK JSON', 'JWT_KEYS', `{"kty": "EC", "crv": "P-256", "d": "c2VjcmV0LWQtdmFsdWU", "x": broken`, /not valid JSON/],
+    ['a JWK that is not a key', 'JWT_KEYS', JSON.stringify({ kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA', d: 'c2VjcmV0LWQtdmFsdWU' }), /cannot read a key/],
+    ['a public key first', 'JWT_KEYS', publicPem, /first key must be a private key/],
+    ['a symmetric JWK', 'JWT_KEYS', JSON.stringify({ kty: 'oct', k: 'c2VjcmV0LWstdmFsdWU' }), /use JWT_SECRETS/],
+    ['a short HS256 secret', 'JWT_SECRETS', 'short-secret-value', /at least 32 bytes/],
+  ])('refuses %s in one line naming the variable, without echoing it', (_label, name, value, reason) => {
+    const problems = expectRejected({ [name]: value }, name);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(reason);
+    expect(problems[0]).not.toContain('\n');
+    for (const secretPart of ['c2VjcmV0', 'short-secret-value', 'AAAA']) expect(problems[0]).not.toContain(secretPart);
+  });
+
+  it('refuses keys that do not suit JWT_ALGORITHM, naming it', () => {
+    expectRejected({ JWT_KEYS: pem, JWT_ALGORITHM: 'RS256' }, 'JWT_KEYS');
+    expectRejected({ JWT_KEYS: pem, JWT_ALGORITHM: 'HS256' }, 'JWT_ALGORITHM');
+  });
+
+  it('reports a bad key together with the other invalid variables', () => {
+    const problems = problemsOf({ PORT: 'eighty', JWT_KEYS: 'not-a-key', JWT_ALGORITHM: 'none' });
+    for (const name of ['PORT', 'JWT_KEYS', 'JWT_ALGORITHM']) {
+      expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^${name}: `))]));
+    }
+    expect(problems).toHaveLength(3);
+  });
+
+  it('in production, accepts the keys and pepper of `npm run keys` and still refuses a bad key', () => {
+    const pepper = 'pepper-0123456789-0123456789-0123456789';
+    expect(parseConfig({ NODE_ENV: 'production', PASSWORD_PEPPER: pepper, JWT_KEYS: pem }).isProduction).toBe(true);
+    expectRejected({ NODE_ENV: 'production', PASSWORD_PEPPER: pepper, JWT_KEYS: 'k' }, 'JWT_KEYS');
+  });
+});
+
+describe('the parsed configuration is frozen', () => {
+  const config = parseConfig({ CORS_ORIGINS: 'https://app.example.com', DATABASE_URL: 'postgresql://u@db/gatehouse' });
+
+  it('refuses assignments (test files are ES modules: strict mode, so they throw)', () => {
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(() => {
+      (config as { PORT: number }).PORT = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (config as { NEW_SETTING?: string }).NEW_SETTING = 'x';
+    }).toThrow(TypeError);
+    expect(() => {
+      delete (config as { HOST?: string }).HOST;
+    }).toThrow(TypeError);
+    expect(config.PORT).toBe(3000);
+  });
+
+  it('down to its arrays and the database target', () => {
+    expect(() => (config.CORS_ORIGINS as string[]).push('https://evil.example.com')).toThrow(TypeError);
+    expect(() => {
+      (config.CORS_ORIGINS as string[])[0] = 'https://evil.example.com';
+    }).toThrow(TypeError);
+    expect(() => {
+      (config.database as { url: string }).url = 'postgresql://elsewhere/db';
+    }).toThrow(TypeError);
+    expect(config.CORS_ORIGINS).toEqual(['https://app.example.com']);
+    expect(config.database).toEqual({ kind: 'postgres', url: 'postgresql://u@db/gatehouse' });
+  });
+
+  it('is typed read-only', () => {
+    // @ts-expect-error AppConfig is Readonly
+    expect(() => (config.BCRYPT_COST = 5)).toThrow(TypeError);
+    // @ts-expect-error its arrays too
+    expect(() => config.CORS_ORIGINS.push('https://x.example.com')).toThrow(TypeError);
+  });
+
+  it('a test that needs other values parses another environment (a copy is not frozen)', () => {
+    const other = { ...config, BCRYPT_COST: 5 };
+    expect(other.BCRYPT_COST).toBe(5);
+    expect(config.BCRYPT_COST).toBe(12);
   });
 });

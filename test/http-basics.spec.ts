@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { Controller, Get, Module } from '@nestjs/common';
 import type request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Public } from '../src/auth/decorators/public.decorator.js';
+import { Public } from '../src/access/public.decorator.js';
 import { ROOMY_LIMITS } from './support/env.js';
 import { signup } from './support/factories.js';
 import { ALLOWED_ORIGIN, startApp, type TestApp } from './support/test-app.js';

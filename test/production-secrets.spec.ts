@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keySetFromKeys } from '../src/auth/tokens/signing-keys.js';
+import { generateEs256Pem, keySetFromKeys } from '../src/config/signing-keys.js';
 import { ConfigError, parseConfig } from '../src/config/config.schema.js';
 import { ROOMY_LIMITS } from './support/env.js';
 import { decodeJwt, signup } from './support/factories.js';
@@ -17,6 +17,7 @@ import { startApp, type TestApp } from './support/test-app.js';
  */
 
 const PEPPER = 'pepper-0123456789-0123456789-0123456789';
+const KEY_PEM = generateEs256Pem();
 const SECRET = 'hs256-secret-0123456789-0123456789-0123';
 
 function problemsOf(env: Record<string, string>): string[] {
@@ -33,7 +34,7 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('NODE_ENV=production without shared keys and pepper', () => {
   it.each([
     ['nothing', {}, ['PASSWORD_PEPPER and JWT_KEYS (or JWT_SECRETS)']],
-    ['only JWT_KEYS', { JWT_KEYS: 'configured' }, ['PASSWORD_PEPPER']],
+    ['only JWT_KEYS', { JWT_KEYS: KEY_PEM }, ['PASSWORD_PEPPER']],
     ['only JWT_SECRETS', { JWT_SECRETS: SECRET }, ['PASSWORD_PEPPER']],
     ['only PASSWORD_PEPPER', { PASSWORD_PEPPER: PEPPER }, ['JWT_KEYS (or JWT_SECRETS)']],
     ['blank values', { PASSWORD_PEPPER: '  ', JWT_KEYS: '' }, ['PASSWORD_PEPPER and JWT_KEYS (or JWT_SECRETS)']],
@@ -57,7 +58,7 @@ describe('NODE_ENV=production without shared keys and pepper', () => {
   });
 
   it('is accepted with PASSWORD_PEPPER and JWT_KEYS, or PASSWORD_PEPPER and JWT_SECRETS', () => {
-    expect(parseConfig({ NODE_ENV: 'production', PASSWORD_PEPPER: PEPPER, JWT_KEYS: 'k' }).isProduction).toBe(true);
+    expect(parseConfig({ NODE_ENV: 'production', PASSWORD_PEPPER: PEPPER, JWT_KEYS: KEY_PEM }).isProduction).toBe(true);
     expect(parseConfig({ NODE_ENV: 'production', PASSWORD_PEPPER: PEPPER, JWT_SECRETS: SECRET }).isProduction).toBe(
       true,
     );

@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { onPostgres } from './support/env.js';
 import { buildServerInto } from './support/private-build.js';
@@ -23,6 +24,7 @@ import { freshDatabase } from './support/test-app.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BUILD_DIR = join(ROOT, 'node_modules', '.cache', `gatehouse-startup-test-${process.pid}`);
 const MAIN = join(BUILD_DIR, 'main.js');
+const DB_CLI = join(BUILD_DIR, 'cli', 'db.js');
 const STARTUP_DEADLINE_MS = 150_000; // the first start applies the migrations with the WebAssembly engine
 const STACK_FRAME = /^\s+at .+/m;
 
@@ -127,6 +129,25 @@ async function runToExit(
   const { code } = await server.exited;
   clearTimeout(timer);
   return { code, output: server.output() };
+}
+
+/** `node cli/db.js <args>` (what `npm run db:migrate` runs) with exactly this environment (plus PATH). */
+function runDbCli(
+  args: string[],
+  env: Record<string, string>,
+  opts: { cwd?: string } = {},
+): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [DB_CLI, ...args],
+      { cwd: opts.cwd ?? tempDir('cwd'), env: { PATH: process.env.PATH ?? '', ...env }, timeout: 180_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, output: `${stdout}${stderr}` });
+      },
+    );
+  });
 }
 
 async function post(
@@ -297,6 +318,22 @@ describe('start-up that must fail', () => {
     expect(output).not.toMatch(STACK_FRAME);
   });
 
+  it.each([
+    ['JWT_KEYS', { JWT_KEYS: '-----BEGIN PRIVATE KEY-----\\nbm90IGEga2V5\\n-----END PRIVATE KEY-----' }],
+    ['JWT_KEYS', { JWT_KEYS: '{"kty":"EC","crv":"P-256","d":"c2VjcmV0","x":' }],
+    ['JWT_SECRETS', { JWT_SECRETS: 'too-short-secret' }],
+  ])('exits non-zero with one line naming %s, without a stack trace, for a key it cannot read', async (name, env) => {
+    const dataDir = tempDir('data');
+    const { code, output } = await runToExit({ DATA_DIR: dataDir, ...env });
+    expect(code).toBe(1);
+    expect(output).toMatch(/^Invalid configuration:$/m);
+    expect(output).toMatch(new RegExp(`^\\s*- ${name}: .+$`, 'm'));
+    expect(output.trim().split('\n')).toHaveLength(2); // the heading and that one line
+    expect(output).not.toMatch(STACK_FRAME);
+    for (const secretPart of ['bm90IGEga2V5', 'c2VjcmV0', 'too-short-secret']) expect(output).not.toContain(secretPart);
+    expect(readdirSync(dataDir)).toEqual([]); // stopped before touching anything
+  });
+
   it('exits non-zero with one clear line when PostgreSQL is unreachable and migrations must run', async () => {
     const port = await freePort();
     const { code, output } = await runToExit({
@@ -351,6 +388,111 @@ describe('a server whose PostgreSQL is unreachable but needs no migration', () =
       expect(await res.json()).toMatchObject({ statusCode: 503, code: 'DATABASE_UNAVAILABLE' });
     } finally {
       expect((await stop(server)).code).toBe(0);
+    }
+  });
+});
+
+describe('the database CLI (node cli/db.js migrate) reads DATABASE_URL as the server does', () => {
+  it('migrates DATABASE_URL=file:///abs/path (percent-encoded) into the directory the server then uses', async () => {
+    const dataDir = tempDir('data');
+    const dbDir = join(tempDir('db'), 'my db'); // a space: %20 in the URL
+    const url = pathToFileURL(dbDir).href;
+    expect(url).toMatch(/^file:\/\/\/.*\/my%20db$/);
+    const cwd = tempDir('cwd');
+    const env = { DATABASE_URL: url, DATA_DIR: dataDir };
+
+    const migrate = await runDbCli(['migrate'], env, { cwd });
+    expect(migrate).toMatchObject({ code: 0 });
+    expect(migrate.output).toContain(`applied to the embedded database (PGlite) in ${dbDir}:`);
+    expect(existsSync(join(dbDir, 'PG_VERSION'))).toBe(true);
+    expect(readdirSync(cwd)).toEqual([]); // no "file:" or "%20" directory beside it
+
+    // The server opens the same directory: nothing left to apply.
+    const server = await startServer(env, { cwd });
+    try {
+      expect(server.output()).toContain(`connected to the embedded database (PGlite) in ${dbDir}`);
+      expect(server.output()).not.toMatch(/applied migrations/);
+      expect((await post(server, '/auth/signup', { username: 'cli_file_url', password: 'cli password 12' })).status).toBe(201);
+    } finally {
+      expect((await stop(server)).code).toBe(0);
+    }
+    const again = await runDbCli(['migrate'], env, { cwd });
+    expect(again).toEqual({ code: 0, output: `the embedded database (PGlite) in ${dbDir} is up to date\n` });
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('refuses an invalid environment with the server\'s one-line messages, without a stack trace', async () => {
+    const { code, output } = await runDbCli(['migrate'], { DATABASE_URL: 'mysql://root@localhost/db', DATA_DIR: tempDir('data') });
+    expect(code).toBe(1);
+    expect(output).toMatch(/^\s*- DATABASE_URL: /m);
+    expect(output).not.toMatch(STACK_FRAME);
+  });
+});
+
+describe.runIf(onPostgres)('a server on PostgreSQL without MIGRATE_ON_START (TEST_DATABASE_URL)', () => {
+  async function sql(url: string, text: string): Promise<void> {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('refuses an empty database in one line naming `npm run db:migrate` and MIGRATE_ON_START, without a stack trace', async () => {
+    const database = await freshDatabase();
+    try {
+      const { code, output } = await runToExit({ DATABASE_URL: database.url, MIGRATE_ON_START: 'false', DATA_DIR: tempDir('data') });
+      expect(code).toBe(1);
+      const line = /^Start-up failed: (.*)$/m.exec(output)?.[1];
+      expect(line).toMatch(/^PostgreSQL at [^ ]+ has \d+ pending migrations \(\d{14}_init, .*\): /);
+      expect(line).toContain('`npm run db:migrate`');
+      expect(line).toContain('MIGRATE_ON_START=true');
+      expect(output).not.toMatch(STACK_FRAME);
+      expect(output).not.toMatch(/P2021|TableDoesNotExist|does not exist/);
+      expect(output).not.toMatch(/listening on/);
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('refuses a database migrated by a newer version (an unknown migration recorded) in one line', async () => {
+    const database = await freshDatabase();
+    try {
+      expect((await runDbCli(['migrate'], { DATABASE_URL: database.url })).code).toBe(0);
+      await sql(
+        database.url,
+        `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
+         VALUES ('00000000-0000-4000-8000-000000000001', 'abc', '29990101000000_from_the_future', now(), now(), 1)`,
+      );
+      const { code, output } = await runToExit({ DATABASE_URL: database.url, MIGRATE_ON_START: 'false', DATA_DIR: tempDir('data') });
+      expect(code).toBe(1);
+      expect(output).toMatch(
+        /^Start-up failed: PostgreSQL at [^ ]+ was migrated by a newer version of Gatehouse \(unknown migration 29990101000000_from_the_future\): upgrade/m,
+      );
+      expect(output).not.toMatch(STACK_FRAME);
+      expect(output).not.toMatch(/listening on/);
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('starts on a database migrated with `db.js migrate`, and serves', async () => {
+    const database = await freshDatabase();
+    try {
+      const migrate = await runDbCli(['migrate'], { DATABASE_URL: database.url });
+      expect(migrate.code).toBe(0);
+      expect(migrate.output).toMatch(/^applied to PostgreSQL at [^ ]+:\n {2}\d{14}_init\n/);
+      const server = await startServer({ DATABASE_URL: database.url, MIGRATE_ON_START: 'false', DATA_DIR: tempDir('data') });
+      try {
+        expect(server.output()).not.toMatch(/applied migrations|pending/);
+        expect((await post(server, '/auth/signup', { username: 'pg_premigrated', password: 'pg password 12' })).status).toBe(201);
+      } finally {
+        expect((await stop(server)).code).toBe(0);
+      }
+    } finally {
+      await database.drop();
     }
   });
 });

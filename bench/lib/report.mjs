@@ -1,5 +1,10 @@
 /** The tables a person reads at the end of a run. */
 
+/** `object` without `keys`: what the JSON reports leave out of a load result (refresh tokens, raw counts). */
+export function without(object, ...keys) {
+  return Object.fromEntries(Object.entries(object).filter(([key]) => !keys.includes(key)));
+}
+
 const n = (x, digits) => {
   if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a';
   const d = digits ?? (Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2);

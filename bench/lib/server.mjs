@@ -79,10 +79,11 @@ export class Server {
     this.child.stderr.pipe(log);
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + 120_000;
-    let exitedEarly = null;
-    this.exited.then((e) => (exitedEarly = e));
     while (Date.now() < deadline) {
-      if (exitedEarly) throw new Error(`server ${this.name} exited during start-up (${JSON.stringify(exitedEarly)}):\n${this.logTail()}`);
+      const { exitCode: code, signalCode: signal } = this.child;
+      if (code !== null || signal !== null) {
+        throw new Error(`server ${this.name} exited during start-up (${JSON.stringify({ code, signal })}):\n${this.logTail()}`);
+      }
       try {
         const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(2000) });
         await res.arrayBuffer();

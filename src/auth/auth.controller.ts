@@ -12,21 +12,21 @@ import {
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
-import { notFound, unauthorized } from '../common/errors/app.exception.js';
+import { AppError } from '../common/errors/app-error.js';
 import { cookieCount } from '../common/http/cookies.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { AuthService, assertOriginAllowed, type AuthResult } from './auth.service.js';
-import { Client } from './decorators/client.decorator.js';
-import { CurrentUser } from './decorators/auth.decorators.js';
-import { Public } from './decorators/public.decorator.js';
+import { Client } from '../common/http/client.decorator.js';
+import { CurrentSession, type SessionPrincipal } from '../access/auth.decorators.js';
+import { Public } from '../access/public.decorator.js';
 import { AuthResponseDto, SessionDto, TokenResponseDto } from './dto/auth-responses.dto.js';
 import { LoginDto, SignupDto } from './dto/auth.dto.js';
-import { REFRESH_COOKIE, clearRefreshCookie, setRefreshCookie } from './sessions/refresh-cookie.js';
-import { SessionsService, type ClientInfo } from './sessions/sessions.service.js';
-import { IpThrottlerGuard } from './throttle/ip-throttler.guard.js';
-import type { AuthUser } from './tokens/access-token.service.js';
+import { REFRESH_COOKIE, clearRefreshCookie, setRefreshCookie } from './refresh-cookie.js';
+import type { ClientInfo } from '../common/http/client-info.js';
+import { SessionsService } from '../sessions/sessions.service.js';
+import { IpThrottlerGuard } from '../throttle/ip-throttler.guard.js';
 
 const uuid = uuidParam('session');
 
@@ -105,7 +105,7 @@ export class AuthController {
   @ApiOperation({ summary: 'Revoke every session of the caller' })
   @ApiNoContentResponse()
   @ApiErrors(401)
-  async logoutAll(@CurrentUser() user: AuthUser, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
+  async logoutAll(@CurrentSession() user: SessionPrincipal, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
     await this.auth.logoutAll(user.userId, user.sessionId, client);
     clearRefreshCookie(res, this.config.COOKIE_SECURE);
   }
@@ -115,7 +115,7 @@ export class AuthController {
   @ApiOperation({ summary: "The caller's live sessions" })
   @ApiOkResponse({ type: SessionDto, isArray: true })
   @ApiErrors(401)
-  async listSessions(@CurrentUser() user: AuthUser): Promise<SessionDto[]> {
+  async listSessions(@CurrentSession() user: SessionPrincipal): Promise<SessionDto[]> {
     const sessions = await this.sessions.list(user.userId);
     return sessions.map((s) => ({
       id: s.id,
@@ -134,8 +134,8 @@ export class AuthController {
   @ApiOperation({ summary: "Revoke one of the caller's sessions" })
   @ApiNoContentResponse()
   @ApiErrors(401, 404)
-  async deleteSession(@CurrentUser() user: AuthUser, @Param('id', uuid) id: string): Promise<void> {
-    if (!(await this.sessions.revokeOwned(user.userId, id))) throw notFound(ErrorCode.NOT_FOUND, 'No such session');
+  async deleteSession(@CurrentSession() user: SessionPrincipal, @Param('id', uuid) id: string, @Client() client: ClientInfo): Promise<void> {
+    if (!(await this.sessions.revokeOwned(user.userId, id, { sessionId: user.sessionId, client }))) throw new AppError(ErrorCode.NOT_FOUND, 'No such session');
   }
 
   private withCookie(res: Response, result: AuthResult) {
@@ -157,7 +157,7 @@ export class AuthController {
 function readCookie(req: Request, duplicate: 'reject' | 'ignore' = 'reject'): string | undefined {
   if (cookieCount(req.headers.cookie, REFRESH_COOKIE) > 1) {
     if (duplicate === 'ignore') return undefined;
-    throw unauthorized(ErrorCode.REFRESH_TOKEN_INVALID, 'Invalid or expired refresh token');
+    throw new AppError(ErrorCode.REFRESH_TOKEN_INVALID, 'Invalid or expired refresh token');
   }
   const value = (req.cookies as Record<string, unknown> | undefined)?.[REFRESH_COOKIE];
   return typeof value === 'string' ? value : undefined;

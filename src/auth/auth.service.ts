@@ -1,17 +1,20 @@
-import { HttpStatus, Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
-import { AppException, forbidden, unauthorized } from '../common/errors/app.exception.js';
+import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
-import { PrismaService } from '../database/prisma.service.js';
-import { UserDto, sortRoles } from '../users/dto/user.dto.js';
-import { UsersRepository, emailKey, usernameKey } from '../users/users.repository.js';
-import { AuditService } from './audit/audit.service.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { UserDto } from '../accounts/user.dto.js';
+import { sortRoles } from '../common/account-rules.js';
+import { UsersRepository, emailKey, usernameKey } from '../accounts/users.repository.js';
+import { AuditService } from '../audit/audit.service.js';
 import type { LoginDto, SignupDto } from './dto/auth.dto.js';
-import { PasswordHasher } from './passwords/password-hasher.service.js';
-import { RevocationService } from './revocation/revocation.service.js';
-import { SessionsService, type ClientInfo, type IssuedSession } from './sessions/sessions.service.js';
-import { LoginThrottleService, throttleAccountKey } from './throttle/login-throttle.service.js';
-import { AccessTokenService } from './tokens/access-token.service.js';
+import { PasswordHasher } from '../accounts/password-hasher.service.js';
+import { RevocationService } from '../tokens/revocation.service.js';
+import type { ClientInfo } from '../common/http/client-info.js';
+import { SessionsService, type IssuedSession } from '../sessions/sessions.service.js';
+import { LoginThrottleService, throttleAccountKey } from '../throttle/login-throttle.service.js';
+import { AccessTokenService } from '../tokens/access-token.service.js';
+import { TokenVerifier } from '../tokens/token-verifier.js';
 
 export interface TokenResponse {
   accessToken: string;
@@ -26,8 +29,6 @@ export interface AuthResult {
 
 @Injectable()
 export class AuthService {
-  private readonly logger = new Logger('Auth');
-
   constructor(
     private readonly users: UsersRepository,
     private readonly passwords: PasswordHasher,
@@ -36,21 +37,21 @@ export class AuthService {
     private readonly throttle: LoginThrottleService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
-    private readonly prisma: PrismaService,
+    private readonly txHost: TransactionHost<PrismaTx>,
     private readonly revocation: RevocationService,
+    private readonly verifier: TokenVerifier,
   ) {}
 
   async signup(dto: SignupDto, client: ClientInfo): Promise<AuthResult> {
     const passwordHash = await this.passwords.hash(dto.password);
     // One transaction: a signup answered with an error (the database lost half-way) leaves no
     // account behind that the client would then find "taken".
-    const { user, session } = await this.prisma.$transaction(async (tx) => {
+    const { user, session } = await this.txHost.withTransaction(async () => {
       const created = await this.users.create(
         { username: dto.username, email: dto.email ?? null, displayName: dto.displayName ?? null, passwordHash, now: this.clock.now() },
-        tx,
       );
-      const opened = await this.sessions.open({ id: created.id, roles: sortRoles(created.roles) }, client, tx);
-      await this.audit.record('signup', { userId: created.id, sessionId: opened.sessionId }, client, undefined, tx);
+      const opened = await this.sessions.open({ id: created.id, roles: sortRoles(created.roles) }, client);
+      await this.audit.record('signup', { userId: created.id, sessionId: opened.sessionId }, client);
       return { user: created, session: opened };
     });
     return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
@@ -66,20 +67,19 @@ export class AuthService {
     // Looked up first: an existing account is throttled by its id, whichever identifier names it.
     const user = await this.users.findByLogin(dto.username);
     const accountKey = throttleAccountKey(user?.id ?? null, login);
-    try {
-      await this.throttle.check(accountKey, ip);
-    } catch (error) {
+    // The attempt takes its place in the budget (counted as a failure) before the password is
+    // verified: concurrent guesses cannot all pass a check made before any of them counted.
+    const attempt = await this.throttle.admit(accountKey, ip).catch(async (error: unknown) => {
       await this.audit.record('login.throttled', {}, client, { login });
       throw error;
-    }
+    });
     const { ok, rehash } = await this.passwords.verifyWithRehash(dto.password, user?.passwordHash ?? null);
     if (!user || !ok) {
-      await this.throttle.recordFailure(accountKey, ip);
       await this.audit.record('login.failed', { userId: user?.id ?? null }, client, { login });
-      throw unauthorized(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
+      throw new AppError(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
     }
-    await this.throttle.recordSuccess(accountKey, ip);
-    if (user.disabled) throw forbidden(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
+    await this.throttle.recordSuccess(attempt);
+    if (user.disabled) throw new AppError(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
     let verifiedHash = user.passwordHash;
     if (rehash) {
       // The configured cost went up since this hash was made, or it was made before passwords
@@ -89,11 +89,8 @@ export class AuthService {
     }
     // Only if the password just verified is still the current one and the account still
     // enabled: a login racing a password change or a disable opens nothing.
-    const session = await this.sessions.openIfCredentialsCurrent(
-      { id: user.id, roles: sortRoles(user.roles), passwordHash: verifiedHash },
-      client,
-    );
-    if (!session) throw unauthorized(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
+    const session = await this.sessions.openIfCredentialsCurrent({ id: user.id, passwordHash: verifiedHash }, client);
+    if (!session) throw new AppError(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
     await this.audit.record('login.succeeded', { userId: user.id, sessionId: session.sessionId }, client);
     return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
   }
@@ -108,8 +105,8 @@ export class AuthService {
     const ids = new Map<string, string>();
     const fromCookie = await this.sessions.sessionOfToken(refreshToken);
     if (fromCookie) ids.set(fromCookie.id, fromCookie.userId);
-    const fromBearer = bearer ? this.tokens.verifyIgnoringExpiry(bearer) : null;
-    if (fromBearer) ids.set(fromBearer.sessionId, fromBearer.userId);
+    const fromBearer = bearer ? this.verifier.identify(bearer) : null;
+    if (fromBearer?.sessionId) ids.set(fromBearer.sessionId, fromBearer.userId);
     for (const [sessionId, userId] of ids) {
       await this.sessions.revoke(sessionId, 'logout');
       await this.audit.record('logout', { userId, sessionId }, client);
@@ -121,19 +118,31 @@ export class AuthService {
     await this.audit.record('logout_all', { userId, sessionId }, client, { sessions: ids.length });
   }
 
-  /** Signs the access token, once a token of this user signed now would not be born revoked. */
+  /**
+   * Signs the access token with `iat` = when its roles were read, so that a role change
+   * committed after that read revokes it (not-before). When this user was revoked at about
+   * that time or since, the roles read may predate the change: wait until a token signed
+   * now would not be born revoked (at most a second), read the roles again (waiting for a
+   * change still committing) and sign with those.
+   */
   private async tokenResponse(session: IssuedSession): Promise<TokenResponse> {
-    await this.revocation.untilSignable(session.userId);
+    let { roles, rolesReadAt } = session;
+    if (this.revocation.userRevokedSince(session.userId, rolesReadAt)) {
+      await this.revocation.untilSignable(session.userId);
+      rolesReadAt = this.clock.nowMs();
+      roles = sortRoles((await this.users.currentRoles(session.userId)) ?? []);
+    }
     return {
-      accessToken: this.tokens.sign({ id: session.userId, roles: session.roles }, session.sessionId),
+      accessToken: this.tokens.sign({ id: session.userId, roles }, session.sessionId, Math.floor(rolesReadAt / 1000)),
       tokenType: 'Bearer',
       expiresIn: this.tokens.ttlSeconds,
     };
   }
+
 }
 
 /** 403 for a request whose Origin is present and neither ours nor in CORS_ORIGINS. */
 export function assertOriginAllowed(origin: string | undefined, ownOrigin: string, allowed: readonly string[]): void {
   if (origin === undefined || origin === ownOrigin || allowed.includes(origin)) return;
-  throw new AppException(HttpStatus.FORBIDDEN, ErrorCode.ORIGIN_NOT_ALLOWED, 'Origin not allowed');
+  throw new AppError(ErrorCode.ORIGIN_NOT_ALLOWED, 'Origin not allowed');
 }

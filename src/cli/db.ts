@@ -1,33 +1,31 @@
 // Database CLI:
 //   node dist/cli/db.js migrate        apply pending migrations to DATABASE_URL
 //   node dist/cli/db.js create <name>  write the next migration from prisma/schema.prisma
-// DATABASE_URL is read as the server does: unset → PGlite in $DATA_DIR/pglite (default ./data),
-// file:<dir> → PGlite persisted in <dir>, memory:// → in-memory PGlite, postgres(ql):// → PostgreSQL.
+// The environment is read exactly as the server reads it (loadConfig: the same variables, the same
+// validation, the same database target), and the database is opened as the server opens it.
 import { relative } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PrismaPg } from '@prisma/adapter-pg';
-import type { SqlDriverAdapterFactory } from '@prisma/driver-adapter-utils';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
-import { ensurePrivateDir } from '../config/private-dir.js';
+import { ConfigError, loadConfig } from '../config/config.schema.js';
 import { applyMigrations, createMigration, MigrationError } from '../database/migrations/migrator.js';
+import { openDatabase } from '../database/open-database.js';
 
 const USAGE = 'usage: db.js migrate | db.js create <name>';
 
-interface Target {
-  factory: SqlDriverAdapterFactory;
-  describe: string;
-  close(): Promise<void>;
-}
+/** Connecting may take longer here than a request may wait in the server. */
+const CLI_CONNECT_TIMEOUT_MS = 10_000;
 
 async function main([command, ...args]: string[]): Promise<void> {
   if (command === 'migrate' && args.length === 0) {
-    const target = openTarget(process.env);
+    const config = loadConfig();
+    const database = openDatabase(config.database, {
+      connectTimeoutMs: Math.max(config.DATABASE_TIMEOUT_MS, CLI_CONNECT_TIMEOUT_MS),
+      dataDir: config.DATA_DIR,
+    });
     try {
-      const applied = await applyMigrations(target.factory);
-      if (applied.length === 0) console.log(`${target.describe} is up to date`);
-      else console.log(`applied to ${target.describe}:\n${applied.map((name) => `  ${name}`).join('\n')}`);
+      const applied = await applyMigrations(database.factory);
+      if (applied.length === 0) console.log(`${database.describe()} is up to date`);
+      else console.log(`applied to ${database.describe()}:\n${applied.map((name) => `  ${name}`).join('\n')}`);
     } finally {
-      await target.close();
+      await database.close();
     }
   } else if (command === 'create' && args.length === 1) {
     const dir = await createMigration(args[0]!);
@@ -37,34 +35,10 @@ async function main([command, ...args]: string[]): Promise<void> {
   }
 }
 
-function openTarget(env: NodeJS.ProcessEnv): Target {
-  const url = env.DATABASE_URL?.trim() || undefined;
-  const defaultDir = `${env.DATA_DIR || './data'}/pglite`;
-  if (url === undefined || url.startsWith('file:')) return openPglite(url?.slice('file:'.length) || defaultDir);
-  if (url.startsWith('memory://')) return openPglite(undefined);
-  if (/^postgres(ql)?:\/\//.test(url)) {
-    const { hostname, port, pathname } = new URL(url);
-    return {
-      // A time limit on connecting, so an unreachable server fails instead of hanging.
-      factory: new PrismaPg({ connectionString: url, connectionTimeoutMillis: 10_000 }),
-      describe: `PostgreSQL at ${hostname}:${port || 5432}${pathname}`,
-      close: async () => undefined, // the migrator disposes the pools it opened
-    };
-  }
-  throw new MigrationError('DATABASE_URL must start with file:, memory://, postgres:// or postgresql://');
-}
-
-function openPglite(dataDir: string | undefined): Target {
-  if (dataDir) ensurePrivateDir(dataDir);
-  const db = new PGlite(dataDir);
-  return {
-    factory: new PrismaPGlite(db),
-    describe: dataDir ? `PGlite in ${dataDir}` : 'in-memory PGlite',
-    close: () => db.close(),
-  };
-}
-
 main(process.argv.slice(2)).catch((error: unknown) => {
-  console.error(error instanceof MigrationError ? `error: ${error.message}` : error);
+  // Expected failures are told in their own words, without a stack.
+  if (error instanceof ConfigError) console.error(error.message);
+  else if (error instanceof MigrationError) console.error(`error: ${error.message}`);
+  else console.error(error);
   process.exitCode = 1;
 });

@@ -1,16 +1,21 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { APP_CONFIG } from './config.token.js';
-import { parseConfig, type AppConfig } from './config.schema.js';
+import type { AppConfig } from './config.schema.js';
+import { SecretsService } from './secrets.service.js';
 
 @Global()
 @Module({})
 export class ConfigModule {
-  /** With no argument the process environment is read (the only place that does so). */
-  static forRoot(config?: AppConfig): DynamicModule {
+  /**
+   * Provides the configuration parsed by the caller (main.ts: loadConfig(); tests: parseConfig of
+   * their own environment). It never reads process.env itself.
+   */
+  static forRoot(config: AppConfig): DynamicModule {
     return {
       module: ConfigModule,
-      providers: [{ provide: APP_CONFIG, useValue: config ?? parseConfig(process.env) }],
-      exports: [APP_CONFIG],
+      // The secrets Gatehouse generates into DATA_DIR when they are not configured (pepper, keys).
+      providers: [{ provide: APP_CONFIG, useValue: config }, SecretsService],
+      exports: [APP_CONFIG, SecretsService],
     };
   }
 }

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { PASSWORD_MAX, PASSWORD_MIN, passwordLength } from '../auth/dto/password.validator.js';
+import { PASSWORD_MAX, PASSWORD_MIN, USERNAME_RULE, isValidUsername, passwordLength } from '../common/account-rules.js';
+import { KeyConfigError, keySetFromKeys, keySetFromSecrets, type JwtAlgorithm } from './signing-keys.js';
 
 /**
  * Every environment variable Gatehouse reads, validated once at start-up.
@@ -27,6 +28,20 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+/** An absolute http(s) URL without query or fragment; kept without a trailing slash. */
+const httpUrl = (name: string) =>
+  optionalString
+    .refine((v) => v === undefined || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)), `${name} must be an http:// or https:// URL`)
+    .refine((v) => v === undefined || !URL.canParse(v) || (new URL(v).search === '' && new URL(v).hash === ''), `${name} must not have a query or fragment`)
+    .transform((v) => v?.replace(/\/+$/, ''));
+
+/** A mail link template: an http(s) URL containing `{token}`. */
+const linkTemplate = (name: string) =>
+  optionalString
+    .refine((v) => v === undefined || v.includes('{token}'), `${name} must contain {token}`)
+    .refine((v) => v === undefined || URL.canParse(v.replace('{token}', 't')), `${name} must be a URL`)
+    .refine((v) => v === undefined || /^https?:\/\//.test(v), `${name} must be an http:// or https:// URL`);
 
 export const envSchema = z
   .object({
@@ -75,8 +90,8 @@ export const envSchema = z
     COOKIE_SECURE: bool(true),
     // The first admin obeys the same rules as a signup (contract: username and password rules).
     ADMIN_USERNAME: optionalString.refine(
-      (v) => v === undefined || /^[A-Za-z0-9_.-]{3,32}$/.test(v),
-      'must be 3–32 characters of letters, digits, "_", "." and "-"',
+      (v) => v === undefined || isValidUsername(v),
+      `must be 3–32 characters and ${USERNAME_RULE}`,
     ),
     ADMIN_PASSWORD: optionalString.refine(
       // Characters are Unicode code points, as for every password.
@@ -110,6 +125,26 @@ export const envSchema = z
     AUDIT_RETENTION: seconds('AUDIT_RETENTION', 90 * 24 * 3600, 0),
     RETENTION_INTERVAL: seconds('RETENTION_INTERVAL', 3600, 10, 7 * 24 * 3600),
     LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose', 'silent']).default('log'),
+    // Account recovery and verification (contract v2 §A). Mail links are built only from these
+    // URLs, never from Host or X-Forwarded-Host (OWASP Forgot Password Cheat Sheet).
+    PUBLIC_URL: httpUrl('PUBLIC_URL'),
+    APP_URL: httpUrl('APP_URL'),
+    PASSWORD_RESET_URL: linkTemplate('PASSWORD_RESET_URL'),
+    VERIFY_EMAIL_URL: linkTemplate('VERIFY_EMAIL_URL'),
+    SMTP_URL: optionalString
+      .refine((v) => v === undefined || /^smtps?:\/\//.test(v), 'must start with smtp:// or smtps://')
+      .refine((v) => v === undefined || URL.canParse(v), 'is not a valid URL'),
+    MAIL_FROM: z.string().default('Gatehouse <no-reply@localhost>'),
+    MAIL_OUTBOX_DIR: optionalString,
+    PASSWORD_RESET_TTL: seconds('PASSWORD_RESET_TTL', 3600, 60, 7 * 24 * 3600),
+    EMAIL_VERIFICATION_TTL: seconds('EMAIL_VERIFICATION_TTL', 86400, 60, 30 * 24 * 3600),
+    EMAIL_CHANGE_TTL: seconds('EMAIL_CHANGE_TTL', 3600, 60, 7 * 24 * 3600),
+    REQUIRE_EMAIL_VERIFICATION: bool(false),
+    EMAIL_CHANGE_MODE: z.enum(['verified', 'immediate'], { error: 'must be verified or immediate' }).default('verified'),
+    PASSWORD_RESET_UNVERIFIED_EMAIL: bool(true),
+    MAIL_RATE_LIMIT: z.coerce.number().int().min(1).max(10000).default(5),
+    MAIL_IP_RATE_LIMIT: z.coerce.number().int().min(1).max(1000000).default(50),
+    MAIL_NOTIFY_UNKNOWN: bool(false),
   })
   .superRefine((env, ctx) => {
     if ((env.ADMIN_USERNAME === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
@@ -131,6 +166,13 @@ export const envSchema = z
     }
     if (env.JWT_ALGORITHM === 'HS256' && !env.JWT_SECRETS) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRETS'], message: 'is required when JWT_ALGORITHM=HS256' });
+    }
+    if (env.REQUIRE_EMAIL_VERIFICATION && env.NODE_ENV === 'production' && !env.SMTP_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SMTP_URL'],
+        message: 'is required with REQUIRE_EMAIL_VERIFICATION=true in production (no one could verify an address)',
+      });
     }
     if (env.JWT_SECRETS && env.JWT_ALGORITHM && env.JWT_ALGORITHM !== 'HS256') {
       ctx.addIssue({ code: 'custom', path: ['JWT_ALGORITHM'], message: 'must be HS256 when JWT_SECRETS is set' });
@@ -156,7 +198,44 @@ export const envSchema = z
     // Reported with the other invalid variables, not only once they are fixed: it reads only
     // these four, which are present (as given) even when another variable is invalid.
     { when: () => true },
+  )
+  .superRefine(
+    (env, ctx) => {
+      // The keys are read here with the code that reads them at start-up (signing-keys.ts): a key
+      // that cannot be read is a configuration error naming its variable, not a crash later.
+      const problem = signingKeyProblem(env);
+      if (problem) ctx.addIssue({ code: 'custom', path: [problem.variable], message: problem.message });
+    },
+    // Also reported with the other invalid variables; it checks the types of what it reads.
+    { when: () => true },
   );
+
+const JWT_ALGORITHMS: readonly unknown[] = ['ES256', 'RS256', 'HS256'] satisfies JwtAlgorithm[];
+
+/** What is wrong with JWT_KEYS or JWT_SECRETS (read as at start-up), if anything. */
+function signingKeyProblem(env: {
+  JWT_KEYS?: unknown;
+  JWT_SECRETS?: unknown;
+  JWT_ALGORITHM?: unknown;
+}): { variable: string; message: string } | undefined {
+  const given = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+  const keys = given(env.JWT_KEYS);
+  const secrets = given(env.JWT_SECRETS);
+  // Both set is reported as such; an invalid JWT_ALGORITHM is reported by its own check.
+  if (keys !== undefined && secrets !== undefined) return undefined;
+  const algorithm = JWT_ALGORITHMS.includes(env.JWT_ALGORITHM) ? (env.JWT_ALGORITHM as JwtAlgorithm) : undefined;
+  try {
+    if (secrets !== undefined) keySetFromSecrets(secrets);
+    else if (keys !== undefined) keySetFromKeys(keys, algorithm);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof KeyConfigError)) throw error;
+    // Its messages read "VARIABLE: what is wrong" (one line, without the key material).
+    const match = /^([A-Z_]+): (.+)$/s.exec(error.message);
+    const message = (match?.[2] ?? error.message).replace(/\s*\n\s*/g, ' ');
+    return { variable: match?.[1] ?? (secrets !== undefined ? 'JWT_SECRETS' : 'JWT_KEYS'), message };
+  }
+}
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -164,10 +243,23 @@ export type DatabaseTarget =
   | { kind: 'pglite'; dataDir: string | undefined } // undefined: in memory
   | { kind: 'postgres'; url: string };
 
-export interface AppConfig extends Env {
-  database: DatabaseTarget;
-  isProduction: boolean;
-}
+/**
+ * The validated configuration: frozen (arrays and the database target too), and typed so.
+ * A test that needs other values parses another environment.
+ */
+export type AppConfig = Readonly<
+  Omit<Env, 'CORS_ORIGINS' | 'PUBLIC_URL' | 'APP_URL' | 'MAIL_OUTBOX_DIR'> & {
+    CORS_ORIGINS: readonly string[];
+    /** Where Gatehouse is reached (default http://localhost:PORT), without a trailing slash. */
+    PUBLIC_URL: string;
+    /** The UI with /verify-email and /reset-password (default PUBLIC_URL). */
+    APP_URL: string;
+    /** Where mail goes without SMTP_URL (default DATA_DIR/outbox). */
+    MAIL_OUTBOX_DIR: string;
+    database: Readonly<DatabaseTarget>;
+    isProduction: boolean;
+  }
+>;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -176,7 +268,15 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses an environment (process.env by default at the call site) into the typed config. */
+/**
+ * The process's configuration: the one place that reads process.env (the server's main.ts and
+ * the database CLI both start here). Throws ConfigError listing every invalid variable.
+ */
+export function loadConfig(): AppConfig {
+  return parseConfig(process.env);
+}
+
+/** Parses an environment into the typed, frozen config (tests pass their own). */
 export function parseConfig(source: Record<string, string | undefined>): AppConfig {
   // An empty variable (`PORT=` in a compose file) means "not set", never 0 or "".
   const env = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v.trim() !== ''));
@@ -187,7 +287,23 @@ export function parseConfig(source: Record<string, string | undefined>): AppConf
     );
   }
   const parsed = result.data;
-  return { ...parsed, database: databaseTarget(parsed), isProduction: parsed.NODE_ENV === 'production' };
+  const PUBLIC_URL = parsed.PUBLIC_URL ?? `http://localhost:${parsed.PORT}`;
+  return deepFreeze({
+    ...parsed,
+    PUBLIC_URL,
+    APP_URL: parsed.APP_URL ?? PUBLIC_URL,
+    MAIL_OUTBOX_DIR: parsed.MAIL_OUTBOX_DIR ?? `${parsed.DATA_DIR}/outbox`,
+    database: databaseTarget(parsed),
+    isProduction: parsed.NODE_ENV === 'production',
+  });
+}
+
+/** Freezes a tree of plain objects and arrays (what the schema produces). */
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child !== null && typeof child === 'object' && !Object.isFrozen(child)) deepFreeze(child as object);
+  }
+  return Object.freeze(value);
 }
 
 function databaseTarget(env: Env): DatabaseTarget {

@@ -1,115 +1,90 @@
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { PGlite } from '@electric-sql/pglite';
-import { PrismaPg } from '@prisma/adapter-pg';
-import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
-import pg from 'pg';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { isDatabaseUnavailable } from '../common/errors/database-errors.js';
+import { StartupError } from '../common/errors/startup-error.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
-import { ensurePrivateDir } from '../config/private-dir.js';
 import { PrismaClient } from '../generated/prisma/client.js';
-import { applyMigrations } from './migrations/migrator.js';
+import { applyMigrations, migrationState, type MigrationState } from './migrations/migrator.js';
+import { engineErrorMessage } from './migrations/schema-engine.js';
+import { openDatabase, withTimeout, type OpenedDatabase } from './open-database.js';
 
-interface Connection {
-  adapter: SqlMigrationAwareDriverAdapterFactory;
-  /** Checks that the database answers, failing within `timeoutMs`. */
-  ping(timeoutMs: number): Promise<void>;
-  close(): Promise<void>;
-  migrateOnStart: boolean;
-  describe: string;
-}
+export { DatabaseTimeoutError } from './open-database.js';
 
 /**
  * The Prisma client on the configured database: embedded PGlite (in a directory or in
  * memory) or PostgreSQL through `pg`. Pending migrations are applied at start-up on the
- * embedded database always, and on PostgreSQL when MIGRATE_ON_START=true.
+ * embedded database always, and on PostgreSQL when MIGRATE_ON_START=true; otherwise start-up
+ * checks that PostgreSQL holds exactly this version's migrations.
  */
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Database');
-  private readonly connection: Connection;
+  private readonly database: OpenedDatabase;
+  private readonly migrateOnStart: boolean;
+  private readonly timeoutMs: number;
 
   constructor(@InjectConfig() config: AppConfig) {
-    const connection = openConnection(config);
-    super({ adapter: connection.adapter, transactionOptions: { maxWait: config.DATABASE_TIMEOUT_MS, timeout: 10_000 } });
-    this.connection = connection;
-  }
-
-  get kind(): 'pglite' | 'postgres' {
-    return this.connection.describe.startsWith('PostgreSQL') ? 'postgres' : 'pglite';
+    const database = openDatabase(config.database, { connectTimeoutMs: config.DATABASE_TIMEOUT_MS, dataDir: config.DATA_DIR });
+    super({ adapter: database.factory, transactionOptions: { maxWait: config.DATABASE_TIMEOUT_MS, timeout: 10_000 } });
+    this.database = database;
+    this.migrateOnStart = config.database.kind === 'pglite' || config.MIGRATE_ON_START;
+    this.timeoutMs = config.DATABASE_TIMEOUT_MS;
   }
 
   async onModuleInit(): Promise<void> {
-    if (this.connection.migrateOnStart) {
-      const applied = await applyMigrations(this.connection.adapter);
+    if (this.migrateOnStart) {
+      const applied = await applyMigrations(this.database.factory);
       if (applied.length > 0) this.logger.log(`applied migrations: ${applied.join(', ')}`);
+    } else {
+      await this.checkMigrations();
     }
     await this.$connect();
-    this.logger.log(`connected to ${this.connection.describe}`);
+    this.logger.log(`connected to ${this.database.describe()}`);
+  }
+
+  /**
+   * Without MIGRATE_ON_START, refuses to start on a database that lacks this version's
+   * migrations (its queries would fail on missing tables) or holds a newer version's. When the
+   * check itself cannot run (the database is unreachable, say), the server starts as before and
+   * /health reports the database.
+   */
+  private async checkMigrations(): Promise<void> {
+    let state: MigrationState;
+    try {
+      state = await withTimeout(migrationState(this.database.factory), this.timeoutMs);
+    } catch (error) {
+      const reason = isDatabaseUnavailable(error) ? 'it is unreachable' : engineErrorMessage(error);
+      this.logger.warn(`could not check the migrations of ${this.database.describe()}: ${reason}`);
+      return;
+    }
+    const problem = migrationProblem(state, this.database.describe());
+    if (problem) throw new StartupError(problem);
   }
 
   ping(timeoutMs: number): Promise<void> {
-    return this.connection.ping(timeoutMs);
+    return this.database.ping(timeoutMs);
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.$disconnect().catch(() => undefined);
-    await this.connection.close();
+    await this.database.close();
   }
 }
 
-function openConnection(config: AppConfig): Connection {
-  const target = config.database;
-  if (target.kind === 'pglite') {
-    if (target.dataDir) ensurePrivateDir(target.dataDir, config.DATA_DIR);
-    const db = new PGlite(target.dataDir);
-    return {
-      adapter: new PrismaPGlite(db),
-      ping: async (timeoutMs) => {
-        await withTimeout(db.query('SELECT 1'), timeoutMs);
-      },
-      close: async () => {
-        if (!db.closed) await db.close();
-      },
-      migrateOnStart: true,
-      describe: target.dataDir ? `embedded PGlite in ${target.dataDir}` : 'in-memory PGlite',
-    };
+/** One line saying what is wrong with the database's migrations and what to do, if anything. */
+export function migrationProblem({ pending, unknown }: MigrationState, where: string): string | undefined {
+  if (unknown.length > 0) {
+    return (
+      `${where} was migrated by a newer version of Gatehouse (unknown migration${unknown.length > 1 ? 's' : ''} ` +
+      `${unknown.join(', ')}): upgrade Gatehouse to a version that has ${unknown.length > 1 ? 'them' : 'it'}`
+    );
   }
-  const pool = new pg.Pool({
-    connectionString: target.url,
-    max: 10,
-    // Fail fast while the server is unreachable instead of queueing requests behind it.
-    connectionTimeoutMillis: config.DATABASE_TIMEOUT_MS,
-    idleTimeoutMillis: 30_000,
-    keepAlive: true,
-  });
-  // An idle client losing its connection must not crash the process; the pool replaces it.
-  pool.on('error', (err) => new Logger('Database').warn(`idle connection lost: ${err.message}`));
-  const url = new URL(target.url);
-  return {
-    adapter: new PrismaPg(pool),
-    ping: async (timeoutMs) => {
-      await withTimeout(pool.query('SELECT 1'), timeoutMs);
-    },
-    close: async () => {
-      await pool.end().catch(() => undefined);
-    },
-    migrateOnStart: config.MIGRATE_ON_START,
-    describe: `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}`,
-  };
-}
-
-export class DatabaseTimeoutError extends Error {
-  readonly code = 'P1001';
-  constructor(ms: number) {
-    super(`database timeout after ${ms} ms`);
+  if (pending.length > 0) {
+    const list = pending.length > 3 ? `${pending.slice(0, 3).join(', ')} and ${pending.length - 3} more` : pending.join(', ');
+    return (
+      `${where} has ${pending.length} pending migration${pending.length > 1 ? 's' : ''} (${list}): ` +
+      'apply them with `npm run db:migrate`, or start with MIGRATE_ON_START=true'
+    );
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DatabaseTimeoutError(ms)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return undefined;
 }

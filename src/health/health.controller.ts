@@ -1,7 +1,7 @@
-import { Controller, Get, HttpStatus } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { Public } from '../auth/decorators/public.decorator.js';
-import { AppException } from '../common/errors/app.exception.js';
+import { Public } from '../access/public.decorator.js';
+import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { PrismaService } from '../database/prisma.service.js';
 
@@ -22,7 +22,7 @@ export class HealthController {
     try {
       await this.prisma.ping(HEALTH_TIMEOUT_MS);
     } catch {
-      throw new AppException(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.DATABASE_UNAVAILABLE, 'The database is unavailable', {
+      throw new AppError(ErrorCode.DATABASE_UNAVAILABLE, 'The database is unavailable', {
         'Retry-After': '5',
       });
     }

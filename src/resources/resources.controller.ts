@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { CurrentUser, OptionalAuth } from '../auth/decorators/auth.decorators.js';
-import type { AuthUser } from '../auth/tokens/access-token.service.js';
+import { CurrentUser, OptionalAuth } from '../access/auth.decorators.js';
+import type { Principal } from '../tokens/principal.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
 import { uuidParam } from '../common/http/uuid-param.js';
@@ -20,7 +20,7 @@ export class ResourcesController {
   @ApiOperation({ summary: 'Create a resource owned by the caller (private by default)' })
   @ApiCreatedResponse({ type: ResourceDto })
   @ApiErrors(400, 401, 413, 415)
-  create(@CurrentUser() user: AuthUser, @Body() dto: CreateResourceDto): Promise<ResourceDto> {
+  create(@CurrentUser() user: Principal, @Body() dto: CreateResourceDto): Promise<ResourceDto> {
     return this.resources.create(user, dto);
   }
 
@@ -28,7 +28,7 @@ export class ResourcesController {
   @ApiOperation({ summary: "The caller's resources, newest first; admins may ask for scope=all" })
   @ApiOkResponse({ type: ResourcePageDto })
   @ApiErrors(400, 401, 403)
-  list(@CurrentUser() user: AuthUser, @Query() query: ResourceQueryDto): Promise<ResourcePageDto> {
+  list(@CurrentUser() user: Principal, @Query() query: ResourceQueryDto): Promise<ResourcePageDto> {
     return this.resources.list(user, query);
   }
 
@@ -38,7 +38,7 @@ export class ResourcesController {
   @ApiOperation({ summary: 'A resource: for its owner, an admin, or anyone (no token needed) when public' })
   @ApiOkResponse({ type: ResourceDto })
   @ApiErrors(401, 404)
-  get(@CurrentUser({ optional: true }) user: AuthUser | undefined, @Param('id', resourceId) id: string): Promise<ResourceDto> {
+  get(@CurrentUser({ optional: true }) user: Principal | undefined, @Param('id', resourceId) id: string): Promise<ResourceDto> {
     return this.resources.get(user, id);
   }
 
@@ -46,7 +46,7 @@ export class ResourcesController {
   @ApiOperation({ summary: 'Change a resource (owner or admin)' })
   @ApiOkResponse({ type: ResourceDto })
   @ApiErrors(400, 401, 403, 404)
-  update(@CurrentUser() user: AuthUser, @Param('id', resourceId) id: string, @Body() dto: UpdateResourceDto): Promise<ResourceDto> {
+  update(@CurrentUser() user: Principal, @Param('id', resourceId) id: string, @Body() dto: UpdateResourceDto): Promise<ResourceDto> {
     return this.resources.update(user, id, dto);
   }
 
@@ -55,7 +55,7 @@ export class ResourcesController {
   @ApiOperation({ summary: 'Delete a resource (owner or admin)' })
   @ApiNoContentResponse()
   @ApiErrors(401, 403, 404)
-  delete(@CurrentUser() user: AuthUser, @Param('id', resourceId) id: string): Promise<void> {
+  delete(@CurrentUser() user: Principal, @Param('id', resourceId) id: string): Promise<void> {
     return this.resources.delete(user, id);
   }
 }

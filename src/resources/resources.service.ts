@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { AuthUser } from '../auth/tokens/access-token.service.js';
+import type { Principal } from '../tokens/principal.js';
 import { Clock } from '../common/clock.js';
-import { AppException, forbidden, notFound } from '../common/errors/app.exception.js';
+import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
 import { ResourceDto, type CreateResourceDto, type UpdateResourceDto } from './dto/resources.dto.js';
@@ -19,7 +19,7 @@ export class ResourcesService {
     private readonly clock: Clock,
   ) {}
 
-  async create(caller: AuthUser, dto: CreateResourceDto): Promise<ResourceDto> {
+  async create(caller: Principal, dto: CreateResourceDto): Promise<ResourceDto> {
     const created = await this.resources.create({
       ownerId: caller.userId,
       title: dto.title,
@@ -30,9 +30,9 @@ export class ResourcesService {
     return ResourceDto.from(created);
   }
 
-  async list(caller: AuthUser, query: { limit?: number; cursor?: string; scope?: 'all' }) {
+  async list(caller: Principal, query: { limit?: number; cursor?: string; scope?: 'all' }) {
     if (query.scope === 'all' && !caller.roles.includes('admin')) {
-      throw forbidden(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
+      throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
     }
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const rows = await this.resources.page(
@@ -43,29 +43,29 @@ export class ResourcesService {
     return toPage(rows, limit, (r) => ResourceDto.from(r));
   }
 
-  async get(caller: AuthUser | undefined, id: string): Promise<ResourceDto> {
+  async get(caller: Principal | undefined, id: string): Promise<ResourceDto> {
     const found = await this.resources.findVisibleTo(id, viewer(caller));
     if (!found) throw notVisible();
     return ResourceDto.from(found);
   }
 
-  async update(caller: AuthUser, id: string, dto: UpdateResourceDto): Promise<ResourceDto> {
+  async update(caller: Principal, id: string, dto: UpdateResourceDto): Promise<ResourceDto> {
     const outcome = await this.resources.updateOwned(id, viewer(caller)!, { title: dto.title, body: dto.body, visibility: dto.visibility, updatedAt: this.clock.now() });
     if (outcome === 'forbidden') throw notOwner();
     if (!outcome) throw notVisible();
     return ResourceDto.from(outcome);
   }
 
-  async delete(caller: AuthUser, id: string): Promise<void> {
+  async delete(caller: Principal, id: string): Promise<void> {
     const outcome = await this.resources.deleteOwned(id, viewer(caller)!);
     if (outcome === 'forbidden') throw notOwner();
     if (!outcome) throw notVisible();
   }
 }
 
-function viewer(caller: AuthUser | undefined): Viewer | undefined {
+function viewer(caller: Principal | undefined): Viewer | undefined {
   return caller ? { userId: caller.userId, isAdmin: caller.roles.includes('admin') } : undefined;
 }
 
-const notVisible = (): AppException => notFound(ErrorCode.RESOURCE_NOT_FOUND, 'No such resource');
-const notOwner = (): AppException => forbidden(ErrorCode.NOT_OWNER, 'Only the owner or an admin may change this resource');
+const notVisible = (): AppError => new AppError(ErrorCode.RESOURCE_NOT_FOUND, 'No such resource');
+const notOwner = (): AppError => new AppError(ErrorCode.NOT_OWNER, 'Only the owner or an admin may change this resource');

@@ -29,6 +29,7 @@ export interface RetentionReport {
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Retention');
+  /** Real-time timers on purpose: a test moving its clock by days must not start a run. */
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<RetentionReport> | undefined;
 
@@ -42,8 +43,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     const every = this.config.RETENTION_INTERVAL * 1000;
     // A first run soon after start-up, at a random moment so that instances started
     // together do not all run at once; then every RETENTION_INTERVAL.
-    this.timer = setTimeout(() => this.tick(every), Math.min(every, 60_000) * Math.random());
-    this.timer.unref();
+    this.timer = setTimeout(() => this.tick(every), Math.min(every, 60_000) * Math.random()).unref();
   }
 
   onApplicationShutdown(): void {
@@ -52,8 +52,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
 
   private tick(every: number): void {
     this.runOnce().catch((error: unknown) => this.logger.warn(`retention run failed: ${String(error)}`));
-    this.timer = setTimeout(() => this.tick(every), every);
-    this.timer.unref();
+    this.timer = setTimeout(() => this.tick(every), every).unref();
   }
 
   /** One pass over every table (a run already going is joined, not doubled). */

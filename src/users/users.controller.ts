@@ -1,14 +1,14 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { Client } from '../auth/decorators/client.decorator.js';
-import { CurrentUser, Roles } from '../auth/decorators/auth.decorators.js';
-import type { ClientInfo } from '../auth/sessions/sessions.service.js';
-import type { AuthUser } from '../auth/tokens/access-token.service.js';
+import { Client } from '../common/http/client.decorator.js';
+import { CurrentSession, CurrentUser, Roles, type SessionPrincipal } from '../access/auth.decorators.js';
+import type { ClientInfo } from '../common/http/client-info.js';
+import type { Principal } from '../tokens/principal.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
 import { PageQueryDto } from '../common/http/pagination.js';
 import { uuidParam } from '../common/http/uuid-param.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
-import { UserDto } from './dto/user.dto.js';
+import { UserDto } from '../accounts/user.dto.js';
 import { AdminUpdateUserDto, ChangePasswordDto, DeleteAccountDto, UpdateProfileDto, UserPageDto } from './dto/users.dto.js';
 import { UsersService } from './users.service.js';
 
@@ -22,7 +22,7 @@ export class UsersController {
   @ApiOperation({ summary: 'The caller' })
   @ApiOkResponse({ type: UserDto })
   @ApiErrors(401)
-  me(@CurrentUser() user: AuthUser): Promise<UserDto> {
+  me(@CurrentUser() user: Principal): Promise<UserDto> {
     return this.users.me(user);
   }
 
@@ -30,7 +30,7 @@ export class UsersController {
   @ApiOperation({ summary: "Update the caller's display name or email" })
   @ApiOkResponse({ type: UserDto })
   @ApiErrors(400, 401, 409)
-  updateMe(@CurrentUser() user: AuthUser, @Body() dto: UpdateProfileDto): Promise<UserDto> {
+  updateMe(@CurrentUser() user: Principal, @Body() dto: UpdateProfileDto): Promise<UserDto> {
     return this.users.updateProfile(user, dto);
   }
 
@@ -39,7 +39,7 @@ export class UsersController {
   @ApiOperation({ summary: 'Change the password; every other session is revoked' })
   @ApiNoContentResponse()
   @ApiErrors(400, 401, 403, 429)
-  changePassword(@CurrentUser() user: AuthUser, @Body() dto: ChangePasswordDto, @Client() client: ClientInfo): Promise<void> {
+  changePassword(@CurrentSession() user: SessionPrincipal, @Body() dto: ChangePasswordDto, @Client() client: ClientInfo): Promise<void> {
     return this.users.changePassword(user, dto.currentPassword, dto.newPassword, client);
   }
 
@@ -48,7 +48,7 @@ export class UsersController {
   @ApiOperation({ summary: 'Delete the account with its sessions and resources' })
   @ApiNoContentResponse()
   @ApiErrors(400, 401, 403, 429)
-  deleteMe(@CurrentUser() user: AuthUser, @Body() dto: DeleteAccountDto, @Client() client: ClientInfo): Promise<void> {
+  deleteMe(@CurrentSession() user: SessionPrincipal, @Body() dto: DeleteAccountDto, @Client() client: ClientInfo): Promise<void> {
     return this.users.deleteAccount(user, dto.password, client);
   }
 
@@ -67,7 +67,7 @@ export class UsersController {
   @ApiOkResponse({ type: UserDto })
   @ApiErrors(400, 401, 403, 404)
   adminUpdate(
-    @CurrentUser() user: AuthUser,
+    @CurrentUser() user: Principal,
     @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
     @Body() dto: AdminUpdateUserDto,
     @Client() client: ClientInfo,

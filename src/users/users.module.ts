@@ -1,10 +1,9 @@
 import { Module } from '@nestjs/common';
-import { AuthModule } from '../auth/auth.module.js';
 import { UsersController } from './users.controller.js';
 import { UsersService } from './users.service.js';
 
+/** Profile, password change, deletion and admin user management. */
 @Module({
-  imports: [AuthModule],
   controllers: [UsersController],
   providers: [UsersService],
 })

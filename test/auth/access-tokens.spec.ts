@@ -1,6 +1,6 @@
 import { createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { thumbprint } from '../../src/auth/tokens/signing-keys.js';
+import { thumbprint } from '../../src/config/signing-keys.js';
 import { ROOMY_LIMITS } from '../support/env.js';
 import { bearer, decodeJwt, signup, type SignedUp } from '../support/factories.js';
 import { es256KeyPair, signEs256, signHs256, unsignedJwt } from '../support/jwt.js';

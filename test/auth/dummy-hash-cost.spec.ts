@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PasswordHasher } from '../../src/auth/passwords/password-hasher.service.js';
+import { PasswordHasher } from '../../src/accounts/password-hasher.service.js';
 import { ROOMY_LIMITS, onPostgres } from '../support/env.js';
 import { signup } from '../support/factories.js';
 import { freshDatabase, startApp } from '../support/test-app.js';

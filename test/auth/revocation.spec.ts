@@ -88,6 +88,49 @@ describe('a role change takes effect on the next request', () => {
     await t.http.get('/users/me').set(u.auth).expect(200);
   });
 
+  it('no login or refresh racing a demotion yields a working admin token', async () => {
+    for (let round = 0; round < 4; round++) {
+      const b = await promoted();
+      const refreshCookies = [b.refreshToken];
+      for (let i = 0; i < 5; i++) refreshCookies.push((await login(t, b.username, b.password)).refreshToken);
+      const issued: string[] = [];
+      let demoted = false;
+      const racers = [
+        // Logins and refreshes keep going until shortly after the demotion answered.
+        ...Array.from({ length: 4 }, async () => {
+          while (!demoted) {
+            const res = await t.http.post('/auth/login').send({ username: b.username, password: b.password });
+            if (res.status === 200) issued.push(res.body.accessToken as string);
+          }
+        }),
+        ...refreshCookies.map(async (first) => {
+          let cookie = first;
+          while (!demoted) {
+            const res = await refresh(t, cookie);
+            if (res.status !== 200) return;
+            issued.push(res.body.accessToken as string);
+            cookie = refreshCookieOf(res)!;
+          }
+        }),
+      ];
+      await new Promise((r) => setTimeout(r, 50 + round * 100));
+      await t.http
+        .patch(`/users/${b.id}`)
+        .set(root.auth)
+        .send({ roles: ['user'] })
+        .expect(200);
+      await new Promise((r) => setTimeout(r, 200));
+      demoted = true;
+      await Promise.all(racers);
+      const stale = [];
+      for (const token of issued.filter((tk) => rolesOf(tk).includes('admin'))) {
+        const status = (await t.http.get('/users').set(bearer(token))).status;
+        if (status !== 401) stale.push({ status, iat: decodeJwt(token).payload.iat });
+      }
+      expect(stale).toEqual([]);
+    }
+  });
+
   it('a login right after a role change gets a working token', async () => {
     const b = await promoted();
     await t.http

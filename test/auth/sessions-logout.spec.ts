@@ -86,6 +86,17 @@ describe('sessions and logout', () => {
       await refresh(t, u.refreshToken).expect(200);
     });
 
+    it('records session.revoked in the audit log, once, with the session that did it', async () => {
+      const u = await signup(t);
+      const laptop = await login(t, u.username, u.password);
+      const sid = sidOf(laptop.accessToken);
+      for (let i = 0; i < 2; i++) await t.http.delete(`/auth/sessions/${sid}`).set(u.auth).expect(204);
+      const events = await t.prisma.auditEvent.findMany({ where: { type: 'session.revoked', sessionId: sid } });
+      expect(events).toHaveLength(1);
+      expect(events[0]!.userId).toBe(u.id);
+      expect(events[0]!.details).toEqual({ by: sidOf(u.accessToken) });
+    });
+
     it("answers 404 for another user's session and leaves it alone", async () => {
       const u = await signup(t);
       const victim = await signup(t);

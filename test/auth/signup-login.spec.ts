@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOMY_LIMITS, onPostgres } from '../support/env.js';
 import { login, refreshCookieOf, setCookiesOf, signup, uniqueUsername } from '../support/factories.js';
-import { startApp, type TestApp } from '../support/test-app.js';
+import { persistentDatabase, startApp, type TestApp } from '../support/test-app.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -191,26 +191,39 @@ describe('/auth signup and login', () => {
         .expect(200);
     });
 
-    it('re-hashes at the new cost on login after BCRYPT_COST went up', async () => {
-      const u = await signup(t);
-      const before = await t.prisma.user.findUniqueOrThrow({ where: { id: u.id } });
-      expect(before.passwordHash).toMatch(/^\$2[aby]\$04\$/);
-      const original = t.config.BCRYPT_COST;
-      t.config.BCRYPT_COST = 5; // the running app reads its config object live
+    it('re-hashes at the new cost on login after a restart with a higher BCRYPT_COST, and never downgrades', async () => {
+      const db = await persistentDatabase();
       try {
-        await t.http.post('/auth/login').send({ username: u.username, password: 'wrong password' }).expect(401);
-        expect((await t.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toBe(before.passwordHash);
-        await login(t, u.username, u.password);
-        const after = await t.prisma.user.findUniqueOrThrow({ where: { id: u.id } });
-        expect(after.passwordHash).toMatch(/^\$2[aby]\$05\$/);
-        await login(t, u.username, u.password);
+        const at4 = await startApp({ ...ROOMY_LIMITS, BCRYPT_COST: '4' }, { databaseUrl: db.url });
+        let u;
+        try {
+          u = await signup(at4);
+          expect((await at4.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(/^\$2[aby]\$04\$/);
+        } finally {
+          await at4.close();
+        }
+        const at5 = await startApp({ ...ROOMY_LIMITS, BCRYPT_COST: '5' }, { databaseUrl: db.url });
+        try {
+          const hashOf = async () => (await at5.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash;
+          const before = await hashOf();
+          await at5.http.post('/auth/login').send({ username: u.username, password: 'wrong password' }).expect(401);
+          expect(await hashOf()).toBe(before);
+          await login(at5, u.username, u.password);
+          expect(await hashOf()).toMatch(/^\$2[aby]\$05\$/);
+        } finally {
+          await at5.close();
+        }
+        const back = await startApp({ ...ROOMY_LIMITS, BCRYPT_COST: '4' }, { databaseUrl: db.url });
+        try {
+          await login(back, u.username, u.password);
+          expect((await back.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(/^\$2[aby]\$05\$/);
+        } finally {
+          await back.close();
+        }
       } finally {
-        t.config.BCRYPT_COST = original;
+        await db.drop();
       }
-      // Never downgraded when the cost goes back down.
-      await login(t, u.username, u.password);
-      expect((await t.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(/^\$2[aby]\$05\$/);
-    });
+    }, 120_000);
 
     it.runIf(onPostgres)(
       're-hashes on login on an instance started with a higher BCRYPT_COST on the same database',

@@ -261,6 +261,123 @@ describe('password re-checks with a stolen access token (LOGIN_RATE_LIMIT=3)', (
   });
 });
 
+/**
+ * Security finding: the budget was checked before bcrypt and counted after it, so concurrent
+ * guesses all passed the check (100 concurrent wrong logins with LOGIN_RATE_LIMIT=10: 100 x
+ * 401). Each attempt now takes its place in the budget before its password is verified: a
+ * burst at one instant gets exactly LOGIN_RATE_LIMIT verdicts, the rest 429.
+ */
+describe('concurrent guesses (LOGIN_RATE_LIMIT=5)', () => {
+  const LIMIT = 5;
+  const BURST = 40;
+  let t: TestApp;
+  beforeAll(async () => {
+    // A real bcrypt cost: the window between the check and the count was the time bcrypt takes.
+    t = await startApp({
+      LOGIN_RATE_LIMIT: String(LIMIT),
+      SIGNUP_RATE_LIMIT: '100',
+      TRUST_PROXY: 'true',
+      BCRYPT_COST: '10',
+    });
+    t.clock.freeze();
+  });
+  afterAll(async () => t?.close());
+
+  interface Answer {
+    status: number;
+    body: Record<string, unknown>;
+    headers: Record<string, string>;
+  }
+  /** `n` requests sent at once, and their answers. */
+  const burst = (n: number, send: (i: number) => PromiseLike<Answer>): Promise<Answer[]> =>
+    Promise.all(Array.from({ length: n }, (_, i) => send(i)));
+  const statusCounts = (answers: Answer[]) => {
+    const counts: Record<number, number> = {};
+    for (const a of answers) counts[a.status] = (counts[a.status] ?? 0) + 1;
+    return counts;
+  };
+  const login = (ip: string, username: string, password: string) =>
+    t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username, password });
+  const throttled = (answers: Answer[]) => {
+    const refused = answers.filter((a) => a.status === 429);
+    for (const a of refused) {
+      expect(a.body).toMatchObject({ statusCode: 429, error: 'Too Many Requests', code: 'TOO_MANY_ATTEMPTS' });
+      expect(a.headers['retry-after']).toBe('1'); // the back-off starts at 1 s
+    }
+    return refused;
+  };
+
+  it(`gives ${BURST} concurrent wrong logins from one address exactly ${LIMIT} x 401 and ${BURST - LIMIT} x 429`, async () => {
+    const ip = freshIp();
+    const u = await signupFrom(t, ip);
+    const answers = await burst(BURST, (i) => login(ip, u.username, `wrong guess ${i}`));
+    expect(statusCounts(answers)).toEqual({ 401: LIMIT, 429: BURST - LIMIT });
+    throttled(answers);
+    // That address now waits, even with the right password; the owner elsewhere does not.
+    expect((await login(ip, u.username, u.password)).status).toBe(429);
+    expect((await login(freshIp(), u.username, u.password)).status).toBe(200);
+  });
+
+  it('answers a burst on an unknown account exactly like a burst on an existing one', async () => {
+    const ip = freshIp();
+    const u = await signupFrom(t, ip);
+    const known = await burst(BURST, (i) => login(ip, u.username, `wrong guess ${i}`));
+    const ghost = uniqueUsername('ghost');
+    const sameGhost = await burst(BURST, (i) => login(ip, ghost, `wrong guess ${i}`));
+    expect(statusCounts(sameGhost)).toEqual(statusCounts(known));
+    const body = (answers: Answer[], status: number) => answers.find((a) => a.status === status)!.body;
+    expect(body(sameGhost, 401)).toEqual(body(known, 401));
+    expect(body(sameGhost, 429)).toEqual(body(known, 429));
+    const waits = (answers: Answer[]) => throttled(answers).map((a) => a.headers['retry-after']);
+    expect(waits(sameGhost)).toEqual(waits(known));
+  });
+
+  it(`gives ${BURST} concurrent wrong passwords on DELETE /users/me exactly ${LIMIT} x 403; the account survives`, async () => {
+    const ip = freshIp();
+    const username = uniqueUsername('victim');
+    const res = await t.http
+      .post('/auth/signup')
+      .set('X-Forwarded-For', ip)
+      .send({ username, password: 'correct horse battery' })
+      .expect(201);
+    const auth = { Authorization: `Bearer ${res.body.accessToken as string}` };
+    const answers = await burst(BURST, (i) =>
+      t.http
+        .delete('/users/me')
+        .set('X-Forwarded-For', ip)
+        .set(auth)
+        .send({ password: `guess number ${i}` }),
+    );
+    expect(statusCounts(answers)).toEqual({ 403: LIMIT, 429: BURST - LIMIT });
+    throttled(answers);
+    await t.http.get('/users/me').set(auth).expect(200);
+  });
+
+  it('shares one budget between concurrent logins and concurrent password re-checks', async () => {
+    const ip = freshIp();
+    const username = uniqueUsername('victim');
+    const res = await t.http
+      .post('/auth/signup')
+      .set('X-Forwarded-For', ip)
+      .send({ username, password: 'correct horse battery' })
+      .expect(201);
+    const auth = { Authorization: `Bearer ${res.body.accessToken as string}` };
+    const answers = await burst(BURST, (i) =>
+      i % 2
+        ? login(ip, username, `guess number ${i}`)
+        : t.http
+            .post('/users/me/password')
+            .set('X-Forwarded-For', ip)
+            .set(auth)
+            .send({ currentPassword: `guess number ${i}`, newPassword: 'the attacker now owns it' }),
+    );
+    const counts = statusCounts(answers);
+    expect((counts[401] ?? 0) + (counts[403] ?? 0)).toBe(LIMIT);
+    expect(counts[429]).toBe(BURST - LIMIT);
+    throttled(answers);
+  });
+});
+
 describe('signup throttling (SIGNUP_RATE_LIMIT=3 per IP per minute)', () => {
   let t: TestApp;
   beforeAll(async () => {

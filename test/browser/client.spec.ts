@@ -261,6 +261,64 @@ describe('browser client', () => {
     await expectClean(tab);
   });
 
+  it('pages the resource list with "Load more", sends no unchanged profile, and signs out from the account bar', async () => {
+    // 22 resources made through the API: a first page of 20, then 2 more.
+    const username = uniqueName('pages');
+    const signup = await fetch(`${gatehouse.origin}/auth/signup`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username, password: PASSWORD, displayName: 'Pager' }),
+    });
+    expect(signup.status).toBe(201);
+    const { accessToken } = (await signup.json()) as { accessToken: string };
+    for (let i = 1; i <= 22; i++) {
+      const res = await fetch(`${gatehouse.origin}/resources`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${accessToken}` },
+        body: JSON.stringify({ title: `Page item ${i}`, body: '', visibility: 'private' }),
+      });
+      expect(res.status).toBe(201);
+    }
+
+    const tab = await open(await context());
+    await logIn(tab, username);
+    await visible(tab, '#app-view');
+    const { page } = tab;
+    const items = page.locator('#resource-list > li');
+    await items.nth(19).waitFor();
+    expect(await items.count()).toBe(20);
+    await visible(tab, '#resources-more');
+
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await items.nth(21).waitFor();
+    expect(await items.count()).toBe(22);
+    await page.locator('#resources-more').waitFor({ state: 'hidden' });
+    // Focus on the first newly loaded item, and no title twice.
+    expect(await focusedId(tab)).toBe(await items.nth(20).locator('h3').getAttribute('id'));
+    const titles = await page.locator('#resource-list h3').allTextContents();
+    expect(new Set(titles).size).toBe(22);
+
+    // Saving the display name unchanged sends nothing.
+    await page.locator('#whoami', { hasText: 'Pager' }).waitFor();
+    tab.requests.length = 0;
+    await page.locator('#profile-form').getByRole('button', { name: 'Save' }).click();
+    await page.locator('#announcer', { hasText: 'Nothing to save.' }).waitFor();
+    expect(tab.requests.filter((r) => r.startsWith('PATCH'))).toEqual([]);
+
+    // "Sign out" in the account bar: the login form, its notice, and nothing of the user left.
+    await page.locator('#account-bar').getByRole('button', { name: 'Sign out' }).click();
+    await visible(tab, '#login-view');
+    expect(await text(tab, '#login-notice')).toBe('You have signed out.');
+    expect(await focusedId(tab)).toBe('login-title');
+    expect(await page.isVisible('#account-bar')).toBe(false);
+    expect(await items.count()).toBe(0);
+    expect(await page.locator('#session-list > li').count()).toBe(0);
+    expect(await text(tab, '#whoami')).toBe('');
+    await page.reload();
+    await visible(tab, '#login-view');
+    await expectClean(tab);
+  });
+
   it('renews an expired access token with exactly one refresh, shared by concurrent calls', async () => {
     const ctx = await context();
     const tab = await open(ctx);

@@ -1,10 +1,12 @@
-import { Clock } from '../../src/common/clock.js';
+import { Clock, type ClockTimer } from '../../src/common/clock.js';
 
 /** A clock that tests move by hand: expiry and grace windows without sleeping. */
 export class FakeClock extends Clock {
   private offsetMs = 0;
   /** When frozen, the instant (before `offsetMs`) the clock stands still at. */
   private frozenAtMs: number | undefined;
+  /** Timers set on this clock, fired by advance() once due (and by real time while it runs). */
+  private readonly timers = new Set<{ atMs: number; fire: () => void }>();
 
   override now(): Date {
     return new Date(this.nowMs());
@@ -27,6 +29,37 @@ export class FakeClock extends Clock {
 
   advance(seconds: number): void {
     this.offsetMs += seconds * 1000;
+    this.fireDue();
+  }
+
+  override setTimeout(fn: () => void, ms: number): ClockTimer {
+    let real: NodeJS.Timeout | undefined;
+    const timer = {
+      atMs: this.nowMs() + ms,
+      fire: () => {
+        if (!this.timers.delete(timer)) return; // fired or cancelled already
+        clearTimeout(real);
+        fn();
+      },
+    };
+    this.timers.add(timer);
+    // While the clock runs, real time moves it too; a frozen clock fires only on advance().
+    if (this.frozenAtMs === undefined) {
+      real = setTimeout(() => timer.fire(), Math.max(0, ms));
+      real.unref();
+    }
+    return {
+      cancel: () => {
+        this.timers.delete(timer);
+        clearTimeout(real);
+      },
+    };
+  }
+
+  /** Fires, in time order, every timer whose time has come. */
+  private fireDue(): void {
+    const due = [...this.timers].filter((t) => t.atMs <= this.nowMs()).sort((a, b) => a.atMs - b.atMs);
+    for (const t of due) t.fire();
   }
 
   /**

@@ -2,13 +2,13 @@ import { createHmac } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { describe, expect, it } from 'vitest';
 import { assertOriginAllowed } from '../../src/auth/auth.service.js';
-import { passwordLength } from '../../src/auth/dto/password.validator.js';
-import { PasswordHasher } from '../../src/auth/passwords/password-hasher.service.js';
-import { refreshCookie } from '../../src/auth/sessions/refresh-cookie.js';
+import { passwordLength } from '../../src/common/account-rules.js';
+import { PasswordHasher } from '../../src/accounts/password-hasher.service.js';
+import { refreshCookie } from '../../src/auth/refresh-cookie.js';
 import type { AppConfig } from '../../src/config/config.schema.js';
 import type { SecretsService } from '../../src/config/secrets.service.js';
-import { AppException } from '../../src/common/errors/app.exception.js';
-import type { UsersRepository } from '../../src/users/users.repository.js';
+import { AppError } from '../../src/common/errors/app-error.js';
+import type { UsersRepository } from '../../src/accounts/users.repository.js';
 
 describe('refreshCookie', () => {
   it('has exactly the attributes of the contract, in order', () => {
@@ -54,9 +54,9 @@ describe('assertOriginAllowed', () => {
     } catch (error) {
       thrown = error;
     }
-    expect(thrown).toBeInstanceOf(AppException);
-    expect((thrown as AppException).getStatus()).toBe(403);
-    expect((thrown as AppException).code).toBe('ORIGIN_NOT_ALLOWED');
+    expect(thrown).toBeInstanceOf(AppError);
+    expect((thrown as AppError).status).toBe(403);
+    expect((thrown as AppError).code).toBe('ORIGIN_NOT_ALLOWED');
   });
 });
 

@@ -6,7 +6,7 @@ import {
   newRefreshToken,
   openSuccessor,
   sealSuccessor,
-} from '../../src/auth/sessions/refresh-token.js';
+} from '../../src/sessions/refresh-token.js';
 
 describe('refresh tokens', () => {
   it('are 43 base64url characters (256 random bits), never repeating', () => {

@@ -6,7 +6,7 @@ import {
   keySetFromKeys,
   keySetFromSecrets,
   thumbprint,
-} from '../../src/auth/tokens/signing-keys.js';
+} from '../../src/config/signing-keys.js';
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
 

@@ -1,13 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { VerifiedTokenCache } from '../../src/auth/guards/verified-token-cache.js';
-import type { AuthUser } from '../../src/auth/tokens/access-token.service.js';
+import { VerifiedTokenCache } from '../../src/tokens/verified-token-cache.js';
+import type { Principal } from '../../src/tokens/principal.js';
 
-const user = (n: number, exp = 2_000_000_000): AuthUser => ({
+const user = (n: number, exp = 2_000_000_000): Principal => ({
+  kind: 'user',
   userId: `u${n}`,
   sessionId: `s${n}`,
+  clientId: null,
   roles: ['user'],
+  scopes: ['profile'],
+  amr: ['pwd'],
+  acr: 'aal1',
+  tenantId: null,
   iat: exp - 900,
   exp,
+  jti: `j${n}`,
 });
 
 describe('VerifiedTokenCache', () => {

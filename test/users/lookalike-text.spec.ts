@@ -24,6 +24,18 @@ const refusedEmails: Array<[string, string]> = [
   ['a Greek "ο" among Latin letters in the domain', 'admin@g\u03BFogle.com'],
   ['a fullwidth "ａ"', '\uFF41dmin@example.com'],
   ['a mathematical bold "𝐚"', '\u{1D41A}dmin@example.com'],
+  // Security finding: variation selectors (allowed for emoji in display names) were accepted
+  // in emails too, and U+2800 everywhere; both render as nothing (or blank).
+  ['a variation selector-16 after a letter (U+FE0F)', 'm1x\uFE0Fy@example.com'],
+  ['a variation selector-1 (U+FE00)', 'admin\uFE00@example.com'],
+  ['a variation selector-15 in the domain (U+FE0E)', 'admin@exam\uFE0Eple.com'],
+  ['a supplementary variation selector (U+E0100)', 'ad\u{E0100}min@example.com'],
+  ['the last supplementary variation selector (U+E01EF)', 'admin@example\u{E01EF}.com'],
+  ['a Braille pattern blank (U+2800)', 'ad\u2800min@example.com'],
+  ['a halfwidth Hangul filler (U+FFA0)', 'ad\uFFA0min@example.com'],
+  ['a Hangul choseong filler (U+115F)', 'ad\u115Fmin@example.com'],
+  ['a Hangul jungseong filler (U+1160)', 'admin@exa\u1160mple.com'],
+  ['a musical symbol null notehead (U+1D159)', 'admin\u{1D159}@example.com'],
 ];
 
 const acceptedEmails: Array<[string, string]> = [
@@ -47,6 +59,12 @@ const refusedDisplayNames: Array<[string, string]> = [
   ['a line separator', 'Ada\u2028Lovelace'],
   ['nothing but a Hangul filler', '\u3164'],
   ['a combining grapheme joiner', 'Ada\u034FLovelace'],
+  ['a Braille pattern blank (U+2800)', 'Ada\u2800Lovelace'],
+  ['nothing but Braille pattern blanks', '\u2800\u2800\u2800'],
+  ['a halfwidth Hangul filler (U+FFA0)', 'Ada\uFFA0Lovelace'],
+  ['nothing but a Hangul choseong filler (U+115F)', '\u115F'],
+  ['a Hangul jungseong filler (U+1160)', 'Ada\u1160Lovelace'],
+  ['a musical symbol null notehead (U+1D159)', 'Ada\u{1D159}'],
 ];
 
 const acceptedDisplayNames: Array<[string, string]> = [
@@ -54,6 +72,7 @@ const acceptedDisplayNames: Array<[string, string]> = [
   ['Han', '\u674E\u5C0F\u9F8D'],
   ['Arabic', '\u0639\u0627\u0626\u0634\u0629'],
   ['an emoji with a variation selector', '\u2764\uFE0F Ada'],
+  ['a symbol with the text-style variation selector', '\u2764\uFE0E Ada'],
   ['an emoji', 'Ada \u{1F600}'],
 ];
 

@@ -1,9 +1,18 @@
 /** Small DOM helpers: every piece of user data goes through textContent, never innerHTML. */
 
-export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
-  const element = document.getElementById(id);
+/**
+ * The element `#id`, which must be there: `byId('login-form', HTMLFormElement)` also checks
+ * that it is a <form> (and types it so), rather than trusting a cast.
+ */
+export function byId(id: string): HTMLElement;
+export function byId<T extends HTMLElement>(id: string, type: new () => T): T;
+export function byId(id: string, type: new () => HTMLElement = HTMLElement): HTMLElement {
+  const element: Element | null = document.getElementById(id);
   if (!element) throw new Error(`#${id} is missing from index.html`);
-  return element as T;
+  if (!(element instanceof type)) {
+    throw new Error(`#${id} is a <${element.tagName.toLowerCase()}>, not an ${type.name}`);
+  }
+  return element;
 }
 
 type Child = Node | string | null | undefined | false;
@@ -67,4 +76,16 @@ export async function busy<T>(form: HTMLFormElement, work: () => Promise<T>): Pr
     form.removeAttribute('aria-busy');
     for (const b of buttons) b.removeAttribute('aria-disabled');
   }
+}
+
+/**
+ * The `token` of a mailed link (`/reset-password#token=…`, `/verify-email#token=…`), read from
+ * the URL fragment only (never the query: a fragment is not sent to servers, logs or Referer),
+ * then taken out of the address bar and the history entry, so that it is neither shown,
+ * bookmarked nor shared. Reading it uses nothing up: the page POSTs it when the user asks.
+ */
+export function takeFragmentToken(): string | null {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (location.hash) history.replaceState(history.state, '', location.pathname + location.search);
+  return token === null || token === '' ? null : token;
 }

@@ -14,16 +14,35 @@ const LABELS: Record<string, string> = {
   title: 'Title',
   body: 'Text',
   visibility: 'Visibility',
+  login: 'Username or email',
+  newPassword: 'New password',
+  newEmail: 'New email address',
 };
 
-const BY_CODE: Record<string, { field?: string; text: string }> = {
-  USERNAME_TAKEN: { field: 'username', text: 'That username is already taken.' },
-  EMAIL_TAKEN: { field: 'email', text: 'That email address is already used by another account.' },
+/**
+ * `fields`: the form controls (by name) the sentence belongs under, the first one the form
+ * has; without one (or in a form without them) it goes in the form's error box.
+ */
+const BY_CODE: Record<string, { fields?: string[]; text: string }> = {
+  USERNAME_TAKEN: { fields: ['username'], text: 'That username is already taken.' },
+  EMAIL_TAKEN: { fields: ['email', 'newEmail'], text: 'That email address is already used by another account.' },
   INVALID_CREDENTIALS: { text: 'The username or password is incorrect.' },
   ACCOUNT_DISABLED: { text: 'This account has been disabled. Contact an administrator.' },
   ORIGIN_NOT_ALLOWED: { text: 'This page is not allowed to sign in to Gatehouse.' },
   RESOURCE_NOT_FOUND: { text: 'That resource no longer exists.' },
   NOT_OWNER: { text: 'Only the owner can change that resource.' },
+  EMAIL_NOT_VERIFIED: { text: 'Confirm your email address first: open the link in the mail we sent you.' },
+  INVALID_PASSWORD: { fields: ['password'], text: 'That is not your current password.' },
+  EMAIL_UNCHANGED: { fields: ['newEmail', 'email'], text: 'That is already your email address.' },
+  EMAIL_CHANGE_REQUIRES_VERIFICATION: {
+    text: 'A new email address must be confirmed: use “Change email address”.',
+  },
+  NO_EMAIL: { text: 'Your account has no email address to verify: add one first.' },
+  EMAIL_ALREADY_VERIFIED: { text: 'Your email address is already verified.' },
+  RESET_TOKEN_EXPIRED: { text: 'This link has expired: ask for a new one.' },
+  RESET_TOKEN_INVALID: { text: 'This link is invalid or was already used.' },
+  VERIFICATION_TOKEN_EXPIRED: { text: 'This link has expired: ask for a new one.' },
+  VERIFICATION_TOKEN_INVALID: { text: 'This link is invalid or was already used.' },
 };
 
 /** A sentence for an error that is not about one field. */
@@ -67,19 +86,19 @@ export function showErrors(form: HTMLFormElement, error: unknown): void {
   const perField = new Map<string, string[]>();
   const general: string[] = [];
 
-  if (error instanceof ApiError && error.status === 400 && error.messages.length) {
+  const known = error instanceof ApiError ? BY_CODE[error.code] : undefined;
+  const knownField = known?.fields?.find((name) => control(form, name));
+
+  // A 400 with a code of its own (EMAIL_UNCHANGED, RESET_TOKEN_EXPIRED ...) gets its sentence;
+  // the others (VALIDATION_FAILED) carry one message per broken rule, each under its field.
+  if (error instanceof ApiError && error.status === 400 && error.messages.length && !known) {
     for (const message of error.messages) {
       const field = fieldOf(form, message);
       if (field) perField.set(field, [...(perField.get(field) ?? []), humanize(message, field)]);
       else general.push(sentence(message));
     }
-  } else if (
-    error instanceof ApiError &&
-    BY_CODE[error.code]?.field &&
-    control(form, BY_CODE[error.code]?.field ?? '')
-  ) {
-    const { field, text } = BY_CODE[error.code] as { field: string; text: string };
-    perField.set(field, [text]);
+  } else if (known && knownField) {
+    perField.set(knownField, [known.text]);
   } else {
     general.push(describeError(error));
   }

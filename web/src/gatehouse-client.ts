@@ -31,6 +31,34 @@ export interface User {
   displayName: string | null;
   roles: Role[];
   createdAt: string;
+  /**
+   * Whether `email` was confirmed through a mailed link. Every User from this server version
+   * carries it; optional only so that an older server (or a test fake) still type-checks:
+   * read a missing value as false.
+   */
+  emailVerified?: boolean;
+}
+
+/** `GET /users/me`: the user, with the state of the email address. */
+export interface Me extends User {
+  emailVerified: boolean;
+  /** An address waiting for its confirmation link(s) (`POST /users/me/email`), else null. */
+  pendingEmail: string | null;
+}
+
+/** `POST /users/me/email`: which mailed links must be opened before the address changes. */
+export interface PendingEmailChange {
+  pendingEmail: string;
+  /** 'new': the link sent to the new address; 'current': the one sent to the (verified) current address. */
+  confirmationsRequired: Array<'new' | 'current'>;
+}
+
+/** `POST /auth/email/verify`: what the confirmed link did. */
+export type VerifyEmailStatus = 'verified' | 'email_changed' | 'awaiting_other_confirmation';
+
+/** The answer of the mail-sending calls (202): a sentence that says nothing about the account. */
+export interface Accepted {
+  message: string;
 }
 
 export interface TokenResponse {
@@ -153,6 +181,7 @@ export interface GatehouseClientOptions {
   channelName?: string;
   /** How long a refresh may take before it counts as a network failure; default 15 s. */
   refreshTimeoutMs?: number;
+  /** The `fetch` to call Gatehouse with; default `globalThis.fetch` (tests pass a fake). */
   fetch?: typeof fetch;
 }
 
@@ -270,12 +299,60 @@ export class GatehouseClient extends EventTarget {
     return (await res.json()) as T;
   }
 
-  me(): Promise<User> {
+  me(): Promise<Me> {
     return this.request('GET', '/users/me');
   }
 
+  /**
+   * Display name (and, with EMAIL_CHANGE_MODE=immediate only, email: the default server answers
+   * 400 EMAIL_CHANGE_REQUIRES_VERIFICATION; use `changeEmail`).
+   */
   updateMe(patch: ProfilePatch): Promise<User> {
     return this.request('PATCH', '/users/me', patch);
+  }
+
+  // ---- account recovery and email verification ----------------------------
+  // The calls that carry a mailed token, or that anyone may make, are public: they send no
+  // bearer and never trigger the refresh-and-retry (a 401 there is just an error).
+
+  /**
+   * A verification link by mail. Signed in, without `email`: for the user's own address
+   * (bearer; 400 NO_EMAIL, 409 EMAIL_ALREADY_VERIFIED, 429). With `email`: the anonymous
+   * request (e.g. from a sign-in refused with EMAIL_NOT_VERIFIED), always 202.
+   */
+  requestVerification(email?: string): Promise<Accepted> {
+    return email === undefined
+      ? this.request('POST', '/auth/email/verify-request')
+      : this.#public('POST', '/auth/email/verify-request', { email });
+  }
+
+  /** Confirms an address with the token of a mailed link (verification or email change). */
+  async verifyEmail(token: string): Promise<VerifyEmailStatus> {
+    const { status } = await this.#public<{ status: VerifyEmailStatus }>('POST', '/auth/email/verify', { token });
+    return status;
+  }
+
+  /** Mails a reset link for `login` (username or email). The answer is the same whether or not the account exists. */
+  forgotPassword(login: string): Promise<Accepted> {
+    return this.#public('POST', '/auth/password/forgot', { login });
+  }
+
+  /**
+   * Sets a new password with the token of a reset link. The server signs every session of the
+   * account out and opens none: the user signs in afterwards.
+   */
+  resetPassword(token: string, newPassword: string): Promise<void> {
+    return this.#public('POST', '/auth/password/reset', { token, newPassword });
+  }
+
+  /** Starts a change of email address; it applies once the mailed link(s) are opened. */
+  changeEmail(newEmail: string, password: string): Promise<PendingEmailChange> {
+    return this.request('POST', '/users/me/email', { newEmail, password });
+  }
+
+  /** Cancels a pending change of email address (idempotent). */
+  cancelEmailChange(): Promise<void> {
+    return this.request('DELETE', '/users/me/email/pending');
   }
 
   sessions(): Promise<Session[]> {
@@ -316,6 +393,14 @@ export class GatehouseClient extends EventTarget {
   }
 
   // ---------------------------------------------------------------------------
+
+  /** A call without the session: no bearer, no refresh, no retry. */
+  async #public<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.#send(method, path, body, null);
+    if (!res.ok) throw await ApiError.fromResponse(res);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
 
   async #signIn(path: string, body: object): Promise<User> {
     const res = await this.#send('POST', path, body, null);
@@ -381,7 +466,8 @@ export class GatehouseClient extends EventTarget {
 
   #changed(): void {
     this.#generation += 1;
-    for (const wake of [...this.#tokenWaiters]) wake();
+    // Each waiter deletes itself as it wakes: a Set's iteration is safe against that.
+    for (const wake of this.#tokenWaiters) wake();
   }
 
   async #send(
@@ -461,8 +547,8 @@ class RefreshNote {
     return new Promise((resolve) => {
       try {
         const request = db.transaction('notes', 'readonly').objectStore('notes').get('refreshedAt');
-        request.onsuccess = () => resolve(typeof request.result === 'number' ? request.result : 0);
-        request.onerror = () => resolve(0);
+        request.addEventListener('success', () => resolve(typeof request.result === 'number' ? request.result : 0));
+        request.addEventListener('error', () => resolve(0));
       } catch {
         resolve(0);
       }
@@ -476,9 +562,9 @@ class RefreshNote {
       try {
         const tx = db.transaction('notes', 'readwrite');
         tx.objectStore('notes').put(at, 'refreshedAt');
-        tx.oncomplete = () => resolve();
-        tx.onerror = () => resolve();
-        tx.onabort = () => resolve();
+        tx.addEventListener('complete', () => resolve());
+        tx.addEventListener('error', () => resolve());
+        tx.addEventListener('abort', () => resolve());
       } catch {
         resolve();
       }
@@ -490,10 +576,10 @@ class RefreshNote {
       try {
         if (typeof indexedDB === 'undefined') return resolve(null);
         const request = indexedDB.open('gatehouse-client', 1);
-        request.onupgradeneeded = () => request.result.createObjectStore('notes');
-        request.onsuccess = () => resolve(request.result);
-        request.onerror = () => resolve(null);
-        request.onblocked = () => resolve(null);
+        request.addEventListener('upgradeneeded', () => request.result.createObjectStore('notes'));
+        request.addEventListener('success', () => resolve(request.result));
+        request.addEventListener('error', () => resolve(null));
+        request.addEventListener('blocked', () => resolve(null));
       } catch {
         resolve(null);
       }

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { UserDto } from '../../users/dto/user.dto.js';
+import { UserDto } from '../../accounts/user.dto.js';
 
 export class TokenResponseDto {
   @ApiProperty({ description: 'JWT access token (typ at+jwt)' })

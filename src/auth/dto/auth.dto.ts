@@ -2,17 +2,15 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
 import { IsUnambiguousEmail, IsVisibleText } from '../../common/http/visible-text.validator.js';
-import { IsPassword } from './password.validator.js';
+import { IsPassword, USERNAME_MAX, USERNAME_MIN, USERNAME_PATTERN, USERNAME_RULE } from '../../common/account-rules.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
-export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
-
 export class SignupDto {
-  @ApiProperty({ minLength: 3, maxLength: 32, pattern: USERNAME_PATTERN.source, example: 'ada_l' })
+  @ApiProperty({ minLength: USERNAME_MIN, maxLength: USERNAME_MAX, pattern: USERNAME_PATTERN.source, example: 'ada_l' })
   @IsString()
-  @Length(3, 32)
-  @Matches(USERNAME_PATTERN, { message: 'username may contain only letters, digits, "_", "." and "-"' })
+  @Length(USERNAME_MIN, USERNAME_MAX)
+  @Matches(USERNAME_PATTERN, { message: `username ${USERNAME_RULE}` })
   username!: string;
 
   @ApiProperty({ minLength: 8, maxLength: 128, description: '8–128 characters; every character counts' })

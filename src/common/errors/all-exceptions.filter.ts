@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { ArgumentsHost, Catch, HttpException, HttpStatus, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { AppException } from './app.exception.js';
+import { AppError } from './app-error.js';
 import { isDatabaseUnavailable } from './database-errors.js';
 import { ErrorCode } from './error-codes.js';
 
@@ -47,10 +47,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
   }
 
   private toResponse(exception: unknown, req: Request): { body: ErrorBody; headers: Record<string, string> } {
-    if (exception instanceof AppException) {
-      const status = exception.getStatus();
-      const { message } = exception.getResponse() as { message: string | string[] };
-      return { body: this.body(status, message, exception.code), headers: exception.headers };
+    if (exception instanceof AppError) {
+      if (exception.status >= 500) this.logUnexpected(exception, req);
+      return { body: this.body(exception.status, exception.detail, exception.code), headers: { ...exception.headers } };
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();

@@ -23,6 +23,7 @@ export const ErrorCode = {
   ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
   INVALID_TOKEN: 'INVALID_TOKEN',
   INSUFFICIENT_ROLE: 'INSUFFICIENT_ROLE',
+  USER_SESSION_REQUIRED: 'USER_SESSION_REQUIRED',
   // users / resources
   INVALID_PASSWORD: 'INVALID_PASSWORD',
   LAST_ADMIN: 'LAST_ADMIN',
@@ -32,3 +33,38 @@ export const ErrorCode = {
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * The one map from error code to HTTP status: services and repositories throw AppError by
+ * code and never choose a status; the global filter answers with this one.
+ */
+export const ERROR_STATUS = {
+  VALIDATION_FAILED: 400,
+  MALFORMED_JSON: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  NOT_FOUND: 404,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  TOO_MANY_REQUESTS: 429,
+  INTERNAL_ERROR: 500,
+  DATABASE_UNAVAILABLE: 503,
+  SERVICE_UNAVAILABLE: 503,
+  USERNAME_TAKEN: 409,
+  EMAIL_TAKEN: 409,
+  INVALID_CREDENTIALS: 401,
+  ACCOUNT_DISABLED: 403,
+  TOO_MANY_ATTEMPTS: 429,
+  REFRESH_TOKEN_MISSING: 401,
+  REFRESH_TOKEN_INVALID: 401,
+  REFRESH_TOKEN_REUSED: 401,
+  ORIGIN_NOT_ALLOWED: 403,
+  INVALID_TOKEN: 401,
+  INSUFFICIENT_ROLE: 403,
+  USER_SESSION_REQUIRED: 403,
+  INVALID_PASSWORD: 403,
+  LAST_ADMIN: 403,
+  USER_NOT_FOUND: 404,
+  RESOURCE_NOT_FOUND: 404,
+  NOT_OWNER: 403,
+} as const satisfies Record<ErrorCode, number>;

@@ -1,8 +1,8 @@
-import { HttpStatus, Injectable, type NestMiddleware } from '@nestjs/common';
+import { Injectable, type NestMiddleware } from '@nestjs/common';
 import bodyParser from 'body-parser';
 import type { NextFunction, Request, Response } from 'express';
 import typeis from 'type-is';
-import { AppException } from '../errors/app.exception.js';
+import { AppError } from '../errors/app-error.js';
 import { ErrorCode } from '../errors/error-codes.js';
 
 /** Largest accepted body (contract: over 16 KiB → 413). */
@@ -30,22 +30,20 @@ export class JsonBodyMiddleware implements NestMiddleware {
     // A request without a body (or an empty one, as fetch sends for a bare POST) needs no type.
     if (!typeis.hasBody(req) || req.headers['content-length'] === '0') return next();
     if (!typeis(req, ['application/json', 'application/*+json'])) {
-      throw new AppException(
-        HttpStatus.UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+      throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         'Request bodies must be application/json',
       );
     }
     const charset = charsetOf(req);
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-      throw new AppException(HttpStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'JSON must be UTF-8');
+      throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'JSON must be UTF-8');
     }
     // A declared length over the read limit is refused at once, unread: body-parser would
     // first read off (and wait for) the whole declared body, so that a client announcing
     // gigabytes held the connection until requestTimeout. The connection closes after the 413.
     if (Number(req.headers['content-length']) > READ_LIMIT_BYTES) {
       res.setHeader('Connection', 'close');
-      throw new AppException(HttpStatus.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${BODY_LIMIT_BYTES} bytes`);
+      throw new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${BODY_LIMIT_BYTES} bytes`);
     }
     await new Promise<void>((resolve, reject) => {
       readBody(req, res, (err?: unknown) => (err ? reject(toHttpError(err)) : resolve()));
@@ -53,31 +51,31 @@ export class JsonBodyMiddleware implements NestMiddleware {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     // Scanned before parsing: a deep body never reaches JSON.parse or any recursive code.
     if (nestingExceeds(raw, MAX_JSON_DEPTH)) {
-      throw new AppException(HttpStatus.BAD_REQUEST, ErrorCode.MALFORMED_JSON, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+      throw new AppError(ErrorCode.MALFORMED_JSON, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
     }
     if (raw.length > BODY_LIMIT_BYTES) {
-      throw new AppException(HttpStatus.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${BODY_LIMIT_BYTES} bytes`);
+      throw new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${BODY_LIMIT_BYTES} bytes`);
     }
     req.body = parseStrict(raw.toString('utf8'));
     // class-transformer drops these keys before validation sees them, so `forbidNonWhitelisted`
     // would let them pass silently; they are unknown properties (and prototype-pollution bait).
     const forbidden = forbiddenKey(req.body);
     if (forbidden !== undefined) {
-      throw new AppException(HttpStatus.BAD_REQUEST, ErrorCode.VALIDATION_FAILED, [`property ${forbidden} should not exist`]);
+      throw new AppError(ErrorCode.VALIDATION_FAILED, [`property ${forbidden} should not exist`]);
     }
     next();
   }
 }
 
-function toHttpError(err: unknown): AppException {
+function toHttpError(err: unknown): AppError {
   const type = (err as { type?: string }).type;
   if (type === 'entity.too.large') {
-    return new AppException(HttpStatus.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${BODY_LIMIT_BYTES} bytes`);
+    return new AppError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body larger than ${BODY_LIMIT_BYTES} bytes`);
   }
   if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
-    return new AppException(HttpStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Unsupported charset or content encoding');
+    return new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Unsupported charset or content encoding');
   }
-  return new AppException(HttpStatus.BAD_REQUEST, ErrorCode.MALFORMED_JSON, 'Malformed JSON body');
+  return new AppError(ErrorCode.MALFORMED_JSON, 'Malformed JSON body');
 }
 
 /** Only an object or an array at the top (as body-parser's `strict`); 400 otherwise. */
@@ -90,7 +88,7 @@ function parseStrict(text: string): unknown {
       // fall through
     }
   }
-  throw new AppException(HttpStatus.BAD_REQUEST, ErrorCode.MALFORMED_JSON, 'Malformed JSON body');
+  throw new AppError(ErrorCode.MALFORMED_JSON, 'Malformed JSON body');
 }
 
 function charsetOf(req: Request): string | undefined {

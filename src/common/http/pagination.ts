@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
-import { badRequest } from '../errors/app.exception.js';
+import { AppError } from '../errors/app-error.js';
 import { ErrorCode } from '../errors/error-codes.js';
 
 export class PageQueryDto {
@@ -72,7 +72,7 @@ export function decodeCursor(cursor: string | undefined): Position | undefined {
   } catch {
     // fall through
   }
-  throw badRequest(ErrorCode.VALIDATION_FAILED, ['cursor is not valid']);
+  throw new AppError(ErrorCode.VALIDATION_FAILED, ['cursor is not valid']);
 }
 
 /** Takes limit+1 rows to know whether a next page exists. */

@@ -1,5 +1,5 @@
 import { ValidationPipe, type ArgumentMetadata, type ValidationError } from '@nestjs/common';
-import { badRequest } from '../errors/app.exception.js';
+import { AppError } from '../errors/app-error.js';
 import { ErrorCode } from '../errors/error-codes.js';
 
 /**
@@ -14,7 +14,7 @@ export function validationPipe(): ValidationPipe {
     transform: true,
     transformOptions: { enableImplicitConversion: false },
     validationError: { target: false, value: false },
-    exceptionFactory: (errors: ValidationError[]) => badRequest(ErrorCode.VALIDATION_FAILED, flatten(errors)),
+    exceptionFactory: (errors: ValidationError[]) => new AppError(ErrorCode.VALIDATION_FAILED, flatten(errors)),
   });
 }
 
@@ -45,7 +45,7 @@ class TextSafeValidationPipe extends ValidationPipe {
     if (metadata.type !== 'custom') {
       const where = unsafeTextAt(value, metadata.type === 'body' ? '' : (metadata.data ?? metadata.type));
       if (where !== undefined) {
-        throw badRequest(ErrorCode.VALIDATION_FAILED, [`${where || 'body'} must not contain NUL characters or unpaired surrogates`]);
+        throw new AppError(ErrorCode.VALIDATION_FAILED, [`${where || 'body'} must not contain NUL characters or unpaired surrogates`]);
       }
     }
     return super.transform(value, metadata);

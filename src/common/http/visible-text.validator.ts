@@ -9,14 +9,22 @@ import { ValidateBy, type ValidationArguments, type ValidationOptions } from 'cl
  *   "gnp.exe" read as "exe.png"), the BOM, tag characters. This also refuses the ZWJ of emoji
  *   sequences and the ZWNJ of some scripts: simple and safe beats clever here;
  * - Zl, Zp: line and paragraph separators;
- * - the other default-ignorable code points (Hangul fillers, combining grapheme joiner,
- *   Mongolian variation selectors…), which render as nothing. Variation selectors stay
- *   allowed: "❤️" is U+2764 U+FE0F.
+ * - the other default-ignorable code points (Hangul fillers U+115F, U+1160, U+3164, U+FFA0,
+ *   combining grapheme joiner, Mongolian variation selectors…), which render as nothing.
+ *   Variation selectors stay allowed in display names: "❤️" is U+2764 U+FE0F;
+ * - characters that render blank without being spaces or default-ignorable: U+2800 BRAILLE
+ *   PATTERN BLANK and U+1D159 MUSICAL SYMBOL NULL NOTEHEAD. (The Hangul fillers are listed
+ *   with them too, so that they stay refused whatever the Unicode data of the runtime.)
  */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?![\uFE00-\uFE0F\u{E0100}-\u{E01EF}])\p{Default_Ignorable_Code_Point}/u;
+const INVISIBLE =
+  /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u115F\u1160\u2800\u3164\uFFA0\u{1D159}]|(?![\uFE00-\uFE0F\u{E0100}-\u{E01EF}])\p{Default_Ignorable_Code_Point}/u;
 
-/** Emails also refuse every space character (isEmail lets U+3000 and others through). */
-const INVISIBLE_OR_SPACE = new RegExp(`${INVISIBLE.source}|\\p{Zs}`, 'u');
+/**
+ * Emails also refuse every space character (isEmail lets U+3000 and others through) and the
+ * variation selectors (U+FE00–U+FE0F, U+E0100–U+E01EF): after a letter they show nothing, so
+ * "m1x\uFE0Fy@example.com" would look exactly like "m1xy@example.com".
+ */
+const INVISIBLE_OR_SPACE = new RegExp(`${INVISIBLE.source}|[\\p{Zs}\\uFE00-\\uFE0F\\u{E0100}-\\u{E01EF}]`, 'u');
 
 /** True when the text holds a control, format (zero-width, bidi) or other invisible character. */
 export function hasInvisibleCharacters(text: string): boolean {
@@ -78,7 +86,8 @@ function scriptCount(text: string): number {
 
 /**
  * Why this email address is refused, or undefined when it is fine. The rule, kept simple:
- * - no invisible, control, bidi or space characters (see INVISIBLE);
+ * - no invisible, control, bidi or space characters, nor variation selectors (see INVISIBLE and
+ *   INVISIBLE_OR_SPACE);
  * - an ASCII address is fine as it is;
  * - a non-ASCII one must be in NFKC form (no fullwidth "ａ" or mathematical "𝐚" standing in
  *   for "a"), and its local part and each label of its domain must each be written in a

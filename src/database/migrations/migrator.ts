@@ -74,6 +74,42 @@ async function applyPending(factory: SqlDriverAdapterFactory, opts: MigratorOpti
   }
 }
 
+/** The committed migrations compared with those a database records as applied. */
+export interface MigrationState {
+  /** Committed here, not applied there (failed or rolled back ones included), in application order. */
+  pending: string[];
+  /** Applied there, unknown here: the database was migrated by a newer version. */
+  unknown: string[];
+}
+
+/**
+ * Reads `_prisma_migrations` (rows finished and not rolled back count as applied; a missing table
+ * means none) and compares it with the committed migration directories. Reads only.
+ */
+export async function migrationState(factory: SqlDriverAdapterFactory, opts: MigratorOptions = {}): Promise<MigrationState> {
+  const { migrationsDir } = paths(opts);
+  const committed = existsSync(migrationsDir) ? await migrationDirNames(migrationsDir) : [];
+  const connection = await factory.connect();
+  try {
+    const query = async (sql: string) => (await connection.queryRaw({ sql, args: [], argTypes: [] })).rows;
+    const [[table] = []] = await query(`SELECT to_regclass('_prisma_migrations')::text`);
+    const applied = new Set(
+      table == null
+        ? []
+        : (
+            await query('SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')
+          ).map(([name]) => String(name)),
+    );
+    const known = new Set(committed);
+    return {
+      pending: committed.filter((name) => !applied.has(name)),
+      unknown: [...applied].filter((name) => !known.has(name)).sort(),
+    };
+  } finally {
+    await connection.dispose().catch(() => undefined);
+  }
+}
+
 async function withMigrationLock<T>(factory: SqlDriverAdapterFactory, fn: () => Promise<T>): Promise<T> {
   const connection = await factory.connect();
   try {

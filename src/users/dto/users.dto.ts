@@ -1,10 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsEmail, IsIn, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
-import { IsPassword } from '../../auth/dto/password.validator.js';
+import { IsPassword, ROLES, type Role } from '../../common/account-rules.js';
 import { PageDto } from '../../common/http/pagination.js';
 import { IsUnambiguousEmail, IsVisibleText } from '../../common/http/visible-text.validator.js';
-import { UserDto } from './user.dto.js';
+import { UserDto } from '../../accounts/user.dto.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -50,13 +50,13 @@ export class DeleteAccountDto {
 const present = (_: object, value: unknown): boolean => value !== undefined;
 
 export class AdminUpdateUserDto {
-  @ApiPropertyOptional({ enum: ['user', 'admin'], isArray: true, example: ['user', 'admin'], description: '"user" is always kept' })
+  @ApiPropertyOptional({ enum: ROLES, isArray: true, example: ['user', 'admin'], description: '"user" is always kept' })
   @ValidateIf(present)
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(2)
-  @IsIn(['user', 'admin'], { each: true })
-  roles?: Array<'user' | 'admin'>;
+  @IsIn(ROLES, { each: true })
+  roles?: Role[];
 
   @ApiPropertyOptional()
   @ValidateIf(present)

@@ -1,0 +1,52 @@
+import { SetMetadata, createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { Request } from 'express';
+import type { Role } from '../common/account-rules.js';
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import type { Principal } from '../tokens/principal.js';
+import './principal-request.js';
+
+export const OPTIONAL_AUTH = 'gatehouse:optionalAuth';
+export const ROLES = 'gatehouse:roles';
+
+/**
+ * The route serves anonymous callers too; a token that is present must still be valid
+ * (an invalid one gets 401, it is never silently ignored).
+ */
+export const OptionalAuth = (): MethodDecorator & ClassDecorator => SetMetadata(OPTIONAL_AUTH, true);
+
+/** Roles of which the caller needs at least one. */
+export const Roles = (...roles: Role[]): MethodDecorator & ClassDecorator => SetMetadata(ROLES, roles);
+
+/**
+ * The authenticated caller. Fails loudly (500, logged) when no guard put one on the request:
+ * a route that reads the user must never run unauthenticated by mistake.
+ * `@CurrentUser({ optional: true })` is for @OptionalAuth routes and may give undefined.
+ */
+export const CurrentUser = createParamDecorator(
+  (options: { optional?: boolean } | undefined, ctx: ExecutionContext): Principal | undefined => {
+    const req = ctx.switchToHttp().getRequest<Request>();
+    if (!req.principal && !options?.optional) {
+      throw new Error(`@CurrentUser() used on ${req.method} ${req.path} without an authentication guard`);
+    }
+    return req.principal;
+  },
+);
+
+/** The caller of a session route: a user signed in with a Gatehouse session. */
+export type SessionPrincipal = Principal & { kind: 'user'; sessionId: string };
+
+/**
+ * The caller of a session route (logout-all, sessions, password change, account deletion:
+ * contract v2 §0.1). A token without a Gatehouse session (a machine client's, an external
+ * issuer's) gets 403 USER_SESSION_REQUIRED.
+ */
+export const CurrentSession = createParamDecorator((_: unknown, ctx: ExecutionContext): SessionPrincipal => {
+  const req = ctx.switchToHttp().getRequest<Request>();
+  const principal = req.principal;
+  if (!principal) throw new Error(`@CurrentSession() used on ${req.method} ${req.path} without an authentication guard`);
+  if (principal.kind !== 'user' || principal.sessionId === null) {
+    throw new AppError(ErrorCode.USER_SESSION_REQUIRED, 'This route needs a user signed in with a Gatehouse session');
+  }
+  return principal as SessionPrincipal;
+});

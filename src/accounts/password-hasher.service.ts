@@ -1,0 +1,120 @@
+import { createHmac } from 'node:crypto';
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import bcrypt from 'bcrypt';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { SecretsService } from '../config/secrets.service.js';
+import { UsersRepository } from './users.repository.js';
+
+/** The outcome of checking a password against a stored hash. */
+export interface Verification {
+  ok: boolean;
+  /** The password is right and its hash should be made again with hash(): lower cost, or made before NFC. */
+  rehash: boolean;
+}
+
+/** How often, at most, the dummy hash's cost is checked again against the stored hashes. */
+const DUMMY_REFRESH_MS = 15 * 60 * 1000;
+
+/**
+ * Password hashing with bcrypt (native, asynchronous: the work runs on libuv's thread pool
+ * and the event loop stays free).
+ *
+ * bcrypt reads only the first 72 bytes of its input, and the contract accepts passwords of
+ * up to 128 characters (up to 512 bytes in UTF-8), so a password is never given to bcrypt
+ * as is: it is first pre-hashed with HMAC-SHA-256 under a server-side pepper and
+ * base64-encoded (44 ASCII bytes, no NUL), as OWASP's Password Storage Cheat Sheet describes
+ * ("Pre-Hashing Passwords with Bcrypt"). Every byte of the password then counts, and the
+ * keyed hash prevents "password shucking" with leaked unsalted hashes.
+ *
+ * Passwords are Unicode-normalised to NFC before hashing and verifying (NIST SP 800-63B
+ * §5.1.1.2), so that "é" typed precomposed or as "e" + combining accent is one password.
+ * Hashes made before that were made from the string as sent: verify() tries the NFC form
+ * first and, when it fails and the raw string differs from it, the raw string, and reports
+ * a success of the raw form as needing a rehash (which login does, from the NFC form).
+ */
+@Injectable()
+export class PasswordHasher implements OnApplicationBootstrap {
+  private readonly logger = new Logger('Passwords');
+  /**
+   * Verified against when the account does not exist, so that an unknown username costs
+   * the same bcrypt work as a wrong password (no user enumeration by timing). Its cost is
+   * the one most stored hashes have, not BCRYPT_COST: after BCRYPT_COST is raised, existing
+   * hashes keep their old cost until their owners log in, and a dummy at the new cost would
+   * make every unknown username slower than every known one. The most common cost makes the
+   * bulk of the accounts indistinguishable (a minority at another cost stays measurable until
+   * it is upgraded); without users it is BCRYPT_COST. Computed at start-up and checked again
+   * at most every 15 minutes as hashes are upgraded (at login, on password changes, by other
+   * instances).
+   */
+  private dummyHash = '';
+  private dummyCheckedMs = 0;
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly secrets: SecretsService,
+    private readonly users: UsersRepository,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.refreshDummyHash();
+  }
+
+  /** The bcrypt cost of the hash verified against for unknown accounts. */
+  get dummyHashCost(): number {
+    return bcrypt.getRounds(this.dummyHash);
+  }
+
+  /** Makes the dummy hash again if the most common stored cost has changed. */
+  async refreshDummyHash(): Promise<void> {
+    this.dummyCheckedMs = Date.now();
+    let cost = this.config.BCRYPT_COST;
+    try {
+      cost = (await this.users.mostCommonPasswordCost()) ?? cost;
+    } catch (error) {
+      this.logger.warn(`cannot read the stored password costs, the dummy hash uses BCRYPT_COST: ${(error as Error).message}`);
+      if (this.dummyHash) return; // keep the one we have
+    }
+    cost = Math.min(31, Math.max(4, cost));
+    if (this.dummyHash && bcrypt.getRounds(this.dummyHash) === cost) return;
+    this.dummyHash = await bcrypt.hash(this.prehash('gatehouse-dummy-password'), cost);
+  }
+
+  hash(password: string): Promise<string> {
+    return bcrypt.hash(this.prehash(password.normalize('NFC')), this.config.BCRYPT_COST);
+  }
+
+  /** Compares in constant time (bcrypt.compare); `hash` null means "no such user". */
+  async verify(password: string, hash: string | null): Promise<boolean> {
+    return (await this.verifyWithRehash(password, hash)).ok;
+  }
+
+  /**
+   * verify(), also telling whether the stored hash should be replaced by hash(password):
+   * made at a lower cost than BCRYPT_COST, or from the password before NFC normalisation.
+   * An unknown account ("hash" null) takes the same comparisons as a wrong password.
+   */
+  async verifyWithRehash(password: string, hash: string | null): Promise<Verification> {
+    if (!this.dummyHash) await this.refreshDummyHash();
+    else if (Date.now() - this.dummyCheckedMs > DUMMY_REFRESH_MS) void this.refreshDummyHash().catch(() => undefined);
+    const target = hash ?? this.dummyHash;
+    const nfc = password.normalize('NFC');
+    if (await bcrypt.compare(this.prehash(nfc), target)) {
+      return hash === null ? { ok: false, rehash: false } : { ok: true, rehash: this.needsRehash(hash) };
+    }
+    // A hash from before normalisation, made from the raw string.
+    if (nfc !== password && (await bcrypt.compare(this.prehash(password), target))) {
+      return { ok: hash !== null, rehash: hash !== null };
+    }
+    return { ok: false, rehash: false };
+  }
+
+  /** True when the hash was made at a lower cost than the configured one (never downgrade). */
+  needsRehash(hash: string): boolean {
+    return bcrypt.getRounds(hash) < this.config.BCRYPT_COST;
+  }
+
+  private prehash(password: string): string {
+    return createHmac('sha256', this.secrets.passwordPepper).update(password, 'utf8').digest('base64');
+  }
+}

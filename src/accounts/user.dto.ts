@@ -1,0 +1,25 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { ROLES, sortRoles, type Role } from '../common/account-rules.js';
+import type { UserRecord } from './users.repository.js';
+
+/** The public view of a user: never a password hash or a token. */
+export class UserDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty() username!: string;
+  @ApiProperty({ type: String, nullable: true }) email!: string | null;
+  @ApiProperty({ type: String, nullable: true }) displayName!: string | null;
+  @ApiProperty({ enum: ROLES, isArray: true, example: ['user'] }) roles!: Role[];
+  @ApiProperty({ format: 'date-time' }) createdAt!: string;
+
+  static from(u: UserRecord): UserDto {
+    return {
+      id: u.id,
+      username: u.username,
+      email: u.email,
+      displayName: u.displayName,
+      roles: sortRoles(u.roles),
+      createdAt: u.createdAt.toISOString(),
+    };
+  }
+}
+

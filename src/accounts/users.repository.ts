@@ -1,0 +1,184 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../common/errors/app-error.js';
+import { uniqueViolationTarget } from '../common/errors/database-errors.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import type { Prisma, User } from '../generated/prisma/client.js';
+import type { Role } from '../common/account-rules.js';
+
+export type UserRecord = User;
+
+/** Advisory lock key serialising changes that could remove the last admin. */
+const ADMIN_LOCK = 4_201_001;
+
+/** Canonical forms: uniqueness is case-insensitive and enforced by unique indexes on these. */
+export const usernameKey = (username: string): string => username.toLowerCase();
+export const emailKey = (email: string): string => email.trim().toLowerCase();
+
+/** The Prisma queries on users, named by intent. */
+@Injectable()
+export class UsersRepository {
+  constructor(private readonly txHost: TransactionHost<PrismaTx>) {}
+
+  /** The client of the caller's transaction, if any (see database/transactions.ts). */
+  private get db() {
+    return this.txHost.tx;
+  }
+
+  /** Creates a user; 409 USERNAME_TAKEN / EMAIL_TAKEN from the unique indexes (race-safe). */
+  async create(data: {
+    username: string;
+    email: string | null;
+    displayName: string | null;
+    passwordHash: string;
+    roles?: Role[];
+    now: Date;
+  }): Promise<UserRecord> {
+    try {
+      return await this.db.user.create({
+        data: {
+          username: data.username,
+          usernameKey: usernameKey(data.username),
+          email: data.email,
+          emailKey: data.email === null ? null : emailKey(data.email),
+          displayName: data.displayName,
+          passwordHash: data.passwordHash,
+          roles: data.roles ?? ['user'],
+          createdAt: data.now,
+          updatedAt: data.now,
+        },
+      });
+    } catch (error) {
+      throw mapUniqueViolation(error);
+    }
+  }
+
+  findById(id: string): Promise<UserRecord | null> {
+    return this.db.user.findUnique({ where: { id } });
+  }
+
+  /**
+   * The user's roles now, read `FOR SHARE`: a change of this row that is still committing is
+   * waited for, so the answer is never older than a role change already under way. Null
+   * when the user is gone. Outside a transaction (the lock ends with the statement).
+   */
+  async currentRoles(id: string): Promise<Role[] | null> {
+    const rows = await this.db.$queryRaw<Array<{ roles: Role[] }>>`
+      SELECT roles::text[] AS roles FROM users WHERE id = ${id}::uuid FOR SHARE`;
+    return rows[0]?.roles ?? null;
+  }
+
+  /** By username, or by email when the login contains "@". */
+  findByLogin(login: string): Promise<UserRecord | null> {
+    return login.includes('@')
+      ? this.db.user.findUnique({ where: { emailKey: emailKey(login) } })
+      : this.db.user.findUnique({ where: { usernameKey: usernameKey(login) } });
+  }
+
+  findByUsername(username: string): Promise<UserRecord | null> {
+    return this.db.user.findUnique({ where: { usernameKey: usernameKey(username) } });
+  }
+
+  /** Admin changes: roles and the disabled flag (undefined: unchanged). Null when there is no such user. */
+  updateAccess(id: string, change: { roles?: Role[]; disabled?: boolean }): Promise<UserRecord | null> {
+    return this.update(id, { roles: change.roles, disabled: change.disabled });
+  }
+
+  /** The caller's profile: display name and email (undefined: unchanged; the email's canonical key follows it). */
+  updateProfile(id: string, data: { displayName?: string | null; email?: string | null }): Promise<UserRecord | null> {
+    const patch: Prisma.UserUpdateInput = {};
+    if (data.displayName !== undefined) patch.displayName = data.displayName;
+    if (data.email !== undefined) {
+      patch.email = data.email;
+      patch.emailKey = data.email === null ? null : emailKey(data.email);
+    }
+    return this.update(id, patch);
+  }
+
+  private async update(id: string, data: Prisma.UserUpdateInput): Promise<UserRecord | null> {
+    try {
+      return await this.db.user.update({ where: { id }, data });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'P2025') return null;
+      throw mapUniqueViolation(error);
+    }
+  }
+
+  /** Replaces the hash only if it is still `expected` (a concurrent change wins once). */
+  async replacePasswordHash(id: string, expected: string, next: string): Promise<boolean> {
+    const { count } = await this.db.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash: next } });
+    return count > 0;
+  }
+
+  /** Deletes the user; sessions and resources go with it (ON DELETE CASCADE). */
+  async delete(id: string): Promise<boolean> {
+    const { count } = await this.db.user.deleteMany({ where: { id } });
+    return count > 0;
+  }
+
+  /** Keyset page ordered by (createdAt, id). */
+  async page(limit: number, after?: { createdAt: Date; id: string }): Promise<UserRecord[]> {
+    return this.db.user.findMany({
+      where: after
+        ? { OR: [{ createdAt: { gt: after.createdAt } }, { createdAt: after.createdAt, id: { gt: after.id } }] }
+        : undefined,
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: limit,
+    });
+  }
+
+  /**
+   * The last-admin rule, for every change that takes the admin role away from `id`
+   * (demotion, disabling, deletion): true when another enabled admin remains. It takes a
+   * transaction-scoped advisory lock first, held until the caller's transaction ends (it
+   * must run in one), so that the check and
+   * the change it guards are serialised with every other such change: two admins demoting,
+   * disabling or deleting each other (or themselves) at once can never leave none.
+   */
+  async anotherAdminRemains(id: string): Promise<boolean> {
+    if (!this.txHost.isTransactionActive()) throw new Error('anotherAdminRemains() must run in a transaction');
+    await this.db.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_LOCK})`;
+    return (await countEnabledAdmins(this.db, id)) > 0;
+  }
+
+  /**
+   * The bcrypt cost most stored password hashes have (`$2b$NN$...`; ties: the higher), or
+   * null without users. The whole table, grouped: a sample in storage order would mostly
+   * see the oldest accounts, whose hashes are the least likely to have been upgraded.
+   */
+  async mostCommonPasswordCost(): Promise<number | null> {
+    const rows = await this.db.$queryRaw<Array<{ cost: number }>>`
+      SELECT substring(password_hash from 5 for 2)::int AS cost FROM users
+      WHERE password_hash LIKE '$2_$__$%' AND substring(password_hash from 5 for 2) ~ '^[0-9][0-9]$'
+      GROUP BY 1 ORDER BY count(*) DESC, 1 DESC LIMIT 1`;
+    return rows[0]?.cost ?? null;
+  }
+}
+
+/**
+ * Enabled admins other than `exceptId`. Raw SQL because the PGlite driver
+ * adapter sends an enum-array filter (`roles: { has: 'admin' }`) as a malformed array
+ * literal (22P02), which made demoting or disabling an admin fail with 500 on PGlite.
+ */
+async function countEnabledAdmins(db: Pick<Prisma.TransactionClient, '$queryRaw'>, exceptId: string): Promise<number> {
+  const rows = await db.$queryRaw<Array<{ n: number }>>`
+    SELECT count(*)::int AS n FROM users WHERE 'admin' = ANY(roles) AND NOT disabled AND id <> ${exceptId}::uuid`;
+  return rows[0]?.n ?? 0;
+}
+
+function mapUniqueViolation(error: unknown): unknown {
+  const target = uniqueViolationTarget(error);
+  if (target === null) return error;
+  if ([...target, violatedIndex(error)].some((t) => t.includes('email'))) return new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
+  return new AppError(ErrorCode.USERNAME_TAKEN, 'That username is taken');
+}
+
+/**
+ * The violated index's name ("users_email_key_key"): @prisma/adapter-pg reports the index
+ * rather than the fields, so on PostgreSQL `uniqueViolationTarget` gives [] and an email
+ * clash used to come out as USERNAME_TAKEN.
+ */
+function violatedIndex(error: unknown): string {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { constraint?: { index?: unknown } } } } }).meta?.driverAdapterError?.cause;
+  return typeof cause?.constraint?.index === 'string' ? cause.constraint.index : '';
+}

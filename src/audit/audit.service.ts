@@ -1,0 +1,61 @@
+import { Injectable } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import type { Prisma } from '../generated/prisma/client.js';
+
+export type AuditEventType =
+  | 'signup'
+  | 'login.succeeded'
+  | 'login.failed'
+  | 'login.throttled'
+  | 'refresh.reuse_detected'
+  | 'logout'
+  | 'logout_all'
+  | 'session.revoked'
+  | 'password.changed'
+  | 'account.disabled'
+  | 'account.enabled'
+  | 'account.deleted'
+  | 'roles.changed'
+  | 'password.reset'
+  | 'password.reset_requested'
+  | 'email.verification_sent'
+  | 'email.verified'
+  | 'email.change_requested'
+  | 'email.change_cancelled'
+  | 'email.changed'
+  | 'mail.failed';
+
+export interface AuditContext {
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+/** Security events, kept in the audit_events table. */
+@Injectable()
+export class AuditService {
+  constructor(
+    private readonly txHost: TransactionHost<PrismaTx>,
+    private readonly clock: Clock,
+  ) {}
+
+  async record(
+    type: AuditEventType,
+    who: { userId?: string | null; sessionId?: string | null },
+    ctx: AuditContext,
+    details?: Prisma.InputJsonObject,
+  ): Promise<void> {
+    // In the caller's transaction, if any: the event commits (or not) with the change it records.
+    await this.txHost.tx.auditEvent.create({
+      data: {
+        type,
+        userId: who.userId ?? null,
+        sessionId: who.sessionId ?? null,
+        ip: ctx.ip ?? null,
+        userAgent: ctx.userAgent ?? null,
+        details,
+        createdAt: this.clock.now(),
+      },
+    });
+  }
+}

@@ -1,0 +1,27 @@
+import { ERROR_STATUS, type ErrorCode } from './error-codes.js';
+
+/**
+ * A failure the client is told about, by stable code (the contract's `code`) and message.
+ * Whoever throws it names the code only: the HTTP status comes from ERROR_STATUS, in the
+ * global filter, which renders `{statusCode, error, message, code}` plus these headers.
+ */
+export class AppError extends Error {
+  override name = 'AppError';
+
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string | string[],
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(Array.isArray(detail) ? detail.join('; ') : detail);
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+/** `Retry-After` in whole seconds (an integer, never an HTTP date), at least 1. */
+export const retryAfter = (seconds: number): Record<string, string> => ({
+  'Retry-After': String(Math.max(1, Math.ceil(seconds))),
+});

@@ -1,0 +1,90 @@
+import { PGlite } from '@electric-sql/pglite';
+import { Logger } from '@nestjs/common';
+import { PrismaPg } from '@prisma/adapter-pg';
+import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { DatabaseTarget } from '../config/config.schema.js';
+import { ensurePrivateDir } from '../config/private-dir.js';
+import { describeDatabase } from './describe-database.js';
+
+export { describeDatabase };
+
+export interface OpenDatabaseOptions {
+  /** How long connecting to PostgreSQL may take before it fails (an unreachable server must not hang). */
+  connectTimeoutMs: number;
+  /** DATA_DIR: made private as well when the embedded database's directory lies inside it. */
+  dataDir?: string;
+}
+
+/** One database, opened the same way by the server (PrismaService) and the CLI (db.js). */
+export interface OpenedDatabase {
+  readonly target: DatabaseTarget;
+  /** Driver adapter factory for the Prisma client and the migrator. */
+  readonly factory: SqlMigrationAwareDriverAdapterFactory;
+  /** describeDatabase(target). */
+  describe(): string;
+  /** Checks that the database answers, failing within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<void>;
+  /** Closes the pool or the embedded database (idempotent). */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the configured database: embedded PGlite (in a directory, made private, or in memory)
+ * or a PostgreSQL pool. Nothing connects yet for PostgreSQL: an unreachable server shows on first use.
+ */
+export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOptions): OpenedDatabase {
+  const describe = () => describeDatabase(target);
+  if (target.kind === 'pglite') {
+    if (target.dataDir) ensurePrivateDir(target.dataDir, options.dataDir);
+    const db = new PGlite(target.dataDir);
+    return {
+      target,
+      factory: new PrismaPGlite(db),
+      describe,
+      ping: async (timeoutMs) => {
+        await withTimeout(db.query('SELECT 1'), timeoutMs);
+      },
+      close: async () => {
+        if (!db.closed) await db.close();
+      },
+    };
+  }
+  const pool = new pg.Pool({
+    connectionString: target.url,
+    max: 10,
+    // Fail fast while the server is unreachable instead of queueing requests behind it.
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (err) => new Logger('Database').warn(`idle connection lost: ${err.message}`));
+  let closed: Promise<void> | undefined;
+  return {
+    target,
+    // An external pool: the adapters (and the migrator's) leave it open; close() ends it.
+    factory: new PrismaPg(pool),
+    describe,
+    ping: async (timeoutMs) => {
+      await withTimeout(pool.query('SELECT 1'), timeoutMs);
+    },
+    close: () => (closed ??= pool.end().catch(() => undefined)),
+  };
+}
+
+export class DatabaseTimeoutError extends Error {
+  readonly code = 'P1001';
+  constructor(ms: number) {
+    super(`database timeout after ${ms} ms`);
+  }
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DatabaseTimeoutError(ms)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { InjectRedis } from '../redis/redis.module.js';
+
+/** The Redis channel every instance publishes its events on and listens to. */
+export const EVENTS_CHANNEL = 'gatehouse:events';
+
+/**
+ * Every event, by name, with its payload (JSON-serialisable: it crosses instances).
+ * - `tokens.revoked`: revocation entries (key, notBefore in epoch seconds, until in epoch ms);
+ *   every instance adds them to its cache, and real-time connections close on them.
+ */
+export interface GatehouseEvents {
+  'tokens.revoked': { entries: Array<{ key: string; notBefore: number; untilMs: number }> };
+}
+
+export type EventName = keyof GatehouseEvents;
+
+/** Where an event came from: this instance, or another one through Redis. */
+export interface EventMeta {
+  remote: boolean;
+}
+
+type Handler<K extends EventName> = (payload: GatehouseEvents[K], meta: EventMeta) => void;
+
+/**
+ * A typed in-process event bus that also reaches the other instances: `emit` calls this
+ * instance's handlers at once and, with REDIS_URL, publishes the event on
+ * `gatehouse:events`, where every other instance hands it to its own handlers. Handlers
+ * are synchronous and must not throw (an exception is logged, never propagated).
+ */
+@Injectable()
+export class EventBus implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Events');
+  private readonly emitter = new EventEmitter({ captureRejections: false });
+  /** Tells this instance's own messages apart when Redis echoes them back. */
+  private readonly instanceId = randomUUID();
+  private subscriber: Redis | null = null;
+
+  constructor(@InjectRedis() private readonly redis: Redis | null) {
+    this.emitter.setMaxListeners(0);
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (!this.redis) return;
+    this.subscriber = this.redis.duplicate();
+    this.subscriber.on('error', (err: Error) => this.logger.warn(`subscriber: ${err.message}`));
+    this.subscriber.on('message', (_channel: string, message: string) => this.receive(message));
+    await this.subscriber.subscribe(EVENTS_CHANNEL);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+    this.emitter.removeAllListeners();
+  }
+
+  /** Subscribes; returns the function that unsubscribes. */
+  on<K extends EventName>(name: K, handler: Handler<K>): () => void {
+    const safe = (payload: GatehouseEvents[K], meta: EventMeta) => {
+      try {
+        handler(payload, meta);
+      } catch (error) {
+        this.logger.error(`handler of ${name} failed: ${String(error)}`);
+      }
+    };
+    this.emitter.on(name, safe);
+    return () => this.emitter.off(name, safe);
+  }
+
+  /** Delivers here at once, then (with Redis) to every other instance. */
+  async emit<K extends EventName>(name: K, payload: GatehouseEvents[K]): Promise<void> {
+    this.emitter.emit(name, payload, { remote: false });
+    if (!this.redis) return;
+    await this.redis.publish(EVENTS_CHANNEL, JSON.stringify({ from: this.instanceId, name, payload }));
+  }
+
+  private receive(message: string): void {
+    let parsed: { from?: unknown; name?: unknown; payload?: unknown };
+    try {
+      parsed = JSON.parse(message) as typeof parsed;
+    } catch {
+      this.logger.warn('ignored a malformed event message');
+      return;
+    }
+    if (parsed.from === this.instanceId || typeof parsed.name !== 'string' || parsed.payload === undefined) return;
+    this.emitter.emit(parsed.name, parsed.payload, { remote: true });
+  }
+}

@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import type { Role } from '../common/account-rules.js';
+
+export interface NewSession {
+  userId: string;
+  tokenHash: Buffer;
+  now: Date;
+  expiresAt: Date;
+  absoluteExpiresAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface RotatedSession {
+  id: string;
+  userId: string;
+  roles: Role[];
+  expiresAt: Date;
+}
+
+/** What a refresh token that could not simply be rotated matches, to tell why. */
+export interface PresentedTokenState {
+  id: string;
+  userId: string;
+  roles: Role[];
+  disabled: boolean;
+  isCurrent: boolean;
+  /** The token rotated away last (the grace window applies); older ones are plain reuse. */
+  isPrevious: boolean;
+  rotatedAt: Date | null;
+  successorSealed: Uint8Array | null;
+  expiresAt: Date;
+  absoluteExpiresAt: Date;
+  revokedAt: Date | null;
+  revokedReason: string | null;
+}
+
+export interface SessionView {
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  expiresAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+/** The Prisma queries on sessions, named by intent. */
+@Injectable()
+export class SessionsRepository {
+  constructor(private readonly txHost: TransactionHost<PrismaTx>) {}
+
+  /** The client of the caller's transaction, if any (see database/transactions.ts). */
+  private get db() {
+    return this.txHost.tx;
+  }
+
+  async create(s: NewSession): Promise<{ id: string }> {
+    return this.db.session.create({
+      data: {
+        userId: s.userId,
+        tokenHash: new Uint8Array(s.tokenHash),
+        createdAt: s.now,
+        lastUsedAt: s.now,
+        expiresAt: s.expiresAt,
+        absoluteExpiresAt: s.absoluteExpiresAt,
+        userAgent: s.userAgent,
+        ip: s.ip,
+      },
+      select: { id: true },
+    });
+  }
+
+  /**
+   * Opens a session only if the account is still enabled and its password hash is still
+   * the one the caller verified, in one statement. The user row is read `FOR SHARE`: a
+   * password change or a disable that is committing first makes this wait and then find
+   * the row changed (no session); one that comes later waits for this insert, and its
+   * revoke-all then sees the new session. So a login racing a password change or a disable
+   * never leaves a session that escapes the revocation. Null when nothing was opened.
+   */
+  async createIfCredentialsCurrent(s: NewSession, passwordHash: string): Promise<{ id: string; roles: Role[] } | null> {
+    // The roles come from the same locked row: a role change still committing is waited for.
+    const rows = await this.db.$queryRaw<Array<{ id: string; roles: Role[] }>>`
+      WITH account AS (
+        SELECT id, roles FROM users
+        WHERE id = ${s.userId}::uuid AND password_hash = ${passwordHash} AND NOT disabled
+        FOR SHARE
+      ), opened AS (
+        INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip)
+        SELECT ${randomUUID()}::uuid, id, ${s.tokenHash}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.absoluteExpiresAt},
+               ${s.userAgent}, ${s.ip}
+        FROM account
+        RETURNING id
+      )
+      SELECT opened.id, account.roles::text[] AS roles FROM opened, account`;
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Revokes the user's live sessions beyond the `keep` most recently used ones (the cap on
+   * live sessions per user); returns their ids.
+   */
+  async revokeBeyond(userId: string, keep: number, now: Date): Promise<string[]> {
+    const rows = await this.db.$queryRaw<Array<{ id: string }>>`
+      UPDATE sessions SET revoked_at = ${now}, revoked_reason = 'session_limit'
+      WHERE id IN (
+        SELECT id FROM sessions
+        WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
+        ORDER BY last_used_at DESC, created_at DESC, id DESC
+        OFFSET ${keep}
+      ) AND revoked_at IS NULL
+      RETURNING id`;
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Rotation as one conditional statement: it succeeds only while `tokenHash` is the
+   * session's current token, the session is live and its user enabled, so two concurrent
+   * refreshes with one token can never both rotate. Idle expiry moves forward but never
+   * past the absolute expiry.
+   */
+  async rotate(p: {
+    tokenHash: Buffer;
+    newTokenHash: Buffer;
+    successorSealed: Buffer;
+    now: Date;
+    idleExpiresAt: Date;
+    userAgent: string | null;
+    ip: string | null;
+  }): Promise<RotatedSession | null> {
+    // One statement: the conditional UPDATE, and the presented token recorded as retired
+    // (for reuse detection) only when the UPDATE matched.
+    const rows = await this.db.$queryRaw<RotatedSession[]>`
+      WITH rotated AS (
+        UPDATE sessions AS s
+        SET token_hash = ${p.newTokenHash},
+            previous_token_hash = s.token_hash,
+            successor_sealed = ${p.successorSealed},
+            rotated_at = ${p.now},
+            last_used_at = ${p.now},
+            expires_at = LEAST(${p.idleExpiresAt}::timestamptz, s.absolute_expires_at),
+            user_agent = COALESCE(${p.userAgent}, s.user_agent),
+            ip = COALESCE(${p.ip}, s.ip)
+        FROM users AS u
+        WHERE s.token_hash = ${p.tokenHash}
+          AND s.revoked_at IS NULL
+          AND s.expires_at > ${p.now}
+          AND s.absolute_expires_at > ${p.now}
+          AND u.id = s.user_id
+          AND u.disabled = false
+        RETURNING s.id, s.user_id, u.roles, s.expires_at
+      ), retired AS (
+        INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at)
+        SELECT ${p.tokenHash}, id, ${p.now} FROM rotated
+      )
+      SELECT id, user_id AS "userId", roles::text[] AS roles, expires_at AS "expiresAt" FROM rotated`;
+    return rows[0] ?? null;
+  }
+
+  async findByPresentedToken(tokenHash: Buffer): Promise<PresentedTokenState | null> {
+    const rows = await this.db.$queryRaw<PresentedTokenState[]>`
+      SELECT s.id, s.user_id AS "userId", u.roles::text[] AS roles, u.disabled,
+             (s.token_hash = ${tokenHash}) AS "isCurrent",
+             COALESCE(s.previous_token_hash = ${tokenHash}, false) AS "isPrevious", s.rotated_at AS "rotatedAt",
+             s.successor_sealed AS "successorSealed", s.expires_at AS "expiresAt",
+             s.absolute_expires_at AS "absoluteExpiresAt", s.revoked_at AS "revokedAt",
+             s.revoked_reason AS "revokedReason"
+      FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+      WHERE s.token_hash = ${tokenHash} OR s.previous_token_hash = ${tokenHash}
+         OR s.id = (SELECT session_id FROM retired_refresh_tokens WHERE token_hash = ${tokenHash})
+      LIMIT 1`;
+    return rows[0] ?? null;
+  }
+
+  async touch(id: string, now: Date): Promise<void> {
+    await this.db.session.updateMany({ where: { id, revokedAt: null }, data: { lastUsedAt: now } });
+  }
+
+  /** Revokes one session; true when it was live. */
+  async revoke(id: string, reason: string, now: Date): Promise<boolean> {
+    const { count } = await this.db.session.updateMany({
+      where: { id, revokedAt: null },
+      data: { revokedAt: now, revokedReason: reason },
+    });
+    return count > 0;
+  }
+
+  /** Revokes one of this user's sessions; null when it is not theirs (or does not exist). */
+  async revokeOwned(userId: string, id: string, reason: string, now: Date): Promise<'revoked' | 'already' | null> {
+    const session = await this.db.session.findFirst({ where: { id, userId }, select: { revokedAt: true } });
+    if (!session) return null;
+    if (session.revokedAt) return 'already';
+    await this.revoke(id, reason, now);
+    return 'revoked';
+  }
+
+  /** Revokes every live session of a user (but `exceptId`); returns their ids. */
+  async revokeAllOf(userId: string, reason: string, now: Date, exceptId?: string): Promise<string[]> {
+    const rows = await this.db.session.updateManyAndReturn({
+      where: { userId, revokedAt: null, ...(exceptId ? { id: { not: exceptId } } : {}) },
+      data: { revokedAt: now, revokedReason: reason },
+      select: { id: true },
+    });
+    return rows.map((r) => r.id);
+  }
+
+  async listLive(userId: string, now: Date): Promise<SessionView[]> {
+    return this.db.session.findMany({
+      where: { userId, revokedAt: null, expiresAt: { gt: now }, absoluteExpiresAt: { gt: now } },
+      orderBy: [{ lastUsedAt: 'desc' }, { id: 'asc' }],
+      select: { id: true, createdAt: true, lastUsedAt: true, expiresAt: true, userAgent: true, ip: true },
+    });
+  }
+
+}

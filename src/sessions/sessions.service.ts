@@ -1,0 +1,221 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { AuditService } from '../audit/audit.service.js';
+import type { ClientInfo } from '../common/http/client-info.js';
+import { RevocationService } from '../tokens/revocation.service.js';
+import type { Role } from '../common/account-rules.js';
+import {
+  hashRefreshToken,
+  isWellFormedRefreshToken,
+  newRefreshToken,
+  openSuccessor,
+  sealSuccessor,
+} from './refresh-token.js';
+import { SessionsRepository, type NewSession, type SessionView } from './sessions.repository.js';
+
+export interface IssuedSession {
+  sessionId: string;
+  userId: string;
+  roles: Role[];
+  /**
+   * When `roles` were read from the database (epoch ms, taken just before the statement):
+   * the access token's `iat`, so that a role change committed after the read revokes it.
+   */
+  rolesReadAt: number;
+  refreshToken: string;
+  expiresAt: Date;
+}
+
+/**
+ * Sessions and their refresh-token chain:
+ * - login/signup open a session with a fresh token;
+ * - refresh rotates: the presented token must be the current one; it becomes "previous";
+ * - the previous token presented again within REFRESH_REUSE_GRACE seconds of its rotation
+ *   yields the same successor (concurrent tabs); later, it is reuse: the session is revoked;
+ * - a session ends at REFRESH_TOKEN_TTL of inactivity and at SESSION_MAX_AGE after login.
+ */
+@Injectable()
+export class SessionsService {
+  private readonly logger = new Logger('Sessions');
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly repo: SessionsRepository,
+    private readonly revocation: RevocationService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly txHost: TransactionHost<PrismaTx>,
+  ) {}
+
+  /** Opens a session (in the caller's transaction, if any: with the signup that creates the user). */
+  async open(user: { id: string; roles: Role[] }, client: ClientInfo): Promise<IssuedSession> {
+    const { session, refreshToken } = this.newSession(user.id, client);
+    const { id } = await this.repo.create(session);
+    return { sessionId: id, userId: user.id, roles: user.roles, rolesReadAt: session.now.getTime(), refreshToken, expiresAt: session.expiresAt };
+  }
+
+  /**
+   * Opens a session after a password check, only if the verified password hash is still
+   * current and the account still enabled (see SessionsRepository.createIfCredentialsCurrent);
+   * null otherwise. Then applies the cap on live sessions per user: the least recently used
+   * ones beyond MAX_SESSIONS_PER_USER are revoked.
+   */
+  async openIfCredentialsCurrent(user: { id: string; passwordHash: string }, client: ClientInfo): Promise<IssuedSession | null> {
+    const { session, refreshToken } = this.newSession(user.id, client);
+    const rolesReadAt = this.clock.nowMs();
+    const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash);
+    if (!opened) return null;
+    const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
+    await this.revocation.revoke({ sessions: evicted });
+    return { sessionId: opened.id, userId: user.id, roles: opened.roles, rolesReadAt, refreshToken, expiresAt: session.expiresAt };
+  }
+
+  private newSession(userId: string, client: ClientInfo): { session: NewSession; refreshToken: string } {
+    const now = this.clock.now();
+    const refreshToken = newRefreshToken();
+    const absoluteExpiresAt = new Date(now.getTime() + this.config.SESSION_MAX_AGE * 1000);
+    const expiresAt = new Date(now.getTime() + this.config.REFRESH_TOKEN_TTL * 1000);
+    const session: NewSession = {
+      userId,
+      tokenHash: hashRefreshToken(refreshToken),
+      now,
+      expiresAt: expiresAt < absoluteExpiresAt ? expiresAt : absoluteExpiresAt,
+      absoluteExpiresAt,
+      userAgent: truncate(client.userAgent, 512),
+      ip: client.ip,
+    };
+    return { session, refreshToken };
+  }
+
+  async refresh(presented: string | undefined, client: ClientInfo): Promise<IssuedSession> {
+    if (presented === undefined || presented === '') {
+      throw new AppError(ErrorCode.REFRESH_TOKEN_MISSING, 'No refresh token');
+    }
+    if (!isWellFormedRefreshToken(presented)) throw invalid();
+    const now = this.clock.now();
+    const tokenHash = hashRefreshToken(presented);
+    const successor = newRefreshToken();
+    const rotated = await this.repo.rotate({
+      tokenHash,
+      newTokenHash: hashRefreshToken(successor),
+      successorSealed: sealSuccessor(presented, successor),
+      now,
+      idleExpiresAt: new Date(now.getTime() + this.config.REFRESH_TOKEN_TTL * 1000),
+      userAgent: truncate(client.userAgent, 512),
+      ip: client.ip,
+    });
+    if (rotated) {
+      return {
+        sessionId: rotated.id,
+        userId: rotated.userId,
+        roles: rotated.roles,
+        rolesReadAt: now.getTime(),
+        refreshToken: successor,
+        expiresAt: rotated.expiresAt,
+      };
+    }
+    return this.refreshNotRotated(presented, tokenHash, now, client);
+  }
+
+  /** The presented token could not be rotated: a grace-window repeat, reuse, or invalid. */
+  private async refreshNotRotated(presented: string, tokenHash: Buffer, now: Date, client: ClientInfo): Promise<IssuedSession> {
+    const rolesReadAt = this.clock.nowMs();
+    const state = await this.repo.findByPresentedToken(tokenHash);
+    if (!state) throw invalid();
+    if (state.revokedAt) {
+      throw state.revokedReason === 'reuse'
+        ? new AppError(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked')
+        : invalid();
+    }
+    const live = state.expiresAt > now && state.absoluteExpiresAt > now && !state.disabled;
+    if (!live || state.isCurrent) throw invalid();
+    const rotatedAt = state.rotatedAt?.getTime() ?? 0;
+    if (state.isPrevious && now.getTime() - rotatedAt <= this.config.REFRESH_REUSE_GRACE * 1000) {
+      const successor = state.successorSealed ? openSuccessor(presented, state.successorSealed) : null;
+      if (successor) {
+        await this.repo.touch(state.id, now);
+        return { sessionId: state.id, userId: state.userId, roles: state.roles, rolesReadAt, refreshToken: successor, expiresAt: state.expiresAt };
+      }
+      // The seal belongs to a newer rotation (the token is two steps old): not in grace.
+    }
+    // A rotated-away token presented after the grace window (or any older one): someone
+    // else holds the chain.
+    // Revoke the whole session, including the newer refresh tokens and the access tokens.
+    const revoked = await this.txHost.withTransaction(async () => {
+      if (!(await this.repo.revoke(state.id, 'reuse', now))) return false;
+      await this.revocation.revoke({ sessions: [state.id] });
+      await this.audit.record('refresh.reuse_detected', { userId: state.userId, sessionId: state.id }, client);
+      return true;
+    });
+    if (revoked) this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
+    throw new AppError(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked');
+  }
+
+  /** The session a refresh token (current or just rotated) belongs to, if any. */
+  async sessionOfToken(presented: string | undefined): Promise<{ id: string; userId: string } | null> {
+    if (!isWellFormedRefreshToken(presented)) return null;
+    const state = await this.repo.findByPresentedToken(hashRefreshToken(presented));
+    return state ? { id: state.id, userId: state.userId } : null;
+  }
+
+  /** Revokes the session and its access tokens, both recorded in one transaction. */
+  async revoke(sessionId: string, reason: string): Promise<void> {
+    await this.txHost.withTransaction(async () => {
+      await this.repo.revoke(sessionId, reason, this.clock.now());
+      await this.revocation.revoke({ sessions: [sessionId] });
+    });
+  }
+
+  /**
+   * Revokes every session of the user (but `exceptSessionId`) and their access tokens, in
+   * the caller's transaction or one of its own. The access tokens are refused from now on
+   * even if that transaction then rolls back: failing closed (their refresh tokens still
+   * work and get fresh access tokens after the revocation entries expire).
+   */
+  async revokeAllOf(userId: string, reason: string, exceptSessionId?: string | null): Promise<string[]> {
+    return this.txHost.withTransaction(async () => {
+      const ids = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId ?? undefined);
+      await this.revocation.revoke({ sessions: ids });
+      return ids;
+    });
+  }
+
+  /**
+   * Revokes one of the user's sessions with its access tokens, audited `session.revoked` (the
+   * caller's session as actor); false when the session is not theirs. Idempotent: a session
+   * already revoked is found, and nothing more happens.
+   */
+  async revokeOwned(userId: string, sessionId: string, by: { sessionId: string; client: ClientInfo }): Promise<boolean> {
+    return this.txHost.withTransaction(async () => {
+      const outcome = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now());
+      if (outcome === null) return false;
+      if (outcome === 'revoked') {
+        await this.revocation.revoke({ sessions: [sessionId] });
+        await this.audit.record('session.revoked', { userId, sessionId }, by.client, { by: by.sessionId });
+      }
+      return true;
+    });
+  }
+
+  list(userId: string): Promise<SessionView[]> {
+    return this.repo.listLive(userId, this.clock.now());
+  }
+
+  /** Cookie lifetime in seconds for a session that expires at `expiresAt`. */
+  maxAgeSeconds(expiresAt: Date): number {
+    return Math.max(0, Math.floor((expiresAt.getTime() - this.clock.nowMs()) / 1000));
+  }
+}
+
+function invalid() {
+  return new AppError(ErrorCode.REFRESH_TOKEN_INVALID, 'Invalid or expired refresh token');
+}
+
+function truncate(value: string | null, max: number): string | null {
+  return value === null ? null : value.slice(0, max);
+}

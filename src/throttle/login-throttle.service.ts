@@ -1,0 +1,145 @@
+import { Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { Clock } from '../common/clock.js';
+import { AppError, retryAfter } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { InjectRedis } from '../redis/redis.module.js';
+import {
+  MemoryAttemptStore,
+  RedisAttemptStore,
+  backoffWaitMs,
+  type AttemptRecord,
+  type AttemptStore,
+  type BackoffPolicy,
+  type Reservation,
+} from './attempt-store.js';
+
+/** Failures are remembered for 15 minutes after the last one. */
+export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
+/** The longest wait ever imposed: throttling slows guessing, it never locks out for good. */
+const MAX_WAIT_MS = LOGIN_WINDOW_MS;
+const BACKOFF: BackoffPolicy = { windowMs: LOGIN_WINDOW_MS, maxWaitMs: MAX_WAIT_MS };
+/** The account-wide ceiling, across all sources, is this many times LOGIN_RATE_LIMIT. */
+export const ACCOUNT_CEILING_FACTOR = 10;
+/** How long a source that logged in to an account stays exempt from that account's ceiling. */
+export const KNOWN_SOURCE_MS = 30 * 24 * 60 * 60 * 1000;
+
+/**
+ * The key an account is throttled under. An existing account is counted by its id, so that
+ * its username and its email share one budget (a guess is a guess); a login naming no
+ * account is counted by its canonical form, and is throttled exactly like an existing one.
+ */
+export const throttleAccountKey = (userId: string | null, canonicalLogin: string): string =>
+  userId !== null ? `user:${userId}` : `login:${canonicalLogin}`;
+
+/**
+ * Password-guess throttling, for logins and for the password re-checks of
+ * POST /users/me/password and DELETE /users/me (one budget: a guess is a guess).
+ * (OWASP Authentication Cheat Sheet, "Login Throttling" / "Account Lockout".)
+ *
+ * Three counters, each of consecutive failures forgotten 15 minutes after the last one;
+ * a request waits for the longest of their back-offs.
+ *
+ * An attempt takes its place in the budget before its password is verified: admit() checks
+ * the three counters and, when none makes it wait, counts it as a failure on all three, in
+ * one atomic step of the store (a synchronous read-modify-write in memory, one Lua script
+ * in Redis). Concurrent attempts therefore cannot all pass a check made before any of them
+ * is counted: a burst at one instant gets at most LOGIN_RATE_LIMIT password verifications
+ * per (account, source). The right password then takes the attempt back out
+ * (recordSuccess()); a wrong one needs nothing more.
+ *
+ * - per (account, source IP): LOGIN_RATE_LIMIT failures are free, then each failure doubles
+ *   the wait before the next attempt (1 s, 2 s, 4 s ... capped at 15 minutes). A success
+ *   clears it (attempts still in flight from there stay counted). Someone guessing from one
+ *   address is slowed, and the owner, from any other address, is not: a stranger has no
+ *   switch that keeps the owner out.
+ * - per account across all sources: a ceiling of ACCOUNT_CEILING_FACTOR x LOGIN_RATE_LIMIT
+ *   failures before the same back-off, so that guesses spread over many addresses are
+ *   slow too. A success does not clear it (it is evidence of an attack elsewhere): it only
+ *   takes its own attempt back out, so that successes never count. The ceiling's wait
+ *   does not apply to a source that has logged in to the account within KNOWN_SOURCE_MS:
+ *   even an attacker with many addresses who holds the ceiling's back-off does not keep the
+ *   owner out of their usual places; only never-seen sources then wait (at most 15 minutes
+ *   after each failure). Attempts from a known source are still counted on it.
+ * - per source IP across all accounts: max(300, 30 x LOGIN_RATE_LIMIT) failures (one
+ *   address may be a shared NAT), so that one address cannot spray accounts without end. A
+ *   success takes its own attempt back out here too.
+ */
+@Injectable()
+export class LoginThrottleService {
+  private readonly store: AttemptStore;
+  private readonly pairLimit: number;
+  private readonly accountLimit: number;
+  private readonly ipLimit: number;
+
+  constructor(
+    @InjectConfig() config: AppConfig,
+    @InjectRedis() redis: Redis | null,
+    private readonly clock: Clock,
+  ) {
+    this.store = redis ? new RedisAttemptStore(redis) : new MemoryAttemptStore();
+    this.pairLimit = config.LOGIN_RATE_LIMIT;
+    this.accountLimit = config.LOGIN_RATE_LIMIT * ACCOUNT_CEILING_FACTOR;
+    this.ipLimit = Math.max(300, config.LOGIN_RATE_LIMIT * 30);
+  }
+
+  /**
+   * Takes this attempt's place in the budget, before its password is verified: throws 429
+   * TOO_MANY_ATTEMPTS with Retry-After when this account from this address, the account as a
+   * whole (unless the address is a known one) or the address must wait; otherwise counts the
+   * attempt as a failure on all three counters, atomically, and answers it for
+   * recordSuccess(). `accountKey` comes from throttleAccountKey().
+   */
+  async admit(
+    accountKey: string,
+    ip: string,
+    message = 'Too many login attempts; retry later',
+  ): Promise<AdmittedAttempt> {
+    const outcome = await this.store.reserve(
+      [
+        { key: pairKey(accountKey, ip), limit: this.pairLimit },
+        { key: `acct:${accountKey}`, limit: this.accountLimit, unlessMarked: knownKey(accountKey, ip) },
+        { key: `ip:${ip}`, limit: this.ipLimit },
+      ],
+      this.clock.nowMs(),
+      BACKOFF,
+    );
+    if (!outcome.admitted) throw new AppError(ErrorCode.TOO_MANY_ATTEMPTS, message, retryAfter(outcome.waitMs / 1000));
+    return { accountKey, ip, reservation: outcome.reservation };
+  }
+
+  /**
+   * The right password for an admitted attempt: its counter for the account from this address
+   * starts over, the attempt is taken back out of the account-wide and per-address counters,
+   * and the address becomes a known one.
+   */
+  async recordSuccess(attempt: AdmittedAttempt): Promise<void> {
+    const { accountKey, ip, reservation } = attempt;
+    const pair = pairKey(accountKey, ip);
+    await Promise.all([
+      this.store.reset(pair),
+      this.store.release(
+        reservation.counts.filter((c) => c.key !== pair),
+        reservation.atMs,
+      ),
+      this.store.mark(knownKey(accountKey, ip), this.clock.nowMs(), KNOWN_SOURCE_MS),
+    ]);
+  }
+
+  /** Milliseconds still to wait before the next attempt under this record (0: go ahead). */
+  waitMs(record: AttemptRecord | null, limit: number): number {
+    return backoffWaitMs(record, limit, this.clock.nowMs(), BACKOFF);
+  }
+}
+
+/** An attempt admit() let through, already counted as a failure until recordSuccess(). */
+export interface AdmittedAttempt {
+  readonly accountKey: string;
+  readonly ip: string;
+  readonly reservation: Reservation;
+}
+
+const pairKey = (accountKey: string, ip: string): string => `pair:${accountKey}|${ip}`;
+const knownKey = (accountKey: string, ip: string): string => `known:${accountKey}|${ip}`;

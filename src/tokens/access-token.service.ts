@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import jwt from 'jsonwebtoken';
+import { Clock } from '../common/clock.js';
+import type { Role } from '../common/account-rules.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { SecretsService } from '../config/secrets.service.js';
+import { generateEs256Pem, keySetFromKeys, keySetFromSecrets, type KeySet, type VerificationKey } from '../config/signing-keys.js';
+
+/** `typ` of our access tokens (RFC 9068 §2.1): keeps other JWTs from passing for them. */
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+
+export interface AccessTokenClaims {
+  sub: string;
+  sid: string;
+  roles: Role[];
+  iat: number;
+  exp: number;
+  iss: string;
+  aud: string;
+  jti: string;
+}
+
+/** The signing keys (configured or generated once), the JWKS they publish, and signing. */
+@Injectable()
+export class AccessTokenService {
+  readonly keys: KeySet;
+  readonly jwks: { keys: NonNullable<VerificationKey['jwk']>[] };
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly clock: Clock,
+    secrets: SecretsService,
+  ) {
+    this.keys = config.JWT_SECRETS
+      ? keySetFromSecrets(config.JWT_SECRETS)
+      : keySetFromKeys(config.JWT_KEYS ?? secrets.generated('jwt-signing-key.pem', generateEs256Pem), config.JWT_ALGORITHM);
+    this.jwks = {
+      keys: [...this.keys.verification.values()].flatMap((k) => (k.jwk ? [k.jwk] : [])),
+    };
+  }
+
+  get ttlSeconds(): number {
+    return this.config.ACCESS_TOKEN_TTL;
+  }
+
+  /** `iat` defaults to now (epoch seconds). */
+  sign(user: { id: string; roles: Role[] }, sessionId: string, iat = Math.floor(this.clock.nowMs() / 1000)): string {
+    const claims: AccessTokenClaims = {
+      sub: user.id,
+      sid: sessionId,
+      roles: user.roles,
+      iat,
+      exp: iat + this.config.ACCESS_TOKEN_TTL,
+      iss: this.config.JWT_ISSUER,
+      aud: this.config.JWT_AUDIENCE,
+      jti: randomUUID(),
+    };
+    return jwt.sign(claims, this.keys.signing.key, {
+      algorithm: this.keys.algorithm,
+      keyid: this.keys.signing.kid,
+      header: { alg: this.keys.algorithm, typ: ACCESS_TOKEN_TYPE },
+    });
+  }
+
+  /** The key that may verify a token with this header, or a reason to refuse it. */
+  keyFor(header: { alg?: unknown; typ?: unknown; kid?: unknown }): { key: VerificationKey } | { error: string } {
+    if (header.alg !== this.keys.algorithm) return { error: 'unexpected algorithm' };
+    if (header.typ !== ACCESS_TOKEN_TYPE) return { error: 'not an access token' };
+    const key = typeof header.kid === 'string' ? this.keys.verification.get(header.kid) : undefined;
+    return key ? { key } : { error: 'unknown key id' };
+  }
+}

@@ -1,0 +1,200 @@
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Clock, type ClockTimer } from '../common/clock.js';
+import { AppError, retryAfter } from '../common/errors/app-error.js';
+import { isDatabaseUnavailable } from '../common/errors/database-errors.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { EventBus } from '../events/event-bus.js';
+import { Prisma } from '../generated/prisma/client.js';
+
+/** Margin over the access-token lifetime, for clock skew between instances. */
+const SKEW_MS = 60_000;
+/** The not-before of a key that refuses every token (the largest `integer` column value). */
+const FOREVER = 2_147_483_647;
+
+/** What a token says about itself that revocation looks at. */
+export interface RevocationSubject {
+  /** The session (or, for a client token, the secret) it belongs to; null for none. */
+  sessionId: string | null;
+  userId: string;
+  /** Issued at, epoch seconds. */
+  iat: number;
+}
+
+/** What to revoke: every token of these sessions, and/or every token of these users so far. */
+export interface RevocationRequest {
+  sessions?: readonly string[];
+  users?: readonly string[];
+}
+
+interface Entry {
+  /** Epoch seconds: tokens with `iat` below it are refused. */
+  notBefore: number;
+  /** Epoch ms after which the entry can refuse nothing any more. */
+  untilMs: number;
+}
+
+/**
+ * Access-token revocation with not-before semantics, checked on every authenticated
+ * request without touching the database.
+ *
+ * A revocation at time t stores, for a user key (`user:<id>`), notBefore = floor(t) + 1 in
+ * whole seconds like `iat`, and for a session key (`sid:<id>`) a notBefore that refuses
+ * every token (a revoked session is never live again); a token is refused when its `iat`
+ * is below the notBefore of its session's or its user's key. A user key refuses every
+ * token issued so far (a role change, a disable, a deletion) while the sessions
+ * themselves may live on: the next refresh gets a token with the current roles.
+ *
+ * The database is the source of truth: the entry is written (in the caller's transaction
+ * when there is one) before the change is acknowledged, so a revocation survives a restart
+ * or a crash without Redis. Memory is a cache of the live entries, loaded at start-up;
+ * with REDIS_URL every new entry is also published to the other instances. An entry lives
+ * ACCESS_TOKEN_TTL (+ skew): after that every token it could refuse has expired anyway.
+ */
+@Injectable()
+export class RevocationService implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Revocation');
+  private readonly entries = new Map<string, Entry>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private retry: ClockTimer | undefined;
+  /** False until the entries persisted before this start are in memory. */
+  private loaded = false;
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly txHost: TransactionHost<PrismaTx>,
+    private readonly events: EventBus,
+    private readonly clock: Clock,
+  ) {}
+
+  private get ttlMs(): number {
+    return this.config.ACCESS_TOKEN_TTL * 1000 + SKEW_MS;
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.sweeper = setInterval(() => this.sweep(), 60_000);
+    this.sweeper.unref();
+    // Other instances' revocations (this instance's own are remembered as they are made).
+    this.events.on('tokens.revoked', ({ entries }, { remote }) => {
+      if (remote) for (const e of entries) this.remember(e.key, { notBefore: e.notBefore, untilMs: e.untilMs });
+    });
+    // Subscribed first, then load what was revoked before this instance (re)started. With the
+    // database away the server still starts (degraded, as /health says); the entries are
+    // loaded as soon as it answers, and until then no access token is accepted (503).
+    try {
+      await this.load();
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      this.logger.warn('database unavailable: revocations not loaded yet, access tokens answer 503 until they are');
+      this.retryLoad();
+    }
+  }
+
+  private async load(): Promise<void> {
+    const rows = await this.txHost.tx.$queryRaw<Array<{ key: string; notBefore: number; expiresAt: Date }>>`
+      SELECT key, not_before AS "notBefore", expires_at AS "expiresAt"
+      FROM revocations WHERE expires_at > ${this.clock.now()}`;
+    for (const row of rows) this.remember(row.key, { notBefore: row.notBefore, untilMs: row.expiresAt.getTime() });
+    this.loaded = true;
+  }
+
+  private retryLoad(): void {
+    this.retry = this.clock.setTimeout(() => {
+      this.load().catch(() => this.retryLoad());
+    }, 2000);
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.sweeper);
+    this.retry?.cancel();
+  }
+
+  /** True when the token was issued before a revocation of its session or of its user. */
+  isRevoked(token: RevocationSubject): boolean {
+    if (!this.loaded) {
+      throw new AppError(ErrorCode.DATABASE_UNAVAILABLE, 'The database is unavailable; retry shortly', retryAfter(5));
+    }
+    return (
+      (token.sessionId !== null && this.refuses(`sid:${token.sessionId}`, token.iat)) || this.refuses(`user:${token.userId}`, token.iat)
+    );
+  }
+
+  /**
+   * Revokes the tokens of these sessions and users: persisted (in the caller's transaction,
+   * if any), refused here at once, and published to the other instances (`tokens.revoked`).
+   * Inside a transaction the refusal starts before the commit: if it rolls back, the
+   * tokens stay refused until the entry expires (failing closed).
+   */
+  async revoke(request: RevocationRequest): Promise<void> {
+    const keys = [...(request.sessions ?? []).map((id) => `sid:${id}`), ...(request.users ?? []).map((id) => `user:${id}`)];
+    if (keys.length === 0) return;
+    const nowMs = this.clock.nowMs();
+    const untilMs = nowMs + this.ttlMs;
+    const userNotBefore = Math.floor(nowMs / 1000) + 1;
+    // A revoked session never gets a token again, so its key refuses every `iat`; a user
+    // key only refuses what was issued before it (the user signs in again afterwards).
+    const entries = keys.map((key) => ({ key, notBefore: key.startsWith('sid:') ? FOREVER : userNotBefore, untilMs }));
+    // Refused here and announced before the entry is written: a token signed from now on,
+    // here or elsewhere, sees the revocation (see userRevokedSince).
+    for (const e of entries) this.remember(e.key, e);
+    await this.events.emit('tokens.revoked', { entries });
+    const expiresAt = new Date(untilMs);
+    await this.txHost.tx.$executeRaw`
+      INSERT INTO revocations (key, not_before, expires_at)
+      VALUES ${Prisma.join(entries.map((e) => Prisma.sql`(${e.key}, ${e.notBefore}, ${expiresAt})`))}
+      ON CONFLICT (key) DO UPDATE
+      SET not_before = GREATEST(revocations.not_before, EXCLUDED.not_before),
+          expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`;
+  }
+
+  /**
+   * True when the user was revoked in the second before `sinceMs` or later: roles read at
+   * `sinceMs` may then predate a role change that was still committing (the not-before is
+   * in whole seconds), so the signer reads them again.
+   */
+  userRevokedSince(userId: string, sinceMs: number): boolean {
+    const entry = this.entries.get(`user:${userId}`);
+    return entry !== undefined && entry.untilMs > this.clock.nowMs() && entry.notBefore * 1000 > sinceMs - 1000;
+  }
+
+  /**
+   * Waits until a token signed now for this user would not be born revoked: after a
+   * revocation of the user at time t, tokens need `iat >= floor(t) + 1`, so a login or
+   * refresh in the same second waits for the next one (at most 1 s).
+   */
+  async untilSignable(userId: string): Promise<void> {
+    // Re-checked after each wait: a timer may fire a millisecond early, and the user may be
+    // revoked again meanwhile. Bounded: a signer is never held much more than a second.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const entry = this.entries.get(`user:${userId}`);
+      const waitMs = entry ? entry.notBefore * 1000 - this.clock.nowMs() : 0;
+      if (waitMs <= 0) return;
+      await this.clock.sleep(Math.min(waitMs + 1, 1001));
+    }
+  }
+
+  private refuses(key: string, iat: number): boolean {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return false;
+    if (entry.untilMs <= this.clock.nowMs()) {
+      this.entries.delete(key);
+      return false;
+    }
+    return iat < entry.notBefore;
+  }
+
+  private remember(key: string, entry: Entry): void {
+    const known = this.entries.get(key);
+    this.entries.set(key, {
+      notBefore: Math.max(known?.notBefore ?? 0, entry.notBefore),
+      untilMs: Math.max(known?.untilMs ?? 0, entry.untilMs),
+    });
+  }
+
+  private sweep(): void {
+    const now = this.clock.nowMs();
+    for (const [key, entry] of this.entries) if (entry.untilMs <= now) this.entries.delete(key);
+  }
+}

@@ -1,0 +1,109 @@
+import { Injectable } from '@nestjs/common';
+import jwt from 'jsonwebtoken';
+import { Clock } from '../common/clock.js';
+import { isRole } from '../common/account-rules.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { AccessTokenService, type AccessTokenClaims } from './access-token.service.js';
+import type { Principal } from './principal.js';
+import { RevocationService } from './revocation.service.js';
+import { USER_SCOPES } from './scopes.js';
+import { VerifiedTokenCache } from './verified-token-cache.js';
+
+/** A token that must not be accepted; `reason` goes into the RFC 6750 error_description. */
+export class TokenRejected extends Error {
+  override name = 'TokenRejected';
+}
+
+/**
+ * The one place access tokens are verified (the HTTP guard now; WebSockets and
+ * introspection later):
+ * - the key is chosen by `kid` among the configured keys, and only the configured algorithm
+ *   is accepted (no `none`, no RS/HS confusion: jsonwebtoken with the algorithm pinned and a
+ *   KeyObject);
+ * - `typ` must be at+jwt (RFC 9068), `iss` and `aud` must match;
+ * - `exp` is required and compared with the injectable clock (jsonwebtoken accepts a token
+ *   without `exp`, so its own expiry check is off and ours is the only source of time);
+ * - revocation is checked on every call, cached or not.
+ * Tokens already verified are served from a bounded cache (an ES256 verification costs
+ * ~55 µs), never past their own `exp`.
+ */
+@Injectable()
+export class TokenVerifier {
+  private readonly cache = new VerifiedTokenCache();
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly tokens: AccessTokenService,
+    private readonly revocation: RevocationService,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The principal of a valid, unexpired, unrevoked token; throws TokenRejected otherwise. */
+  verify(token: string): Principal {
+    const cached = this.cache.get(token, this.clock.nowMs());
+    const principal = cached ?? this.decode(token);
+    if (!cached && principal.exp * 1000 <= this.clock.nowMs()) throw new TokenRejected('expired');
+    if (this.revocation.isRevoked(principal)) {
+      throw new TokenRejected('session revoked');
+    }
+    if (!cached) this.cache.set(token, principal);
+    return principal;
+  }
+
+  /**
+   * Who a token names, checking signature and claims but neither expiry nor revocation:
+   * logout identifies the session of a bearer token that may have expired meanwhile.
+   */
+  identify(token: string): Principal | null {
+    try {
+      return this.decode(token);
+    } catch (error) {
+      if (error instanceof TokenRejected) return null;
+      throw error;
+    }
+  }
+
+  private decode(token: string): Principal {
+    const decoded = jwt.decode(token, { complete: true });
+    if (!decoded || typeof decoded !== 'object' || typeof decoded.payload !== 'object') throw new TokenRejected('malformed token');
+    const found = this.tokens.keyFor(decoded.header);
+    if ('error' in found) throw new TokenRejected(found.error);
+    let payload: unknown;
+    try {
+      payload = jwt.verify(token, found.key.key, {
+        algorithms: [this.tokens.keys.algorithm],
+        issuer: this.config.JWT_ISSUER,
+        audience: this.config.JWT_AUDIENCE,
+        ignoreExpiration: true, // compared with the injectable clock in verify()
+      });
+    } catch {
+      throw new TokenRejected('signature or claims invalid');
+    }
+    const principal = toPrincipal(payload);
+    if (!principal) throw new TokenRejected('incomplete token');
+    return principal;
+  }
+}
+
+/** The principal of a signature-verified payload, or null when a claim is missing or malformed. */
+function toPrincipal(payload: unknown): Principal | null {
+  if (payload === null || typeof payload !== 'object') return null;
+  const p = payload as Partial<AccessTokenClaims> & { scope?: unknown };
+  if (typeof p.exp !== 'number' || typeof p.iat !== 'number' || typeof p.jti !== 'string') return null;
+  if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || !Array.isArray(p.roles) || !p.roles.every(isRole)) return null;
+  return {
+    kind: 'user',
+    userId: p.sub,
+    sessionId: p.sid,
+    clientId: null,
+    roles: p.roles,
+    scopes: typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : USER_SCOPES,
+    amr: ['pwd'],
+    acr: 'aal1',
+    tenantId: null,
+    iat: p.iat,
+    exp: p.exp,
+    jti: p.jti,
+  };
+}
