@@ -17,6 +17,8 @@ import { DatabaseModule } from './database/database.module.js';
 import { PrismaService } from './database/prisma.service.js';
 import { EventsModule } from './events/events.module.js';
 import { HealthController } from './health/health.controller.js';
+import { MailModule } from './mail/mail.module.js';
+import { RecoveryModule } from './recovery/recovery.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { ResourcesModule } from './resources/resources.module.js';
 import { RetentionModule } from './retention/retention.module.js';
@@ -53,6 +55,7 @@ export class AppModule implements NestModule {
         EventsModule,
         TokensModule,
         AuditModule,
+        MailModule,
         SessionsModule,
         AccountsModule,
         ThrottleModule,
@@ -60,6 +63,7 @@ export class AppModule implements NestModule {
         AuthModule,
         UsersModule,
         ResourcesModule,
+        RecoveryModule,
         RetentionModule,
       ],
       controllers: [HealthController],

@@ -29,6 +29,7 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
 /** The browser client, built by `npm run build` (web/ → dist/web); the same path from src/ and dist/. */
 const WEB_ROOT = fileURLToPath(new URL('../dist/web', import.meta.url));
 const WEB_ASSET = /^\/$|\.(html|js|css|map|png|svg|ico|webmanifest)$/;
+const WEB_PAGES = new Set(['/verify-email', '/reset-password']);
 
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.TRUST_PROXY);
@@ -50,9 +51,16 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
     });
     // Only the client's own files go to the file system: an API request (no file
     // extension) never costs a stat() of a file that cannot exist.
-    app.use((req: Request, res: Response, next: NextFunction) =>
-      (req.method === 'GET' || req.method === 'HEAD') && WEB_ASSET.test(req.path) ? serveWeb(req, res, next) : next(),
-    );
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+      // The pages that mail links open (APP_URL defaults to this server): the client's page,
+      // which reads the token from the URL fragment and POSTs it only when the person asks.
+      if (WEB_PAGES.has(req.path)) {
+        req.url = '/index.html';
+        return serveWeb(req, res, next);
+      }
+      return WEB_ASSET.test(req.path) ? serveWeb(req, res, next) : next();
+    });
   }
   const allowed = new Set(config.CORS_ORIGINS);
   app.enableCors({

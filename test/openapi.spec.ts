@@ -117,6 +117,7 @@ describe('OpenAPI document and UI', () => {
       'createdAt',
       'displayName',
       'email',
+      'emailVerified',
       'id',
       'roles',
       'username',

@@ -19,6 +19,7 @@ const USER: User = {
   id: 'u-1',
   username: 'ada',
   email: null,
+  emailVerified: false,
   displayName: null,
   roles: ['user'],
   createdAt: '2026-01-01T00:00:00.000Z',

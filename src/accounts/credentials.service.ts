@@ -1,16 +1,21 @@
 import { Injectable } from '@nestjs/common';
 import { AuditService, type AuditEventType } from '../audit/audit.service.js';
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { SessionsService } from '../sessions/sessions.service.js';
+import { LoginThrottleService, throttleAccountKey } from '../throttle/login-throttle.service.js';
+import { OneTimeTokensService } from './one-time-tokens.service.js';
 import { PasswordHasher } from './password-hasher.service.js';
-import { UsersRepository } from './users.repository.js';
+import { UsersRepository, type UserRecord } from './users.repository.js';
 
 export interface NewPassword {
   userId: string;
-  /** The hash the caller verified (or read): the change applies only while it is current. */
-  expectedHash: string;
-  newPassword: string;
+  /** The hash the caller verified: the change applies only while it is current (null: unconditionally). */
+  expectedHash: string | null;
+  /** The new password's hash, from hash() (bcrypt runs before any transaction). */
+  hash: string;
   /** The session that stays signed in (the caller's own), or null to end every session. */
   keepSessionId: string | null;
   /** Why the other sessions end (stored on them), and the audit event recorded. */
@@ -20,10 +25,14 @@ export interface NewPassword {
 }
 
 /**
- * Setting a password, the one way every path does it (change, reset, admin actions): the
- * new peppered bcrypt hash, every other session and its access tokens revoked, and the
- * audit event, in one transaction, so the new password never takes effect without the
- * revocation (a change answered with an error changed nothing).
+ * Passwords of existing accounts, the one way every path handles them (change, reset,
+ * admin actions):
+ * - recheck(): a password given to confirm a sensitive action, throttled exactly like a
+ *   login (one budget per account: a guess is a guess);
+ * - applyPassword(): the new hash, every other session and its access tokens revoked, the
+ *   outstanding reset links void, and the audit event, in one transaction, so a new password
+ *   never takes effect without the revocation (a change answered with an error changed
+ *   nothing).
  */
 @Injectable()
 export class CredentialsService {
@@ -31,21 +40,48 @@ export class CredentialsService {
     private readonly users: UsersRepository,
     private readonly passwords: PasswordHasher,
     private readonly sessions: SessionsService,
+    private readonly tokens: OneTimeTokensService,
+    private readonly throttle: LoginThrottleService,
     private readonly audit: AuditService,
     private readonly txHost: TransactionHost<PrismaTx>,
   ) {}
 
+  hash(password: string): Promise<string> {
+    return this.passwords.hash(password);
+  }
+
   /**
-   * False when the password hash changed since it was verified (nothing is done): of
-   * concurrent changes made with the same old password exactly one wins.
+   * 403 INVALID_PASSWORD (`wrong` as message) unless `password` is the account's. The attempt
+   * takes its place in the account's throttle budget before bcrypt runs, so concurrent
+   * re-checks cannot all pass (429 TOO_MANY_ATTEMPTS beyond it).
    */
-  async setPassword(change: NewPassword): Promise<boolean> {
-    const next = await this.passwords.hash(change.newPassword); // bcrypt outside the transaction
+  async recheck(user: UserRecord, password: string, client: ClientInfo, wrong: string): Promise<void> {
+    const attempt = await this.throttle.admit(throttleAccountKey(user.id, user.usernameKey), client.ip ?? 'unknown', 'Too many password attempts; retry later');
+    if (!(await this.passwords.verify(password, user.passwordHash))) throw new AppError(ErrorCode.INVALID_PASSWORD, wrong);
+    await this.throttle.recordSuccess(attempt);
+  }
+
+  /**
+   * Sets the new password (in the caller's transaction, or one of its own). False when the
+   * hash changed since it was verified (nothing is done): of concurrent changes made with the
+   * same old password exactly one wins.
+   */
+  async applyPassword(change: NewPassword): Promise<boolean> {
     return this.txHost.withTransaction(async () => {
-      if (!(await this.users.replacePasswordHash(change.userId, change.expectedHash, next))) return false;
+      const replaced =
+        change.expectedHash === null
+          ? await this.users.setPasswordHash(change.userId, change.hash)
+          : await this.users.replacePasswordHash(change.userId, change.expectedHash, change.hash);
+      if (!replaced) return false;
       await this.sessions.revokeAllOf(change.userId, change.reason, change.keepSessionId);
+      await this.tokens.revoke(change.userId, ['reset_password']);
       await this.audit.record(change.event, { userId: change.userId, sessionId: change.keepSessionId }, change.client);
       return true;
     });
+  }
+
+  /** After a password reset: failed guesses at the old password no longer slow the owner down. */
+  async clearThrottle(user: UserRecord, client: ClientInfo): Promise<void> {
+    await this.throttle.clearAccount(throttleAccountKey(user.id, user.usernameKey), client.ip ?? 'unknown');
   }
 }

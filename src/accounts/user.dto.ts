@@ -7,6 +7,7 @@ export class UserDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty() username!: string;
   @ApiProperty({ type: String, nullable: true }) email!: string | null;
+  @ApiProperty({ description: 'Whether a link sent to the email proved it' }) emailVerified!: boolean;
   @ApiProperty({ type: String, nullable: true }) displayName!: string | null;
   @ApiProperty({ enum: ROLES, isArray: true, example: ['user'] }) roles!: Role[];
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
@@ -16,6 +17,7 @@ export class UserDto {
       id: u.id,
       username: u.username,
       email: u.email,
+      emailVerified: u.email !== null && u.emailVerifiedAt !== null,
       displayName: u.displayName,
       roles: sortRoles(u.roles),
       createdAt: u.createdAt.toISOString(),
@@ -23,3 +25,13 @@ export class UserDto {
   }
 }
 
+
+/** GET /users/me: the caller's own view, with what only they may see. */
+export class MeDto extends UserDto {
+  @ApiProperty({ type: String, nullable: true, description: 'An email change waiting for its confirmations' })
+  pendingEmail!: string | null;
+
+  static fromMe(u: UserRecord): MeDto {
+    return { ...UserDto.from(u), pendingEmail: u.pendingEmail };
+  }
+}

@@ -68,6 +68,44 @@ export class UsersRepository {
     return rows[0]?.roles ?? null;
   }
 
+  /** The user with this row locked FOR UPDATE until the caller's transaction ends (it must run in one). */
+  async lockById(id: string): Promise<UserRecord | null> {
+    const rows = await this.db.$queryRaw<Array<{ id: string }>>`SELECT id FROM users WHERE id = ${id}::uuid FOR UPDATE`;
+    return rows[0] ? this.db.user.findUnique({ where: { id } }) : null;
+  }
+
+  /** By current email address (never a pending one). */
+  findByEmail(email: string): Promise<UserRecord | null> {
+    return this.db.user.findUnique({ where: { emailKey: emailKey(email) } });
+  }
+
+  /** True when another account has this address as its current email. */
+  async emailTaken(email: string, exceptId: string): Promise<boolean> {
+    const other = await this.db.user.findFirst({ where: { emailKey: emailKey(email), NOT: { id: exceptId } }, select: { id: true } });
+    return other !== null;
+  }
+
+  /** Marks the address verified, if it is still the account's email. */
+  async markEmailVerified(id: string, email: string, now: Date): Promise<boolean> {
+    const { count } = await this.db.user.updateMany({ where: { id, emailKey: emailKey(email) }, data: { emailVerifiedAt: now } });
+    return count > 0;
+  }
+
+  /** Sets (or clears, with null) the pending email; true when one was pending before. */
+  async setPendingEmail(id: string, email: string | null): Promise<boolean> {
+    const rows = await this.db.$queryRaw<Array<{ had: boolean }>>`
+      UPDATE users AS u SET pending_email = ${email}, pending_email_key = ${email === null ? null : emailKey(email)}
+      FROM (SELECT pending_email IS NOT NULL AS had FROM users WHERE id = ${id}::uuid FOR UPDATE) AS before
+      WHERE u.id = ${id}::uuid
+      RETURNING before.had`;
+    return rows[0]?.had ?? false;
+  }
+
+  /** The confirmed change: the pending address becomes the (verified) email. 409 EMAIL_TAKEN if taken meanwhile. */
+  async applyPendingEmail(id: string, email: string, now: Date): Promise<UserRecord | null> {
+    return this.update(id, { email, emailKey: emailKey(email), emailVerifiedAt: now, pendingEmail: null, pendingEmailKey: null });
+  }
+
   /** By username, or by email when the login contains "@". */
   findByLogin(login: string): Promise<UserRecord | null> {
     return login.includes('@')
@@ -91,6 +129,7 @@ export class UsersRepository {
     if (data.email !== undefined) {
       patch.email = data.email;
       patch.emailKey = data.email === null ? null : emailKey(data.email);
+      patch.emailVerifiedAt = null; // a new address is unverified until a link proves it
     }
     return this.update(id, patch);
   }
@@ -107,6 +146,12 @@ export class UsersRepository {
   /** Replaces the hash only if it is still `expected` (a concurrent change wins once). */
   async replacePasswordHash(id: string, expected: string, next: string): Promise<boolean> {
     const { count } = await this.db.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash: next } });
+    return count > 0;
+  }
+
+  /** Replaces the hash whatever it is (a password reset, proved by its token). */
+  async setPasswordHash(id: string, next: string): Promise<boolean> {
+    const { count } = await this.db.user.updateMany({ where: { id }, data: { passwordHash: next } });
     return count > 0;
   }
 

@@ -1,9 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { AccountMailService } from '../accounts/account-mail.service.js';
 import { UserDto } from '../accounts/user.dto.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
 import { sortRoles } from '../common/account-rules.js';
 import { UsersRepository, emailKey, usernameKey } from '../accounts/users.repository.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -29,6 +32,8 @@ export interface AuthResult {
 
 @Injectable()
 export class AuthService {
+  private readonly logger = new Logger('Auth');
+
   constructor(
     private readonly users: UsersRepository,
     private readonly passwords: PasswordHasher,
@@ -40,6 +45,8 @@ export class AuthService {
     private readonly txHost: TransactionHost<PrismaTx>,
     private readonly revocation: RevocationService,
     private readonly verifier: TokenVerifier,
+    private readonly accountMail: AccountMailService,
+    @InjectConfig() private readonly config: AppConfig,
   ) {}
 
   async signup(dto: SignupDto, client: ClientInfo): Promise<AuthResult> {
@@ -54,6 +61,12 @@ export class AuthService {
       await this.audit.record('signup', { userId: created.id, sessionId: opened.sessionId }, client);
       return { user: created, session: opened };
     });
+    if (user.email) {
+      // Queued, never awaited for delivery; a failure to queue must not fail the signup.
+      await this.accountMail
+        .sendVerification({ id: user.id, email: user.email, displayName: user.displayName }, client.ip)
+        .catch((error: unknown) => this.logger.warn(`verification mail for a new account not queued: ${String(error)}`));
+    }
     return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
   }
 
@@ -80,6 +93,11 @@ export class AuthService {
     }
     await this.throttle.recordSuccess(attempt);
     if (user.disabled) throw new AppError(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
+    // REQUIRE_EMAIL_VERIFICATION: signing in by email needs the address proved (only said to
+    // someone who knows the password).
+    if (this.config.REQUIRE_EMAIL_VERIFICATION && dto.username.includes('@') && !user.emailVerifiedAt) {
+      throw new AppError(ErrorCode.EMAIL_NOT_VERIFIED, 'Verify your email address first: follow the link we sent, or ask for a new one');
+    }
     let verifiedHash = user.passwordHash;
     if (rehash) {
       // The configured cost went up since this hash was made, or it was made before passwords

@@ -13,6 +13,7 @@ export interface RetentionReport {
   sessions: number;
   auditEvents: number;
   revocations: number;
+  oneTimeTokens: number;
 }
 
 /**
@@ -20,7 +21,8 @@ export interface RetentionReport {
  * - sessions that ended (revoked, or idle/absolutely expired) more than SESSION_RETENTION
  *   ago, with their retired refresh tokens (ON DELETE CASCADE);
  * - audit events older than AUDIT_RETENTION (0 keeps them forever);
- * - revocation entries whose tokens have all expired.
+ * - revocation entries whose tokens have all expired;
+ * - one-time tokens (mailed links) expired more than SESSION_RETENTION ago.
  *
  * Deletes go in batches of BATCH rows picked with `FOR UPDATE SKIP LOCKED`, so several
  * instances running the job at once share the work instead of blocking on one another,
@@ -83,6 +85,12 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
                   SELECT id FROM audit_events WHERE created_at < ${cutoff}
                   LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`;
             }),
+      oneTimeTokens: await this.inBatches(
+        () => this.prisma.$executeRaw`
+          DELETE FROM one_time_tokens WHERE id IN (
+            SELECT id FROM one_time_tokens WHERE expires_at < ${sessionCutoff}
+            LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
+      ),
       revocations: await this.inBatches(
         () => this.prisma.$executeRaw`
           DELETE FROM revocations WHERE key IN (
@@ -90,9 +98,10 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
             LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
       ),
     };
-    if (report.sessions + report.auditEvents + report.revocations > 0) {
+    if (report.sessions + report.auditEvents + report.revocations + report.oneTimeTokens > 0) {
       this.logger.log(
-        `deleted ${report.sessions} ended sessions, ${report.auditEvents} audit events, ${report.revocations} expired revocations`,
+        `deleted ${report.sessions} ended sessions, ${report.auditEvents} audit events, ${report.revocations} expired revocations, ` +
+          `${report.oneTimeTokens} expired one-time tokens`,
       );
     }
     return report;

@@ -128,6 +128,14 @@ export class LoginThrottleService {
     ]);
   }
 
+  /**
+   * After a password reset: the account-wide counter and this address's counter for the
+   * account start over (guesses at the old password say nothing about the new one).
+   */
+  async clearAccount(accountKey: string, ip: string): Promise<void> {
+    await Promise.all([this.store.reset(`acct:${accountKey}`), this.store.reset(pairKey(accountKey, ip))]);
+  }
+
   /** Milliseconds still to wait before the next attempt under this record (0: go ahead). */
   waitMs(record: AttemptRecord | null, limit: number): number {
     return backoffWaitMs(record, limit, this.clock.nowMs(), BACKOFF);

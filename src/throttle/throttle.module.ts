@@ -6,6 +6,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { REDIS } from '../redis/redis.module.js';
 import { IpThrottlerGuard } from './ip-throttler.guard.js';
 import { LoginThrottleService } from './login-throttle.service.js';
+import { RateLimiter } from './rate-limiter.js';
 import { MemoryThrottlerStorage, RedisThrottlerStorage } from './throttler-storage.js';
 
 /**
@@ -26,7 +27,7 @@ import { MemoryThrottlerStorage, RedisThrottlerStorage } from './throttler-stora
       }),
     }),
   ],
-  providers: [LoginThrottleService, IpThrottlerGuard],
-  exports: [LoginThrottleService, IpThrottlerGuard, ThrottlerModule],
+  providers: [LoginThrottleService, IpThrottlerGuard, RateLimiter],
+  exports: [LoginThrottleService, IpThrottlerGuard, RateLimiter, ThrottlerModule],
 })
 export class ThrottleModule {}

@@ -8,7 +8,7 @@ import { ApiErrors } from '../common/http/api-errors.decorator.js';
 import { PageQueryDto } from '../common/http/pagination.js';
 import { uuidParam } from '../common/http/uuid-param.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
-import { UserDto } from '../accounts/user.dto.js';
+import { MeDto, UserDto } from '../accounts/user.dto.js';
 import { AdminUpdateUserDto, ChangePasswordDto, DeleteAccountDto, UpdateProfileDto, UserPageDto } from './dto/users.dto.js';
 import { UsersService } from './users.service.js';
 
@@ -20,18 +20,18 @@ export class UsersController {
 
   @Get('me')
   @ApiOperation({ summary: 'The caller' })
-  @ApiOkResponse({ type: UserDto })
+  @ApiOkResponse({ type: MeDto })
   @ApiErrors(401)
-  me(@CurrentUser() user: Principal): Promise<UserDto> {
+  me(@CurrentUser() user: Principal): Promise<MeDto> {
     return this.users.me(user);
   }
 
   @Patch('me')
-  @ApiOperation({ summary: "Update the caller's display name or email" })
+  @ApiOperation({ summary: "Update the caller's display name (and the email, with EMAIL_CHANGE_MODE=immediate)" })
   @ApiOkResponse({ type: UserDto })
   @ApiErrors(400, 401, 409)
-  updateMe(@CurrentUser() user: Principal, @Body() dto: UpdateProfileDto): Promise<UserDto> {
-    return this.users.updateProfile(user, dto);
+  updateMe(@CurrentUser() user: Principal, @Body() dto: UpdateProfileDto, @Client() client: ClientInfo): Promise<UserDto> {
+    return this.users.updateProfile(user, dto, client);
   }
 
   @Post('me/password')

@@ -16,8 +16,9 @@ import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/paginati
 import { InjectConfig } from '../config/config.token.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import type { AppConfig } from '../config/config.schema.js';
+import { AccountMailService } from '../accounts/account-mail.service.js';
 import { CredentialsService } from '../accounts/credentials.service.js';
-import { UserDto } from '../accounts/user.dto.js';
+import { MeDto, UserDto } from '../accounts/user.dto.js';
 import { sortRoles } from '../common/account-rules.js';
 import type { AdminUpdateUserDto, UpdateProfileDto } from './dto/users.dto.js';
 import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
@@ -37,6 +38,7 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly txHost: TransactionHost<PrismaTx>,
     private readonly throttle: LoginThrottleService,
     private readonly credentials: CredentialsService,
+    private readonly accountMail: AccountMailService,
   ) {}
 
   /**
@@ -79,24 +81,40 @@ export class UsersService implements OnApplicationBootstrap {
     }
   }
 
-  async me(caller: Principal): Promise<UserDto> {
-    return UserDto.from(await this.existing(caller));
+  async me(caller: Principal): Promise<MeDto> {
+    return MeDto.fromMe(await this.existing(caller));
   }
 
-  async updateProfile(caller: Principal, dto: UpdateProfileDto): Promise<UserDto> {
+  /**
+   * Display name, and the email only with EMAIL_CHANGE_MODE=immediate (v1's behaviour, the
+   * new address unverified and sent a verification link). By default an email change goes
+   * through POST /users/me/email and confirmation links: a stolen access token must not be
+   * able to move the address and then reset the password.
+   */
+  async updateProfile(caller: Principal, dto: UpdateProfileDto, client: ClientInfo): Promise<UserDto> {
+    if (dto.email !== undefined && this.config.EMAIL_CHANGE_MODE === 'verified') {
+      throw new AppError(
+        ErrorCode.EMAIL_CHANGE_REQUIRES_VERIFICATION,
+        'Change the email address with POST /users/me/email: the new address must confirm it',
+      );
+    }
+    const before = dto.email !== undefined ? await this.existing(caller) : null;
     const user = await this.users.updateProfile(caller.userId, { displayName: dto.displayName, email: dto.email });
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (user.email && before && before.emailKey !== user.emailKey) {
+      await this.accountMail.sendVerification({ id: user.id, email: user.email, displayName: user.displayName }, client.ip);
+    }
     return UserDto.from(user);
   }
 
   /** Changes the password and revokes every other session; the caller's stays. */
   async changePassword(caller: SessionPrincipal, currentPassword: string, newPassword: string, client: ClientInfo): Promise<void> {
     const user = await this.existing(caller);
-    await this.recheckPassword(user, currentPassword, client, 'The current password is wrong');
-    const changed = await this.credentials.setPassword({
+    await this.credentials.recheck(user, currentPassword, client, 'The current password is wrong');
+    const changed = await this.credentials.applyPassword({
       userId: user.id,
       expectedHash: user.passwordHash,
-      newPassword,
+      hash: await this.credentials.hash(newPassword),
       keepSessionId: caller.sessionId,
       reason: 'password_changed',
       event: 'password.changed',
@@ -112,7 +130,7 @@ export class UsersService implements OnApplicationBootstrap {
    */
   async deleteAccount(caller: SessionPrincipal, password: string, client: ClientInfo): Promise<void> {
     const user = await this.existing(caller);
-    await this.recheckPassword(user, password, client, 'The password is wrong');
+    await this.credentials.recheck(user, password, client, 'The password is wrong');
     const outcome = await this.txHost.withTransaction(async () => {
       if (user.roles.includes('admin') && !user.disabled && !(await this.users.anotherAdminRemains(user.id))) {
         return 'last_admin';
@@ -175,21 +193,5 @@ export class UsersService implements OnApplicationBootstrap {
     return user;
   }
 
-  /**
-   * The caller's password, checked again before a sensitive change, under the login
-   * throttle and its budget for this account (a guess is a guess, whichever endpoint takes
-   * it: a stolen access token must not allow guessing at full speed). 429 TOO_MANY_ATTEMPTS
-   * while it must wait, 403 INVALID_PASSWORD when wrong; the right one clears it like a login.
-   * Like a login, the attempt is counted (admit()) before the password is verified, so that
-   * concurrent re-checks cannot all pass the throttle.
-   */
-  private async recheckPassword(user: UserRecord, password: string, client: ClientInfo, wrong: string): Promise<void> {
-    const key = throttleAccountKey(user.id, user.usernameKey);
-    const ip = client.ip ?? 'unknown';
-    const attempt = await this.throttle.admit(key, ip, 'Too many password attempts; retry later');
-    if (!(await this.passwords.verify(password, user.passwordHash))) {
-      throw new AppError(ErrorCode.INVALID_PASSWORD, wrong);
-    }
-    await this.throttle.recordSuccess(attempt);
-  }
+
 }

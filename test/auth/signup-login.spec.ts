@@ -29,7 +29,7 @@ describe('/auth signup and login', () => {
       expect(res.body.expiresIn).toBe(900);
       expect(res.body.accessToken.split('.')).toHaveLength(3);
       const { user } = res.body;
-      expect(Object.keys(user).sort()).toEqual(['createdAt', 'displayName', 'email', 'id', 'roles', 'username']);
+      expect(Object.keys(user).sort()).toEqual(['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'roles', 'username']);
       expect(user).toMatchObject({ username, email, displayName: 'Ada L.', roles: ['user'] });
       expect(user.id).toMatch(UUID);
       expect(user.createdAt).toMatch(ISO);

@@ -45,11 +45,18 @@ export function build(): void {
 export interface Gatehouse {
   /** http://localhost:PORT: the app's own origin, the only one in CORS_ORIGINS. */
   origin: string;
+  /** The server's DATA_DIR (a fresh temporary directory, removed by stop()). */
+  dataDir: string;
   output(): string;
   stop(): Promise<void>;
 }
 
-export async function startGatehouse(): Promise<Gatehouse> {
+export interface GatehouseOptions {
+  /** Added to (or replacing) the server's environment, e.g. MAIL_OUTBOX_DIR. */
+  env?: Record<string, string>;
+}
+
+export async function startGatehouse(options: GatehouseOptions = {}): Promise<Gatehouse> {
   const port = await freePort();
   const origin = `http://localhost:${port}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-browser-'));
@@ -70,6 +77,7 @@ export async function startGatehouse(): Promise<Gatehouse> {
       BCRYPT_COST: '4',
       LOG_LEVEL: 'warn',
       CORS_ORIGINS: origin,
+      ...options.env,
     },
   });
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -104,7 +112,7 @@ export async function startGatehouse(): Promise<Gatehouse> {
     }
     await sleep(100);
   }
-  return { origin, output: () => output, stop };
+  return { origin, dataDir, output: () => output, stop };
 }
 
 /** A page on another origin (not in CORS_ORIGINS) whose script calls the API with credentials. */

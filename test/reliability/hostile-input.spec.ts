@@ -84,8 +84,33 @@ const ROUTES: Array<[string, string]> = [
   ['GET', '/resources/:id'],
   ['PATCH', '/resources/:id'],
   ['DELETE', '/resources/:id'],
+  // account recovery and verification
+  ['POST', '/auth/email/verify-request'],
+  ['POST', '/auth/email/verify'],
+  ['POST', '/auth/password/forgot'],
+  ['POST', '/auth/password/reset'],
+  ['POST', '/users/me/email'],
+  ['DELETE', '/users/me/email/pending'],
 ];
-const FIELDS = ['username', 'password', 'email', 'displayName', 'currentPassword', 'newPassword', 'title', 'body', 'visibility', 'roles', 'disabled', 'id', 'ownerId', 'createdAt'];
+const FIELDS = [
+  'username',
+  'password',
+  'email',
+  'displayName',
+  'currentPassword',
+  'newPassword',
+  'title',
+  'body',
+  'visibility',
+  'roles',
+  'disabled',
+  'id',
+  'ownerId',
+  'createdAt',
+  'login',
+  'token',
+  'newEmail',
+];
 
 const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 80 });
 const nasty = fc.constantFrom(

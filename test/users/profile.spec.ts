@@ -5,12 +5,15 @@ import { startApp, type TestApp } from '../support/test-app.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const USER_KEYS = ['createdAt', 'displayName', 'email', 'id', 'roles', 'username'];
+const USER_KEYS = ['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'roles', 'username'];
+/** GET /users/me adds what only the caller sees. */
+const ME_KEYS = [...USER_KEYS, 'pendingEmail'].sort();
 
 describe('/users/me: the caller profile', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startApp({ ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000' });
+    // v1's PATCH /users/me {email}: the immediate email-change mode (the default, verified, answers 400).
+    t = await startApp({ ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000', EMAIL_CHANGE_MODE: 'immediate' });
   });
   afterAll(async () => t?.close());
 
@@ -20,14 +23,16 @@ describe('/users/me: the caller profile', () => {
       const u = await signup(t, { email, displayName: 'Grace H.' });
       const res = await t.http.get('/users/me').set(u.auth).expect(200);
 
-      expect(Object.keys(res.body).sort()).toEqual(USER_KEYS);
+      expect(Object.keys(res.body).sort()).toEqual(ME_KEYS);
       expect(res.body).toEqual({
         id: u.id,
         username: u.username,
         email,
+        emailVerified: false,
         displayName: 'Grace H.',
         roles: ['user'],
         createdAt: expect.stringMatching(ISO),
+        pendingEmail: null,
       });
       expect(res.body.id).toMatch(UUID);
       expect(Number.isNaN(Date.parse(res.body.createdAt))).toBe(false);

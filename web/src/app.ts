@@ -109,8 +109,14 @@ function main(): void {
   const linkPage = LINK_PAGES[location.pathname.replace(/\/+$/, '')];
   if (linkPage) {
     // Only from the fragment, and before anything could rewrite the address (enterApp does).
-    const token = takeFragmentToken();
-    (linkPage === 'reset' ? reset : verify).show(token);
+    const view = linkPage === 'reset' ? reset : verify;
+    view.show(takeFragmentToken());
+    // Another mailed link opened in this tab changes only the fragment: no new page load.
+    window.addEventListener('hashchange', () => {
+      if (screens.current === linkPage && new URLSearchParams(location.hash.slice(1)).has('token')) {
+        view.show(takeFragmentToken());
+      }
+    });
     started = true;
     return;
   }

@@ -31,17 +31,12 @@ export interface User {
   displayName: string | null;
   roles: Role[];
   createdAt: string;
-  /**
-   * Whether `email` was confirmed through a mailed link. Every User from this server version
-   * carries it; optional only so that an older server (or a test fake) still type-checks:
-   * read a missing value as false.
-   */
-  emailVerified?: boolean;
+  /** Whether `email` was confirmed through a mailed link (false without an email). */
+  emailVerified: boolean;
 }
 
 /** `GET /users/me`: the user, with the state of the email address. */
 export interface Me extends User {
-  emailVerified: boolean;
   /** An address waiting for its confirmation link(s) (`POST /users/me/email`), else null. */
   pendingEmail: string | null;
 }

@@ -73,7 +73,8 @@ export function createAuthView({ client, screens }: { client: GatehouseClient; s
         resendDone.hidden = true;
         // Anonymous: the same 202 whether or not the address is an account's.
         const { message } = await client.requestVerification(email);
-        resendDone.textContent = message || 'If the address belongs to an account waiting for verification, a link has been sent.';
+        resendDone.textContent =
+          message || 'If the address belongs to an account waiting for verification, a link has been sent.';
         resendDone.hidden = false;
         announce(resendDone.textContent);
       } catch (error) {

@@ -59,7 +59,10 @@ export function createEmailView({ client, guarded }: SignedInDeps): EmailPart {
           ? null
           : pending?.pendingEmail === next.pendingEmail
             ? pending // what the change request said is better than a guess
-            : { pendingEmail: next.pendingEmail, confirmationsRequired: email && verified ? ['new', 'current'] : ['new'] };
+            : {
+                pendingEmail: next.pendingEmail,
+                confirmationsRequired: email && verified ? ['new', 'current'] : ['new'],
+              };
     }
     renderPending();
 
@@ -126,7 +129,8 @@ export function createEmailView({ client, guarded }: SignedInDeps): EmailPart {
           pending = await client.changeEmail(newEmail, password);
           renderPending();
           form.reset();
-          say('notice', `Almost done: ${confirmationText(pending, user?.email ?? null)}`);
+          const links = pending.confirmationsRequired.length > 1 ? 'Confirmation links sent' : 'Confirmation link sent';
+          say('notice', `${links}: your address changes once you open ${links.endsWith('s sent') ? 'them' : 'it'}.`);
           byId('email-title').focus();
         },
         (error) => showErrors(form, error),
