@@ -99,10 +99,15 @@ async function runProbe(job) {
   const once = () =>
     new Promise((resolve) => {
       const start = process.hrtime.bigint();
-      const req = http.get({ agent, hostname: url.hostname, port: url.port, path: url.pathname, headers: job.headers ?? {} }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ ok: res.statusCode === 200, ms: Number(process.hrtime.bigint() - start) / 1e6 }));
-      });
+      const req = http.get(
+        { agent, hostname: url.hostname, port: url.port, path: url.pathname, headers: job.headers ?? {} },
+        (res) => {
+          res.resume();
+          res.on('end', () =>
+            resolve({ ok: res.statusCode === 200, ms: Number(process.hrtime.bigint() - start) / 1e6 }),
+          );
+        },
+      );
       req.on('error', () => resolve({ ok: false, ms: Number(process.hrtime.bigint() - start) / 1e6 }));
     });
   const samples = [];

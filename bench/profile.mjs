@@ -73,7 +73,14 @@ try {
     switch (scenario) {
       case 'guard':
       case 'guard_hs256':
-        return [{ ...base, path: '/users/me', duration: seconds, perConnectionHeaders: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })) }];
+        return [
+          {
+            ...base,
+            path: '/users/me',
+            duration: seconds,
+            perConnectionHeaders: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })),
+          },
+        ];
       case 'resource':
       case 'resource_hs256':
         return [{ ...base, path: `/resources/${resourceId}`, duration: seconds }];
@@ -85,13 +92,30 @@ try {
             path: '/auth/login',
             method: 'POST',
             headers: { 'content-type': 'application/json' },
-            perConnectionBodies: usernames.slice(0, 8).map((username) => JSON.stringify({ username, password: PASSWORD })),
+            perConnectionBodies: usernames
+              .slice(0, 8)
+              .map((username) => JSON.stringify({ username, password: PASSWORD })),
             duration: seconds,
           },
-          { kind: 'probe', url: server.url, path: '/.well-known/jwks.json', intervalMs: 20, duration: Math.max(1, seconds - 2), delayMs: 1000 },
+          {
+            kind: 'probe',
+            url: server.url,
+            path: '/.well-known/jwks.json',
+            intervalMs: 20,
+            duration: Math.max(1, seconds - 2),
+            delayMs: 1000,
+          },
         ];
       case 'refresh':
-        return [{ ...base, path: '/auth/refresh', method: 'POST', duration: seconds, refreshTokens: await freshSessions(server.url, usernames) }];
+        return [
+          {
+            ...base,
+            path: '/auth/refresh',
+            method: 'POST',
+            duration: seconds,
+            refreshTokens: await freshSessions(server.url, usernames),
+          },
+        ];
       default:
         throw new Error(`no load for scenario ${scenario}`);
     }
@@ -106,9 +130,16 @@ try {
   const kept = join(outDir, `profile-${scenario}-${stamp}.cpuprofile`);
   spawnSync('cp', [join(profileDir, file), kept]);
   const summary = summarizeProfile(kept, { fromUs, toUs, root: ROOT, top: Number(option('top') ?? 25) });
-  const loadFigures = results.map((r) => ('rps' in r ? `${r.rps.toFixed(1)} req/s, p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms` : `probe p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms`));
+  const loadFigures = results.map((r) =>
+    'rps' in r
+      ? `${r.rps.toFixed(1)} req/s, p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms`
+      : `probe p50 ${r.latencyMs.p50?.toFixed(2)} ms, p99 ${r.latencyMs.p99?.toFixed(2)} ms`,
+  );
   console.log(formatSummary(summary, `${scenario} (${db.kind}) under load: ${loadFigures.join('; ')}`));
-  writeFileSync(join(outDir, `profile-${scenario}-${stamp}.json`), `${JSON.stringify({ scenario, database: db.kind, load: results.map((r) => without(r, 'refreshTokens')), ...summary }, null, 2)}\n`);
+  writeFileSync(
+    join(outDir, `profile-${scenario}-${stamp}.json`),
+    `${JSON.stringify({ scenario, database: db.kind, load: results.map((r) => without(r, 'refreshTokens')), ...summary }, null, 2)}\n`,
+  );
 } finally {
   await server.stop();
   await dbs.dropAll();

@@ -60,7 +60,8 @@ async function measure({ url, userId, concurrency, duration, warmup }) {
           userAgent: null,
           ip: '127.0.0.1',
         });
-        if (!rotated) throw new Error('rotation matched no session: the baseline lost its chain (did rotate() change?)');
+        if (!rotated)
+          throw new Error('rotation matched no session: the baseline lost its chain (did rotate() change?)');
         hashes[slot] = next;
         if (counting) latencies.push(performance.now() - start);
       }
@@ -78,7 +79,9 @@ async function measure({ url, userId, concurrency, duration, warmup }) {
     const own = process.cpuUsage(own0);
     const db1 = await backendCpu(url, backends);
     const n = latencies.length;
-    const cpu = n ? { serverUsPerRequest: (own.user + own.system) / n, dbUsPerRequest: (backendDelta(db0, db1) * 1000) / n } : undefined;
+    const cpu = n
+      ? { serverUsPerRequest: (own.user + own.system) / n, dbUsPerRequest: (backendDelta(db0, db1) * 1000) / n }
+      : undefined;
     stop.abort();
     await Promise.all(loops);
     return {

@@ -139,11 +139,24 @@ async function prepare(server, prefix = 'bench_u') {
   // Sanity: both endpoints answer as the scenarios expect.
   await get(server.url, '/users/me', accounts[0].accessToken);
   await get(server.url, `/resources/${resourceId}`);
-  return { accounts, usernames, resourceId, bearer: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })) };
+  return {
+    accounts,
+    usernames,
+    resourceId,
+    bearer: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })),
+  };
 }
 
 function httpJob(server, path, extra = {}) {
-  return { kind: 'autocannon', url: server.url, path, connections: P.connections, duration: P.duration, skipS: P.skip, ...extra };
+  return {
+    kind: 'autocannon',
+    url: server.url,
+    path,
+    connections: P.connections,
+    duration: P.duration,
+    skipS: P.skip,
+    ...extra,
+  };
 }
 
 /**
@@ -161,7 +174,10 @@ async function withCpu(server, fn) {
   const first = results[0];
   const n = first.total;
   if (n > 0 && s0 !== null && s1 !== null) {
-    first.cpu = { serverUsPerRequest: ((s1 - s0) * 1000) / n, dbUsPerRequest: where ? (backendDelta(d0, d1) * 1000) / n : null };
+    first.cpu = {
+      serverUsPerRequest: ((s1 - s0) * 1000) / n,
+      dbUsPerRequest: where ? (backendDelta(d0, d1) * 1000) / n : null,
+    };
   }
   return results;
 }
@@ -184,7 +200,8 @@ function record(label, unit, results, figure = (r) => r.rps) {
   const bad = results.reduce((n, r) => n + (r.non2xxMeasured ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0), 0);
   const good = results.reduce((n, r) => n + (r.ok ?? r.count ?? 0), 0);
   if (bad > Math.max(good, 1) * 0.01) problems.push(`${label}: ${bad} failed requests for ${good} successful ones`);
-  else if (good === 0) warnings.push(`${label}: no request completed within the measured window (machine too slow or busy?)`);
+  else if (good === 0)
+    warnings.push(`${label}: no request completed within the measured window (machine too slow or busy?)`);
   return entry;
 }
 
@@ -207,7 +224,9 @@ function conclude(key, { unit, baselineUnit, values, baselines, ratios, details 
   entry.pass = entry.ratio === null ? null : TARGETS[key].pass(entry);
   scenarios[key] = entry;
   const fmt = (x) => (x === null || x === undefined ? 'n/a' : Number(x).toFixed(2));
-  log(`${key}: value ${fmt(entry.value)} ${unit}, baseline ${fmt(entry.baseline)} ${entry.baselineUnit}, ratio ${fmt(entry.ratio)} → ${entry.pass === null ? 'n/a' : entry.pass ? 'pass' : 'MISS'}`);
+  log(
+    `${key}: value ${fmt(entry.value)} ${unit}, baseline ${fmt(entry.baseline)} ${entry.baselineUnit}, ratio ${fmt(entry.ratio)} → ${entry.pass === null ? 'n/a' : entry.pass ? 'pass' : 'MISS'}`,
+  );
   return entry;
 }
 
@@ -243,7 +262,8 @@ async function guarded(key, fn) {
 
 /** guard (and guard_hs256): GET /users/me against GET /resources/:id (public, no token). */
 async function guardScenario(key, server, ctx) {
-  const scenario = () => withCpu(server, () => load(httpJob(server, '/users/me', { perConnectionHeaders: ctx.bearer })));
+  const scenario = () =>
+    withCpu(server, () => load(httpJob(server, '/users/me', { perConnectionHeaders: ctx.bearer })));
   const baseline = () => withCpu(server, () => load(httpJob(server, `/resources/${ctx.resourceId}`)));
   log(`${key}: warm-up`);
   await load(httpJob(server, '/users/me', { perConnectionHeaders: ctx.bearer, duration: P.warmup, skipS: 0 }));
@@ -267,19 +287,40 @@ async function loginScenario(server, ctx) {
     path: '/auth/login',
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    perConnectionBodies: ctx.usernames.slice(0, P.loginConnections).map((username) => JSON.stringify({ username, password: PASSWORD })),
+    perConnectionBodies: ctx.usernames
+      .slice(0, P.loginConnections)
+      .map((username) => JSON.stringify({ username, password: PASSWORD })),
     connections: P.loginConnections,
     duration,
     skipS,
   });
-  const probeJob = (duration, delayMs) => ({ kind: 'probe', url: server.url, path: '/.well-known/jwks.json', intervalMs: P.probeIntervalMs, duration, delayMs });
+  const probeJob = (duration, delayMs) => ({
+    kind: 'probe',
+    url: server.url,
+    path: '/.well-known/jwks.json',
+    intervalMs: P.probeIntervalMs,
+    duration,
+    delayMs,
+  });
   // A sparser second probe (10/s) on GET /resources/:id, for information.
-  const apiProbeJob = (duration, delayMs) => ({ kind: 'probe', url: server.url, path: `/resources/${ctx.resourceId}`, intervalMs: 100, duration, delayMs });
+  const apiProbeJob = (duration, delayMs) => ({
+    kind: 'probe',
+    url: server.url,
+    path: `/resources/${ctx.resourceId}`,
+    intervalMs: 100,
+    duration,
+    delayMs,
+  });
   const probeS = Math.max(1, P.loginDuration - 2 * Math.max(1, P.skip * 2));
   const probeDelay = Math.max(1, P.skip * 2) * 1000;
   log('login: warm-up');
   await load(loginJob(P.warmup + 1, 0), probeJob(P.warmup, 500));
-  await runChild('bcrypt-baseline.mjs', { cost: P.bcryptCost, inFlight: P.loginConnections, duration: P.warmup, warmup: 0 });
+  await runChild('bcrypt-baseline.mjs', {
+    cost: P.bcryptCost,
+    inFlight: P.loginConnections,
+    duration: P.warmup,
+    warmup: 0,
+  });
 
   const logins = [];
   const underLoad = [];
@@ -297,7 +338,15 @@ async function loginScenario(server, ctx) {
         underLoad.push(p);
         apiUnderLoad.push(a);
       },
-      async () => bcryptRounds.push(await runChild('bcrypt-baseline.mjs', { cost: P.bcryptCost, inFlight: P.loginConnections, duration: P.loginDuration - P.skip * 2, warmup: P.skip * 2 })),
+      async () =>
+        bcryptRounds.push(
+          await runChild('bcrypt-baseline.mjs', {
+            cost: P.bcryptCost,
+            inFlight: P.loginConnections,
+            duration: P.loginDuration - P.skip * 2,
+            warmup: P.skip * 2,
+          }),
+        ),
       async () => {
         const [p, a] = await load(probeJob(probeS, 0), apiProbeJob(probeS, 0));
         idle.push(p);
@@ -306,7 +355,9 @@ async function loginScenario(server, ctx) {
     ];
     if (i % 2 === 1) steps.reverse();
     for (const step of steps) await step();
-    log(`login: round ${i + 1}/${P.rounds}: ${logins.at(-1).rps.toFixed(2)} logins/s vs ${bcryptRounds.at(-1).rps.toFixed(2)} compares/s; JWKS p99 ${underLoad.at(-1).latencyMs.p99?.toFixed(2)} ms under load, ${idle.at(-1).latencyMs.p99?.toFixed(2)} ms idle`);
+    log(
+      `login: round ${i + 1}/${P.rounds}: ${logins.at(-1).rps.toFixed(2)} logins/s vs ${bcryptRounds.at(-1).rps.toFixed(2)} compares/s; JWKS p99 ${underLoad.at(-1).latencyMs.p99?.toFixed(2)} ms under load, ${idle.at(-1).latencyMs.p99?.toFixed(2)} ms idle`,
+    );
   }
   record(`login: POST /auth/login (${P.loginConnections} connections, cost ${P.bcryptCost})`, 'logins/s', logins);
   record(`login: raw bcrypt.compare (${P.loginConnections} in flight, baseline)`, 'compares/s', bcryptRounds);
@@ -314,32 +365,52 @@ async function loginScenario(server, ctx) {
   record('login_latency: JWKS p99 idle (baseline)', 'ms', idle, (r) => r.latencyMs.p99);
   record('login_latency_api: GET /resources/:id p99 under login load', 'ms', apiUnderLoad, (r) => r.latencyMs.p99);
   record('login_latency_api: GET /resources/:id p99 idle (baseline)', 'ms', apiIdle, (r) => r.latencyMs.p99);
-  conclude('login', { unit: 'logins/s', baselineUnit: 'compares/s', values: logins.map((r) => r.rps), baselines: bcryptRounds.map((r) => r.rps) });
+  conclude('login', {
+    unit: 'logins/s',
+    baselineUnit: 'compares/s',
+    values: logins.map((r) => r.rps),
+    baselines: bcryptRounds.map((r) => r.rps),
+  });
   conclude('login_latency', {
     unit: 'ms (p99)',
     values: underLoad.map((r) => r.latencyMs.p99),
     baselines: idle.map((r) => r.latencyMs.p99),
-    details: { p50UnderLoad: median(underLoad.map((r) => r.latencyMs.p50)), p50Idle: median(idle.map((r) => r.latencyMs.p50)) },
+    details: {
+      p50UnderLoad: median(underLoad.map((r) => r.latencyMs.p50)),
+      p50Idle: median(idle.map((r) => r.latencyMs.p50)),
+    },
   });
   conclude('login_latency_api', {
     unit: 'ms (p99)',
     values: apiUnderLoad.map((r) => r.latencyMs.p99),
     baselines: apiIdle.map((r) => r.latencyMs.p99),
-    details: { path: 'GET /resources/:id (public)', p50UnderLoad: median(apiUnderLoad.map((r) => r.latencyMs.p50)), p50Idle: median(apiIdle.map((r) => r.latencyMs.p50)) },
+    details: {
+      path: 'GET /resources/:id (public)',
+      p50UnderLoad: median(apiUnderLoad.map((r) => r.latencyMs.p50)),
+      p50Idle: median(apiIdle.map((r) => r.latencyMs.p50)),
+    },
   });
 }
 
 /** A refresh load: every connection rotates its own session chain, from fresh sessions. */
 async function refreshRun(server, ctx, duration = P.duration, skipS = P.skip) {
   const tokens = await freshSessions(server.url, ctx.usernames.slice(0, P.connections));
-  const [r] = await withCpu(server, () => load(httpJob(server, '/auth/refresh', { method: 'POST', refreshTokens: tokens, duration, skipS })));
+  const [r] = await withCpu(server, () =>
+    load(httpJob(server, '/auth/refresh', { method: 'POST', refreshTokens: tokens, duration, skipS })),
+  );
   return r;
 }
 
 async function refreshScenario(server, ctx, db) {
   const postgres = db.kind === 'postgres';
   const baseline = (duration, warmup) =>
-    runChild('rotate-baseline.mjs', { url: db.url, userId: ctx.accounts[0].userId, concurrency: P.connections, duration, warmup });
+    runChild('rotate-baseline.mjs', {
+      url: db.url,
+      userId: ctx.accounts[0].userId,
+      concurrency: P.connections,
+      duration,
+      warmup,
+    });
   log('refresh: warm-up');
   await refreshRun(server, ctx, P.warmup, 0);
   if (postgres) await baseline(P.warmup, 0);
@@ -363,7 +434,9 @@ async function refreshScenario(server, ctx, db) {
     values: s.map((r) => r.rps),
     baselines: postgres ? b.map((r) => r.rps) : null,
     ratios: postgres ? undefined : s.map(() => null),
-    details: postgres ? undefined : { baseline: 'n/a on PGlite: the embedded database lives inside the server process' },
+    details: postgres
+      ? undefined
+      : { baseline: 'n/a on PGlite: the embedded database lives inside the server process' },
   });
 }
 
@@ -386,7 +459,9 @@ async function scaleScenario() {
     for (const { name, db } of plan) pair[name] = await startServer(`scale-${name}`, db); // migrates
   }
   for (const { name, db, size } of plan) {
-    log(`scale: seeding ${name}: ${size.users.toLocaleString('en')} users, ${size.sessions.toLocaleString('en')} sessions`);
+    log(
+      `scale: seeding ${name}: ${size.users.toLocaleString('en')} users, ${size.sessions.toLocaleString('en')} sessions`,
+    );
     const seconds = await withDatabase(db, (exec) => seed(exec, size));
     log(`scale: seeded ${name} in ${seconds.toFixed(1)} s`);
   }
@@ -394,23 +469,41 @@ async function scaleScenario() {
     pair[name] ??= await startServer(`scale-${name}`, db);
     ctx[name] = await prepare(pair[name]);
   }
-  const guardJob = (name, extra = {}) => httpJob(pair[name], '/users/me', { perConnectionHeaders: ctx[name].bearer, ...extra });
+  const guardJob = (name, extra = {}) =>
+    httpJob(pair[name], '/users/me', { perConnectionHeaders: ctx[name].bearer, ...extra });
   log('scale: warm-up');
   for (const name of ['large', 'small']) {
     await load(guardJob(name, { duration: P.warmup, skipS: 0 }));
     await refreshRun(pair[name], ctx[name], P.warmup, 0);
   }
   const guardRun = async (name) => (await withCpu(pair[name], () => load(guardJob(name))))[0];
-  const [gl, gs] = await alternate(P.rounds, () => guardRun('large'), () => guardRun('small'));
-  const [rl, rs] = await alternate(P.rounds, () => refreshRun(pair.large, ctx.large), () => refreshRun(pair.small, ctx.small));
+  const [gl, gs] = await alternate(
+    P.rounds,
+    () => guardRun('large'),
+    () => guardRun('small'),
+  );
+  const [rl, rs] = await alternate(
+    P.rounds,
+    () => refreshRun(pair.large, ctx.large),
+    () => refreshRun(pair.small, ctx.small),
+  );
   const { large: L, small: S } = P.scale;
-  record(`scale: GET /users/me, ${L.sessions.toLocaleString('en')} sessions / ${L.users.toLocaleString('en')} users`, 'req/s', gl);
+  record(
+    `scale: GET /users/me, ${L.sessions.toLocaleString('en')} sessions / ${L.users.toLocaleString('en')} users`,
+    'req/s',
+    gl,
+  );
   record(`scale: GET /users/me, ${S.sessions.toLocaleString('en')} sessions (baseline)`, 'req/s', gs);
   record(`scale: POST /auth/refresh, ${L.sessions.toLocaleString('en')} sessions`, 'req/s', rl);
   record(`scale: POST /auth/refresh, ${S.sessions.toLocaleString('en')} sessions (baseline)`, 'req/s', rs);
   const part = (l, s) => {
     const ratios = l.map((r, i) => r.rps / s[i].rps);
-    return { value: median(l.map((r) => r.rps)), baseline: median(s.map((r) => r.rps)), ratio: median(ratios), range: { ratio: summary(ratios) } };
+    return {
+      value: median(l.map((r) => r.rps)),
+      baseline: median(s.map((r) => r.rps)),
+      ratio: median(ratios),
+      range: { ratio: summary(ratios) },
+    };
   };
   const parts = { refresh: part(rl, rs), guard: part(gl, gs) };
   const worst = parts.refresh.ratio <= parts.guard.ratio ? 'refresh' : 'guard';
@@ -460,9 +553,15 @@ async function runBenchmarks() {
   }
   const machine = await machineInfo(dbs);
   const loadAtStart = os.loadavg()[0];
-  log(`${machine.cpu} ×${machine.cores}, Node ${machine.node}, ${machine.database}${QUICK ? ', quick run' : ''}; load average ${loadAtStart.toFixed(1)}`);
-  if (loadAtStart > machine.cores) warnings.push(`the machine was busy: load average ${loadAtStart.toFixed(1)} at start on ${machine.cores} cores`);
-  if (loadAtStart > machine.cores) log(`warning: the machine is busy (load average ${loadAtStart.toFixed(1)} on ${machine.cores} cores): figures will be noisy`);
+  log(
+    `${machine.cpu} ×${machine.cores}, Node ${machine.node}, ${machine.database}${QUICK ? ', quick run' : ''}; load average ${loadAtStart.toFixed(1)}`,
+  );
+  if (loadAtStart > machine.cores)
+    warnings.push(`the machine was busy: load average ${loadAtStart.toFixed(1)} at start on ${machine.cores} cores`);
+  if (loadAtStart > machine.cores)
+    log(
+      `warning: the machine is busy (load average ${loadAtStart.toFixed(1)} on ${machine.cores} cores): figures will be noisy`,
+    );
 
   const mainDb = await dbs.create('main');
   const main = await startServer('main', mainDb);
@@ -484,12 +583,20 @@ async function runBenchmarks() {
     const end = main.memory();
     const mb = (kb) => kb / 1024;
     record('memory: main server VmRSS after the run', 'MB', [{ value: mb(end.rssKb) }], (r) => r.value);
-    record('memory: main server VmRSS after start-up (baseline)', 'MB', [{ value: mb(startupMemory.rssKb) }], (r) => r.value);
+    record(
+      'memory: main server VmRSS after start-up (baseline)',
+      'MB',
+      [{ value: mb(startupMemory.rssKb) }],
+      (r) => r.value,
+    );
     conclude('memory', {
       unit: 'MB',
       values: [mb(end.rssKb)],
       baselines: [mb(startupMemory.rssKb)],
-      details: { peakMb: mb(end.hwmKb), scenariosServed: ONLY.filter((k) => ['guard', 'login', 'refresh'].includes(k)) },
+      details: {
+        peakMb: mb(end.hwmKb),
+        scenariosServed: ONLY.filter((k) => ['guard', 'login', 'refresh'].includes(k)),
+      },
     });
   });
 
@@ -508,7 +615,10 @@ async function runBenchmarks() {
       warnings,
     },
     scenarios,
-    series: series.map(({ rounds, ...rest }) => ({ ...rest, rounds: rounds.map((r) => without(r, 'refreshTokens', 'statusCodes')) })),
+    series: series.map(({ rounds, ...rest }) => ({
+      ...rest,
+      rounds: rounds.map((r) => without(r, 'refreshTokens', 'statusCodes')),
+    })),
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
@@ -516,7 +626,9 @@ async function runBenchmarks() {
   // Kept beside it (git-ignored too), so that a later quick run does not erase a full one.
   writeFileSync(join(ROOT, 'bench', 'results', `run-${stamp}-${report.run.mode}-${dbs.kind}.json`), json);
   printTables(report);
-  console.log(`\nwritten: bench/results/latest.json and run-${stamp}-${report.run.mode}-${dbs.kind}.json (${durationS.toFixed(0)} s)`);
+  console.log(
+    `\nwritten: bench/results/latest.json and run-${stamp}-${report.run.mode}-${dbs.kind}.json (${durationS.toFixed(0)} s)`,
+  );
   if (warnings.length) console.log(`\nwarnings:\n  - ${warnings.join('\n  - ')}`);
   if (problems.length) console.log(`\nproblems:\n  - ${problems.join('\n  - ')}`);
   await cleanup();

@@ -48,7 +48,14 @@ for (const [i, run] of runs.entries()) {
   const report = join(dir, `report-${i}.json`);
   const result = spawnSync(
     process.execPath,
-    ['node_modules/vitest/vitest.mjs', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
+    [
+      'node_modules/vitest/vitest.mjs',
+      'run',
+      '--reporter=default',
+      '--reporter=json',
+      `--outputFile.json=${report}`,
+      ...args,
+    ],
     { stdio: 'inherit', env: { ...process.env, ...run.env } },
   );
   if (result.status !== 0) ok = false;

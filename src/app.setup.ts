@@ -15,8 +15,7 @@ const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbo
 
 /** Builds the application (not listening): used by main.ts, the tests and the benchmarks. */
 export async function createApp(config: AppConfig): Promise<NestExpressApplication> {
-  const logger =
-    config.LOG_LEVEL === 'silent' ? false : LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.LOG_LEVEL) + 1);
+  const logger = config.LOG_LEVEL === 'silent' ? false : LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.LOG_LEVEL) + 1);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false, // JsonBodyMiddleware parses, with the contract's limits
     logger,
@@ -73,7 +72,9 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
     app,
     new DocumentBuilder()
       .setTitle('Gatehouse')
-      .setDescription('Username/password authentication: JWT access tokens, rotating refresh cookies, guarded resources.')
+      .setDescription(
+        'Username/password authentication: JWT access tokens, rotating refresh cookies, guarded resources.',
+      )
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }, 'bearer')
       .addCookieAuth('refresh_token', { type: 'apiKey', in: 'cookie', name: 'refresh_token' }, 'refreshCookie')

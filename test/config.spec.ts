@@ -321,9 +321,24 @@ describe('JWT_KEYS and JWT_SECRETS are read at parse time, with the code that re
 
   it.each([
     ['text that holds no key', 'JWT_KEYS', 'not-a-key', /no key found/],
-    ['a PEM block that is not a key', 'JWT_KEYS', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----', /cannot read a key/],
-    ['broken JWK JSON', 'JWT_KEYS', `{"kty": "EC", "crv": "P-256", "d": "c2VjcmV0LWQtdmFsdWU", "x": broken`, /not valid JSON/],
-    ['a JWK that is not a key', 'JWT_KEYS', JSON.stringify({ kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA', d: 'c2VjcmV0LWQtdmFsdWU' }), /cannot read a key/],
+    [
+      'a PEM block that is not a key',
+      'JWT_KEYS',
+      '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----',
+      /cannot read a key/,
+    ],
+    [
+      'broken JWK JSON',
+      'JWT_KEYS',
+      `{"kty": "EC", "crv": "P-256", "d": "c2VjcmV0LWQtdmFsdWU", "x": broken`,
+      /not valid JSON/,
+    ],
+    [
+      'a JWK that is not a key',
+      'JWT_KEYS',
+      JSON.stringify({ kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA', d: 'c2VjcmV0LWQtdmFsdWU' }),
+      /cannot read a key/,
+    ],
     ['a public key first', 'JWT_KEYS', publicPem, /first key must be a private key/],
     ['a symmetric JWK', 'JWT_KEYS', JSON.stringify({ kty: 'oct', k: 'c2VjcmV0LWstdmFsdWU' }), /use JWT_SECRETS/],
     ['a short HS256 secret', 'JWT_SECRETS', 'short-secret-value', /at least 32 bytes/],

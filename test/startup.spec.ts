@@ -412,7 +412,9 @@ describe('the database CLI (node cli/db.js migrate) reads DATABASE_URL as the se
     try {
       expect(server.output()).toContain(`connected to the embedded database (PGlite) in ${dbDir}`);
       expect(server.output()).not.toMatch(/applied migrations/);
-      expect((await post(server, '/auth/signup', { username: 'cli_file_url', password: 'cli password 12' })).status).toBe(201);
+      expect(
+        (await post(server, '/auth/signup', { username: 'cli_file_url', password: 'cli password 12' })).status,
+      ).toBe(201);
     } finally {
       expect((await stop(server)).code).toBe(0);
     }
@@ -421,8 +423,11 @@ describe('the database CLI (node cli/db.js migrate) reads DATABASE_URL as the se
     expect(readdirSync(cwd)).toEqual([]);
   });
 
-  it('refuses an invalid environment with the server\'s one-line messages, without a stack trace', async () => {
-    const { code, output } = await runDbCli(['migrate'], { DATABASE_URL: 'mysql://root@localhost/db', DATA_DIR: tempDir('data') });
+  it("refuses an invalid environment with the server's one-line messages, without a stack trace", async () => {
+    const { code, output } = await runDbCli(['migrate'], {
+      DATABASE_URL: 'mysql://root@localhost/db',
+      DATA_DIR: tempDir('data'),
+    });
     expect(code).toBe(1);
     expect(output).toMatch(/^\s*- DATABASE_URL: /m);
     expect(output).not.toMatch(STACK_FRAME);
@@ -443,7 +448,11 @@ describe.runIf(onPostgres)('a server on PostgreSQL without MIGRATE_ON_START (TES
   it('refuses an empty database in one line naming `npm run db:migrate` and MIGRATE_ON_START, without a stack trace', async () => {
     const database = await freshDatabase();
     try {
-      const { code, output } = await runToExit({ DATABASE_URL: database.url, MIGRATE_ON_START: 'false', DATA_DIR: tempDir('data') });
+      const { code, output } = await runToExit({
+        DATABASE_URL: database.url,
+        MIGRATE_ON_START: 'false',
+        DATA_DIR: tempDir('data'),
+      });
       expect(code).toBe(1);
       const line = /^Start-up failed: (.*)$/m.exec(output)?.[1];
       expect(line).toMatch(/^PostgreSQL at [^ ]+ has \d+ pending migrations \(\d{14}_init, .*\): /);
@@ -466,7 +475,11 @@ describe.runIf(onPostgres)('a server on PostgreSQL without MIGRATE_ON_START (TES
         `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
          VALUES ('00000000-0000-4000-8000-000000000001', 'abc', '29990101000000_from_the_future', now(), now(), 1)`,
       );
-      const { code, output } = await runToExit({ DATABASE_URL: database.url, MIGRATE_ON_START: 'false', DATA_DIR: tempDir('data') });
+      const { code, output } = await runToExit({
+        DATABASE_URL: database.url,
+        MIGRATE_ON_START: 'false',
+        DATA_DIR: tempDir('data'),
+      });
       expect(code).toBe(1);
       expect(output).toMatch(
         /^Start-up failed: PostgreSQL at [^ ]+ was migrated by a newer version of Gatehouse \(unknown migration 29990101000000_from_the_future\): upgrade/m,
@@ -484,10 +497,16 @@ describe.runIf(onPostgres)('a server on PostgreSQL without MIGRATE_ON_START (TES
       const migrate = await runDbCli(['migrate'], { DATABASE_URL: database.url });
       expect(migrate.code).toBe(0);
       expect(migrate.output).toMatch(/^applied to PostgreSQL at [^ ]+:\n {2}\d{14}_init\n/);
-      const server = await startServer({ DATABASE_URL: database.url, MIGRATE_ON_START: 'false', DATA_DIR: tempDir('data') });
+      const server = await startServer({
+        DATABASE_URL: database.url,
+        MIGRATE_ON_START: 'false',
+        DATA_DIR: tempDir('data'),
+      });
       try {
         expect(server.output()).not.toMatch(/applied migrations|pending/);
-        expect((await post(server, '/auth/signup', { username: 'pg_premigrated', password: 'pg password 12' })).status).toBe(201);
+        expect(
+          (await post(server, '/auth/signup', { username: 'pg_premigrated', password: 'pg password 12' })).status,
+        ).toBe(201);
       } finally {
         expect((await stop(server)).code).toBe(0);
       }

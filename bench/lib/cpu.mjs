@@ -26,7 +26,10 @@ export async function backendCpu(url, where) {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query(`SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ${where.sql}`, where.params);
+    const { rows } = await client.query(
+      `SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ${where.sql}`,
+      where.params,
+    );
     return new Map(rows.map((r) => [r.pid, cpuMs(r.pid)]).filter(([, ms]) => ms !== null));
   } finally {
     await client.end();

@@ -71,7 +71,9 @@ export function summarizeProfile(file, { fromUs = -Infinity, toUs = Infinity, to
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, us]) => ({ name, ms: Math.round(us / 100) / 10, pct: Math.round((us / windowUs) * 1000) / 10 }));
-  const structural = (k) => !/^\((root|program|idle|garbage collector)\)/.test(k) && !/^(processTicksAndRejections|listOnTimeout|processTimers|emit|runMicrotasks)\s/.test(k);
+  const structural = (k) =>
+    !/^\((root|program|idle|garbage collector)\)/.test(k) &&
+    !/^(processTicksAndRejections|listOnTimeout|processTimers|emit|runMicrotasks)\s/.test(k);
   return {
     file,
     windowMs: Math.round(windowUs / 1000),

@@ -82,7 +82,9 @@ export async function withDatabase(db, fn) {
   const { PGlite } = await import('@electric-sql/pglite');
   const lite = new PGlite(db.dir);
   try {
-    return await fn(async (sql, params) => (params ? (await lite.query(sql, params)).rows : (await lite.exec(sql)).at(-1)?.rows ?? []));
+    return await fn(async (sql, params) =>
+      params ? (await lite.query(sql, params)).rows : ((await lite.exec(sql)).at(-1)?.rows ?? []),
+    );
   } finally {
     await lite.close();
   }

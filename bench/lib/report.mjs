@@ -22,10 +22,17 @@ const span = (s, digits) => (s && s.n > 1 ? `${n(s.min, digits)}–${n(s.max, di
 
 export function printTables(report) {
   const m = report.machine;
-  console.log(`\nGatehouse benchmark (${report.run.mode}) — ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GiB, Node ${m.node}, ${m.database}`);
+  console.log(
+    `\nGatehouse benchmark (${report.run.mode}) — ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GiB, Node ${m.node}, ${m.database}`,
+  );
   const la = report.run.loadAverage;
-  if (la) console.log(`load average (1 min) at start ${n(la.atStart, 1)}, at end ${n(la.atEnd, 1)} — the benchmark itself accounts for about 2–3`);
-  console.log(`rounds: ${report.run.parameters.rounds}, ${report.run.parameters.duration} s per measurement (login ${report.run.parameters.loginDuration} s); value/baseline: medians over rounds; ratio: median of per-round ratios [min–max]\n`);
+  if (la)
+    console.log(
+      `load average (1 min) at start ${n(la.atStart, 1)}, at end ${n(la.atEnd, 1)} — the benchmark itself accounts for about 2–3`,
+    );
+  console.log(
+    `rounds: ${report.run.parameters.rounds}, ${report.run.parameters.duration} s per measurement (login ${report.run.parameters.loginDuration} s); value/baseline: medians over rounds; ratio: median of per-round ratios [min–max]\n`,
+  );
 
   const rows = Object.entries(report.scenarios).map(([key, s]) => [
     key,
@@ -36,11 +43,23 @@ export function printTables(report) {
     s.target,
     s.pass === null ? 'n/a' : s.pass ? 'pass' : 'MISS',
   ]);
-  console.log(table(['scenario', 'value', 'baseline', 'ratio', 'min–max', 'target', 'result'], rows, ['l', 'r', 'r', 'r', 'r', 'l', 'l']));
+  console.log(
+    table(['scenario', 'value', 'baseline', 'ratio', 'min–max', 'target', 'result'], rows, [
+      'l',
+      'r',
+      'r',
+      'r',
+      'r',
+      'l',
+      'l',
+    ]),
+  );
 
   const scale = report.scenarios.scale?.details?.parts;
   if (scale) {
-    console.log(`\nscale parts: refresh ratio ${n(scale.refresh.ratio, 2)} (${n(scale.refresh.value)} vs ${n(scale.refresh.baseline)} req/s), guard ratio ${n(scale.guard.ratio, 2)} (${n(scale.guard.value)} vs ${n(scale.guard.baseline)} req/s)`);
+    console.log(
+      `\nscale parts: refresh ratio ${n(scale.refresh.ratio, 2)} (${n(scale.refresh.value)} vs ${n(scale.refresh.baseline)} req/s), guard ratio ${n(scale.guard.ratio, 2)} (${n(scale.guard.value)} vs ${n(scale.guard.baseline)} req/s)`,
+    );
   }
 
   console.log('');
@@ -53,6 +72,18 @@ export function printTables(report) {
     s.serverCpuUsPerRequest === null ? '' : n(s.serverCpuUsPerRequest, 0),
     s.dbCpuUsPerRequest === null ? '' : n(s.dbCpuUsPerRequest, 0),
   ]);
-  console.log(table(['measured series', 'median', 'min–max', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'DB CPU µs/req'], abs, ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
-  console.log('CPU per request: CPU time (/proc) of the server process (every thread) and of the PostgreSQL backends of its database, divided by the responses; for the rotation baseline, "server" is the pg client process.');
+  console.log(
+    table(['measured series', 'median', 'min–max', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'DB CPU µs/req'], abs, [
+      'l',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+    ]),
+  );
+  console.log(
+    'CPU per request: CPU time (/proc) of the server process (every thread) and of the PostgreSQL backends of its database, divided by the responses; for the rotation baseline, "server" is the pg client process.',
+  );
 }

@@ -38,7 +38,14 @@ export function serverEnv(extra) {
     LOGIN_RATE_LIMIT: '10000',
     // Production refuses to start without its keys and pepper: fresh ones for this run.
     PASSWORD_PEPPER: randomBytes(32).toString('base64url'),
-    ...(extra.JWT_SECRETS ? {} : { JWT_KEYS: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }) }),
+    ...(extra.JWT_SECRETS
+      ? {}
+      : {
+          JWT_KEYS: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+            format: 'pem',
+            type: 'pkcs8',
+          }),
+        }),
     ...extra,
   };
 }
@@ -82,7 +89,9 @@ export class Server {
     while (Date.now() < deadline) {
       const { exitCode: code, signalCode: signal } = this.child;
       if (code !== null || signal !== null) {
-        throw new Error(`server ${this.name} exited during start-up (${JSON.stringify({ code, signal })}):\n${this.logTail()}`);
+        throw new Error(
+          `server ${this.name} exited during start-up (${JSON.stringify({ code, signal })}):\n${this.logTail()}`,
+        );
       }
       try {
         const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(2000) });

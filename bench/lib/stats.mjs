@@ -24,7 +24,12 @@ export function percentile(samples, p) {
 /** { median, min, max } of a series (null members ignored). */
 export function summary(values) {
   const r = range(values);
-  return { median: median(values), min: r ? r[0] : null, max: r ? r[1] : null, n: values.filter(Number.isFinite).length };
+  return {
+    median: median(values),
+    min: r ? r[0] : null,
+    max: r ? r[1] : null,
+    n: values.filter(Number.isFinite).length,
+  };
 }
 
 export function round(x, digits = 2) {

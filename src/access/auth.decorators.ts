@@ -44,7 +44,8 @@ export type SessionPrincipal = Principal & { kind: 'user'; sessionId: string };
 export const CurrentSession = createParamDecorator((_: unknown, ctx: ExecutionContext): SessionPrincipal => {
   const req = ctx.switchToHttp().getRequest<Request>();
   const principal = req.principal;
-  if (!principal) throw new Error(`@CurrentSession() used on ${req.method} ${req.path} without an authentication guard`);
+  if (!principal)
+    throw new Error(`@CurrentSession() used on ${req.method} ${req.path} without an authentication guard`);
   if (principal.kind !== 'user' || principal.sessionId === null) {
     throw new AppError(ErrorCode.USER_SESSION_REQUIRED, 'This route needs a user signed in with a Gatehouse session');
   }

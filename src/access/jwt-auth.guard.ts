@@ -15,7 +15,8 @@ export function bearerChallenge(description?: string): AppError {
   const header = description
     ? `Bearer realm="${REALM}", error="invalid_token", error_description="${description}"`
     : `Bearer realm="${REALM}"`;
-  return new AppError(description ? ErrorCode.INVALID_TOKEN : ErrorCode.UNAUTHORIZED,
+  return new AppError(
+    description ? ErrorCode.INVALID_TOKEN : ErrorCode.UNAUTHORIZED,
     description ? `Invalid access token: ${description}` : 'Authentication required',
     { 'WWW-Authenticate': header },
   );

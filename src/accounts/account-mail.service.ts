@@ -30,7 +30,13 @@ export class AccountMailService {
   /** A verification link for the account's current address; false when none was sent. */
   async sendVerification(account: MailedAccount, ip: string | null): Promise<boolean> {
     const ttl = this.config.EMAIL_VERIFICATION_TTL;
-    const token = await this.tokens.issue({ userId: account.id, purpose: 'verify_email', targetEmail: account.email, ttlSeconds: ttl, ip });
+    const token = await this.tokens.issue({
+      userId: account.id,
+      purpose: 'verify_email',
+      targetEmail: account.email,
+      ttlSeconds: ttl,
+      ip,
+    });
     if (!token) return false;
     const link = mailLink(this.config, 'verify', token);
     return this.mailer.send({

@@ -56,8 +56,13 @@ export class CredentialsService {
    * re-checks cannot all pass (429 TOO_MANY_ATTEMPTS beyond it).
    */
   async recheck(user: UserRecord, password: string, client: ClientInfo, wrong: string): Promise<void> {
-    const attempt = await this.throttle.admit(throttleAccountKey(user.id, user.usernameKey), client.ip ?? 'unknown', 'Too many password attempts; retry later');
-    if (!(await this.passwords.verify(password, user.passwordHash))) throw new AppError(ErrorCode.INVALID_PASSWORD, wrong);
+    const attempt = await this.throttle.admit(
+      throttleAccountKey(user.id, user.usernameKey),
+      client.ip ?? 'unknown',
+      'Too many password attempts; retry later',
+    );
+    if (!(await this.passwords.verify(password, user.passwordHash)))
+      throw new AppError(ErrorCode.INVALID_PASSWORD, wrong);
     await this.throttle.recordSuccess(attempt);
   }
 

@@ -39,7 +39,13 @@ export class OneTimeTokensService {
    * then null, nothing is sent and that token stays valid. One statement, so two requests
    * at once cannot both issue.
    */
-  async issue(p: { userId: string; purpose: OneTimeTokenPurpose; targetEmail: string; ttlSeconds: number; ip: string | null }): Promise<string | null> {
+  async issue(p: {
+    userId: string;
+    purpose: OneTimeTokenPurpose;
+    targetEmail: string;
+    ttlSeconds: number;
+    ip: string | null;
+  }): Promise<string | null> {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock.now();
     const recent = new Date(now.getTime() - MAIL_FREQUENCY_MS);
@@ -66,7 +72,9 @@ export class OneTimeTokensService {
     if (typeof token !== 'string' || !TOKEN.test(token)) return 'invalid';
     const hash = hashOf(token);
     const now = this.clock.now();
-    const rows = await this.db.$queryRaw<Array<{ userId: string; targetEmail: string | null; purpose: OneTimeTokenPurpose }>>`
+    const rows = await this.db.$queryRaw<
+      Array<{ userId: string; targetEmail: string | null; purpose: OneTimeTokenPurpose }>
+    >`
       UPDATE one_time_tokens SET consumed_at = ${now}
       WHERE token_hash = ${hash} AND purpose::text = ANY(${[...purposes]}::text[])
         AND consumed_at IS NULL AND expires_at > ${now}
@@ -76,7 +84,9 @@ export class OneTimeTokensService {
       SELECT purpose::text AS purpose, expires_at <= ${now} AS expired, consumed_at IS NOT NULL AS consumed
       FROM one_time_tokens WHERE token_hash = ${hash}`;
     const row = known[0];
-    return row && purposes.includes(row.purpose as OneTimeTokenPurpose) && row.expired && !row.consumed ? 'expired' : 'invalid';
+    return row && purposes.includes(row.purpose as OneTimeTokenPurpose) && row.expired && !row.consumed
+      ? 'expired'
+      : 'invalid';
   }
 
   /** True when the user's token of this purpose for this address has been consumed. */

@@ -72,7 +72,9 @@ export class PasswordHasher implements OnApplicationBootstrap {
     try {
       cost = (await this.users.mostCommonPasswordCost()) ?? cost;
     } catch (error) {
-      this.logger.warn(`cannot read the stored password costs, the dummy hash uses BCRYPT_COST: ${(error as Error).message}`);
+      this.logger.warn(
+        `cannot read the stored password costs, the dummy hash uses BCRYPT_COST: ${(error as Error).message}`,
+      );
       if (this.dummyHash) return; // keep the one we have
     }
     cost = Math.min(31, Math.max(4, cost));

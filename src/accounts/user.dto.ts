@@ -25,13 +25,12 @@ export class UserDto {
   }
 }
 
-
 /** GET /users/me: the caller's own view, with what only they may see. */
 export class MeDto extends UserDto {
   @ApiProperty({ type: String, nullable: true, description: 'An email change waiting for its confirmations' })
   pendingEmail!: string | null;
 
   static fromMe(u: UserRecord): MeDto {
-    return { ...UserDto.from(u), pendingEmail: u.pendingEmail };
+    return Object.assign(UserDto.from(u), { pendingEmail: u.pendingEmail });
   }
 }

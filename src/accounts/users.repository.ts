@@ -81,13 +81,19 @@ export class UsersRepository {
 
   /** True when another account has this address as its current email. */
   async emailTaken(email: string, exceptId: string): Promise<boolean> {
-    const other = await this.db.user.findFirst({ where: { emailKey: emailKey(email), NOT: { id: exceptId } }, select: { id: true } });
+    const other = await this.db.user.findFirst({
+      where: { emailKey: emailKey(email), NOT: { id: exceptId } },
+      select: { id: true },
+    });
     return other !== null;
   }
 
   /** Marks the address verified, if it is still the account's email. */
   async markEmailVerified(id: string, email: string, now: Date): Promise<boolean> {
-    const { count } = await this.db.user.updateMany({ where: { id, emailKey: emailKey(email) }, data: { emailVerifiedAt: now } });
+    const { count } = await this.db.user.updateMany({
+      where: { id, emailKey: emailKey(email) },
+      data: { emailVerifiedAt: now },
+    });
     return count > 0;
   }
 
@@ -103,7 +109,13 @@ export class UsersRepository {
 
   /** The confirmed change: the pending address becomes the (verified) email. 409 EMAIL_TAKEN if taken meanwhile. */
   async applyPendingEmail(id: string, email: string, now: Date): Promise<UserRecord | null> {
-    return this.update(id, { email, emailKey: emailKey(email), emailVerifiedAt: now, pendingEmail: null, pendingEmailKey: null });
+    return this.update(id, {
+      email,
+      emailKey: emailKey(email),
+      emailVerifiedAt: now,
+      pendingEmail: null,
+      pendingEmailKey: null,
+    });
   }
 
   /** By username, or by email when the login contains "@". */
@@ -145,7 +157,10 @@ export class UsersRepository {
 
   /** Replaces the hash only if it is still `expected` (a concurrent change wins once). */
   async replacePasswordHash(id: string, expected: string, next: string): Promise<boolean> {
-    const { count } = await this.db.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash: next } });
+    const { count } = await this.db.user.updateMany({
+      where: { id, passwordHash: expected },
+      data: { passwordHash: next },
+    });
     return count > 0;
   }
 
@@ -214,7 +229,8 @@ async function countEnabledAdmins(db: Pick<Prisma.TransactionClient, '$queryRaw'
 function mapUniqueViolation(error: unknown): unknown {
   const target = uniqueViolationTarget(error);
   if (target === null) return error;
-  if ([...target, violatedIndex(error)].some((t) => t.includes('email'))) return new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
+  if ([...target, violatedIndex(error)].some((t) => t.includes('email')))
+    return new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
   return new AppError(ErrorCode.USERNAME_TAKEN, 'That username is taken');
 }
 
@@ -224,6 +240,7 @@ function mapUniqueViolation(error: unknown): unknown {
  * clash used to come out as USERNAME_TAKEN.
  */
 function violatedIndex(error: unknown): string {
-  const cause = (error as { meta?: { driverAdapterError?: { cause?: { constraint?: { index?: unknown } } } } }).meta?.driverAdapterError?.cause;
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { constraint?: { index?: unknown } } } } }).meta
+    ?.driverAdapterError?.cause;
   return typeof cause?.constraint?.index === 'string' ? cause.constraint.index : '';
 }

@@ -92,7 +92,11 @@ export class AuthController {
   @ApiOperation({ summary: 'Revoke the session of the refresh cookie and/or bearer token; idempotent' })
   @ApiNoContentResponse()
   @ApiErrors(403)
-  async logout(@Req() req: Request, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
+  async logout(
+    @Req() req: Request,
+    @Client() client: ClientInfo,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<void> {
     this.checkOrigin(req);
     const bearer = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     await this.auth.logout(readCookie(req, 'ignore'), bearer, client);
@@ -105,7 +109,11 @@ export class AuthController {
   @ApiOperation({ summary: 'Revoke every session of the caller' })
   @ApiNoContentResponse()
   @ApiErrors(401)
-  async logoutAll(@CurrentSession() user: SessionPrincipal, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
+  async logoutAll(
+    @CurrentSession() user: SessionPrincipal,
+    @Client() client: ClientInfo,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<void> {
     await this.auth.logoutAll(user.userId, user.sessionId, client);
     clearRefreshCookie(res, this.config.COOKIE_SECURE);
   }
@@ -134,12 +142,22 @@ export class AuthController {
   @ApiOperation({ summary: "Revoke one of the caller's sessions" })
   @ApiNoContentResponse()
   @ApiErrors(401, 404)
-  async deleteSession(@CurrentSession() user: SessionPrincipal, @Param('id', uuid) id: string, @Client() client: ClientInfo): Promise<void> {
-    if (!(await this.sessions.revokeOwned(user.userId, id, { sessionId: user.sessionId, client }))) throw new AppError(ErrorCode.NOT_FOUND, 'No such session');
+  async deleteSession(
+    @CurrentSession() user: SessionPrincipal,
+    @Param('id', uuid) id: string,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
+    if (!(await this.sessions.revokeOwned(user.userId, id, { sessionId: user.sessionId, client })))
+      throw new AppError(ErrorCode.NOT_FOUND, 'No such session');
   }
 
   private withCookie(res: Response, result: AuthResult) {
-    setRefreshCookie(res, result.session.refreshToken, this.sessions.maxAgeSeconds(result.session.expiresAt), this.config.COOKIE_SECURE);
+    setRefreshCookie(
+      res,
+      result.session.refreshToken,
+      this.sessions.maxAgeSeconds(result.session.expiresAt),
+      this.config.COOKIE_SECURE,
+    );
     res.setHeader('Cache-Control', 'no-store');
     return result.body;
   }

@@ -54,9 +54,13 @@ export class AuthService {
     // One transaction: a signup answered with an error (the database lost half-way) leaves no
     // account behind that the client would then find "taken".
     const { user, session } = await this.txHost.withTransaction(async () => {
-      const created = await this.users.create(
-        { username: dto.username, email: dto.email ?? null, displayName: dto.displayName ?? null, passwordHash, now: this.clock.now() },
-      );
+      const created = await this.users.create({
+        username: dto.username,
+        email: dto.email ?? null,
+        displayName: dto.displayName ?? null,
+        passwordHash,
+        now: this.clock.now(),
+      });
       const opened = await this.sessions.open({ id: created.id, roles: sortRoles(created.roles) }, client);
       await this.audit.record('signup', { userId: created.id, sessionId: opened.sessionId }, client);
       return { user: created, session: opened };
@@ -65,7 +69,9 @@ export class AuthService {
       // Queued, never awaited for delivery; a failure to queue must not fail the signup.
       await this.accountMail
         .sendVerification({ id: user.id, email: user.email, displayName: user.displayName }, client.ip)
-        .catch((error: unknown) => this.logger.warn(`verification mail for a new account not queued: ${String(error)}`));
+        .catch((error: unknown) =>
+          this.logger.warn(`verification mail for a new account not queued: ${String(error)}`),
+        );
     }
     return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
   }
@@ -96,7 +102,10 @@ export class AuthService {
     // REQUIRE_EMAIL_VERIFICATION: signing in by email needs the address proved (only said to
     // someone who knows the password).
     if (this.config.REQUIRE_EMAIL_VERIFICATION && dto.username.includes('@') && !user.emailVerifiedAt) {
-      throw new AppError(ErrorCode.EMAIL_NOT_VERIFIED, 'Verify your email address first: follow the link we sent, or ask for a new one');
+      throw new AppError(
+        ErrorCode.EMAIL_NOT_VERIFIED,
+        'Verify your email address first: follow the link we sent, or ask for a new one',
+      );
     }
     let verifiedHash = user.passwordHash;
     if (rehash) {
@@ -156,7 +165,6 @@ export class AuthService {
       expiresIn: this.tokens.ttlSeconds,
     };
   }
-
 }
 
 /** 403 for a request whose Origin is present and neither ours nor in CORS_ORIGINS. */

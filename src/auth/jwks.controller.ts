@@ -13,7 +13,9 @@ export class JwksController {
   @Get('jwks.json')
   @Header('Cache-Control', 'public, max-age=600')
   @ApiOperation({ summary: 'JSON Web Key Set (RFC 7517) of the access-token verification keys' })
-  @ApiOkResponse({ schema: { example: { keys: [{ kty: 'EC', crv: 'P-256', x: '…', y: '…', kid: '…', alg: 'ES256', use: 'sig' }] } } })
+  @ApiOkResponse({
+    schema: { example: { keys: [{ kty: 'EC', crv: 'P-256', x: '…', y: '…', kid: '…', alg: 'ES256', use: 'sig' }] } },
+  })
   jwks(): { keys: object[] } {
     return this.tokens.jwks;
   }

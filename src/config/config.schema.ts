@@ -32,8 +32,14 @@ const optionalString = z
 /** An absolute http(s) URL without query or fragment; kept without a trailing slash. */
 const httpUrl = (name: string) =>
   optionalString
-    .refine((v) => v === undefined || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)), `${name} must be an http:// or https:// URL`)
-    .refine((v) => v === undefined || !URL.canParse(v) || (new URL(v).search === '' && new URL(v).hash === ''), `${name} must not have a query or fragment`)
+    .refine(
+      (v) => v === undefined || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)),
+      `${name} must be an http:// or https:// URL`,
+    )
+    .refine(
+      (v) => v === undefined || !URL.canParse(v) || (new URL(v).search === '' && new URL(v).hash === ''),
+      `${name} must not have a query or fragment`,
+    )
     .transform((v) => v?.replace(/\/+$/, ''));
 
 /** A mail link template: an http(s) URL containing `{token}`. */
@@ -55,7 +61,10 @@ export const envSchema = z
         'must start with file:, memory:// , postgres:// or postgresql://',
       )
       .refine((v) => v === undefined || !v.startsWith('postgres') || URL.canParse(v), 'is not a valid URL')
-      .refine((v) => v === undefined || !v.startsWith('file://') || fileUrlPath(v) !== undefined, 'is not a valid file: URL'),
+      .refine(
+        (v) => v === undefined || !v.startsWith('file://') || fileUrlPath(v) !== undefined,
+        'is not a valid file: URL',
+      ),
     MIGRATE_ON_START: bool(false),
     DATABASE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(2000),
     REDIS_URL: optionalString
@@ -140,7 +149,9 @@ export const envSchema = z
     EMAIL_VERIFICATION_TTL: seconds('EMAIL_VERIFICATION_TTL', 86400, 60, 30 * 24 * 3600),
     EMAIL_CHANGE_TTL: seconds('EMAIL_CHANGE_TTL', 3600, 60, 7 * 24 * 3600),
     REQUIRE_EMAIL_VERIFICATION: bool(false),
-    EMAIL_CHANGE_MODE: z.enum(['verified', 'immediate'], { error: 'must be verified or immediate' }).default('verified'),
+    EMAIL_CHANGE_MODE: z
+      .enum(['verified', 'immediate'], { error: 'must be verified or immediate' })
+      .default('verified'),
     PASSWORD_RESET_UNVERIFIED_EMAIL: bool(true),
     MAIL_RATE_LIMIT: z.coerce.number().int().min(1).max(10000).default(5),
     MAIL_IP_RATE_LIMIT: z.coerce.number().int().min(1).max(1000000).default(50),
@@ -282,9 +293,7 @@ export function parseConfig(source: Record<string, string | undefined>): AppConf
   const env = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v.trim() !== ''));
   const result = envSchema.safeParse(env);
   if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
-    );
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`));
   }
   const parsed = result.data;
   const PUBLIC_URL = parsed.PUBLIC_URL ?? `http://localhost:${parsed.PORT}`;
@@ -311,7 +320,8 @@ function databaseTarget(env: Env): DatabaseTarget {
   if (url === undefined) return { kind: 'pglite', dataDir: `${env.DATA_DIR}/pglite` };
   if (url.startsWith('memory://')) return { kind: 'pglite', dataDir: undefined };
   if (url.startsWith('file://')) return { kind: 'pglite', dataDir: fileUrlPath(url) ?? url.slice('file:'.length) };
-  if (url.startsWith('file:')) return { kind: 'pglite', dataDir: url.slice('file:'.length) || `${env.DATA_DIR}/pglite` };
+  if (url.startsWith('file:'))
+    return { kind: 'pglite', dataDir: url.slice('file:'.length) || `${env.DATA_DIR}/pglite` };
   return { kind: 'postgres', url };
 }
 

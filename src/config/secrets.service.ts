@@ -21,7 +21,10 @@ export class SecretsService {
   constructor(@InjectConfig() private readonly config: AppConfig) {
     this.passwordPepper = config.PASSWORD_PEPPER
       ? Buffer.from(config.PASSWORD_PEPPER, 'utf8')
-      : Buffer.from(this.generated('password-pepper', () => randomBytes(32).toString('base64url')), 'utf8');
+      : Buffer.from(
+          this.generated('password-pepper', () => randomBytes(32).toString('base64url')),
+          'utf8',
+        );
   }
 
   /** Returns the secret stored under `name`, generating and storing it the first time. */

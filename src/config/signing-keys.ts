@@ -68,7 +68,9 @@ export function keySetFromKeys(text: string, algorithm?: JwtAlgorithm): KeySet {
   const alg = algorithm ?? algorithmOf(first.public);
   if (alg === 'HS256') throw new KeyConfigError('JWT_ALGORITHM: HS256 takes JWT_SECRETS, not JWT_KEYS');
   if (alg === 'unsupported') {
-    throw new KeyConfigError(`JWT_KEYS: unsupported key type ${describeKey(first.public)} (use EC P-256 or RSA >= 2048 bits)`);
+    throw new KeyConfigError(
+      `JWT_KEYS: unsupported key type ${describeKey(first.public)} (use EC P-256 or RSA >= 2048 bits)`,
+    );
   }
   const verification = new Map<string, VerificationKey>();
   for (const k of parsed) {
@@ -100,7 +102,11 @@ function parseKeys(text: string): ParsedKey[] {
   try {
     if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
       const json = JSON.parse(trimmed) as JsonWebKey | JsonWebKey[] | { keys: JsonWebKey[] };
-      const jwks = Array.isArray(json) ? json : 'keys' in json && Array.isArray(json.keys) ? json.keys : [json as JsonWebKey];
+      const jwks = Array.isArray(json)
+        ? json
+        : 'keys' in json && Array.isArray(json.keys)
+          ? json.keys
+          : [json as JsonWebKey];
       return jwks.map((jwk) => {
         if (jwk.kty === 'oct') throw new KeyConfigError('JWT_KEYS: symmetric JWKs are not accepted; use JWT_SECRETS');
         const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined;

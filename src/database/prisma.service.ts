@@ -24,7 +24,10 @@ export class PrismaService extends PrismaClient implements OnModuleInit, OnAppli
   private readonly timeoutMs: number;
 
   constructor(@InjectConfig() config: AppConfig) {
-    const database = openDatabase(config.database, { connectTimeoutMs: config.DATABASE_TIMEOUT_MS, dataDir: config.DATA_DIR });
+    const database = openDatabase(config.database, {
+      connectTimeoutMs: config.DATABASE_TIMEOUT_MS,
+      dataDir: config.DATA_DIR,
+    });
     super({ adapter: database.factory, transactionOptions: { maxWait: config.DATABASE_TIMEOUT_MS, timeout: 10_000 } });
     this.database = database;
     this.migrateOnStart = config.database.kind === 'pglite' || config.MIGRATE_ON_START;
@@ -80,7 +83,8 @@ export function migrationProblem({ pending, unknown }: MigrationState, where: st
     );
   }
   if (pending.length > 0) {
-    const list = pending.length > 3 ? `${pending.slice(0, 3).join(', ')} and ${pending.length - 3} more` : pending.join(', ');
+    const list =
+      pending.length > 3 ? `${pending.slice(0, 3).join(', ')} and ${pending.length - 3} more` : pending.join(', ');
     return (
       `${where} has ${pending.length} pending migration${pending.length > 1 ? 's' : ''} (${list}): ` +
       'apply them with `npm run db:migrate`, or start with MIGRATE_ON_START=true'

@@ -11,8 +11,14 @@ const escapeHtml = (value: string): string =>
   value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** One paragraph per entry; a `link` is shown as a button-like link and as plain text. */
-function compose(subject: string, paragraphs: string[], link?: { url: string; label: string }, after: string[] = []): MailContent {
-  const text = [...paragraphs, ...(link ? [`${link.label}:\n${link.url}`] : []), ...after, `— ${PRODUCT}`].join('\n\n') + '\n';
+function compose(
+  subject: string,
+  paragraphs: string[],
+  link?: { url: string; label: string },
+  after: string[] = [],
+): MailContent {
+  const text =
+    [...paragraphs, ...(link ? [`${link.label}:\n${link.url}`] : []), ...after, `— ${PRODUCT}`].join('\n\n') + '\n';
   const p = (t: string) => `<p>${escapeHtml(t)}</p>`;
   const html =
     `<!doctype html><html><body style="font-family:sans-serif;line-height:1.5">` +
@@ -30,25 +36,45 @@ const IGNORE = 'If you did not ask for this, you can ignore this message: nothin
 
 export const mailTemplates = {
   verifyEmail: (link: string, hours: number): MailContent =>
-    compose('confirm your email address', ['Please confirm that this email address is yours.'], { url: link, label: 'Confirm my email address' }, [
-      `The link works once and expires in ${hours} hours.`,
-      IGNORE,
-    ]),
+    compose(
+      'confirm your email address',
+      ['Please confirm that this email address is yours.'],
+      { url: link, label: 'Confirm my email address' },
+      [`The link works once and expires in ${hours} hours.`, IGNORE],
+    ),
   resetPassword: (link: string, minutes: number): MailContent =>
-    compose('reset your password', ['Someone (hopefully you) asked to reset the password of your account.'], { url: link, label: 'Choose a new password' }, [
-      `The link works once and expires in ${minutes} minutes. Choosing a new password signs you out everywhere.`,
-      IGNORE,
-    ]),
+    compose(
+      'reset your password',
+      ['Someone (hopefully you) asked to reset the password of your account.'],
+      { url: link, label: 'Choose a new password' },
+      [
+        `The link works once and expires in ${minutes} minutes. Choosing a new password signs you out everywhere.`,
+        IGNORE,
+      ],
+    ),
   confirmNewEmail: (link: string, minutes: number): MailContent =>
-    compose('confirm your new email address', ['Please confirm that this address should become the email address of your account.'], {
-      url: link,
-      label: 'Confirm the new address',
-    }, [`The link works once and expires in ${minutes} minutes.`, IGNORE]),
+    compose(
+      'confirm your new email address',
+      ['Please confirm that this address should become the email address of your account.'],
+      {
+        url: link,
+        label: 'Confirm the new address',
+      },
+      [`The link works once and expires in ${minutes} minutes.`, IGNORE],
+    ),
   confirmEmailChange: (link: string, newEmail: string, minutes: number): MailContent =>
-    compose('confirm the change of your email address', [`Someone asked to change the email address of your account to ${newEmail}.`], {
-      url: link,
-      label: 'Yes, change my email address',
-    }, [`The link works once and expires in ${minutes} minutes.`, 'If this was not you, do not open the link, and change your password.']),
+    compose(
+      'confirm the change of your email address',
+      [`Someone asked to change the email address of your account to ${newEmail}.`],
+      {
+        url: link,
+        label: 'Yes, change my email address',
+      },
+      [
+        `The link works once and expires in ${minutes} minutes.`,
+        'If this was not you, do not open the link, and change your password.',
+      ],
+    ),
   emailChanged: (newEmail: string): MailContent =>
     compose('your email address was changed', [
       `The email address of your account is now ${newEmail}. Mail for the account no longer comes to this address.`,

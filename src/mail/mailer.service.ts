@@ -98,7 +98,9 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
   send(mail: MailJob): boolean {
     if (this.closed) return false;
     if (this.queue.length >= QUEUE_BOUND) {
-      this.logger.warn(`mail queue full (${QUEUE_BOUND}): dropped a ${typeof mail === 'function' ? 'queued' : mail.kind} mail`);
+      this.logger.warn(
+        `mail queue full (${QUEUE_BOUND}): dropped a ${typeof mail === 'function' ? 'queued' : mail.kind} mail`,
+      );
       return false;
     }
     this.queue.push({ mail, attempt: 1 });
@@ -158,7 +160,9 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
       const reason = error instanceof Error ? error.message : String(error);
       if (job.attempt <= RETRY_DELAYS_MS.length) {
         const delay = RETRY_DELAYS_MS[job.attempt - 1]!;
-        this.logger.warn(`${mail.kind} mail to ${mail.to.address}: try ${job.attempt} failed (${reason}); retrying in ${delay / 1000} s`);
+        this.logger.warn(
+          `${mail.kind} mail to ${mail.to.address}: try ${job.attempt} failed (${reason}); retrying in ${delay / 1000} s`,
+        );
         const timer = this.clock.setTimeout(() => {
           this.timers.delete(timer);
           this.queue.push({ mail, attempt: job.attempt + 1 });
@@ -169,7 +173,12 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
       }
       this.logger.error(`${mail.kind} mail to ${mail.to.address}: given up after ${job.attempt} tries (${reason})`);
       await this.audit
-        .record('mail.failed', { userId: mail.userId }, {}, { kind: mail.kind, tries: job.attempt, reason: reason.slice(0, 200) })
+        .record(
+          'mail.failed',
+          { userId: mail.userId },
+          {},
+          { kind: mail.kind, tries: job.attempt, reason: reason.slice(0, 200) },
+        )
         .catch(() => undefined);
     }
   }

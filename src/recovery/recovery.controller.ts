@@ -1,5 +1,12 @@
 import { Body, Controller, Delete, HttpCode, Post, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiAcceptedResponse,
+  ApiBearerAuth,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CurrentSession, CurrentUser, OptionalAuth, type SessionPrincipal } from '../access/auth.decorators.js';
 import { Public } from '../access/public.decorator.js';
@@ -35,7 +42,9 @@ export class RecoveryController {
   @Post('auth/email/verify-request')
   @HttpCode(202)
   @ApiBearerAuth('bearer')
-  @ApiOperation({ summary: 'Send a verification link: to the caller\'s address (bearer, no body) or to {email} (anonymous)' })
+  @ApiOperation({
+    summary: "Send a verification link: to the caller's address (bearer, no body) or to {email} (anonymous)",
+  })
   @ApiAcceptedResponse({ type: MessageDto })
   @ApiErrors(400, 401, 409, 429)
   async verifyRequest(
@@ -46,11 +55,13 @@ export class RecoveryController {
   ): Promise<MessageDto> {
     noStore(res);
     if (caller) {
-      if (dto.email !== undefined) throw new AppError(ErrorCode.VALIDATION_FAILED, ['email must not be given with a bearer token']);
+      if (dto.email !== undefined)
+        throw new AppError(ErrorCode.VALIDATION_FAILED, ['email must not be given with a bearer token']);
       await this.recovery.requestOwnVerification(caller, client);
       return { message: 'A verification link has been sent.' };
     }
-    if (dto.email === undefined) throw new AppError(ErrorCode.VALIDATION_FAILED, ['email must be a valid email address']);
+    if (dto.email === undefined)
+      throw new AppError(ErrorCode.VALIDATION_FAILED, ['email must be a valid email address']);
     await this.recovery.requestVerification(dto.email, client);
     return { message: VERIFY_ACCEPTED_MESSAGE };
   }
@@ -61,7 +72,11 @@ export class RecoveryController {
   @ApiOperation({ summary: 'Confirm an address with the token of a verification or email-change link' })
   @ApiOkResponse({ type: VerifyResultDto })
   @ApiErrors(400, 409, 429)
-  async verify(@Body() dto: TokenDto, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<VerifyResultDto> {
+  async verify(
+    @Body() dto: TokenDto,
+    @Client() client: ClientInfo,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<VerifyResultDto> {
     noStore(res);
     return { status: await this.recovery.verify(dto.token, client) };
   }
@@ -72,7 +87,11 @@ export class RecoveryController {
   @ApiOperation({ summary: 'Mail a password-reset link; the same answer whether or not the account exists' })
   @ApiAcceptedResponse({ type: MessageDto })
   @ApiErrors(400, 429)
-  async forgot(@Body() dto: ForgotPasswordDto, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<MessageDto> {
+  async forgot(
+    @Body() dto: ForgotPasswordDto,
+    @Client() client: ClientInfo,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<MessageDto> {
     noStore(res);
     await this.recovery.forgotPassword(dto.login, client);
     return { message: ACCEPTED_MESSAGE };
@@ -81,10 +100,16 @@ export class RecoveryController {
   @Public()
   @Post('auth/password/reset')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Set a new password with the token of a reset link; every session is signed out, none is opened' })
+  @ApiOperation({
+    summary: 'Set a new password with the token of a reset link; every session is signed out, none is opened',
+  })
   @ApiNoContentResponse()
   @ApiErrors(400, 403, 429)
-  async reset(@Body() dto: ResetPasswordDto, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response): Promise<void> {
+  async reset(
+    @Body() dto: ResetPasswordDto,
+    @Client() client: ClientInfo,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<void> {
     noStore(res);
     await this.recovery.resetPassword(dto.token, dto.newPassword, client);
   }
@@ -95,7 +120,11 @@ export class RecoveryController {
   @ApiOperation({ summary: 'Change the email address: the new address (and the verified current one) must confirm' })
   @ApiAcceptedResponse({ type: PendingEmailDto })
   @ApiErrors(400, 401, 403, 409, 429)
-  changeEmail(@CurrentSession() caller: SessionPrincipal, @Body() dto: ChangeEmailDto, @Client() client: ClientInfo): Promise<PendingEmailDto> {
+  changeEmail(
+    @CurrentSession() caller: SessionPrincipal,
+    @Body() dto: ChangeEmailDto,
+    @Client() client: ClientInfo,
+  ): Promise<PendingEmailDto> {
     return this.recovery.requestEmailChange(caller, dto.newEmail, dto.password, client);
   }
 

@@ -22,7 +22,8 @@ const HOUR_MS = 3_600_000;
 const SUBMISSIONS_PER_15_MIN = 30;
 
 export const ACCEPTED_MESSAGE = 'If the account exists and has an email address, a reset link has been sent.';
-export const VERIFY_ACCEPTED_MESSAGE = 'If the address belongs to an account waiting for verification, a link has been sent.';
+export const VERIFY_ACCEPTED_MESSAGE =
+  'If the address belongs to an account waiting for verification, a link has been sent.';
 
 export type VerifyStatus = 'verified' | 'email_changed' | 'awaiting_other_confirmation';
 
@@ -57,9 +58,13 @@ export class RecoveryService {
     const user = await this.users.findById(caller.userId);
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     if (!user.email) throw new AppError(ErrorCode.NO_EMAIL, 'The account has no email address');
-    if (user.emailVerifiedAt) throw new AppError(ErrorCode.EMAIL_ALREADY_VERIFIED, 'The email address is already verified');
+    if (user.emailVerifiedAt)
+      throw new AppError(ErrorCode.EMAIL_ALREADY_VERIFIED, 'The email address is already verified');
     await this.limiter.hit(`mail:id:user:${user.id}`, this.config.MAIL_RATE_LIMIT, HOUR_MS);
-    await this.accountMail.sendVerification({ id: user.id, email: user.email, displayName: user.displayName }, client.ip);
+    await this.accountMail.sendVerification(
+      { id: user.id, email: user.email, displayName: user.displayName },
+      client.ip,
+    );
   }
 
   /** POST /auth/email/verify-request, anonymous: the same answer for any address. */
@@ -116,11 +121,18 @@ export class RecoveryService {
       if (!user.emailVerifiedAt) await this.users.markEmailVerified(user.id, consumed.targetEmail, this.clock.now());
       return user;
     });
-    if (outcome === 'invalid') throw new AppError(ErrorCode.RESET_TOKEN_INVALID, 'This reset link is invalid or was already used');
-    if (outcome === 'expired') throw new AppError(ErrorCode.RESET_TOKEN_EXPIRED, 'This reset link has expired; ask for a new one');
+    if (outcome === 'invalid')
+      throw new AppError(ErrorCode.RESET_TOKEN_INVALID, 'This reset link is invalid or was already used');
+    if (outcome === 'expired')
+      throw new AppError(ErrorCode.RESET_TOKEN_EXPIRED, 'This reset link has expired; ask for a new one');
     await this.credentials.clearThrottle(outcome, client);
     if (outcome.email) {
-      this.mailer.send({ ...mailTemplates.passwordChanged(), to: { address: outcome.email, name: outcome.displayName }, userId: outcome.id, kind: 'password_changed' });
+      this.mailer.send({
+        ...mailTemplates.passwordChanged(),
+        to: { address: outcome.email, name: outcome.displayName },
+        userId: outcome.id,
+        kind: 'password_changed',
+      });
     }
   }
 
@@ -141,8 +153,10 @@ export class RecoveryService {
       }
       return this.confirmEmailChange(user, consumed, client);
     });
-    if (result === 'invalid') throw new AppError(ErrorCode.VERIFICATION_TOKEN_INVALID, 'This link is invalid or was already used');
-    if (result === 'expired') throw new AppError(ErrorCode.VERIFICATION_TOKEN_EXPIRED, 'This link has expired; ask for a new one');
+    if (result === 'invalid')
+      throw new AppError(ErrorCode.VERIFICATION_TOKEN_INVALID, 'This link is invalid or was already used');
+    if (result === 'expired')
+      throw new AppError(ErrorCode.VERIFICATION_TOKEN_EXPIRED, 'This link has expired; ask for a new one');
     return result;
   }
 
@@ -159,27 +173,49 @@ export class RecoveryService {
     const user = await this.users.findById(caller.userId);
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     await this.credentials.recheck(user, password, client, 'The password is wrong');
-    if (user.emailKey === emailKey(newEmail)) throw new AppError(ErrorCode.EMAIL_UNCHANGED, 'That is already the email address of the account');
-    if (await this.users.emailTaken(newEmail, user.id)) throw new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
+    if (user.emailKey === emailKey(newEmail))
+      throw new AppError(ErrorCode.EMAIL_UNCHANGED, 'That is already the email address of the account');
+    if (await this.users.emailTaken(newEmail, user.id))
+      throw new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
     await this.limiter.hit(`mail:id:user:${user.id}`, this.config.MAIL_RATE_LIMIT, HOUR_MS);
     const confirmCurrent = Boolean(user.email && user.emailVerifiedAt);
     const ttl = this.config.EMAIL_CHANGE_TTL;
     const issued = await this.txHost.withTransaction(async () => {
       await this.users.setPendingEmail(user.id, newEmail);
-      const forNew = await this.tokens.issue({ userId: user.id, purpose: 'email_change_new', targetEmail: newEmail, ttlSeconds: ttl, ip: client.ip });
+      const forNew = await this.tokens.issue({
+        userId: user.id,
+        purpose: 'email_change_new',
+        targetEmail: newEmail,
+        ttlSeconds: ttl,
+        ip: client.ip,
+      });
       let forCurrent: string | null = null;
       if (confirmCurrent) {
-        forCurrent = await this.tokens.issue({ userId: user.id, purpose: 'email_change_current', targetEmail: user.email!, ttlSeconds: ttl, ip: client.ip });
+        forCurrent = await this.tokens.issue({
+          userId: user.id,
+          purpose: 'email_change_current',
+          targetEmail: user.email!,
+          ttlSeconds: ttl,
+          ip: client.ip,
+        });
       } else {
         await this.tokens.revoke(user.id, ['email_change_current']);
       }
-      await this.audit.record('email.change_requested', { userId: user.id, sessionId: caller.sessionId }, client, { newEmail });
+      await this.audit.record('email.change_requested', { userId: user.id, sessionId: caller.sessionId }, client, {
+        newEmail,
+      });
       return { forNew, forCurrent };
     });
     const minutes = Math.round(ttl / 60);
     if (issued.forNew) {
       const link = mailLink(this.config, 'verify', issued.forNew);
-      this.mailer.send({ ...mailTemplates.confirmNewEmail(link, minutes), to: { address: newEmail, name: user.displayName }, userId: user.id, kind: 'email_change_new', link });
+      this.mailer.send({
+        ...mailTemplates.confirmNewEmail(link, minutes),
+        to: { address: newEmail, name: user.displayName },
+        userId: user.id,
+        kind: 'email_change_new',
+        link,
+      });
     }
     if (issued.forCurrent) {
       const link = mailLink(this.config, 'verify', issued.forCurrent);
@@ -199,29 +235,47 @@ export class RecoveryService {
     await this.txHost.withTransaction(async () => {
       const had = await this.users.setPendingEmail(caller.userId, null);
       await this.tokens.revoke(caller.userId, ['email_change_new', 'email_change_current']);
-      if (had) await this.audit.record('email.change_cancelled', { userId: caller.userId, sessionId: caller.sessionId }, client);
+      if (had)
+        await this.audit.record(
+          'email.change_cancelled',
+          { userId: caller.userId, sessionId: caller.sessionId },
+          client,
+        );
     });
   }
 
   /** One confirmation of an email change; the change applies once every required one is in. */
-  private async confirmEmailChange(user: UserRecord, consumed: Consumed, client: ClientInfo): Promise<VerifyStatus | ConsumeFailure> {
+  private async confirmEmailChange(
+    user: UserRecord,
+    consumed: Consumed,
+    client: ClientInfo,
+  ): Promise<VerifyStatus | ConsumeFailure> {
     const pending = user.pendingEmail;
     if (!pending) return 'invalid';
     // The link must belong to the change now pending (a newer request replaced older links).
     const expected = consumed.purpose === 'email_change_new' ? pending : user.email;
     if (!expected || emailKey(expected) !== emailKey(consumed.targetEmail!)) return 'invalid';
-    const newConfirmed = consumed.purpose === 'email_change_new' || (await this.tokens.isConsumed(user.id, 'email_change_new', pending));
+    const newConfirmed =
+      consumed.purpose === 'email_change_new' || (await this.tokens.isConsumed(user.id, 'email_change_new', pending));
     const currentRequired = await this.tokens.exists(user.id, 'email_change_current');
     const currentConfirmed =
-      !currentRequired || consumed.purpose === 'email_change_current' || (user.email !== null && (await this.tokens.isConsumed(user.id, 'email_change_current', user.email)));
+      !currentRequired ||
+      consumed.purpose === 'email_change_current' ||
+      (user.email !== null && (await this.tokens.isConsumed(user.id, 'email_change_current', user.email)));
     if (!newConfirmed || !currentConfirmed) return 'awaiting_other_confirmation';
     // Uniqueness is checked again now: another account may have taken the address meanwhile.
-    if (await this.users.emailTaken(pending, user.id)) throw new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
+    if (await this.users.emailTaken(pending, user.id))
+      throw new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
     await this.users.applyPendingEmail(user.id, pending, this.clock.now());
     await this.tokens.revoke(user.id, ['email_change_new', 'email_change_current', 'verify_email']);
     await this.audit.record('email.changed', { userId: user.id }, client, { from: user.email, to: pending });
     if (user.email && user.emailVerifiedAt) {
-      this.mailer.send({ ...mailTemplates.emailChanged(pending), to: { address: user.email, name: user.displayName }, userId: user.id, kind: 'email_changed' });
+      this.mailer.send({
+        ...mailTemplates.emailChanged(pending),
+        to: { address: user.email, name: user.displayName },
+        userId: user.id,
+        kind: 'email_changed',
+      });
     }
     return 'email_changed';
   }
@@ -229,14 +283,30 @@ export class RecoveryService {
   /** The reset mail, built in the mail queue: the token is issued there (or skipped, within 60 s of the last). */
   private async resetMail(account: { id: string; email: string; displayName: string | null }, client: ClientInfo) {
     const ttl = this.config.PASSWORD_RESET_TTL;
-    const token = await this.tokens.issue({ userId: account.id, purpose: 'reset_password', targetEmail: account.email, ttlSeconds: ttl, ip: client.ip });
+    const token = await this.tokens.issue({
+      userId: account.id,
+      purpose: 'reset_password',
+      targetEmail: account.email,
+      ttlSeconds: ttl,
+      ip: client.ip,
+    });
     if (!token) return null;
     const link = mailLink(this.config, 'reset', token);
-    return { ...mailTemplates.resetPassword(link, Math.round(ttl / 60)), to: { address: account.email, name: account.displayName }, userId: account.id, kind: 'reset_password', link };
+    return {
+      ...mailTemplates.resetPassword(link, Math.round(ttl / 60)),
+      to: { address: account.email, name: account.displayName },
+      userId: account.id,
+      kind: 'reset_password',
+      link,
+    };
   }
 
   private mayReceiveReset(user: UserRecord): boolean {
-    return !user.disabled && user.email !== null && (user.emailVerifiedAt !== null || this.config.PASSWORD_RESET_UNVERIFIED_EMAIL);
+    return (
+      !user.disabled &&
+      user.email !== null &&
+      (user.emailVerifiedAt !== null || this.config.PASSWORD_RESET_UNVERIFIED_EMAIL)
+    );
   }
 
   /** Public mail requests: per address (MAIL_IP_RATE_LIMIT) and per identifier, known or not (MAIL_RATE_LIMIT), per hour. */

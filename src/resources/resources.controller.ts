@@ -1,11 +1,25 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiSecurity,
+  ApiTags,
+} from '@nestjs/swagger';
 import { CurrentUser, OptionalAuth } from '../access/auth.decorators.js';
 import type { Principal } from '../tokens/principal.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
 import { uuidParam } from '../common/http/uuid-param.js';
-import { CreateResourceDto, ResourceDto, ResourcePageDto, ResourceQueryDto, UpdateResourceDto } from './dto/resources.dto.js';
+import {
+  CreateResourceDto,
+  ResourceDto,
+  ResourcePageDto,
+  ResourceQueryDto,
+  UpdateResourceDto,
+} from './dto/resources.dto.js';
 import { ResourcesService } from './resources.service.js';
 
 const resourceId = uuidParam('resource', ErrorCode.RESOURCE_NOT_FOUND);
@@ -38,7 +52,10 @@ export class ResourcesController {
   @ApiOperation({ summary: 'A resource: for its owner, an admin, or anyone (no token needed) when public' })
   @ApiOkResponse({ type: ResourceDto })
   @ApiErrors(401, 404)
-  get(@CurrentUser({ optional: true }) user: Principal | undefined, @Param('id', resourceId) id: string): Promise<ResourceDto> {
+  get(
+    @CurrentUser({ optional: true }) user: Principal | undefined,
+    @Param('id', resourceId) id: string,
+  ): Promise<ResourceDto> {
     return this.resources.get(user, id);
   }
 
@@ -46,7 +63,11 @@ export class ResourcesController {
   @ApiOperation({ summary: 'Change a resource (owner or admin)' })
   @ApiOkResponse({ type: ResourceDto })
   @ApiErrors(400, 401, 403, 404)
-  update(@CurrentUser() user: Principal, @Param('id', resourceId) id: string, @Body() dto: UpdateResourceDto): Promise<ResourceDto> {
+  update(
+    @CurrentUser() user: Principal,
+    @Param('id', resourceId) id: string,
+    @Body() dto: UpdateResourceDto,
+  ): Promise<ResourceDto> {
     return this.resources.update(user, id, dto);
   }
 

@@ -16,7 +16,13 @@ export interface Viewer {
 export class ResourcesRepository {
   constructor(private readonly prisma: PrismaService) {}
 
-  create(data: { ownerId: string; title: string; body: string; visibility: 'private' | 'public'; now: Date }): Promise<ResourceRecord> {
+  create(data: {
+    ownerId: string;
+    title: string;
+    body: string;
+    visibility: 'private' | 'public';
+    now: Date;
+  }): Promise<ResourceRecord> {
     const { now, ...fields } = data;
     return this.prisma.resource.create({ data: { ...fields, createdAt: now, updatedAt: now } });
   }
@@ -30,7 +36,11 @@ export class ResourcesRepository {
    * Applies `data` if `viewer` owns the resource or is an admin. Returns the updated
    * resource, 'forbidden' when it is visible but not theirs, null when not visible.
    */
-  async updateOwned(id: string, viewer: Viewer, data: Prisma.ResourceUpdateInput): Promise<ResourceRecord | 'forbidden' | null> {
+  async updateOwned(
+    id: string,
+    viewer: Viewer,
+    data: Prisma.ResourceUpdateInput,
+  ): Promise<ResourceRecord | 'forbidden' | null> {
     const { count } = await this.prisma.resource.updateMany({ where: { id, ...ownedBy(viewer) }, data });
     if (count > 0) return this.prisma.resource.findUnique({ where: { id } });
     return (await this.isVisible(id, viewer)) ? 'forbidden' : null;

@@ -50,7 +50,12 @@ export class ResourcesService {
   }
 
   async update(caller: Principal, id: string, dto: UpdateResourceDto): Promise<ResourceDto> {
-    const outcome = await this.resources.updateOwned(id, viewer(caller)!, { title: dto.title, body: dto.body, visibility: dto.visibility, updatedAt: this.clock.now() });
+    const outcome = await this.resources.updateOwned(id, viewer(caller)!, {
+      title: dto.title,
+      body: dto.body,
+      visibility: dto.visibility,
+      updatedAt: this.clock.now(),
+    });
     if (outcome === 'forbidden') throw notOwner();
     if (!outcome) throw notVisible();
     return ResourceDto.from(outcome);
@@ -68,4 +73,5 @@ function viewer(caller: Principal | undefined): Viewer | undefined {
 }
 
 const notVisible = (): AppError => new AppError(ErrorCode.RESOURCE_NOT_FOUND, 'No such resource');
-const notOwner = (): AppError => new AppError(ErrorCode.NOT_OWNER, 'Only the owner or an admin may change this resource');
+const notOwner = (): AppError =>
+  new AppError(ErrorCode.NOT_OWNER, 'Only the owner or an admin may change this resource');

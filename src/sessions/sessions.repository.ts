@@ -213,5 +213,4 @@ export class SessionsRepository {
       select: { id: true, createdAt: true, lastUsedAt: true, expiresAt: true, userAgent: true, ip: true },
     });
   }
-
 }

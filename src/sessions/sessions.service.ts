@@ -56,7 +56,14 @@ export class SessionsService {
   async open(user: { id: string; roles: Role[] }, client: ClientInfo): Promise<IssuedSession> {
     const { session, refreshToken } = this.newSession(user.id, client);
     const { id } = await this.repo.create(session);
-    return { sessionId: id, userId: user.id, roles: user.roles, rolesReadAt: session.now.getTime(), refreshToken, expiresAt: session.expiresAt };
+    return {
+      sessionId: id,
+      userId: user.id,
+      roles: user.roles,
+      rolesReadAt: session.now.getTime(),
+      refreshToken,
+      expiresAt: session.expiresAt,
+    };
   }
 
   /**
@@ -65,14 +72,24 @@ export class SessionsService {
    * null otherwise. Then applies the cap on live sessions per user: the least recently used
    * ones beyond MAX_SESSIONS_PER_USER are revoked.
    */
-  async openIfCredentialsCurrent(user: { id: string; passwordHash: string }, client: ClientInfo): Promise<IssuedSession | null> {
+  async openIfCredentialsCurrent(
+    user: { id: string; passwordHash: string },
+    client: ClientInfo,
+  ): Promise<IssuedSession | null> {
     const { session, refreshToken } = this.newSession(user.id, client);
     const rolesReadAt = this.clock.nowMs();
     const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash);
     if (!opened) return null;
     const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
     await this.revocation.revoke({ sessions: evicted });
-    return { sessionId: opened.id, userId: user.id, roles: opened.roles, rolesReadAt, refreshToken, expiresAt: session.expiresAt };
+    return {
+      sessionId: opened.id,
+      userId: user.id,
+      roles: opened.roles,
+      rolesReadAt,
+      refreshToken,
+      expiresAt: session.expiresAt,
+    };
   }
 
   private newSession(userId: string, client: ClientInfo): { session: NewSession; refreshToken: string } {
@@ -123,7 +140,12 @@ export class SessionsService {
   }
 
   /** The presented token could not be rotated: a grace-window repeat, reuse, or invalid. */
-  private async refreshNotRotated(presented: string, tokenHash: Buffer, now: Date, client: ClientInfo): Promise<IssuedSession> {
+  private async refreshNotRotated(
+    presented: string,
+    tokenHash: Buffer,
+    now: Date,
+    client: ClientInfo,
+  ): Promise<IssuedSession> {
     const rolesReadAt = this.clock.nowMs();
     const state = await this.repo.findByPresentedToken(tokenHash);
     if (!state) throw invalid();
@@ -139,7 +161,14 @@ export class SessionsService {
       const successor = state.successorSealed ? openSuccessor(presented, state.successorSealed) : null;
       if (successor) {
         await this.repo.touch(state.id, now);
-        return { sessionId: state.id, userId: state.userId, roles: state.roles, rolesReadAt, refreshToken: successor, expiresAt: state.expiresAt };
+        return {
+          sessionId: state.id,
+          userId: state.userId,
+          roles: state.roles,
+          rolesReadAt,
+          refreshToken: successor,
+          expiresAt: state.expiresAt,
+        };
       }
       // The seal belongs to a newer rotation (the token is two steps old): not in grace.
     }
@@ -190,7 +219,11 @@ export class SessionsService {
    * caller's session as actor); false when the session is not theirs. Idempotent: a session
    * already revoked is found, and nothing more happens.
    */
-  async revokeOwned(userId: string, sessionId: string, by: { sessionId: string; client: ClientInfo }): Promise<boolean> {
+  async revokeOwned(
+    userId: string,
+    sessionId: string,
+    by: { sessionId: string; client: ClientInfo },
+  ): Promise<boolean> {
     return this.txHost.withTransaction(async () => {
       const outcome = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now());
       if (outcome === null) return false;

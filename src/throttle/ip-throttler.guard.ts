@@ -9,7 +9,14 @@ import { ErrorCode } from '../common/errors/error-codes.js';
  */
 @Injectable()
 export class IpThrottlerGuard extends ThrottlerGuard {
-  protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
-    throw new AppError(ErrorCode.TOO_MANY_REQUESTS, 'Too many requests; retry later', retryAfter(detail.timeToBlockExpire));
+  protected override async throwThrottlingException(
+    _context: ExecutionContext,
+    detail: ThrottlerLimitDetail,
+  ): Promise<void> {
+    throw new AppError(
+      ErrorCode.TOO_MANY_REQUESTS,
+      'Too many requests; retry later',
+      retryAfter(detail.timeToBlockExpire),
+    );
   }
 }

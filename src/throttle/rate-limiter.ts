@@ -16,7 +16,11 @@ export class RateLimiter {
   async hit(key: string, limit: number, windowMs: number): Promise<void> {
     const record = await this.storage.increment(key, windowMs, limit, windowMs, 'limit');
     if (record.totalHits > limit) {
-      throw new AppError(ErrorCode.TOO_MANY_REQUESTS, 'Too many requests; retry later', retryAfter(record.timeToExpire));
+      throw new AppError(
+        ErrorCode.TOO_MANY_REQUESTS,
+        'Too many requests; retry later',
+        retryAfter(record.timeToExpire),
+      );
     }
   }
 }

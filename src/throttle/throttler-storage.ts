@@ -33,7 +33,13 @@ export class MemoryThrottlerStorage implements ThrottlerStorage {
   private readonly windows = new Map<string, { hits: number; resetMs: number; blockedUntilMs: number }>();
   private lastSweepMs = 0;
 
-  async increment(key: string, ttl: number, limit: number, blockDuration: number, name: string): Promise<ThrottlerStorageRecord> {
+  async increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    name: string,
+  ): Promise<ThrottlerStorageRecord> {
     const now = Date.now();
     if (now - this.lastSweepMs > 60_000) this.sweep(now);
     const id = `${name}:${key}`;
@@ -65,13 +71,23 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     private readonly prefix = 'gatehouse:throttle:',
   ) {}
 
-  async increment(key: string, ttl: number, limit: number, blockDuration: number, name: string): Promise<ThrottlerStorageRecord> {
+  async increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    name: string,
+  ): Promise<ThrottlerStorageRecord> {
     const base = `${this.prefix}${name}:${key}`;
-    const [hits, ttlMs, blockedMs] = (await this.redis.eval(INCREMENT, 2, base, `${base}:blocked`, ttl, limit, blockDuration || ttl)) as [
-      number,
-      number,
-      number,
-    ];
+    const [hits, ttlMs, blockedMs] = (await this.redis.eval(
+      INCREMENT,
+      2,
+      base,
+      `${base}:blocked`,
+      ttl,
+      limit,
+      blockDuration || ttl,
+    )) as [number, number, number];
     const isBlocked = blockedMs > 0;
     return {
       totalHits: hits,

@@ -6,7 +6,13 @@ import type { Role } from '../common/account-rules.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { SecretsService } from '../config/secrets.service.js';
-import { generateEs256Pem, keySetFromKeys, keySetFromSecrets, type KeySet, type VerificationKey } from '../config/signing-keys.js';
+import {
+  generateEs256Pem,
+  keySetFromKeys,
+  keySetFromSecrets,
+  type KeySet,
+  type VerificationKey,
+} from '../config/signing-keys.js';
 
 /** `typ` of our access tokens (RFC 9068 §2.1): keeps other JWTs from passing for them. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -35,7 +41,10 @@ export class AccessTokenService {
   ) {
     this.keys = config.JWT_SECRETS
       ? keySetFromSecrets(config.JWT_SECRETS)
-      : keySetFromKeys(config.JWT_KEYS ?? secrets.generated('jwt-signing-key.pem', generateEs256Pem), config.JWT_ALGORITHM);
+      : keySetFromKeys(
+          config.JWT_KEYS ?? secrets.generated('jwt-signing-key.pem', generateEs256Pem),
+          config.JWT_ALGORITHM,
+        );
     this.jwks = {
       keys: [...this.keys.verification.values()].flatMap((k) => (k.jwk ? [k.jwk] : [])),
     };

@@ -117,7 +117,8 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
       throw new AppError(ErrorCode.DATABASE_UNAVAILABLE, 'The database is unavailable; retry shortly', retryAfter(5));
     }
     return (
-      (token.sessionId !== null && this.refuses(`sid:${token.sessionId}`, token.iat)) || this.refuses(`user:${token.userId}`, token.iat)
+      (token.sessionId !== null && this.refuses(`sid:${token.sessionId}`, token.iat)) ||
+      this.refuses(`user:${token.userId}`, token.iat)
     );
   }
 
@@ -128,7 +129,10 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
    * tokens stay refused until the entry expires (failing closed).
    */
   async revoke(request: RevocationRequest): Promise<void> {
-    const keys = [...(request.sessions ?? []).map((id) => `sid:${id}`), ...(request.users ?? []).map((id) => `user:${id}`)];
+    const keys = [
+      ...(request.sessions ?? []).map((id) => `sid:${id}`),
+      ...(request.users ?? []).map((id) => `user:${id}`),
+    ];
     if (keys.length === 0) return;
     const nowMs = this.clock.nowMs();
     const untilMs = nowMs + this.ttlMs;

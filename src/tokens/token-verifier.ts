@@ -66,7 +66,8 @@ export class TokenVerifier {
 
   private decode(token: string): Principal {
     const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded !== 'object' || typeof decoded.payload !== 'object') throw new TokenRejected('malformed token');
+    if (!decoded || typeof decoded !== 'object' || typeof decoded.payload !== 'object')
+      throw new TokenRejected('malformed token');
     const found = this.tokens.keyFor(decoded.header);
     if ('error' in found) throw new TokenRejected(found.error);
     let payload: unknown;
@@ -91,7 +92,8 @@ function toPrincipal(payload: unknown): Principal | null {
   if (payload === null || typeof payload !== 'object') return null;
   const p = payload as Partial<AccessTokenClaims> & { scope?: unknown };
   if (typeof p.exp !== 'number' || typeof p.iat !== 'number' || typeof p.jti !== 'string') return null;
-  if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || !Array.isArray(p.roles) || !p.roles.every(isRole)) return null;
+  if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || !Array.isArray(p.roles) || !p.roles.every(isRole))
+    return null;
   return {
     kind: 'user',
     userId: p.sub,

@@ -9,7 +9,13 @@ import { PageQueryDto } from '../common/http/pagination.js';
 import { uuidParam } from '../common/http/uuid-param.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { MeDto, UserDto } from '../accounts/user.dto.js';
-import { AdminUpdateUserDto, ChangePasswordDto, DeleteAccountDto, UpdateProfileDto, UserPageDto } from './dto/users.dto.js';
+import {
+  AdminUpdateUserDto,
+  ChangePasswordDto,
+  DeleteAccountDto,
+  UpdateProfileDto,
+  UserPageDto,
+} from './dto/users.dto.js';
 import { UsersService } from './users.service.js';
 
 @ApiTags('users')
@@ -30,7 +36,11 @@ export class UsersController {
   @ApiOperation({ summary: "Update the caller's display name (and the email, with EMAIL_CHANGE_MODE=immediate)" })
   @ApiOkResponse({ type: UserDto })
   @ApiErrors(400, 401, 409)
-  updateMe(@CurrentUser() user: Principal, @Body() dto: UpdateProfileDto, @Client() client: ClientInfo): Promise<UserDto> {
+  updateMe(
+    @CurrentUser() user: Principal,
+    @Body() dto: UpdateProfileDto,
+    @Client() client: ClientInfo,
+  ): Promise<UserDto> {
     return this.users.updateProfile(user, dto, client);
   }
 
@@ -39,7 +49,11 @@ export class UsersController {
   @ApiOperation({ summary: 'Change the password; every other session is revoked' })
   @ApiNoContentResponse()
   @ApiErrors(400, 401, 403, 429)
-  changePassword(@CurrentSession() user: SessionPrincipal, @Body() dto: ChangePasswordDto, @Client() client: ClientInfo): Promise<void> {
+  changePassword(
+    @CurrentSession() user: SessionPrincipal,
+    @Body() dto: ChangePasswordDto,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
     return this.users.changePassword(user, dto.currentPassword, dto.newPassword, client);
   }
 
@@ -48,7 +62,11 @@ export class UsersController {
   @ApiOperation({ summary: 'Delete the account with its sessions and resources' })
   @ApiNoContentResponse()
   @ApiErrors(400, 401, 403, 429)
-  deleteMe(@CurrentSession() user: SessionPrincipal, @Body() dto: DeleteAccountDto, @Client() client: ClientInfo): Promise<void> {
+  deleteMe(
+    @CurrentSession() user: SessionPrincipal,
+    @Body() dto: DeleteAccountDto,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
     return this.users.deleteAccount(user, dto.password, client);
   }
 

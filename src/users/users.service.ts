@@ -4,7 +4,6 @@ import { PasswordHasher } from '../accounts/password-hasher.service.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import { SessionsService } from '../sessions/sessions.service.js';
 import { RevocationService } from '../tokens/revocation.service.js';
-import { LoginThrottleService, throttleAccountKey } from '../throttle/login-throttle.service.js';
 import type { Role } from '../common/account-rules.js';
 import type { SessionPrincipal } from '../access/auth.decorators.js';
 import type { Principal } from '../tokens/principal.js';
@@ -36,7 +35,6 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly txHost: TransactionHost<PrismaTx>,
-    private readonly throttle: LoginThrottleService,
     private readonly credentials: CredentialsService,
     private readonly accountMail: AccountMailService,
   ) {}
@@ -72,7 +70,7 @@ export class UsersService implements OnApplicationBootstrap {
       if (!(await this.passwords.verify(password, user.passwordHash))) {
         throw new StartupError(
           `ADMIN_USERNAME "${username}" names an existing account whose password is not ADMIN_PASSWORD: ` +
-            'it was not made admin. Choose another ADMIN_USERNAME, or set ADMIN_PASSWORD to that account\'s ' +
+            "it was not made admin. Choose another ADMIN_USERNAME, or set ADMIN_PASSWORD to that account's " +
             'password if it is yours, or have an existing admin grant the role (PATCH /users/:id).',
         );
       }
@@ -102,13 +100,21 @@ export class UsersService implements OnApplicationBootstrap {
     const user = await this.users.updateProfile(caller.userId, { displayName: dto.displayName, email: dto.email });
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     if (user.email && before && before.emailKey !== user.emailKey) {
-      await this.accountMail.sendVerification({ id: user.id, email: user.email, displayName: user.displayName }, client.ip);
+      await this.accountMail.sendVerification(
+        { id: user.id, email: user.email, displayName: user.displayName },
+        client.ip,
+      );
     }
     return UserDto.from(user);
   }
 
   /** Changes the password and revokes every other session; the caller's stays. */
-  async changePassword(caller: SessionPrincipal, currentPassword: string, newPassword: string, client: ClientInfo): Promise<void> {
+  async changePassword(
+    caller: SessionPrincipal,
+    currentPassword: string,
+    newPassword: string,
+    client: ClientInfo,
+  ): Promise<void> {
     const user = await this.existing(caller);
     await this.credentials.recheck(user, currentPassword, client, 'The current password is wrong');
     const changed = await this.credentials.applyPassword({
@@ -137,10 +143,13 @@ export class UsersService implements OnApplicationBootstrap {
       }
       await this.users.delete(user.id);
       await this.revocation.revoke({ users: [user.id] });
-      await this.audit.record('account.deleted', { userId: user.id, sessionId: caller.sessionId }, client, { username: user.username });
+      await this.audit.record('account.deleted', { userId: user.id, sessionId: caller.sessionId }, client, {
+        username: user.username,
+      });
       return 'deleted';
     });
-    if (outcome === 'last_admin') throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot delete their account');
+    if (outcome === 'last_admin')
+      throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot delete their account');
   }
 
   async list(limit = DEFAULT_PAGE_SIZE, cursor?: string): Promise<{ items: UserDto[]; nextCursor: string | null }> {
@@ -171,7 +180,9 @@ export class UsersService implements OnApplicationBootstrap {
       if (!user) return null;
       if (dto.disabled === true && !target.disabled) {
         await this.sessions.revokeAllOf(id, 'disabled');
-        await this.audit.record('account.disabled', { userId: id, sessionId: caller.sessionId }, client, { by: caller.userId });
+        await this.audit.record('account.disabled', { userId: id, sessionId: caller.sessionId }, client, {
+          by: caller.userId,
+        });
       }
       if (dto.disabled === false && target.disabled) {
         await this.audit.record('account.enabled', { userId: id }, client, { by: caller.userId });
@@ -182,7 +193,8 @@ export class UsersService implements OnApplicationBootstrap {
       }
       return user;
     });
-    if (updated === 'last_admin') throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot be demoted or disabled');
+    if (updated === 'last_admin')
+      throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot be demoted or disabled');
     if (!updated) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
     return UserDto.from(updated);
   }
@@ -192,6 +204,4 @@ export class UsersService implements OnApplicationBootstrap {
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     return user;
   }
-
-
 }

@@ -26,62 +26,62 @@ const median = (xs: number[]) => {
 const ENV = { ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '10000' };
 
 describe('the dummy hash for unknown users after BCRYPT_COST is raised', () => {
-  it(
-    'costs what the stored hashes cost, so an unknown user takes about as long as a wrong password',
-    async () => {
-      const db = await persistentDatabase();
+  it('costs what the stored hashes cost, so an unknown user takes about as long as a wrong password', async () => {
+    const db = await persistentDatabase();
+    try {
+      // Accounts made at cost 4...
+      const first = await startApp({ ...ENV, BCRYPT_COST: '4' }, { databaseUrl: db.url });
+      const users = [];
       try {
-        // Accounts made at cost 4...
-        const first = await startApp({ ...ENV, BCRYPT_COST: '4' }, { databaseUrl: db.url });
-        const users = [];
-        try {
-          for (let i = 0; i < 3; i++) users.push(await signup(first));
-        } finally {
-          await first.close();
-        }
-        // ...then the server restarted with BCRYPT_COST=10.
-        const second = await startApp({ ...ENV, BCRYPT_COST: '10' }, { databaseUrl: db.url });
-        try {
-          const hasher = second.app.get(PasswordHasher);
-          expect(hasher.dummyHashCost).toBe(4);
-
-          const u = users[0]!;
-          const time = async (body: object) => {
-            const start = process.hrtime.bigint();
-            const res = await second.http.post('/auth/login').send(body);
-            const ms = Number(process.hrtime.bigint() - start) / 1e6;
-            expect(res.status).toBe(401);
-            return ms;
-          };
-          // Warm-up, then interleave so that drift affects both sides alike.
-          await time({ username: 'warmup-nobody', password: 'whatever1' });
-          await time({ username: u.username, password: 'whatever1' });
-          const unknown: number[] = [];
-          const wrong: number[] = [];
-          for (let i = 0; i < 9; i++) {
-            unknown.push(await time({ username: `nobody_${i}_${u.username}`, password: `wrong password ${i}` }));
-            wrong.push(await time({ username: u.username, password: `wrong password ${i}` }));
-          }
-          // At cost 10 against 4 the unknown side did 64 times the bcrypt work (10 ms vs 116 ms in
-          // the report; 4x medians here on a busy machine); it is ~1x now. A loose bound.
-          const ratio = median(unknown) / median(wrong);
-          expect(ratio, `median unknown ${median(unknown).toFixed(1)} ms / wrong ${median(wrong).toFixed(1)} ms`).toBeLessThan(2);
-
-          // Once the accounts have logged in, their hashes are upgraded to cost 10, and so is the dummy.
-          for (const user of users) await second.http.post('/auth/login').send({ username: user.username, password: user.password }).expect(200);
-          const costs = await second.prisma.user.findMany({ select: { passwordHash: true } });
-          expect(costs.map((c) => c.passwordHash.slice(0, 7))).toEqual(['$2b$10$', '$2b$10$', '$2b$10$']);
-          await hasher.refreshDummyHash();
-          expect(hasher.dummyHashCost).toBe(10);
-        } finally {
-          await second.close();
-        }
+        for (let i = 0; i < 3; i++) users.push(await signup(first));
       } finally {
-        await db.drop();
+        await first.close();
       }
-    },
-    120_000,
-  );
+      // ...then the server restarted with BCRYPT_COST=10.
+      const second = await startApp({ ...ENV, BCRYPT_COST: '10' }, { databaseUrl: db.url });
+      try {
+        const hasher = second.app.get(PasswordHasher);
+        expect(hasher.dummyHashCost).toBe(4);
+
+        const u = users[0]!;
+        const time = async (body: object) => {
+          const start = process.hrtime.bigint();
+          const res = await second.http.post('/auth/login').send(body);
+          const ms = Number(process.hrtime.bigint() - start) / 1e6;
+          expect(res.status).toBe(401);
+          return ms;
+        };
+        // Warm-up, then interleave so that drift affects both sides alike.
+        await time({ username: 'warmup-nobody', password: 'whatever1' });
+        await time({ username: u.username, password: 'whatever1' });
+        const unknown: number[] = [];
+        const wrong: number[] = [];
+        for (let i = 0; i < 9; i++) {
+          unknown.push(await time({ username: `nobody_${i}_${u.username}`, password: `wrong password ${i}` }));
+          wrong.push(await time({ username: u.username, password: `wrong password ${i}` }));
+        }
+        // At cost 10 against 4 the unknown side did 64 times the bcrypt work (10 ms vs 116 ms in
+        // the report; 4x medians here on a busy machine); it is ~1x now. A loose bound.
+        const ratio = median(unknown) / median(wrong);
+        expect(
+          ratio,
+          `median unknown ${median(unknown).toFixed(1)} ms / wrong ${median(wrong).toFixed(1)} ms`,
+        ).toBeLessThan(2);
+
+        // Once the accounts have logged in, their hashes are upgraded to cost 10, and so is the dummy.
+        for (const user of users)
+          await second.http.post('/auth/login').send({ username: user.username, password: user.password }).expect(200);
+        const costs = await second.prisma.user.findMany({ select: { passwordHash: true } });
+        expect(costs.map((c) => c.passwordHash.slice(0, 7))).toEqual(['$2b$10$', '$2b$10$', '$2b$10$']);
+        await hasher.refreshDummyHash();
+        expect(hasher.dummyHashCost).toBe(10);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await db.drop();
+    }
+  }, 120_000);
 
   it('is made at BCRYPT_COST when there are no users yet', async () => {
     const t = await startApp({ ...ENV, BCRYPT_COST: '5' });

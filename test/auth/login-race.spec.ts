@@ -33,7 +33,11 @@ describe('logins racing a password change or a disable', () => {
         t.http
           .post('/auth/login')
           .send({ username, password })
-          .then((res) => ({ status: res.status, accessToken: res.body.accessToken, refreshToken: refreshCookieOf(res) })),
+          .then((res) => ({
+            status: res.status,
+            accessToken: res.body.accessToken,
+            refreshToken: refreshCookieOf(res),
+          })),
       );
       await new Promise((r) => setTimeout(r, everyMs));
     }
@@ -71,7 +75,9 @@ describe('logins racing a password change or a disable', () => {
       );
       expect(results.every((r) => [200, 401, 403].includes(r.status))).toBe(true);
       for (const r of results.filter((x) => x.status === 200)) {
-        expect((await t.http.post('/resources').set('Authorization', `Bearer ${r.accessToken}`).send({ title: 'x' })).status).toBe(401);
+        expect(
+          (await t.http.post('/resources').set('Authorization', `Bearer ${r.accessToken}`).send({ title: 'x' })).status,
+        ).toBe(401);
         expect((await refresh(t, r.refreshToken!)).status).toBe(401);
       }
       expect(await t.prisma.session.count({ where: { userId: owner.id, revokedAt: null } })).toBe(0);

@@ -49,7 +49,12 @@ describe('live sessions per user are capped', () => {
 
 describe('the retention job', () => {
   let t: TestApp;
-  const env = { ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000', SESSION_RETENTION: String(7 * DAY), AUDIT_RETENTION: String(30 * DAY) };
+  const env = {
+    ...ROOMY_LIMITS,
+    LOGIN_RATE_LIMIT: '1000',
+    SESSION_RETENTION: String(7 * DAY),
+    AUDIT_RETENTION: String(30 * DAY),
+  };
   beforeAll(async () => {
     t = await startApp(env);
     t.clock.freeze();
@@ -102,7 +107,10 @@ describe('the retention job', () => {
   });
 
   it.runIf(onPostgres)('several instances running the job at once delete each row once, without errors', async () => {
-    const others = [await startApp(env, { databaseUrl: t.databaseUrl }), await startApp(env, { databaseUrl: t.databaseUrl })];
+    const others = [
+      await startApp(env, { databaseUrl: t.databaseUrl }),
+      await startApp(env, { databaseUrl: t.databaseUrl }),
+    ];
     try {
       const users = await Promise.all(Array.from({ length: 20 }, () => signup(t)));
       await Promise.all(users.map((u) => t.http.post('/auth/logout').set(u.auth).expect(204)));

@@ -145,54 +145,56 @@ describe('a role change takes effect on the next request', () => {
 });
 
 describe('revocation survives a restart without Redis', () => {
-  it(
-    'logout, disable and password change stay revoked after a restart; untouched tokens still work',
-    async () => {
-      const db = await persistentDatabase();
+  it('logout, disable and password change stay revoked after a restart; untouched tokens still work', async () => {
+    const db = await persistentDatabase();
+    try {
+      const first = await startApp(ENV, { databaseUrl: db.url });
+      let tokens: {
+        loggedOut: SignedUp;
+        disabled: SignedUp;
+        otherSession: SignedUp;
+        changer: SignedUp;
+        control: SignedUp;
+      };
       try {
-        const first = await startApp(ENV, { databaseUrl: db.url });
-        let tokens: { loggedOut: SignedUp; disabled: SignedUp; otherSession: SignedUp; changer: SignedUp; control: SignedUp };
-        try {
-          const admin = await login(first, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);
-          const loggedOut = await signup(first);
-          await first.http.post('/auth/logout').set(loggedOut.auth).expect(204);
-          const disabled = await signup(first);
-          await first.http.patch(`/users/${disabled.id}`).set(admin.auth).send({ disabled: true }).expect(200);
-          const changer = await signup(first);
-          const otherSession = await login(first, changer.username, changer.password);
-          await first.http
-            .post('/users/me/password')
-            .set(changer.auth)
-            .send({ currentPassword: changer.password, newPassword: 'a brand new password' })
-            .expect(204);
-          const control = await signup(first);
-          tokens = { loggedOut, disabled, otherSession, changer, control };
-          for (const revoked of [loggedOut, disabled, otherSession]) {
-            await first.http.get('/users/me').set(revoked.auth).expect(401);
-          }
-        } finally {
-          await first.close();
-        }
-
-        const second = await startApp(ENV, { databaseUrl: db.url });
-        try {
-          // The keys survived the restart (a token nobody revoked still works) ...
-          await second.http.get('/users/me').set(tokens.control.auth).expect(200);
-          await second.http.get('/users/me').set(tokens.changer.auth).expect(200);
-          // ... and so did every revocation.
-          for (const revoked of [tokens.loggedOut, tokens.disabled, tokens.otherSession]) {
-            const res = await second.http.get('/users/me').set(revoked.auth);
-            expect(res.status).toBe(401);
-            expect(res.body.code).toBe('INVALID_TOKEN');
-          }
-          await second.http.post('/resources').set(tokens.disabled.auth).send({ title: 'still here?' }).expect(401);
-        } finally {
-          await second.close();
+        const admin = await login(first, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);
+        const loggedOut = await signup(first);
+        await first.http.post('/auth/logout').set(loggedOut.auth).expect(204);
+        const disabled = await signup(first);
+        await first.http.patch(`/users/${disabled.id}`).set(admin.auth).send({ disabled: true }).expect(200);
+        const changer = await signup(first);
+        const otherSession = await login(first, changer.username, changer.password);
+        await first.http
+          .post('/users/me/password')
+          .set(changer.auth)
+          .send({ currentPassword: changer.password, newPassword: 'a brand new password' })
+          .expect(204);
+        const control = await signup(first);
+        tokens = { loggedOut, disabled, otherSession, changer, control };
+        for (const revoked of [loggedOut, disabled, otherSession]) {
+          await first.http.get('/users/me').set(revoked.auth).expect(401);
         }
       } finally {
-        await db.drop();
+        await first.close();
       }
-    },
-    180_000,
-  );
+
+      const second = await startApp(ENV, { databaseUrl: db.url });
+      try {
+        // The keys survived the restart (a token nobody revoked still works) ...
+        await second.http.get('/users/me').set(tokens.control.auth).expect(200);
+        await second.http.get('/users/me').set(tokens.changer.auth).expect(200);
+        // ... and so did every revocation.
+        for (const revoked of [tokens.loggedOut, tokens.disabled, tokens.otherSession]) {
+          const res = await second.http.get('/users/me').set(revoked.auth);
+          expect(res.status).toBe(401);
+          expect(res.body.code).toBe('INVALID_TOKEN');
+        }
+        await second.http.post('/resources').set(tokens.disabled.auth).send({ title: 'still here?' }).expect(401);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await db.drop();
+    }
+  }, 180_000);
 });

@@ -29,7 +29,15 @@ describe('/auth signup and login', () => {
       expect(res.body.expiresIn).toBe(900);
       expect(res.body.accessToken.split('.')).toHaveLength(3);
       const { user } = res.body;
-      expect(Object.keys(user).sort()).toEqual(['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'roles', 'username']);
+      expect(Object.keys(user).sort()).toEqual([
+        'createdAt',
+        'displayName',
+        'email',
+        'emailVerified',
+        'id',
+        'roles',
+        'username',
+      ]);
       expect(user).toMatchObject({ username, email, displayName: 'Ada L.', roles: ['user'] });
       expect(user.id).toMatch(UUID);
       expect(user.createdAt).toMatch(ISO);
@@ -198,7 +206,9 @@ describe('/auth signup and login', () => {
         let u;
         try {
           u = await signup(at4);
-          expect((await at4.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(/^\$2[aby]\$04\$/);
+          expect((await at4.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(
+            /^\$2[aby]\$04\$/,
+          );
         } finally {
           await at4.close();
         }
@@ -216,7 +226,9 @@ describe('/auth signup and login', () => {
         const back = await startApp({ ...ROOMY_LIMITS, BCRYPT_COST: '4' }, { databaseUrl: db.url });
         try {
           await login(back, u.username, u.password);
-          expect((await back.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(/^\$2[aby]\$05\$/);
+          expect((await back.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(
+            /^\$2[aby]\$05\$/,
+          );
         } finally {
           await back.close();
         }

@@ -211,7 +211,11 @@ describe('password re-checks with a stolen access token (LOGIN_RATE_LIMIT=3)', (
     return { username, password, auth: { Authorization: `Bearer ${res.body.accessToken as string}` } };
   }
   const changePassword = (ip: string, v: { auth: { Authorization: string } }, currentPassword: string) =>
-    t.http.post('/users/me/password').set('X-Forwarded-For', ip).set(v.auth).send({ currentPassword, newPassword: 'the attacker now owns it' });
+    t.http
+      .post('/users/me/password')
+      .set('X-Forwarded-For', ip)
+      .set(v.auth)
+      .send({ currentPassword, newPassword: 'the attacker now owns it' });
   const deleteAccount = (ip: string, v: { auth: { Authorization: string } }, password: string) =>
     t.http.delete('/users/me').set('X-Forwarded-For', ip).set(v.auth).send({ password });
   const expectThrottled = (res: { status: number; body: Record<string, unknown>; headers: Record<string, string> }) => {
@@ -232,7 +236,11 @@ describe('password re-checks with a stolen access token (LOGIN_RATE_LIMIT=3)', (
     expectThrottled(await changePassword(ip, v, v.password));
     // The password was not changed: once the wait is over, the owner still logs in with it.
     t.clock.advance(15 * 60);
-    await t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username: v.username, password: v.password }).expect(200);
+    await t.http
+      .post('/auth/login')
+      .set('X-Forwarded-For', ip)
+      .send({ username: v.username, password: v.password })
+      .expect(200);
   });
 
   it('answers 429 to the 4th password guess on DELETE /users/me, and the account survives', async () => {
@@ -247,11 +255,16 @@ describe('password re-checks with a stolen access token (LOGIN_RATE_LIMIT=3)', (
   it('shares one budget per account with login, and the right password after the wait resets it like a login', async () => {
     const ip = freshIp();
     const v = await victim(ip);
-    const wrongLogin = await t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username: v.username, password: 'guess 1' });
+    const wrongLogin = await t.http
+      .post('/auth/login')
+      .set('X-Forwarded-For', ip)
+      .send({ username: v.username, password: 'guess 1' });
     expect(wrongLogin.status).toBe(401);
     expect((await deleteAccount(ip, v, 'guess 2')).status).toBe(403);
     expect((await changePassword(ip, v, 'guess 3')).status).toBe(403);
-    const wait = expectThrottled(await t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username: v.username, password: v.password }));
+    const wait = expectThrottled(
+      await t.http.post('/auth/login').set('X-Forwarded-For', ip).send({ username: v.username, password: v.password }),
+    );
     expectThrottled(await changePassword(ip, v, v.password));
     t.clock.advance(wait);
     // The right current password now: 204, and the counter starts over.

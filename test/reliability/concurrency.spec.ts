@@ -33,17 +33,30 @@ describe('concurrency', () => {
     const user = await signupAccount(app.url, 'cref');
     const agent = keepAliveAgent(100);
     const results = await Promise.all(
-      Array.from({ length: 100 }, () => call(app.url, 'POST', '/auth/refresh', { headers: cookie(user.refresh), agent, timeoutMs: 20_000 })),
+      Array.from({ length: 100 }, () =>
+        call(app.url, 'POST', '/auth/refresh', { headers: cookie(user.refresh), agent, timeoutMs: 20_000 }),
+      ),
     );
     agent.destroy();
     const ok = results.filter((r) => r.status === 200);
     const successors = new Set(ok.map((r) => refreshCookieOf(r)));
-    const sids = new Set(ok.map((r) => JSON.parse(Buffer.from((r.json as { accessToken: string }).accessToken.split('.')[1]!, 'base64url').toString()).sid));
+    const sids = new Set(
+      ok.map(
+        (r) =>
+          JSON.parse(
+            Buffer.from((r.json as { accessToken: string }).accessToken.split('.')[1]!, 'base64url').toString(),
+          ).sid,
+      ),
+    );
     const successor = [...successors][0]!;
     const next = await call(app.url, 'POST', '/auth/refresh', { headers: cookie(successor) });
     const access = (next.json as { accessToken: string } | undefined)?.accessToken ?? '';
     const sessions = await call(app.url, 'GET', '/auth/sessions', { headers: bearer(access) });
-    const rows = await queryDb<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL', [user.id]);
+    const rows = await queryDb<{ n: number }>(
+      databaseUrl,
+      'SELECT count(*)::int AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL',
+      [user.id],
+    );
     console.log(
       `[concurrency/refresh] ${JSON.stringify({ requests: 100, outcomes: tally(results), distinct_successors: successors.size, distinct_sessions: sids.size, longest_ms: round(Math.max(...results.map((r) => r.ms))), successor_refresh: next.status, live_sessions_in_db: rows[0]?.n })}`,
     );
@@ -60,15 +73,29 @@ describe('concurrency', () => {
 
   it('50 parallel signups with one username (in mixed case): exactly one 201, the rest 409', async () => {
     const base = uniqueName('race');
-    const variants = Array.from({ length: 50 }, (_, i) => (i % 3 === 0 ? base.toUpperCase() : i % 3 === 1 ? base : base[0]!.toUpperCase() + base.slice(1)));
+    const variants = Array.from({ length: 50 }, (_, i) =>
+      i % 3 === 0 ? base.toUpperCase() : i % 3 === 1 ? base : base[0]!.toUpperCase() + base.slice(1),
+    );
     const agent = keepAliveAgent(50);
     const results = await Promise.all(
-      variants.map((username, i) => call(app.url, 'POST', '/auth/signup', { json: { username, password: `race password ${i}` }, agent, timeoutMs: 20_000 })),
+      variants.map((username, i) =>
+        call(app.url, 'POST', '/auth/signup', {
+          json: { username, password: `race password ${i}` },
+          agent,
+          timeoutMs: 20_000,
+        }),
+      ),
     );
     agent.destroy();
-    const rows = await queryDb<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM users WHERE username_key = $1', [base.toLowerCase()]);
+    const rows = await queryDb<{ n: number }>(
+      databaseUrl,
+      'SELECT count(*)::int AS n FROM users WHERE username_key = $1',
+      [base.toLowerCase()],
+    );
     const codes = new Set(results.filter((r) => r.status === 409).map((r) => (r.json as { code: string }).code));
-    console.log(`[concurrency/signup] ${JSON.stringify({ requests: 50, outcomes: tally(results), codes: [...codes], users_in_db: rows[0]?.n, longest_ms: round(Math.max(...results.map((r) => r.ms))) })}`);
+    console.log(
+      `[concurrency/signup] ${JSON.stringify({ requests: 50, outcomes: tally(results), codes: [...codes], users_in_db: rows[0]?.n, longest_ms: round(Math.max(...results.map((r) => r.ms))) })}`,
+    );
     expect(tally(results)).toEqual({ 201: 1, 409: 49 });
     expect([...codes]).toEqual(['USERNAME_TAKEN']);
     expect(rows[0]?.n).toBe(1);
@@ -94,10 +121,14 @@ describe('concurrency', () => {
     // Which passwords log in now (sequentially: the logins must not race each other).
     const working: number[] = [];
     for (let i = 0; i < 20; i++) {
-      const r = await call(app.url, 'POST', '/auth/login', { json: { username: owner.username, password: `winner candidate ${i}` } });
+      const r = await call(app.url, 'POST', '/auth/login', {
+        json: { username: owner.username, password: `winner candidate ${i}` },
+      });
       if (r.status === 200) working.push(i);
     }
-    const oldPassword = await call(app.url, 'POST', '/auth/login', { json: { username: owner.username, password: owner.password } });
+    const oldPassword = await call(app.url, 'POST', '/auth/login', {
+      json: { username: owner.username, password: owner.password },
+    });
     const survivors: string[] = [];
     for (let i = 0; i < 20; i++) {
       if (i === winners[0]) continue;
@@ -105,10 +136,13 @@ describe('concurrency', () => {
         call(app.url, 'GET', '/auth/sessions', { headers: bearer(sessions[i]!.access) }),
         call(app.url, 'POST', '/auth/refresh', { headers: cookie(sessions[i]!.refresh) }),
       ]);
-      if (me.status !== 401 || refreshed.status !== 401) survivors.push(`session ${i}: access ${me.status}, refresh ${refreshed.status}`);
+      if (me.status !== 401 || refreshed.status !== 401)
+        survivors.push(`session ${i}: access ${me.status}, refresh ${refreshed.status}`);
     }
     const winner = winners[0] === undefined ? undefined : sessions[winners[0]];
-    const winnerMe = winner ? await call(app.url, 'GET', '/auth/sessions', { headers: bearer(winner.access) }) : undefined;
+    const winnerMe = winner
+      ? await call(app.url, 'GET', '/auth/sessions', { headers: bearer(winner.access) })
+      : undefined;
     console.log(
       `[concurrency/password] ${JSON.stringify({ requests: 20, outcomes: tally(results), winners: winners.length, passwords_that_work: working.length, old_password: oldPassword.status, loser_sessions_alive: survivors.length, winner_session: winnerMe?.status })}`,
     );
@@ -143,7 +177,11 @@ describe('concurrency', () => {
           outcomes.push(r);
           if (r.status === 204) deleted += 1;
         } else {
-          const r = await call(app.url, 'POST', '/resources', { json: { title: `volatile ${w}-${n}` }, headers: bearer(user.access), agent });
+          const r = await call(app.url, 'POST', '/resources', {
+            json: { title: `volatile ${w}-${n}` },
+            headers: bearer(user.access),
+            agent,
+          });
           outcomes.push(r);
           if (r.status === 201) {
             created += 1;
@@ -159,7 +197,12 @@ describe('concurrency', () => {
         let cursor: string | null = null;
         let pages = 0;
         do {
-          const r: Outcome = await call(app.url, 'GET', `/resources?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: bearer(user.access), agent });
+          const r: Outcome = await call(
+            app.url,
+            'GET',
+            `/resources?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+            { headers: bearer(user.access), agent },
+          );
           outcomes.push(r);
           if (r.status !== 200) {
             anomalies.push(`page status ${r.status ?? r.error}`);
@@ -180,7 +223,11 @@ describe('concurrency', () => {
     console.log(
       `[concurrency/pagination] ${JSON.stringify({ requests: outcomes.length, '5xx': outcomes.filter((o) => (o.status ?? 0) >= 500).length, traversals, created, deleted, anomalies: anomalies.length, longest_ms: round(Math.max(...outcomes.map((o) => o.ms))) })}`,
     );
-    expect(outcomes.filter((o) => o.error || (o.status ?? 0) >= 500).map((o) => `${o.status ?? o.error} ${o.text.slice(0, 100)}`)).toEqual([]);
+    expect(
+      outcomes
+        .filter((o) => o.error || (o.status ?? 0) >= 500)
+        .map((o) => `${o.status ?? o.error} ${o.text.slice(0, 100)}`),
+    ).toEqual([]);
     expect(traversals).toBeGreaterThan(5);
     expect(created).toBeGreaterThan(20);
     expect(deleted).toBeGreaterThan(5);

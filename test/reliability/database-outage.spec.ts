@@ -10,14 +10,32 @@
 // POST /auth/logout revokes in the database, so they all answer 503 during an outage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baseEnv, killAll, sharedSecrets, startApp, type AppProcess } from './support/app.js';
-import { bearer, call, cookie, isContractError, keepAliveAgent, leaksInternals, refreshCookieOf, type Outcome } from './support/http.js';
+import {
+  bearer,
+  call,
+  cookie,
+  isContractError,
+  keepAliveAgent,
+  leaksInternals,
+  refreshCookieOf,
+  type Outcome,
+} from './support/http.js';
 import { percentile, round, sleep } from './support/net.js';
 import { PgCluster } from './support/postgres.js';
 import { loginAccount, signupAccount, uniqueName, type Account } from './support/users.js';
 
 type Phase = 'up' | 'stopping' | 'down' | 'starting' | 'recovering' | 'recovered';
 type Op = 'signup' | 'login' | 'refresh' | 'me' | 'sessions' | 'resource' | 'password' | 'jwks' | 'docs' | 'health';
-const NEEDS_DATABASE: ReadonlySet<Op> = new Set(['signup', 'login', 'refresh', 'me', 'sessions', 'resource', 'password', 'health']);
+const NEEDS_DATABASE: ReadonlySet<Op> = new Set([
+  'signup',
+  'login',
+  'refresh',
+  'me',
+  'sessions',
+  'resource',
+  'password',
+  'health',
+]);
 const WEIGHTS: Array<[Op, number]> = [
   ['signup', 2],
   ['login', 2],
@@ -47,7 +65,9 @@ let app: AppProcess;
 beforeAll(async () => {
   cluster = await PgCluster.create('outage');
   const url = await cluster.createDatabase('gatehouse_outage');
-  app = await startApp(baseEnv({ DATABASE_URL: url, MIGRATE_ON_START: 'true', REFRESH_REUSE_GRACE: '120', ...sharedSecrets() }));
+  app = await startApp(
+    baseEnv({ DATABASE_URL: url, MIGRATE_ON_START: 'true', REFRESH_REUSE_GRACE: '120', ...sharedSecrets() }),
+  );
 });
 
 afterAll(async () => {
@@ -91,13 +111,19 @@ describe('database outage', () => {
         switch (op) {
           case 'signup': {
             const username = uniqueName(`s${w}`);
-            outcome = await call(app.url, 'POST', '/auth/signup', { json: { username, password: 'outage password' }, agent });
+            outcome = await call(app.url, 'POST', '/auth/signup', {
+              json: { username, password: 'outage password' },
+              agent,
+            });
             if (outcome.status === 201) acked.signups.push(username);
             else failed.signups.push(username);
             break;
           }
           case 'login':
-            outcome = await call(app.url, 'POST', '/auth/login', { json: { username: user.username, password: user.password }, agent });
+            outcome = await call(app.url, 'POST', '/auth/login', {
+              json: { username: user.username, password: user.password },
+              agent,
+            });
             break;
           case 'refresh': {
             outcome = await call(app.url, 'POST', '/auth/refresh', { headers: cookie(user.refresh), agent });
@@ -116,7 +142,11 @@ describe('database outage', () => {
             break;
           case 'resource': {
             const title = `res-${w}-${n}-${Date.now()}`;
-            outcome = await call(app.url, 'POST', '/resources', { json: { title }, headers: bearer(user.access), agent });
+            outcome = await call(app.url, 'POST', '/resources', {
+              json: { title },
+              headers: bearer(user.access),
+              agent,
+            });
             if (outcome.status === 201) acked.resources.push((outcome.json as { id: string }).id);
             else failed.resourceTitles.push(title);
             break;
@@ -172,7 +202,9 @@ describe('database outage', () => {
           const entry: { username: string; outcome?: Outcome } = { username: uniqueName('burst') };
           burstSignups.push(entry);
           pending.push(
-            call(app.url, 'POST', '/auth/signup', { json: { username: entry.username, password: 'burst password' } }).then((o) => (entry.outcome = o)),
+            call(app.url, 'POST', '/auth/signup', {
+              json: { username: entry.username, password: 'burst password' },
+            }).then((o) => (entry.outcome = o)),
           );
         }
         for (const u of burstUsers.slice(wave * 2, wave * 2 + 2)) {
@@ -234,7 +266,11 @@ describe('database outage', () => {
     const db = 'gatehouse_outage';
     const userRows = await cluster.query<{ username: string }>('SELECT username FROM users', [], db);
     const usernames = new Set(userRows.map((r) => r.username));
-    const resourceRows = await cluster.query<{ id: string; title: string }>('SELECT id::text AS id, title FROM resources', [], db);
+    const resourceRows = await cluster.query<{ id: string; title: string }>(
+      'SELECT id::text AS id, title FROM resources',
+      [],
+      db,
+    );
     const resourceIds = new Set(resourceRows.map((r) => r.id));
     const titles = new Set(resourceRows.map((r) => r.title));
     const lostSignups = acked.signups.filter((u) => !usernames.has(u));
@@ -248,10 +284,14 @@ describe('database outage', () => {
       if (res.status !== 200) {
         let applied = 'none';
         for (const candidate of pu.lost ?? []) {
-          const r = await call(app.url, 'POST', '/auth/login', { json: { username: pu.username, password: candidate } });
+          const r = await call(app.url, 'POST', '/auth/login', {
+            json: { username: pu.username, password: candidate },
+          });
           if (r.status === 200) applied = candidate;
         }
-        passwordProblems.push(`${pu.username}: acknowledged password refused (${res.status}); unacknowledged one in force: ${applied}`);
+        passwordProblems.push(
+          `${pu.username}: acknowledged password refused (${res.status}); unacknowledged one in force: ${applied}`,
+        );
       }
     }
 
@@ -261,7 +301,9 @@ describe('database outage', () => {
     const burstAcked = burstSignups.filter((b) => b.outcome?.status === 201);
     const burstErrored = burstSignups.filter((b) => b.outcome?.status !== 201);
     const lostBurst = burstAcked.filter((b) => !usernames.has(b.username)).map((b) => b.username);
-    const halfBurst = burstErrored.filter((b) => usernames.has(b.username)).map((b) => `${b.username}: ${b.outcome?.status ?? b.outcome?.error}`);
+    const halfBurst = burstErrored
+      .filter((b) => usernames.has(b.username))
+      .map((b) => `${b.username}: ${b.outcome?.status ?? b.outcome?.error}`);
     const burstPasswordProblems: string[] = [];
     for (const u of burstUsers) {
       const changed = u.outcome?.status === 204;
@@ -297,7 +339,12 @@ describe('database outage', () => {
       transport_errors: samples.filter((s) => s.outcome.error).length,
       longest_ms_outage: round(longestOutage),
       longest_ms_down: round(longestDown),
-      p99_ms_down_db: round(percentile(downDb.map((s) => s.outcome.ms), 99)),
+      p99_ms_down_db: round(
+        percentile(
+          downDb.map((s) => s.outcome.ms),
+          99,
+        ),
+      ),
       pg_stop_ms: round(downAt - stopStarted),
       pg_start_ms: round(upAt - startBegan),
       health_down: `${healthDown.status ?? healthDown.error} in ${round(healthDown.ms)} ms`,
@@ -318,21 +365,53 @@ describe('database outage', () => {
     };
     console.log(`[outage] ${JSON.stringify(summary)}`);
     if (process.env.RELIABILITY_DEBUG) {
-      console.log(burstSignups.map((b) => `${b.outcome?.status ?? b.outcome?.error} ${round((b.outcome?.startedAt ?? 0) - stopStarted)} ${round(b.outcome?.ms ?? 0)}`).join('\n'));
-      console.log(app.output().split('\n').filter((l) => /unavailable/.test(l)).slice(0, 8).join('\n'));
+      console.log(
+        burstSignups
+          .map(
+            (b) =>
+              `${b.outcome?.status ?? b.outcome?.error} ${round((b.outcome?.startedAt ?? 0) - stopStarted)} ${round(b.outcome?.ms ?? 0)}`,
+          )
+          .join('\n'),
+      );
+      console.log(
+        app
+          .output()
+          .split('\n')
+          .filter((l) => /unavailable/.test(l))
+          .slice(0, 8)
+          .join('\n'),
+      );
     }
 
     // --- Assertions --------------------------------------------------------------------------
-    const bad = (list: Sample[]) => list.slice(0, 5).map((s) => `${s.op} ${s.phaseAtStart}->${s.phaseAtEnd}: ${s.outcome.status ?? s.outcome.error} ${round(s.outcome.ms)}ms ${s.outcome.text.slice(0, 200)}`);
+    const bad = (list: Sample[]) =>
+      list
+        .slice(0, 5)
+        .map(
+          (s) =>
+            `${s.op} ${s.phaseAtStart}->${s.phaseAtEnd}: ${s.outcome.status ?? s.outcome.error} ${round(s.outcome.ms)}ms ${s.outcome.text.slice(0, 200)}`,
+        );
     // Never a 500 (or any 5xx but 503), never a transport failure or a hang, never a leak.
     expect(bad(samples.filter((s) => is5xx(s) && s.outcome.status !== 503))).toEqual([]);
     expect(bad(samples.filter((s) => s.outcome.error))).toEqual([]);
-    expect(bad(samples.filter((s) => s.outcome.status === 503 && (!isContractError(s.outcome, 503) || leaksInternals(s.outcome.text))))).toEqual([]);
+    expect(
+      bad(
+        samples.filter(
+          (s) => s.outcome.status === 503 && (!isContractError(s.outcome, 503) || leaksInternals(s.outcome.text)),
+        ),
+      ),
+    ).toEqual([]);
     // Everything answered within 2 s while PostgreSQL was down (and during its stop and start).
     expect(bad(windowSamples.filter((s) => s.outcome.ms > 2_000))).toEqual([]);
     // While down: every database request is the contract's 503 DATABASE_UNAVAILABLE ...
     expect(downDb.length).toBeGreaterThan(50);
-    expect(bad(downDb.filter((s) => s.outcome.status !== 503 || (s.outcome.json as { code?: string }).code !== 'DATABASE_UNAVAILABLE'))).toEqual([]);
+    expect(
+      bad(
+        downDb.filter(
+          (s) => s.outcome.status !== 503 || (s.outcome.json as { code?: string }).code !== 'DATABASE_UNAVAILABLE',
+        ),
+      ),
+    ).toEqual([]);
     // ... a failed refresh during an outage does not clear the cookie (the session is not over) ...
     expect(bad(downDb.filter((s) => s.op === 'refresh' && s.outcome.headers['set-cookie'] !== undefined))).toEqual([]);
     // ... and the routes that need no database keep working.
@@ -357,6 +436,17 @@ describe('database outage', () => {
     expect(lostBurst).toEqual([]);
     expect(halfBurst).toEqual([]);
     expect(burstPasswordProblems).toEqual([]);
-    expect(bad(burstSignups.map((b) => ({ op: 'signup' as Op, phaseAtStart: 'stopping' as Phase, phaseAtEnd: 'down' as Phase, outcome: b.outcome! })).filter((s) => s.outcome.error || (s.outcome.status! >= 500 && s.outcome.status !== 503)))).toEqual([]);
+    expect(
+      bad(
+        burstSignups
+          .map((b) => ({
+            op: 'signup' as Op,
+            phaseAtStart: 'stopping' as Phase,
+            phaseAtEnd: 'down' as Phase,
+            outcome: b.outcome!,
+          }))
+          .filter((s) => s.outcome.error || (s.outcome.status! >= 500 && s.outcome.status !== 503)),
+      ),
+    ).toEqual([]);
   });
 });

@@ -22,7 +22,12 @@ const apps: AppProcess[] = [];
 
 beforeAll(async () => {
   databaseUrl = await freshSharedDatabase('restart');
-  env = baseEnv({ DATABASE_URL: databaseUrl, MIGRATE_ON_START: 'true', SHUTDOWN_TIMEOUT: String(SHUTDOWN_TIMEOUT_S), ...sharedSecrets() });
+  env = baseEnv({
+    DATABASE_URL: databaseUrl,
+    MIGRATE_ON_START: 'true',
+    SHUTDOWN_TIMEOUT: String(SHUTDOWN_TIMEOUT_S),
+    ...sharedSecrets(),
+  });
 });
 
 afterAll(() => {
@@ -66,12 +71,19 @@ describe('graceful restart', () => {
           op = 'signup';
           const username = uniqueName(`r${w}`);
           key = username;
-          outcome = await call(a.url, 'POST', '/auth/signup', { json: { username, password: 'restart password' }, timeoutMs: 15_000 });
+          outcome = await call(a.url, 'POST', '/auth/signup', {
+            json: { username, password: 'restart password' },
+            timeoutMs: 15_000,
+          });
           if (outcome.status === 201) ackedSignups.push({ username, password: 'restart password' });
         } else if (kind === 1) {
           op = 'resource';
           key = `r-${w}-${n}-${randomBytes(3).toString('hex')}`;
-          outcome = await call(a.url, 'POST', '/resources', { json: { title: key }, headers: bearer(user.access), timeoutMs: 15_000 });
+          outcome = await call(a.url, 'POST', '/resources', {
+            json: { title: key },
+            headers: bearer(user.access),
+            timeoutMs: 15_000,
+          });
           if (outcome.status === 201) ackedResources.push({ id: (outcome.json as { id: string }).id, owner: user });
         } else {
           op = 'me';
@@ -135,7 +147,9 @@ describe('graceful restart', () => {
     }
     const slowStatus = Number(/^HTTP\/1\.1 (\d{3})/.exec(slowResponse)?.[1] ?? 0);
     const slowId = /"id":"([0-9a-f-]{36})"/.exec(slowResponse)?.[1];
-    const slowOnB = slowId ? await call(b.url, 'GET', `/resources/${slowId}`, { headers: bearer(owner.access) }) : undefined;
+    const slowOnB = slowId
+      ? await call(b.url, 'GET', `/resources/${slowId}`, { headers: bearer(owner.access) })
+      : undefined;
     await b.stop();
 
     // A request reset without an answer must not have been carried out either.
@@ -144,18 +158,21 @@ describe('graceful restart', () => {
     await db.connect();
     const processedResets: string[] = [];
     for (const s of resets) {
-      if (s.op === 'signup' && (await db.query('SELECT 1 FROM users WHERE username = $1', [s.key])).rowCount) processedResets.push(`signup ${s.key}`);
-      if (s.op === 'resource' && (await db.query('SELECT 1 FROM resources WHERE title = $1', [s.key])).rowCount) processedResets.push(`resource ${s.key}`);
+      if (s.op === 'signup' && (await db.query('SELECT 1 FROM users WHERE username = $1', [s.key])).rowCount)
+        processedResets.push(`signup ${s.key}`);
+      if (s.op === 'resource' && (await db.query('SELECT 1 FROM resources WHERE title = $1', [s.key])).rowCount)
+        processedResets.push(`resource ${s.key}`);
     }
     await db.end();
 
     const after = samples.filter((s) => s.startedRel >= 0);
     const inFlight = samples.filter((s) => s.startedRel < 0 && s.endedRel >= 0);
-    const errors = (list: Sample[]) => list.reduce<Record<string, number>>((acc, s) => {
-      const k = String(s.outcome.status ?? s.outcome.error);
-      acc[k] = (acc[k] ?? 0) + 1;
-      return acc;
-    }, {});
+    const errors = (list: Sample[]) =>
+      list.reduce<Record<string, number>>((acc, s) => {
+        const k = String(s.outcome.status ?? s.outcome.error);
+        acc[k] = (acc[k] ?? 0) + 1;
+        return acc;
+      }, {});
     const summary = {
       requests: samples.length,
       in_flight_at_sigterm: inFlight.length,
@@ -175,7 +192,13 @@ describe('graceful restart', () => {
     };
     console.log(`[restart] ${JSON.stringify(summary)}`);
 
-    const show = (list: Sample[]) => list.slice(0, 5).map((s) => `${s.op} @${round(s.startedRel)}ms: ${s.outcome.status ?? s.outcome.error} ${s.outcome.text.slice(0, 120)}`);
+    const show = (list: Sample[]) =>
+      list
+        .slice(0, 5)
+        .map(
+          (s) =>
+            `${s.op} @${round(s.startedRel)}ms: ${s.outcome.status ?? s.outcome.error} ${s.outcome.text.slice(0, 120)}`,
+        );
     expect(idleWarm.status).toBe(200);
     // Requests in flight at the signal completed normally (or with a clean 503); none was cut.
     // The only exception: a connection opened in the moments around the signal whose request
@@ -183,13 +206,31 @@ describe('graceful restart', () => {
     // closed, or accepted but unparsed, hence idle, when idle connections were closed) is
     // reset. Such a request was never carried out (checked below), like a refused one.
     const edge = (s: Sample) => s.outcome.error === 'ECONNRESET' && Math.abs(s.startedRel) < 250;
-    expect(show(inFlight.filter((s) => !edge(s) && (s.outcome.error || ((s.outcome.status ?? 0) >= 500 && s.outcome.status !== 503))))).toEqual([]);
+    expect(
+      show(
+        inFlight.filter(
+          (s) => !edge(s) && (s.outcome.error || ((s.outcome.status ?? 0) >= 500 && s.outcome.status !== 503)),
+        ),
+      ),
+    ).toEqual([]);
     expect(processedResets).toEqual([]);
     expect(slowStatus).toBe(201);
     expect(slowOnB?.status).toBe(200);
     // New requests after the signal: connection refused or 503, never a hang, a reset or a 500.
     expect(after.length).toBeGreaterThan(10);
-    expect(show(after.filter((s) => !(s.outcome.error === 'ECONNREFUSED' || edge(s) || s.outcome.status === 503 || (s.outcome.status ?? 0) < 500)))).toEqual([]);
+    expect(
+      show(
+        after.filter(
+          (s) =>
+            !(
+              s.outcome.error === 'ECONNREFUSED' ||
+              edge(s) ||
+              s.outcome.status === 503 ||
+              (s.outcome.status ?? 0) < 500
+            ),
+        ),
+      ),
+    ).toEqual([]);
     expect(show(samples.filter((s) => s.outcome.ms > 10_000))).toEqual([]);
     // Exit 0 within SHUTDOWN_TIMEOUT (the drain deadline: the stuck client is cut then) + 1 s
     // to close the database pool.

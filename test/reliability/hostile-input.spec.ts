@@ -112,7 +112,10 @@ const FIELDS = [
   'newEmail',
 ];
 
-const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 80 });
+const printable = fc.string({
+  unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+  maxLength: 80,
+});
 const nasty = fc.constantFrom(
   '',
   ' ',
@@ -138,7 +141,13 @@ const nasty = fc.constantFrom(
 );
 /** Percent-encodes the UTF-8 bytes of any string (lone surrogates included, as U+FFFD). */
 function pct(s: string): string {
-  return [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+  return [...Buffer.from(s, 'utf8')]
+    .map((b) =>
+      /[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b))
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
 }
 const hugeString = fc.integer({ min: 1_000, max: 20_000 }).map((n) => 'x'.repeat(n));
 const anyString = fc.oneof(
@@ -174,7 +183,9 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
     weight: 8,
     arbitrary: fc
       .record({
-        fields: fc.dictionary(fc.oneof(fc.constantFrom(...FIELDS), fc.string({ maxLength: 12 })), anyValue, { maxKeys: 5 }),
+        fields: fc.dictionary(fc.oneof(fc.constantFrom(...FIELDS), fc.string({ maxLength: 12 })), anyValue, {
+          maxKeys: 5,
+        }),
         poison: fc.option(fc.constantFrom('__proto__', 'constructor', 'prototype'), { nil: undefined, freq: 6 }),
       })
       .map(({ fields, poison }) => ({ kind: 'fields' as const, fields, poison })),
@@ -182,7 +193,22 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .oneof(fc.string({ maxLength: 60 }), fc.constantFrom('{', '{"a":', '[1,2', '{"title":"x",}', 'null', '"str"', '123', 'true', '{"a":1}{"b":2}', '\u0000', '\ufeff{}'))
+      .oneof(
+        fc.string({ maxLength: 60 }),
+        fc.constantFrom(
+          '{',
+          '{"a":',
+          '[1,2',
+          '{"title":"x",}',
+          'null',
+          '"str"',
+          '123',
+          'true',
+          '{"a":1}{"b":2}',
+          '\u0000',
+          '\ufeff{}',
+        ),
+      )
       .map((text) => ({ kind: 'raw' as const, text })),
   },
   { weight: 1, arbitrary: fc.integer({ min: 30, max: 3_000 }).map((depth) => ({ kind: 'deep' as const, depth })) },
@@ -199,7 +225,12 @@ let signupCounter = 0;
 function validBody(route: string, ctx: Context): Record<string, unknown> {
   switch (route) {
     case 'POST /auth/signup':
-      return { username: `fz${Date.now().toString(36)}${(signupCounter += 1)}`, password: 'fuzz password 1', email: `fz${signupCounter}@example.com`, displayName: 'Fuzz' };
+      return {
+        username: `fz${Date.now().toString(36)}${(signupCounter += 1)}`,
+        password: 'fuzz password 1',
+        email: `fz${signupCounter}@example.com`,
+        displayName: 'Fuzz',
+      };
     case 'POST /auth/login':
       return { username: ctx.user.username, password: ctx.user.password };
     case 'PATCH /users/me':
@@ -217,7 +248,12 @@ function validBody(route: string, ctx: Context): Record<string, unknown> {
   }
 }
 
-type AuthSpec = { kind: 'none' } | { kind: 'valid' } | { kind: 'admin' } | { kind: 'attack'; i: number } | { kind: 'raw'; value: string };
+type AuthSpec =
+  | { kind: 'none' }
+  | { kind: 'valid' }
+  | { kind: 'admin' }
+  | { kind: 'attack'; i: number }
+  | { kind: 'raw'; value: string };
 const authSpec: fc.Arbitrary<AuthSpec> = fc.oneof(
   { weight: 3, arbitrary: fc.constant({ kind: 'none' as const }) },
   { weight: 5, arbitrary: fc.constant({ kind: 'valid' as const }) },
@@ -229,7 +265,17 @@ const authSpec: fc.Arbitrary<AuthSpec> = fc.oneof(
       .oneof(
         printable,
         printable.map((s) => `Bearer ${s}`),
-        fc.constantFrom('Bearer', 'Bearer ', 'bearer x.y.z', 'Basic YWRtaW46YWRtaW4=', 'Bearer a.b', 'Bearer ..', `Bearer ${'A'.repeat(9000)}`, 'Bearer e30.e30.', 'Digest x'),
+        fc.constantFrom(
+          'Bearer',
+          'Bearer ',
+          'bearer x.y.z',
+          'Basic YWRtaW46YWRtaW4=',
+          'Bearer a.b',
+          'Bearer ..',
+          `Bearer ${'A'.repeat(9000)}`,
+          'Bearer e30.e30.',
+          'Digest x',
+        ),
       )
       .map((value) => ({ kind: 'raw' as const, value })),
   },
@@ -279,34 +325,114 @@ const pathParam = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom('RESOURCE', 'SESSION', 'USER', 'ADMIN') },
   { weight: 2, arbitrary: fc.uuid() },
   { weight: 3, arbitrary: anyString.map((s) => pct(s.slice(0, 3000))) },
-  { weight: 1, arbitrary: fc.constantFrom('%', '%zz', '%E0%A4%A', '%00', '..%2f..', '%2e%2e', '.', '..', '~', 'null', 'undefined', '0', '-1', '9'.repeat(400)) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '%',
+      '%zz',
+      '%E0%A4%A',
+      '%00',
+      '..%2f..',
+      '%2e%2e',
+      '.',
+      '..',
+      '~',
+      'null',
+      'undefined',
+      '0',
+      '-1',
+      '9'.repeat(400),
+    ),
+  },
 );
 const query = fc.array(
   fc.tuple(
-    fc.oneof(fc.constantFrom('limit', 'cursor', 'scope', 'limit[]', 'limit[a]', '__proto__', 'constructor[prototype]', 'scope[]'), fc.string({ maxLength: 10 })),
-    fc.oneof(fc.constantFrom('0', '1', '100', '101', '-5', '1.5', '1e3', 'all', 'ALL', 'NaN', '', 'eyJ4IjoxfQ', 'W10', 'WyIyMDIwIiwiYSJd'), anyString.map((s) => s.slice(0, 500))),
+    fc.oneof(
+      fc.constantFrom(
+        'limit',
+        'cursor',
+        'scope',
+        'limit[]',
+        'limit[a]',
+        '__proto__',
+        'constructor[prototype]',
+        'scope[]',
+      ),
+      fc.string({ maxLength: 10 }),
+    ),
+    fc.oneof(
+      fc.constantFrom(
+        '0',
+        '1',
+        '100',
+        '101',
+        '-5',
+        '1.5',
+        '1e3',
+        'all',
+        'ALL',
+        'NaN',
+        '',
+        'eyJ4IjoxfQ',
+        'W10',
+        'WyIyMDIwIiwiYSJd',
+      ),
+      anyString.map((s) => s.slice(0, 500)),
+    ),
   ),
   { maxLength: 4 },
 );
 const requestSpec = fc.record({
-  route: fc.oneof({ weight: 12, arbitrary: fc.constantFrom(...ROUTES) }, { weight: 1, arbitrary: fc.tuple(fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD'), fc.constantFrom('/', '/auth', '/users/me/x', '/resources/a/b', '/.well-known/', '/docs', '/%2e%2e/etc', '/users/me/password/extra')) }),
+  route: fc.oneof(
+    { weight: 12, arbitrary: fc.constantFrom(...ROUTES) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(
+        fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD'),
+        fc.constantFrom(
+          '/',
+          '/auth',
+          '/users/me/x',
+          '/resources/a/b',
+          '/.well-known/',
+          '/docs',
+          '/%2e%2e/etc',
+          '/users/me/password/extra',
+        ),
+      ),
+    },
+  ),
   param: pathParam,
   query,
   body: bodySpec,
   contentType,
   auth: authSpec,
   cookie: cookieSpec,
-  origin: fc.option(fc.oneof(fc.constantFrom(ALLOWED_ORIGIN, 'null', 'http://evil.test', 'file://'), printable), { nil: undefined, freq: 3 }),
+  origin: fc.option(fc.oneof(fc.constantFrom(ALLOWED_ORIGIN, 'null', 'http://evil.test', 'file://'), printable), {
+    nil: undefined,
+    freq: 3,
+  }),
   forwardedFor: fc.option(fc.oneof(fc.ipV4(), fc.ipV6(), printable), { nil: undefined, freq: 4 }),
   requestId: fc.option(printable, { nil: undefined, freq: 4 }),
   encoding: fc.option(fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'x-bogus'), { nil: undefined, freq: 12 }),
 });
 type RequestSpec = typeof requestSpec extends fc.Arbitrary<infer T> ? T : never;
 
-function materialize(spec: RequestSpec, ctx: Context): { method: string; path: string; headers: Record<string, string>; payload?: string } {
+function materialize(
+  spec: RequestSpec,
+  ctx: Context,
+): { method: string; path: string; headers: Record<string, string>; payload?: string } {
   const [method, template] = spec.route;
   const paramValue =
-    spec.param === 'RESOURCE' ? ctx.resourceId : spec.param === 'SESSION' ? ctx.sessionId : spec.param === 'USER' ? ctx.user.id : spec.param === 'ADMIN' ? ctx.admin.id : spec.param;
+    spec.param === 'RESOURCE'
+      ? ctx.resourceId
+      : spec.param === 'SESSION'
+        ? ctx.sessionId
+        : spec.param === 'USER'
+          ? ctx.user.id
+          : spec.param === 'ADMIN'
+            ? ctx.admin.id
+            : spec.param;
   let path = template.replace(':id', paramValue);
   if (spec.query.length > 0) path += `?${spec.query.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&')}`;
   const headers: Record<string, string> = {};
@@ -314,7 +440,8 @@ function materialize(spec: RequestSpec, ctx: Context): { method: string; path: s
   if (spec.auth.kind === 'admin') headers.authorization = `Bearer ${ctx.admin.access}`;
   if (spec.auth.kind === 'attack') headers.authorization = `Bearer ${ctx.attacks[spec.auth.i % ctx.attacks.length]}`;
   if (spec.auth.kind === 'raw') headers.authorization = spec.auth.value;
-  if (spec.cookie !== undefined) headers.cookie = spec.cookie === 'VALID' ? `refresh_token=${ctx.user.refresh}` : spec.cookie;
+  if (spec.cookie !== undefined)
+    headers.cookie = spec.cookie === 'VALID' ? `refresh_token=${ctx.user.refresh}` : spec.cookie;
   if (spec.origin !== undefined) headers.origin = spec.origin;
   if (spec.forwardedFor !== undefined) headers['x-forwarded-for'] = spec.forwardedFor;
   if (spec.requestId !== undefined) headers['x-request-id'] = spec.requestId;
@@ -333,7 +460,11 @@ function materialize(spec: RequestSpec, ctx: Context): { method: string; path: s
   if (b.kind === 'fields') {
     payload = JSON.stringify(b.fields);
     // JSON.stringify drops a "__proto__" own key set by assignment; splice it in as text.
-    if (b.poison) payload = payload.replace(/^\{/, `{"${b.poison}":{"roles":["admin"],"isAdmin":true}${payload === '{}' ? '' : ','}`);
+    if (b.poison)
+      payload = payload.replace(
+        /^\{/,
+        `{"${b.poison}":{"roles":["admin"],"isAdmin":true}${payload === '{}' ? '' : ','}`,
+      );
   }
   if (payload !== undefined && spec.contentType !== undefined) headers['content-type'] = spec.contentType;
   return { method, path, headers, payload };
@@ -411,121 +542,158 @@ function malformedRequests(port: number): string[] {
 }
 
 describe('hostile input at volume', () => {
-  it(`survives ${TOTAL}+ fuzzed and malicious requests: no 5xx, no crash, memory back near its level`, async () => {
-    const t0 = performance.now();
-    const agent = keepAliveAgent(CONCURRENCY);
-    const adminFresh = async () => loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP);
-    let admin = await adminFresh();
-    const statusCounts = new Map<string, number>();
-    const failures: string[] = [];
-    const durations: number[] = [];
-    let sent = 0;
-    let rssAfterWarmup = 0;
-    const rssTrend: number[] = [];
-    const rssStart = app.rssKiB()!;
+  it(
+    `survives ${TOTAL}+ fuzzed and malicious requests: no 5xx, no crash, memory back near its level`,
+    async () => {
+      const t0 = performance.now();
+      const agent = keepAliveAgent(CONCURRENCY);
+      const adminFresh = async () => loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP);
+      let admin = await adminFresh();
+      const statusCounts = new Map<string, number>();
+      const failures: string[] = [];
+      const durations: number[] = [];
+      let sent = 0;
+      let rssAfterWarmup = 0;
+      const rssTrend: number[] = [];
+      const rssStart = app.rssKiB()!;
 
-    const check = (what: string, o: Outcome) => {
-      sent += 1;
-      durations.push(o.ms);
-      const key = String(o.status ?? o.error);
-      statusCounts.set(key, (statusCounts.get(key) ?? 0) + 1);
-      if (o.error) return failures.push(`${what}: transport ${o.error}`);
-      if (o.status! >= 500) return failures.push(`${what}: ${o.status} ${o.text.slice(0, 200)}`);
-      if (/\n\s+at |node_modules|\/src\/|\/dist\//.test(o.text)) return failures.push(`${what}: internals in body ${o.text.slice(0, 200)}`);
-      if (o.status! >= 400 && o.headers['content-type']?.includes('json') && !what.startsWith('HEAD')) {
-        const body = o.json as Record<string, unknown> | undefined;
-        const shaped = body && typeof body.code === 'string' && body.statusCode === o.status && typeof body.error === 'string' && 'message' in body;
-        if (!shaped) failures.push(`${what}: error body not in the contract's shape: ${o.text.slice(0, 200)}`);
-      }
-      return undefined;
-    };
-
-    // 1. The token attacks, each on a protected route, with the control (the real token).
-    const ctx0 = await newContext(admin);
-    const control = await call(app.url, 'GET', '/users/me', { headers: bearer(ctx0.user.access), agent });
-    expect(control.status).toBe(200);
-    const attackStatuses: number[] = [];
-    for (const token of ctx0.attacks) {
-      for (const [method, path] of [['GET', '/users/me'], ['GET', '/auth/sessions'], ['POST', '/resources'], ['GET', '/users'], ['POST', '/auth/logout-all']] as const) {
-        const o = await call(app.url, method, path, { headers: bearer(token), agent, ...(method === 'POST' && path === '/resources' ? { json: { title: 'attack' } } : {}) });
-        check(`attack ${method} ${path}`, o);
-        attackStatuses.push(o.status ?? 0);
-        if (o.status !== 401 || !(o.headers['www-authenticate'] ?? '').startsWith('Bearer')) {
-          failures.push(`attack token accepted or mis-answered on ${method} ${path}: ${o.status} ${token.slice(0, 60)}…`);
-        }
-      }
-    }
-    // The attacks did not hurt the real session.
-    expect((await call(app.url, 'GET', '/users/me', { headers: bearer(ctx0.user.access), agent })).status).toBe(200);
-
-    // 2. Malformed HTTP on raw sockets.
-    const rawResults: RawResult[] = [];
-    for (let round_ = 0; round_ < 10; round_++) {
-      for (const r of malformedRequests(app.port)) {
-        const res = await rawRequest(app.port, r, 5_000);
-        rawResults.push(res);
+      const check = (what: string, o: Outcome) => {
         sent += 1;
-        if (res.end === 'timeout' && res.status === undefined) failures.push(`raw request hung: ${JSON.stringify(r.slice(0, 60))}`);
-        if ((res.status ?? 0) >= 500) failures.push(`raw request got ${res.status}: ${JSON.stringify(r.slice(0, 60))}`);
-      }
-    }
-
-    // 3. Fuzzed requests, in batches with a fresh user (fuzzed logouts and password changes
-    //    may end a batch's session: that is fine, the next batch starts anew).
-    let fuzzed = 0;
-    let batch = 0;
-    while (fuzzed < TOTAL) {
-      batch += 1;
-      if (batch % 5 === 0) admin = await adminFresh();
-      const ctx = batch === 1 ? ctx0 : await newContext(admin);
-      const specs = fc.sample(requestSpec, { numRuns: BATCH, seed: SEED + batch });
-      let next = 0;
-      const sender = async () => {
-        while (next < specs.length) {
-          const spec = specs[next++]!;
-          const req = materialize(spec, ctx);
-          const o = await call(app.url, req.method, req.path, { headers: req.headers, raw: req.payload, agent, timeoutMs: 15_000 });
-          check(`${req.method} ${req.path.slice(0, 80)} [batch ${batch}]`, o);
-          if ((o.status ?? 0) >= 500 || o.error) failures.push(`  request: ${JSON.stringify({ ...req, payload: req.payload?.slice(0, 300) }).slice(0, 600)}`);
+        durations.push(o.ms);
+        const key = String(o.status ?? o.error);
+        statusCounts.set(key, (statusCounts.get(key) ?? 0) + 1);
+        if (o.error) return failures.push(`${what}: transport ${o.error}`);
+        if (o.status! >= 500) return failures.push(`${what}: ${o.status} ${o.text.slice(0, 200)}`);
+        if (/\n\s+at |node_modules|\/src\/|\/dist\//.test(o.text))
+          return failures.push(`${what}: internals in body ${o.text.slice(0, 200)}`);
+        if (o.status! >= 400 && o.headers['content-type']?.includes('json') && !what.startsWith('HEAD')) {
+          const body = o.json as Record<string, unknown> | undefined;
+          const shaped =
+            body &&
+            typeof body.code === 'string' &&
+            body.statusCode === o.status &&
+            typeof body.error === 'string' &&
+            'message' in body;
+          if (!shaped) failures.push(`${what}: error body not in the contract's shape: ${o.text.slice(0, 200)}`);
         }
+        return undefined;
       };
-      await Promise.all(Array.from({ length: CONCURRENCY }, sender));
-      fuzzed += specs.length;
-      if (rssAfterWarmup === 0 && fuzzed >= WARMUP) {
-        await sleep(1_000);
-        rssAfterWarmup = app.rssKiB()!;
+
+      // 1. The token attacks, each on a protected route, with the control (the real token).
+      const ctx0 = await newContext(admin);
+      const control = await call(app.url, 'GET', '/users/me', { headers: bearer(ctx0.user.access), agent });
+      expect(control.status).toBe(200);
+      const attackStatuses: number[] = [];
+      for (const token of ctx0.attacks) {
+        for (const [method, path] of [
+          ['GET', '/users/me'],
+          ['GET', '/auth/sessions'],
+          ['POST', '/resources'],
+          ['GET', '/users'],
+          ['POST', '/auth/logout-all'],
+        ] as const) {
+          const o = await call(app.url, method, path, {
+            headers: bearer(token),
+            agent,
+            ...(method === 'POST' && path === '/resources' ? { json: { title: 'attack' } } : {}),
+          });
+          check(`attack ${method} ${path}`, o);
+          attackStatuses.push(o.status ?? 0);
+          if (o.status !== 401 || !(o.headers['www-authenticate'] ?? '').startsWith('Bearer')) {
+            failures.push(
+              `attack token accepted or mis-answered on ${method} ${path}: ${o.status} ${token.slice(0, 60)}…`,
+            );
+          }
+        }
       }
-      if (batch % 10 === 0) rssTrend.push(round((app.rssKiB() ?? 0) / 1024));
-      if (app.dead) break;
-      if (failures.length > 50) break;
-    }
-    agent.destroy();
-    await sleep(3_000);
-    const rssEnd = app.rssKiB();
-    const health = await call(app.url, 'GET', '/health');
+      // The attacks did not hurt the real session.
+      expect((await call(app.url, 'GET', '/users/me', { headers: bearer(ctx0.user.access), agent })).status).toBe(200);
 
-    const summary = {
-      seed: SEED,
-      requests: sent,
-      fuzzed,
-      token_attacks: attackStatuses.length,
-      raw_malformed: rawResults.length,
-      statuses: Object.fromEntries([...statusCounts].sort(([a], [b]) => a.localeCompare(b))),
-      '5xx': [...statusCounts].filter(([k]) => Number(k) >= 500).reduce((s, [, n]) => s + n, 0),
-      failures: failures.length,
-      p99_ms: round(percentile(durations, 99)),
-      longest_ms: round(Math.max(...durations)),
-      rss_mib: { start: round(rssStart / 1024, 1), after_warmup: round(rssAfterWarmup / 1024, 1), end: rssEnd === undefined ? 'dead' : round(rssEnd / 1024, 1), every_4000_requests: rssTrend },
-      alive: !app.dead,
-      total_s: round((performance.now() - t0) / 1000, 1),
-    };
-    console.log(`[hostile] ${JSON.stringify(summary)}`);
+      // 2. Malformed HTTP on raw sockets.
+      const rawResults: RawResult[] = [];
+      for (let round_ = 0; round_ < 10; round_++) {
+        for (const r of malformedRequests(app.port)) {
+          const res = await rawRequest(app.port, r, 5_000);
+          rawResults.push(res);
+          sent += 1;
+          if (res.end === 'timeout' && res.status === undefined)
+            failures.push(`raw request hung: ${JSON.stringify(r.slice(0, 60))}`);
+          if ((res.status ?? 0) >= 500)
+            failures.push(`raw request got ${res.status}: ${JSON.stringify(r.slice(0, 60))}`);
+        }
+      }
 
-    expect(failures.slice(0, 20)).toEqual([]);
-    expect(app.dead).toBe(false);
-    expect(health.status).toBe(200);
-    expect(sent).toBeGreaterThanOrEqual(20_000);
-    expect(rssEnd).toBeDefined();
-    expect(rssEnd!).toBeLessThan(rssAfterWarmup * 1.5);
-  }, 60_000 + TOTAL * 6);
+      // 3. Fuzzed requests, in batches with a fresh user (fuzzed logouts and password changes
+      //    may end a batch's session: that is fine, the next batch starts anew).
+      let fuzzed = 0;
+      let batch = 0;
+      while (fuzzed < TOTAL) {
+        batch += 1;
+        if (batch % 5 === 0) admin = await adminFresh();
+        const ctx = batch === 1 ? ctx0 : await newContext(admin);
+        const specs = fc.sample(requestSpec, { numRuns: BATCH, seed: SEED + batch });
+        let next = 0;
+        const sender = async () => {
+          while (next < specs.length) {
+            const spec = specs[next++]!;
+            const req = materialize(spec, ctx);
+            const o = await call(app.url, req.method, req.path, {
+              headers: req.headers,
+              raw: req.payload,
+              agent,
+              timeoutMs: 15_000,
+            });
+            check(`${req.method} ${req.path.slice(0, 80)} [batch ${batch}]`, o);
+            if ((o.status ?? 0) >= 500 || o.error)
+              failures.push(
+                `  request: ${JSON.stringify({ ...req, payload: req.payload?.slice(0, 300) }).slice(0, 600)}`,
+              );
+          }
+        };
+        await Promise.all(Array.from({ length: CONCURRENCY }, sender));
+        fuzzed += specs.length;
+        if (rssAfterWarmup === 0 && fuzzed >= WARMUP) {
+          await sleep(1_000);
+          rssAfterWarmup = app.rssKiB()!;
+        }
+        if (batch % 10 === 0) rssTrend.push(round((app.rssKiB() ?? 0) / 1024));
+        if (app.dead) break;
+        if (failures.length > 50) break;
+      }
+      agent.destroy();
+      await sleep(3_000);
+      const rssEnd = app.rssKiB();
+      const health = await call(app.url, 'GET', '/health');
+
+      const summary = {
+        seed: SEED,
+        requests: sent,
+        fuzzed,
+        token_attacks: attackStatuses.length,
+        raw_malformed: rawResults.length,
+        statuses: Object.fromEntries([...statusCounts].sort(([a], [b]) => a.localeCompare(b))),
+        '5xx': [...statusCounts].filter(([k]) => Number(k) >= 500).reduce((s, [, n]) => s + n, 0),
+        failures: failures.length,
+        p99_ms: round(percentile(durations, 99)),
+        longest_ms: round(Math.max(...durations)),
+        rss_mib: {
+          start: round(rssStart / 1024, 1),
+          after_warmup: round(rssAfterWarmup / 1024, 1),
+          end: rssEnd === undefined ? 'dead' : round(rssEnd / 1024, 1),
+          every_4000_requests: rssTrend,
+        },
+        alive: !app.dead,
+        total_s: round((performance.now() - t0) / 1000, 1),
+      };
+      console.log(`[hostile] ${JSON.stringify(summary)}`);
+
+      expect(failures.slice(0, 20)).toEqual([]);
+      expect(app.dead).toBe(false);
+      expect(health.status).toBe(200);
+      expect(sent).toBeGreaterThanOrEqual(20_000);
+      expect(rssEnd).toBeDefined();
+      expect(rssEnd!).toBeLessThan(rssAfterWarmup * 1.5);
+    },
+    60_000 + TOTAL * 6,
+  );
 });

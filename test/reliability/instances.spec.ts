@@ -32,11 +32,19 @@ async function redisAnswers(url: string): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  if (!(await redisAnswers(REDIS_URL))) throw new Error(`Redis does not answer at ${REDIS_URL} (set RELIABILITY_REDIS_URL)`);
+  if (!(await redisAnswers(REDIS_URL)))
+    throw new Error(`Redis does not answer at ${REDIS_URL} (set RELIABILITY_REDIS_URL)`);
   const databaseUrl = await freshSharedDatabase('instances');
   const secrets = sharedSecrets();
   // Grace long enough that a refresh cut by the SIGKILL can be retried on the other instance.
-  const env = baseEnv({ DATABASE_URL: databaseUrl, MIGRATE_ON_START: 'true', REDIS_URL, LOGIN_RATE_LIMIT: '3', REFRESH_REUSE_GRACE: '60', ...secrets });
+  const env = baseEnv({
+    DATABASE_URL: databaseUrl,
+    MIGRATE_ON_START: 'true',
+    REDIS_URL,
+    LOGIN_RATE_LIMIT: '3',
+    REFRESH_REUSE_GRACE: '60',
+    ...secrets,
+  });
   // The first one migrates; the second starts on the migrated database.
   a = await startApp(env);
   b = await startApp(env);
@@ -75,7 +83,9 @@ describe('several instances on one PostgreSQL and one Redis', () => {
       await sleep(20);
     }
     const refreshOnB = await call(b.url, 'POST', '/auth/refresh', { headers: cookie(successor) });
-    console.log(`[instances/revocation] ${JSON.stringify({ refresh_a_to_b: refreshed.status, logout_a: logout.status, refused_on_b_after_ms: refusedAfter === undefined ? 'never' : round(refusedAfter), refresh_on_b_after_logout: refreshOnB.status })}`);
+    console.log(
+      `[instances/revocation] ${JSON.stringify({ refresh_a_to_b: refreshed.status, logout_a: logout.status, refused_on_b_after_ms: refusedAfter === undefined ? 'never' : round(refusedAfter), refresh_on_b_after_logout: refreshOnB.status })}`,
+    );
     expect(refusedAfter).toBeDefined();
     expect(refusedAfter!).toBeLessThan(1_000);
     expect(refreshOnB.status).toBe(401);
@@ -85,14 +95,22 @@ describe('several instances on one PostgreSQL and one Redis', () => {
     const user = await signupAccount(a.url, 'thr');
     const attempts: Outcome[] = [];
     for (const base of [a.url, b.url, a.url]) {
-      attempts.push(await call(base, 'POST', '/auth/login', { json: { username: user.username, password: 'wrong password!' } }));
+      attempts.push(
+        await call(base, 'POST', '/auth/login', { json: { username: user.username, password: 'wrong password!' } }),
+      );
     }
-    const fourthOnB = await call(b.url, 'POST', '/auth/login', { json: { username: user.username, password: user.password } });
-    const fourthOnA = await call(a.url, 'POST', '/auth/login', { json: { username: user.username, password: user.password } });
+    const fourthOnB = await call(b.url, 'POST', '/auth/login', {
+      json: { username: user.username, password: user.password },
+    });
+    const fourthOnA = await call(a.url, 'POST', '/auth/login', {
+      json: { username: user.username, password: user.password },
+    });
     const retryAfter = Number(fourthOnB.headers['retry-after'] ?? 0);
     // Never locked out for good: after Retry-After the right password gets in.
     await sleep(retryAfter * 1000 + 200);
-    const later = await call(b.url, 'POST', '/auth/login', { json: { username: user.username, password: user.password } });
+    const later = await call(b.url, 'POST', '/auth/login', {
+      json: { username: user.username, password: user.password },
+    });
     console.log(
       `[instances/throttle] ${JSON.stringify({ failures: attempts.map((r) => r.status), fourth_on_b: fourthOnB.status, fourth_on_a: fourthOnA.status, retry_after_s: retryAfter, after_wait: later.status })}`,
     );
@@ -107,7 +125,8 @@ describe('several instances on one PostgreSQL and one Redis', () => {
   it('one instance killed with SIGKILL mid-load: the other keeps serving, no session corrupted', async () => {
     const SESSIONS = 12;
     const users: Array<Account & { home: 'a' | 'b' }> = [];
-    for (let i = 0; i < SESSIONS; i++) users.push({ ...(await signupAccount(i % 2 ? a.url : b.url, 'kill')), home: i % 2 ? 'a' : 'b' });
+    for (let i = 0; i < SESSIONS; i++)
+      users.push({ ...(await signupAccount(i % 2 ? a.url : b.url, 'kill')), home: i % 2 ? 'a' : 'b' });
     const agentA = keepAliveAgent(8);
     const agentB = keepAliveAgent(8);
     const samples: Array<{ on: 'a' | 'b'; killed: boolean; outcome: Outcome }> = [];
@@ -132,7 +151,12 @@ describe('several instances on one PostgreSQL and one Redis', () => {
             u.access = (outcome.json as { accessToken: string }).accessToken;
           }
         } else if (n % 3 === 1) {
-          outcome = await call(base, 'POST', '/resources', { json: { title: `kill ${w}-${n}` }, headers: bearer(u.access), agent, timeoutMs: 10_000 });
+          outcome = await call(base, 'POST', '/resources', {
+            json: { title: `kill ${w}-${n}` },
+            headers: bearer(u.access),
+            agent,
+            timeoutMs: 10_000,
+          });
           if (outcome.status === 201) acked.push({ id: (outcome.json as { id: string }).id, owner: u });
         } else {
           outcome = await call(base, 'GET', '/users/me', { headers: bearer(u.access), agent, timeoutMs: 10_000 });
@@ -158,7 +182,8 @@ describe('several instances on one PostgreSQL and one Redis', () => {
       const r = await call(b.url, 'POST', '/auth/refresh', { headers: cookie(u.refresh) });
       const access = (r.json as { accessToken?: string } | undefined)?.accessToken;
       const me = access ? await call(b.url, 'GET', '/users/me', { headers: bearer(access) }) : undefined;
-      if (r.status !== 200 || me?.status !== 200) corrupted.push(`${u.username} (${u.home}): refresh ${r.status}, me ${me?.status}`);
+      if (r.status !== 200 || me?.status !== 200)
+        corrupted.push(`${u.username} (${u.home}): refresh ${r.status}, me ${me?.status}`);
     }
     const missing: string[] = [];
     for (const r of acked) {
@@ -182,12 +207,25 @@ describe('several instances on one PostgreSQL and one Redis', () => {
       lost: missing.length,
     };
     console.log(`[instances/sigkill] ${JSON.stringify(summary)}`);
-    const show = (list: typeof samples) => list.slice(0, 5).map((s) => `${s.on}${s.killed ? ' (after kill)' : ''}: ${s.outcome.status ?? s.outcome.error} ${s.outcome.text.slice(0, 100)}`);
+    const show = (list: typeof samples) =>
+      list
+        .slice(0, 5)
+        .map(
+          (s) =>
+            `${s.on}${s.killed ? ' (after kill)' : ''}: ${s.outcome.status ?? s.outcome.error} ${s.outcome.text.slice(0, 100)}`,
+        );
     expect(show(samples.filter((s) => (s.outcome.status ?? 0) >= 500))).toEqual([]);
     expect(show(onB.filter((s) => s.outcome.error))).toEqual([]);
     expect(onB.filter((s) => s.killed).length).toBeGreaterThan(50);
     // The only failures on A are transport errors from the kill itself.
-    expect(show(onA.filter((s) => s.outcome.error && !['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'socket hang up'].includes(s.outcome.error)))).toEqual([]);
+    expect(
+      show(
+        onA.filter(
+          (s) =>
+            s.outcome.error && !['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'socket hang up'].includes(s.outcome.error),
+        ),
+      ),
+    ).toEqual([]);
     expect(corrupted).toEqual([]);
     expect(missing).toEqual([]);
     expect((await call(b.url, 'GET', '/health')).status).toBe(200);

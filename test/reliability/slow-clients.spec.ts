@@ -37,7 +37,13 @@ describe('slow clients', () => {
     for (let i = 0; i < 100; i++) {
       headerTricklers.push(trickle(app.port, `GET /health HTTP/1.1\r\n${host}X-Slow: ${'h'.repeat(400)}`, 200, maxMs));
       bodyTricklers.push(
-        trickle(app.port, `{"username":"${'b'.repeat(3960)}`, 200, maxMs, `POST /auth/login HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n`),
+        trickle(
+          app.port,
+          `{"username":"${'b'.repeat(3960)}`,
+          200,
+          maxMs,
+          `POST /auth/login HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n`,
+        ),
       );
     }
     await sleep(1_000);
@@ -53,12 +59,22 @@ describe('slow clients', () => {
     while (performance.now() < until) {
       n += 1;
       health.push(await call(app.url, 'GET', '/health', { agent, timeoutMs: 10_000 }));
-      if (n % 10 === 0) logins.push(await call(app.url, 'POST', '/auth/login', { json: { username: user.username, password: user.password }, agent, timeoutMs: 10_000 }));
+      if (n % 10 === 0)
+        logins.push(
+          await call(app.url, 'POST', '/auth/login', {
+            json: { username: user.username, password: user.password },
+            agent,
+            timeoutMs: 10_000,
+          }),
+        );
       await sleep(50);
     }
     agent.destroy();
 
-    const [headerEnds, bodyEnds] = await Promise.all([Promise.all(headerTricklers.map((t) => t.ended)), Promise.all(bodyTricklers.map((t) => t.ended))]);
+    const [headerEnds, bodyEnds] = await Promise.all([
+      Promise.all(headerTricklers.map((t) => t.ended)),
+      Promise.all(bodyTricklers.map((t) => t.ended)),
+    ]);
     const latencies = health.map((o) => o.ms);
     const cut = (ends: typeof headerEnds) => ends.filter((e) => e.how !== 'timeout');
     const summary = {

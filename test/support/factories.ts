@@ -107,7 +107,15 @@ export async function createResource(
   t: TestApp,
   auth: { Authorization: string },
   fields: { title?: string; body?: string; visibility?: 'private' | 'public' } = {},
-): Promise<{ id: string; ownerId: string; title: string; body: string; visibility: 'private' | 'public'; createdAt: string; updatedAt: string }> {
+): Promise<{
+  id: string;
+  ownerId: string;
+  title: string;
+  body: string;
+  visibility: 'private' | 'public';
+  createdAt: string;
+  updatedAt: string;
+}> {
   const res = await t.http
     .post('/resources')
     .set(auth)

@@ -51,7 +51,10 @@ export async function startApp(
     .overrideProvider(Clock)
     .useValue(clock)
     .compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: config.LOG_LEVEL === 'silent' ? false : undefined });
+  const app = moduleRef.createNestApplication<NestExpressApplication>({
+    bodyParser: false,
+    logger: config.LOG_LEVEL === 'silent' ? false : undefined,
+  });
   configureApp(app, config);
   try {
     await app.init();

@@ -264,8 +264,12 @@ describe('LoginThrottleService: per (account, address), account-wide ceiling, kn
   });
 
   it('keys an existing account by its id (username and email share it) and an unknown login by its canonical form', () => {
-    expect(throttleAccountKey('0b7c3a1e-0000-4000-8000-000000000001', 'alice')).toBe('user:0b7c3a1e-0000-4000-8000-000000000001');
-    expect(throttleAccountKey('0b7c3a1e-0000-4000-8000-000000000001', 'alice@example.com')).toBe('user:0b7c3a1e-0000-4000-8000-000000000001');
+    expect(throttleAccountKey('0b7c3a1e-0000-4000-8000-000000000001', 'alice')).toBe(
+      'user:0b7c3a1e-0000-4000-8000-000000000001',
+    );
+    expect(throttleAccountKey('0b7c3a1e-0000-4000-8000-000000000001', 'alice@example.com')).toBe(
+      'user:0b7c3a1e-0000-4000-8000-000000000001',
+    );
     expect(throttleAccountKey(null, 'alice')).toBe('login:alice');
     expect(throttleAccountKey(null, 'alice@example.com')).toBe('login:alice@example.com');
   });

@@ -7,7 +7,6 @@ const ADMIN = { ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'root password 123' };
 const ENV = { ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000', ...ADMIN };
 const sortedRoles = (token: string) => [...(decodeJwt(token).payload.roles as string[])].sort();
 
-
 async function rootsIn(t: TestApp) {
   return t.prisma.user.findMany({ where: { usernameKey: 'root' } });
 }
@@ -146,9 +145,12 @@ describe('admin bootstrap across restarts', () => {
         } finally {
           await first.close();
         }
-        const refused = await startApp({ ...ENV, ADMIN_USERNAME: 'boss9', ADMIN_PASSWORD: 'operator password 1' }, {
-          databaseUrl: db.url,
-        }).then(
+        const refused = await startApp(
+          { ...ENV, ADMIN_USERNAME: 'boss9', ADMIN_PASSWORD: 'operator password 1' },
+          {
+            databaseUrl: db.url,
+          },
+        ).then(
           async (app) => {
             await app.close();
             return null;
@@ -157,7 +159,9 @@ describe('admin bootstrap across restarts', () => {
         );
         expect(refused).toBeInstanceOf(Error);
         expect((refused as Error).name).toBe('StartupError');
-        expect((refused as Error).message).toMatch(/ADMIN_USERNAME "boss9" names an existing account whose password is not ADMIN_PASSWORD/);
+        expect((refused as Error).message).toMatch(
+          /ADMIN_USERNAME "boss9" names an existing account whose password is not ADMIN_PASSWORD/,
+        );
         expect((refused as Error).message).toMatch(/Choose another ADMIN_USERNAME/);
 
         // Nothing changed: the squatter is still a plain user.

@@ -47,7 +47,9 @@ describe('the last admin', () => {
     expect(winners).toHaveLength(1);
     expect(losers).toHaveLength(1);
     const { status, body } = losers[0]!;
-    expect({ status, code: body.code }).toEqual(status === 401 ? { status, code: 'INVALID_TOKEN' } : { status: 403, code: 'LAST_ADMIN' });
+    expect({ status, code: body.code }).toEqual(
+      status === 401 ? { status, code: 'INVALID_TOKEN' } : { status: 403, code: 'LAST_ADMIN' },
+    );
   }
 
   it('cannot be demoted: 403 LAST_ADMIN, and stays an admin', async () => {

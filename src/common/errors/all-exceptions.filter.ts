@@ -69,13 +69,21 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (isDatabaseUnavailable(exception)) {
       this.logger.warn(`[${requestId}] database unavailable: ${describe(exception)}`);
       return {
-        body: this.body(HttpStatus.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly', ErrorCode.DATABASE_UNAVAILABLE),
+        body: this.body(
+          HttpStatus.SERVICE_UNAVAILABLE,
+          'The database is unavailable; retry shortly',
+          ErrorCode.DATABASE_UNAVAILABLE,
+        ),
         headers: { 'Retry-After': '5' },
       };
     }
     this.logUnexpected(exception, req);
     return {
-      body: this.body(HttpStatus.INTERNAL_SERVER_ERROR, `Internal error (request id ${requestId})`, ErrorCode.INTERNAL_ERROR),
+      body: this.body(
+        HttpStatus.INTERNAL_SERVER_ERROR,
+        `Internal error (request id ${requestId})`,
+        ErrorCode.INTERNAL_ERROR,
+      ),
       headers: {},
     };
   }
@@ -86,7 +94,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   private logUnexpected(exception: unknown, req: Request): void {
     const stack = exception instanceof Error ? exception.stack : String(exception);
-    this.logger.error(`[${req.id ?? 'unknown'}] ${req.method} ${req.originalUrl ?? req.url}: ${describe(exception)}`, stack);
+    this.logger.error(
+      `[${req.id ?? 'unknown'}] ${req.method} ${req.originalUrl ?? req.url}: ${describe(exception)}`,
+      stack,
+    );
   }
 }
 

@@ -22,7 +22,12 @@ const UNAVAILABLE_NODE_CODES = new Set([
   '08006',
 ]);
 /** Driver-adapter error kinds (@prisma/driver-adapter-utils) that mean "cannot reach the database". */
-const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+const UNAVAILABLE_ADAPTER_KINDS = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+]);
 const UNAVAILABLE_MESSAGES =
   /(Unable to start a transaction in the given time|is not currently accepting connections|too many clients already|Cannot use a pool after calling end|PGlite is closed|Connection terminated|Can't reach database|timeout exceeded when trying to connect|Connection refused|connect ECONNREFUSED|database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|DatabaseNotReachable|ConnectionClosed|SocketTimeout|database timeout)/i;
 
@@ -38,19 +43,24 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
     meta?: { driverAdapterError?: unknown };
   };
   for (const code of [e.code, e.errorCode, e.kind, e.originalCode]) {
-    if (typeof code === 'string' && (UNAVAILABLE_PRISMA_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) return true;
+    if (typeof code === 'string' && (UNAVAILABLE_PRISMA_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code)))
+      return true;
   }
   if (typeof e.kind === 'string' && UNAVAILABLE_ADAPTER_KINDS.has(e.kind)) return true;
   if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
   // Prisma wraps a driver adapter's failure as `meta.driverAdapterError` (its `cause` holds the kind).
-  if (e.meta?.driverAdapterError !== undefined && isDatabaseUnavailable(e.meta.driverAdapterError, depth + 1)) return true;
+  if (e.meta?.driverAdapterError !== undefined && isDatabaseUnavailable(e.meta.driverAdapterError, depth + 1))
+    return true;
   return isDatabaseUnavailable(e.cause, depth + 1);
 }
 
 /** Prisma's unique-constraint violation, with the constrained fields when known. */
 export function uniqueViolationTarget(error: unknown): string[] | null {
   if (error === null || typeof error !== 'object') return null;
-  const e = error as { code?: unknown; meta?: { target?: unknown; driverAdapterError?: { cause?: { constraint?: { fields?: unknown } } } } };
+  const e = error as {
+    code?: unknown;
+    meta?: { target?: unknown; driverAdapterError?: { cause?: { constraint?: { fields?: unknown } } } };
+  };
   if (e.code !== 'P2002') return null;
   const target = e.meta?.target;
   if (Array.isArray(target)) return target.map(String);

@@ -6,7 +6,8 @@ import { ApiProperty, ApiResponse, getSchemaPath, ApiExtraModels } from '@nestjs
 export class ErrorBodyDto {
   @ApiProperty({ example: 401 }) statusCode!: number;
   @ApiProperty({ example: 'Unauthorized' }) error!: string;
-  @ApiProperty({ oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] }) message!: string | string[];
+  @ApiProperty({ oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] }) message!:
+    string | string[];
   @ApiProperty({ example: 'INVALID_CREDENTIALS', description: 'Stable machine-readable code' }) code!: string;
 }
 

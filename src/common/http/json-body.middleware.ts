@@ -30,9 +30,7 @@ export class JsonBodyMiddleware implements NestMiddleware {
     // A request without a body (or an empty one, as fetch sends for a bare POST) needs no type.
     if (!typeis.hasBody(req) || req.headers['content-length'] === '0') return next();
     if (!typeis(req, ['application/json', 'application/*+json'])) {
-      throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-        'Request bodies must be application/json',
-      );
+      throw new AppError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Request bodies must be application/json');
     }
     const charset = charsetOf(req);
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {

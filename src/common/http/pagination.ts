@@ -22,7 +22,11 @@ export class PageQueryDto {
 
 export class PageDto<T> {
   items!: T[];
-  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last page' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Pass as `cursor` for the next page; null on the last page',
+  })
   nextCursor!: string | null;
 }
 
@@ -65,7 +69,13 @@ export function decodeCursor(cursor: string | undefined): Position | undefined {
   if (cursor === undefined) return undefined;
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && UUID.test(value[1])) {
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'string' &&
+      typeof value[1] === 'string' &&
+      UUID.test(value[1])
+    ) {
       const createdAt = cursorInstant(value[0]);
       if (createdAt) return { createdAt, id: value[1] };
     }
@@ -76,7 +86,11 @@ export function decodeCursor(cursor: string | undefined): Position | undefined {
 }
 
 /** Takes limit+1 rows to know whether a next page exists. */
-export function toPage<R extends Position, T>(rows: R[], limit: number, map: (r: R) => T): { items: T[]; nextCursor: string | null } {
+export function toPage<R extends Position, T>(
+  rows: R[],
+  limit: number,
+  map: (r: R) => T,
+): { items: T[]; nextCursor: string | null } {
   const hasMore = rows.length > limit;
   const page = hasMore ? rows.slice(0, limit) : rows;
   const last = page[page.length - 1];

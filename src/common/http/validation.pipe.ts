@@ -45,7 +45,9 @@ class TextSafeValidationPipe extends ValidationPipe {
     if (metadata.type !== 'custom') {
       const where = unsafeTextAt(value, metadata.type === 'body' ? '' : (metadata.data ?? metadata.type));
       if (where !== undefined) {
-        throw new AppError(ErrorCode.VALIDATION_FAILED, [`${where || 'body'} must not contain NUL characters or unpaired surrogates`]);
+        throw new AppError(ErrorCode.VALIDATION_FAILED, [
+          `${where || 'body'} must not contain NUL characters or unpaired surrogates`,
+        ]);
       }
     }
     return super.transform(value, metadata);

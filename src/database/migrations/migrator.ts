@@ -46,7 +46,9 @@ const LOCKFILE_CONTENT =
  */
 export function applyMigrations(factory: SqlDriverAdapterFactory, opts: MigratorOptions = {}): Promise<string[]> {
   if (!isPglite(factory)) {
-    return expected('applying migrations failed', () => withMigrationLock(factory, () => applyPending(factory, opts, true)));
+    return expected('applying migrations failed', () =>
+      withMigrationLock(factory, () => applyPending(factory, opts, true)),
+    );
   }
   const run = pgliteQueue.then(() => expected('applying migrations failed', () => applyPending(factory, opts, false)));
   pgliteQueue = run.catch(() => undefined);
@@ -55,7 +57,11 @@ export function applyMigrations(factory: SqlDriverAdapterFactory, opts: Migrator
 
 let pgliteQueue: Promise<unknown> = Promise.resolve();
 
-async function applyPending(factory: SqlDriverAdapterFactory, opts: MigratorOptions, callerHoldsLock: boolean): Promise<string[]> {
+async function applyPending(
+  factory: SqlDriverAdapterFactory,
+  opts: MigratorOptions,
+  callerHoldsLock: boolean,
+): Promise<string[]> {
   const migrationsList = await readMigrations(paths(opts).migrationsDir);
   // The engine's error for a failing script does not name the migration; its log does.
   let current: string | undefined;
@@ -86,7 +92,10 @@ export interface MigrationState {
  * Reads `_prisma_migrations` (rows finished and not rolled back count as applied; a missing table
  * means none) and compares it with the committed migration directories. Reads only.
  */
-export async function migrationState(factory: SqlDriverAdapterFactory, opts: MigratorOptions = {}): Promise<MigrationState> {
+export async function migrationState(
+  factory: SqlDriverAdapterFactory,
+  opts: MigratorOptions = {},
+): Promise<MigrationState> {
   const { migrationsDir } = paths(opts);
   const committed = existsSync(migrationsDir) ? await migrationDirNames(migrationsDir) : [];
   const connection = await factory.connect();
@@ -97,7 +106,9 @@ export async function migrationState(factory: SqlDriverAdapterFactory, opts: Mig
       table == null
         ? []
         : (
-            await query('SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')
+            await query(
+              'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+            )
           ).map(([name]) => String(name)),
     );
     const known = new Set(committed);
@@ -208,7 +219,10 @@ async function readMigrations(migrationsDir: string): Promise<MigrationList> {
         if (!existsSync(file)) throw new MigrationError(`${file} is missing`);
         // The engine records the SHA-256 of exactly this text as the migration's checksum.
         const content = await readFile(file, 'utf8');
-        return { path: name, migrationFile: { path: 'migration.sql', content: { tag: 'ok' as const, value: content } } };
+        return {
+          path: name,
+          migrationFile: { path: 'migration.sql', content: { tag: 'ok' as const, value: content } },
+        };
       }),
     ),
   };

@@ -178,7 +178,9 @@ export function engineErrorMessage(error: unknown): string {
     if (cause.originalMessage) return cause.originalMessage;
     const { kind, ...details } = cause;
     const fields = Object.entries(details).filter(([, value]) => value !== undefined);
-    return fields.length === 0 ? kind : `${kind} (${fields.map(([key, value]) => `${key}: ${String(value)}`).join(', ')})`;
+    return fields.length === 0
+      ? kind
+      : `${kind} (${fields.map(([key, value]) => `${key}: ${String(value)}`).join(', ')})`;
   }
   const text = error instanceof Error ? error.message : String(error);
   const trace = text.search(/\n\s*0: /);

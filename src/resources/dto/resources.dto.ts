@@ -47,7 +47,7 @@ export class UpdateResourceDto {
 }
 
 export class ResourceQueryDto extends PageQueryDto {
-  @ApiPropertyOptional({ enum: ['all'], description: 'Admins only: every user\'s resources' })
+  @ApiPropertyOptional({ enum: ['all'], description: "Admins only: every user's resources" })
   @IsOptional()
   @IsIn(['all'])
   scope?: 'all';

@@ -42,7 +42,8 @@ export function call(base: string, method: string, path: string, opts: CallOptio
   let payload: Buffer | undefined;
   if (opts.json !== undefined) {
     payload = Buffer.from(JSON.stringify(opts.json), 'utf8');
-    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+      headers['content-type'] = 'application/json';
   } else if (opts.raw !== undefined) {
     payload = Buffer.isBuffer(opts.raw) ? opts.raw : Buffer.from(opts.raw, 'utf8');
   }
@@ -72,7 +73,9 @@ export function call(base: string, method: string, path: string, opts: CallOptio
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err: NodeJS.ErrnoException) => finish({ error: err.code ?? err.message, headers: {}, text: '' }));
+        res.on('error', (err: NodeJS.ErrnoException) =>
+          finish({ error: err.code ?? err.message, headers: {}, text: '' }),
+        );
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           let json: unknown;

@@ -14,7 +14,8 @@ const run = promisify(execFile);
 
 function binDir(): string {
   const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) throw new Error('PostgreSQL binaries not found in /usr/lib/postgresql (apt-get install postgresql)');
+  if (!existsSync(root))
+    throw new Error('PostgreSQL binaries not found in /usr/lib/postgresql (apt-get install postgresql)');
   const versions = readdirSync(root)
     .filter((v) => existsSync(join(root, v, 'bin', 'pg_ctl')))
     .sort((a, b) => Number(b) - Number(a));
@@ -37,7 +38,10 @@ function pgUser(): { uid: number; gid: number } {
 async function pgBin(name: string, args: string[], timeoutMs = 60_000): Promise<{ stdout: string; stderr: string }> {
   const bin = join(binDir(), name);
   const [cmd, argv] = isRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
-  return run(cmd, argv, { timeout: timeoutMs, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' } });
+  return run(cmd, argv, {
+    timeout: timeoutMs,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' },
+  });
 }
 
 export class PgCluster {
@@ -64,7 +68,11 @@ export class PgCluster {
     }
     const cluster = new PgCluster(dir, await freePort());
     try {
-      await pgBin('initdb', ['-D', cluster.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions'], 120_000);
+      await pgBin(
+        'initdb',
+        ['-D', cluster.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions'],
+        120_000,
+      );
       await cluster.start();
     } catch (error) {
       await cluster.destroy();
@@ -83,7 +91,11 @@ export class PgCluster {
       // Durability is what the outage scenario checks; a fast shutdown checkpoints anyway.
       '-c fsync=on',
     ].join(' ');
-    await pgBin('pg_ctl', ['-D', this.dataDir, '-l', join(this.dir, 'server.log'), '-o', options, '-w', '-t', '60', 'start'], 90_000);
+    await pgBin(
+      'pg_ctl',
+      ['-D', this.dataDir, '-l', join(this.dir, 'server.log'), '-o', options, '-w', '-t', '60', 'start'],
+      90_000,
+    );
   }
 
   /** `pg_ctl stop -m fast`: connections are cut, in-flight transactions roll back. */
@@ -97,7 +109,11 @@ export class PgCluster {
   }
 
   /** One statement on the given database, on a short-lived connection. */
-  async query<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = [], database = 'postgres'): Promise<T[]> {
+  async query<T extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params: unknown[] = [],
+    database = 'postgres',
+  ): Promise<T[]> {
     const client = new pg.Client({ connectionString: this.url(database), connectionTimeoutMillis: 5_000 });
     await client.connect();
     try {

@@ -65,10 +65,18 @@ export function trickle(port: number, data: string, intervalMs: number, maxMs: n
   let i = 0;
   let response = '';
   let interval: NodeJS.Timeout | undefined;
-  let resolveEnded!: (v: { how: 'closed' | 'reset' | 'timeout' | 'error'; ms: number; response: string; bytesSent: number }) => void;
-  const ended = new Promise<{ how: 'closed' | 'reset' | 'timeout' | 'error'; ms: number; response: string; bytesSent: number }>(
-    (r) => (resolveEnded = r),
-  );
+  let resolveEnded!: (v: {
+    how: 'closed' | 'reset' | 'timeout' | 'error';
+    ms: number;
+    response: string;
+    bytesSent: number;
+  }) => void;
+  const ended = new Promise<{
+    how: 'closed' | 'reset' | 'timeout' | 'error';
+    ms: number;
+    response: string;
+    bytesSent: number;
+  }>((r) => (resolveEnded = r));
   let settled = false;
   const finish = (how: 'closed' | 'reset' | 'timeout' | 'error') => {
     if (settled) return;

@@ -18,7 +18,11 @@ export async function freshSharedDatabase(label: string): Promise<string> {
 }
 
 /** One query on a database, on a short-lived connection. */
-export async function queryDb<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+export async function queryDb<T extends pg.QueryResultRow = pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

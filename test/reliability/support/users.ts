@@ -15,7 +15,12 @@ export function uniqueName(prefix: string): string {
 }
 
 /** POST /auth/signup; throws unless 201 with a refresh cookie. */
-export async function signupAccount(base: string, prefix = 'rel', agent?: http.Agent, headers: Record<string, string> = {}): Promise<Account> {
+export async function signupAccount(
+  base: string,
+  prefix = 'rel',
+  agent?: http.Agent,
+  headers: Record<string, string> = {},
+): Promise<Account> {
   const username = uniqueName(prefix);
   const password = `pw ${randomBytes(8).toString('hex')}`;
   const res = await call(base, 'POST', '/auth/signup', { json: { username, password }, agent, headers });
@@ -40,7 +45,12 @@ export async function loginAccount(
   return { id: body.user.id, username, password, access: body.accessToken, refresh };
 }
 
-export async function createResource(base: string, account: Account, title: string, agent?: http.Agent): Promise<string> {
+export async function createResource(
+  base: string,
+  account: Account,
+  title: string,
+  agent?: http.Agent,
+): Promise<string> {
   const res = await call(base, 'POST', '/resources', { json: { title }, headers: bearer(account.access), agent });
   if (res.status !== 201) throw new Error(`create resource failed: ${res.status ?? res.error} ${res.text}`);
   return (res.json as { id: string }).id;
