@@ -47,4 +47,14 @@ export class AccountMailService {
       link,
     });
   }
+
+  /** Tells an account's previous (verified) address that the email changed to `newEmail`. */
+  noticeEmailChanged(previous: MailedAccount, newEmail: string): boolean {
+    return this.mailer.send({
+      ...mailTemplates.emailChanged(newEmail),
+      to: { address: previous.email, name: previous.displayName },
+      userId: previous.id,
+      kind: 'email_changed',
+    });
+  }
 }

@@ -45,6 +45,8 @@ export class OneTimeTokensService {
     targetEmail: string;
     ttlSeconds: number;
     ip: string | null;
+    /** Replace the outstanding token even inside the frequency window (what it approves changed). */
+    force?: boolean;
   }): Promise<string | null> {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock.now();
@@ -56,7 +58,8 @@ export class OneTimeTokensService {
       ON CONFLICT (user_id, purpose) DO UPDATE
       SET token_hash = EXCLUDED.token_hash, target_email = EXCLUDED.target_email, expires_at = EXCLUDED.expires_at,
           consumed_at = NULL, created_at = EXCLUDED.created_at, request_ip = EXCLUDED.request_ip
-      WHERE one_time_tokens.created_at <= ${recent}
+      WHERE ${p.force === true}
+         OR one_time_tokens.created_at <= ${recent}
          OR one_time_tokens.consumed_at IS NOT NULL
          OR one_time_tokens.expires_at <= ${now}
          OR one_time_tokens.target_email IS DISTINCT FROM EXCLUDED.target_email
@@ -87,6 +90,19 @@ export class OneTimeTokensService {
     return row && purposes.includes(row.purpose as OneTimeTokenPurpose) && row.expired && !row.consumed
       ? 'expired'
       : 'invalid';
+  }
+
+  /** Whether a string has the shape of a token at all (checked before any costly work). */
+  isWellFormed(token: unknown): token is string {
+    return typeof token === 'string' && TOKEN.test(token);
+  }
+
+  /** The user a token belongs to (any purpose or state), without using it: to lock that user first. */
+  async ownerOf(token: string): Promise<string | null> {
+    if (!this.isWellFormed(token)) return null;
+    const rows = await this.db.$queryRaw<Array<{ userId: string }>>`
+      SELECT user_id AS "userId" FROM one_time_tokens WHERE token_hash = ${hashOf(token)}`;
+    return rows[0]?.userId ?? null;
   }
 
   /** True when the user's token of this purpose for this address has been consumed. */

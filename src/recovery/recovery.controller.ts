@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, HttpCode, Post, Res } from '@nestjs/common';
+import { Body, Controller, Delete, HttpCode, Post } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBearerAuth,
@@ -7,7 +7,6 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import type { Response } from 'express';
 import { CurrentSession, CurrentUser, OptionalAuth, type SessionPrincipal } from '../access/auth.decorators.js';
 import { Public } from '../access/public.decorator.js';
 import { AppError } from '../common/errors/app-error.js';
@@ -28,11 +27,6 @@ import {
 } from './dto/recovery.dto.js';
 import { ACCEPTED_MESSAGE, RecoveryService, VERIFY_ACCEPTED_MESSAGE } from './recovery.service.js';
 
-/** Answers that carry (or are about) one-time tokens are never stored by caches. */
-function noStore(res: Response): void {
-  res.setHeader('Cache-Control', 'no-store');
-}
-
 @ApiTags('recovery')
 @Controller()
 export class RecoveryController {
@@ -51,9 +45,7 @@ export class RecoveryController {
     @CurrentUser({ optional: true }) caller: Principal | undefined,
     @Body() dto: VerifyRequestDto,
     @Client() client: ClientInfo,
-    @Res({ passthrough: true }) res: Response,
   ): Promise<MessageDto> {
-    noStore(res);
     if (caller) {
       if (dto.email !== undefined)
         throw new AppError(ErrorCode.VALIDATION_FAILED, ['email must not be given with a bearer token']);
@@ -72,12 +64,7 @@ export class RecoveryController {
   @ApiOperation({ summary: 'Confirm an address with the token of a verification or email-change link' })
   @ApiOkResponse({ type: VerifyResultDto })
   @ApiErrors(400, 409, 429)
-  async verify(
-    @Body() dto: TokenDto,
-    @Client() client: ClientInfo,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<VerifyResultDto> {
-    noStore(res);
+  async verify(@Body() dto: TokenDto, @Client() client: ClientInfo): Promise<VerifyResultDto> {
     return { status: await this.recovery.verify(dto.token, client) };
   }
 
@@ -87,12 +74,7 @@ export class RecoveryController {
   @ApiOperation({ summary: 'Mail a password-reset link; the same answer whether or not the account exists' })
   @ApiAcceptedResponse({ type: MessageDto })
   @ApiErrors(400, 429)
-  async forgot(
-    @Body() dto: ForgotPasswordDto,
-    @Client() client: ClientInfo,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<MessageDto> {
-    noStore(res);
+  async forgot(@Body() dto: ForgotPasswordDto, @Client() client: ClientInfo): Promise<MessageDto> {
     await this.recovery.forgotPassword(dto.login, client);
     return { message: ACCEPTED_MESSAGE };
   }
@@ -105,12 +87,7 @@ export class RecoveryController {
   })
   @ApiNoContentResponse()
   @ApiErrors(400, 403, 429)
-  async reset(
-    @Body() dto: ResetPasswordDto,
-    @Client() client: ClientInfo,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<void> {
-    noStore(res);
+  async reset(@Body() dto: ResetPasswordDto, @Client() client: ClientInfo): Promise<void> {
     await this.recovery.resetPassword(dto.token, dto.newPassword, client);
   }
 

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { isEmail } from 'class-validator';
 import type { SessionPrincipal } from '../access/auth.decorators.js';
 import { AccountMailService } from '../accounts/account-mail.service.js';
 import { CredentialsService } from '../accounts/credentials.service.js';
@@ -88,7 +89,8 @@ export class RecoveryService {
     if (user && this.mayReceiveReset(user)) {
       const account = { id: user.id, email: user.email!, displayName: user.displayName };
       this.mailer.send(() => this.resetMail(account, client));
-    } else if (!user && this.config.MAIL_NOTIFY_UNKNOWN && login.includes('@')) {
+    } else if (!user && this.config.MAIL_NOTIFY_UNKNOWN && isEmail(login)) {
+      // Only a single, valid address (never a list or a display name): no relay for spam.
       this.mailer.send({ ...mailTemplates.noAccount(), to: { address: login }, userId: null, kind: 'no_account' });
     }
   }
@@ -100,8 +102,14 @@ export class RecoveryService {
    */
   async resetPassword(token: string, newPassword: string, client: ClientInfo): Promise<void> {
     await this.limitSubmission(client);
+    if (!this.tokens.isWellFormed(token))
+      throw new AppError(ErrorCode.RESET_TOKEN_INVALID, 'This reset link is invalid or was already used');
     const hash = await this.credentials.hash(newPassword); // bcrypt before the transaction
     const outcome = await this.txHost.withTransaction(async (): Promise<UserRecord | ConsumeFailure> => {
+      // The account's row first, then the token's: the order every change of an account
+      // takes (a password change locks the user, then voids tokens), so no deadlock.
+      const owner = await this.tokens.ownerOf(token);
+      if (owner) await this.users.lockById(owner);
       const consumed = await this.tokens.consume(token, ['reset_password']);
       if (typeof consumed === 'string') return consumed;
       const user = await this.users.findById(consumed.userId);
@@ -140,9 +148,13 @@ export class RecoveryService {
   async verify(token: string, client: ClientInfo): Promise<VerifyStatus> {
     await this.limitSubmission(client);
     const result = await this.txHost.withTransaction(async (): Promise<VerifyStatus | ConsumeFailure> => {
+      // The account's row first, then the token's (as every change of an account): no deadlock
+      // with a concurrent cancel or password change.
+      const owner = await this.tokens.ownerOf(token);
+      if (owner) await this.users.lockById(owner);
       const consumed = await this.tokens.consume(token, ['verify_email', 'email_change_new', 'email_change_current']);
       if (typeof consumed === 'string') return consumed;
-      const user = await this.users.lockById(consumed.userId);
+      const user = await this.users.findById(consumed.userId);
       if (!user || !consumed.targetEmail) return 'invalid';
       if (consumed.purpose === 'verify_email') {
         // The address changed since the link was sent: it verifies nothing.
@@ -175,10 +187,15 @@ export class RecoveryService {
     await this.credentials.recheck(user, password, client, 'The password is wrong');
     if (user.emailKey === emailKey(newEmail))
       throw new AppError(ErrorCode.EMAIL_UNCHANGED, 'That is already the email address of the account');
+    // Counted before the uniqueness check: it must not become an unlimited "is this address
+    // registered?" lookup.
+    await this.limiter.hit(`mail:id:user:${user.id}`, this.config.MAIL_RATE_LIMIT, HOUR_MS);
     if (await this.users.emailTaken(newEmail, user.id))
       throw new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
-    await this.limiter.hit(`mail:id:user:${user.id}`, this.config.MAIL_RATE_LIMIT, HOUR_MS);
     const confirmCurrent = Boolean(user.email && user.emailVerifiedAt);
+    // Another new address than the one pending: both links are replaced at once, whatever the
+    // mail frequency, so that a link approving one address can never approve another.
+    const force = user.pendingEmailKey !== emailKey(newEmail);
     const ttl = this.config.EMAIL_CHANGE_TTL;
     const issued = await this.txHost.withTransaction(async () => {
       await this.users.setPendingEmail(user.id, newEmail);
@@ -188,6 +205,7 @@ export class RecoveryService {
         targetEmail: newEmail,
         ttlSeconds: ttl,
         ip: client.ip,
+        force,
       });
       let forCurrent: string | null = null;
       if (confirmCurrent) {
@@ -197,6 +215,7 @@ export class RecoveryService {
           targetEmail: user.email!,
           ttlSeconds: ttl,
           ip: client.ip,
+          force,
         });
       } else {
         await this.tokens.revoke(user.id, ['email_change_current']);
@@ -252,6 +271,8 @@ export class RecoveryService {
   ): Promise<VerifyStatus | ConsumeFailure> {
     const pending = user.pendingEmail;
     if (!pending) return 'invalid';
+    // Thrown: the transaction rolls back and the link stays valid (as for a reset).
+    if (user.disabled) throw new AppError(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
     // The link must belong to the change now pending (a newer request replaced older links).
     const expected = consumed.purpose === 'email_change_new' ? pending : user.email;
     if (!expected || emailKey(expected) !== emailKey(consumed.targetEmail!)) return 'invalid';
@@ -270,12 +291,7 @@ export class RecoveryService {
     await this.tokens.revoke(user.id, ['email_change_new', 'email_change_current', 'verify_email']);
     await this.audit.record('email.changed', { userId: user.id }, client, { from: user.email, to: pending });
     if (user.email && user.emailVerifiedAt) {
-      this.mailer.send({
-        ...mailTemplates.emailChanged(pending),
-        to: { address: user.email, name: user.displayName },
-        userId: user.id,
-        kind: 'email_changed',
-      });
+      this.accountMail.noticeEmailChanged({ id: user.id, email: user.email, displayName: user.displayName }, pending);
     }
     return 'email_changed';
   }

@@ -45,6 +45,12 @@ export class UsersService implements OnApplicationBootstrap {
    * who signed up that name first would become admin with their own password.
    */
   async onApplicationBootstrap(): Promise<void> {
+    if (this.config.EMAIL_CHANGE_MODE === 'immediate' && this.config.PASSWORD_RESET_UNVERIFIED_EMAIL) {
+      this.logger.warn(
+        'EMAIL_CHANGE_MODE=immediate with PASSWORD_RESET_UNVERIFIED_EMAIL=true: a stolen access token can move the ' +
+          'email address and then reset the password; prefer EMAIL_CHANGE_MODE=verified',
+      );
+    }
     const { ADMIN_USERNAME: username, ADMIN_PASSWORD: password } = this.config;
     if (!username || !password) return;
     let user = await this.users.findByUsername(username);
@@ -99,11 +105,21 @@ export class UsersService implements OnApplicationBootstrap {
     const before = dto.email !== undefined ? await this.existing(caller) : null;
     const user = await this.users.updateProfile(caller.userId, { displayName: dto.displayName, email: dto.email });
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
-    if (user.email && before && before.emailKey !== user.emailKey) {
-      await this.accountMail.sendVerification(
-        { id: user.id, email: user.email, displayName: user.displayName },
-        client.ip,
-      );
+    if (before && before.emailKey !== user.emailKey) {
+      // The previous address, if it was proved, hears of it (a stolen token moving the address
+      // is then at least seen), and the new one is sent a verification link.
+      if (before.email && before.emailVerifiedAt) {
+        this.accountMail.noticeEmailChanged(
+          { id: before.id, email: before.email, displayName: before.displayName },
+          user.email ?? '(none)',
+        );
+      }
+      if (user.email) {
+        await this.accountMail.sendVerification(
+          { id: user.id, email: user.email, displayName: user.displayName },
+          client.ip,
+        );
+      }
     }
     return UserDto.from(user);
   }
