@@ -78,7 +78,7 @@ export class AuthController {
       return this.withCookie(res, await this.auth.refresh(readCookie(req), client));
     } catch (error) {
       // An authentication failure ends the cookie; a passing outage (5xx) or 429 does not.
-      const status = (error as { getStatus?: () => number }).getStatus?.();
+      const status = error instanceof AppError ? error.status : undefined;
       if (status === 401 || status === 403) clearRefreshCookie(res, this.config.COOKIE_SECURE);
       throw error;
     }

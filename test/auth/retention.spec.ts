@@ -99,6 +99,18 @@ describe('the retention job', () => {
     expect((await counts(u.id)).audit).toBe(0);
   });
 
+  it('deletes mailed one-time tokens expired longer ago than the retention', async () => {
+    const u = await signup(t, { email: `ret-${Date.now()}@example.org` });
+    const count = () => t.prisma.oneTimeToken.count({ where: { userId: u.id } });
+    expect(await count()).toBe(1); // the verification link of the signup
+    t.clock.advance(24 * HOUR + 6 * DAY); // expired, within the retention
+    await t.app.get(RetentionService).runOnce();
+    expect(await count()).toBe(1);
+    t.clock.advance(2 * DAY);
+    await t.app.get(RetentionService).runOnce();
+    expect(await count()).toBe(0);
+  });
+
   it('an idle-expired session goes too, once past the retention', async () => {
     const u = await signup(t);
     t.clock.advance(14 * DAY + 8 * DAY); // idle expiry (REFRESH_TOKEN_TTL 14 d) + retention

@@ -74,7 +74,11 @@ export function mailIdle(t: TestApp): Promise<void> {
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` every 10 ms until it holds; throws after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
@@ -93,7 +97,10 @@ export interface Account {
 }
 
 /** Signs up through the API (expects 201 and a session). */
-export async function signupAs(c: Client, fields: { email?: string | null; username?: string; displayName?: string } = {}): Promise<Account> {
+export async function signupAs(
+  c: Client,
+  fields: { email?: string | null; username?: string; displayName?: string } = {},
+): Promise<Account> {
   const username = fields.username ?? uniqueUsername('rec');
   const email = fields.email === undefined ? uniqueEmail('rec') : fields.email;
   const body: Record<string, unknown> = { username, password: PASSWORD };
@@ -138,7 +145,11 @@ export async function nextMail(smtp: TestSmtp, to: string, subject: string, time
 }
 
 /** Signs up with an email address and returns the account and the token of its verification mail. */
-export async function signupWithVerificationToken(c: Client, smtp: TestSmtp, fields: { displayName?: string } = {}): Promise<{ user: Account; token: string }> {
+export async function signupWithVerificationToken(
+  c: Client,
+  smtp: TestSmtp,
+  fields: { displayName?: string } = {},
+): Promise<{ user: Account; token: string }> {
   const user = await signupAs(c, fields);
   const mail = await nextMail(smtp, user.email!, SUBJECT.verify);
   return { user, token: linkToken(mail, VERIFY_LINK) };
@@ -154,7 +165,12 @@ export async function verifiedUser(c: Client, smtp: TestSmtp): Promise<Account> 
 }
 
 /** POST /auth/password/forgot (expects 202) and the token of the reset mail that follows. */
-export async function resetToken(c: Client, smtp: TestSmtp, user: Account, login: string = user.username): Promise<string> {
+export async function resetToken(
+  c: Client,
+  smtp: TestSmtp,
+  user: Account,
+  login: string = user.username,
+): Promise<string> {
   const res = await c.post('/auth/password/forgot').send({ login });
   expectStatus(res, 202);
   const mail = await nextMail(smtp, user.email!, SUBJECT.reset);

@@ -44,6 +44,8 @@ export async function startApp(
     DATABASE_URL: database.url,
     MIGRATE_ON_START: 'true',
     PASSWORD_PEPPER: 'test-pepper-0123456789-0123456789-0123',
+    // Mail without SMTP_URL goes to a folder of this test process, not to ./data/outbox.
+    MAIL_OUTBOX_DIR: testOutbox(),
     ...env,
   });
   const clock = new FakeClock();
@@ -76,6 +78,13 @@ export async function startApp(
       await database.drop();
     },
   };
+}
+
+let outbox: string | undefined;
+/** One outbox folder per test process (created on first use, removed by the OS's tmp cleanup). */
+function testOutbox(): string {
+  outbox ??= mkdtempSync(join(tmpdir(), 'gatehouse-outbox-'));
+  return outbox;
 }
 
 /**

@@ -5,7 +5,7 @@ import { assertOriginAllowed } from '../../src/auth/auth.service.js';
 import { passwordLength } from '../../src/common/account-rules.js';
 import { PasswordHasher } from '../../src/accounts/password-hasher.service.js';
 import { refreshCookie } from '../../src/auth/refresh-cookie.js';
-import type { AppConfig } from '../../src/config/config.schema.js';
+import { parseConfig } from '../../src/config/config.schema.js';
 import type { SecretsService } from '../../src/config/secrets.service.js';
 import { AppError } from '../../src/common/errors/app-error.js';
 import type { UsersRepository } from '../../src/accounts/users.repository.js';
@@ -75,7 +75,7 @@ const storedCost = (cost: number | null | (() => Promise<number | null>)) =>
 describe('PasswordHasher', () => {
   const hasher = (cost: number, stored: number | null = null) =>
     new PasswordHasher(
-      { BCRYPT_COST: cost } as AppConfig,
+      parseConfig({ BCRYPT_COST: String(cost) }),
       { passwordPepper: Buffer.from('p'.repeat(32)) } as SecretsService,
       storedCost(stored),
     );
@@ -109,7 +109,7 @@ describe('PasswordHasher', () => {
 
   it('depends on the pepper: a hash made under another pepper does not verify', async () => {
     const other = new PasswordHasher(
-      { BCRYPT_COST: 4 } as AppConfig,
+      parseConfig({ BCRYPT_COST: String(4) }),
       { passwordPepper: Buffer.from('q'.repeat(32)) } as SecretsService,
       storedCost(null),
     );
@@ -125,7 +125,7 @@ describe('PasswordHasher', () => {
     await empty.onApplicationBootstrap();
     expect(empty.dummyHashCost).toBe(5);
     const unreadable = new PasswordHasher(
-      { BCRYPT_COST: 5 } as AppConfig,
+      parseConfig({ BCRYPT_COST: String(5) }),
       { passwordPepper: Buffer.from('p'.repeat(32)) } as SecretsService,
       storedCost(() => Promise.reject(new Error('database away'))),
     );
@@ -136,7 +136,7 @@ describe('PasswordHasher', () => {
   it('makes the dummy hash again when the most common stored cost changes', async () => {
     let cost = 4;
     const h = new PasswordHasher(
-      { BCRYPT_COST: 6 } as AppConfig,
+      parseConfig({ BCRYPT_COST: String(6) }),
       { passwordPepper: Buffer.from('p'.repeat(32)) } as SecretsService,
       storedCost(async () => cost),
     );

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppConfig } from '../../src/config/config.schema.js';
+import { parseConfig } from '../../src/config/config.schema.js';
 import { AppError } from '../../src/common/errors/app-error.js';
 import {
   MemoryAttemptStore,
@@ -26,7 +26,7 @@ const WINDOW_S = LOGIN_WINDOW_MS / 1000;
 function service(limit = LIMIT) {
   const clock = new FakeClock();
   clock.freeze(Date.UTC(2026, 0, 1));
-  const svc = new LoginThrottleService({ LOGIN_RATE_LIMIT: limit } as AppConfig, null, clock);
+  const svc = new LoginThrottleService(parseConfig({ LOGIN_RATE_LIMIT: String(limit) }), null, clock);
   return { svc, clock, now: () => clock.nowMs() };
 }
 
