@@ -1,4 +1,4 @@
-// `npm run keys`: prints a new JWT signing key and password pepper for production, as
+// `npm run keys`: prints a new JWT signing key, password pepper and MFA encryption key for production, as
 // shell-ready KEY=value lines (node:crypto only, nothing written anywhere). Give every instance
 // the same values, e.g. `npm run --silent keys > gatehouse.env` then `set -a; . ./gatehouse.env`.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -10,6 +10,7 @@ const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString().trim(
 // quotes, which JWT_KEYS looks past); JWT_KEYS reads "\n" back as line breaks.
 const jwtKeys = pem.replace(/\r?\n/g, '\\n');
 const pepper = randomBytes(32).toString('base64url');
+const mfaKey = randomBytes(32).toString('hex');
 
 process.stdout.write(
   [
@@ -19,6 +20,9 @@ process.stdout.write(
     `JWT_KEYS='${jwtKeys}'`,
     '# PASSWORD_PEPPER: 32 random bytes. Keep it: stored password hashes verify only with it.',
     `PASSWORD_PEPPER=${pepper}`,
+    '# MFA_ENCRYPTION_KEYS: AES-256 key that encrypts TOTP secrets at rest. To rotate, put a new',
+    '# key first (comma-separated) and keep the old one until every secret has moved to the new one.',
+    `MFA_ENCRYPTION_KEYS=${mfaKey}`,
     '',
   ].join('\n'),
 );

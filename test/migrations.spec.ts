@@ -25,6 +25,9 @@ const committed = readdirSync(migrationsDir, { withFileTypes: true })
   .sort();
 const TABLES = [
   'audit_events',
+  'mfa_challenges',
+  'mfa_recovery_codes',
+  'mfa_totp',
   'one_time_tokens',
   'resources',
   'retired_refresh_tokens',

@@ -119,6 +119,7 @@ describe('OpenAPI document and UI', () => {
       'email',
       'emailVerified',
       'id',
+      'mfaEnabled',
       'roles',
       'username',
     ]);

@@ -71,34 +71,50 @@ describe('NODE_ENV=production without shared keys and pepper', () => {
 });
 
 /** `node scripts/keys.mjs`, then its output evaluated by a POSIX shell as the values it sets. */
-function runKeysScript(): { output: string; env: { JWT_KEYS: string; PASSWORD_PEPPER: string } } {
+function runKeysScript(): {
+  output: string;
+  env: { JWT_KEYS: string; PASSWORD_PEPPER: string; MFA_ENCRYPTION_KEYS: string };
+} {
   const script = spawnSync(process.execPath, [join(PROJECT_ROOT, 'scripts', 'keys.mjs')], { encoding: 'utf8' });
   expect(script.status).toBe(0);
   expect(script.stderr).toBe('');
   const shell = spawnSync(
     'sh',
-    ['-c', 'eval "$1" && printf "%s\\0%s" "$JWT_KEYS" "$PASSWORD_PEPPER"', 'sh', script.stdout],
+    [
+      '-c',
+      'eval "$1" && printf "%s\\0%s\\0%s" "$JWT_KEYS" "$PASSWORD_PEPPER" "$MFA_ENCRYPTION_KEYS"',
+      'sh',
+      script.stdout,
+    ],
     {
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '' },
     },
   );
   expect(shell.status).toBe(0);
-  const [JWT_KEYS = '', PASSWORD_PEPPER = ''] = shell.stdout.split('\0');
-  return { output: script.stdout, env: { JWT_KEYS, PASSWORD_PEPPER } };
+  const [JWT_KEYS = '', PASSWORD_PEPPER = '', MFA_ENCRYPTION_KEYS = ''] = shell.stdout.split('\0');
+  return { output: script.stdout, env: { JWT_KEYS, PASSWORD_PEPPER, MFA_ENCRYPTION_KEYS } };
 }
 
 describe('npm run keys (scripts/keys.mjs)', () => {
   const { output, env } = runKeysScript();
 
-  it('prints only comments and two shell-ready assignments, JWT_KEYS and PASSWORD_PEPPER, one line each', () => {
+  it('prints only comments and three shell-ready assignments, JWT_KEYS, PASSWORD_PEPPER and MFA_ENCRYPTION_KEYS, one line each', () => {
     const lines = output.trimEnd().split('\n');
     // A value is single-quoted or has nothing a shell would split or expand.
     for (const line of lines) expect(line).toMatch(/^(# .*|[A-Z_]+=('[^']*'|[A-Za-z0-9_-]+))$/);
     expect(lines.filter((l) => !l.startsWith('#')).map((l) => l.split('=')[0])).toEqual([
       'JWT_KEYS',
       'PASSWORD_PEPPER',
+      'MFA_ENCRYPTION_KEYS',
     ]);
+  });
+
+  it('gives a 32-byte MFA encryption key in hex, which the configuration accepts', () => {
+    expect(env.MFA_ENCRYPTION_KEYS).toMatch(/^[0-9a-f]{64}$/);
+    expect(parseConfig({ MFA_ENCRYPTION_KEYS: env.MFA_ENCRYPTION_KEYS }).MFA_ENCRYPTION_KEYS).toBe(
+      env.MFA_ENCRYPTION_KEYS,
+    );
   });
 
   it('gives a P-256 private key (PEM) for JWT_KEYS and a 32-byte base64url pepper', () => {
@@ -115,6 +131,7 @@ describe('npm run keys (scripts/keys.mjs)', () => {
     const again = runKeysScript().env;
     expect(again.JWT_KEYS).not.toBe(env.JWT_KEYS);
     expect(again.PASSWORD_PEPPER).not.toBe(env.PASSWORD_PEPPER);
+    expect(again.MFA_ENCRYPTION_KEYS).not.toBe(env.MFA_ENCRYPTION_KEYS);
   });
 
   it('keeps working on one line when two printed keys are put together for rotation', () => {

@@ -10,6 +10,8 @@ export class UserDto {
   @ApiProperty({ description: 'Whether a link sent to the email proved it' }) emailVerified!: boolean;
   @ApiProperty({ type: String, nullable: true }) displayName!: string | null;
   @ApiProperty({ enum: ROLES, isArray: true, example: ['user'] }) roles!: Role[];
+  @ApiProperty({ description: 'Whether signing in needs a second factor (TOTP or a recovery code)' })
+  mfaEnabled!: boolean;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
 
   static from(u: UserRecord): UserDto {
@@ -20,6 +22,7 @@ export class UserDto {
       emailVerified: u.email !== null && u.emailVerifiedAt !== null,
       displayName: u.displayName,
       roles: sortRoles(u.roles),
+      mfaEnabled: u.mfaEnabled,
       createdAt: u.createdAt.toISOString(),
     };
   }

@@ -24,7 +24,15 @@ export type AuditEventType =
   | 'email.change_requested'
   | 'email.change_cancelled'
   | 'email.changed'
-  | 'mail.failed';
+  | 'mail.failed'
+  | 'login.mfa_required'
+  | 'login.mfa_succeeded'
+  | 'mfa.enrolled'
+  | 'mfa.disabled'
+  | 'mfa.reset_by_admin'
+  | 'mfa.challenge_failed'
+  | 'mfa.recovery_code_used'
+  | 'mfa.recovery_codes_regenerated';
 
 export interface AuditContext {
   ip?: string | null;

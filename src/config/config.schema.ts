@@ -156,6 +156,24 @@ export const envSchema = z
     MAIL_RATE_LIMIT: z.coerce.number().int().min(1).max(10000).default(5),
     MAIL_IP_RATE_LIMIT: z.coerce.number().int().min(1).max(1000000).default(50),
     MAIL_NOTIFY_UNKNOWN: bool(false),
+    // Two-step sign-in (contract v2 §B).
+    MFA_ISSUER: z
+      .string()
+      .trim()
+      .min(1)
+      .max(64)
+      .refine((v) => !v.includes(':'), 'must not contain ":" (it separates issuer and account in authenticator apps)')
+      .default('Gatehouse'),
+    MFA_ENCRYPTION_KEYS: optionalString.superRefine((v, ctx) => {
+      const problem = v === undefined ? undefined : mfaKeysProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+    MFA_CHALLENGE_TTL: seconds('MFA_CHALLENGE_TTL', 300, 30, 3600),
+    MFA_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+    MFA_RATE_LIMIT: z.coerce.number().int().min(1).max(10000).default(10),
+    MFA_TOTP_WINDOW: z.coerce.number().int().min(0).max(2).default(1),
+    MFA_RECOVERY_CODES: z.coerce.number().int().min(1).max(50).default(10),
+    ADMIN_REQUIRE_MFA: bool(false),
   })
   .superRefine((env, ctx) => {
     if ((env.ADMIN_USERNAME === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
@@ -220,6 +238,33 @@ export const envSchema = z
     // Also reported with the other invalid variables; it checks the types of what it reads.
     { when: () => true },
   );
+
+/**
+ * MFA_ENCRYPTION_KEYS: comma-separated 32-byte AES keys, each 64 hex digits or 43/44
+ * characters of base64(url); the first encrypts, all decrypt. What is wrong, if anything.
+ */
+export function mfaKeysProblem(value: string): string | undefined {
+  const keys = value
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  if (keys.length === 0) return 'must list at least one key';
+  for (const [i, key] of keys.entries()) {
+    if (parseMfaKey(key) === undefined)
+      return `key ${i + 1} is not 32 bytes written as 64 hex digits or base64 (generate one with \`npm run keys\`)`;
+  }
+  return undefined;
+}
+
+/** A 32-byte key from 64 hex digits or base64/base64url; undefined when it is neither. */
+export function parseMfaKey(key: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(key)) return Buffer.from(key, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(key)) {
+    const bytes = Buffer.from(key.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    return bytes.length === 32 ? bytes : undefined;
+  }
+  return undefined;
+}
 
 const JWT_ALGORITHMS: readonly unknown[] = ['ES256', 'RS256', 'HS256'] satisfies JwtAlgorithm[];
 

@@ -27,6 +27,13 @@ export class SecretsService {
         );
   }
 
+  /** The secret stored under `name` if one was generated before (nothing is created). */
+  existing(name: string): string | undefined {
+    const persistent = !(this.config.database.kind === 'pglite' && this.config.database.dataDir === undefined);
+    const file = join(this.config.DATA_DIR, 'secrets', name);
+    return persistent && existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  }
+
   /** Returns the secret stored under `name`, generating and storing it the first time. */
   generated(name: string, make: () => string): string {
     const persistent = !(this.config.database.kind === 'pglite' && this.config.database.dataDir === undefined);

@@ -2,6 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import type { Role } from '../common/account-rules.js';
+import type { Acr } from '../tokens/principal.js';
+
+/** How a session was opened (RFC 8176 `amr`), its assurance level and when the user authenticated. */
+export interface SessionAuth {
+  amr: string[];
+  acr: Acr;
+  authTime: Date;
+}
 
 export interface NewSession {
   userId: string;
@@ -11,9 +19,10 @@ export interface NewSession {
   absoluteExpiresAt: Date;
   userAgent: string | null;
   ip: string | null;
+  auth: SessionAuth;
 }
 
-export interface RotatedSession {
+export interface RotatedSession extends SessionAuth {
   id: string;
   userId: string;
   roles: Role[];
@@ -21,7 +30,7 @@ export interface RotatedSession {
 }
 
 /** What a refresh token that could not simply be rotated matches, to tell why. */
-export interface PresentedTokenState {
+export interface PresentedTokenState extends SessionAuth {
   id: string;
   userId: string;
   roles: Role[];
@@ -67,6 +76,9 @@ export class SessionsRepository {
         absoluteExpiresAt: s.absoluteExpiresAt,
         userAgent: s.userAgent,
         ip: s.ip,
+        amr: s.auth.amr,
+        acr: s.auth.acr,
+        authTime: s.auth.authTime,
       },
       select: { id: true },
     });
@@ -88,9 +100,10 @@ export class SessionsRepository {
         WHERE id = ${s.userId}::uuid AND password_hash = ${passwordHash} AND NOT disabled
         FOR SHARE
       ), opened AS (
-        INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip)
+        INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip,
+                              amr, acr, auth_time)
         SELECT ${randomUUID()}::uuid, id, ${s.tokenHash}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.absoluteExpiresAt},
-               ${s.userAgent}, ${s.ip}
+               ${s.userAgent}, ${s.ip}, ${s.auth.amr}::text[], ${s.auth.acr}, ${s.auth.authTime}
         FROM account
         RETURNING id
       )
@@ -150,12 +163,13 @@ export class SessionsRepository {
           AND s.absolute_expires_at > ${p.now}
           AND u.id = s.user_id
           AND u.disabled = false
-        RETURNING s.id, s.user_id, u.roles, s.expires_at
+        RETURNING s.id, s.user_id, u.roles, s.expires_at, s.amr, s.acr, s.auth_time
       ), retired AS (
         INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at)
         SELECT ${p.tokenHash}, id, ${p.now} FROM rotated
       )
-      SELECT id, user_id AS "userId", roles::text[] AS roles, expires_at AS "expiresAt" FROM rotated`;
+      SELECT id, user_id AS "userId", roles::text[] AS roles, expires_at AS "expiresAt",
+             amr, acr, auth_time AS "authTime" FROM rotated`;
     return rows[0] ?? null;
   }
 
@@ -166,12 +180,21 @@ export class SessionsRepository {
              COALESCE(s.previous_token_hash = ${tokenHash}, false) AS "isPrevious", s.rotated_at AS "rotatedAt",
              s.successor_sealed AS "successorSealed", s.expires_at AS "expiresAt",
              s.absolute_expires_at AS "absoluteExpiresAt", s.revoked_at AS "revokedAt",
-             s.revoked_reason AS "revokedReason"
+             s.revoked_reason AS "revokedReason", s.amr, s.acr, s.auth_time AS "authTime"
       FROM sessions AS s JOIN users AS u ON u.id = s.user_id
       WHERE s.token_hash = ${tokenHash} OR s.previous_token_hash = ${tokenHash}
          OR s.id = (SELECT session_id FROM retired_refresh_tokens WHERE token_hash = ${tokenHash})
       LIMIT 1`;
     return rows[0] ?? null;
+  }
+
+  /** The session's new assurance (a second factor proved in it); false when it is not live. */
+  async setAuth(id: string, auth: SessionAuth): Promise<boolean> {
+    const { count } = await this.db.session.updateMany({
+      where: { id, revokedAt: null },
+      data: { amr: auth.amr, acr: auth.acr, authTime: auth.authTime },
+    });
+    return count === 1;
   }
 
   async touch(id: string, now: Date): Promise<void> {

@@ -16,7 +16,12 @@ import {
   openSuccessor,
   sealSuccessor,
 } from './refresh-token.js';
-import { SessionsRepository, type NewSession, type SessionView } from './sessions.repository.js';
+import { SessionsRepository, type NewSession, type SessionAuth, type SessionView } from './sessions.repository.js';
+
+export type { SessionAuth };
+
+/** A session opened with a password only (RFC 8176 `pwd`, assurance level 1). */
+export const passwordAuth = (at: Date): SessionAuth => ({ amr: ['pwd'], acr: 'aal1', authTime: at });
 
 export interface IssuedSession {
   sessionId: string;
@@ -29,6 +34,8 @@ export interface IssuedSession {
   rolesReadAt: number;
   refreshToken: string;
   expiresAt: Date;
+  /** What the access tokens of the session say of how the user signed in (amr, acr, auth_time). */
+  auth: SessionAuth;
 }
 
 /**
@@ -63,6 +70,7 @@ export class SessionsService {
       rolesReadAt: session.now.getTime(),
       refreshToken,
       expiresAt: session.expiresAt,
+      auth: session.auth,
     };
   }
 
@@ -75,8 +83,9 @@ export class SessionsService {
   async openIfCredentialsCurrent(
     user: { id: string; passwordHash: string },
     client: ClientInfo,
+    auth?: Omit<SessionAuth, 'authTime'>,
   ): Promise<IssuedSession | null> {
-    const { session, refreshToken } = this.newSession(user.id, client);
+    const { session, refreshToken } = this.newSession(user.id, client, auth);
     const rolesReadAt = this.clock.nowMs();
     const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash);
     if (!opened) return null;
@@ -89,10 +98,15 @@ export class SessionsService {
       rolesReadAt,
       refreshToken,
       expiresAt: session.expiresAt,
+      auth: session.auth,
     };
   }
 
-  private newSession(userId: string, client: ClientInfo): { session: NewSession; refreshToken: string } {
+  private newSession(
+    userId: string,
+    client: ClientInfo,
+    auth?: Omit<SessionAuth, 'authTime'>,
+  ): { session: NewSession; refreshToken: string } {
     const now = this.clock.now();
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = new Date(now.getTime() + this.config.SESSION_MAX_AGE * 1000);
@@ -105,6 +119,7 @@ export class SessionsService {
       absoluteExpiresAt,
       userAgent: truncate(client.userAgent, 512),
       ip: client.ip,
+      auth: auth ? { ...auth, authTime: now } : passwordAuth(now),
     };
     return { session, refreshToken };
   }
@@ -134,6 +149,7 @@ export class SessionsService {
         rolesReadAt: now.getTime(),
         refreshToken: successor,
         expiresAt: rotated.expiresAt,
+        auth: authOf(rotated),
       };
     }
     return this.refreshNotRotated(presented, tokenHash, now, client);
@@ -168,6 +184,7 @@ export class SessionsService {
           rolesReadAt,
           refreshToken: successor,
           expiresAt: state.expiresAt,
+          auth: authOf(state),
         };
       }
       // The seal belongs to a newer rotation (the token is two steps old): not in grace.
@@ -183,6 +200,14 @@ export class SessionsService {
     });
     if (revoked) this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
     throw new AppError(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked');
+  }
+
+  /**
+   * A second factor was proved in this session: it is now `auth` (aal2), and so is every
+   * access token its refreshes give. False when the session is no longer live.
+   */
+  elevate(sessionId: string, auth: SessionAuth): Promise<boolean> {
+    return this.repo.setAuth(sessionId, auth);
   }
 
   /** The session a refresh token (current or just rotated) belongs to, if any. */
@@ -243,6 +268,11 @@ export class SessionsService {
   maxAgeSeconds(expiresAt: Date): number {
     return Math.max(0, Math.floor((expiresAt.getTime() - this.clock.nowMs()) / 1000));
   }
+}
+
+/** A session row's assurance; a row written before sessions had one reads as a password session. */
+function authOf(row: { amr: string[] | null; acr: string; authTime: Date }): SessionAuth {
+  return { amr: row.amr ?? ['pwd'], acr: row.acr === 'aal2' ? 'aal2' : 'aal1', authTime: row.authTime };
 }
 
 function invalid() {

@@ -3,6 +3,14 @@ import { Injectable } from '@nestjs/common';
 import jwt from 'jsonwebtoken';
 import { Clock } from '../common/clock.js';
 import type { Role } from '../common/account-rules.js';
+import type { Acr } from './principal.js';
+
+/** How the user authenticated in the session a token belongs to. */
+export interface TokenAuth {
+  amr: readonly string[];
+  acr: Acr;
+  authTime: Date;
+}
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { SecretsService } from '../config/secrets.service.js';
@@ -21,6 +29,12 @@ export interface AccessTokenClaims {
   sub: string;
   sid: string;
   roles: Role[];
+  /** RFC 8176 authentication methods, e.g. ["pwd"] or ["pwd","otp","mfa"]. */
+  amr: string[];
+  /** Assurance level: aal2 after a second factor. */
+  acr: Acr;
+  /** When the user authenticated (epoch seconds, OpenID Connect Core §2). */
+  auth_time: number;
   iat: number;
   exp: number;
   iss: string;
@@ -55,11 +69,19 @@ export class AccessTokenService {
   }
 
   /** `iat` defaults to now (epoch seconds). */
-  sign(user: { id: string; roles: Role[] }, sessionId: string, iat = Math.floor(this.clock.nowMs() / 1000)): string {
+  sign(
+    user: { id: string; roles: Role[] },
+    sessionId: string,
+    auth: TokenAuth,
+    iat = Math.floor(this.clock.nowMs() / 1000),
+  ): string {
     const claims: AccessTokenClaims = {
       sub: user.id,
       sid: sessionId,
       roles: user.roles,
+      amr: [...auth.amr],
+      acr: auth.acr,
+      auth_time: Math.floor(auth.authTime.getTime() / 1000),
       iat,
       exp: iat + this.config.ACCESS_TOKEN_TTL,
       iss: this.config.JWT_ISSUER,

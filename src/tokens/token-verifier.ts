@@ -101,8 +101,9 @@ function toPrincipal(payload: unknown): Principal | null {
     clientId: null,
     roles: p.roles,
     scopes: typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : USER_SCOPES,
-    amr: ['pwd'],
-    acr: 'aal1',
+    // A token from before these claims existed was a password session's.
+    amr: Array.isArray(p.amr) && p.amr.every((m) => typeof m === 'string') ? p.amr : ['pwd'],
+    acr: p.acr === 'aal2' ? 'aal2' : 'aal1',
     tenantId: null,
     iat: p.iat,
     exp: p.exp,

@@ -53,9 +53,25 @@ describe('access tokens', () => {
     expect(header).toEqual({ alg: 'ES256', typ: 'at+jwt', kid });
   });
 
-  it('carries sub, sid, roles, iat, exp, iss, aud and jti, and lives ACCESS_TOKEN_TTL seconds', async () => {
+  it('carries sub, sid, roles, amr, acr, auth_time, iat, exp, iss, aud and jti, and lives ACCESS_TOKEN_TTL seconds', async () => {
     const { payload } = decodeJwt(u.accessToken);
-    expect(Object.keys(payload).sort()).toEqual(['aud', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub']);
+    expect(Object.keys(payload).sort()).toEqual([
+      'acr',
+      'amr',
+      'aud',
+      'auth_time',
+      'exp',
+      'iat',
+      'iss',
+      'jti',
+      'roles',
+      'sid',
+      'sub',
+    ]);
+    // A password session (contract v2 §0.2, RFC 8176): aal1, signed in at the signup.
+    expect(payload.amr).toEqual(['pwd']);
+    expect(payload.acr).toBe('aal1');
+    expect(payload.auth_time).toBe(payload.iat);
     expect(payload.sub).toBe(u.id);
     expect(payload.roles).toEqual(['user']);
     expect(payload.iss).toBe(ISSUER);

@@ -5,7 +5,7 @@ import { startApp, type TestApp } from '../support/test-app.js';
 
 const ADMIN = { ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'root password 123' };
 const ENV = { ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000', ...ADMIN };
-const USER_KEYS = ['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'roles', 'username'];
+const USER_KEYS = ['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'mfaEnabled', 'roles', 'username'];
 const sortedRoles = (token: string) => [...(decodeJwt(token).payload.roles as string[])].sort();
 
 describe('/users administration', () => {

@@ -5,7 +5,7 @@ import { startApp, type TestApp } from '../support/test-app.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const USER_KEYS = ['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'roles', 'username'];
+const USER_KEYS = ['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'mfaEnabled', 'roles', 'username'];
 /** GET /users/me adds what only the caller sees. */
 const ME_KEYS = [...USER_KEYS, 'pendingEmail'].sort();
 
@@ -31,6 +31,7 @@ describe('/users/me: the caller profile', () => {
         emailVerified: false,
         displayName: 'Grace H.',
         roles: ['user'],
+        mfaEnabled: false,
         createdAt: expect.stringMatching(ISO),
         pendingEmail: null,
       });

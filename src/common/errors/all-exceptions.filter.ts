@@ -49,7 +49,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
   private toResponse(exception: unknown, req: Request): { body: ErrorBody; headers: Record<string, string> } {
     if (exception instanceof AppError) {
       if (exception.status >= 500) this.logUnexpected(exception, req);
-      return { body: this.body(exception.status, exception.detail, exception.code), headers: { ...exception.headers } };
+      return {
+        body: { ...this.body(exception.status, exception.detail, exception.code), ...exception.extra },
+        headers: { ...exception.headers },
+      };
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();

@@ -12,13 +12,28 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     readonly detail: string | string[],
     readonly headers: Readonly<Record<string, string>> = {},
+    private readonly options: AppErrorOptions = {},
   ) {
     super(Array.isArray(detail) ? detail.join('; ') : detail);
   }
 
   get status(): number {
-    return ERROR_STATUS[this.code];
+    return this.options.status ?? ERROR_STATUS[this.code];
   }
+
+  /** Fields the body carries beside the contract's four (e.g. MFA_REQUIRED's `mfaToken`). */
+  get extra(): Readonly<Record<string, unknown>> {
+    return this.options.extra ?? {};
+  }
+}
+
+export interface AppErrorOptions {
+  /**
+   * Only for a code the contract answers with two statuses (INVALID_MFA_CODE: 403 on
+   * authenticated routes, 401 on the login step); everything else takes ERROR_STATUS.
+   */
+  status?: 401 | 403;
+  extra?: Readonly<Record<string, unknown>>;
 }
 
 /** `Retry-After` in whole seconds (an integer, never an HTTP date), at least 1. */

@@ -40,6 +40,20 @@ export const ErrorCode = {
   RESET_TOKEN_EXPIRED: 'RESET_TOKEN_EXPIRED',
   EMAIL_UNCHANGED: 'EMAIL_UNCHANGED',
   EMAIL_CHANGE_REQUIRES_VERIFICATION: 'EMAIL_CHANGE_REQUIRES_VERIFICATION',
+  // two-step sign-in
+  MFA_REQUIRED: 'MFA_REQUIRED',
+  MFA_TOKEN_INVALID: 'MFA_TOKEN_INVALID',
+  /**
+   * A wrong TOTP or recovery code: 403 on authenticated routes (a 401 would make the browser
+   * client refresh, then sign out), 401 on the login step like INVALID_CREDENTIALS (thrown
+   * there with that status).
+   */
+  INVALID_MFA_CODE: 'INVALID_MFA_CODE',
+  MFA_ENROLLMENT_NOT_FOUND: 'MFA_ENROLLMENT_NOT_FOUND',
+  MFA_ALREADY_ENABLED: 'MFA_ALREADY_ENABLED',
+  MFA_NOT_ENABLED: 'MFA_NOT_ENABLED',
+  STEP_UP_REQUIRED: 'STEP_UP_REQUIRED',
+  CANNOT_TARGET_SELF: 'CANNOT_TARGET_SELF',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -86,4 +100,12 @@ export const ERROR_STATUS = {
   RESET_TOKEN_EXPIRED: 400,
   EMAIL_UNCHANGED: 400,
   EMAIL_CHANGE_REQUIRES_VERIFICATION: 400,
+  MFA_REQUIRED: 403,
+  MFA_TOKEN_INVALID: 401,
+  INVALID_MFA_CODE: 403,
+  MFA_ENROLLMENT_NOT_FOUND: 400,
+  MFA_ALREADY_ENABLED: 409,
+  MFA_NOT_ENABLED: 409,
+  STEP_UP_REQUIRED: 403,
+  CANNOT_TARGET_SELF: 403,
 } as const satisfies Record<ErrorCode, number>;
