@@ -18,6 +18,7 @@ import { PrismaService } from './database/prisma.service.js';
 import { EventsModule } from './events/events.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MailModule } from './mail/mail.module.js';
+import { MfaModule } from './mfa/mfa.module.js';
 import { RecoveryModule } from './recovery/recovery.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { ResourcesModule } from './resources/resources.module.js';
@@ -60,6 +61,7 @@ export class AppModule implements NestModule {
         AccountsModule,
         ThrottleModule,
         AccessModule,
+        MfaModule,
         AuthModule,
         UsersModule,
         ResourcesModule,

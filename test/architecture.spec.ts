@@ -24,6 +24,7 @@ const LAYERS: Record<string, number> = {
   sessions: 3,
   accounts: 4,
   access: 4,
+  mfa: 4,
   // capabilities (may import everything below, never one another)
   auth: 5,
   users: 5,

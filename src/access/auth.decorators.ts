@@ -8,6 +8,7 @@ import './principal-request.js';
 
 export const OPTIONAL_AUTH = 'gatehouse:optionalAuth';
 export const ROLES = 'gatehouse:roles';
+export const REQUIRE_AAL2 = 'gatehouse:requireAal2';
 
 /**
  * The route serves anonymous callers too; a token that is present must still be valid
@@ -17,6 +18,13 @@ export const OptionalAuth = (): MethodDecorator & ClassDecorator => SetMetadata(
 
 /** Roles of which the caller needs at least one. */
 export const Roles = (...roles: Role[]): MethodDecorator & ClassDecorator => SetMetadata(ROLES, roles);
+
+/**
+ * Step-up (contract v2 §0.10): the caller must have signed in with a second factor (acr
+ * aal2); an aal1 token gets 403 STEP_UP_REQUIRED. With ADMIN_REQUIRE_MFA=true every
+ * @Roles('admin') route behaves as if it carried this too.
+ */
+export const RequireAal2 = (): MethodDecorator & ClassDecorator => SetMetadata(REQUIRE_AAL2, true);
 
 /**
  * The authenticated caller. Fails loudly (500, logged) when no guard put one on the request:

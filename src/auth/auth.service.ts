@@ -18,6 +18,7 @@ import { SessionsService, type IssuedSession } from '../sessions/sessions.servic
 import { LoginThrottleService, throttleAccountKey } from '../throttle/login-throttle.service.js';
 import { AccessTokenService } from '../tokens/access-token.service.js';
 import { TokenVerifier } from '../tokens/token-verifier.js';
+import { MfaService, type SecondFactor } from '../mfa/mfa.service.js';
 
 export interface TokenResponse {
   accessToken: string;
@@ -26,7 +27,7 @@ export interface TokenResponse {
 }
 
 export interface AuthResult {
-  body: TokenResponse & { user?: UserDto };
+  body: TokenResponse & { user?: UserDto; recoveryCodesRemaining?: number };
   session: IssuedSession;
 }
 
@@ -46,6 +47,7 @@ export class AuthService {
     private readonly revocation: RevocationService,
     private readonly verifier: TokenVerifier,
     private readonly accountMail: AccountMailService,
+    private readonly mfa: MfaService,
     @InjectConfig() private readonly config: AppConfig,
   ) {}
 
@@ -114,12 +116,65 @@ export class AuthService {
       const upgraded = await this.passwords.hash(dto.password);
       if (await this.users.replacePasswordHash(user.id, user.passwordHash, upgraded)) verifiedHash = upgraded;
     }
+    if (user.mfaEnabled) {
+      // The password was right; the session opens at POST /auth/login/mfa. 403, not 200: a
+      // client that only knows v1 and reads accessToken from a 200 must fail closed.
+      const challenge = await this.mfa.openChallenge(user, verifiedHash, client);
+      throw new AppError(
+        ErrorCode.MFA_REQUIRED,
+        'A second factor is required: send a code with the mfaToken to /auth/login/mfa',
+        { 'Cache-Control': 'no-store' },
+        {
+          extra: {
+            mfaToken: challenge.mfaToken,
+            mfaTokenExpiresIn: challenge.expiresIn,
+            methods: ['totp', 'recovery_code'],
+          },
+        },
+      );
+    }
     // Only if the password just verified is still the current one and the account still
     // enabled: a login racing a password change or a disable opens nothing.
     const session = await this.sessions.openIfCredentialsCurrent({ id: user.id, passwordHash: verifiedHash }, client);
     if (!session) throw new AppError(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
     await this.audit.record('login.succeeded', { userId: user.id, sessionId: session.sessionId }, client);
     return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
+  }
+
+  /** The second step of a login (after 403 MFA_REQUIRED): the session opens here. */
+  async loginSecondStep(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<AuthResult> {
+    const { user, session, recoveryCodesRemaining } = await this.mfa.completeLogin(mfaToken, factor, client);
+    return {
+      body: {
+        user: UserDto.from(user),
+        ...(await this.tokenResponse(session)),
+        ...(recoveryCodesRemaining !== undefined ? { recoveryCodesRemaining } : {}),
+      },
+      session,
+    };
+  }
+
+  /**
+   * Confirms a TOTP enrolment: the recovery codes, and an access token of the caller's
+   * session, now aal2 (its refreshes keep that).
+   */
+  async confirmMfa(
+    caller: { userId: string; sessionId: string },
+    code: string,
+    client: ClientInfo,
+  ): Promise<TokenResponse & { recoveryCodes: string[] }> {
+    const { recoveryCodes, auth } = await this.mfa.confirmEnrolment(caller, code, client);
+    const rolesReadAt = this.clock.nowMs();
+    const roles = await this.users.currentRoles(caller.userId);
+    if (!roles) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    const token = await this.tokenResponse({
+      userId: caller.userId,
+      sessionId: caller.sessionId,
+      roles: sortRoles(roles),
+      rolesReadAt,
+      auth,
+    });
+    return { recoveryCodes, ...token };
   }
 
   async refresh(presented: string | undefined, client: ClientInfo): Promise<AuthResult> {
@@ -152,7 +207,9 @@ export class AuthService {
    * now would not be born revoked (at most a second), read the roles again (waiting for a
    * change still committing) and sign with those.
    */
-  private async tokenResponse(session: IssuedSession): Promise<TokenResponse> {
+  private async tokenResponse(
+    session: Pick<IssuedSession, 'userId' | 'roles' | 'rolesReadAt' | 'sessionId' | 'auth'>,
+  ): Promise<TokenResponse> {
     let { roles, rolesReadAt } = session;
     if (this.revocation.userRevokedSince(session.userId, rolesReadAt)) {
       await this.revocation.untilSignable(session.userId);
@@ -160,7 +217,12 @@ export class AuthService {
       roles = sortRoles((await this.users.currentRoles(session.userId)) ?? []);
     }
     return {
-      accessToken: this.tokens.sign({ id: session.userId, roles }, session.sessionId, Math.floor(rolesReadAt / 1000)),
+      accessToken: this.tokens.sign(
+        { id: session.userId, roles },
+        session.sessionId,
+        session.auth,
+        Math.floor(rolesReadAt / 1000),
+      ),
       tokenType: 'Bearer',
       expiresIn: this.tokens.ttlSeconds,
     };

@@ -85,6 +85,21 @@ export const mailTemplates = {
       'The password of your account was just changed, and every session was signed out.',
       'If this was not you, reset your password at once and contact your administrator.',
     ]),
+  mfaEnabled: (): MailContent =>
+    compose('two-step sign-in turned on', [
+      'Two-step sign-in was turned on for your account: signing in now also asks for a code from your authenticator app. Every other session was signed out.',
+      'If this was not you, reset your password at once and contact your administrator.',
+    ]),
+  mfaDisabled: (): MailContent =>
+    compose('two-step sign-in turned off', [
+      'Two-step sign-in was turned off for your account: signing in asks only for the password again. Every other session was signed out.',
+      'If this was not you, reset your password at once, turn two-step sign-in on again, and contact your administrator.',
+    ]),
+  mfaResetByAdmin: (): MailContent =>
+    compose('two-step sign-in was reset', [
+      'An administrator removed the two-step sign-in of your account (for example after a lost phone), and every session was signed out.',
+      'Sign in with your password and turn two-step sign-in on again. If you did not ask for this, contact your administrator.',
+    ]),
   noAccount: (): MailContent =>
     compose('password reset requested', [
       'Someone asked to reset a password with this email address, but there is no account with it.',

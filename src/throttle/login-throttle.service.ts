@@ -73,6 +73,7 @@ export class LoginThrottleService {
   private readonly pairLimit: number;
   private readonly accountLimit: number;
   private readonly ipLimit: number;
+  private readonly secondFactorLimit: number;
 
   constructor(
     @InjectConfig() config: AppConfig,
@@ -83,6 +84,34 @@ export class LoginThrottleService {
     this.pairLimit = config.LOGIN_RATE_LIMIT;
     this.accountLimit = config.LOGIN_RATE_LIMIT * ACCOUNT_CEILING_FACTOR;
     this.ipLimit = Math.max(300, config.LOGIN_RATE_LIMIT * 30);
+    this.secondFactorLimit = config.MFA_RATE_LIMIT;
+  }
+
+  /**
+   * Second-factor guesses of one account, across every login challenge and the
+   * authenticated MFA routes (contract v2 §B, key `mfa:<userId>`): MFA_RATE_LIMIT failures
+   * per 15 minutes are free, then the same doubling back-off as logins, capped at 15 minutes
+   * (429 TOO_MANY_ATTEMPTS + Retry-After). Counted before the code is checked, like a
+   * password; clearSecondFactor() after a right code starts it over. Without it, someone who
+   * holds the password could open challenge after challenge and keep guessing.
+   */
+  async admitSecondFactor(userId: string): Promise<void> {
+    const outcome = await this.store.reserve(
+      [{ key: secondFactorKey(userId), limit: this.secondFactorLimit }],
+      this.clock.nowMs(),
+      BACKOFF,
+    );
+    if (!outcome.admitted) {
+      throw new AppError(
+        ErrorCode.TOO_MANY_ATTEMPTS,
+        'Too many wrong codes; retry later',
+        retryAfter(outcome.waitMs / 1000),
+      );
+    }
+  }
+
+  async clearSecondFactor(userId: string): Promise<void> {
+    await this.store.reset(secondFactorKey(userId));
   }
 
   /**
@@ -149,5 +178,6 @@ export interface AdmittedAttempt {
   readonly reservation: Reservation;
 }
 
+const secondFactorKey = (userId: string): string => `mfa:${userId}`;
 const pairKey = (accountKey: string, ip: string): string => `pair:${accountKey}|${ip}`;
 const knownKey = (accountKey: string, ip: string): string => `known:${accountKey}|${ip}`;

@@ -16,13 +16,17 @@ import {
   UpdateProfileDto,
   UserPageDto,
 } from './dto/users.dto.js';
+import { MfaService } from '../mfa/mfa.service.js';
 import { UsersService } from './users.service.js';
 
 @ApiTags('users')
 @ApiBearerAuth('bearer')
 @Controller('users')
 export class UsersController {
-  constructor(private readonly users: UsersService) {}
+  constructor(
+    private readonly users: UsersService,
+    private readonly mfa: MfaService,
+  ) {}
 
   @Get('me')
   @ApiOperation({ summary: 'The caller' })
@@ -91,5 +95,19 @@ export class UsersController {
     @Client() client: ClientInfo,
   ): Promise<UserDto> {
     return this.users.adminUpdate(user, id, dto, client);
+  }
+
+  @Delete(':id/mfa')
+  @Roles('admin')
+  @HttpCode(204)
+  @ApiOperation({ summary: "Admin: remove a user's two-step sign-in (lost device); every session of theirs ends" })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 403, 404, 409)
+  adminResetMfa(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
+    return this.mfa.adminReset({ userId: user.userId, sessionId: user.sessionId }, id, client);
   }
 }

@@ -1,0 +1,196 @@
+import { Injectable } from '@nestjs/common';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+
+export interface TotpRow {
+  secretEnc: Uint8Array;
+  secretKeyId: string;
+  confirmedAt: Date | null;
+  enrolExpiresAt: Date | null;
+  lastUsedStep: bigint;
+  lastUsedAt: Date | null;
+}
+
+export interface CountedAttempt {
+  id: string;
+  userId: string;
+  passwordHash: string;
+  ip: string | null;
+}
+
+/**
+ * The Prisma queries on second factors and login challenges. Every rule that concurrent
+ * requests could break is one conditional statement: a TOTP step is used once, a recovery
+ * code once, a challenge's guesses are counted before they are checked.
+ */
+@Injectable()
+export class MfaRepository {
+  constructor(private readonly txHost: TransactionHost<PrismaTx>) {}
+
+  private get db() {
+    return this.txHost.tx;
+  }
+
+  findTotp(userId: string): Promise<TotpRow | null> {
+    return this.db.mfaTotp.findUnique({
+      where: { userId },
+      select: {
+        secretEnc: true,
+        secretKeyId: true,
+        confirmedAt: true,
+        enrolExpiresAt: true,
+        lastUsedStep: true,
+        lastUsedAt: true,
+      },
+    });
+  }
+
+  async isEnabled(userId: string): Promise<boolean> {
+    return (await this.db.mfaTotp.count({ where: { userId, confirmedAt: { not: null } } })) > 0;
+  }
+
+  /**
+   * A new pending enrolment, replacing a pending one; false (nothing written) when a
+   * confirmed factor exists. One statement: it cannot overwrite a confirmation committing
+   * at the same moment.
+   */
+  async putPending(p: { userId: string; sealed: Uint8Array; keyId: string; now: Date; expiresAt: Date }) {
+    const rows = await this.db.$queryRaw<Array<{ user_id: string }>>`
+      INSERT INTO mfa_totp (user_id, secret_enc, secret_key_id, confirmed_at, enrol_expires_at, last_used_step, last_used_at, created_at)
+      VALUES (${p.userId}::uuid, ${p.sealed}, ${p.keyId}, NULL, ${p.expiresAt}, -1, NULL, ${p.now})
+      ON CONFLICT (user_id) DO UPDATE
+      SET secret_enc = EXCLUDED.secret_enc, secret_key_id = EXCLUDED.secret_key_id,
+          enrol_expires_at = EXCLUDED.enrol_expires_at, last_used_step = -1, last_used_at = NULL,
+          created_at = EXCLUDED.created_at
+      WHERE mfa_totp.confirmed_at IS NULL
+      RETURNING user_id`;
+    return rows.length === 1;
+  }
+
+  /** Confirms a pending, unexpired enrolment with the code of `step`; false otherwise. */
+  async confirm(userId: string, step: number, now: Date): Promise<boolean> {
+    const { count } = await this.db.mfaTotp.updateMany({
+      where: { userId, confirmedAt: null, enrolExpiresAt: { gt: now }, lastUsedStep: { lt: step } },
+      data: { confirmedAt: now, enrolExpiresAt: null, lastUsedStep: step, lastUsedAt: now },
+    });
+    if (count !== 1) return false;
+    await this.db.user.update({ where: { id: userId }, data: { mfaEnabled: true } });
+    return true;
+  }
+
+  /**
+   * Uses the time step of a code of the confirmed factor: true only if `step` is newer than
+   * the last step used (RFC 6238 §5.2: a code works once; of two concurrent uses, the row
+   * lock makes the second see the first's step and match nothing).
+   */
+  async useStep(userId: string, step: number, now: Date): Promise<boolean> {
+    const { count } = await this.db.mfaTotp.updateMany({
+      where: { userId, confirmedAt: { not: null }, lastUsedStep: { lt: step } },
+      data: { lastUsedStep: step, lastUsedAt: now },
+    });
+    return count === 1;
+  }
+
+  /** Re-encrypts a secret under the current key (only if it is still the one read). */
+  async reseal(userId: string, fromKeyId: string, sealed: Uint8Array, keyId: string): Promise<void> {
+    await this.db.mfaTotp.updateMany({
+      where: { userId, secretKeyId: fromKeyId },
+      data: { secretEnc: new Uint8Array(sealed), secretKeyId: keyId },
+    });
+  }
+
+  /** The user's recovery codes become exactly these (hashes); the old set dies. */
+  async replaceRecoveryCodes(userId: string, hashes: Buffer[], now: Date): Promise<void> {
+    await this.db.mfaRecoveryCode.deleteMany({ where: { userId } });
+    await this.db.mfaRecoveryCode.createMany({
+      data: hashes.map((h) => ({ userId, codeHash: new Uint8Array(h), createdAt: now })),
+    });
+  }
+
+  /** Uses one recovery code: true for exactly one of concurrent uses. */
+  async useRecoveryCode(userId: string, hash: Buffer, now: Date): Promise<boolean> {
+    const { count } = await this.db.mfaRecoveryCode.updateMany({
+      where: { userId, codeHash: new Uint8Array(hash), usedAt: null },
+      data: { usedAt: now },
+    });
+    return count === 1;
+  }
+
+  remainingRecoveryCodes(userId: string): Promise<number> {
+    return this.db.mfaRecoveryCode.count({ where: { userId, usedAt: null } });
+  }
+
+  /**
+   * Removes every second factor of the user and their open login challenges; true when a
+   * confirmed factor was removed (of concurrent removals, exactly one).
+   */
+  async removeFactors(userId: string): Promise<boolean> {
+    const { count } = await this.db.mfaTotp.deleteMany({ where: { userId, confirmedAt: { not: null } } });
+    await this.db.mfaTotp.deleteMany({ where: { userId } });
+    await this.db.mfaRecoveryCode.deleteMany({ where: { userId } });
+    await this.deleteChallenges(userId);
+    await this.db.user.updateMany({ where: { id: userId }, data: { mfaEnabled: false } });
+    return count === 1;
+  }
+
+  async createChallenge(c: {
+    userId: string;
+    tokenHash: Buffer;
+    passwordHash: string;
+    now: Date;
+    expiresAt: Date;
+    ip: string | null;
+    userAgent: string | null;
+  }): Promise<void> {
+    await this.db.mfaChallenge.create({
+      data: {
+        userId: c.userId,
+        tokenHash: new Uint8Array(c.tokenHash),
+        passwordHash: c.passwordHash,
+        expiresAt: c.expiresAt,
+        ip: c.ip,
+        userAgent: c.userAgent,
+        createdAt: c.now,
+      },
+    });
+  }
+
+  /** The user of a live challenge (unconsumed, unexpired, guesses left), or null. */
+  async liveChallengeUser(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<string | null> {
+    const row = await this.db.mfaChallenge.findFirst({
+      where: {
+        tokenHash: new Uint8Array(tokenHash),
+        consumedAt: null,
+        expiresAt: { gt: now },
+        attempts: { lt: maxAttempts },
+      },
+      select: { userId: true },
+    });
+    return row?.userId ?? null;
+  }
+
+  /**
+   * Counts one guess against a live challenge before it is checked, in one statement: of
+   * concurrent guesses at most `maxAttempts` ever get past here. Null when the challenge is
+   * unknown, consumed, expired or out of guesses.
+   */
+  async countAttempt(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<CountedAttempt | null> {
+    const rows = await this.db.$queryRaw<CountedAttempt[]>`
+      UPDATE mfa_challenges SET attempts = attempts + 1
+      WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
+      RETURNING id, user_id AS "userId", password_hash AS "passwordHash", ip`;
+    return rows[0] ?? null;
+  }
+
+  /** Marks the challenge used; false when another request consumed it first. */
+  async consumeChallenge(id: string, now: Date): Promise<boolean> {
+    const { count } = await this.db.mfaChallenge.updateMany({
+      where: { id, consumedAt: null },
+      data: { consumedAt: now },
+    });
+    return count === 1;
+  }
+
+  async deleteChallenges(userId: string): Promise<void> {
+    await this.db.mfaChallenge.deleteMany({ where: { userId } });
+  }
+}

@@ -1,0 +1,384 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { AuditService } from '../audit/audit.service.js';
+import { Clock } from '../common/clock.js';
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import type { ClientInfo } from '../common/http/client-info.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { SecretsService } from '../config/secrets.service.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { mailTemplates } from '../mail/mail-templates.js';
+import { MailerService } from '../mail/mailer.service.js';
+import { CredentialsService } from '../accounts/credentials.service.js';
+import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
+import { SessionsService, type IssuedSession, type SessionAuth } from '../sessions/sessions.service.js';
+import { LoginThrottleService } from '../throttle/login-throttle.service.js';
+import { MfaRepository } from './mfa.repository.js';
+import { newRecoveryCode, normaliseRecoveryCode, recoveryCodeHash } from './recovery-codes.js';
+import { SecretBox } from './secret-box.js';
+import { TOTP_ALGORITHM, TOTP_DIGITS, TOTP_PERIOD, base32, matchingStep, newTotpSecret, totpUri } from './totp.js';
+
+/** A pending enrolment must be confirmed within this time. */
+export const ENROLMENT_TTL_MS = 10 * 60 * 1000;
+/** The `mfaToken` of a login challenge: 32 random bytes, base64url. */
+const MFA_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+/** RFC 8176 method references of the ways a session reaches aal2. */
+export const TOTP_AUTH = { amr: ['pwd', 'otp', 'mfa'], acr: 'aal2' } as const;
+export const RECOVERY_CODE_AUTH = { amr: ['pwd', 'lookup_secret', 'mfa'], acr: 'aal2' } as const;
+
+export interface MfaStatus {
+  enabled: boolean;
+  totp: { confirmedAt: string; lastUsedAt: string | null } | null;
+  recoveryCodesRemaining: number;
+}
+
+export interface Enrolment {
+  secret: string;
+  otpauthUri: string;
+  algorithm: typeof TOTP_ALGORITHM;
+  digits: number;
+  period: number;
+  expiresAt: string;
+}
+
+/** A second factor as presented: a TOTP code or a recovery code. */
+export type SecondFactor = { code: string } | { recoveryCode: string };
+
+export interface MfaLogin {
+  user: UserRecord;
+  session: IssuedSession;
+  /** Present when a recovery code was used. */
+  recoveryCodesRemaining?: number;
+}
+
+const hashToken = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
+
+/**
+ * Two-step sign-in (contract v2 §B): TOTP enrolment and confirmation, recovery codes, the
+ * login challenge between the password and the code, disabling, the admin reset.
+ *
+ * Every guess at a code is counted before it is checked: against the account (across
+ * challenges and routes, LoginThrottleService.admitSecondFactor) and, on the login step,
+ * against the challenge (MFA_MAX_ATTEMPTS, one conditional UPDATE). A TOTP code works once:
+ * its time step must be newer than the last one used.
+ */
+@Injectable()
+export class MfaService {
+  private readonly logger = new Logger('Mfa');
+  private readonly pepper: Buffer;
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly repo: MfaRepository,
+    private readonly box: SecretBox,
+    private readonly users: UsersRepository,
+    private readonly credentials: CredentialsService,
+    private readonly sessions: SessionsService,
+    private readonly throttle: LoginThrottleService,
+    private readonly audit: AuditService,
+    private readonly mailer: MailerService,
+    private readonly clock: Clock,
+    private readonly txHost: TransactionHost<PrismaTx>,
+    secrets: SecretsService,
+  ) {
+    this.pepper = secrets.passwordPepper;
+  }
+
+  isEnabled(userId: string): Promise<boolean> {
+    return this.repo.isEnabled(userId);
+  }
+
+  async status(userId: string): Promise<MfaStatus> {
+    const totp = await this.repo.findTotp(userId);
+    const confirmedAt = totp?.confirmedAt ?? null;
+    return {
+      enabled: confirmedAt !== null,
+      totp: confirmedAt ? { confirmedAt: confirmedAt.toISOString(), lastUsedAt: iso(totp?.lastUsedAt ?? null) } : null,
+      recoveryCodesRemaining: confirmedAt ? await this.repo.remainingRecoveryCodes(userId) : 0,
+    };
+  }
+
+  /**
+   * Starts (or restarts) an enrolment: the password first (re-checked and throttled like a
+   * login), then a new secret, stored encrypted and pending for ENROLMENT_TTL_MS.
+   */
+  async startEnrolment(user: UserRecord, password: string, client: ClientInfo): Promise<Enrolment> {
+    await this.credentials.recheck(user, password, client, 'The password is wrong');
+    const secret = newTotpSecret();
+    const now = this.clock.now();
+    const expiresAt = new Date(now.getTime() + ENROLMENT_TTL_MS);
+    const { sealed, keyId } = this.box.seal(secret, user.id);
+    if (!(await this.repo.putPending({ userId: user.id, sealed, keyId, now, expiresAt }))) {
+      throw new AppError(ErrorCode.MFA_ALREADY_ENABLED, 'Two-step sign-in is already on');
+    }
+    return {
+      secret: base32(secret),
+      otpauthUri: totpUri(secret, { issuer: this.config.MFA_ISSUER, username: user.username }),
+      algorithm: TOTP_ALGORITHM,
+      digits: TOTP_DIGITS,
+      period: TOTP_PERIOD,
+      expiresAt: expiresAt.toISOString(),
+    };
+  }
+
+  /**
+   * Confirms the pending enrolment with a first code: the factor is on, a first set of
+   * recovery codes is made, this session becomes aal2 and every other session of the user
+   * ends (they were opened with the password alone). Returns the codes (shown once) and the
+   * session's new assurance.
+   */
+  async confirmEnrolment(
+    caller: { userId: string; sessionId: string },
+    code: string,
+    client: ClientInfo,
+  ): Promise<{ recoveryCodes: string[]; auth: SessionAuth }> {
+    const { userId, sessionId } = caller;
+    const now = this.clock.now();
+    const pending = await this.repo.findTotp(userId);
+    if (!pending || pending.confirmedAt || !pending.enrolExpiresAt || pending.enrolExpiresAt <= now) {
+      throw new AppError(ErrorCode.MFA_ENROLLMENT_NOT_FOUND, 'No enrolment is waiting for a code: start again');
+    }
+    await this.throttle.admitSecondFactor(userId);
+    const secret = this.box.open(pending.secretEnc, pending.secretKeyId, userId);
+    const step = secret ? matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW) : null;
+    const auth: SessionAuth = { ...TOTP_AUTH, amr: [...TOTP_AUTH.amr], authTime: now };
+    const codes = this.newRecoveryCodes();
+    const confirmed = await this.txHost.withTransaction(async () => {
+      if (step === null || !(await this.repo.confirm(userId, step, now))) return false;
+      await this.repo.replaceRecoveryCodes(userId, codes.hashes(userId), now);
+      // The session ended meanwhile: thrown, so that the confirmation rolls back.
+      if (!(await this.sessions.elevate(sessionId, auth)))
+        throw new AppError(ErrorCode.UNAUTHORIZED, 'This session has ended; sign in again');
+      await this.sessions.revokeAllOf(userId, 'mfa_enabled', sessionId);
+      await this.repo.deleteChallenges(userId);
+      await this.audit.record('mfa.enrolled', { userId, sessionId }, client);
+      return true;
+    });
+    if (!confirmed) throw wrongCode(403);
+    await this.throttle.clearSecondFactor(userId);
+    await this.notify(userId, mailTemplates.mfaEnabled(), 'mfa_enabled');
+    return { recoveryCodes: codes.plain, auth };
+  }
+
+  /** A new set of recovery codes, for a current TOTP code; the old set dies. */
+  async regenerateRecoveryCodes(caller: { userId: string; sessionId: string }, code: string, client: ClientInfo) {
+    const { userId } = caller;
+    if (!(await this.repo.isEnabled(userId))) throw notEnabled();
+    await this.throttle.admitSecondFactor(userId);
+    const codes = this.newRecoveryCodes();
+    const done = await this.txHost.withTransaction(async () => {
+      if (!(await this.useTotp(userId, code))) return false;
+      await this.repo.replaceRecoveryCodes(userId, codes.hashes(userId), this.clock.now());
+      await this.audit.record('mfa.recovery_codes_regenerated', { userId, sessionId: caller.sessionId }, client);
+      return true;
+    });
+    if (!done) throw wrongCode(403);
+    await this.throttle.clearSecondFactor(userId);
+    return { recoveryCodes: codes.plain };
+  }
+
+  /**
+   * Turns two-step sign-in off: the password and a code (TOTP or recovery) are both needed;
+   * every other session ends and the owner is told by mail.
+   */
+  async disable(
+    caller: { userId: string; sessionId: string },
+    user: UserRecord,
+    password: string,
+    code: string,
+    client: ClientInfo,
+  ): Promise<void> {
+    const { userId, sessionId } = caller;
+    if (!(await this.repo.isEnabled(userId))) throw notEnabled();
+    await this.credentials.recheck(user, password, client, 'The password is wrong');
+    await this.throttle.admitSecondFactor(userId);
+    const factor: SecondFactor = /^\s*\d{6}\s*$/.test(code) ? { code: code.trim() } : { recoveryCode: code };
+    const done = await this.txHost.withTransaction(async () => {
+      if (!(await this.useFactor(userId, factor))) return 'wrong';
+      // Removed meanwhile by a concurrent request: thrown, so that the code's use rolls back.
+      if (!(await this.repo.removeFactors(userId))) throw notEnabled();
+      await this.sessions.revokeAllOf(userId, 'mfa_disabled', sessionId);
+      await this.audit.record('mfa.disabled', { userId, sessionId }, client);
+      return 'done';
+    });
+    if (done === 'wrong') throw wrongCode(403);
+    await this.throttle.clearSecondFactor(userId);
+    await this.notify(userId, mailTemplates.mfaDisabled(), 'mfa_disabled');
+  }
+
+  /**
+   * An admin removes a user's second factor (a lost phone and no recovery code): every
+   * session of the user ends, the user is told by mail, the actor is audited.
+   */
+  async adminReset(admin: { userId: string; sessionId: string | null }, targetId: string, client: ClientInfo) {
+    if (admin.userId === targetId) {
+      throw new AppError(
+        ErrorCode.CANNOT_TARGET_SELF,
+        'Reset your own two-step sign-in with DELETE /auth/mfa (password and code)',
+      );
+    }
+    const outcome = await this.txHost.withTransaction(async () => {
+      if (!(await this.users.lockById(targetId))) return 'not_found';
+      if (!(await this.repo.removeFactors(targetId))) return 'not_enabled';
+      await this.sessions.revokeAllOf(targetId, 'mfa_reset');
+      await this.audit.record('mfa.reset_by_admin', { userId: targetId, sessionId: admin.sessionId }, client, {
+        by: admin.userId,
+      });
+      return 'done';
+    });
+    if (outcome === 'not_found') throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+    if (outcome === 'not_enabled') throw notEnabled();
+    await this.throttle.clearSecondFactor(targetId);
+    await this.notify(targetId, mailTemplates.mfaResetByAdmin(), 'mfa_reset');
+  }
+
+  /**
+   * The password step of a login succeeded for an account with two-step sign-in: a
+   * challenge for the second step, bound to the password hash just verified.
+   */
+  async openChallenge(user: UserRecord, passwordHash: string, client: ClientInfo) {
+    const token = randomBytes(32).toString('base64url');
+    const now = this.clock.now();
+    await this.repo.createChallenge({
+      userId: user.id,
+      tokenHash: hashToken(token),
+      passwordHash,
+      now,
+      expiresAt: new Date(now.getTime() + this.config.MFA_CHALLENGE_TTL * 1000),
+      ip: client.ip,
+      userAgent: client.userAgent?.slice(0, 512) ?? null,
+    });
+    await this.audit.record('login.mfa_required', { userId: user.id }, client);
+    return { mfaToken: token, expiresIn: this.config.MFA_CHALLENGE_TTL };
+  }
+
+  /**
+   * The second step of a login. In this order: the challenge must be live (401
+   * MFA_TOKEN_INVALID), the account must not be throttled (429), the guess is counted
+   * against the challenge (MFA_TOKEN_INVALID once out of guesses), then the code is checked
+   * (401 INVALID_MFA_CODE). On success, in one transaction: the code is used, the challenge
+   * consumed, and the session opened only while the password verified in the first step is
+   * still current and the account enabled; any failure there rolls the code's use back.
+   */
+  async completeLogin(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<MfaLogin> {
+    if (!MFA_TOKEN.test(mfaToken)) throw tokenInvalid();
+    const tokenHash = hashToken(mfaToken);
+    const max = this.config.MFA_MAX_ATTEMPTS;
+    const userId = await this.repo.liveChallengeUser(tokenHash, this.clock.now(), max);
+    if (!userId) throw tokenInvalid();
+    await this.throttle.admitSecondFactor(userId);
+    const attempt = await this.repo.countAttempt(tokenHash, this.clock.now(), max);
+    if (!attempt) throw tokenInvalid();
+    const auth = 'code' in factor ? TOTP_AUTH : RECOVERY_CODE_AUTH;
+    const outcome = await this.txHost.withTransaction(async () => {
+      if (!(await this.useFactor(attempt.userId, factor))) return 'wrong_code' as const;
+      // From here a failure is thrown, not returned: the transaction rolls back and the
+      // code stays usable (a concurrent success consumed the challenge; the password changed
+      // or the account was disabled since the first step).
+      if (!(await this.repo.consumeChallenge(attempt.id, this.clock.now()))) throw tokenInvalid();
+      const session = await this.sessions.openIfCredentialsCurrent(
+        { id: attempt.userId, passwordHash: attempt.passwordHash },
+        client,
+        { amr: [...auth.amr], acr: auth.acr },
+      );
+      if (!session) throw tokenInvalid();
+      await this.audit.record('login.mfa_succeeded', { userId: attempt.userId, sessionId: session.sessionId }, client, {
+        method: 'code' in factor ? 'totp' : 'recovery_code',
+      });
+      if ('recoveryCode' in factor) {
+        await this.audit.record(
+          'mfa.recovery_code_used',
+          { userId: attempt.userId, sessionId: session.sessionId },
+          client,
+        );
+      }
+      return session;
+    });
+    if (outcome === 'wrong_code') {
+      await this.audit.record('mfa.challenge_failed', { userId: attempt.userId }, client, {
+        method: 'code' in factor ? 'totp' : 'recovery_code',
+      });
+      throw wrongCode(401);
+    }
+    await this.throttle.clearSecondFactor(attempt.userId);
+    const user = await this.users.findById(attempt.userId);
+    if (!user) throw tokenInvalid();
+    return {
+      user,
+      session: outcome,
+      ...('recoveryCode' in factor ? { recoveryCodesRemaining: await this.repo.remainingRecoveryCodes(user.id) } : {}),
+    };
+  }
+
+  /** Uses a TOTP code or a recovery code of the user's confirmed factor; false when wrong or already used. */
+  private useFactor(userId: string, factor: SecondFactor): Promise<boolean> {
+    return 'code' in factor ? this.useTotp(userId, factor.code) : this.useRecoveryCode(userId, factor.recoveryCode);
+  }
+
+  private async useTotp(userId: string, code: string): Promise<boolean> {
+    const totp = await this.repo.findTotp(userId);
+    if (!totp?.confirmedAt) return false;
+    const secret = this.box.open(totp.secretEnc, totp.secretKeyId, userId);
+    if (!secret) {
+      this.logger.error(`the TOTP secret of user ${userId} does not decrypt: is its key still in MFA_ENCRYPTION_KEYS?`);
+      return false;
+    }
+    const now = this.clock.now();
+    const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
+    if (step === null || !(await this.repo.useStep(userId, step, now))) return false;
+    if (totp.secretKeyId !== this.box.currentKeyId) {
+      // Key rotation: a secret under an older key moves to the current one when next used.
+      const { sealed, keyId } = this.box.seal(secret, userId);
+      await this.repo.reseal(userId, totp.secretKeyId, sealed, keyId);
+    }
+    return true;
+  }
+
+  private async useRecoveryCode(userId: string, input: string): Promise<boolean> {
+    const normalised = normaliseRecoveryCode(input);
+    if (normalised === null || !(await this.repo.isEnabled(userId))) return false;
+    return this.repo.useRecoveryCode(userId, recoveryCodeHash(this.pepper, userId, normalised), this.clock.now());
+  }
+
+  private newRecoveryCodes() {
+    const plain = Array.from({ length: this.config.MFA_RECOVERY_CODES }, newRecoveryCode);
+    // Ten codes of 50 random bits colliding is practically impossible; a set is still unique.
+    const unique = [...new Set(plain)];
+    return {
+      plain: unique,
+      hashes: (userId: string) => unique.map((c) => recoveryCodeHash(this.pepper, userId, normaliseRecoveryCode(c)!)),
+    };
+  }
+
+  private async notify(userId: string, content: ReturnType<typeof mailTemplates.mfaEnabled>, kind: string) {
+    try {
+      const user = await this.users.findById(userId);
+      if (!user?.email) return;
+      this.mailer.send({ ...content, to: { address: user.email, name: user.displayName }, userId, kind });
+    } catch (error) {
+      this.logger.warn(`${kind} notice not queued: ${String(error)}`);
+    }
+  }
+}
+
+function iso(d: Date | null): string | null {
+  return d ? d.toISOString() : null;
+}
+
+function wrongCode(status: 401 | 403): AppError {
+  return new AppError(ErrorCode.INVALID_MFA_CODE, 'The code is wrong or was already used', {}, { status });
+}
+
+function tokenInvalid(): AppError {
+  return new AppError(
+    ErrorCode.MFA_TOKEN_INVALID,
+    'This sign-in attempt is no longer valid (expired, used or out of tries): sign in with your password again',
+  );
+}
+
+function notEnabled(): AppError {
+  return new AppError(ErrorCode.MFA_NOT_ENABLED, 'Two-step sign-in is not on');
+}
