@@ -91,6 +91,14 @@ const ROUTES: Array<[string, string]> = [
   ['POST', '/auth/password/reset'],
   ['POST', '/users/me/email'],
   ['DELETE', '/users/me/email/pending'],
+  // two-step sign-in (MFA)
+  ['GET', '/auth/mfa'],
+  ['POST', '/auth/mfa/totp'],
+  ['POST', '/auth/mfa/totp/confirm'],
+  ['POST', '/auth/login/mfa'],
+  ['POST', '/auth/mfa/recovery-codes'],
+  ['DELETE', '/auth/mfa'],
+  ['DELETE', '/users/:id/mfa'],
 ];
 const FIELDS = [
   'username',
@@ -110,6 +118,9 @@ const FIELDS = [
   'login',
   'token',
   'newEmail',
+  'code',
+  'recoveryCode',
+  'mfaToken',
 ];
 
 const printable = fc.string({
@@ -241,6 +252,15 @@ function validBody(route: string, ctx: Context): Record<string, unknown> {
       return { password: 'not the password' };
     case 'PATCH /users/:id':
       return { roles: ['user'], disabled: false };
+    case 'POST /auth/mfa/totp':
+      return { password: ctx.user.password };
+    case 'POST /auth/mfa/totp/confirm':
+    case 'POST /auth/mfa/recovery-codes':
+      return { code: '123456' };
+    case 'POST /auth/login/mfa':
+      return { mfaToken: 'A'.repeat(43), code: '123456' };
+    case 'DELETE /auth/mfa':
+      return { password: 'not the password', code: 'ABCDE-FGH12' };
     case 'PATCH /resources/:id':
       return { title: 'renamed', body: 'new body', visibility: 'private' };
     default:
