@@ -14,6 +14,7 @@ import { GatehouseClient, type SignedOutDetail, type SignedOutReason } from './g
 import { createAuthView } from './views/auth-view.js';
 import { createEmailView } from './views/email-view.js';
 import { createForgotView } from './views/forgot-view.js';
+import { createMfaView } from './views/mfa-view.js';
 import { createProfileView } from './views/profile-view.js';
 import { createResetView } from './views/reset-view.js';
 import { createResourcesView } from './views/resources-view.js';
@@ -39,8 +40,11 @@ const SIGNED_OUT_NOTICES: Record<SignedOutReason, string> = {
 function main(): void {
   const client = new GatehouseClient();
   const screens = createScreens();
-  const auth = createAuthView({ client, screens });
   const signedIn = { client, guarded: guardedBy(client) };
+  const sessions = createSessionsView(signedIn);
+  // Turning two-step sign-in on or off signs the other sessions out: the list shows it.
+  const mfa = createMfaView({ ...signedIn, onOtherSessionsEnded: () => void sessions.load() });
+  const auth = createAuthView({ client, screens, onRecoveryCodeUsed: (remaining) => mfa.recoveryCodeUsed(remaining) });
   const email = createEmailView(signedIn);
   const profile = createProfileView({ ...signedIn, email });
   const forgot = createForgotView({ client });
@@ -57,7 +61,6 @@ function main(): void {
   });
   const verify = createVerifyView({ client, screens });
   const resources = createResourcesView(signedIn);
-  const sessions = createSessionsView(signedIn);
   /** Focus follows view changes the user caused, not the first render of the page. */
   let started = false;
 
@@ -65,11 +68,12 @@ function main(): void {
     auth.setNotice(null);
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
     screens.show('app', { focus: started });
-    await Promise.allSettled([profile.load(), resources.load(), sessions.load()]);
+    await Promise.allSettled([profile.load(), mfa.load(), resources.load(), sessions.load()]);
   }
 
   function leaveApp(detail: SignedOutDetail): void {
     profile.clear();
+    mfa.clear();
     resources.clear();
     sessions.clear();
     forgot.clear();

@@ -17,6 +17,8 @@ const LABELS: Record<string, string> = {
   login: 'Username or email',
   newPassword: 'New password',
   newEmail: 'New email address',
+  code: 'Code',
+  recoveryCode: 'Recovery code',
 };
 
 /**
@@ -43,7 +45,30 @@ const BY_CODE: Record<string, { fields?: string[]; text: string }> = {
   RESET_TOKEN_INVALID: { text: 'This link is invalid or was already used.' },
   VERIFICATION_TOKEN_EXPIRED: { text: 'This link has expired: ask for a new one.' },
   VERIFICATION_TOKEN_INVALID: { text: 'This link is invalid or was already used.' },
+  INVALID_MFA_CODE: {
+    fields: ['code', 'recoveryCode'],
+    text: 'That code is not valid, or it was already used. Check it and try again.',
+  },
+  MFA_TOKEN_INVALID: {
+    text: 'That sign-in attempt has expired or had too many wrong codes. Enter your password again.',
+  },
+  MFA_ENROLLMENT_NOT_FOUND: { text: 'The set-up expired (it lasts 10 minutes). Please start again.' },
+  MFA_ALREADY_ENABLED: { text: 'Two-step sign-in is already on.' },
+  MFA_NOT_ENABLED: { text: 'Two-step sign-in is not on.' },
+  NO_LOCAL_PASSWORD: { text: 'Your account has no password: two-step sign-in cannot be set up here.' },
+  STEP_UP_REQUIRED: {
+    text: 'This needs a two-step sign-in: sign out, then sign in again with your authenticator code.',
+  },
 };
+
+/**
+ * A refusal decided in the page, before asking the server (a code of the wrong shape would
+ * cost one of the few tries): `showErrors` puts it under `field`, as it would the server's 400.
+ * `rule` follows the field's name: `localError('code', 'must be 6 digits')`.
+ */
+export function localError(field: string, rule: string): ApiError {
+  return new ApiError(400, 'VALIDATION_FAILED', [`${field} ${rule}`]);
+}
 
 /** A sentence for an error that is not about one field. */
 export function describeError(error: unknown): string {
@@ -54,13 +79,19 @@ export function describeError(error: unknown): string {
   if (error.status === 429) {
     return error.retryAfter === null
       ? 'Too many attempts. Please wait a moment and try again.'
-      : `Too many attempts. Try again in ${error.retryAfter} second${error.retryAfter === 1 ? '' : 's'}.`;
+      : `Too many attempts. Try again in ${waitText(error.retryAfter)}.`;
   }
   if (error.status === 401) return 'Your session has ended. Please sign in again.';
   if (error.status >= 500) {
     return `Something went wrong on the server. Please try again.${error.requestId ? ` (Request id ${error.requestId})` : ''}`;
   }
   return error.messages.map(sentence).join(' ') || 'The request was refused.';
+}
+
+/** "45 seconds", "1 second", "3 minutes" (from 2 minutes on, rounded up). */
+function waitText(seconds: number): string {
+  if (seconds < 120) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  return `${Math.ceil(seconds / 60)} minutes`;
 }
 
 export function clearErrors(form: HTMLFormElement): void {
@@ -127,8 +158,10 @@ export function showErrors(form: HTMLFormElement, error: unknown): void {
   first?.focus();
 }
 
+/** The form's control named `name` that is on show (a form may hide the ones of another mode). */
 function control(form: HTMLFormElement, name: string): HTMLElement | null {
-  return form.querySelector<HTMLElement>(`[name="${CSS.escape(name)}"]`);
+  const controls = form.querySelectorAll<HTMLElement>(`[name="${CSS.escape(name)}"]`);
+  return [...controls].find((c) => !c.closest('[hidden]')) ?? null;
 }
 
 function fieldOf(form: HTMLFormElement, message: string): string | null {

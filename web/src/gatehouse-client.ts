@@ -18,7 +18,10 @@
  *   token for a short grace window, so even uncoordinated tabs are not logged out;
  *   coordination only saves requests.)
  * - A refresh that fails with 401/403 ends the session: the client emits `signedout`
- *   and the page shows its login form.
+ *   and the page shows its login form. Any other 403 (`STEP_UP_REQUIRED`, `INVALID_MFA_CODE`
+ *   ...) is only the call's error: it never signs out.
+ * - Two-step sign-in: `login()` resolves `{ status: 'mfa-required', challenge }` for an
+ *   account with an authenticator; `loginMfa()` then opens the session with a code.
  */
 
 export type Role = 'user' | 'admin';
@@ -33,6 +36,8 @@ export interface User {
   createdAt: string;
   /** Whether `email` was confirmed through a mailed link (false without an email). */
   emailVerified: boolean;
+  /** Whether sign-in asks for a second step (servers before two-step sign-in omit it). */
+  mfaEnabled?: boolean;
 }
 
 /** `GET /users/me`: the user, with the state of the email address. */
@@ -64,6 +69,49 @@ export interface TokenResponse {
 
 export interface AuthResponse extends TokenResponse {
   user: User;
+}
+
+/** The second steps `POST /auth/login` offers for an account with two-step sign-in. */
+export type MfaMethod = 'totp' | 'recovery_code';
+
+/** A password accepted, a second step wanted (`403 MFA_REQUIRED`): the ticket for `loginMfa()`. */
+export interface MfaChallenge {
+  mfaToken: string;
+  methods: MfaMethod[];
+  /** Local clock, ms: when the server stops taking `mfaToken` (`mfaTokenExpiresIn`, 300 s by default). */
+  expiresAt: number;
+}
+
+/** `login()`: signed in, or the password was right and a second step is needed. */
+export type LoginResult = { status: 'signed-in'; user: User } | { status: 'mfa-required'; challenge: MfaChallenge };
+
+/** `loginMfa()`: exactly one of the two. */
+export type MfaProof = { code: string } | { recoveryCode: string };
+
+export interface MfaLoginResult {
+  user: User;
+  /** Set when a recovery code was used: how many unused ones are left. */
+  recoveryCodesRemaining: number | null;
+}
+
+/** `GET /auth/mfa`. */
+export interface MfaStatus {
+  enabled: boolean;
+  /** Null unless an authenticator is confirmed (a pending enrolment is not shown). */
+  totp: { confirmedAt: string; lastUsedAt: string | null } | null;
+  recoveryCodesRemaining: number;
+}
+
+/** `POST /auth/mfa/totp`: a pending authenticator, to be confirmed with a code within 10 minutes. */
+export interface TotpEnrolment {
+  /** RFC 4648 base32, no padding. */
+  secret: string;
+  /** `otpauth://totp/...`: what the QR code carries. */
+  otpauthUri: string;
+  algorithm: string;
+  digits: number;
+  period: number;
+  expiresAt: string;
 }
 
 export interface Session {
@@ -127,12 +175,11 @@ export class ApiError extends Error {
   }
 
   static async fromResponse(res: Response): Promise<ApiError> {
-    let body: unknown = null;
-    try {
-      body = await res.json();
-    } catch {
-      body = null;
-    }
+    return ApiError.fromBody(res, await readJson(res));
+  }
+
+  /** From an error answer whose body was already read (`null` when it was not JSON). */
+  static fromBody(res: Response, body: unknown): ApiError {
     const { code, message } = (body ?? {}) as { code?: unknown; message?: unknown };
     const messages = Array.isArray(message)
       ? message.filter((m): m is string => typeof m === 'string')
@@ -237,12 +284,43 @@ export class GatehouseClient extends EventTarget {
   }
 
   async signup(input: SignupInput): Promise<User> {
-    return this.#signIn('/auth/signup', input);
+    return (await this.#signIn('/auth/signup', input)).user;
   }
 
-  /** `username` may also be the account's email. */
-  async login(username: string, password: string): Promise<User> {
-    return this.#signIn('/auth/login', { username, password });
+  /**
+   * `username` may also be the account's email. For an account with two-step sign-in the right
+   * password opens no session yet: the result is `mfa-required` with the challenge to pass to
+   * `loginMfa()`. Every other refusal rejects with an ApiError (401 INVALID_CREDENTIALS ...).
+   */
+  async login(username: string, password: string): Promise<LoginResult> {
+    const res = await this.#send('POST', '/auth/login', { username, password }, null);
+    if (res.status === 403) {
+      const body = await readJson(res);
+      const challenge = mfaChallengeOf(body);
+      if (challenge) return { status: 'mfa-required', challenge };
+      throw ApiError.fromBody(res, body);
+    }
+    return { status: 'signed-in', user: (await this.#adopt(res)).user };
+  }
+
+  /**
+   * The second step of a sign-in: the authenticator's current code, or one of the recovery
+   * codes. Opens the session like `login()` (refresh cookie, `signedin`). A wrong code rejects
+   * with 401 INVALID_MFA_CODE (the challenge lives on, for a few tries); a dead challenge
+   * (expired, used, too many wrong codes) with 401 MFA_TOKEN_INVALID: back to the password;
+   * 429 TOO_MANY_ATTEMPTS carries `retryAfter`. These 401s are not about a session: nothing
+   * is refreshed or signed out.
+   */
+  async loginMfa(challenge: MfaChallenge | string, proof: MfaProof): Promise<MfaLoginResult> {
+    const mfaToken = typeof challenge === 'string' ? challenge : challenge.mfaToken;
+    const result = await this.#signIn<AuthResponse & { recoveryCodesRemaining?: number }>('/auth/login/mfa', {
+      mfaToken,
+      ...proof,
+    });
+    return {
+      user: result.user,
+      recoveryCodesRemaining: typeof result.recoveryCodesRemaining === 'number' ? result.recoveryCodesRemaining : null,
+    };
   }
 
   /** Ends this browser's session (cookie and bearer) here and in the other tabs. */
@@ -350,6 +428,55 @@ export class GatehouseClient extends EventTarget {
     return this.request('DELETE', '/users/me/email/pending');
   }
 
+  // ---- two-step sign-in (TOTP + recovery codes) ----------------------------
+  // Wrong passwords and codes are 403s here (not 401s): they never refresh or sign out.
+
+  mfaStatus(): Promise<MfaStatus> {
+    return this.request('GET', '/auth/mfa');
+  }
+
+  /**
+   * Starts adding an authenticator (checks the password; replaces a pending one): the secret
+   * and its `otpauth://` URI, for the QR code. 403 INVALID_PASSWORD / NO_LOCAL_PASSWORD,
+   * 409 MFA_ALREADY_ENABLED.
+   */
+  enrolTotp(password: string): Promise<TotpEnrolment> {
+    return this.request('POST', '/auth/mfa/totp', { password });
+  }
+
+  /**
+   * Confirms the pending authenticator with its current code: two-step sign-in is on. Returns
+   * the 10 recovery codes (shown once). The server also upgrades this session (every other
+   * one is signed out): the new access token is adopted here and shared with the other tabs.
+   * 400 MFA_ENROLLMENT_NOT_FOUND (none, or older than 10 minutes), 403 INVALID_MFA_CODE, 429.
+   */
+  async confirmTotp(code: string): Promise<string[]> {
+    const result = await this.request<TokenResponse & { recoveryCodes: string[] }>('POST', '/auth/mfa/totp/confirm', {
+      code,
+    });
+    if (typeof result.accessToken === 'string' && result.accessToken) {
+      this.#hold(result, 'this-tab');
+      this.#post({ type: 'token', accessToken: result.accessToken, expiresAt: this.#token?.expiresAt ?? 0 });
+    }
+    return result.recoveryCodes;
+  }
+
+  /** A new set of recovery codes (the old set stops working), for an authenticator code. */
+  async regenerateRecoveryCodes(code: string): Promise<string[]> {
+    const { recoveryCodes } = await this.request<{ recoveryCodes: string[] }>('POST', '/auth/mfa/recovery-codes', {
+      code,
+    });
+    return recoveryCodes;
+  }
+
+  /**
+   * Turns two-step sign-in off; `code` is an authenticator code or a recovery code. The other
+   * sessions are signed out. 409 MFA_NOT_ENABLED, 403 INVALID_PASSWORD / INVALID_MFA_CODE.
+   */
+  disableMfa(password: string, code: string): Promise<void> {
+    return this.request('DELETE', '/auth/mfa', { password, code });
+  }
+
   sessions(): Promise<Session[]> {
     return this.request('GET', '/auth/sessions');
   }
@@ -397,13 +524,18 @@ export class GatehouseClient extends EventTarget {
     return (await res.json()) as T;
   }
 
-  async #signIn(path: string, body: object): Promise<User> {
-    const res = await this.#send('POST', path, body, null);
+  /** A call that opens a session (no bearer; the answer sets the refresh cookie). */
+  async #signIn<T extends AuthResponse = AuthResponse>(path: string, body: object): Promise<T> {
+    return this.#adopt<T>(await this.#send('POST', path, body, null));
+  }
+
+  /** Takes the session an AuthResponse opened (or rejects with the error answer). */
+  async #adopt<T extends AuthResponse = AuthResponse>(res: Response): Promise<T> {
     if (!res.ok) throw await ApiError.fromResponse(res);
-    const result = (await res.json()) as AuthResponse;
+    const result = (await res.json()) as T;
     this.#hold(result, 'this-tab');
     this.#post({ type: 'token', accessToken: result.accessToken, expiresAt: this.#token?.expiresAt ?? 0 });
-    return result.user;
+    return result;
   }
 
   /**
@@ -581,6 +713,25 @@ class RefreshNote {
     });
     return this.#db;
   }
+}
+
+async function readJson(res: Response): Promise<unknown> {
+  try {
+    return await res.json();
+  } catch {
+    return null;
+  }
+}
+
+/** The challenge of a `403 MFA_REQUIRED` body, else null (another 403). */
+function mfaChallengeOf(body: unknown): MfaChallenge | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const { code, mfaToken, mfaTokenExpiresIn, methods } = body as Record<string, unknown>;
+  if (code !== 'MFA_REQUIRED' || typeof mfaToken !== 'string' || !mfaToken) return null;
+  const seconds = typeof mfaTokenExpiresIn === 'number' && mfaTokenExpiresIn > 0 ? mfaTokenExpiresIn : 300;
+  const known: MfaMethod[] = ['totp', 'recovery_code'];
+  const offered = Array.isArray(methods) ? known.filter((m) => methods.includes(m)) : [];
+  return { mfaToken, methods: offered.length ? offered : known, expiresAt: Date.now() + seconds * 1000 };
 }
 
 /** Reads (does not verify) the JWT claims the client uses to tell sessions apart. */
