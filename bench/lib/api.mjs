@@ -52,3 +52,36 @@ export async function freshSessions(base, usernames) {
   const sessions = await Promise.all(usernames.map((u) => login(base, u)));
   return sessions.map((s) => s.refreshToken);
 }
+
+/**
+ * Signs up `count` accounts `${prefix}0..` and turns on two-step sign-in for each (enrol,
+ * confirm with the current code); answers their usernames and base32 secrets.
+ */
+export async function signupManyWithMfa(base, prefix, count, codeAt) {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const username = `${prefix}${i}`;
+      const { accessToken } = await signup(base, username);
+      const { json } = await call(base, 'POST', '/auth/mfa/totp', { token: accessToken, body: { password: PASSWORD } });
+      await call(base, 'POST', '/auth/mfa/totp/confirm', {
+        token: accessToken,
+        body: { code: codeAt(json.secret, Date.now()) },
+      });
+      return { username, secret: json.secret };
+    }),
+  );
+}
+
+/** POST /auth/login; for an MFA account, then POST /auth/login/mfa with `code`. Throws unless signed in. */
+export async function loginTwoStep(base, username, code) {
+  const res = await fetch(`${base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  const body = await res.json();
+  if (res.status === 200) return body;
+  if (res.status !== 403 || body.code !== 'MFA_REQUIRED')
+    throw new Error(`login ${username} → ${res.status} ${body.code}`);
+  return (await call(base, 'POST', '/auth/login/mfa', { body: { mfaToken: body.mfaToken, code } })).json;
+}

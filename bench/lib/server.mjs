@@ -38,6 +38,7 @@ export function serverEnv(extra) {
     LOGIN_RATE_LIMIT: '10000',
     // Production refuses to start without its keys and pepper: fresh ones for this run.
     PASSWORD_PEPPER: randomBytes(32).toString('base64url'),
+    MFA_ENCRYPTION_KEYS: randomBytes(32).toString('hex'),
     ...(extra.JWT_SECRETS
       ? {}
       : {

@@ -14,6 +14,8 @@ export interface RetentionReport {
   auditEvents: number;
   revocations: number;
   oneTimeTokens: number;
+  mfaChallenges: number;
+  mfaEnrolments: number;
 }
 
 /**
@@ -22,7 +24,9 @@ export interface RetentionReport {
  *   ago, with their retired refresh tokens (ON DELETE CASCADE);
  * - audit events older than AUDIT_RETENTION (0 keeps them forever);
  * - revocation entries whose tokens have all expired;
- * - one-time tokens (mailed links) expired more than SESSION_RETENTION ago.
+ * - one-time tokens (mailed links) expired more than SESSION_RETENTION ago;
+ * - login challenges (the second step of a login) and unconfirmed TOTP enrolments once
+ *   expired: nothing can use them any more.
  *
  * Deletes go in batches of BATCH rows picked with `FOR UPDATE SKIP LOCKED`, so several
  * instances running the job at once share the work instead of blocking on one another,
@@ -91,6 +95,18 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
             SELECT id FROM one_time_tokens WHERE expires_at < ${sessionCutoff}
             LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
       ),
+      mfaChallenges: await this.inBatches(
+        () => this.prisma.$executeRaw`
+          DELETE FROM mfa_challenges WHERE id IN (
+            SELECT id FROM mfa_challenges WHERE expires_at < ${now}
+            LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
+      ),
+      mfaEnrolments: await this.inBatches(
+        () => this.prisma.$executeRaw`
+          DELETE FROM mfa_totp WHERE user_id IN (
+            SELECT user_id FROM mfa_totp WHERE confirmed_at IS NULL AND enrol_expires_at < ${now}
+            LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
+      ),
       revocations: await this.inBatches(
         () => this.prisma.$executeRaw`
           DELETE FROM revocations WHERE key IN (
@@ -98,10 +114,11 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
             LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
       ),
     };
-    if (report.sessions + report.auditEvents + report.revocations + report.oneTimeTokens > 0) {
+    if (Object.values(report).some((n) => n > 0)) {
       this.logger.log(
         `deleted ${report.sessions} ended sessions, ${report.auditEvents} audit events, ${report.revocations} expired revocations, ` +
-          `${report.oneTimeTokens} expired one-time tokens`,
+          `${report.oneTimeTokens} expired one-time tokens, ${report.mfaChallenges} expired login challenges, ` +
+          `${report.mfaEnrolments} unconfirmed TOTP enrolments`,
       );
     }
     return report;
