@@ -7,6 +7,7 @@ import { REQUIRE_AAL2, ROLES } from './auth.decorators.js';
 import type { Role } from '../common/account-rules.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
+import { stepUpRequired } from './step-up.js';
 import './principal-request.js';
 
 /**
@@ -35,13 +36,7 @@ export class RolesGuard implements CanActivate {
     const stepUp =
       this.reflector.getAllAndOverride<boolean | undefined>(REQUIRE_AAL2, targets) === true ||
       (this.config.ADMIN_REQUIRE_MFA && required?.includes('admin') === true);
-    if (stepUp && principal && principal.acr !== 'aal2') {
-      throw new AppError(
-        ErrorCode.STEP_UP_REQUIRED,
-        'This needs a session signed in with a second factor: turn on two-step sign-in, then sign in again',
-        { 'WWW-Authenticate': 'Bearer error="insufficient_user_authentication", acr_values="aal2"' },
-      );
-    }
+    if (stepUp && principal && principal.acr !== 'aal2') throw stepUpRequired();
     return true;
   }
 }

@@ -8,7 +8,7 @@ import { UserDto } from '../accounts/user.dto.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { sortRoles } from '../common/account-rules.js';
-import { UsersRepository, emailKey, usernameKey } from '../accounts/users.repository.js';
+import { UsersRepository, emailKey, usernameKey, type UserRecord } from '../accounts/users.repository.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { LoginDto, SignupDto } from './dto/auth.dto.js';
 import { PasswordHasher } from '../accounts/password-hasher.service.js';
@@ -116,29 +116,42 @@ export class AuthService {
       const upgraded = await this.passwords.hash(dto.password);
       if (await this.users.replacePasswordHash(user.id, user.passwordHash, upgraded)) verifiedHash = upgraded;
     }
-    if (user.mfaEnabled) {
-      // The password was right; the session opens at POST /auth/login/mfa. 403, not 200: a
-      // client that only knows v1 and reads accessToken from a 200 must fail closed.
-      const challenge = await this.mfa.openChallenge(user, verifiedHash, client);
-      throw new AppError(
-        ErrorCode.MFA_REQUIRED,
-        'A second factor is required: send a code with the mfaToken to /auth/login/mfa',
-        { 'Cache-Control': 'no-store' },
-        {
-          extra: {
-            mfaToken: challenge.mfaToken,
-            mfaTokenExpiresIn: challenge.expiresIn,
-            methods: ['totp', 'recovery_code'],
-          },
-        },
-      );
-    }
-    // Only if the password just verified is still the current one and the account still
-    // enabled: a login racing a password change or a disable opens nothing.
+    if (user.mfaEnabled) await this.requireSecondFactor(user, verifiedHash, client);
+    // Only if the password just verified is still the current one, the account still enabled
+    // and without a second factor: a login racing a password change, a disable or an MFA
+    // enrolment opens nothing.
     const session = await this.sessions.openIfCredentialsCurrent({ id: user.id, passwordHash: verifiedHash }, client);
-    if (!session) throw new AppError(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
+    if (!session) {
+      // Two-step sign-in was turned on while this login ran: the second step is needed.
+      const now = await this.users.findById(user.id);
+      if (now?.mfaEnabled && now.passwordHash === verifiedHash && !now.disabled) {
+        await this.requireSecondFactor(now, verifiedHash, client);
+      }
+      throw new AppError(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
+    }
     await this.audit.record('login.succeeded', { userId: user.id, sessionId: session.sessionId }, client);
     return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
+  }
+
+  /**
+   * The password was right for an account with two-step sign-in: a challenge for the second
+   * step, answered 403 MFA_REQUIRED with its mfaToken. 403, not 200: a client that only knows
+   * v1 and reads accessToken from a 200 must fail closed.
+   */
+  private async requireSecondFactor(user: UserRecord, verifiedHash: string, client: ClientInfo): Promise<never> {
+    const challenge = await this.mfa.openChallenge(user, verifiedHash, client);
+    throw new AppError(
+      ErrorCode.MFA_REQUIRED,
+      'A second factor is required: send a code with the mfaToken to /auth/login/mfa',
+      { 'Cache-Control': 'no-store' },
+      {
+        extra: {
+          mfaToken: challenge.mfaToken,
+          mfaTokenExpiresIn: challenge.expiresIn,
+          methods: ['totp', 'recovery_code'],
+        },
+      },
+    );
   }
 
   /** The second step of a login (after 403 MFA_REQUIRED): the session opens here. */

@@ -66,12 +66,17 @@ export class MfaRepository {
     return rows.length === 1;
   }
 
-  /** Confirms a pending, unexpired enrolment with the code of `step`; false otherwise. */
-  async confirm(userId: string, step: number, now: Date): Promise<boolean> {
-    const { count } = await this.db.mfaTotp.updateMany({
-      where: { userId, confirmedAt: null, enrolExpiresAt: { gt: now }, lastUsedStep: { lt: step } },
-      data: { confirmedAt: now, enrolExpiresAt: null, lastUsedStep: step, lastUsedAt: now },
-    });
+  /**
+   * Confirms a pending, unexpired enrolment with the code of `step`, if its secret is still
+   * `sealed` (the one the code was checked against); false otherwise.
+   */
+  async confirm(userId: string, sealed: Uint8Array, step: number, now: Date): Promise<boolean> {
+    // Only the enrolment whose secret the code was checked against: one restarted meanwhile
+    // (a new secret, the user never saw) is not confirmed by a code of the old one.
+    const count = await this.db.$executeRaw`
+      UPDATE mfa_totp SET confirmed_at = ${now}, enrol_expires_at = NULL, last_used_step = ${step}, last_used_at = ${now}
+      WHERE user_id = ${userId}::uuid AND secret_enc = ${sealed} AND confirmed_at IS NULL
+        AND enrol_expires_at > ${now} AND last_used_step < ${step}`;
     if (count !== 1) return false;
     await this.db.user.update({ where: { id: userId }, data: { mfaEnabled: true } });
     return true;
@@ -188,6 +193,20 @@ export class MfaRepository {
       data: { consumedAt: now },
     });
     return count === 1;
+  }
+
+  /**
+   * Takes the user's row lock first, in every transaction that changes second factors or
+   * opens a session with one: the same order everywhere (user, then MFA rows, then sessions),
+   * so that concurrent ones wait for each other instead of deadlocking. FOR SHARE lets
+   * logins run side by side; FOR UPDATE serialises changes. False when the user is gone.
+   */
+  async lockUser(userId: string, mode: 'share' | 'update'): Promise<boolean> {
+    const rows =
+      mode === 'share'
+        ? await this.db.$queryRaw<unknown[]>`SELECT 1 FROM users WHERE id = ${userId}::uuid FOR SHARE`
+        : await this.db.$queryRaw<unknown[]>`SELECT 1 FROM users WHERE id = ${userId}::uuid FOR UPDATE`;
+    return rows.length === 1;
   }
 
   async deleteChallenges(userId: string): Promise<void> {

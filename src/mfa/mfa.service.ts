@@ -147,7 +147,8 @@ export class MfaService {
     const auth: SessionAuth = { ...TOTP_AUTH, amr: [...TOTP_AUTH.amr], authTime: now };
     const codes = this.newRecoveryCodes();
     const confirmed = await this.txHost.withTransaction(async () => {
-      if (step === null || !(await this.repo.confirm(userId, step, now))) return false;
+      if (step === null || !(await this.repo.lockUser(userId, 'update'))) return false;
+      if (!(await this.repo.confirm(userId, pending.secretEnc, step, now))) return false;
       await this.repo.replaceRecoveryCodes(userId, codes.hashes(userId), now);
       // The session ended meanwhile: thrown, so that the confirmation rolls back.
       if (!(await this.sessions.elevate(sessionId, auth)))
@@ -170,6 +171,7 @@ export class MfaService {
     await this.throttle.admitSecondFactor(userId);
     const codes = this.newRecoveryCodes();
     const done = await this.txHost.withTransaction(async () => {
+      await this.repo.lockUser(userId, 'update');
       if (!(await this.useTotp(userId, code))) return false;
       await this.repo.replaceRecoveryCodes(userId, codes.hashes(userId), this.clock.now());
       await this.audit.record('mfa.recovery_codes_regenerated', { userId, sessionId: caller.sessionId }, client);
@@ -197,10 +199,14 @@ export class MfaService {
     await this.throttle.admitSecondFactor(userId);
     const factor: SecondFactor = /^\s*\d{6}\s*$/.test(code) ? { code: code.trim() } : { recoveryCode: code };
     const done = await this.txHost.withTransaction(async () => {
+      await this.repo.lockUser(userId, 'update');
       if (!(await this.useFactor(userId, factor))) return 'wrong';
       // Removed meanwhile by a concurrent request: thrown, so that the code's use rolls back.
       if (!(await this.repo.removeFactors(userId))) throw notEnabled();
       await this.sessions.revokeAllOf(userId, 'mfa_disabled', sessionId);
+      // This session stays, as a password session from now on: its next access token is aal1
+      // (so it no longer passes step-up without a second factor).
+      await this.sessions.elevate(sessionId, { amr: ['pwd'], acr: 'aal1', authTime: this.clock.now() });
       await this.audit.record('mfa.disabled', { userId, sessionId }, client);
       return 'done';
     });
@@ -221,7 +227,7 @@ export class MfaService {
       );
     }
     const outcome = await this.txHost.withTransaction(async () => {
-      if (!(await this.users.lockById(targetId))) return 'not_found';
+      if (!(await this.repo.lockUser(targetId, 'update'))) return 'not_found';
       if (!(await this.repo.removeFactors(targetId))) return 'not_enabled';
       await this.sessions.revokeAllOf(targetId, 'mfa_reset');
       await this.audit.record('mfa.reset_by_admin', { userId: targetId, sessionId: admin.sessionId }, client, {
@@ -233,6 +239,11 @@ export class MfaService {
     if (outcome === 'not_enabled') throw notEnabled();
     await this.throttle.clearSecondFactor(targetId);
     await this.notify(targetId, mailTemplates.mfaResetByAdmin(), 'mfa_reset');
+  }
+
+  /** Ends the user's open login challenges (the account was disabled: none may complete later). */
+  endChallenges(userId: string): Promise<void> {
+    return this.repo.deleteChallenges(userId);
   }
 
   /**
@@ -256,10 +267,11 @@ export class MfaService {
   }
 
   /**
-   * The second step of a login. In this order: the challenge must be live (401
-   * MFA_TOKEN_INVALID), the account must not be throttled (429), the guess is counted
-   * against the challenge (MFA_TOKEN_INVALID once out of guesses), then the code is checked
-   * (401 INVALID_MFA_CODE). On success, in one transaction: the code is used, the challenge
+   * The second step of a login. In this order: the challenge must be live with guesses left
+   * (401 MFA_TOKEN_INVALID); the guess is counted against the account (429 once throttled,
+   * the challenge then not charged) and against the challenge, atomically (when it ran out
+   * meanwhile, MFA_TOKEN_INVALID and the account's count is given back); then the code is
+   * checked (401 INVALID_MFA_CODE). On success, in one transaction: the code is used, the challenge
    * consumed, and the session opened only while the password verified in the first step is
    * still current and the account enabled; any failure there rolls the code's use back.
    */
@@ -269,11 +281,18 @@ export class MfaService {
     const max = this.config.MFA_MAX_ATTEMPTS;
     const userId = await this.repo.liveChallengeUser(tokenHash, this.clock.now(), max);
     if (!userId) throw tokenInvalid();
-    await this.throttle.admitSecondFactor(userId);
+    // A throttled account's guess is refused before the challenge counts it.
+    const reservation = await this.throttle.admitSecondFactor(userId);
     const attempt = await this.repo.countAttempt(tokenHash, this.clock.now(), max);
-    if (!attempt) throw tokenInvalid();
+    if (!attempt) {
+      // Out of guesses meanwhile (a concurrent burst): no code is checked, so the account is
+      // not charged either; the answer is the exhausted challenge's, not 429.
+      await this.throttle.releaseSecondFactor(reservation);
+      throw tokenInvalid();
+    }
     const auth = 'code' in factor ? TOTP_AUTH : RECOVERY_CODE_AUTH;
     const outcome = await this.txHost.withTransaction(async () => {
+      if (!(await this.repo.lockUser(attempt.userId, 'share'))) throw tokenInvalid();
       if (!(await this.useFactor(attempt.userId, factor))) return 'wrong_code' as const;
       // From here a failure is thrown, not returned: the transaction rolls back and the
       // code stays usable (a concurrent success consumed the challenge; the password changed

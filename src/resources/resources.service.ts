@@ -6,6 +6,9 @@ import { ErrorCode } from '../common/errors/error-codes.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
 import { ResourceDto, type CreateResourceDto, type UpdateResourceDto } from './dto/resources.dto.js';
 import { ResourcesRepository, type Viewer } from './resources.repository.js';
+import { hasAdminPowers, stepUpRequired } from '../access/step-up.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
 
 /**
  * Ownership and visibility: the owner and admins may read and change a resource; anyone,
@@ -17,6 +20,7 @@ export class ResourcesService {
   constructor(
     private readonly resources: ResourcesRepository,
     private readonly clock: Clock,
+    @InjectConfig() private readonly config: AppConfig,
   ) {}
 
   async create(caller: Principal, dto: CreateResourceDto): Promise<ResourceDto> {
@@ -34,6 +38,7 @@ export class ResourcesService {
     if (query.scope === 'all' && !caller.roles.includes('admin')) {
       throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
     }
+    if (query.scope === 'all' && !hasAdminPowers(caller, this.config)) throw stepUpRequired();
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const rows = await this.resources.page(
       query.scope === 'all' ? {} : { ownerId: caller.userId },
@@ -44,13 +49,13 @@ export class ResourcesService {
   }
 
   async get(caller: Principal | undefined, id: string): Promise<ResourceDto> {
-    const found = await this.resources.findVisibleTo(id, viewer(caller));
+    const found = await this.resources.findVisibleTo(id, this.viewer(caller));
     if (!found) throw notVisible();
     return ResourceDto.from(found);
   }
 
   async update(caller: Principal, id: string, dto: UpdateResourceDto): Promise<ResourceDto> {
-    const outcome = await this.resources.updateOwned(id, viewer(caller)!, {
+    const outcome = await this.resources.updateOwned(id, this.viewer(caller)!, {
       title: dto.title,
       body: dto.body,
       visibility: dto.visibility,
@@ -61,16 +66,18 @@ export class ResourcesService {
     return ResourceDto.from(outcome);
   }
 
+  /** An admin sees and changes every resource, with ADMIN_REQUIRE_MFA only from an aal2 session. */
+  private viewer(caller: Principal | undefined): Viewer | undefined {
+    return caller ? { userId: caller.userId, isAdmin: hasAdminPowers(caller, this.config) } : undefined;
+  }
+
   async delete(caller: Principal, id: string): Promise<void> {
-    const outcome = await this.resources.deleteOwned(id, viewer(caller)!);
+    const outcome = await this.resources.deleteOwned(id, this.viewer(caller)!);
     if (outcome === 'forbidden') throw notOwner();
     if (!outcome) throw notVisible();
   }
 }
 
-function viewer(caller: Principal | undefined): Viewer | undefined {
-  return caller ? { userId: caller.userId, isAdmin: caller.roles.includes('admin') } : undefined;
-}
 
 const notVisible = (): AppError => new AppError(ErrorCode.RESOURCE_NOT_FOUND, 'No such resource');
 const notOwner = (): AppError =>

@@ -90,14 +90,24 @@ export class SessionsRepository {
    * password change or a disable that is committing first makes this wait and then find
    * the row changed (no session); one that comes later waits for this insert, and its
    * revoke-all then sees the new session. So a login racing a password change or a disable
-   * never leaves a session that escapes the revocation. Null when nothing was opened.
+   * never leaves a session that escapes the revocation. `passwordOnly`: the session proves
+ * the password alone, so the account must also have no second factor. Null when nothing
+ * was opened.
    */
-  async createIfCredentialsCurrent(s: NewSession, passwordHash: string): Promise<{ id: string; roles: Role[] } | null> {
+  async createIfCredentialsCurrent(
+    s: NewSession,
+    passwordHash: string,
+    passwordOnly: boolean,
+  ): Promise<{ id: string; roles: Role[] } | null> {
     // The roles come from the same locked row: a role change still committing is waited for.
+    // A session opened with the password alone also needs the account to have no second
+    // factor: a login racing the confirmation of an enrolment (which revokes every other
+    // session) waits for it here and then opens nothing.
     const rows = await this.db.$queryRaw<Array<{ id: string; roles: Role[] }>>`
       WITH account AS (
         SELECT id, roles FROM users
         WHERE id = ${s.userId}::uuid AND password_hash = ${passwordHash} AND NOT disabled
+          AND (NOT ${passwordOnly} OR NOT mfa_enabled)
         FOR SHARE
       ), opened AS (
         INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip,

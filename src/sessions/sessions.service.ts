@@ -75,8 +75,9 @@ export class SessionsService {
   }
 
   /**
-   * Opens a session after a password check, only if the verified password hash is still
-   * current and the account still enabled (see SessionsRepository.createIfCredentialsCurrent);
+   * Opens a session after a password check (and, with `auth`, a second factor), only if the
+   * verified password hash is still current, the account still enabled and, without `auth`,
+   * without a second factor (see SessionsRepository.createIfCredentialsCurrent);
    * null otherwise. Then applies the cap on live sessions per user: the least recently used
    * ones beyond MAX_SESSIONS_PER_USER are revoked.
    */
@@ -87,7 +88,7 @@ export class SessionsService {
   ): Promise<IssuedSession | null> {
     const { session, refreshToken } = this.newSession(user.id, client, auth);
     const rolesReadAt = this.clock.nowMs();
-    const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash);
+    const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash, auth === undefined);
     if (!opened) return null;
     const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
     await this.revocation.revoke({ sessions: evicted });

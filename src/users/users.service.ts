@@ -21,6 +21,7 @@ import { MeDto, UserDto } from '../accounts/user.dto.js';
 import { sortRoles } from '../common/account-rules.js';
 import type { AdminUpdateUserDto, UpdateProfileDto } from './dto/users.dto.js';
 import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
+import { MfaService } from '../mfa/mfa.service.js';
 
 @Injectable()
 export class UsersService implements OnApplicationBootstrap {
@@ -37,6 +38,7 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly txHost: TransactionHost<PrismaTx>,
     private readonly credentials: CredentialsService,
     private readonly accountMail: AccountMailService,
+    private readonly mfa: MfaService,
   ) {}
 
   /**
@@ -196,6 +198,8 @@ export class UsersService implements OnApplicationBootstrap {
       if (!user) return null;
       if (dto.disabled === true && !target.disabled) {
         await this.sessions.revokeAllOf(id, 'disabled');
+        // A login waiting for its second step must not complete after a re-enable either.
+        await this.mfa.endChallenges(id);
         await this.audit.record('account.disabled', { userId: id, sessionId: caller.sessionId }, client, {
           by: caller.userId,
         });

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
+import { IsString, MaxLength, MinLength, ValidateIf } from 'class-validator';
 import { TokenResponseDto } from './auth-responses.dto.js';
 import { UserDto } from '../../accounts/user.dto.js';
 
@@ -46,8 +46,9 @@ export class LoginMfaDto {
   @MaxLength(4096)
   mfaToken!: string;
 
+  // Validated whenever present, null included (IsOptional would let null through as "absent").
   @ApiPropertyOptional({ description: 'A 6-digit code from the authenticator app', example: '123456' })
-  @IsOptional()
+  @ValidateIf((o: LoginMfaDto) => o.code !== undefined)
   @IsString()
   @MinLength(1)
   @MaxLength(CODE_MAX)
@@ -57,7 +58,7 @@ export class LoginMfaDto {
     description: 'An unused recovery code (case, spaces and hyphens ignored)',
     example: 'K3V9Q-7XM2D',
   })
-  @IsOptional()
+  @ValidateIf((o: LoginMfaDto) => o.recoveryCode !== undefined)
   @IsString()
   @MinLength(1)
   @MaxLength(CODE_MAX)

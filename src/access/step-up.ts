@@ -1,0 +1,25 @@
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import type { AppConfig } from '../config/config.schema.js';
+import type { Principal } from '../tokens/principal.js';
+
+/**
+ * 403 STEP_UP_REQUIRED with RFC 9470's challenge (contract v2 §0.10: 403, not RFC 9470's
+ * 401, because a 401 makes the browser client refresh and then sign out).
+ */
+export function stepUpRequired(): AppError {
+  return new AppError(
+    ErrorCode.STEP_UP_REQUIRED,
+    'This needs a session signed in with a second factor: turn on two-step sign-in, then sign in again',
+    { 'WWW-Authenticate': 'Bearer error="insufficient_user_authentication", acr_values="aal2"' },
+  );
+}
+
+/**
+ * Whether the caller may use admin powers now: the admin role and, with
+ * ADMIN_REQUIRE_MFA=true, a session that proved a second factor (acr aal2). Every admin
+ * override outside @Roles('admin') routes (e.g. reading others' resources) asks this.
+ */
+export function hasAdminPowers(caller: Principal, config: AppConfig): boolean {
+  return caller.roles.includes('admin') && (!config.ADMIN_REQUIRE_MFA || caller.acr === 'aal2');
+}

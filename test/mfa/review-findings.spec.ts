@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { login, refresh, signup } from '../support/factories.js';
+import type { TestApp } from '../support/test-app.js';
+import {
+  ADMIN,
+  claimsOf,
+  codeNow,
+  advanceToFreshStep,
+  enrol,
+  expectError,
+  liveSessions,
+  loginMfa,
+  mfaLogin,
+  outcome,
+  passwordStep,
+  startEnrolment,
+  startMfaApp,
+  wrongCode,
+} from './mfa-helpers.js';
+
+/**
+ * What an adversarial review of two-step sign-in found, attacking a running server. Each
+ * case failed before its fix. The races need PostgreSQL's concurrency to show, but hold on
+ * both databases.
+ */
+describe('MFA review findings', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startMfaApp();
+  });
+  afterAll(async () => t?.close());
+
+  it('F1: a password login racing the confirmation of an enrolment leaves no password-only session', async () => {
+    const u = await signup(t);
+    const { secret } = (await startEnrolment(t, u)) as { secret: string };
+    const logins = Array.from({ length: 8 }, () =>
+      t.http.post('/auth/login').send({ username: u.username, password: u.password }),
+    );
+    const confirm = t.http
+      .post('/auth/mfa/totp/confirm')
+      .set(u.auth)
+      .send({ code: codeNow(t, secret) });
+    const [confirmed, ...answers] = await Promise.all([confirm, ...logins]);
+    expect(confirmed.status).toBe(200);
+    for (const res of answers) expect(['200 undefined', '403 MFA_REQUIRED']).toContain(outcome(res));
+    // Whatever order they ran in, only the confirming session is left.
+    expect(await liveSessions(t, u.id)).toBe(1);
+    for (const res of answers.filter((r) => r.status === 200)) {
+      await t.http
+        .get('/users/me')
+        .set({ Authorization: `Bearer ${res.body.accessToken as string}` })
+        .expect(401);
+    }
+    // And a password login after it asks for the second step.
+    await passwordStep(t, u);
+  });
+
+  it('F2: an enrolment restarted while the confirmation runs is not confirmed by a code of the old secret', async () => {
+    // A race: several rounds, each a confirmation against concurrent restarts.
+    for (let round = 0; round < 6; round++) {
+      const u = await signup(t);
+      const { secret } = (await startEnrolment(t, u)) as { secret: string };
+      const [confirmed, ...restarts] = await Promise.all([
+        t.http
+          .post('/auth/mfa/totp/confirm')
+          .set(u.auth)
+          .send({ code: codeNow(t, secret) }),
+        ...Array.from({ length: 4 }, () => t.http.post('/auth/mfa/totp').set(u.auth).send({ password: u.password })),
+      ]);
+      if (confirmed.status === 200) {
+        // Confirmed: then with the secret the user saw, and no restart replaced it afterwards.
+        for (const r of restarts) expect(['201 undefined', '409 MFA_ALREADY_ENABLED']).toContain(outcome(r));
+        const mfaToken = await passwordStep(t, u);
+        expect((await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, secret) })).status).toBe(200);
+      } else {
+        expectError(confirmed, 403, 'INVALID_MFA_CODE');
+        expect((await t.http.get('/auth/mfa').set(u.auth).expect(200)).body.enabled).toBe(false);
+      }
+    }
+  });
+
+  it('F3: an admin reset racing second steps completes without a 500, and leaves no session', async () => {
+    const root = await login(t, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);
+    for (let round = 0; round < 4; round++) {
+      const u = await enrol(t);
+      const tokens = await Promise.all(u.recoveryCodes.slice(0, 4).map(() => passwordStep(t, u)));
+      const [reset, ...steps] = await Promise.all([
+        t.http.delete(`/users/${u.id}/mfa`).set(root.auth),
+        ...tokens.map((mfaToken, i) => loginMfa(t, mfaToken, { recoveryCode: u.recoveryCodes[i] })),
+      ]);
+      expect(reset.status).toBe(204);
+      for (const s of steps) expect(s.status).not.toBe(500);
+      expect(await liveSessions(t, u.id)).toBe(0);
+    }
+  });
+
+  it('F4: a null code or recoveryCode is a 400 that costs the challenge no guess', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    expectError(await loginMfa(t, mfaToken, { recoveryCode: null }), 400, 'VALIDATION_FAILED');
+    expectError(await loginMfa(t, mfaToken, { code: null }), 400, 'VALIDATION_FAILED');
+    expectError(await loginMfa(t, mfaToken, { code: null, recoveryCode: null }), 400, 'VALIDATION_FAILED');
+    const [challenge] = await t.prisma.mfaChallenge.findMany({ where: { userId: u.id, consumedAt: null } });
+    expect(challenge?.attempts).toBe(0);
+  });
+
+  it('F6: a challenge opened before the account was disabled does not complete after it is enabled again', async () => {
+    const u = await enrol(t);
+    const root = await login(t, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);
+    const mfaToken = await passwordStep(t, u);
+    await t.http.patch(`/users/${u.id}`).set(root.auth).send({ disabled: true }).expect(200);
+    await t.http.patch(`/users/${u.id}`).set(root.auth).send({ disabled: false }).expect(200);
+    expectError(await loginMfa(t, mfaToken, { recoveryCode: u.recoveryCodes[0] }), 401, 'MFA_TOKEN_INVALID');
+  });
+
+  it('F7: a burst of guesses on one challenge answers MFA_TOKEN_INVALID beyond its 5, never 429', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () => loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) })),
+    );
+    const counts = answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
+    expect(counts).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 25 });
+    // The account was charged the 5 real guesses only: the owner signs in at once.
+    await mfaLogin(t, u);
+  });
+
+  it('turning two-step sign-in off makes the session a password session (its next token is aal1)', async () => {
+    const u = await enrol(t);
+    const code = advanceToFreshStep(t, u.secret);
+    await t.http.delete('/auth/mfa').set(u.auth).send({ password: u.password, code }).expect(204);
+    const next = await refresh(t, u.refreshToken).expect(200);
+    expect(claimsOf(next.body.accessToken as string)).toMatchObject({ acr: 'aal1', amr: ['pwd'] });
+  });
+});
+
+describe('MFA review findings: ADMIN_REQUIRE_MFA covers every admin power', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startMfaApp({ ADMIN_REQUIRE_MFA: 'true' });
+  });
+  afterAll(async () => t?.close());
+
+  it("F5: an aal1 admin neither lists every resource nor reads or changes another user's private one", async () => {
+    const owner = await signup(t);
+    const created = await t.http
+      .post('/resources')
+      .set(owner.auth)
+      .send({ title: 'private notes', visibility: 'private' })
+      .expect(201);
+    const id = created.body.id as string;
+    const root = await login(t, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);
+    expectError(await t.http.get('/resources?scope=all').set(root.auth), 403, 'STEP_UP_REQUIRED');
+    expectError(await t.http.get(`/resources/${id}`).set(root.auth), 404, 'RESOURCE_NOT_FOUND');
+    expectError(
+      await t.http.patch(`/resources/${id}`).set(root.auth).send({ title: 'changed' }),
+      404,
+      'RESOURCE_NOT_FOUND',
+    );
+    expectError(await t.http.delete(`/resources/${id}`).set(root.auth), 404, 'RESOURCE_NOT_FOUND');
+    // The same admin at aal2 has them.
+    const admin = await enrol(t, root);
+    await t.http.get('/resources?scope=all').set(admin.auth).expect(200);
+    await t.http.get(`/resources/${id}`).set(admin.auth).expect(200);
+  });
+});
