@@ -78,7 +78,6 @@ export class ResourcesService {
   }
 }
 
-
 const notVisible = (): AppError => new AppError(ErrorCode.RESOURCE_NOT_FOUND, 'No such resource');
 const notOwner = (): AppError =>
   new AppError(ErrorCode.NOT_OWNER, 'Only the owner or an admin may change this resource');

@@ -91,8 +91,8 @@ export class SessionsRepository {
    * the row changed (no session); one that comes later waits for this insert, and its
    * revoke-all then sees the new session. So a login racing a password change or a disable
    * never leaves a session that escapes the revocation. `passwordOnly`: the session proves
- * the password alone, so the account must also have no second factor. Null when nothing
- * was opened.
+   * the password alone, so the account must also have no second factor. Null when nothing
+   * was opened.
    */
   async createIfCredentialsCurrent(
     s: NewSession,
