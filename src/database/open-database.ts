@@ -61,6 +61,14 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => new Logger('Database').warn(`idle connection lost: ${err.message}`));
+  // Nor may a client that is checked out (held by a transaction between two statements)
+  // when the server ends its connection (a restart, `pg_terminate_backend`): the pool only
+  // listens for errors on idle clients, and an 'error' event nobody listens to ends the
+  // process. The statement in flight fails (503); the pool drops the broken client when it
+  // is released (it is no longer queryable).
+  pool.on('connect', (client) => {
+    client.on('error', (err) => new Logger('Database').warn(`connection lost: ${err.message}`));
+  });
   let closed: Promise<void> | undefined;
   return {
     target,
