@@ -23,7 +23,7 @@ import { CurrentSession, type SessionPrincipal } from '../access/auth.decorators
 import { Public } from '../access/public.decorator.js';
 import { AuthResponseDto, SessionDto, TokenResponseDto } from './dto/auth-responses.dto.js';
 import { LoginDto, SignupDto } from './dto/auth.dto.js';
-import { REFRESH_COOKIE, clearRefreshCookie, setRefreshCookie } from './refresh-cookie.js';
+import { REFRESH_COOKIE, clearRefreshCookie, sendSessionCookie } from './refresh-cookie.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import { SessionsService } from '../sessions/sessions.service.js';
 import { IpThrottlerGuard } from '../throttle/ip-throttler.guard.js';
@@ -152,13 +152,12 @@ export class AuthController {
   }
 
   private withCookie(res: Response, result: AuthResult) {
-    setRefreshCookie(
+    sendSessionCookie(
       res,
       result.session.refreshToken,
       this.sessions.maxAgeSeconds(result.session.expiresAt),
       this.config.COOKIE_SECURE,
     );
-    res.setHeader('Cache-Control', 'no-store');
     return result.body;
   }
 

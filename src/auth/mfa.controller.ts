@@ -32,7 +32,7 @@ import {
   TotpCodeDto,
   TotpEnrolmentDto,
 } from './dto/mfa.dto.js';
-import { setRefreshCookie } from './refresh-cookie.js';
+import { sendSessionCookie } from './refresh-cookie.js';
 
 /** Two-step sign-in (contract v2 §B): enrolment, recovery codes, disabling, and the login's second step. */
 @ApiTags('mfa')
@@ -134,13 +134,12 @@ export class MfaController {
     }
     const factor = dto.code !== undefined ? { code: dto.code } : { recoveryCode: dto.recoveryCode! };
     const result = await this.auth.loginSecondStep(dto.mfaToken, factor, client);
-    setRefreshCookie(
+    sendSessionCookie(
       res,
       result.session.refreshToken,
       this.sessions.maxAgeSeconds(result.session.expiresAt),
       this.config.COOKIE_SECURE,
     );
-    res.setHeader('Cache-Control', 'no-store');
     return result.body as MfaLoginResponseDto;
   }
 

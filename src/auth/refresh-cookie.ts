@@ -29,3 +29,12 @@ export function setRefreshCookie(res: Response, token: string, maxAgeSeconds: nu
 export function clearRefreshCookie(res: Response, secure: boolean): void {
   res.setHeader('Set-Cookie', refreshCookie('', 0, secure));
 }
+
+/**
+ * A response that opens or renews a session: the rotated refresh cookie, and no caching of
+ * the access token in the body (login, signup, refresh, the login's second step).
+ */
+export function sendSessionCookie(res: Response, token: string, maxAgeSeconds: number, secure: boolean): void {
+  setRefreshCookie(res, token, maxAgeSeconds, secure);
+  res.setHeader('Cache-Control', 'no-store');
+}

@@ -27,17 +27,20 @@ export class SecretsService {
         );
   }
 
+  /** With an in-memory database nothing persists, so neither do generated secrets. */
+  private get persistent(): boolean {
+    return !(this.config.database.kind === 'pglite' && this.config.database.dataDir === undefined);
+  }
+
   /** The secret stored under `name` if one was generated before (nothing is created). */
   existing(name: string): string | undefined {
-    const persistent = !(this.config.database.kind === 'pglite' && this.config.database.dataDir === undefined);
     const file = join(this.config.DATA_DIR, 'secrets', name);
-    return persistent && existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+    return this.persistent && existsSync(file) ? readFileSync(file, 'utf8') : undefined;
   }
 
   /** Returns the secret stored under `name`, generating and storing it the first time. */
   generated(name: string, make: () => string): string {
-    const persistent = !(this.config.database.kind === 'pglite' && this.config.database.dataDir === undefined);
-    if (!persistent) return make();
+    if (!this.persistent) return make();
     const dir = join(this.config.DATA_DIR, 'secrets');
     const file = join(dir, name);
     // Also tightens a DATA_DIR made before (or by hand) that others can read.
