@@ -7,6 +7,7 @@ import { AccessModule } from './access/access.module.js';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
+import { ClientsModule } from './clients/clients.module.js';
 import { Clock } from './common/clock.js';
 import { AllExceptionsFilter } from './common/errors/all-exceptions.filter.js';
 import { JsonBodyMiddleware } from './common/http/json-body.middleware.js';
@@ -19,6 +20,8 @@ import { EventsModule } from './events/events.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MailModule } from './mail/mail.module.js';
 import { MfaModule } from './mfa/mfa.module.js';
+import { OAuthModule } from './oauth/oauth.module.js';
+import { OAUTH_FORM_ROUTES } from './oauth/oauth-form.middleware.js';
 import { RecoveryModule } from './recovery/recovery.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { ResourcesModule } from './resources/resources.module.js';
@@ -62,10 +65,12 @@ export class AppModule implements NestModule {
         ThrottleModule,
         AccessModule,
         MfaModule,
+        ClientsModule,
         AuthModule,
         UsersModule,
         ResourcesModule,
         RecoveryModule,
+        OAuthModule,
         RetentionModule,
       ],
       controllers: [HealthController],
@@ -79,6 +84,10 @@ export class AppModule implements NestModule {
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(JsonBodyMiddleware).forRoutes('*');
+    // The OAuth endpoints take form bodies (contract v2 §0.8): OAuthModule parses them.
+    consumer
+      .apply(JsonBodyMiddleware)
+      .exclude(...OAUTH_FORM_ROUTES)
+      .forRoutes('*');
   }
 }

@@ -78,6 +78,8 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }, 'bearer')
       .addCookieAuth('refresh_token', { type: 'apiKey', in: 'cookie', name: 'refresh_token' }, 'refreshCookie')
+      // Machine clients at the OAuth form endpoints (client_secret_basic).
+      .addBasicAuth({ type: 'http', scheme: 'basic' }, 'clientBasic')
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', raw: ['json'] });

@@ -25,11 +25,13 @@ const LAYERS: Record<string, number> = {
   accounts: 4,
   access: 4,
   mfa: 4,
+  clients: 4,
   // capabilities (may import everything below, never one another)
   auth: 5,
   users: 5,
   resources: 5,
   recovery: 5,
+  oauth: 5,
   health: 5,
   retention: 5,
   cli: 5,

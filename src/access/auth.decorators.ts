@@ -1,6 +1,7 @@
 import { SetMetadata, createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import type { Role } from '../common/account-rules.js';
+import type { BuiltInScope } from '../common/scopes.js';
 import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import type { Principal } from '../tokens/principal.js';
@@ -9,6 +10,7 @@ import './principal-request.js';
 export const OPTIONAL_AUTH = 'gatehouse:optionalAuth';
 export const ROLES = 'gatehouse:roles';
 export const REQUIRE_AAL2 = 'gatehouse:requireAal2';
+export const SCOPES = 'gatehouse:scopes';
 
 /**
  * The route serves anonymous callers too; a token that is present must still be valid
@@ -18,6 +20,15 @@ export const OptionalAuth = (): MethodDecorator & ClassDecorator => SetMetadata(
 
 /** Roles of which the caller needs at least one. */
 export const Roles = (...roles: Role[]): MethodDecorator & ClassDecorator => SetMetadata(ROLES, roles);
+
+/**
+ * Scopes the caller's token must carry, every one of them (contract v2 §C): 403
+ * INSUFFICIENT_SCOPE otherwise (ScopesGuard). Given on a class and on a method, both apply.
+ * An anonymous caller of a @Public() or @OptionalAuth() route is not checked. Admin scopes
+ * do not replace the role: `users:admin` routes keep their @Roles('admin'). Only built-in
+ * scopes: OAUTH_EXTRA_SCOPES are issued for other APIs, never enforced here.
+ */
+export const Scopes = (...scopes: BuiltInScope[]): MethodDecorator & ClassDecorator => SetMetadata(SCOPES, scopes);
 
 /**
  * Step-up (contract v2 §0.10): the caller must have signed in with a second factor (acr

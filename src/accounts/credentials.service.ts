@@ -53,9 +53,12 @@ export class CredentialsService {
   /**
    * 403 INVALID_PASSWORD (`wrong` as message) unless `password` is the account's. The attempt
    * takes its place in the account's throttle budget before bcrypt runs, so concurrent
-   * re-checks cannot all pass (429 TOO_MANY_ATTEMPTS beyond it).
+   * re-checks cannot all pass (429 TOO_MANY_ATTEMPTS beyond it). An account without a
+   * password gets 403 NO_LOCAL_PASSWORD first, without spending its budget: there is
+   * nothing to guess.
    */
   async recheck(user: UserRecord, password: string, client: ClientInfo, wrong: string): Promise<void> {
+    requireLocalPassword(user);
     const attempt = await this.throttle.admit(
       throttleAccountKey(user.id, user.usernameKey),
       client.ip ?? 'unknown',
@@ -88,5 +91,15 @@ export class CredentialsService {
   /** After a password reset: failed guesses at the old password no longer slow the owner down. */
   async clearThrottle(user: UserRecord, client: ClientInfo): Promise<void> {
     await this.throttle.clearAccount(throttleAccountKey(user.id, user.usernameKey), client.ip ?? 'unknown');
+  }
+}
+
+/**
+ * 403 NO_LOCAL_PASSWORD for a passwordless account (contract v2 §0.4: a machine client's
+ * service user, later a federated one): a route that needs the password cannot serve it.
+ */
+export function requireLocalPassword(user: Pick<UserRecord, 'passwordHash'>): void {
+  if (user.passwordHash === null) {
+    throw new AppError(ErrorCode.NO_LOCAL_PASSWORD, 'This account has no password: it cannot be confirmed with one');
   }
 }

@@ -32,7 +32,17 @@ export type AuditEventType =
   | 'mfa.reset_by_admin'
   | 'mfa.challenge_failed'
   | 'mfa.recovery_code_used'
-  | 'mfa.recovery_codes_regenerated';
+  | 'mfa.recovery_codes_regenerated'
+  | 'client.created'
+  | 'client.updated'
+  | 'client.disabled'
+  | 'client.enabled'
+  | 'client.deleted'
+  | 'client.secret_created'
+  | 'client.secret_revoked'
+  | 'client.secret_expiry_set'
+  | 'client.auth_failed'
+  | 'client.token_revoked';
 
 export interface AuditContext {
   ip?: string | null;

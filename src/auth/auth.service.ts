@@ -94,8 +94,10 @@ export class AuthService {
       await this.audit.record('login.throttled', {}, client, { login });
       throw error;
     });
+    // A passwordless account (a machine client's service user) takes the unknown-account
+    // path: the same dummy bcrypt work and the same 401 (contract v2 §0.4).
     const { ok, rehash } = await this.passwords.verifyWithRehash(dto.password, user?.passwordHash ?? null);
-    if (!user || !ok) {
+    if (!user || user.passwordHash === null || !ok) {
       await this.audit.record('login.failed', { userId: user?.id ?? null }, client, { login });
       throw new AppError(ErrorCode.INVALID_CREDENTIALS, 'Invalid username or password');
     }
@@ -109,7 +111,7 @@ export class AuthService {
         'Verify your email address first: follow the link we sent, or ask for a new one',
       );
     }
-    let verifiedHash = user.passwordHash;
+    let verifiedHash: string = user.passwordHash;
     if (rehash) {
       // The configured cost went up since this hash was made, or it was made before passwords
       // were NFC-normalised: upgrade it now that we have the password.
@@ -201,7 +203,9 @@ export class AuthService {
     const fromCookie = await this.sessions.sessionOfToken(refreshToken);
     if (fromCookie) ids.set(fromCookie.id, fromCookie.userId);
     const fromBearer = bearer ? this.verifier.identify(bearer) : null;
-    if (fromBearer?.sessionId) ids.set(fromBearer.sessionId, fromBearer.userId);
+    // Only a Gatehouse session's token names a session: a machine client's `sid` is its
+    // secret, which logout must not revoke (the client admin API does that).
+    if (fromBearer?.kind === 'user' && fromBearer.sessionId) ids.set(fromBearer.sessionId, fromBearer.userId);
     for (const [sessionId, userId] of ids) {
       await this.sessions.revoke(sessionId, 'logout');
       await this.audit.record('logout', { userId, sessionId }, client);

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { PASSWORD_MAX, PASSWORD_MIN, USERNAME_RULE, isValidUsername, passwordLength } from '../common/account-rules.js';
+import { CLIENT_ONLY_SCOPES, isBuiltInScope } from '../common/scopes.js';
 import { KeyConfigError, keySetFromKeys, keySetFromSecrets, type JwtAlgorithm } from './signing-keys.js';
 
 /**
@@ -48,6 +49,22 @@ const linkTemplate = (name: string) =>
     .refine((v) => v === undefined || v.includes('{token}'), `${name} must contain {token}`)
     .refine((v) => v === undefined || URL.canParse(v.replace('{token}', 't')), `${name} must be a URL`)
     .refine((v) => v === undefined || /^https?:\/\//.test(v), `${name} must be an http:// or https:// URL`);
+
+/**
+ * A list of scope names, separated by spaces or commas; each an RFC 6749 §3.3 scope token
+ * (NQCHAR: printable ASCII but space, `"` and `\\`). Undefined when unset.
+ */
+const scopeList = (name: string) =>
+  optionalString.transform((v, ctx): string[] | undefined => {
+    if (v === undefined) return undefined;
+    const names = [...new Set(v.split(/[\s,]+/).filter(Boolean))];
+    for (const n of names) {
+      if (!/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(n)) {
+        ctx.addIssue({ code: 'custom', message: `${name}: "${n}" is not a valid scope name (RFC 6749 §3.3)` });
+      }
+    }
+    return names;
+  });
 
 export const envSchema = z
   .object({
@@ -174,6 +191,13 @@ export const envSchema = z
     MFA_TOTP_WINDOW: z.coerce.number().int().min(0).max(2).default(1),
     MFA_RECOVERY_CODES: z.coerce.number().int().min(1).max(50).default(10),
     ADMIN_REQUIRE_MFA: bool(false),
+    // Machine clients and scopes (contract v2 §C).
+    OAUTH_TOKEN_TTL: seconds('OAUTH_TOKEN_TTL', 900, 60, 86400),
+    OAUTH_MAX_TOKEN_TTL: seconds('OAUTH_MAX_TOKEN_TTL', 3600, 60, 86400),
+    OAUTH_MAX_SECRETS_PER_CLIENT: z.coerce.number().int().min(1).max(50).default(5),
+    OAUTH_CLIENT_RATE_LIMIT: z.coerce.number().int().min(1).max(10000).default(20),
+    USER_TOKEN_SCOPES: scopeList('USER_TOKEN_SCOPES'),
+    OAUTH_EXTRA_SCOPES: scopeList('OAUTH_EXTRA_SCOPES'),
   })
   .superRefine((env, ctx) => {
     if ((env.ADMIN_USERNAME === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
@@ -203,9 +227,13 @@ export const envSchema = z
         message: 'is required with REQUIRE_EMAIL_VERIFICATION=true in production (no one could verify an address)',
       });
     }
+    if (env.OAUTH_TOKEN_TTL > env.OAUTH_MAX_TOKEN_TTL) {
+      ctx.addIssue({ code: 'custom', path: ['OAUTH_TOKEN_TTL'], message: 'must be at most OAUTH_MAX_TOKEN_TTL' });
+    }
     if (env.JWT_SECRETS && env.JWT_ALGORITHM && env.JWT_ALGORITHM !== 'HS256') {
       ctx.addIssue({ code: 'custom', path: ['JWT_ALGORITHM'], message: 'must be HS256 when JWT_SECRETS is set' });
     }
+    for (const problem of scopeProblems(env)) ctx.addIssue({ code: 'custom', ...problem });
   })
   .superRefine(
     (env, ctx) => {
@@ -238,6 +266,33 @@ export const envSchema = z
     // Also reported with the other invalid variables; it checks the types of what it reads.
     { when: () => true },
   );
+
+/**
+ * USER_TOKEN_SCOPES and OAUTH_EXTRA_SCOPES against the built-in scopes (contract v2 §C): an
+ * extra scope must not take a built-in name (Gatehouse would enforce it as its own), and user
+ * tokens carry only known scopes, never a client-only one (`introspection`).
+ */
+function scopeProblems(env: {
+  USER_TOKEN_SCOPES?: readonly string[] | undefined;
+  OAUTH_EXTRA_SCOPES?: readonly string[] | undefined;
+}): Array<{ path: string[]; message: string }> {
+  const problems: Array<{ path: string[]; message: string }> = [];
+  const extra = env.OAUTH_EXTRA_SCOPES ?? [];
+  for (const name of extra.filter(isBuiltInScope)) {
+    problems.push({ path: ['OAUTH_EXTRA_SCOPES'], message: `"${name}" is a built-in scope; list only other names` });
+  }
+  for (const name of env.USER_TOKEN_SCOPES ?? []) {
+    if (CLIENT_ONLY_SCOPES.includes(name)) {
+      problems.push({ path: ['USER_TOKEN_SCOPES'], message: `"${name}" is for machine clients only` });
+    } else if (!isBuiltInScope(name) && !extra.includes(name)) {
+      problems.push({
+        path: ['USER_TOKEN_SCOPES'],
+        message: `"${name}" is not a known scope (a built-in one or one of OAUTH_EXTRA_SCOPES)`,
+      });
+    }
+  }
+  return problems;
+}
 
 /**
  * MFA_ENCRYPTION_KEYS: comma-separated 32-byte AES keys, each 64 hex digits or 43/44

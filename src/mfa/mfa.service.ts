@@ -11,7 +11,7 @@ import { SecretsService } from '../config/secrets.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { mailTemplates } from '../mail/mail-templates.js';
 import { MailerService } from '../mail/mailer.service.js';
-import { CredentialsService } from '../accounts/credentials.service.js';
+import { CredentialsService, requireLocalPassword } from '../accounts/credentials.service.js';
 import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
 import { SessionsService, type IssuedSession, type SessionAuth } from '../sessions/sessions.service.js';
 import { LoginThrottleService } from '../throttle/login-throttle.service.js';
@@ -194,6 +194,8 @@ export class MfaService {
     client: ClientInfo,
   ): Promise<void> {
     const { userId, sessionId } = caller;
+    // Before "not enabled": the route needs a password, which this account cannot give.
+    requireLocalPassword(user);
     if (!(await this.repo.isEnabled(userId))) throw notEnabled();
     await this.credentials.recheck(user, password, client, 'The password is wrong');
     await this.throttle.admitSecondFactor(userId);

@@ -7,7 +7,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import { CurrentSession, CurrentUser, OptionalAuth, type SessionPrincipal } from '../access/auth.decorators.js';
+import { CurrentSession, CurrentUser, OptionalAuth, Scopes, type SessionPrincipal } from '../access/auth.decorators.js';
 import { Public } from '../access/public.decorator.js';
 import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
@@ -92,6 +92,7 @@ export class RecoveryController {
   }
 
   @Post('users/me/email')
+  @Scopes('profile')
   @HttpCode(202)
   @ApiBearerAuth('bearer')
   @ApiOperation({ summary: 'Change the email address: the new address (and the verified current one) must confirm' })
@@ -106,6 +107,7 @@ export class RecoveryController {
   }
 
   @Delete('users/me/email/pending')
+  @Scopes('profile')
   @HttpCode(204)
   @ApiBearerAuth('bearer')
   @ApiOperation({ summary: 'Cancel a pending email change (idempotent)' })

@@ -85,7 +85,9 @@ export class RecoveryService {
   async forgotPassword(login: string, client: ClientInfo): Promise<void> {
     const canonical = login.includes('@') ? emailKey(login) : usernameKey(login);
     await this.limitMailRequest(canonical, client);
-    const user = await this.users.findByLogin(login);
+    // A machine client's service user never has a password (contract v2 §0.4): unknown here.
+    const found = await this.users.findByLogin(login);
+    const user = found?.kind === 'service' ? null : found;
     if (user && this.mayReceiveReset(user)) {
       const account = { id: user.id, email: user.email!, displayName: user.displayName };
       this.mailer.send(() => this.resetMail(account, client));
@@ -115,6 +117,8 @@ export class RecoveryService {
       const user = await this.users.findById(consumed.userId);
       // The link went to an address the account no longer has: it proves nothing now.
       if (!user || !consumed.targetEmail || user.emailKey !== emailKey(consumed.targetEmail)) return 'invalid';
+      // A service user is never given a password (contract v2 §0.4), whatever link exists.
+      if (user.kind === 'service') return 'invalid';
       // Thrown: the transaction rolls back and the token stays valid.
       if (user.disabled) throw new AppError(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
       await this.credentials.applyPassword({
@@ -319,6 +323,7 @@ export class RecoveryService {
 
   private mayReceiveReset(user: UserRecord): boolean {
     return (
+      user.kind !== 'service' &&
       !user.disabled &&
       user.email !== null &&
       (user.emailVerifiedAt !== null || this.config.PASSWORD_RESET_UNVERIFIED_EMAIL)

@@ -8,7 +8,7 @@ import {
   ApiSecurity,
   ApiTags,
 } from '@nestjs/swagger';
-import { CurrentUser, OptionalAuth } from '../access/auth.decorators.js';
+import { CurrentUser, OptionalAuth, Scopes } from '../access/auth.decorators.js';
 import type { Principal } from '../tokens/principal.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
@@ -31,14 +31,16 @@ export class ResourcesController {
   constructor(private readonly resources: ResourcesService) {}
 
   @Post()
+  @Scopes('resources:write')
   @ApiOperation({ summary: 'Create a resource owned by the caller (private by default)' })
   @ApiCreatedResponse({ type: ResourceDto })
-  @ApiErrors(400, 401, 413, 415)
+  @ApiErrors(400, 401, 403, 413, 415)
   create(@CurrentUser() user: Principal, @Body() dto: CreateResourceDto): Promise<ResourceDto> {
     return this.resources.create(user, dto);
   }
 
   @Get()
+  @Scopes('resources:read')
   @ApiOperation({ summary: "The caller's resources, newest first; admins may ask for scope=all" })
   @ApiOkResponse({ type: ResourcePageDto })
   @ApiErrors(400, 401, 403)
@@ -47,11 +49,12 @@ export class ResourcesController {
   }
 
   @Get(':id')
+  @Scopes('resources:read')
   @OptionalAuth()
   @ApiSecurity({}) // the token is optional here: documented as "bearer or nothing"
   @ApiOperation({ summary: 'A resource: for its owner, an admin, or anyone (no token needed) when public' })
   @ApiOkResponse({ type: ResourceDto })
-  @ApiErrors(401, 404)
+  @ApiErrors(401, 403, 404)
   get(
     @CurrentUser({ optional: true }) user: Principal | undefined,
     @Param('id', resourceId) id: string,
@@ -60,6 +63,7 @@ export class ResourcesController {
   }
 
   @Patch(':id')
+  @Scopes('resources:write')
   @ApiOperation({ summary: 'Change a resource (owner or admin)' })
   @ApiOkResponse({ type: ResourceDto })
   @ApiErrors(400, 401, 403, 404)
@@ -72,6 +76,7 @@ export class ResourcesController {
   }
 
   @Delete(':id')
+  @Scopes('resources:write')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a resource (owner or admin)' })
   @ApiNoContentResponse()

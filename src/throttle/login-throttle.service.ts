@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { Clock } from '../common/clock.js';
@@ -23,6 +24,8 @@ const MAX_WAIT_MS = LOGIN_WINDOW_MS;
 const BACKOFF: BackoffPolicy = { windowMs: LOGIN_WINDOW_MS, maxWaitMs: MAX_WAIT_MS };
 /** The account-wide ceiling, across all sources, is this many times LOGIN_RATE_LIMIT. */
 export const ACCOUNT_CEILING_FACTOR = 10;
+/** The per-address ceiling of client-secret failures is this many times OAUTH_CLIENT_RATE_LIMIT. */
+export const CLIENT_IP_FACTOR = 10;
 /** How long a source that logged in to an account stays exempt from that account's ceiling. */
 export const KNOWN_SOURCE_MS = 30 * 24 * 60 * 60 * 1000;
 
@@ -74,6 +77,7 @@ export class LoginThrottleService {
   private readonly accountLimit: number;
   private readonly ipLimit: number;
   private readonly secondFactorLimit: number;
+  private readonly clientLimit: number;
 
   constructor(
     @InjectConfig() config: AppConfig,
@@ -85,6 +89,40 @@ export class LoginThrottleService {
     this.accountLimit = config.LOGIN_RATE_LIMIT * ACCOUNT_CEILING_FACTOR;
     this.ipLimit = Math.max(300, config.LOGIN_RATE_LIMIT * 30);
     this.secondFactorLimit = config.MFA_RATE_LIMIT;
+    this.clientLimit = config.OAUTH_CLIENT_RATE_LIMIT;
+  }
+
+  /**
+   * Client-secret guesses at the OAuth endpoints (contract v2 §C, key `client:<client_id>`):
+   * OAUTH_CLIENT_RATE_LIMIT failures per client_id, existing or not, and CLIENT_IP_FACTOR
+   * times as many per address (across client ids), per 15 minutes; then the login back-off,
+   * capped at 15 minutes (429 TOO_MANY_ATTEMPTS + Retry-After). Counted before the secret is
+   * checked, like a password, on both counters in one atomic step; releaseClient() takes a
+   * right secret back out of both (a success never resets the client's counter: someone
+   * guessing would otherwise start over with each of the real client's requests).
+   */
+  async admitClient(clientId: string, ip: string): Promise<Reservation> {
+    const outcome = await this.store.reserve(
+      [
+        { key: clientKey(clientId), limit: this.clientLimit },
+        { key: `client-ip:${ip}`, limit: this.clientLimit * CLIENT_IP_FACTOR },
+      ],
+      this.clock.nowMs(),
+      BACKOFF,
+    );
+    if (!outcome.admitted) {
+      throw new AppError(
+        ErrorCode.TOO_MANY_ATTEMPTS,
+        'Too many failed client authentications; retry later',
+        retryAfter(outcome.waitMs / 1000),
+      );
+    }
+    return outcome.reservation;
+  }
+
+  /** Takes an admitted client authentication back out (its secret was right). */
+  async releaseClient(reservation: Reservation): Promise<void> {
+    await this.store.release(reservation.counts, reservation.atMs);
   }
 
   /**
@@ -185,5 +223,11 @@ export interface AdmittedAttempt {
 }
 
 const secondFactorKey = (userId: string): string => `mfa:${userId}`;
+/**
+ * A presented client_id as it is counted: itself (every real one has 22 characters), or its
+ * SHA-256 when it is long, so that made-up ids cannot fill the store with large keys.
+ */
+const clientKey = (clientId: string): string =>
+  `client:${clientId.length <= 64 ? clientId : createHash('sha256').update(clientId).digest('hex')}`;
 const pairKey = (accountKey: string, ip: string): string => `pair:${accountKey}|${ip}`;
 const knownKey = (accountKey: string, ip: string): string => `known:${accountKey}|${ip}`;

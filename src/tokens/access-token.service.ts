@@ -4,6 +4,7 @@ import jwt from 'jsonwebtoken';
 import { Clock } from '../common/clock.js';
 import type { Role } from '../common/account-rules.js';
 import type { Acr } from './principal.js';
+import { userTokenScopes } from './scopes.js';
 
 /** How the user authenticated in the session a token belongs to. */
 export interface TokenAuth {
@@ -25,6 +26,21 @@ import {
 /** `typ` of our access tokens (RFC 9068 §2.1): keeps other JWTs from passing for them. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 
+/** A machine client's token (RFC 9068): its service user, its client and the secret used. */
+export interface ClientTokenClaims {
+  sub: string;
+  client_id: string;
+  scope: string;
+  /** The id of the secret that obtained it: revoking the secret revokes the token. */
+  sid: string;
+  roles: Role[];
+  iat: number;
+  exp: number;
+  iss: string;
+  aud: string;
+  jti: string;
+}
+
 export interface AccessTokenClaims {
   sub: string;
   sid: string;
@@ -35,6 +51,8 @@ export interface AccessTokenClaims {
   acr: Acr;
   /** When the user authenticated (epoch seconds, OpenID Connect Core §2). */
   auth_time: number;
+  /** Space-separated scopes (RFC 9068 §2.2.3): USER_TOKEN_SCOPES for user tokens. */
+  scope: string;
   iat: number;
   exp: number;
   iss: string;
@@ -68,6 +86,37 @@ export class AccessTokenService {
     return this.config.ACCESS_TOKEN_TTL;
   }
 
+  /** The `scope` claim of every user token. */
+  private get userScope(): string {
+    return [...userTokenScopes(this.config)].sort().join(' ');
+  }
+
+  /** A machine client's access token, living `ttlSeconds`. */
+  signClient(
+    c: { serviceUserId: string; clientId: string; secretId: string; roles: Role[]; scopes: readonly string[] },
+    ttlSeconds: number,
+    iat = Math.floor(this.clock.nowMs() / 1000),
+  ): { token: string; claims: ClientTokenClaims } {
+    const claims: ClientTokenClaims = {
+      sub: c.serviceUserId,
+      client_id: c.clientId,
+      scope: [...c.scopes].sort().join(' '),
+      sid: c.secretId,
+      roles: c.roles,
+      iat,
+      exp: iat + ttlSeconds,
+      iss: this.config.JWT_ISSUER,
+      aud: this.config.JWT_AUDIENCE,
+      jti: randomUUID(),
+    };
+    const token = jwt.sign(claims, this.keys.signing.key, {
+      algorithm: this.keys.algorithm,
+      keyid: this.keys.signing.kid,
+      header: { alg: this.keys.algorithm, typ: ACCESS_TOKEN_TYPE },
+    });
+    return { token, claims };
+  }
+
   /** `iat` defaults to now (epoch seconds). */
   sign(
     user: { id: string; roles: Role[] },
@@ -82,6 +131,7 @@ export class AccessTokenService {
       amr: [...auth.amr],
       acr: auth.acr,
       auth_time: Math.floor(auth.authTime.getTime() / 1000),
+      scope: this.userScope,
       iat,
       exp: iat + this.config.ACCESS_TOKEN_TTL,
       iss: this.config.JWT_ISSUER,

@@ -19,14 +19,23 @@ export interface RevocationSubject {
   /** The session (or, for a client token, the secret) it belongs to; null for none. */
   sessionId: string | null;
   userId: string;
+  /** The token's own id. */
+  jti: string;
   /** Issued at, epoch seconds. */
   iat: number;
 }
 
-/** What to revoke: every token of these sessions, and/or every token of these users so far. */
+/**
+ * What to revoke: every token of these sessions (for good), every token of these users or
+ * client secrets issued so far (not-before: new ones may follow), and these single tokens
+ * (by `jti`).
+ */
 export interface RevocationRequest {
   sessions?: readonly string[];
   users?: readonly string[];
+  /** Client secrets (`sid` of client tokens): a disabled client enabled again gets tokens anew. */
+  secrets?: readonly string[];
+  tokens?: readonly string[];
 }
 
 interface Entry {
@@ -69,8 +78,9 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     private readonly clock: Clock,
   ) {}
 
+  /** Long enough for every token an entry may refuse: user and client tokens alike. */
   private get ttlMs(): number {
-    return this.config.ACCESS_TOKEN_TTL * 1000 + SKEW_MS;
+    return Math.max(this.config.ACCESS_TOKEN_TTL, this.config.OAUTH_MAX_TOKEN_TTL) * 1000 + SKEW_MS;
   }
 
   async onModuleInit(): Promise<void> {
@@ -118,7 +128,8 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     }
     return (
       (token.sessionId !== null && this.refuses(`sid:${token.sessionId}`, token.iat)) ||
-      this.refuses(`user:${token.userId}`, token.iat)
+      this.refuses(`user:${token.userId}`, token.iat) ||
+      this.refuses(`jti:${token.jti}`, token.iat)
     );
   }
 
@@ -129,17 +140,19 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
    * tokens stay refused until the entry expires (failing closed).
    */
   async revoke(request: RevocationRequest): Promise<void> {
-    const keys = [
-      ...(request.sessions ?? []).map((id) => `sid:${id}`),
-      ...(request.users ?? []).map((id) => `user:${id}`),
-    ];
-    if (keys.length === 0) return;
     const nowMs = this.clock.nowMs();
     const untilMs = nowMs + this.ttlMs;
-    const userNotBefore = Math.floor(nowMs / 1000) + 1;
-    // A revoked session never gets a token again, so its key refuses every `iat`; a user
-    // key only refuses what was issued before it (the user signs in again afterwards).
-    const entries = keys.map((key) => ({ key, notBefore: key.startsWith('sid:') ? FOREVER : userNotBefore, untilMs }));
+    const notBefore = Math.floor(nowMs / 1000) + 1;
+    // A revoked session or token never gets a token again, so its key refuses every `iat`; a
+    // user or client-secret key only refuses what was issued before it (the user signs in
+    // again, the client enabled again gets tokens, afterwards).
+    const entries = [
+      ...(request.sessions ?? []).map((id) => ({ key: `sid:${id}`, notBefore: FOREVER, untilMs })),
+      ...(request.tokens ?? []).map((jti) => ({ key: `jti:${jti}`, notBefore: FOREVER, untilMs })),
+      ...(request.users ?? []).map((id) => ({ key: `user:${id}`, notBefore, untilMs })),
+      ...(request.secrets ?? []).map((id) => ({ key: `sid:${id}`, notBefore, untilMs })),
+    ];
+    if (entries.length === 0) return;
     // Refused here and announced before the entry is written: a token signed from now on,
     // here or elsewhere, sees the revocation (see userRevokedSince).
     for (const e of entries) this.remember(e.key, e);
@@ -159,7 +172,12 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
    * in whole seconds), so the signer reads them again.
    */
   userRevokedSince(userId: string, sinceMs: number): boolean {
-    const entry = this.entries.get(`user:${userId}`);
+    return this.revokedSince(`user:${userId}`, sinceMs);
+  }
+
+  /** userRevokedSince() for any key (`sid:<secret>` of a client token). */
+  revokedSince(key: string, sinceMs: number): boolean {
+    const entry = this.entries.get(key);
     return entry !== undefined && entry.untilMs > this.clock.nowMs() && entry.notBefore * 1000 > sinceMs - 1000;
   }
 
@@ -168,11 +186,14 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
    * revocation of the user at time t, tokens need `iat >= floor(t) + 1`, so a login or
    * refresh in the same second waits for the next one (at most 1 s).
    */
-  async untilSignable(userId: string): Promise<void> {
+  async untilSignable(userId: string, ...otherKeys: string[]): Promise<void> {
     // Re-checked after each wait: a timer may fire a millisecond early, and the user may be
     // revoked again meanwhile. Bounded: a signer is never held much more than a second.
+    const keys = [`user:${userId}`, ...otherKeys];
     for (let attempt = 0; attempt < 3; attempt++) {
-      const entry = this.entries.get(`user:${userId}`);
+      const entry = keys
+        .map((k) => this.entries.get(k))
+        .reduce<Entry | undefined>((a, b) => (b && (!a || b.notBefore > a.notBefore) ? b : a), undefined);
       const waitMs = entry ? entry.notBefore * 1000 - this.clock.nowMs() : 0;
       if (waitMs <= 0) return;
       await this.clock.sleep(Math.min(waitMs + 1, 1001));

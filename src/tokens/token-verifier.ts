@@ -7,7 +7,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { AccessTokenService, type AccessTokenClaims } from './access-token.service.js';
 import type { Principal } from './principal.js';
 import { RevocationService } from './revocation.service.js';
-import { USER_SCOPES } from './scopes.js';
+import { userTokenScopes } from './scopes.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
 
 /** A token that must not be accepted; `reason` goes into the RFC 6750 error_description. */
@@ -81,26 +81,46 @@ export class TokenVerifier {
     } catch {
       throw new TokenRejected('signature or claims invalid');
     }
-    const principal = toPrincipal(payload);
+    const principal = toPrincipal(payload, userTokenScopes(this.config));
     if (!principal) throw new TokenRejected('incomplete token');
     return principal;
   }
 }
 
 /** The principal of a signature-verified payload, or null when a claim is missing or malformed. */
-function toPrincipal(payload: unknown): Principal | null {
+function toPrincipal(payload: unknown, userScopes: readonly string[]): Principal | null {
   if (payload === null || typeof payload !== 'object') return null;
-  const p = payload as Partial<AccessTokenClaims> & { scope?: unknown };
+  const p = payload as Partial<AccessTokenClaims> & { scope?: unknown; client_id?: unknown };
   if (typeof p.exp !== 'number' || typeof p.iat !== 'number' || typeof p.jti !== 'string') return null;
   if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || !Array.isArray(p.roles) || !p.roles.every(isRole))
     return null;
+  const scopes = typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : null;
+  if (p.client_id !== undefined) {
+    // A machine client's token (RFC 9068): `sid` is the secret that obtained it.
+    if (typeof p.client_id !== 'string' || scopes === null) return null;
+    return {
+      kind: 'client',
+      userId: p.sub,
+      sessionId: p.sid,
+      clientId: p.client_id,
+      roles: p.roles,
+      scopes,
+      amr: [],
+      acr: 'aal1',
+      tenantId: null,
+      iat: p.iat,
+      exp: p.exp,
+      jti: p.jti,
+    };
+  }
   return {
     kind: 'user',
     userId: p.sub,
     sessionId: p.sid,
     clientId: null,
     roles: p.roles,
-    scopes: typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : USER_SCOPES,
+    // A v1 token without `scope` counts as carrying USER_TOKEN_SCOPES (contract v2 §0.2).
+    scopes: scopes ?? userScopes,
     // A token from before these claims existed was a password session's.
     amr: Array.isArray(p.amr) && p.amr.every((m) => typeof m === 'string') ? p.amr : ['pwd'],
     acr: p.acr === 'aal2' ? 'aal2' : 'aal1',

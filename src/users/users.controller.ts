@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client } from '../common/http/client.decorator.js';
-import { CurrentSession, CurrentUser, Roles, type SessionPrincipal } from '../access/auth.decorators.js';
+import { CurrentSession, CurrentUser, Roles, Scopes, type SessionPrincipal } from '../access/auth.decorators.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import type { Principal } from '../tokens/principal.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
@@ -29,17 +29,19 @@ export class UsersController {
   ) {}
 
   @Get('me')
+  @Scopes('profile')
   @ApiOperation({ summary: 'The caller' })
   @ApiOkResponse({ type: MeDto })
-  @ApiErrors(401)
+  @ApiErrors(401, 403)
   me(@CurrentUser() user: Principal): Promise<MeDto> {
     return this.users.me(user);
   }
 
   @Patch('me')
+  @Scopes('profile')
   @ApiOperation({ summary: "Update the caller's display name (and the email, with EMAIL_CHANGE_MODE=immediate)" })
   @ApiOkResponse({ type: UserDto })
-  @ApiErrors(400, 401, 409)
+  @ApiErrors(400, 401, 403, 409)
   updateMe(
     @CurrentUser() user: Principal,
     @Body() dto: UpdateProfileDto,
@@ -49,6 +51,7 @@ export class UsersController {
   }
 
   @Post('me/password')
+  @Scopes('profile')
   @HttpCode(204)
   @ApiOperation({ summary: 'Change the password; every other session is revoked' })
   @ApiNoContentResponse()
@@ -62,6 +65,7 @@ export class UsersController {
   }
 
   @Delete('me')
+  @Scopes('profile')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete the account with its sessions and resources' })
   @ApiNoContentResponse()
@@ -76,6 +80,7 @@ export class UsersController {
 
   @Get()
   @Roles('admin')
+  @Scopes('users:admin')
   @ApiOperation({ summary: 'Admin: list users' })
   @ApiOkResponse({ type: UserPageDto })
   @ApiErrors(400, 401, 403)
@@ -85,6 +90,7 @@ export class UsersController {
 
   @Patch(':id')
   @Roles('admin')
+  @Scopes('users:admin')
   @ApiOperation({ summary: 'Admin: change roles or disable; disabling revokes every session' })
   @ApiOkResponse({ type: UserDto })
   @ApiErrors(400, 401, 403, 404)
@@ -99,6 +105,7 @@ export class UsersController {
 
   @Delete(':id/mfa')
   @Roles('admin')
+  @Scopes('users:admin')
   @HttpCode(204)
   @ApiOperation({ summary: "Admin: remove a user's two-step sign-in (lost device); every session of theirs ends" })
   @ApiNoContentResponse()

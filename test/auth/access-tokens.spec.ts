@@ -53,7 +53,7 @@ describe('access tokens', () => {
     expect(header).toEqual({ alg: 'ES256', typ: 'at+jwt', kid });
   });
 
-  it('carries sub, sid, roles, amr, acr, auth_time, iat, exp, iss, aud and jti, and lives ACCESS_TOKEN_TTL seconds', async () => {
+  it('carries sub, sid, roles, amr, acr, auth_time, scope, iat, exp, iss, aud and jti, and lives ACCESS_TOKEN_TTL seconds', async () => {
     const { payload } = decodeJwt(u.accessToken);
     expect(Object.keys(payload).sort()).toEqual([
       'acr',
@@ -65,9 +65,14 @@ describe('access tokens', () => {
       'iss',
       'jti',
       'roles',
+      'scope',
       'sid',
       'sub',
     ]);
+    // USER_TOKEN_SCOPES, by default every built-in scope but introspection (contract v2 §C).
+    expect(payload.scope).toBe(
+      'clients:admin events:read profile resources:read resources:write tenants:read tenants:write users:admin',
+    );
     // A password session (contract v2 §0.2, RFC 8176): aal1, signed in at the signup.
     expect(payload.amr).toEqual(['pwd']);
     expect(payload.acr).toBe('aal1');

@@ -60,6 +60,14 @@ interface Context {
   resourceId: string;
   sessionId: string;
   attacks: string[];
+  /** A machine client (allowed every scope it may have) and one of its access tokens. */
+  client: FuzzClient;
+}
+
+interface FuzzClient {
+  clientId: string;
+  secret: string;
+  access: string;
 }
 
 const ROUTES: Array<[string, string]> = [
@@ -99,6 +107,11 @@ const ROUTES: Array<[string, string]> = [
   ['POST', '/auth/mfa/recovery-codes'],
   ['DELETE', '/auth/mfa'],
   ['DELETE', '/users/:id/mfa'],
+  // machine clients: the OAuth form endpoints and the metadata
+  ['POST', '/oauth/token'],
+  ['POST', '/oauth/introspect'],
+  ['POST', '/oauth/revoke'],
+  ['GET', '/.well-known/oauth-authorization-server'],
 ];
 const FIELDS = [
   'username',
@@ -179,8 +192,43 @@ const anyValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(['user', 'admin'], ['admin'], ['root'], 'admin', { admin: true }) },
 );
 
+/** Parameters of the OAuth form endpoints, and values that reach their code paths. */
+const FORM_FIELDS = ['grant_type', 'scope', 'client_id', 'client_secret', 'token', 'token_type_hint'];
+const formValue = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('$CLIENT_ID', '$SECRET', '$USER_TOKEN', '$CLIENT_TOKEN') },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(
+      'client_credentials',
+      'password',
+      'refresh_token',
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      'resources:read',
+      'resources:read resources:write',
+      'offline_access',
+      'introspection profile',
+      'access_token',
+      '',
+    ),
+  },
+  { weight: 4, arbitrary: anyString },
+);
+/** A form body: encoded properly (mostly) or sent raw; fields may repeat; Basic or not. */
+const formSpec = fc.record({
+  fields: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...FORM_FIELDS), fc.string({ maxLength: 12 })), formValue), {
+    maxLength: 6,
+  }),
+  encoded: fc.nat(9).map((n) => n < 8),
+  basic: fc.constantFrom('none', 'none', 'valid', 'wrong', 'unencoded') as fc.Arbitrary<
+    'none' | 'valid' | 'wrong' | 'unencoded'
+  >,
+  typed: fc.nat(9).map((n) => n > 0),
+});
+
 type BodySpec =
   | { kind: 'none' }
+  /** An OAuth form body (application/x-www-form-urlencoded unless `typed` is false). */
+  | ({ kind: 'form' } & (typeof formSpec extends fc.Arbitrary<infer F> ? F : never))
   | { kind: 'json'; value: unknown }
   | { kind: 'fields'; fields: Record<string, unknown>; poison?: string }
   | { kind: 'raw'; text: string }
@@ -223,6 +271,7 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
       .map((text) => ({ kind: 'raw' as const, text })),
   },
   { weight: 1, arbitrary: fc.integer({ min: 30, max: 3_000 }).map((depth) => ({ kind: 'deep' as const, depth })) },
+  { weight: 4, arbitrary: formSpec.map((f) => ({ kind: 'form' as const, ...f })) },
   {
     weight: 10,
     arbitrary: fc
@@ -477,6 +526,23 @@ function materialize(
     payload = JSON.stringify(body);
   }
   if (b.kind === 'deep') payload = '['.repeat(b.depth) + ']'.repeat(b.depth);
+  let formType = false;
+  if (b.kind === 'form') {
+    const placeholders = new Map([
+      ['$CLIENT_ID', ctx.client.clientId],
+      ['$SECRET', ctx.client.secret],
+      ['$USER_TOKEN', ctx.user.access],
+      ['$CLIENT_TOKEN', ctx.client.access],
+    ]);
+    const value = (v: string) => placeholders.get(v) ?? v;
+    const enc = (v: string) => (b.encoded ? pct(v) : v);
+    payload = b.fields.map(([k, v]) => `${enc(k)}=${enc(value(v))}`).join('&');
+    formType = b.typed;
+    const basicOf = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+    if (b.basic === 'valid') headers.authorization = basicOf(ctx.client.clientId, ctx.client.secret);
+    if (b.basic === 'wrong') headers.authorization = basicOf(ctx.client.clientId, 'not-the-secret');
+    if (b.basic === 'unencoded') headers.authorization = basicOf('c_%zz+:', '%:+ é');
+  }
   if (b.kind === 'fields') {
     payload = JSON.stringify(b.fields);
     // JSON.stringify drops a "__proto__" own key set by assignment; splice it in as text.
@@ -487,6 +553,7 @@ function materialize(
       );
   }
   if (payload !== undefined && spec.contentType !== undefined) headers['content-type'] = spec.contentType;
+  if (formType) headers['content-type'] = 'application/x-www-form-urlencoded';
   return { method, path, headers, payload };
 }
 
@@ -533,7 +600,35 @@ async function newContext(admin: Account): Promise<Context> {
   const resourceId = await createResource(app.url, user, 'fuzz target');
   const sessions = await call(app.url, 'GET', '/auth/sessions', { headers: bearer(user.access) });
   const sessionId = (sessions.json as Array<{ id: string }>)[0]!.id;
-  return { user, admin, resourceId, sessionId, attacks: tokenAttacks({ user }) };
+  return { user, admin, resourceId, sessionId, attacks: tokenAttacks({ user }), client: await newClient() };
+}
+
+/** The fuzz's machine client (created once, by a fresh admin session: the fuzz may end the others). */
+let fuzzClient: { clientId: string; secret: string } | undefined;
+
+/** The machine client with every scope but the admin ones, and a new token of it (from the token endpoint). */
+async function newClient(): Promise<FuzzClient> {
+  if (!fuzzClient) {
+    const admin = await loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP);
+    const created = await call(app.url, 'POST', '/oauth/clients', {
+      headers: { ...bearer(admin.access), ...CLEAN_IP },
+      json: { name: 'fuzz client', allowedScopes: ['introspection', 'profile', 'resources:read', 'resources:write'] },
+    });
+    expect(created.status).toBe(201);
+    const { client, secret } = created.json as { client: { clientId: string }; secret: { value: string } };
+    fuzzClient = { clientId: client.clientId, secret: secret.value };
+  }
+  const { clientId, secret } = fuzzClient;
+  const token = await call(app.url, 'POST', '/oauth/token', {
+    headers: {
+      ...CLEAN_IP,
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`,
+    },
+    raw: 'grant_type=client_credentials',
+  });
+  expect(token.status).toBe(200);
+  return { clientId, secret, access: (token.json as { access_token: string }).access_token };
 }
 
 /** Malformed HTTP on raw sockets: Node's parser must answer (400/413/431/...) or close, never crash. */

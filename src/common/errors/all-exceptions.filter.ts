@@ -50,7 +50,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (exception instanceof AppError) {
       if (exception.status >= 500) this.logUnexpected(exception, req);
       return {
-        body: { ...this.body(exception.status, exception.detail, exception.code), ...exception.extra },
+        body: {
+          ...this.body(exception.status, exception.detail, exception.code),
+          ...(exception.errorName === undefined ? {} : { error: exception.errorName }),
+          ...exception.extra,
+        },
         headers: { ...exception.headers },
       };
     }

@@ -25,6 +25,11 @@ export class AppError extends Error {
   get extra(): Readonly<Record<string, unknown>> {
     return this.options.extra ?? {};
   }
+
+  /** The body's `error` when it is not the HTTP reason phrase (see AppErrorOptions.error). */
+  get errorName(): string | undefined {
+    return this.options.error;
+  }
 }
 
 export interface AppErrorOptions {
@@ -34,6 +39,11 @@ export interface AppErrorOptions {
    */
   status?: 401 | 403;
   extra?: Readonly<Record<string, unknown>>;
+  /**
+   * The body's `error` in place of the HTTP reason phrase: only the OAuth form endpoints,
+   * whose `error` is the RFC 6749 §5.2 error code (contract v2 §0.8).
+   */
+  error?: string;
 }
 
 /** `Retry-After` in whole seconds (an integer, never an HTTP date), at least 1. */

@@ -1,0 +1,409 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AuditService, type AuditEventType } from '../audit/audit.service.js';
+import type { Role } from '../common/account-rules.js';
+import { Clock } from '../common/clock.js';
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import type { ClientInfo } from '../common/http/client-info.js';
+import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { InjectConfig } from '../config/config.token.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { RevocationService } from '../tokens/revocation.service.js';
+import { BUILT_IN_SCOPES } from '../tokens/scopes.js';
+import { CreatedClientDto, IssuedClientSecretDto, OAuthClientDto, OAuthClientSecretDto } from './client.dto.js';
+import { hashSecret, matchesSecret, newClientId, newClientSecret, secretPrefix } from './client-secrets.js';
+import { ClientsRepository, type ClientRecord } from './clients.repository.js';
+
+/** The shortest per-client access-token lifetime, in seconds (the longest is OAUTH_MAX_TOKEN_TTL). */
+export const MIN_CLIENT_TOKEN_TTL = 60;
+
+/** Who makes an admin change (audited as `by`). */
+export interface ClientAdmin {
+  userId: string;
+}
+
+/** POST /oauth/clients. Instants are ISO 8601 strings. */
+export interface NewClient {
+  name: string;
+  description?: string | null;
+  allowedScopes: readonly string[];
+  /** Seconds, MIN_CLIENT_TOKEN_TTL..OAUTH_MAX_TOKEN_TTL; null or absent: OAUTH_TOKEN_TTL. */
+  accessTokenTtl?: number | null;
+  tokenExchange?: boolean;
+  /** Expiry of the first secret (in the future); null or absent: none. */
+  secretExpiresAt?: string | null;
+}
+
+/** PATCH /oauth/clients/:id; undefined: unchanged. */
+export interface ClientPatch {
+  name?: string;
+  description?: string | null;
+  allowedScopes?: readonly string[];
+  accessTokenTtl?: number | null;
+  tokenExchange?: boolean;
+  disabled?: boolean;
+}
+
+/** POST /oauth/clients/:id/secrets. */
+export interface NewSecret {
+  label?: string | null;
+  /** In the future; null or absent: none. */
+  expiresAt?: string | null;
+}
+
+/** A client that proved one of its secrets (the token endpoint's view of it). */
+export interface AuthenticatedClient {
+  /** Row id. */
+  id: string;
+  /** Public `client_id`. */
+  clientId: string;
+  name: string;
+  allowedScopes: string[];
+  /** Seconds: the client's own, else OAUTH_TOKEN_TTL, never above OAUTH_MAX_TOKEN_TTL. */
+  accessTokenTtl: number;
+  tokenExchange: boolean;
+  serviceUserId: string;
+  serviceUserRoles: Role[];
+  /** The secret that was presented: the `sid` of the tokens it obtains. */
+  secretId: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The latest instant accepted (what PostgreSQL and toISOString both keep in plain form). */
+const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+const notFound = () => new AppError(ErrorCode.CLIENT_NOT_FOUND, 'No such client');
+const secretNotFound = () => new AppError(ErrorCode.CLIENT_NOT_FOUND, 'No such client secret');
+const invalid = (message: string) => new AppError(ErrorCode.VALIDATION_FAILED, [message]);
+
+/**
+ * Machine clients (contract v2 §C): the admin side (clients, their secrets, their service
+ * users) and what the OAuth endpoints ask of the database (client authentication, whether
+ * a token is still active).
+ *
+ * Secrets are shown once, at creation, and stored as SHA-256; neither a secret nor its hash
+ * is ever logged, audited or returned again. Every change that ends a secret's or a client's
+ * tokens revokes the secrets' `sid` keys in the same transaction as the change.
+ */
+@Injectable()
+export class ClientsService {
+  private readonly logger = new Logger('Clients');
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly repo: ClientsRepository,
+    private readonly revocation: RevocationService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly txHost: TransactionHost<PrismaTx>,
+  ) {}
+
+  /** Every scope a client may be allowed: the built-in ones and OAUTH_EXTRA_SCOPES. */
+  get knownScopes(): readonly string[] {
+    return [...BUILT_IN_SCOPES, ...(this.config.OAUTH_EXTRA_SCOPES ?? [])];
+  }
+
+  /**
+   * A new client with its service user and its first secret, in one transaction. The
+   * secret's value is in the answer and nowhere else.
+   */
+  async create(input: NewClient, admin: ClientAdmin, client: ClientInfo): Promise<CreatedClientDto> {
+    const allowedScopes = this.checkScopes(input.allowedScopes);
+    const accessTokenTtl = this.checkTtl(input.accessTokenTtl);
+    const now = this.clock.now();
+    const expiresAt = this.instant(input.secretExpiresAt, 'secretExpiresAt', now);
+    const clientId = newClientId();
+    const value = newClientSecret();
+    const { row, secret } = await this.txHost.withTransaction(async () => {
+      const serviceUser = await this.repo.createServiceUser(clientId, now);
+      const created = await this.repo.createClient({
+        clientId,
+        name: input.name,
+        description: input.description ?? null,
+        allowedScopes,
+        accessTokenTtl,
+        tokenExchange: input.tokenExchange ?? false,
+        serviceUserId: serviceUser.id,
+        createdBy: admin.userId,
+        now,
+      });
+      const first = await this.repo.createSecret({
+        clientRowId: created.id,
+        hash: hashSecret(value),
+        prefix: secretPrefix(value),
+        label: null,
+        expiresAt,
+        now,
+      });
+      await this.record('client.created', created, admin, client, {
+        name: created.name,
+        allowedScopes,
+        secretId: first.id,
+      });
+      return { row: { ...created, secrets: [first] }, secret: first };
+    });
+    return { client: OAuthClientDto.from(row), secret: IssuedClientSecretDto.from(secret, value) };
+  }
+
+  /** Newest first, by keyset (`nextCursor`). */
+  async list(
+    limit = DEFAULT_PAGE_SIZE,
+    cursor?: string,
+  ): Promise<{ items: OAuthClientDto[]; nextCursor: string | null }> {
+    const rows = await this.repo.page(limit + 1, decodeCursor(cursor));
+    return toPage(rows, limit, (c) => OAuthClientDto.from(c));
+  }
+
+  async get(id: string): Promise<OAuthClientDto> {
+    const row = await this.repo.findById(id);
+    if (!row) throw notFound();
+    return OAuthClientDto.from(row);
+  }
+
+  /**
+   * Changes the client. Disabling revokes the tokens of every secret (`sid` keys,
+   * not-before: enabled again, it gets working tokens within a second); enabling only
+   * clears the flag. Taking a scope away also revokes the tokens issued so far, as a role
+   * change does for a user: they carry the scope until they expire otherwise.
+   */
+  async update(id: string, patch: ClientPatch, admin: ClientAdmin, client: ClientInfo): Promise<OAuthClientDto> {
+    const allowedScopes = patch.allowedScopes === undefined ? undefined : this.checkScopes(patch.allowedScopes);
+    const accessTokenTtl = patch.accessTokenTtl === undefined ? undefined : this.checkTtl(patch.accessTokenTtl);
+    await this.txHost.withTransaction(async () => {
+      const before = await this.repo.lockById(id);
+      if (!before) throw notFound();
+      const after = await this.repo.update(id, {
+        name: patch.name,
+        description: patch.description,
+        allowedScopes,
+        accessTokenTtl,
+        tokenExchange: patch.tokenExchange,
+        disabled: patch.disabled,
+        now: this.clock.now(),
+      });
+      if (!after) throw notFound();
+      const changed = changedFields(before, after);
+      const disabling = after.disabled && !before.disabled;
+      const scopeTaken = before.allowedScopes.some((s) => !after.allowedScopes.includes(s));
+      if (disabling || scopeTaken) {
+        await this.revocation.revoke({ secrets: await this.repo.secretIds(id) });
+      }
+      if (changed.length > 0) {
+        await this.record('client.updated', after, admin, client, {
+          changed,
+          ...(changed.includes('allowedScopes') ? { allowedScopes: after.allowedScopes } : {}),
+        });
+      }
+      if (disabling) await this.record('client.disabled', after, admin, client);
+      if (before.disabled && !after.disabled) await this.record('client.enabled', after, admin, client);
+    });
+    return this.get(id);
+  }
+
+  /**
+   * Deletes the client (its secrets cascade) and ends every token it holds; its service
+   * user is disabled, not deleted: the resources it owns stay.
+   */
+  async delete(id: string, admin: ClientAdmin, client: ClientInfo): Promise<void> {
+    await this.txHost.withTransaction(async () => {
+      const row = await this.repo.lockById(id);
+      if (!row) throw notFound();
+      const secrets = await this.repo.secretIds(id);
+      await this.repo.delete(id);
+      await this.repo.disableServiceUser(row.serviceUserId, this.clock.now());
+      await this.revocation.revoke({ secrets, users: [row.serviceUserId] });
+      await this.record('client.deleted', row, admin, client, { name: row.name });
+    });
+  }
+
+  /**
+   * A new secret for the client (rotation: add one, then give the old one an expiry). 409
+   * TOO_MANY_SECRETS when the client already has OAUTH_MAX_SECRETS_PER_CLIENT live ones;
+   * counted and inserted under the client's row lock, so concurrent additions cannot pass
+   * the cap together.
+   */
+  async addSecret(
+    id: string,
+    input: NewSecret,
+    admin: ClientAdmin,
+    client: ClientInfo,
+  ): Promise<IssuedClientSecretDto> {
+    const now = this.clock.now();
+    const expiresAt = this.instant(input.expiresAt, 'expiresAt', now);
+    const value = newClientSecret();
+    const secret = await this.txHost.withTransaction(async () => {
+      const row = await this.repo.lockById(id);
+      if (!row) throw notFound();
+      const max = this.config.OAUTH_MAX_SECRETS_PER_CLIENT;
+      if ((await this.repo.countLiveSecrets(id, now)) >= max) {
+        throw new AppError(
+          ErrorCode.TOO_MANY_SECRETS,
+          `A client has at most ${max} live secrets: revoke one, or wait until one expires`,
+        );
+      }
+      const created = await this.repo.createSecret({
+        clientRowId: id,
+        hash: hashSecret(value),
+        prefix: secretPrefix(value),
+        label: input.label ?? null,
+        expiresAt,
+        now,
+      });
+      await this.record('client.secret_created', row, admin, client, {
+        secretId: created.id,
+        expiresAt: created.expiresAt?.toISOString() ?? null,
+      });
+      return created;
+    });
+    return IssuedClientSecretDto.from(secret, value);
+  }
+
+  /**
+   * Gives a secret an expiry (null: none), which schedules a rotation. An expiry that is
+   * not in the future ends the secret now, and its tokens with it.
+   */
+  async setSecretExpiry(
+    id: string,
+    secretId: string,
+    expiresAt: string | null,
+    admin: ClientAdmin,
+    client: ClientInfo,
+  ): Promise<OAuthClientSecretDto> {
+    const now = this.clock.now();
+    const at = this.instant(expiresAt, 'expiresAt', null);
+    const secret = await this.txHost.withTransaction(async () => {
+      const row = await this.repo.lockById(id);
+      if (!row) throw notFound();
+      const updated = await this.repo.setSecretExpiry(id, secretId, at);
+      if (!updated) throw secretNotFound();
+      if (at !== null && at.getTime() <= now.getTime()) await this.revocation.revoke({ secrets: [secretId] });
+      await this.record('client.secret_expiry_set', row, admin, client, {
+        secretId,
+        expiresAt: at?.toISOString() ?? null,
+      });
+      return updated;
+    });
+    return OAuthClientSecretDto.from(secret);
+  }
+
+  /** Revokes a secret now, with every token it obtained. Idempotent for a revoked one. */
+  async revokeSecret(id: string, secretId: string, admin: ClientAdmin, client: ClientInfo): Promise<void> {
+    await this.txHost.withTransaction(async () => {
+      const row = await this.repo.lockById(id);
+      if (!row) throw notFound();
+      const outcome = await this.repo.revokeSecret(id, secretId, this.clock.now());
+      if (outcome === null) throw secretNotFound();
+      await this.revocation.revoke({ secrets: [secretId] });
+      if (outcome === 'revoked') await this.record('client.secret_revoked', row, admin, client, { secretId });
+    });
+  }
+
+  /**
+   * The client of `clientId` if `secret` is one of its live secrets and the client and its
+   * service user are enabled; null otherwise, whatever the reason. The same work in every
+   * case: one query, one SHA-256, and constant-time comparisons against the client's live
+   * secrets or a dummy (an unknown id costs what a known one does).
+   */
+  async authenticate(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
+    const now = this.clock.now();
+    const row = await this.repo.findForAuthentication(clientId, now);
+    const secrets = row?.secrets ?? [];
+    const index = matchesSecret(
+      secret,
+      secrets.map((s) => s.secretHash),
+    );
+    const matched = index >= 0 ? secrets[index] : undefined;
+    if (!row || !matched || row.disabled || row.serviceUser.disabled) return null;
+    try {
+      await this.repo.touchSecret(matched.id, now);
+    } catch (error) {
+      // Best effort: the time of last use is informative, never a reason to refuse.
+      this.logger.warn(`could not record the use of secret ${matched.id}: ${(error as Error).message}`);
+    }
+    return {
+      id: row.id,
+      clientId: row.clientId,
+      name: row.name,
+      allowedScopes: [...row.allowedScopes],
+      accessTokenTtl: Math.min(row.accessTokenTtl ?? this.config.OAUTH_TOKEN_TTL, this.config.OAUTH_MAX_TOKEN_TTL),
+      tokenExchange: row.tokenExchange,
+      serviceUserId: row.serviceUserId,
+      serviceUserRoles: [...row.serviceUser.roles],
+      secretId: matched.id,
+    };
+  }
+
+  /**
+   * Introspection of a client token, from the database: its secret is unrevoked and
+   * unexpired, belongs to the client `clientId` (public id) whose service user is
+   * `serviceUserId`, and client and service user are enabled.
+   */
+  async isClientTokenActive(secretId: string, clientId: string, serviceUserId: string): Promise<boolean> {
+    if (!UUID.test(secretId) || !UUID.test(serviceUserId)) return false;
+    return this.repo.clientTokenLive(secretId, clientId, serviceUserId, this.clock.now());
+  }
+
+  /** Introspection of a user token, from the database: its session is live and its user enabled. */
+  async isUserSessionActive(sessionId: string, userId: string): Promise<boolean> {
+    if (!UUID.test(sessionId) || !UUID.test(userId)) return false;
+    return this.repo.userSessionLive(sessionId, userId, this.clock.now());
+  }
+
+  /** Known scopes, without duplicates, sorted; 400 VALIDATION_FAILED naming the unknown ones. */
+  private checkScopes(scopes: readonly string[]): string[] {
+    const known = new Set(this.knownScopes);
+    const unknown = [...new Set(scopes)].filter((s) => !known.has(s));
+    if (unknown.length > 0) {
+      throw invalid(
+        `allowedScopes: unknown scope${unknown.length > 1 ? 's' : ''} ${unknown.map((s) => `"${s}"`).join(', ')}`,
+      );
+    }
+    return [...new Set(scopes)].sort();
+  }
+
+  /** MIN_CLIENT_TOKEN_TTL..OAUTH_MAX_TOKEN_TTL whole seconds, or null (the default). */
+  private checkTtl(ttl: number | null | undefined): number | null {
+    if (ttl === undefined || ttl === null) return null;
+    const max = this.config.OAUTH_MAX_TOKEN_TTL;
+    if (!Number.isInteger(ttl) || ttl < MIN_CLIENT_TOKEN_TTL || ttl > max) {
+      throw invalid(`accessTokenTtl must be an integer from ${MIN_CLIENT_TOKEN_TTL} to ${max} (OAUTH_MAX_TOKEN_TTL)`);
+    }
+    return ttl;
+  }
+
+  /**
+   * An ISO 8601 instant, or null. With `futureOf`, it must be later than that instant (a new
+   * secret that is already expired is a mistake).
+   */
+  private instant(value: string | null | undefined, field: string, futureOf: Date | null): Date | null {
+    if (value === undefined || value === null) return null;
+    const ms = Date.parse(value);
+    if (!Number.isFinite(ms) || ms < 0 || ms > MAX_INSTANT_MS)
+      throw invalid(`${field} must be a date from 1970 to 9999`);
+    if (futureOf && ms <= futureOf.getTime()) throw invalid(`${field} must be in the future`);
+    return new Date(ms);
+  }
+
+  /** An audit event about a client: its service user is the subject, the admin is `by`. Never a secret. */
+  private record(
+    type: Extract<AuditEventType, `client.${string}`>,
+    row: ClientRecord,
+    admin: ClientAdmin,
+    client: ClientInfo,
+    details: Record<string, string | string[] | null> = {},
+  ): Promise<void> {
+    return this.audit.record(type, { userId: row.serviceUserId }, client, {
+      by: admin.userId,
+      client: row.id,
+      clientId: row.clientId,
+      ...details,
+    });
+  }
+}
+
+/** The names of the fields an update changed (for the audit). */
+function changedFields(before: ClientRecord, after: ClientRecord): string[] {
+  const fields = ['name', 'description', 'allowedScopes', 'accessTokenTtl', 'tokenExchange'] as const;
+  return fields.filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
+}

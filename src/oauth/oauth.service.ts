@@ -1,0 +1,269 @@
+import { Injectable } from '@nestjs/common';
+import { UsersRepository } from '../accounts/users.repository.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ClientsService, type AuthenticatedClient } from '../clients/clients.service.js';
+import { Clock } from '../common/clock.js';
+import type { ClientInfo } from '../common/http/client-info.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { InjectConfig } from '../config/config.token.js';
+import { LoginThrottleService } from '../throttle/login-throttle.service.js';
+import { AccessTokenService } from '../tokens/access-token.service.js';
+import type { Principal } from '../tokens/principal.js';
+import { RevocationService } from '../tokens/revocation.service.js';
+import { TokenRejected, TokenVerifier } from '../tokens/token-verifier.js';
+import { presentedCredentials, type PresentedCredentials } from './client-credentials.js';
+import { invalidClient, invalidRequest, oauthError } from './oauth-errors.js';
+import type { OAuthForm } from './oauth-form.middleware.js';
+
+export const CLIENT_CREDENTIALS = 'client_credentials';
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** Never issued: there are no refresh tokens (RFC 6749 §4.4.3). */
+const OFFLINE_ACCESS = 'offline_access';
+/** The scope a client needs to call /oauth/introspect. */
+export const INTROSPECTION_SCOPE = 'introspection';
+
+/** RFC 6749 §3.3 scope-token: NQCHAR, which are safe to repeat in an error_description. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]{1,64}$/;
+
+/** 200 of POST /oauth/token (RFC 6749 §4.4.3, §5.1): never a refresh token. */
+export interface ClientTokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+}
+
+/** 200 of POST /oauth/introspect (RFC 7662 §2.2). */
+export type IntrospectionResponse =
+  | { active: false }
+  | {
+      active: true;
+      token_type: 'Bearer';
+      scope: string;
+      client_id?: string;
+      username?: string;
+      sub: string;
+      aud: string;
+      iss: string;
+      exp: number;
+      iat: number;
+      jti: string;
+      sid?: string;
+      acr?: string;
+      amr?: string[];
+    };
+
+/**
+ * The OAuth 2.0 form endpoints of machine clients (contract v2 §C): client authentication
+ * (throttled, audited), the client-credentials grant, introspection (RFC 7662) and
+ * revocation (RFC 7009).
+ */
+@Injectable()
+export class OAuthService {
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly clients: ClientsService,
+    private readonly tokens: AccessTokenService,
+    private readonly verifier: TokenVerifier,
+    private readonly revocation: RevocationService,
+    private readonly throttle: LoginThrottleService,
+    private readonly users: UsersRepository,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * POST /oauth/token (RFC 6749 §4.4). The client authenticates first (so nothing about the
+   * request is answered to an unauthenticated caller), then the grant and the scope are
+   * checked. The token's `iat` is when the client (its roles, its secret) was read; if the
+   * service user or the secret was revoked about then or since, the server waits until a
+   * token signed now would not be born revoked (at most a second) and reads the client
+   * again: a client enabled again right after a disable gets a working token, and one
+   * disabled meanwhile gets none.
+   */
+  async issueToken(form: OAuthForm, authorization: string | undefined, who: ClientInfo): Promise<ClientTokenResponse> {
+    const credentials = presentedCredentials(form, authorization);
+    let readAt = this.clock.nowMs();
+    let client = await this.authenticate(credentials, who);
+    const grantType = form.grant_type;
+    if (grantType === undefined) throw invalidRequest('grant_type is required');
+    if (grantType === TOKEN_EXCHANGE) {
+      if (!client.tokenExchange) {
+        throw oauthError('unauthorized_client', 'This client may not use token exchange');
+      }
+      throw invalidRequest('Token exchange needs a configured federation issuer');
+    }
+    if (grantType !== CLIENT_CREDENTIALS) {
+      throw oauthError('unsupported_grant_type', 'Only the client_credentials grant is supported');
+    }
+    let scopes = grantedScopes(form.scope, client.allowedScopes);
+    if (this.revokedSince(client, readAt)) {
+      await this.revocation.untilSignable(client.serviceUserId, `sid:${client.secretId}`);
+      readAt = this.clock.nowMs();
+      const again = await this.clients.authenticate(credentials.clientId, credentials.secret);
+      if (!again || again.secretId !== client.secretId) throw invalidClient();
+      client = again;
+      // As allowed now (an admin may have taken a scope away meanwhile).
+      scopes = grantedScopes(form.scope, client.allowedScopes);
+    }
+    const { token } = this.tokens.signClient(
+      {
+        serviceUserId: client.serviceUserId,
+        clientId: client.clientId,
+        secretId: client.secretId,
+        roles: client.serviceUserRoles,
+        scopes,
+      },
+      client.accessTokenTtl,
+      Math.floor(readAt / 1000),
+    );
+    return { access_token: token, token_type: 'Bearer', expires_in: client.accessTokenTtl, scope: scopes.join(' ') };
+  }
+
+  /**
+   * POST /oauth/introspect (RFC 7662). The caller is a client allowed the `introspection`
+   * scope. A token is active only if it verifies (signature, typ, iss, aud, expiry, not
+   * revoked) and the database agrees that what it belongs to is live: the session and its
+   * user (user tokens), the secret, its client and the service user (client tokens). So
+   * another service sees a revocation at once, without Redis. Anything else: `{active:false}`
+   * and nothing more.
+   */
+  async introspect(
+    form: OAuthForm,
+    authorization: string | undefined,
+    who: ClientInfo,
+  ): Promise<IntrospectionResponse> {
+    const client = await this.authenticate(presentedCredentials(form, authorization), who);
+    if (!client.allowedScopes.includes(INTROSPECTION_SCOPE)) {
+      throw oauthError('insufficient_scope', `Introspection needs the ${INTROSPECTION_SCOPE} scope`);
+    }
+    const token = form.token;
+    if (token === undefined) throw invalidRequest('token is required');
+    const principal = this.verified(token);
+    if (!principal?.sessionId) return { active: false };
+    const common = {
+      sub: principal.userId,
+      aud: this.config.JWT_AUDIENCE,
+      iss: this.config.JWT_ISSUER,
+      exp: principal.exp,
+      iat: principal.iat,
+      jti: principal.jti,
+      sid: principal.sessionId,
+    };
+    if (principal.kind === 'client' && principal.clientId !== null) {
+      const live = await this.clients.isClientTokenActive(principal.sessionId, principal.clientId, principal.userId);
+      if (!live) return { active: false };
+      return {
+        active: true,
+        token_type: 'Bearer',
+        scope: principal.scopes.join(' '),
+        client_id: principal.clientId,
+        ...common,
+      };
+    }
+    if (principal.kind === 'user') {
+      const live = await this.clients.isUserSessionActive(principal.sessionId, principal.userId);
+      const user = live ? await this.users.findById(principal.userId) : null;
+      if (!user) return { active: false };
+      return {
+        active: true,
+        token_type: 'Bearer',
+        scope: principal.scopes.join(' '),
+        username: user.username,
+        ...common,
+        acr: principal.acr,
+        amr: [...principal.amr],
+      };
+    }
+    return { active: false };
+  }
+
+  /**
+   * POST /oauth/revoke (RFC 7009). An unexpired access token issued to the calling client
+   * has its `jti` revoked (for good: it is refused until it expires, here and, through the
+   * revocation entries, on every instance). Any other token (another client's, a user's,
+   * an expired one, garbage) is left alone with the same 200: no validity oracle (§2.2).
+   * `token_type_hint` is accepted and ignored (there are only access tokens).
+   */
+  async revoke(form: OAuthForm, authorization: string | undefined, who: ClientInfo): Promise<void> {
+    const client = await this.authenticate(presentedCredentials(form, authorization), who);
+    const token = form.token;
+    if (token === undefined) throw invalidRequest('token is required');
+    const principal = this.verifier.identify(token);
+    if (
+      principal?.kind !== 'client' ||
+      principal.clientId !== client.clientId ||
+      principal.userId !== client.serviceUserId ||
+      principal.exp * 1000 <= this.clock.nowMs()
+    ) {
+      return;
+    }
+    await this.revocation.revoke({ tokens: [principal.jti] });
+    await this.audit.record('client.token_revoked', { userId: client.serviceUserId }, who, {
+      client: client.id,
+      clientId: client.clientId,
+      jti: principal.jti,
+      secretId: principal.sessionId,
+    });
+  }
+
+  /**
+   * The client that proved its secret. The attempt is counted (per client_id, existing or
+   * not, and per address) before the secret is checked and taken back out when it was right;
+   * past the limit, 429 before any check. A failure is audited with the client_id presented
+   * (never the secret) and answered 401 invalid_client, the same bytes whatever the cause.
+   */
+  private async authenticate(credentials: PresentedCredentials, who: ClientInfo): Promise<AuthenticatedClient> {
+    const reservation = await this.throttle.admitClient(credentials.clientId, who.ip ?? 'unknown');
+    const client = await this.clients.authenticate(credentials.clientId, credentials.secret);
+    if (!client) {
+      await this.audit.record('client.auth_failed', {}, who, { clientId: credentials.clientId.slice(0, 100) });
+      throw invalidClient();
+    }
+    await this.throttle.releaseClient(reservation);
+    return client;
+  }
+
+  /** The principal of a valid, unexpired, unrevoked token, or null (any other failure propagates). */
+  private verified(token: string): Principal | null {
+    try {
+      return this.verifier.verify(token);
+    } catch (error) {
+      if (error instanceof TokenRejected) return null;
+      throw error;
+    }
+  }
+
+  /** Whether the service user or the secret was revoked in the second before `sinceMs` or later. */
+  private revokedSince(client: AuthenticatedClient, sinceMs: number): boolean {
+    return (
+      this.revocation.userRevokedSince(client.serviceUserId, sinceMs) ||
+      this.revocation.revokedSince(`sid:${client.secretId}`, sinceMs)
+    );
+  }
+}
+
+/**
+ * The scopes of a client-credentials token: those requested (space-separated, RFC 6749
+ * §3.3), each allowed to the client, or every allowed one when none is requested; sorted.
+ * An unknown, disallowed or `offline_access` scope is refused, never narrowed (400
+ * invalid_scope).
+ */
+export function grantedScopes(requested: string | undefined, allowed: readonly string[]): string[] {
+  const asked = [...new Set((requested ?? '').split(' ').filter((s) => s !== ''))];
+  if (asked.length === 0) return [...new Set(allowed)].sort();
+  const refused = asked.filter((s) => s === OFFLINE_ACCESS || !allowed.includes(s));
+  if (refused.length > 0) {
+    if (refused.includes(OFFLINE_ACCESS)) {
+      throw oauthError('invalid_scope', 'offline_access is not available: there are no refresh tokens');
+    }
+    const named = refused.filter((s) => SCOPE_TOKEN.test(s)).slice(0, 5);
+    throw oauthError(
+      'invalid_scope',
+      named.length === refused.length
+        ? `Scope not allowed for this client: ${named.join(' ')}`
+        : 'Scope unknown, malformed or not allowed for this client',
+    );
+  }
+  return asked.sort();
+}
