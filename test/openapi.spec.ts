@@ -119,6 +119,7 @@ describe('OpenAPI document and UI', () => {
       'email',
       'emailVerified',
       'id',
+      'kind',
       'mfaEnabled',
       'roles',
       'username',

@@ -23,9 +23,19 @@ export class ScopesGuard implements CanActivate {
     if (required.length === 0) return true;
     const principal = context.switchToHttp().getRequest<Request>().principal;
     if (!principal || required.every((s) => principal.scopes.includes(s))) return true;
-    const missing = required.filter((s) => !principal.scopes.includes(s));
-    throw new AppError(ErrorCode.INSUFFICIENT_SCOPE, `Insufficient scope: this needs ${missing.join(' ')}`, {
-      'WWW-Authenticate': `Bearer realm="gatehouse", error="insufficient_scope", scope="${required.join(' ')}"`,
-    });
+    throw insufficientScope(
+      required,
+      required.filter((s) => !principal.scopes.includes(s)),
+    );
   }
+}
+
+/**
+ * 403 INSUFFICIENT_SCOPE with RFC 6750 §3.1's challenge: `scope` lists every scope the route
+ * needs, the message the ones the token lacks.
+ */
+export function insufficientScope(required: readonly string[], missing: readonly string[] = required): AppError {
+  return new AppError(ErrorCode.INSUFFICIENT_SCOPE, `Insufficient scope: this needs ${missing.join(' ')}`, {
+    'WWW-Authenticate': `Bearer realm="gatehouse", error="insufficient_scope", scope="${required.join(' ')}"`,
+  });
 }

@@ -21,5 +21,15 @@ export function stepUpRequired(): AppError {
  * override outside @Roles('admin') routes (e.g. reading others' resources) asks this.
  */
 export function hasAdminPowers(caller: Principal, config: AppConfig): boolean {
-  return caller.roles.includes('admin') && (!config.ADMIN_REQUIRE_MFA || caller.acr === 'aal2');
+  return caller.roles.includes('admin') && !adminNeedsStepUp(caller, config);
+}
+
+/**
+ * ADMIN_REQUIRE_MFA applies to people: a session without a second factor (aal1) gets no
+ * admin powers. A machine client's token is exempt: it proves a 256-bit secret, no second
+ * factor exists for it, and only an admin who met this requirement can create the client,
+ * allow it admin scopes or give its service user the admin role.
+ */
+export function adminNeedsStepUp(caller: Principal, config: AppConfig): boolean {
+  return config.ADMIN_REQUIRE_MFA && caller.kind !== 'client' && caller.acr !== 'aal2';
 }

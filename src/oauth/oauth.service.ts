@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { UsersRepository } from '../accounts/users.repository.js';
 import { AuditService } from '../audit/audit.service.js';
+import { CLIENT_ID_PATTERN } from '../clients/client-secrets.js';
 import { ClientsService, type AuthenticatedClient } from '../clients/clients.service.js';
 import { Clock } from '../common/clock.js';
 import type { ClientInfo } from '../common/http/client-info.js';
@@ -208,19 +209,24 @@ export class OAuthService {
   }
 
   /**
-   * The client that proved its secret. The attempt is counted (per client_id, existing or
-   * not, and per address) before the secret is checked and taken back out when it was right;
-   * past the limit, 429 before any check. A failure is audited with the client_id presented
-   * (never the secret) and answered 401 invalid_client, the same bytes whatever the cause.
+   * The client that proved its secret. The attempt is counted (per address, and per
+   * client_id, existing or not) before the secret is checked and taken back out when it was
+   * right. Past the address's limit: 429 before any check. Past the client_id's limit: the
+   * secret is still checked, and only a wrong one gets the 429 (see admitClient). A failure
+   * is audited with the client_id presented (never the secret) and answered 401
+   * invalid_client, the same bytes whatever the cause.
    */
   private async authenticate(credentials: PresentedCredentials, who: ClientInfo): Promise<AuthenticatedClient> {
-    const reservation = await this.throttle.admitClient(credentials.clientId, who.ip ?? 'unknown');
+    const attempt = await this.throttle.admitClient(credentials.clientId, who.ip ?? 'unknown');
     const client = await this.clients.authenticate(credentials.clientId, credentials.secret);
     if (!client) {
-      await this.audit.record('client.auth_failed', {}, who, { clientId: credentials.clientId.slice(0, 100) });
-      throw invalidClient();
+      // Only a well-formed id is recorded: a client that swapped id and secret, or sent
+      // "id:secret" as the id, must not leave its secret in the audit log.
+      const clientId = CLIENT_ID_PATTERN.test(credentials.clientId) ? credentials.clientId : 'malformed';
+      await this.audit.record('client.auth_failed', {}, who, { clientId });
+      throw attempt.overLimit ?? invalidClient();
     }
-    await this.throttle.releaseClient(reservation);
+    await this.throttle.releaseClient(attempt);
     return client;
   }
 

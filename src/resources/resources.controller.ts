@@ -9,6 +9,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { CurrentUser, OptionalAuth, Scopes } from '../access/auth.decorators.js';
+import { insufficientScope } from '../access/scopes.guard.js';
 import type { Principal } from '../tokens/principal.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
@@ -23,6 +24,8 @@ import {
 import { ResourcesService } from './resources.service.js';
 
 const resourceId = uuidParam('resource', ErrorCode.RESOURCE_NOT_FOUND);
+/** The scope for reading the caller's resources (contract v2 §C); public ones need none. */
+const READ = 'resources:read';
 
 @ApiTags('resources')
 @ApiBearerAuth('bearer')
@@ -49,17 +52,22 @@ export class ResourcesController {
   }
 
   @Get(':id')
-  @Scopes('resources:read')
   @OptionalAuth()
   @ApiSecurity({}) // the token is optional here: documented as "bearer or nothing"
   @ApiOperation({ summary: 'A resource: for its owner, an admin, or anyone (no token needed) when public' })
   @ApiOkResponse({ type: ResourceDto })
   @ApiErrors(401, 403, 404)
-  get(
+  async get(
     @CurrentUser({ optional: true }) user: Principal | undefined,
     @Param('id', resourceId) id: string,
   ): Promise<ResourceDto> {
-    return this.resources.get(user, id);
+    if (!user || user.scopes.includes(READ)) return this.resources.get(user, id);
+    // A token without resources:read reads what anyone may read: a public resource needs no
+    // scope. Anything else, a private resource or no resource at all, is refused for the
+    // scope, the same way for both, so the answer tells nothing about existence.
+    const open = await this.resources.findPublic(id);
+    if (!open) throw insufficientScope([READ]);
+    return open;
   }
 
   @Patch(':id')

@@ -54,6 +54,12 @@ export class ResourcesService {
     return ResourceDto.from(found);
   }
 
+  /** The resource if anyone may read it (public), else null. */
+  async findPublic(id: string): Promise<ResourceDto | null> {
+    const found = await this.resources.findVisibleTo(id, undefined);
+    return found ? ResourceDto.from(found) : null;
+  }
+
   async update(caller: Principal, id: string, dto: UpdateResourceDto): Promise<ResourceDto> {
     const outcome = await this.resources.updateOwned(id, this.viewer(caller)!, {
       title: dto.title,

@@ -93,36 +93,37 @@ export class LoginThrottleService {
   }
 
   /**
-   * Client-secret guesses at the OAuth endpoints (contract v2 §C, key `client:<client_id>`):
-   * OAUTH_CLIENT_RATE_LIMIT failures per client_id, existing or not, and CLIENT_IP_FACTOR
-   * times as many per address (across client ids), per 15 minutes; then the login back-off,
-   * capped at 15 minutes (429 TOO_MANY_ATTEMPTS + Retry-After). Counted before the secret is
-   * checked, like a password, on both counters in one atomic step; releaseClient() takes a
-   * right secret back out of both (a success never resets the client's counter: someone
-   * guessing would otherwise start over with each of the real client's requests).
+   * Client-secret guesses at the OAuth endpoints (contract v2 §C): CLIENT_IP_FACTOR ×
+   * OAUTH_CLIENT_RATE_LIMIT failures per address (across client ids) and
+   * OAUTH_CLIENT_RATE_LIMIT per client_id, existing or not (key `client:<client_id>`), per 15
+   * minutes; then the login back-off, capped at 15 minutes (429 TOO_MANY_ATTEMPTS +
+   * Retry-After). Counted before the secret is checked, like a password; releaseClient()
+   * takes a right secret back out (a success never resets a counter: someone guessing would
+   * otherwise start over with each of the real client's requests).
+   *
+   * The address's counter is a gate: past it, 429 before any check. The client's is not: a
+   * client_id is public (every token carries it), so a gate there would let anyone lock a
+   * service out with 20 wrong secrets. Past the client's limit the secret is still checked;
+   * a right one (256 random bits: the answer is no oracle worth having) goes through, a wrong
+   * one gets the 429 that `overLimit` holds.
    */
-  async admitClient(clientId: string, ip: string): Promise<Reservation> {
-    const outcome = await this.store.reserve(
-      [
-        { key: clientKey(clientId), limit: this.clientLimit },
-        { key: `client-ip:${ip}`, limit: this.clientLimit * CLIENT_IP_FACTOR },
-      ],
-      this.clock.nowMs(),
+  async admitClient(clientId: string, ip: string): Promise<ClientAttempt> {
+    const now = this.clock.nowMs();
+    const address = await this.store.reserve(
+      [{ key: `client-ip:${ip}`, limit: this.clientLimit * CLIENT_IP_FACTOR }],
+      now,
       BACKOFF,
     );
-    if (!outcome.admitted) {
-      throw new AppError(
-        ErrorCode.TOO_MANY_ATTEMPTS,
-        'Too many failed client authentications; retry later',
-        retryAfter(outcome.waitMs / 1000),
-      );
-    }
-    return outcome.reservation;
+    if (!address.admitted) throw tooManyClientFailures(address.waitMs);
+    const client = await this.store.reserve([{ key: clientKey(clientId), limit: this.clientLimit }], now, BACKOFF);
+    return client.admitted
+      ? { reservations: [address.reservation, client.reservation], overLimit: null }
+      : { reservations: [address.reservation], overLimit: tooManyClientFailures(client.waitMs) };
   }
 
   /** Takes an admitted client authentication back out (its secret was right). */
-  async releaseClient(reservation: Reservation): Promise<void> {
-    await this.store.release(reservation.counts, reservation.atMs);
+  async releaseClient(attempt: ClientAttempt): Promise<void> {
+    await Promise.all(attempt.reservations.map((r) => this.store.release(r.counts, r.atMs)));
   }
 
   /**
@@ -222,6 +223,19 @@ export interface AdmittedAttempt {
   readonly reservation: Reservation;
 }
 
+/** A client authentication admitClient() let through, counted as a failure until releaseClient(). */
+export interface ClientAttempt {
+  readonly reservations: readonly Reservation[];
+  /** The 429 to answer if the secret proves wrong: the client_id is past its limit. */
+  readonly overLimit: AppError | null;
+}
+
+const tooManyClientFailures = (waitMs: number): AppError =>
+  new AppError(
+    ErrorCode.TOO_MANY_ATTEMPTS,
+    'Too many failed client authentications; retry later',
+    retryAfter(waitMs / 1000),
+  );
 const secondFactorKey = (userId: string): string => `mfa:${userId}`;
 /**
  * A presented client_id as it is counted: itself (every real one has 22 characters), or its

@@ -36,6 +36,7 @@ describe('/auth signup and login', () => {
         'email',
         'emailVerified',
         'id',
+        'kind',
         'mfaEnabled',
         'roles',
         'username',

@@ -728,8 +728,10 @@ describe('OAuth form endpoints', () => {
       const limited = await tokenWith(victim, {}, 'wrong 20');
       expectOAuthError(limited, 429, 'too_many_requests', 'TOO_MANY_ATTEMPTS');
       expect(limited.headers['retry-after']).toMatch(/^[1-9]\d*$/);
-      // Counted before the check: even the right secret waits now.
-      expectOAuthError(await tokenWith(victim), 429, 'too_many_requests', 'TOO_MANY_ATTEMPTS');
+      // The right secret still goes through (a client_id is public: anyone's failures must not
+      // lock its service out), and does not lift the limit for wrong ones.
+      await accessToken(victim);
+      expectOAuthError(await tokenWith(victim, {}, 'wrong 21'), 429, 'too_many_requests', 'TOO_MANY_ATTEMPTS');
       // Other clients, from the same address, are not affected.
       await accessToken(bystander);
       // The same for a client_id that does not exist (no enumeration).
@@ -741,9 +743,9 @@ describe('OAuth form endpoints', () => {
         'too_many_requests',
         'TOO_MANY_ATTEMPTS',
       );
-      // Once the back-off has passed, the right secret works again.
+      // Once the back-off has passed, a wrong secret is an ordinary 401 again.
       t.clock.advance(Number(limited.headers['retry-after']));
-      await accessToken(victim);
+      expectInvalidClient(await tokenWith(victim, {}, 'wrong 22'));
     });
 
     it('with the back-off of a login: 429s do not count, a wait of 1 s that doubles', async () => {

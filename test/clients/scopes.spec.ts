@@ -88,6 +88,7 @@ describe('scopes on the v1 routes', () => {
     const writer = bearer(clientToken(t, svc, ['resources:write']));
     const reader = bearer(clientToken(t, svc, ['resources:read']));
     const created = await createResource(t, writer, { title: 'by a client', visibility: 'public' });
+    const hidden = await createResource(t, writer, { title: 'private', visibility: 'private' });
     expect(created.ownerId).toBe(svc.id);
 
     for (const req of [
@@ -98,14 +99,26 @@ describe('scopes on the v1 routes', () => {
       expect(res.body.code).toBe('INSUFFICIENT_SCOPE');
       expect(res.headers['www-authenticate']).toBe(challenge('resources:write'));
     }
-    const read = await t.http.get(`/resources/${created.id}`).set(writer).expect(403);
-    expect(read.body.code).toBe('INSUFFICIENT_SCOPE');
-    expect(read.headers['www-authenticate']).toBe(challenge('resources:read'));
+    // Without resources:read, its own private resource and an unknown id get the same 403.
+    const read = await t.http.get(`/resources/${hidden.id}`).set(writer).expect(403);
+    const unknown = await t.http.get(`/resources/${randomUUID()}`).set(writer).expect(403);
+    for (const res of [read, unknown]) {
+      expect(res.body).toEqual({
+        statusCode: 403,
+        error: 'Forbidden',
+        message: 'Insufficient scope: this needs resources:read',
+        code: 'INSUFFICIENT_SCOPE',
+      });
+      expect(res.headers['www-authenticate']).toBe(challenge('resources:read'));
+    }
+    await t.http.get(`/resources/${hidden.id}`).set(reader).expect(200);
     const list = await t.http.get('/resources').set(writer).expect(403);
     expect(list.headers['www-authenticate']).toBe(challenge('resources:read'));
 
-    // A public resource stays open to anyone without a token.
+    // A public resource stays open to anyone: without a token, and with a token that lacks
+    // resources:read (reading it needs no scope at all).
     await t.http.get(`/resources/${created.id}`).expect(200);
+    expect((await t.http.get(`/resources/${created.id}`).set(writer).expect(200)).body.id).toBe(created.id);
     await t.http.get(`/resources/${created.id}`).set(reader).expect(200);
     await t.http.patch(`/resources/${created.id}`).set(writer).send({ title: 'changed' }).expect(200);
     await t.http.delete(`/resources/${created.id}`).set(writer).expect(204);
@@ -259,6 +272,35 @@ describe('client tokens on session routes', () => {
   });
 });
 
+describe('ADMIN_REQUIRE_MFA=true and client tokens', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000', ADMIN_REQUIRE_MFA: 'true', ...ADMIN });
+  });
+  afterAll(async () => t?.close());
+
+  it('holds people to a second factor, not a machine client given the admin role', async () => {
+    const target = await signup(t);
+    const privateOne = await createResource(t, target.auth, { title: 'private', visibility: 'private' });
+    const admin = await login(t, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);
+    const people = await t.http.get('/users').set(admin.auth).expect(403);
+    expect(people.body.code).toBe('STEP_UP_REQUIRED');
+    // Without a second factor an admin's powers over others' resources are gone too.
+    await t.http.get(`/resources/${privateOne.id}`).set(admin.auth).expect(404);
+
+    const adminSvc = await serviceUser(t, { roles: ['user', 'admin'] });
+    const client = bearer(clientToken(t, adminSvc, ['users:admin', 'resources:read']));
+    const list = await t.http.get('/users').set(client).expect(200);
+    expect(list.body.items.map((u: { id: string }) => u.id)).toContain(target.id);
+    await t.http.get(`/resources/${privateOne.id}`).set(client).expect(200);
+    // A user token of the same service user (a session, were there one) is a person's rule.
+    const asUser = bearer(
+      t.app.get(AccessTokenService).sign(adminSvc, randomUUID(), { amr: ['pwd'], acr: 'aal1', authTime: new Date() }),
+    );
+    expect((await t.http.get('/users').set(asUser).expect(403)).body.code).toBe('STEP_UP_REQUIRED');
+  });
+});
+
 describe('USER_TOKEN_SCOPES without profile', () => {
   let t: TestApp;
   beforeAll(async () => {
@@ -319,6 +361,18 @@ describe('passwordless accounts', () => {
     const after = await t.prisma.user.findUniqueOrThrow({ where: { id: svc.id } });
     expect(after.passwordHash).toBeNull();
     expect(after.mfaEnabled).toBe(false);
+  });
+
+  it('/users/me tells a person from a service user: kind, hasPassword, identities (only there)', async () => {
+    const alice = await signup(t);
+    const svc = await serviceUser(t);
+    const person = await t.http.get('/users/me').set(alice.auth).expect(200);
+    expect(person.body).toMatchObject({ id: alice.id, kind: 'person', hasPassword: true, identities: [] });
+    const service = await t.http.get('/users/me').set(sessionToken(svc)).expect(200);
+    expect(service.body).toMatchObject({ id: svc.id, kind: 'service', hasPassword: false, identities: [] });
+    const patched = await t.http.patch('/users/me').set(alice.auth).send({ displayName: 'Alice' }).expect(200);
+    expect(patched.body.kind).toBe('person');
+    expect(Object.keys(patched.body).filter((k) => /password|identit/i.test(k))).toEqual([]);
   });
 
   it('an account with a password gets INVALID_PASSWORD there instead (the check is for passwordless ones)', async () => {

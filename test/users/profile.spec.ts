@@ -5,9 +5,19 @@ import { startApp, type TestApp } from '../support/test-app.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const USER_KEYS = ['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'mfaEnabled', 'roles', 'username'];
+const USER_KEYS = [
+  'createdAt',
+  'displayName',
+  'email',
+  'emailVerified',
+  'id',
+  'kind',
+  'mfaEnabled',
+  'roles',
+  'username',
+];
 /** GET /users/me adds what only the caller sees. */
-const ME_KEYS = [...USER_KEYS, 'pendingEmail'].sort();
+const ME_KEYS = [...USER_KEYS, 'pendingEmail', 'hasPassword', 'identities'].sort();
 
 describe('/users/me: the caller profile', () => {
   let t: TestApp;
@@ -31,9 +41,12 @@ describe('/users/me: the caller profile', () => {
         emailVerified: false,
         displayName: 'Grace H.',
         roles: ['user'],
+        kind: 'person',
         mfaEnabled: false,
         createdAt: expect.stringMatching(ISO),
         pendingEmail: null,
+        hasPassword: true,
+        identities: [],
       });
       expect(res.body.id).toMatch(UUID);
       expect(Number.isNaN(Date.parse(res.body.createdAt))).toBe(false);
@@ -43,7 +56,10 @@ describe('/users/me: the caller profile', () => {
       const u = await signup(t);
       const res = await t.http.get('/users/me').set(u.auth).expect(200);
       const stored = await t.prisma.user.findUniqueOrThrow({ where: { id: u.id } });
-      const text = JSON.stringify(res.body);
+      // hasPassword (a boolean) is the one field named like a password, and only here (§0.5).
+      const { hasPassword, ...rest } = res.body;
+      expect(hasPassword).toBe(true);
+      const text = JSON.stringify(rest);
       expect(text).not.toContain(stored.passwordHash);
       expect(text).not.toMatch(/\$2[aby]\$/);
       expect(text).not.toContain(u.accessToken);
