@@ -216,13 +216,15 @@ export class UsersRepository {
 }
 
 /**
- * Enabled admins other than `exceptId`. Raw SQL because the PGlite driver
+ * Enabled admins other than `exceptId`: people only (a service user with the admin role
+ * does not keep the installation administrable). Raw SQL because the PGlite driver
  * adapter sends an enum-array filter (`roles: { has: 'admin' }`) as a malformed array
  * literal (22P02), which made demoting or disabling an admin fail with 500 on PGlite.
  */
 async function countEnabledAdmins(db: Pick<Prisma.TransactionClient, '$queryRaw'>, exceptId: string): Promise<number> {
   const rows = await db.$queryRaw<Array<{ n: number }>>`
-    SELECT count(*)::int AS n FROM users WHERE 'admin' = ANY(roles) AND NOT disabled AND id <> ${exceptId}::uuid`;
+    SELECT count(*)::int AS n FROM users
+    WHERE 'admin' = ANY(roles) AND NOT disabled AND kind = 'person' AND id <> ${exceptId}::uuid`;
   return rows[0]?.n ?? 0;
 }
 

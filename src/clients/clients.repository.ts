@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Role } from '../common/account-rules.js';
+import { SERVICE_USERNAME_PREFIX, type Role } from '../common/account-rules.js';
 import type { Position } from '../common/http/pagination.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import type { OAuthClient, OAuthClientSecret, Prisma } from '../generated/prisma/client.js';
@@ -20,7 +20,7 @@ export interface ClientCredentialsRow {
   serviceUserId: string;
   serviceUser: { disabled: boolean; roles: Role[] };
   /** Only the live ones: unrevoked, unexpired. */
-  secrets: Array<{ id: string; secretHash: Uint8Array }>;
+  secrets: Array<{ id: string; secretHash: Uint8Array; lastUsedAt: Date | null }>;
 }
 
 /** Secrets in the order a client shows them: oldest first. */
@@ -47,7 +47,7 @@ export class ClientsRepository {
    * no email, username `svc.<clientId>` (its key lower-cased, as for every username).
    */
   async createServiceUser(clientId: string, now: Date): Promise<{ id: string; roles: Role[] }> {
-    const username = `svc.${clientId}`;
+    const username = `${SERVICE_USERNAME_PREFIX}${clientId}`;
     return this.db.user.create({
       data: {
         username,
@@ -185,9 +185,15 @@ export class ClientsRepository {
   }
 
   /** Sets (null: clears) a secret's expiry; null when the client has no such secret. */
-  async setSecretExpiry(clientRowId: string, secretId: string, expiresAt: Date | null): Promise<SecretRecord | null> {
+  /** Changes the expiry of a live secret of this client (null: no such live secret). */
+  async setSecretExpiry(
+    clientRowId: string,
+    secretId: string,
+    expiresAt: Date | null,
+    now: Date,
+  ): Promise<SecretRecord | null> {
     const { count } = await this.db.oAuthClientSecret.updateMany({
-      where: { id: secretId, clientId: clientRowId },
+      where: { id: secretId, clientId: clientRowId, ...live(now) },
       data: { expiresAt },
     });
     return count === 1 ? this.findSecret(clientRowId, secretId) : null;
@@ -225,12 +231,13 @@ export class ClientsRepository {
         roles: Role[];
         secretId: string | null;
         secretHash: Uint8Array | null;
+        lastUsedAt: Date | null;
       }>
     >`
       SELECT c.id, c.client_id AS "clientId", c.name, c.allowed_scopes AS "allowedScopes",
              c.access_token_ttl AS "accessTokenTtl", c.token_exchange AS "tokenExchange", c.disabled,
              c.service_user_id AS "serviceUserId", u.disabled AS "userDisabled", u.roles::text[] AS roles,
-             s.id AS "secretId", s.secret_hash AS "secretHash"
+             s.id AS "secretId", s.secret_hash AS "secretHash", s.last_used_at AS "lastUsedAt"
       FROM oauth_clients c
       JOIN users u ON u.id = c.service_user_id
       LEFT JOIN oauth_client_secrets s
@@ -250,7 +257,9 @@ export class ClientsRepository {
       serviceUserId: first.serviceUserId,
       serviceUser: { disabled: first.userDisabled, roles: first.roles },
       secrets: rows.flatMap((r) =>
-        r.secretId !== null && r.secretHash !== null ? [{ id: r.secretId, secretHash: r.secretHash }] : [],
+        r.secretId !== null && r.secretHash !== null
+          ? [{ id: r.secretId, secretHash: r.secretHash, lastUsedAt: r.lastUsedAt }]
+          : [],
       ),
     };
   }
@@ -261,15 +270,16 @@ export class ClientsRepository {
   }
 
   /**
-   * True when a client token's secret is live (unrevoked, unexpired), belongs to the client
+   * True when a client token's secret is unrevoked (expired or not: see
+   * ClientsService.isClientTokenActive), belongs to the client
    * `clientId` (the public id) whose service user is `serviceUserId`, and the client and the
    * service user are enabled.
    */
-  async clientTokenLive(secretId: string, clientId: string, serviceUserId: string, now: Date): Promise<boolean> {
+  async clientTokenLive(secretId: string, clientId: string, serviceUserId: string): Promise<boolean> {
     const n = await this.db.oAuthClientSecret.count({
       where: {
         id: secretId,
-        ...live(now),
+        revokedAt: null,
         client: { clientId, disabled: false, serviceUserId, serviceUser: { disabled: false } },
       },
     });

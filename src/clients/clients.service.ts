@@ -12,8 +12,18 @@ import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { RevocationService } from '../tokens/revocation.service.js';
 import { BUILT_IN_SCOPES } from '../tokens/scopes.js';
 import { CreatedClientDto, IssuedClientSecretDto, OAuthClientDto, OAuthClientSecretDto } from './client.dto.js';
-import { hashSecret, matchesSecret, newClientId, newClientSecret, secretPrefix } from './client-secrets.js';
+import {
+  CLIENT_ID_PATTERN,
+  hashSecret,
+  matchesSecret,
+  newClientId,
+  newClientSecret,
+  secretPrefix,
+} from './client-secrets.js';
 import { ClientsRepository, type ClientRecord } from './clients.repository.js';
+
+/** A secret's `lastUsedAt` is written at most this often (it is informative only). */
+export const LAST_USED_PRECISION_MS = 60_000;
 
 /** The shortest per-client access-token lifetime, in seconds (the longest is OAUTH_MAX_TOKEN_TTL). */
 export const MIN_CLIENT_TOKEN_TTL = 60;
@@ -21,6 +31,10 @@ export const MIN_CLIENT_TOKEN_TTL = 60;
 /** Who makes an admin change (audited as `by`). */
 export interface ClientAdmin {
   userId: string;
+  /** A machine client administering clients is held to what it has itself (checkDelegation). */
+  kind?: string;
+  clientId?: string | null;
+  scopes?: readonly string[];
 }
 
 /** POST /oauth/clients. Instants are ISO 8601 strings. */
@@ -78,6 +92,38 @@ const secretNotFound = () => new AppError(ErrorCode.CLIENT_NOT_FOUND, 'No such c
 const invalid = (message: string) => new AppError(ErrorCode.VALIDATION_FAILED, [message]);
 
 /**
+ * A machine client may administer clients (its service user has the admin role, its token
+ * `clients:admin`), but gains nothing by it: it may not change its own client, touch a
+ * client that is allowed a scope its token does not carry (or token exchange), or allow
+ * such a scope. Otherwise a `clients:admin` client could allow itself `users:admin`, or
+ * take a secret of a stronger client. People who are admins are the root of trust and
+ * are not held to this.
+ */
+function checkDelegation(
+  admin: ClientAdmin,
+  target: { clientId: string; allowedScopes: readonly string[]; tokenExchange: boolean } | null,
+  grants: { allowedScopes?: readonly string[]; tokenExchange?: boolean } = {},
+): void {
+  if (admin.kind !== 'client') return;
+  if (target !== null && target.clientId === admin.clientId) {
+    throw new AppError(ErrorCode.CANNOT_TARGET_SELF, 'A client cannot administer itself');
+  }
+  const held = admin.scopes ?? [];
+  const beyond = [...new Set([...(target?.allowedScopes ?? []), ...(grants.allowedScopes ?? [])])].filter(
+    (s) => !held.includes(s),
+  );
+  if (beyond.length > 0) {
+    throw new AppError(
+      ErrorCode.INSUFFICIENT_SCOPE,
+      `A client cannot administer or allow scopes its own token does not carry: ${beyond.join(' ')}`,
+    );
+  }
+  if (target?.tokenExchange === true || grants.tokenExchange === true) {
+    throw new AppError(ErrorCode.INSUFFICIENT_SCOPE, 'A client cannot administer clients allowed token exchange');
+  }
+}
+
+/**
  * Machine clients (contract v2 §C): the admin side (clients, their secrets, their service
  * users) and what the OAuth endpoints ask of the database (client authentication, whether
  * a token is still active).
@@ -111,6 +157,7 @@ export class ClientsService {
   async create(input: NewClient, admin: ClientAdmin, client: ClientInfo): Promise<CreatedClientDto> {
     const allowedScopes = this.checkScopes(input.allowedScopes);
     const accessTokenTtl = this.checkTtl(input.accessTokenTtl);
+    checkDelegation(admin, null, { allowedScopes, tokenExchange: input.tokenExchange });
     const now = this.clock.now();
     const expiresAt = this.instant(input.secretExpiresAt, 'secretExpiresAt', now);
     const clientId = newClientId();
@@ -173,6 +220,7 @@ export class ClientsService {
     await this.txHost.withTransaction(async () => {
       const before = await this.repo.lockById(id);
       if (!before) throw notFound();
+      checkDelegation(admin, before, { allowedScopes, tokenExchange: patch.tokenExchange });
       const after = await this.repo.update(id, {
         name: patch.name,
         description: patch.description,
@@ -209,6 +257,7 @@ export class ClientsService {
     await this.txHost.withTransaction(async () => {
       const row = await this.repo.lockById(id);
       if (!row) throw notFound();
+      checkDelegation(admin, row);
       const secrets = await this.repo.secretIds(id);
       await this.repo.delete(id);
       await this.repo.disableServiceUser(row.serviceUserId, this.clock.now());
@@ -235,6 +284,7 @@ export class ClientsService {
     const secret = await this.txHost.withTransaction(async () => {
       const row = await this.repo.lockById(id);
       if (!row) throw notFound();
+      checkDelegation(admin, row);
       const max = this.config.OAUTH_MAX_SECRETS_PER_CLIENT;
       if ((await this.repo.countLiveSecrets(id, now)) >= max) {
         throw new AppError(
@@ -260,8 +310,9 @@ export class ClientsService {
   }
 
   /**
-   * Gives a secret an expiry (null: none), which schedules a rotation. An expiry that is
-   * not in the future ends the secret now, and its tokens with it.
+   * Gives a live secret an expiry (null: none), which schedules a rotation. An expiry that
+   * is not in the future ends the secret now, and its tokens with it. An expired or revoked
+   * secret is 404: it cannot be brought back.
    */
   async setSecretExpiry(
     id: string,
@@ -275,7 +326,10 @@ export class ClientsService {
     const secret = await this.txHost.withTransaction(async () => {
       const row = await this.repo.lockById(id);
       if (!row) throw notFound();
-      const updated = await this.repo.setSecretExpiry(id, secretId, at);
+      checkDelegation(admin, row);
+      // Only a live secret: an expired or revoked one stays ended (reviving it would also
+      // slip past OAUTH_MAX_SECRETS_PER_CLIENT).
+      const updated = await this.repo.setSecretExpiry(id, secretId, at, now);
       if (!updated) throw secretNotFound();
       if (at !== null && at.getTime() <= now.getTime()) await this.revocation.revoke({ secrets: [secretId] });
       await this.record('client.secret_expiry_set', row, admin, client, {
@@ -292,6 +346,7 @@ export class ClientsService {
     await this.txHost.withTransaction(async () => {
       const row = await this.repo.lockById(id);
       if (!row) throw notFound();
+      checkDelegation(admin, row);
       const outcome = await this.repo.revokeSecret(id, secretId, this.clock.now());
       if (outcome === null) throw secretNotFound();
       await this.revocation.revoke({ secrets: [secretId] });
@@ -307,7 +362,9 @@ export class ClientsService {
    */
   async authenticate(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
     const now = this.clock.now();
-    const row = await this.repo.findForAuthentication(clientId, now);
+    // An id that cannot be one of ours is not looked up (nor can a NUL byte or the like
+    // reach the database); the secret is still hashed against the dummy.
+    const row = CLIENT_ID_PATTERN.test(clientId) ? await this.repo.findForAuthentication(clientId, now) : null;
     const secrets = row?.secrets ?? [];
     const index = matchesSecret(
       secret,
@@ -316,7 +373,10 @@ export class ClientsService {
     const matched = index >= 0 ? secrets[index] : undefined;
     if (!row || !matched || row.disabled || row.serviceUser.disabled) return null;
     try {
-      await this.repo.touchSecret(matched.id, now);
+      // To the minute: a busy client must not turn every token request into a write.
+      if (matched.lastUsedAt === null || now.getTime() - matched.lastUsedAt.getTime() >= LAST_USED_PRECISION_MS) {
+        await this.repo.touchSecret(matched.id, now);
+      }
     } catch (error) {
       // Best effort: the time of last use is informative, never a reason to refuse.
       this.logger.warn(`could not record the use of secret ${matched.id}: ${(error as Error).message}`);
@@ -335,13 +395,14 @@ export class ClientsService {
   }
 
   /**
-   * Introspection of a client token, from the database: its secret is unrevoked and
-   * unexpired, belongs to the client `clientId` (public id) whose service user is
+   * Introspection of a client token, from the database: its secret is unrevoked (an expiry
+   * stops new tokens; those obtained before it live to their own `exp`, as on every route),
+   * belongs to the client `clientId` (public id) whose service user is
    * `serviceUserId`, and client and service user are enabled.
    */
   async isClientTokenActive(secretId: string, clientId: string, serviceUserId: string): Promise<boolean> {
     if (!UUID.test(secretId) || !UUID.test(serviceUserId)) return false;
-    return this.repo.clientTokenLive(secretId, clientId, serviceUserId, this.clock.now());
+    return this.repo.clientTokenLive(secretId, clientId, serviceUserId);
   }
 
   /** Introspection of a user token, from the database: its session is live and its user enabled. */

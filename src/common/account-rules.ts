@@ -20,6 +20,13 @@ export const USERNAME_MIN = 3;
 export const USERNAME_MAX = 32;
 export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
 export const USERNAME_RULE = 'may contain only letters, digits, "_", "." and "-"';
+/**
+ * `svc.` starts the usernames of machine clients' service users (`svc.<client_id>`): nobody
+ * signs up with it, so a look-alike account cannot pass for a service user, and signup
+ * cannot tell which client ids exist.
+ */
+export const SERVICE_USERNAME_PREFIX = 'svc.';
+export const NOT_RESERVED_USERNAME = /^(?!svc\.)/i;
 export const isValidUsername = (value: string): boolean =>
   value.length >= USERNAME_MIN && value.length <= USERNAME_MAX && USERNAME_PATTERN.test(value);
 

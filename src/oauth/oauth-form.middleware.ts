@@ -69,7 +69,8 @@ export class OAuthFormMiddleware implements NestMiddleware {
 
 /**
  * The parsed body as a record of non-empty strings. With `extended: false` a repeated
- * parameter arrives as an array (and nothing else but a string can arrive): 400.
+ * parameter arrives as an array (and nothing else but a string can arrive): 400, as is a
+ * NUL character anywhere.
  */
 function formOf(parsed: unknown): OAuthForm {
   const form = Object.create(null) as Record<string, string>;
@@ -79,6 +80,11 @@ function formOf(parsed: unknown): OAuthForm {
       throw invalidRequest(
         PRINTABLE_NAME.test(name) ? `Parameter ${name} is repeated` : 'A parameter is repeated or malformed',
       );
+    }
+    // No OAuth parameter can hold a NUL (RFC 6749 Appendix A: printable characters at most);
+    // PostgreSQL would refuse one in a text value.
+    if (value.includes('\u0000') || name.includes('\u0000')) {
+      throw invalidRequest(PRINTABLE_NAME.test(name) ? `Parameter ${name} holds a NUL character` : 'A NUL character');
     }
     if (value !== '') form[name] = value;
   }

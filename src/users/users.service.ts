@@ -191,12 +191,18 @@ export class UsersService implements OnApplicationBootstrap {
     // "user" is always kept: roles are ["user"] or ["user","admin"].
     const roles: Role[] | undefined = dto.roles ? sortRoles(dto.roles) : undefined;
     const rolesChanged = roles !== undefined && roles.join() !== sortRoles(target.roles).join();
-    const losesAdmin = target.roles.includes('admin') && ((roles && !roles.includes('admin')) || dto.disabled === true);
+    // Only people count as admins here: a machine client's service user cannot sign in to
+    // the admin console, and its client may be deleted by anyone holding clients:admin.
+    const losesAdmin =
+      target.kind === 'person' &&
+      target.roles.includes('admin') &&
+      ((roles && !roles.includes('admin')) || dto.disabled === true);
     const updated = await this.txHost.withTransaction(async () => {
       if (losesAdmin && !(await this.users.anotherAdminRemains(id))) return 'last_admin';
       const user = await this.users.updateAccess(id, { roles, disabled: dto.disabled });
       if (!user) return null;
-      if (dto.disabled === true && !target.disabled) {
+      const disabling = dto.disabled === true && !target.disabled;
+      if (disabling) {
         await this.sessions.revokeAllOf(id, 'disabled');
         // A login waiting for its second step must not complete after a re-enable either.
         await this.mfa.endChallenges(id);
@@ -207,8 +213,11 @@ export class UsersService implements OnApplicationBootstrap {
       if (dto.disabled === false && target.disabled) {
         await this.audit.record('account.enabled', { userId: id }, client, { by: caller.userId });
       }
+      // Every access token of the user: a role change must not leave old roles in use, and a
+      // disable must end tokens that belong to no session (a machine client's, whose `sid`
+      // is a client secret).
+      if (rolesChanged || disabling) await this.revocation.revoke({ users: [id] });
       if (rolesChanged) {
-        await this.revocation.revoke({ users: [id] });
         await this.audit.record('roles.changed', { userId: id }, client, { by: caller.userId, roles });
       }
       return user;

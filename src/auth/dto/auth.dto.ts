@@ -2,7 +2,15 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
 import { IsUnambiguousEmail, IsVisibleText } from '../../common/http/visible-text.validator.js';
-import { IsPassword, USERNAME_MAX, USERNAME_MIN, USERNAME_PATTERN, USERNAME_RULE } from '../../common/account-rules.js';
+import {
+  IsPassword,
+  NOT_RESERVED_USERNAME,
+  SERVICE_USERNAME_PREFIX,
+  USERNAME_MAX,
+  USERNAME_MIN,
+  USERNAME_PATTERN,
+  USERNAME_RULE,
+} from '../../common/account-rules.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -11,6 +19,9 @@ export class SignupDto {
   @IsString()
   @Length(USERNAME_MIN, USERNAME_MAX)
   @Matches(USERNAME_PATTERN, { message: `username ${USERNAME_RULE}` })
+  @Matches(NOT_RESERVED_USERNAME, {
+    message: `username may not start with "${SERVICE_USERNAME_PREFIX}" (reserved for machine clients)`,
+  })
   username!: string;
 
   @ApiProperty({ minLength: 8, maxLength: 128, description: '8–128 characters; every character counts' })
