@@ -208,6 +208,8 @@ const formValue = fc.oneof(
       'offline_access',
       'introspection profile',
       'access_token',
+      'c_\u0000',
+      'gcs_\u0000',
       '',
     ),
   },
