@@ -15,13 +15,19 @@ export function stepUpRequired(): AppError {
   );
 }
 
+/** The scope that admin powers outside the admin routes need, with the admin role. */
+export const ADMIN_POWERS_SCOPE = 'users:admin';
+
 /**
- * Whether the caller may use admin powers now: the admin role and, with
+ * Whether the caller may use admin powers now: the admin role, a token carrying
+ * `users:admin` (a token asked for narrower scopes does narrower things), and, with
  * ADMIN_REQUIRE_MFA=true, a session that proved a second factor (acr aal2). Every admin
  * override outside @Roles('admin') routes (e.g. reading others' resources) asks this.
  */
 export function hasAdminPowers(caller: Principal, config: AppConfig): boolean {
-  return caller.roles.includes('admin') && !adminNeedsStepUp(caller, config);
+  return (
+    caller.roles.includes('admin') && caller.scopes.includes(ADMIN_POWERS_SCOPE) && !adminNeedsStepUp(caller, config)
+  );
 }
 
 /**

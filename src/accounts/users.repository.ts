@@ -196,9 +196,17 @@ export class UsersRepository {
    * disabling or deleting each other (or themselves) at once can never leave none.
    */
   async anotherAdminRemains(id: string): Promise<boolean> {
-    if (!this.txHost.isTransactionActive()) throw new Error('anotherAdminRemains() must run in a transaction');
-    await this.db.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_LOCK})`;
+    await this.lockAdminChanges();
     return (await countEnabledAdmins(this.db, id)) > 0;
+  }
+
+  /**
+   * Takes the admin lock until the transaction ends (re-entrant): changes that may remove an
+   * admin, and the reads that decide them, run one at a time.
+   */
+  async lockAdminChanges(): Promise<void> {
+    if (!this.txHost.isTransactionActive()) throw new Error('the admin lock needs a transaction');
+    await this.db.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_LOCK})`;
   }
 
   /**

@@ -116,6 +116,11 @@ export class ClientsRepository {
     return this.db.oAuthClient.findUnique({ where: { id }, include: { secrets: { orderBy: SECRET_ORDER } } });
   }
 
+  /** The client a service user belongs to. */
+  findByServiceUserId(serviceUserId: string): Promise<ClientRecord | null> {
+    return this.db.oAuthClient.findUnique({ where: { serviceUserId } });
+  }
+
   /** Keyset page, newest first: ordered by (createdAt, id) descending, after `before`. */
   page(limit: number, before?: Position): Promise<ClientWithSecrets[]> {
     return this.db.oAuthClient.findMany({

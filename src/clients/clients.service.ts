@@ -193,6 +193,15 @@ export class ClientsService {
     return { client: OAuthClientDto.from(row), secret: IssuedClientSecretDto.from(secret, value) };
   }
 
+  /**
+   * Throws unless `admin` may administer the service user `serviceUserId` (checkDelegation
+   * on its client; a service user whose client is gone has nothing to delegate).
+   */
+  async checkDelegationOver(admin: ClientAdmin, serviceUserId: string): Promise<void> {
+    const owner = await this.repo.findByServiceUserId(serviceUserId);
+    if (owner) checkDelegation(admin, owner);
+  }
+
   /** Newest first, by keyset (`nextCursor`). */
   async list(
     limit = DEFAULT_PAGE_SIZE,

@@ -33,6 +33,7 @@ export class RecoveryController {
   constructor(private readonly recovery: RecoveryService) {}
 
   @OptionalAuth()
+  @Scopes('profile')
   @Post('auth/email/verify-request')
   @HttpCode(202)
   @ApiBearerAuth('bearer')

@@ -6,7 +6,8 @@ import { ErrorCode } from '../common/errors/error-codes.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
 import { ResourceDto, type CreateResourceDto, type UpdateResourceDto } from './dto/resources.dto.js';
 import { ResourcesRepository, type Viewer } from './resources.repository.js';
-import { hasAdminPowers, stepUpRequired } from '../access/step-up.js';
+import { ADMIN_POWERS_SCOPE, hasAdminPowers, stepUpRequired } from '../access/step-up.js';
+import { insufficientScope } from '../access/scopes.guard.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 
@@ -38,6 +39,8 @@ export class ResourcesService {
     if (query.scope === 'all' && !caller.roles.includes('admin')) {
       throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
     }
+    if (query.scope === 'all' && !caller.scopes.includes(ADMIN_POWERS_SCOPE))
+      throw insufficientScope([ADMIN_POWERS_SCOPE]);
     if (query.scope === 'all' && !hasAdminPowers(caller, this.config)) throw stepUpRequired();
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const rows = await this.resources.page(

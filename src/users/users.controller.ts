@@ -16,17 +16,13 @@ import {
   UpdateProfileDto,
   UserPageDto,
 } from './dto/users.dto.js';
-import { MfaService } from '../mfa/mfa.service.js';
 import { UsersService } from './users.service.js';
 
 @ApiTags('users')
 @ApiBearerAuth('bearer')
 @Controller('users')
 export class UsersController {
-  constructor(
-    private readonly users: UsersService,
-    private readonly mfa: MfaService,
-  ) {}
+  constructor(private readonly users: UsersService) {}
 
   @Get('me')
   @Scopes('profile')
@@ -115,6 +111,6 @@ export class UsersController {
     @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
     @Client() client: ClientInfo,
   ): Promise<void> {
-    return this.mfa.adminReset({ userId: user.userId, sessionId: user.sessionId }, id, client);
+    return this.users.adminResetMfa(user, id, client);
   }
 }

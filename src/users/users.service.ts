@@ -22,6 +22,7 @@ import { sortRoles } from '../common/account-rules.js';
 import type { AdminUpdateUserDto, UpdateProfileDto } from './dto/users.dto.js';
 import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
 import { MfaService } from '../mfa/mfa.service.js';
+import { ClientsService } from '../clients/clients.service.js';
 
 @Injectable()
 export class UsersService implements OnApplicationBootstrap {
@@ -39,6 +40,7 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly credentials: CredentialsService,
     private readonly accountMail: AccountMailService,
     private readonly mfa: MfaService,
+    private readonly clients: ClientsService,
   ) {}
 
   /**
@@ -186,18 +188,24 @@ export class UsersService implements OnApplicationBootstrap {
    * honouring the old roles.)
    */
   async adminUpdate(caller: Principal, id: string, dto: AdminUpdateUserDto, client: ClientInfo): Promise<UserDto> {
-    const target = await this.users.findById(id);
-    if (!target) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
     // "user" is always kept: roles are ["user"] or ["user","admin"].
     const roles: Role[] | undefined = dto.roles ? sortRoles(dto.roles) : undefined;
-    const rolesChanged = roles !== undefined && roles.join() !== sortRoles(target.roles).join();
-    // Only people count as admins here: a machine client's service user cannot sign in to
-    // the admin console, and its client may be deleted by anyone holding clients:admin.
-    const losesAdmin =
-      target.kind === 'person' &&
-      target.roles.includes('admin') &&
-      ((roles && !roles.includes('admin')) || dto.disabled === true);
     const updated = await this.txHost.withTransaction(async () => {
+      // Every change of roles or of the disabled flag is serialised on the admin lock, and
+      // decided on the target as it is under that lock: a promotion racing a demotion cannot
+      // leave the last admin unchecked.
+      if (roles !== undefined || dto.disabled !== undefined) await this.users.lockAdminChanges();
+      const target = await this.users.lockById(id);
+      if (!target) return null;
+      await this.checkClientCaller(caller, target, roles?.includes('admin') === true);
+      const rolesChanged = roles !== undefined && roles.join() !== sortRoles(target.roles).join();
+      // Only people count as admins here: a machine client's service user cannot sign in to
+      // the admin console, and its client may be deleted by anyone holding clients:admin.
+      const losesAdmin =
+        target.kind === 'person' &&
+        target.roles.includes('admin') &&
+        !target.disabled &&
+        ((roles && !roles.includes('admin')) || dto.disabled === true);
       if (losesAdmin && !(await this.users.anotherAdminRemains(id))) return 'last_admin';
       const user = await this.users.updateAccess(id, { roles, disabled: dto.disabled });
       if (!user) return null;
@@ -226,6 +234,31 @@ export class UsersService implements OnApplicationBootstrap {
       throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot be demoted or disabled');
     if (!updated) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
     return UserDto.from(updated);
+  }
+
+  /** Admin: removes a user's two-step sign-in (lost device), within a client caller's limits. */
+  async adminResetMfa(caller: Principal, id: string, client: ClientInfo): Promise<void> {
+    const target = await this.users.findById(id);
+    if (target) await this.checkClientCaller(caller, target, false);
+    await this.mfa.adminReset({ userId: caller.userId, sessionId: caller.sessionId }, id, client);
+  }
+
+  /**
+   * A machine client with the admin role and `users:admin` administers users, but gains
+   * nothing by it (as on /oauth/clients): not its own service user, not the admin role, not
+   * an admin (a person or a service user), and not the service user of a client allowed more
+   * than the caller's token carries. Otherwise a client could make a person it controls an
+   * admin, or disable a stronger client. People who are admins are not held to this.
+   */
+  private async checkClientCaller(caller: Principal, target: UserRecord, grantsAdmin: boolean): Promise<void> {
+    if (caller.kind !== 'client') return;
+    if (target.id === caller.userId) {
+      throw new AppError(ErrorCode.CANNOT_TARGET_SELF, 'A client cannot administer its own service user');
+    }
+    if (grantsAdmin || target.roles.includes('admin')) {
+      throw new AppError(ErrorCode.INSUFFICIENT_SCOPE, 'A client cannot grant the admin role or administer an admin');
+    }
+    if (target.kind === 'service') await this.clients.checkDelegationOver(caller, target.id);
   }
 
   private async existing(caller: Principal): Promise<UserRecord> {

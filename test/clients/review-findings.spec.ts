@@ -2,23 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOMY_LIMITS } from '../support/env.js';
 import { bearer, login, signup, uniqueUsername } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { ADMIN, FORM, GRANT, basic, form, type Created } from './oauth-helpers.js';
 
 /**
  * Machine clients, attacked from outside: each case below was reproduced against a running
  * pair of servers before its fix, and fails without it.
  */
-
-const ADMIN = { ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'root password 123' };
-const FORM = 'application/x-www-form-urlencoded';
-
-interface Created {
-  client: { id: string; clientId: string; serviceUserId: string };
-  secret: { id: string; value: string };
-}
-
-const basic = (id: string, secret: string) => ({
-  Authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
-});
 
 describe('machine clients: review findings', () => {
   let t: TestApp;
@@ -33,12 +22,12 @@ describe('machine clients: review findings', () => {
     expect({ status: res.status, body: res.text }).toMatchObject({ status: 201 });
     return res.body as Created;
   };
-  const tokenFor = async (c: Created, secret = c.secret.value): Promise<string> => {
+  const tokenFor = async (c: Created, secret = c.secret.value, scope?: string): Promise<string> => {
     const res = await t.http
       .post('/oauth/token')
       .set('Content-Type', FORM)
       .set(basic(c.client.clientId, secret))
-      .send('grant_type=client_credentials');
+      .send(form({ ...GRANT, ...(scope ? { scope } : {}) }));
     expect({ status: res.status, body: res.text }).toMatchObject({ status: 200 });
     return res.body.access_token as string;
   };
@@ -166,14 +155,96 @@ describe('machine clients: review findings', () => {
     });
   });
 
+  describe('a machine client with users:admin gains nothing by it either', () => {
+    it('cannot make anyone an admin, touch an admin, itself, or a stronger client', async () => {
+      const root = await rootAuth();
+      const bot = await create(root, ['users:admin', 'clients:admin', 'resources:read'], 'user-bot');
+      await giveAdminRole(bot);
+      const strong = await create(root, ['introspection'], 'strong');
+      const person = await signup(t);
+      const rootId = (await t.http.get('/users/me').set(root).expect(200)).body.id as string;
+      const auth = bearer(await tokenFor(bot));
+
+      const cases: Array<[string, ReturnType<TestApp['http']['patch']>, string]> = [
+        [
+          'promote a person',
+          t.http
+            .patch(`/users/${person.id}`)
+            .set(auth)
+            .send({ roles: ['user', 'admin'] }),
+          'INSUFFICIENT_SCOPE',
+        ],
+        ['disable an admin', t.http.patch(`/users/${rootId}`).set(auth).send({ disabled: true }), 'INSUFFICIENT_SCOPE'],
+        ["reset an admin's MFA", t.http.delete(`/users/${rootId}/mfa`).set(auth), 'INSUFFICIENT_SCOPE'],
+        [
+          'itself',
+          t.http.patch(`/users/${bot.client.serviceUserId}`).set(auth).send({ disabled: false }),
+          'CANNOT_TARGET_SELF',
+        ],
+        [
+          'a stronger client',
+          t.http.patch(`/users/${strong.client.serviceUserId}`).set(auth).send({ disabled: true }),
+          'INSUFFICIENT_SCOPE',
+        ],
+      ];
+      for (const [what, req, code] of cases) {
+        const res = await req;
+        expect({ what, status: res.status, code: res.body.code }).toEqual({ what, status: 403, code });
+      }
+      const after = await t.prisma.user.findMany({
+        where: { id: { in: [person.id, rootId, strong.client.serviceUserId] } },
+      });
+      const state = Object.fromEntries(
+        after.map((u) => [u.id, { admin: u.roles.includes('admin'), disabled: u.disabled }]),
+      );
+      expect(state).toEqual({
+        [person.id]: { admin: false, disabled: false },
+        [rootId]: { admin: true, disabled: false },
+        [strong.client.serviceUserId]: { admin: false, disabled: false },
+      });
+      // Within its powers: a person who is not an admin.
+      await t.http.patch(`/users/${person.id}`).set(auth).send({ disabled: true }).expect(200);
+    });
+
+    it('admin powers over resources need users:admin in the token, not only the role', async () => {
+      const root = await rootAuth();
+      const bot = await create(root, ['users:admin', 'resources:read', 'resources:write'], 'resource-bot');
+      await giveAdminRole(bot);
+      const victim = await signup(t);
+      const hidden = (
+        await t.http.post('/resources').set(victim.auth).send({ title: 'mine', visibility: 'private' }).expect(201)
+      ).body as { id: string };
+
+      const narrow = bearer(await tokenFor(bot, bot.secret.value, 'resources:read resources:write'));
+      const all = await t.http.get('/resources?scope=all').set(narrow);
+      expect({ status: all.status, code: all.body.code }).toEqual({ status: 403, code: 'INSUFFICIENT_SCOPE' });
+      await t.http.get(`/resources/${hidden.id}`).set(narrow).expect(404);
+      await t.http.patch(`/resources/${hidden.id}`).set(narrow).send({ title: 'pwned' }).expect(404);
+
+      const wide = bearer(await tokenFor(bot));
+      await t.http.get('/resources?scope=all').set(wide).expect(200);
+      await t.http.get(`/resources/${hidden.id}`).set(wide).expect(200);
+    });
+
+    it('asking for a verification mail with a token needs profile', async () => {
+      const c = await create(await rootAuth(), ['resources:read']);
+      const res = await t.http
+        .post('/auth/email/verify-request')
+        .set(bearer(await tokenFor(c)))
+        .send({});
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 403, code: 'INSUFFICIENT_SCOPE' });
+    });
+  });
+
   it('a service user with the admin role does not count as the remaining admin', async () => {
     const root = await rootAuth();
     const bot = await create(root, ['users:admin'], 'admin-bot');
     await giveAdminRole(bot);
     const me = await t.http.get('/users/me').set(root).expect(200);
+    // The only person admin steps down while a service user has the admin role: refused.
     const demote = await t.http
       .patch(`/users/${me.body.id}`)
-      .set(bearer(await tokenFor(bot)))
+      .set(root)
       .send({ roles: ['user'] });
     expect({ status: demote.status, code: demote.body.code }).toEqual({ status: 403, code: 'LAST_ADMIN' });
     // Disabling the service user itself is no loss of the last admin.
