@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOMY_LIMITS, onPostgres } from '../support/env.js';
-import { login, refreshCookieOf, setCookiesOf, signup, uniqueUsername } from '../support/factories.js';
+import { USER_KEYS, login, refreshCookieOf, setCookiesOf, signup, uniqueUsername } from '../support/factories.js';
 import { unknownToWrongPasswordRatio } from '../support/login-timing.js';
 import { persistentDatabase, startApp, type TestApp } from '../support/test-app.js';
 
@@ -30,17 +30,7 @@ describe('/auth signup and login', () => {
       expect(res.body.expiresIn).toBe(900);
       expect(res.body.accessToken.split('.')).toHaveLength(3);
       const { user } = res.body;
-      expect(Object.keys(user).sort()).toEqual([
-        'createdAt',
-        'displayName',
-        'email',
-        'emailVerified',
-        'id',
-        'kind',
-        'mfaEnabled',
-        'roles',
-        'username',
-      ]);
+      expect(Object.keys(user).sort()).toEqual(USER_KEYS);
       expect(user).toMatchObject({ username, email, displayName: 'Ada L.', roles: ['user'] });
       expect(user.id).toMatch(UUID);
       expect(user.createdAt).toMatch(ISO);

@@ -5,6 +5,7 @@ import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { ADMIN, FORM, basic, form, type Created } from './oauth-helpers.js';
 
 /**
  * Machine clients on two (or three) instances sharing one PostgreSQL database and one Redis
@@ -18,20 +19,7 @@ import { startApp, type TestApp } from '../support/test-app.js';
  * are generated, hence unique. Nothing global in Redis is flushed.
  */
 
-const ADMIN = { ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'root password 123' };
 const CLIENT_RATE_LIMIT = 3;
-const FORM = 'application/x-www-form-urlencoded';
-
-interface Created {
-  client: { id: string; clientId: string; serviceUserId: string };
-  secret: { id: string; value: string };
-}
-
-/** `Authorization: Basic` of the form-encoded id and secret (RFC 6749 §2.3.1; generated ones need no encoding). */
-const basic = (id: string, secret: string) => ({
-  Authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
-});
-const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 
 describe.runIf(onPostgres)('machine clients on several instances sharing PostgreSQL and Redis', () => {
   const keys = es256KeyPair();

@@ -9,6 +9,7 @@ import { BUILT_IN_SCOPES } from '../../src/tokens/scopes.js';
 import { ROOMY_LIMITS } from '../support/env.js';
 import { bearer, decodeJwt, login, signup, type SignedUp } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { ADMIN, FORM, GRANT, basic, form, formEncode, type Created } from './oauth-helpers.js';
 
 /**
  * The OAuth form endpoints of machine clients (contract v2 §C tests 1–6, 9–11, §0.8): the
@@ -16,7 +17,6 @@ import { startApp, type TestApp } from '../support/test-app.js';
  * revocation and the authorization server metadata, all through HTTP.
  */
 
-const ADMIN = { ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'root password 123' };
 const DEFAULT_TTL = 900;
 const ENV = {
   ...ROOMY_LIMITS,
@@ -26,32 +26,7 @@ const ENV = {
   OAUTH_EXTRA_SCOPES: 'billing:read',
   PUBLIC_URL: 'http://gatehouse.test:8080',
 };
-const FORM = 'application/x-www-form-urlencoded';
 const OAUTH_ERROR_KEYS = ['code', 'error', 'error_description', 'message', 'statusCode'];
-
-interface Created {
-  client: { id: string; clientId: string; serviceUserId: string; allowedScopes: string[] };
-  secret: { id: string; value: string; expiresAt: string | null };
-}
-
-/** application/x-www-form-urlencoded encoding of one value (RFC 6749 Appendix B): space as `+`. */
-const formEncode = (value: string): string =>
-  encodeURIComponent(value)
-    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    .replace(/%20/g, '+');
-
-/** `Authorization: Basic` of the form-encoded id and secret (RFC 6749 §2.3.1). */
-const basic = (id: string, secret: string, encode: (s: string) => string = formEncode) => ({
-  Authorization: `Basic ${Buffer.from(`${encode(id)}:${encode(secret)}`, 'utf8').toString('base64')}`,
-});
-
-/** A form body, in the order given (a repeated name stays repeated). */
-const form = (fields: Array<[string, string]> | Record<string, string>): string =>
-  (Array.isArray(fields) ? fields : Object.entries(fields))
-    .map(([k, v]) => `${formEncode(k)}=${formEncode(v)}`)
-    .join('&');
-
-const GRANT = { grant_type: 'client_credentials' };
 
 describe('OAuth form endpoints', () => {
   let t: TestApp;

@@ -3,6 +3,21 @@ import type { TestApp } from './test-app.js';
 
 let counter = 0;
 
+/** The fields of every User object (contract v2 §0.5), sorted. */
+export const USER_KEYS = [
+  'createdAt',
+  'displayName',
+  'email',
+  'emailVerified',
+  'id',
+  'kind',
+  'mfaEnabled',
+  'roles',
+  'username',
+];
+/** GET /users/me adds what only the caller sees (the only place with a field named like a password). */
+export const ME_KEYS = [...USER_KEYS, 'pendingEmail', 'hasPassword', 'identities'].sort();
+
 export function uniqueUsername(prefix = 'user'): string {
   counter += 1;
   return `${prefix}_${counter}_${randomBytes(3).toString('hex')}`;

@@ -1,23 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOMY_LIMITS } from '../support/env.js';
-import { bearer, login, signup, uniqueEmail, uniqueUsername } from '../support/factories.js';
+import { ME_KEYS, USER_KEYS, bearer, login, signup, uniqueEmail, uniqueUsername } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const USER_KEYS = [
-  'createdAt',
-  'displayName',
-  'email',
-  'emailVerified',
-  'id',
-  'kind',
-  'mfaEnabled',
-  'roles',
-  'username',
-];
-/** GET /users/me adds what only the caller sees. */
-const ME_KEYS = [...USER_KEYS, 'pendingEmail', 'hasPassword', 'identities'].sort();
 
 describe('/users/me: the caller profile', () => {
   let t: TestApp;
