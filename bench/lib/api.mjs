@@ -1,6 +1,8 @@
-/** The few HTTP calls that prepare a benchmark: accounts, sessions, a public resource. */
+/** The few HTTP calls that prepare a benchmark: accounts, sessions, a public resource, machine clients. */
 
 export const PASSWORD = 'bench-password-0123456789';
+/** The admin every main server creates at start-up (ADMIN_USERNAME / ADMIN_PASSWORD = PASSWORD). */
+export const ADMIN_USERNAME = 'bench_admin';
 
 async function call(base, method, path, { body, token, cookie } = {}) {
   const headers = {};
@@ -25,8 +27,8 @@ export async function signup(base, username) {
   return { userId: json.user.id, accessToken: json.accessToken, refreshToken: refresh };
 }
 
-export async function login(base, username) {
-  const { json, refresh } = await call(base, 'POST', '/auth/login', { body: { username, password: PASSWORD } });
+export async function login(base, username, password = PASSWORD) {
+  const { json, refresh } = await call(base, 'POST', '/auth/login', { body: { username, password } });
   return { userId: json.user.id, accessToken: json.accessToken, refreshToken: refresh };
 }
 
@@ -84,4 +86,44 @@ export async function loginTwoStep(base, username, code) {
   if (res.status !== 403 || body.code !== 'MFA_REQUIRED')
     throw new Error(`login ${username} → ${res.status} ${body.code}`);
   return (await call(base, 'POST', '/auth/login/mfa', { body: { mfaToken: body.mfaToken, code } })).json;
+}
+
+/**
+ * `count` machine clients `${prefix}0..` (POST /oauth/clients as the admin of `adminToken`),
+ * created in parallel; answers their public `clientId` and the secret shown once.
+ */
+export async function createClients(base, adminToken, prefix, count, allowedScopes = ['resources:read']) {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const { json } = await call(base, 'POST', '/oauth/clients', {
+        token: adminToken,
+        body: { name: `${prefix}${i}`, allowedScopes },
+      });
+      return { clientId: json.client.clientId, secret: json.secret.value };
+    }),
+  );
+}
+
+/** `client_secret_basic` (RFC 6749 §2.3.1): Basic base64(urlencode(client_id) ":" urlencode(secret)). */
+export function basicAuthorization({ clientId, secret }) {
+  const pair = `${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`;
+  return `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+}
+
+/** The form body of a client-credentials token request. */
+export const CLIENT_CREDENTIALS_BODY = 'grant_type=client_credentials';
+
+/** POST /oauth/token (client_credentials, Basic) for `client`; throws unless 200 with an access token. */
+export async function clientToken(base, client) {
+  const res = await fetch(`${base}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuthorization(client) },
+    body: CLIENT_CREDENTIALS_BODY,
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`POST /oauth/token → ${res.status}: ${text.slice(0, 300)}`);
+  const json = JSON.parse(text);
+  if (typeof json.access_token !== 'string')
+    throw new Error(`POST /oauth/token: no access_token in ${text.slice(0, 300)}`);
+  return json;
 }

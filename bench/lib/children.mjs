@@ -28,6 +28,45 @@ export function runChild(script, message, { timeoutMs = 600_000 } = {}) {
   });
 }
 
+/**
+ * Forks bench/<script> as a long-lived child (an HTTP baseline), sends it `message`, and
+ * resolves once it answers (e.g. its port): { pid, answer, stop() }. stop() asks it to exit
+ * and waits for it (SIGKILL after 5 s); the child also exits when its IPC channel closes.
+ */
+export function startChild(script, message, { timeoutMs = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = fork(BENCH + script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const exited = new Promise((r) => child.once('exit', r));
+    const stop = async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (child.connected) child.send({ stop: true });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} did not start within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    child.once('message', (answer) => {
+      clearTimeout(timer);
+      if (answer?.error) {
+        reject(new Error(`${script}: ${answer.error}`));
+        void stop();
+      } else resolve({ pid: child.pid, answer, stop });
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited (${code}) before answering`)); // no-op once resolved
+    });
+    child.send(message);
+  });
+}
+
 /** Load jobs (see bench/load.mjs), all at once in one child process. */
 export async function load(...jobs) {
   return (await runChild('load.mjs', { jobs })).results;

@@ -84,6 +84,6 @@ export function printTables(report) {
     ]),
   );
   console.log(
-    'CPU per request: CPU time (/proc) of the server process (every thread) and of the PostgreSQL backends of its database, divided by the responses; for the rotation baseline, "server" is the pg client process.',
+    'CPU per request: CPU time (/proc) of the server process (every thread) and of the PostgreSQL backends of its database, divided by the responses; for the rotation baseline, "server" is the pg client process; for the signing baseline, its node:http process.',
   );
 }
