@@ -28,6 +28,8 @@ const TABLES = [
   'mfa_challenges',
   'mfa_recovery_codes',
   'mfa_totp',
+  'oauth_client_secrets',
+  'oauth_clients',
   'one_time_tokens',
   'resources',
   'retired_refresh_tokens',
