@@ -1,25 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config/config.schema.js';
+import { parseConfig } from '../src/config/config.schema.js';
+import { problemsOf } from './support/config-problems.js';
 
 /** The environment contract ("Configuration"): defaults, accepted forms, and errors that name the variable. */
 
 const DAY = 24 * 3600;
-
-/** The problems parseConfig reports for this environment (fails the test when it accepts it). */
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  let caught: unknown;
-  try {
-    parseConfig(env);
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(ConfigError);
-  const e = caught as ConfigError;
-  expect(e.message).toMatch(/^Invalid configuration:/);
-  for (const p of e.problems) expect(e.message).toContain(p);
-  return e.problems;
-}
 
 function expectRejected(env: Record<string, string>, variable: string): string[] {
   const problems = problemsOf(env);

@@ -3,7 +3,8 @@ import { createPrivateKey, createPublicKey, verify as cryptoVerify } from 'node:
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateEs256Pem, keySetFromKeys } from '../src/config/signing-keys.js';
-import { ConfigError, parseConfig } from '../src/config/config.schema.js';
+import { parseConfig } from '../src/config/config.schema.js';
+import { problemsOf } from './support/config-problems.js';
 import { ROOMY_LIMITS } from './support/env.js';
 import { decodeJwt, signup } from './support/factories.js';
 import { PROJECT_ROOT } from './support/private-build.js';
@@ -19,17 +20,6 @@ import { startApp, type TestApp } from './support/test-app.js';
 const PEPPER = 'pepper-0123456789-0123456789-0123456789';
 const KEY_PEM = generateEs256Pem();
 const SECRET = 'hs256-secret-0123456789-0123456789-0123';
-
-function problemsOf(env: Record<string, string>): string[] {
-  let caught: unknown;
-  try {
-    parseConfig(env);
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(ConfigError);
-  return (caught as ConfigError).problems;
-}
 
 describe('NODE_ENV=production without shared keys and pepper', () => {
   it.each([

@@ -311,6 +311,52 @@ describe('machine clients: review findings', () => {
     t.clock.unfreeze();
   });
 
+  it("contract §C test 8: client B gets 404 on client A's private resource, and sees A's public one", async () => {
+    const root = await rootAuth();
+    const a = bearer(await tokenFor(await create(root, ['resources:read', 'resources:write'], 'client-a')));
+    const b = bearer(await tokenFor(await create(root, ['resources:read', 'resources:write'], 'client-b')));
+    const hidden = await t.http.post('/resources').set(a).send({ title: 'a private' }).expect(201);
+    const shown = await t.http.post('/resources').set(a).send({ title: 'a public', visibility: 'public' }).expect(201);
+    const res = await t.http.get(`/resources/${hidden.body.id}`).set(b).expect(404);
+    expect(res.body.code).toBe('RESOURCE_NOT_FOUND');
+    await t.http.patch(`/resources/${hidden.body.id}`).set(b).send({ title: 'b was here' }).expect(404);
+    await t.http.get(`/resources/${shown.body.id}`).set(b).expect(200);
+    const mine = await t.http.get('/resources').set(b).expect(200);
+    expect(mine.body.items).toEqual([]);
+  });
+
+  it('contract §C test 12: no table holds a secret, once created, rotated, used and failed', async () => {
+    const root = await rootAuth();
+    const c = await create(root, ['resources:read', 'introspection']);
+    const second = await t.http.post(`/oauth/clients/${c.client.id}/secrets`).set(root).send({}).expect(201);
+    const token = await tokenFor(c, second.body.value);
+    await t.http
+      .post('/oauth/introspect')
+      .set('Content-Type', FORM)
+      .set(basic(c.client.clientId, c.secret.value))
+      .send(form({ token }))
+      .expect(200);
+    await t.http
+      .post('/oauth/token')
+      .set('Content-Type', FORM)
+      .send(form({ ...GRANT, client_id: c.client.clientId, client_secret: `${c.secret.value}x` }))
+      .expect(401);
+    await t.http.delete(`/oauth/clients/${c.client.id}/secrets/${c.secret.id}`).set(root).expect(204);
+    const tables = await t.prisma.$queryRaw<Array<{ tablename: string }>>`
+      SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;
+    expect(tables.map((r) => r.tablename)).toContain('oauth_client_secrets');
+    for (const { tablename } of tables) {
+      const rows = await t.prisma.$queryRawUnsafe<unknown[]>(`SELECT * FROM "${tablename}"`);
+      const dump = JSON.stringify(rows, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+      for (const secret of [c.secret.value, second.body.value as string]) {
+        expect({ tablename, holds: dump.includes(secret) || dump.includes(secret.slice(4)) }).toEqual({
+          tablename,
+          holds: false,
+        });
+      }
+    }
+  });
+
   it('keeps the svc. prefix of service users from signups', async () => {
     for (const username of [`svc.${uniqueUsername('x')}`.slice(0, 32), 'SVC.c_AAAAAAAAAAAAAAAAAAAA']) {
       const res = await t.http.post('/auth/signup').send({ username, password: 'correct horse battery' });

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../src/common/account-rules.js';
-import { ConfigError, parseConfig } from '../../src/config/config.schema.js';
+import { parseConfig } from '../../src/config/config.schema.js';
+import { problemsOf } from '../support/config-problems.js';
 import { OneTimeTokensService } from '../../src/accounts/one-time-tokens.service.js';
 import { MailerService } from '../../src/mail/mailer.service.js';
 import { AccessTokenService } from '../../src/tokens/access-token.service.js';
@@ -429,17 +430,6 @@ describe('passwordless accounts', () => {
 });
 
 describe('USER_TOKEN_SCOPES and OAUTH_EXTRA_SCOPES (configuration)', () => {
-  function problemsOf(env: Record<string, string>): string[] {
-    let caught: unknown;
-    try {
-      parseConfig(env);
-    } catch (error) {
-      caught = error;
-    }
-    expect(caught).toBeInstanceOf(ConfigError);
-    return (caught as ConfigError).problems;
-  }
-
   it('accepts built-in scopes, and extra ones once OAUTH_EXTRA_SCOPES names them', () => {
     expect(parseConfig({ USER_TOKEN_SCOPES: 'profile resources:read' }).USER_TOKEN_SCOPES).toEqual([
       'profile',
