@@ -65,6 +65,8 @@ export interface AccessTokenClaims {
 export class AccessTokenService {
   readonly keys: KeySet;
   readonly jwks: { keys: NonNullable<VerificationKey['jwk']>[] };
+  /** The `scope` claim of every user token (USER_TOKEN_SCOPES, sorted), fixed at start-up. */
+  private readonly userScope: string;
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -80,15 +82,11 @@ export class AccessTokenService {
     this.jwks = {
       keys: [...this.keys.verification.values()].flatMap((k) => (k.jwk ? [k.jwk] : [])),
     };
+    this.userScope = [...userTokenScopes(config)].sort().join(' ');
   }
 
   get ttlSeconds(): number {
     return this.config.ACCESS_TOKEN_TTL;
-  }
-
-  /** The `scope` claim of every user token. */
-  private get userScope(): string {
-    return [...userTokenScopes(this.config)].sort().join(' ');
   }
 
   /** A machine client's access token, living `ttlSeconds`. */
@@ -109,12 +107,7 @@ export class AccessTokenService {
       aud: this.config.JWT_AUDIENCE,
       jti: randomUUID(),
     };
-    const token = jwt.sign(claims, this.keys.signing.key, {
-      algorithm: this.keys.algorithm,
-      keyid: this.keys.signing.kid,
-      header: { alg: this.keys.algorithm, typ: ACCESS_TOKEN_TYPE },
-    });
-    return { token, claims };
+    return { token: this.encode(claims), claims };
   }
 
   /** `iat` defaults to now (epoch seconds). */
@@ -138,6 +131,11 @@ export class AccessTokenService {
       aud: this.config.JWT_AUDIENCE,
       jti: randomUUID(),
     };
+    return this.encode(claims);
+  }
+
+  /** Signs access-token claims with the current key: `typ` at+jwt and its `kid` in the header. */
+  private encode(claims: AccessTokenClaims | ClientTokenClaims): string {
     return jwt.sign(claims, this.keys.signing.key, {
       algorithm: this.keys.algorithm,
       keyid: this.keys.signing.kid,
