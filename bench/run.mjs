@@ -26,6 +26,8 @@ import {
   clientToken,
   createClients,
   createPublicResource,
+  createResources,
+  createTenantWithMembers,
   freshSessions,
   get,
   login,
@@ -49,7 +51,17 @@ const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 
 const QUICK = flag('quick');
-const ALL = ['guard', 'guard_hs256', 'login', 'mfa_login', 'oauth_token', 'refresh', 'scale', 'memory'];
+const ALL = [
+  'guard',
+  'guard_hs256',
+  'login',
+  'mfa_login',
+  'oauth_token',
+  'refresh',
+  'tenant_resources',
+  'scale',
+  'memory',
+];
 const ONLY = option('only')?.split(',') ?? ALL;
 for (const key of ONLY) if (!ALL.includes(key)) fail(`--only: unknown scenario "${key}" (known: ${ALL.join(', ')})`);
 
@@ -87,6 +99,9 @@ const TARGETS = {
   // UPDATE and one ES256 signature; the baseline, the signature alone behind node:http.
   oauth_token: { text: 'ratio ≥ 0.50', pass: (s) => s.ratio >= 0.5 },
   refresh: { text: 'ratio ≥ 0.50', pass: (s) => s.ratio >= 0.5 },
+  // The same page of ten resources, in a tenant (X-Tenant-Id: a membership lookup, cached and
+  // invalidated by events) against the caller's personal ones: tenancy must cost little.
+  tenant_resources: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   scale: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   memory: { text: 'ratio ≤ 1.5', pass: (s) => s.ratio <= 1.5 },
   // Not a target of the brief: the same probe on an ordinary API GET (no dot in its path, so
@@ -413,6 +428,39 @@ async function oauthTokenScenario(server) {
   }
 }
 
+/**
+ * tenant_resources: GET /resources?limit=10 aimed at a tenant with X-Tenant-Id (the caller's
+ * membership is looked up: one primary-key statement, then the per-instance cache) against
+ * the same page of the caller's personal resources, same accounts, same connections.
+ */
+async function tenantResourcesScenario(server, ctx) {
+  // Fresh sessions: the scenarios before this one may outlast the first access tokens.
+  const accounts = [];
+  for (const username of ctx.usernames) accounts.push({ ...(await login(server.url, username)), username });
+  const [owner, ...members] = accounts;
+  const tenantId = await createTenantWithMembers(server.url, owner, members, `bench-${stamp.slice(-8)}`);
+  for (const a of accounts) {
+    await createResources(server.url, a.accessToken, 10);
+    await createResources(server.url, a.accessToken, 1, tenantId);
+  }
+  const personal = accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` }));
+  const inTenant = personal.map((h) => ({ ...h, 'x-tenant-id': tenantId }));
+  const path = '/resources?limit=10';
+  const scenario = () => withCpu(server, () => load(httpJob(server, path, { perConnectionHeaders: inTenant })));
+  const baseline = () => withCpu(server, () => load(httpJob(server, path, { perConnectionHeaders: personal })));
+  log('tenant_resources: warm-up');
+  await load(httpJob(server, path, { perConnectionHeaders: inTenant, duration: P.warmup, skipS: 0 }));
+  await load(httpJob(server, path, { perConnectionHeaders: personal, duration: P.warmup, skipS: 0 }));
+  const [s, b] = await alternate(
+    P.rounds,
+    async () => (await scenario())[0],
+    async () => (await baseline())[0],
+  );
+  record('tenant_resources: GET /resources?limit=10 with X-Tenant-Id', 'req/s', s);
+  record('tenant_resources: GET /resources?limit=10, personal (baseline)', 'req/s', b);
+  conclude('tenant_resources', { unit: 'req/s', values: s.map((r) => r.rps), baselines: b.map((r) => r.rps) });
+}
+
 /** login + login_latency: POST /auth/login (8 connections) against raw bcrypt; JWKS p99 under it. */
 async function loginScenario(server, ctx) {
   const loginJob = (duration, skipS) => ({
@@ -715,6 +763,7 @@ async function runBenchmarks() {
   await guarded('mfa_login', () => mfaLoginScenario(main));
   await guarded('oauth_token', () => oauthTokenScenario(main));
   await guarded('refresh', () => refreshScenario(main, ctx, mainDb));
+  await guarded('tenant_resources', () => tenantResourcesScenario(main, ctx));
   await guarded('scale', scaleScenario);
   await guarded('memory', async () => {
     const end = main.memory();

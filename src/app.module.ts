@@ -28,6 +28,8 @@ import { ResourcesModule } from './resources/resources.module.js';
 import { RetentionModule } from './retention/retention.module.js';
 import { SessionsModule } from './sessions/sessions.module.js';
 import { ThrottleModule } from './throttle/throttle.module.js';
+import { TenancyModule } from './tenancy/tenancy.module.js';
+import { TenantsModule } from './tenants/tenants.module.js';
 import { TokensModule } from './tokens/tokens.module.js';
 import { UsersModule } from './users/users.module.js';
 
@@ -66,11 +68,13 @@ export class AppModule implements NestModule {
         AccessModule,
         MfaModule,
         ClientsModule,
+        TenantsModule,
         AuthModule,
         UsersModule,
         ResourcesModule,
         RecoveryModule,
         OAuthModule,
+        TenancyModule,
         RetentionModule,
       ],
       controllers: [HealthController],

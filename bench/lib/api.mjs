@@ -4,8 +4,8 @@ export const PASSWORD = 'bench-password-0123456789';
 /** The admin every main server creates at start-up (ADMIN_USERNAME / ADMIN_PASSWORD = PASSWORD). */
 export const ADMIN_USERNAME = 'bench_admin';
 
-async function call(base, method, path, { body, token, cookie } = {}) {
-  const headers = {};
+async function call(base, method, path, { body, token, cookie, extraHeaders } = {}) {
+  const headers = { ...extraHeaders };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token) headers.authorization = `Bearer ${token}`;
   if (cookie) headers.cookie = cookie;
@@ -126,4 +126,30 @@ export async function clientToken(base, client) {
   if (typeof json.access_token !== 'string')
     throw new Error(`POST /oauth/token: no access_token in ${text.slice(0, 300)}`);
   return json;
+}
+
+/**
+ * A tenant owned by `owner` with every other account as a plain member (tenant_resources).
+ * Returns its id.
+ */
+export async function createTenantWithMembers(base, owner, members, slug) {
+  const { json } = await call(base, 'POST', '/tenants', { body: { name: slug, slug }, token: owner.accessToken });
+  for (const m of members) {
+    await call(base, 'POST', `/tenants/${json.id}/members`, {
+      body: { username: m.username, roles: ['member'] },
+      token: owner.accessToken,
+    });
+  }
+  return json.id;
+}
+
+/** `count` private resources of the caller: personal, or in `tenantId` (X-Tenant-Id). */
+export async function createResources(base, token, count, tenantId) {
+  for (let i = 0; i < count; i++) {
+    await call(base, 'POST', '/resources', {
+      body: { title: `bench ${i}` },
+      token,
+      extraHeaders: tenantId ? { 'x-tenant-id': tenantId } : {},
+    });
+  }
 }

@@ -171,7 +171,12 @@ export class UsersRepository {
   }
 
   /** Deletes the user; sessions and resources go with it (ON DELETE CASCADE). */
+  /**
+   * Deletes the account and its personal resources; its tenant resources stay with their
+   * tenant, with `ownerId` null (contract v2 §E). Sessions and memberships cascade.
+   */
   async delete(id: string): Promise<boolean> {
+    await this.db.resource.deleteMany({ where: { ownerId: id, tenantId: null } });
     const { count } = await this.db.user.deleteMany({ where: { id } });
     return count > 0;
   }

@@ -42,7 +42,20 @@ export type AuditEventType =
   | 'client.secret_revoked'
   | 'client.secret_expiry_set'
   | 'client.auth_failed'
-  | 'client.token_revoked';
+  | 'client.token_revoked'
+  | 'tenant.created'
+  | 'tenant.updated'
+  | 'tenant.deleted'
+  | 'tenant.selected'
+  | 'tenant.member_added'
+  | 'tenant.member_removed'
+  | 'tenant.roles_changed'
+  | 'tenant.role_defined'
+  | 'tenant.role_deleted'
+  | 'tenant.invitation_sent'
+  | 'tenant.invitation_revoked'
+  | 'tenant.invitation_accepted'
+  | 'tenant.admin_override';
 
 export interface AuditContext {
   ip?: string | null;

@@ -22,7 +22,7 @@ import { Client } from '../common/http/client.decorator.js';
 import { CurrentSession, type SessionPrincipal } from '../access/auth.decorators.js';
 import { Public } from '../access/public.decorator.js';
 import { AuthResponseDto, SessionDto, TokenResponseDto } from './dto/auth-responses.dto.js';
-import { LoginDto, SignupDto } from './dto/auth.dto.js';
+import { LoginDto, SelectTenantDto, SignupDto } from './dto/auth.dto.js';
 import { REFRESH_COOKIE, clearRefreshCookie, sendSessionCookie } from './refresh-cookie.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import { SessionsService } from '../sessions/sessions.service.js';
@@ -149,6 +149,22 @@ export class AuthController {
   ): Promise<void> {
     if (!(await this.sessions.revokeOwned(user.userId, id, { sessionId: user.sessionId, client })))
       throw new AppError(ErrorCode.NOT_FOUND, 'No such session');
+  }
+
+  @Post('tenant')
+  @HttpCode(200)
+  @ApiBearerAuth('bearer')
+  @ApiOperation({
+    summary: "Select a tenant (or none) in the caller's session: an access token with `tid`, kept by refresh",
+  })
+  @ApiOkResponse({ type: TokenResponseDto })
+  @ApiErrors(400, 401, 403, 404)
+  selectTenant(
+    @CurrentSession() user: SessionPrincipal,
+    @Body() dto: SelectTenantDto,
+    @Client() client: ClientInfo,
+  ): Promise<TokenResponseDto> {
+    return this.auth.selectTenant(user, dto.tenantId === null ? null : dto.tenantId.toLowerCase(), client);
   }
 
   private withCookie(res: Response, result: AuthResult) {

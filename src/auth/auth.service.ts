@@ -7,7 +7,10 @@ import { AccountMailService } from '../accounts/account-mail.service.js';
 import { UserDto } from '../accounts/user.dto.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
-import { sortRoles } from '../common/account-rules.js';
+import { isRole, sortRoles } from '../common/account-rules.js';
+import type { SessionPrincipal } from '../access/auth.decorators.js';
+import { TenantsRepository } from '../tenants/tenants.repository.js';
+import { tenantNotFound } from '../tenants/tenant-access.service.js';
 import { UsersRepository, emailKey, usernameKey, type UserRecord } from '../accounts/users.repository.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { LoginDto, SignupDto } from './dto/auth.dto.js';
@@ -49,6 +52,7 @@ export class AuthService {
     private readonly accountMail: AccountMailService,
     private readonly mfa: MfaService,
     @InjectConfig() private readonly config: AppConfig,
+    private readonly tenants: TenantsRepository,
   ) {}
 
   async signup(dto: SignupDto, client: ClientInfo): Promise<AuthResult> {
@@ -192,6 +196,31 @@ export class AuthService {
     return { recoveryCodes, ...token };
   }
 
+  /**
+   * POST /auth/tenant: selects a tenant the caller belongs to (or none) in their session and
+   * answers an access token of that session with `tid`; refreshes keep it while the caller
+   * stays a member. 404 TENANT_NOT_FOUND for a tenant they are not in.
+   */
+  async selectTenant(caller: SessionPrincipal, tenantId: string | null, client: ClientInfo): Promise<TokenResponse> {
+    const rolesReadAt = this.clock.nowMs();
+    const selected = await this.tenants.selectTenant(caller.sessionId, caller.userId, tenantId, this.clock.now());
+    if (!selected) {
+      if (tenantId === null) throw new AppError(ErrorCode.UNAUTHORIZED, 'The session has ended');
+      throw tenantNotFound();
+    }
+    await this.audit.record('tenant.selected', { userId: caller.userId, sessionId: caller.sessionId }, client, {
+      tenantId,
+    });
+    return this.tokenResponse({
+      userId: caller.userId,
+      sessionId: caller.sessionId,
+      roles: sortRoles(selected.roles.filter(isRole)),
+      rolesReadAt,
+      auth: { amr: selected.amr, acr: selected.acr === 'aal2' ? 'aal2' : 'aal1', authTime: selected.authTime },
+      tenant: tenantId ? { id: tenantId, roles: selected.tenantRoles ?? [] } : null,
+    });
+  }
+
   async refresh(presented: string | undefined, client: ClientInfo): Promise<AuthResult> {
     const session = await this.sessions.refresh(presented, client);
     return { body: await this.tokenResponse(session), session };
@@ -225,7 +254,8 @@ export class AuthService {
    * change still committing) and sign with those.
    */
   private async tokenResponse(
-    session: Pick<IssuedSession, 'userId' | 'roles' | 'rolesReadAt' | 'sessionId' | 'auth'>,
+    session: Pick<IssuedSession, 'userId' | 'roles' | 'rolesReadAt' | 'sessionId' | 'auth'> &
+      Partial<Pick<IssuedSession, 'tenant'>>,
   ): Promise<TokenResponse> {
     let { roles, rolesReadAt } = session;
     if (this.revocation.userRevokedSince(session.userId, rolesReadAt)) {
@@ -239,6 +269,9 @@ export class AuthService {
         session.sessionId,
         session.auth,
         Math.floor(rolesReadAt / 1000),
+        session.tenant
+          ? { id: session.tenant.id, ...(this.config.TENANT_ROLES_IN_TOKEN ? { roles: session.tenant.roles } : {}) }
+          : null,
       ),
       tokenType: 'Bearer',
       expiresIn: this.tokens.ttlSeconds,

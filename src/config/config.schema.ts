@@ -198,6 +198,13 @@ export const envSchema = z
     OAUTH_CLIENT_RATE_LIMIT: z.coerce.number().int().min(1).max(10000).default(20),
     USER_TOKEN_SCOPES: scopeList('USER_TOKEN_SCOPES'),
     OAUTH_EXTRA_SCOPES: scopeList('OAUTH_EXTRA_SCOPES'),
+    // Tenants (contract v2 §E).
+    TENANT_CREATION: z.enum(['all', 'admin'], { error: 'must be all or admin' }).default('all'),
+    TENANT_LIMIT_PER_USER: z.coerce.number().int().min(1).max(10000).default(10),
+    TENANT_MEMBER_LIMIT: z.coerce.number().int().min(1).max(1000000).default(1000),
+    TENANT_INVITATION_TTL: seconds('TENANT_INVITATION_TTL', 172800, 60, 30 * 24 * 3600),
+    TENANT_INVITE_RATE_LIMIT: z.coerce.number().int().min(1).max(100000).default(20),
+    TENANT_ROLES_IN_TOKEN: bool(false),
   })
   .superRefine((env, ctx) => {
     if ((env.ADMIN_USERNAME === undefined) !== (env.ADMIN_PASSWORD === undefined)) {

@@ -6,7 +6,8 @@ import type { AppConfig } from '../config/config.schema.js';
  * Forgot Password Cheat Sheet). The token sits in the URL fragment: no server log and no
  * Referer ever sees it, and the page POSTs it (a GET never consumes a token).
  */
-export function mailLink(config: AppConfig, kind: 'verify' | 'reset', token: string): string {
+export function mailLink(config: AppConfig, kind: 'verify' | 'reset' | 'invitation', token: string): string {
+  if (kind === 'invitation') return `${config.APP_URL}/accept-invitation#token=${encodeURIComponent(token)}`;
   const template =
     kind === 'verify'
       ? (config.VERIFY_EMAIL_URL ?? `${config.APP_URL}/verify-email#token={token}`)

@@ -35,6 +35,16 @@ function compose(
 const IGNORE = 'If you did not ask for this, you can ignore this message: nothing changes.';
 
 export const mailTemplates = {
+  tenantInvitation: (tenantName: string, inviter: string, link: string, hours: number): MailContent =>
+    compose(
+      `join ${tenantName}`,
+      [`${inviter} invites you to join the organisation "${tenantName}".`],
+      { url: link, label: 'Accept the invitation' },
+      [
+        `Sign in (or create an account) with this email address, verify it, then accept. The link works once and expires in ${hours} hours.`,
+        'If you do not know this organisation, you can ignore this message.',
+      ],
+    ),
   verifyEmail: (link: string, hours: number): MailContent =>
     compose(
       'confirm your email address',

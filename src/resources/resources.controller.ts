@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiCreatedResponse,
@@ -21,7 +21,10 @@ import {
   ResourceQueryDto,
   UpdateResourceDto,
 } from './dto/resources.dto.js';
-import { ResourcesService } from './resources.service.js';
+import { ResourcesService, type TenantHeader } from './resources.service.js';
+
+/** The header aiming a request at a tenant (contract v2 §E). */
+const TENANT = 'x-tenant-id';
 
 const resourceId = uuidParam('resource', ErrorCode.RESOURCE_NOT_FOUND);
 /** The scope for reading the caller's resources (contract v2 §C); public ones need none. */
@@ -38,17 +41,28 @@ export class ResourcesController {
   @ApiOperation({ summary: 'Create a resource owned by the caller (private by default)' })
   @ApiCreatedResponse({ type: ResourceDto })
   @ApiErrors(400, 401, 403, 413, 415)
-  create(@CurrentUser() user: Principal, @Body() dto: CreateResourceDto): Promise<ResourceDto> {
-    return this.resources.create(user, dto);
+  create(
+    @CurrentUser() user: Principal,
+    @Body() dto: CreateResourceDto,
+    @Headers(TENANT) tenant: TenantHeader,
+  ): Promise<ResourceDto> {
+    return this.resources.create(user, dto, tenant);
   }
 
   @Get()
   @Scopes('resources:read')
-  @ApiOperation({ summary: "The caller's resources, newest first; admins may ask for scope=all" })
+  @ApiOperation({
+    summary:
+      "The caller's resources (personal, or the tenant's with X-Tenant-Id or tid), newest first; scope=memberships adds every tenant's; admins may ask for scope=all",
+  })
   @ApiOkResponse({ type: ResourcePageDto })
   @ApiErrors(400, 401, 403)
-  list(@CurrentUser() user: Principal, @Query() query: ResourceQueryDto): Promise<ResourcePageDto> {
-    return this.resources.list(user, query);
+  list(
+    @CurrentUser() user: Principal,
+    @Query() query: ResourceQueryDto,
+    @Headers(TENANT) tenant: TenantHeader,
+  ): Promise<ResourcePageDto> {
+    return this.resources.list(user, query, tenant);
   }
 
   @Get(':id')
@@ -60,8 +74,9 @@ export class ResourcesController {
   async get(
     @CurrentUser({ optional: true }) user: Principal | undefined,
     @Param('id', resourceId) id: string,
+    @Headers(TENANT) tenant: TenantHeader,
   ): Promise<ResourceDto> {
-    if (!user || user.scopes.includes(READ)) return this.resources.get(user, id);
+    if (!user || user.scopes.includes(READ)) return this.resources.get(user, id, tenant);
     // A token without resources:read reads what anyone may read: a public resource needs no
     // scope. Anything else, a private resource or no resource at all, is refused for the
     // scope, the same way for both, so the answer tells nothing about existence.
@@ -79,8 +94,9 @@ export class ResourcesController {
     @CurrentUser() user: Principal,
     @Param('id', resourceId) id: string,
     @Body() dto: UpdateResourceDto,
+    @Headers(TENANT) tenant: TenantHeader,
   ): Promise<ResourceDto> {
-    return this.resources.update(user, id, dto);
+    return this.resources.update(user, id, dto, tenant);
   }
 
   @Delete(':id')
@@ -89,7 +105,11 @@ export class ResourcesController {
   @ApiOperation({ summary: 'Delete a resource (owner or admin)' })
   @ApiNoContentResponse()
   @ApiErrors(401, 403, 404)
-  delete(@CurrentUser() user: Principal, @Param('id', resourceId) id: string): Promise<void> {
-    return this.resources.delete(user, id);
+  delete(
+    @CurrentUser() user: Principal,
+    @Param('id', resourceId) id: string,
+    @Headers(TENANT) tenant: TenantHeader,
+  ): Promise<void> {
+    return this.resources.delete(user, id, tenant);
   }
 }

@@ -11,6 +11,13 @@ export interface Viewer {
   isAdmin: boolean;
 }
 
+/**
+ * Who may change a resource, as the query's own condition: a global admin any; otherwise
+ * the owner of a personal resource, and in a tenant the caller still a member there, as the
+ * owner (`own`: with resources:write) or as anyone (`any`: with resources:manage).
+ */
+export type ChangeRight = { kind: 'admin' } | { kind: 'personal' } | { kind: 'tenant'; reach: 'own' | 'any' };
+
 /** The Prisma queries on resources, named by intent. */
 @Injectable()
 export class ResourcesRepository {
@@ -18,6 +25,7 @@ export class ResourcesRepository {
 
   create(data: {
     ownerId: string;
+    tenantId: string | null;
     title: string;
     body: string;
     visibility: 'private' | 'public';
@@ -33,46 +41,100 @@ export class ResourcesRepository {
   }
 
   /**
-   * Applies `data` if `viewer` owns the resource or is an admin. Returns the updated
-   * resource, 'forbidden' when it is visible but not theirs, null when not visible.
+   * Applies `data` if the caller holds `right` over this resource (checked in the UPDATE's
+   * own WHERE clause, so a membership removed meanwhile changes nothing); null otherwise.
    */
-  async updateOwned(
+  async updateWith(
     id: string,
     viewer: Viewer,
+    right: ChangeRight,
     data: Prisma.ResourceUpdateInput,
-  ): Promise<ResourceRecord | 'forbidden' | null> {
-    const { count } = await this.prisma.resource.updateMany({ where: { id, ...ownedBy(viewer) }, data });
-    if (count > 0) return this.prisma.resource.findUnique({ where: { id } });
-    return (await this.isVisible(id, viewer)) ? 'forbidden' : null;
+  ): Promise<ResourceRecord | null> {
+    const { count } = await this.prisma.resource.updateMany({ where: { id, ...changeableBy(viewer, right) }, data });
+    return count > 0 ? this.prisma.resource.findUnique({ where: { id } }) : null;
   }
 
-  async deleteOwned(id: string, viewer: Viewer): Promise<'deleted' | 'forbidden' | null> {
-    const { count } = await this.prisma.resource.deleteMany({ where: { id, ...ownedBy(viewer) } });
-    if (count > 0) return 'deleted';
-    return (await this.isVisible(id, viewer)) ? 'forbidden' : null;
+  async deleteWith(id: string, viewer: Viewer, right: ChangeRight): Promise<boolean> {
+    const { count } = await this.prisma.resource.deleteMany({ where: { id, ...changeableBy(viewer, right) } });
+    return count > 0;
   }
 
-  /** Keyset page, newest first: items inserted meanwhile never shift later pages. */
-  page(filter: { ownerId?: string }, limit: number, after?: Position): Promise<ResourceRecord[]> {
+  /**
+   * Keyset page, newest first: items inserted meanwhile never shift later pages. `personal`:
+   * the owner's resources outside any tenant; `tenant`: one tenant's (the caller's membership
+   * was checked for this request); `all`: everyone's (global admins).
+   */
+  page(
+    filter: { personal: string } | { tenant: string } | { all: true },
+    limit: number,
+    after?: Position,
+  ): Promise<ResourceRecord[]> {
     const where: Prisma.ResourceWhereInput = {
-      ...(filter.ownerId ? { ownerId: filter.ownerId } : {}),
-      ...(after
-        ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] }
-        : {}),
+      ...('personal' in filter ? { ownerId: filter.personal, tenantId: null } : {}),
+      ...('tenant' in filter ? { tenantId: filter.tenant } : {}),
+      ...keysetAfter(after),
     };
     return this.prisma.resource.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: limit });
   }
 
-  private async isVisible(id: string, viewer: Viewer): Promise<boolean> {
-    return (await this.prisma.resource.count({ where: { id, ...visibleTo(viewer) } })) > 0;
+  /**
+   * `scope=memberships` (contract v2 §E): the caller's personal resources and those of every
+   * tenant where one of their roles grants resources:read, built in or custom; one query,
+   * so the union has no duplicates and keyset pages never overlap.
+   */
+  pageAcrossMemberships(userId: string, limit: number, after?: Position): Promise<ResourceRecord[]> {
+    return this.prisma.$queryRaw<ResourceRecord[]>`
+      SELECT r.id, r.owner_id AS "ownerId", r.tenant_id AS "tenantId", r.title, r.body, r.visibility,
+             r.created_at AS "createdAt", r.updated_at AS "updatedAt"
+      FROM resources r
+      WHERE ((r.tenant_id IS NULL AND r.owner_id = ${userId}::uuid)
+             OR r.tenant_id IN (
+               SELECT m.tenant_id FROM tenant_memberships m
+               WHERE m.user_id = ${userId}::uuid
+                 AND (m.roles && ARRAY['owner', 'admin', 'member']::text[]
+                      OR EXISTS (SELECT 1 FROM tenant_roles tr
+                                 WHERE tr.tenant_id = m.tenant_id AND tr.name = ANY (m.roles)
+                                   AND 'resources:read' = ANY (tr.permissions)))))
+        AND (${after?.createdAt ?? null}::timestamptz IS NULL
+             OR (r.created_at, r.id) < (${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::uuid))
+      ORDER BY r.created_at DESC, r.id DESC
+      LIMIT ${limit}`;
   }
 }
 
-function visibleTo(viewer: Viewer | undefined): Prisma.ResourceWhereInput {
-  if (viewer?.isAdmin) return {};
-  return viewer ? { OR: [{ visibility: 'public' }, { ownerId: viewer.userId }] } : { visibility: 'public' };
+function keysetAfter(after: Position | undefined): Prisma.ResourceWhereInput {
+  return after
+    ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] }
+    : {};
 }
 
-function ownedBy(viewer: Viewer): Prisma.ResourceWhereInput {
-  return viewer.isAdmin ? {} : { ownerId: viewer.userId };
+/**
+ * What a caller may see: public resources; their own personal ones; those of the tenants they
+ * belong to (whatever their roles there: the permission is checked next, and a member
+ * without resources:read gets 403, not 404); everything for a global admin.
+ */
+function visibleTo(viewer: Viewer | undefined): Prisma.ResourceWhereInput {
+  if (viewer?.isAdmin) return {};
+  if (!viewer) return { visibility: 'public' };
+  return {
+    OR: [
+      { visibility: 'public' },
+      { tenantId: null, ownerId: viewer.userId },
+      { tenant: { memberships: { some: { userId: viewer.userId } } } },
+    ],
+  };
+}
+
+function changeableBy(viewer: Viewer, right: ChangeRight): Prisma.ResourceWhereInput {
+  switch (right.kind) {
+    case 'admin':
+      return {};
+    case 'personal':
+      return { tenantId: null, ownerId: viewer.userId };
+    case 'tenant':
+      return {
+        tenant: { memberships: { some: { userId: viewer.userId } } },
+        ...(right.reach === 'own' ? { ownerId: viewer.userId } : {}),
+      };
+  }
 }

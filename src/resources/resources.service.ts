@@ -5,28 +5,43 @@ import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
 import { ResourceDto, type CreateResourceDto, type UpdateResourceDto } from './dto/resources.dto.js';
-import { ResourcesRepository, type Viewer } from './resources.repository.js';
+import { ResourcesRepository, type ChangeRight, type ResourceRecord, type Viewer } from './resources.repository.js';
 import { ADMIN_POWERS_SCOPE, hasAdminPowers, stepUpRequired } from '../access/step-up.js';
 import { insufficientScope } from '../access/scopes.guard.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
+import { TenantAccessService, insufficientTenantPermission } from '../tenants/tenant-access.service.js';
+
+/** The X-Tenant-Id header as Express gives it (a repeated header is an array). */
+export type TenantHeader = string | string[] | undefined;
 
 /**
- * Ownership and visibility: the owner and admins may read and change a resource; anyone,
- * even anonymous, may read a public one. A resource the caller may not see gives 404
- * (its existence is not revealed); one they may see but not change gives 403.
+ * Ownership and visibility (v1), in tenants (contract v2 §E):
+ * - personal resources (no tenant): the owner and global admins read and change them;
+ * - tenant resources: members read them with resources:read (a member without it gets 403),
+ *   the owner changes them while a member with resources:write, any member with
+ *   resources:manage, and global admins always;
+ * - anyone, even anonymous, reads a public resource.
+ * A resource the caller may not see gives 404 (its existence is not revealed); one they may
+ * see but not change gives 403 NOT_OWNER. The tenant context (X-Tenant-Id or the token's
+ * `tid`) decides where a resource is created and which list is read; the caller's roles in
+ * it are looked up for each request.
  */
 @Injectable()
 export class ResourcesService {
   constructor(
     private readonly resources: ResourcesRepository,
+    private readonly tenants: TenantAccessService,
     private readonly clock: Clock,
     @InjectConfig() private readonly config: AppConfig,
   ) {}
 
-  async create(caller: Principal, dto: CreateResourceDto): Promise<ResourceDto> {
+  async create(caller: Principal, dto: CreateResourceDto, header: TenantHeader): Promise<ResourceDto> {
+    const context = await this.tenants.context(caller, header);
+    if (context && !context.permissions.has('resources:write')) throw insufficientTenantPermission('resources:write');
     const created = await this.resources.create({
       ownerId: caller.userId,
+      tenantId: context?.tenantId ?? null,
       title: dto.title,
       body: dto.body ?? '',
       visibility: dto.visibility ?? 'private',
@@ -35,25 +50,44 @@ export class ResourcesService {
     return ResourceDto.from(created);
   }
 
-  async list(caller: Principal, query: { limit?: number; cursor?: string; scope?: 'all' }) {
-    if (query.scope === 'all' && !caller.roles.includes('admin')) {
-      throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
-    }
-    if (query.scope === 'all' && !caller.scopes.includes(ADMIN_POWERS_SCOPE))
-      throw insufficientScope([ADMIN_POWERS_SCOPE]);
-    if (query.scope === 'all' && !hasAdminPowers(caller, this.config)) throw stepUpRequired();
+  async list(
+    caller: Principal,
+    query: { limit?: number; cursor?: string; scope?: 'all' | 'memberships' },
+    header: TenantHeader,
+  ) {
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const after = decodeCursor(query.cursor);
+    // Checked on every list, scoped or not: a malformed, conflicting or foreign tenant is refused.
+    const context = await this.tenants.context(caller, header);
+    if (query.scope === 'all') {
+      if (!caller.roles.includes('admin')) throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
+      if (!caller.scopes.includes(ADMIN_POWERS_SCOPE)) throw insufficientScope([ADMIN_POWERS_SCOPE]);
+      if (!hasAdminPowers(caller, this.config)) throw stepUpRequired();
+      return toPage(await this.resources.page({ all: true }, limit + 1, after), limit, (r) => ResourceDto.from(r));
+    }
+    if (query.scope === 'memberships') {
+      const rows = await this.resources.pageAcrossMemberships(caller.userId, limit + 1, after);
+      return toPage(rows, limit, (r) => ResourceDto.from(r));
+    }
+    if (context && !context.permissions.has('resources:read')) throw insufficientTenantPermission('resources:read');
     const rows = await this.resources.page(
-      query.scope === 'all' ? {} : { ownerId: caller.userId },
+      context ? { tenant: context.tenantId } : { personal: caller.userId },
       limit + 1,
-      decodeCursor(query.cursor),
+      after,
     );
     return toPage(rows, limit, (r) => ResourceDto.from(r));
   }
 
-  async get(caller: Principal | undefined, id: string): Promise<ResourceDto> {
-    const found = await this.resources.findVisibleTo(id, this.viewer(caller));
+  async get(caller: Principal | undefined, id: string, header: TenantHeader): Promise<ResourceDto> {
+    if (caller) await this.tenants.context(caller, header);
+    const viewer = this.viewer(caller);
+    const found = await this.resources.findVisibleTo(id, viewer);
     if (!found) throw notVisible();
+    if (caller && viewer && !viewer.isAdmin && found.visibility !== 'public' && found.tenantId) {
+      const membership = await this.tenants.membership(found.tenantId, caller.userId);
+      if (!membership) throw notVisible();
+      if (!membership.permissions.has('resources:read')) throw insufficientTenantPermission('resources:read');
+    }
     return ResourceDto.from(found);
   }
 
@@ -63,30 +97,68 @@ export class ResourcesService {
     return found ? ResourceDto.from(found) : null;
   }
 
-  async update(caller: Principal, id: string, dto: UpdateResourceDto): Promise<ResourceDto> {
-    const outcome = await this.resources.updateOwned(id, this.viewer(caller)!, {
+  async update(caller: Principal, id: string, dto: UpdateResourceDto, header: TenantHeader): Promise<ResourceDto> {
+    const { viewer, right } = await this.changeRight(caller, id, header);
+    const updated = await this.resources.updateWith(id, viewer, right, {
       title: dto.title,
       body: dto.body,
       visibility: dto.visibility,
       updatedAt: this.clock.now(),
     });
-    if (outcome === 'forbidden') throw notOwner();
-    if (!outcome) throw notVisible();
-    return ResourceDto.from(outcome);
+    if (!updated) throw await this.whyNot(id, viewer);
+    return ResourceDto.from(updated);
+  }
+
+  async delete(caller: Principal, id: string, header: TenantHeader): Promise<void> {
+    const { viewer, right } = await this.changeRight(caller, id, header);
+    if (!(await this.resources.deleteWith(id, viewer, right))) throw await this.whyNot(id, viewer);
+  }
+
+  /**
+   * Which right the caller could change this resource with; the UPDATE or DELETE then
+   * carries it in its own WHERE clause. 404 when they cannot see it, 403 NOT_OWNER when they
+   * see it but may not change it.
+   */
+  private async changeRight(
+    caller: Principal,
+    id: string,
+    header: TenantHeader,
+  ): Promise<{ viewer: Viewer; right: ChangeRight }> {
+    await this.tenants.context(caller, header);
+    const viewer = this.viewer(caller)!;
+    if (viewer.isAdmin) return { viewer, right: { kind: 'admin' } };
+    const found = await this.resources.findVisibleTo(id, viewer);
+    if (!found) throw notVisible();
+    return { viewer, right: await this.rightOver(found, caller) };
+  }
+
+  private async rightOver(found: ResourceRecord, caller: Principal): Promise<ChangeRight> {
+    if (!found.tenantId) {
+      if (found.ownerId === caller.userId) return { kind: 'personal' };
+      throw notOwner();
+    }
+    const membership = await this.tenants.membership(found.tenantId, caller.userId);
+    if (membership?.permissions.has('resources:manage')) return { kind: 'tenant', reach: 'any' };
+    if (membership?.permissions.has('resources:write') && found.ownerId === caller.userId) {
+      return { kind: 'tenant', reach: 'own' };
+    }
+    throw notOwner();
+  }
+
+  /** After a change that matched nothing: gone or no longer visible (404), or visible (403). */
+  private async whyNot(id: string, viewer: Viewer): Promise<AppError> {
+    return (await this.resources.findVisibleTo(id, viewer)) ? notOwner() : notVisible();
   }
 
   /** An admin sees and changes every resource, with ADMIN_REQUIRE_MFA only from an aal2 session. */
   private viewer(caller: Principal | undefined): Viewer | undefined {
     return caller ? { userId: caller.userId, isAdmin: hasAdminPowers(caller, this.config) } : undefined;
   }
-
-  async delete(caller: Principal, id: string): Promise<void> {
-    const outcome = await this.resources.deleteOwned(id, this.viewer(caller)!);
-    if (outcome === 'forbidden') throw notOwner();
-    if (!outcome) throw notVisible();
-  }
 }
 
 const notVisible = (): AppError => new AppError(ErrorCode.RESOURCE_NOT_FOUND, 'No such resource');
 const notOwner = (): AppError =>
-  new AppError(ErrorCode.NOT_OWNER, 'Only the owner or an admin may change this resource');
+  new AppError(
+    ErrorCode.NOT_OWNER,
+    'Only the owner, a tenant member allowed to manage it, or an admin may change this resource',
+  );

@@ -22,7 +22,13 @@ export interface NewSession {
   auth: SessionAuth;
 }
 
-export interface RotatedSession extends SessionAuth {
+/** The tenant a session selected, while its user is still a member there, with their roles. */
+export interface SessionTenant {
+  tenantId: string | null;
+  tenantRoles: string[] | null;
+}
+
+export interface RotatedSession extends SessionAuth, SessionTenant {
   id: string;
   userId: string;
   roles: Role[];
@@ -30,7 +36,7 @@ export interface RotatedSession extends SessionAuth {
 }
 
 /** What a refresh token that could not simply be rotated matches, to tell why. */
-export interface PresentedTokenState extends SessionAuth {
+export interface PresentedTokenState extends SessionAuth, SessionTenant {
   id: string;
   userId: string;
   roles: Role[];
@@ -142,7 +148,8 @@ export class SessionsRepository {
    * Rotation as one conditional statement: it succeeds only while `tokenHash` is the
    * session's current token, the session is live and its user enabled, so two concurrent
    * refreshes with one token can never both rotate. Idle expiry moves forward but never
-   * past the absolute expiry.
+   * past the absolute expiry. The selected tenant comes back only while the user is still a
+   * member there (contract v2 §E: a removal drops `tid` at the next refresh).
    */
   async rotate(p: {
     tokenHash: Buffer;
@@ -173,13 +180,15 @@ export class SessionsRepository {
           AND s.absolute_expires_at > ${p.now}
           AND u.id = s.user_id
           AND u.disabled = false
-        RETURNING s.id, s.user_id, u.roles, s.expires_at, s.amr, s.acr, s.auth_time
+        RETURNING s.id, s.user_id, u.roles, s.expires_at, s.amr, s.acr, s.auth_time, s.active_tenant_id
       ), retired AS (
         INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at)
         SELECT ${p.tokenHash}, id, ${p.now} FROM rotated
       )
-      SELECT id, user_id AS "userId", roles::text[] AS roles, expires_at AS "expiresAt",
-             amr, acr, auth_time AS "authTime" FROM rotated`;
+      SELECT r.id, r.user_id AS "userId", r.roles::text[] AS roles, r.expires_at AS "expiresAt",
+             r.amr, r.acr, r.auth_time AS "authTime", m.tenant_id AS "tenantId", m.roles AS "tenantRoles"
+      FROM rotated r
+      LEFT JOIN tenant_memberships m ON m.tenant_id = r.active_tenant_id AND m.user_id = r.user_id`;
     return rows[0] ?? null;
   }
 
@@ -190,8 +199,10 @@ export class SessionsRepository {
              COALESCE(s.previous_token_hash = ${tokenHash}, false) AS "isPrevious", s.rotated_at AS "rotatedAt",
              s.successor_sealed AS "successorSealed", s.expires_at AS "expiresAt",
              s.absolute_expires_at AS "absoluteExpiresAt", s.revoked_at AS "revokedAt",
-             s.revoked_reason AS "revokedReason", s.amr, s.acr, s.auth_time AS "authTime"
+             s.revoked_reason AS "revokedReason", s.amr, s.acr, s.auth_time AS "authTime",
+             m.tenant_id AS "tenantId", m.roles AS "tenantRoles"
       FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+      LEFT JOIN tenant_memberships m ON m.tenant_id = s.active_tenant_id AND m.user_id = s.user_id
       WHERE s.token_hash = ${tokenHash} OR s.previous_token_hash = ${tokenHash}
          OR s.id = (SELECT session_id FROM retired_refresh_tokens WHERE token_hash = ${tokenHash})
       LIMIT 1`;

@@ -16,7 +16,13 @@ import {
   openSuccessor,
   sealSuccessor,
 } from './refresh-token.js';
-import { SessionsRepository, type NewSession, type SessionAuth, type SessionView } from './sessions.repository.js';
+import {
+  SessionsRepository,
+  type NewSession,
+  type SessionAuth,
+  type SessionTenant,
+  type SessionView,
+} from './sessions.repository.js';
 
 export type { SessionAuth };
 
@@ -36,6 +42,8 @@ export interface IssuedSession {
   expiresAt: Date;
   /** What the access tokens of the session say of how the user signed in (amr, acr, auth_time). */
   auth: SessionAuth;
+  /** The tenant selected in the session (`tid`) while the user is a member, with their roles there. */
+  tenant: { id: string; roles: string[] } | null;
 }
 
 /**
@@ -71,6 +79,7 @@ export class SessionsService {
       refreshToken,
       expiresAt: session.expiresAt,
       auth: session.auth,
+      tenant: null,
     };
   }
 
@@ -100,6 +109,7 @@ export class SessionsService {
       refreshToken,
       expiresAt: session.expiresAt,
       auth: session.auth,
+      tenant: null,
     };
   }
 
@@ -151,6 +161,7 @@ export class SessionsService {
         refreshToken: successor,
         expiresAt: rotated.expiresAt,
         auth: authOf(rotated),
+        tenant: tenantOf(rotated),
       };
     }
     return this.refreshNotRotated(presented, tokenHash, now, client);
@@ -186,6 +197,7 @@ export class SessionsService {
           refreshToken: successor,
           expiresAt: state.expiresAt,
           auth: authOf(state),
+          tenant: tenantOf(state),
         };
       }
       // The seal belongs to a newer rotation (the token is two steps old): not in grace.
@@ -282,4 +294,8 @@ function invalid() {
 
 function truncate(value: string | null, max: number): string | null {
   return value === null ? null : value.slice(0, max);
+}
+
+function tenantOf(row: SessionTenant): { id: string; roles: string[] } | null {
+  return row.tenantId ? { id: row.tenantId, roles: row.tenantRoles ?? [] } : null;
 }

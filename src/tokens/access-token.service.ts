@@ -53,6 +53,14 @@ export interface AccessTokenClaims {
   auth_time: number;
   /** Space-separated scopes (RFC 9068 §2.2.3): USER_TOKEN_SCOPES for user tokens. */
   scope: string;
+  /** The tenant selected in the session (POST /auth/tenant), for downstream services. */
+  tid?: string;
+  /**
+   * With TENANT_ROLES_IN_TOKEN=true, the roles held in `tid` when the token was signed: a
+   * snapshot for downstream services, stale up to ACCESS_TOKEN_TTL. Gatehouse's own routes
+   * never read it; they look the membership up.
+   */
+  tenant_roles?: string[];
   iat: number;
   exp: number;
   iss: string;
@@ -110,12 +118,13 @@ export class AccessTokenService {
     return { token: this.encode(claims), claims };
   }
 
-  /** `iat` defaults to now (epoch seconds). */
+  /** `iat` defaults to now (epoch seconds); `tenant`: the session's selected tenant, if any. */
   sign(
     user: { id: string; roles: Role[] },
     sessionId: string,
     auth: TokenAuth,
     iat = Math.floor(this.clock.nowMs() / 1000),
+    tenant: { id: string; roles?: readonly string[] } | null = null,
   ): string {
     const claims: AccessTokenClaims = {
       sub: user.id,
@@ -125,6 +134,8 @@ export class AccessTokenService {
       acr: auth.acr,
       auth_time: Math.floor(auth.authTime.getTime() / 1000),
       scope: this.userScope,
+      ...(tenant ? { tid: tenant.id } : {}),
+      ...(tenant?.roles ? { tenant_roles: [...tenant.roles] } : {}),
       iat,
       exp: iat + this.config.ACCESS_TOKEN_TTL,
       iss: this.config.JWT_ISSUER,

@@ -87,6 +87,8 @@ export class TokenVerifier {
   }
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** The principal of a signature-verified payload, or null when a claim is missing or malformed. */
 function toPrincipal(payload: unknown, userScopes: readonly string[]): Principal | null {
   if (payload === null || typeof payload !== 'object') return null;
@@ -124,7 +126,7 @@ function toPrincipal(payload: unknown, userScopes: readonly string[]): Principal
     // A token from before these claims existed was a password session's.
     amr: Array.isArray(p.amr) && p.amr.every((m) => typeof m === 'string') ? p.amr : ['pwd'],
     acr: p.acr === 'aal2' ? 'aal2' : 'aal1',
-    tenantId: null,
+    tenantId: typeof p.tid === 'string' && UUID.test(p.tid) ? p.tid.toLowerCase() : null,
     iat: p.iat,
     exp: p.exp,
     jti: p.jti,

@@ -23,6 +23,8 @@ import type { AdminUpdateUserDto, UpdateProfileDto } from './dto/users.dto.js';
 import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
 import { MfaService } from '../mfa/mfa.service.js';
 import { ClientsService } from '../clients/clients.service.js';
+import { TenantsRepository } from '../tenants/tenants.repository.js';
+import { TenantAccessService } from '../tenants/tenant-access.service.js';
 
 @Injectable()
 export class UsersService implements OnApplicationBootstrap {
@@ -41,6 +43,8 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly accountMail: AccountMailService,
     private readonly mfa: MfaService,
     private readonly clients: ClientsService,
+    private readonly tenants: TenantsRepository,
+    private readonly tenantAccess: TenantAccessService,
   ) {}
 
   /**
@@ -151,16 +155,22 @@ export class UsersService implements OnApplicationBootstrap {
   }
 
   /**
-   * Deletes the account with its sessions and resources (cascading), its access tokens
-   * revoked and the event audited, in one transaction; never the last admin.
+   * Deletes the account with its sessions, memberships and personal resources (its tenant
+   * resources stay, without owner), its access tokens revoked and the event audited, in one
+   * transaction; never the last admin, nor the last owner of a tenant.
    */
   async deleteAccount(caller: SessionPrincipal, password: string, client: ClientInfo): Promise<void> {
     const user = await this.existing(caller);
     await this.credentials.recheck(user, password, client, 'The password is wrong');
+    let tenants: string[] = [];
     const outcome = await this.txHost.withTransaction(async () => {
       if (user.roles.includes('admin') && !user.disabled && !(await this.users.anotherAdminRemains(user.id))) {
         return 'last_admin';
       }
+      // The last owner of a tenant cannot delete the account (contract v2 §E): the tenants are
+      // locked first, so no other owner leaves between this check and the deletion.
+      tenants = await this.tenants.lockTenantsOf(user.id);
+      if ((await this.tenants.soleOwnerships(user.id)).length > 0) return 'last_owner';
       await this.users.delete(user.id);
       await this.revocation.revoke({ users: [user.id] });
       await this.audit.record('account.deleted', { userId: user.id, sessionId: caller.sessionId }, client, {
@@ -170,6 +180,12 @@ export class UsersService implements OnApplicationBootstrap {
     });
     if (outcome === 'last_admin')
       throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot delete their account');
+    if (outcome === 'last_owner')
+      throw new AppError(
+        ErrorCode.LAST_OWNER,
+        'You are the last owner of a tenant: make another member owner, or delete the tenant, first',
+      );
+    for (const tenantId of tenants) await this.tenantAccess.changed(tenantId, user.id);
   }
 
   async list(limit = DEFAULT_PAGE_SIZE, cursor?: string): Promise<{ items: UserDto[]; nextCursor: string | null }> {

@@ -6,7 +6,8 @@ import { startApp, type TestApp } from '../support/test-app.js';
 const ADMIN = { ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'root password 123' };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const RESOURCE_KEYS = ['body', 'createdAt', 'id', 'ownerId', 'title', 'updatedAt', 'visibility'];
+// Contract v2 §0.5: a Resource adds tenantId (null for a personal one).
+const RESOURCE_KEYS = ['body', 'createdAt', 'id', 'ownerId', 'tenantId', 'title', 'updatedAt', 'visibility'];
 const MISSING_ID = '3b241101-e2bb-4255-8caf-4136c566a962';
 const NON_UUIDS = ['not-a-uuid', '123', '3b241101-e2bb-4255-8caf-4136c566a96', '..%2F..%2Fusers'];
 

@@ -1,6 +1,16 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
+import {
+  IsEmail,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  MaxLength,
+  MinLength,
+  ValidateIf,
+} from 'class-validator';
 import { IsUnambiguousEmail, IsVisibleText } from '../../common/http/visible-text.validator.js';
 import {
   IsPassword,
@@ -57,4 +67,16 @@ export class LoginDto {
   @MinLength(1)
   @MaxLength(1024)
   password!: string;
+}
+
+export class SelectTenantDto {
+  @ApiProperty({
+    type: String,
+    format: 'uuid',
+    nullable: true,
+    description: 'A tenant the caller belongs to, or null to go back to personal context',
+  })
+  @ValidateIf((o: SelectTenantDto) => o.tenantId !== null)
+  @IsUUID('all')
+  tenantId!: string | null;
 }

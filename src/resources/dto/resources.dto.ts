@@ -47,15 +47,32 @@ export class UpdateResourceDto {
 }
 
 export class ResourceQueryDto extends PageQueryDto {
-  @ApiPropertyOptional({ enum: ['all'], description: "Admins only: every user's resources" })
+  @ApiPropertyOptional({
+    enum: ['all', 'memberships'],
+    description:
+      "memberships: personal resources plus those of every tenant you may read in; all (admins only): every user's",
+  })
   @IsOptional()
-  @IsIn(['all'])
-  scope?: 'all';
+  @IsIn(['all', 'memberships'])
+  scope?: 'all' | 'memberships';
 }
 
 export class ResourceDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
-  @ApiProperty({ format: 'uuid' }) ownerId!: string;
+  @ApiProperty({
+    format: 'uuid',
+    nullable: true,
+    type: String,
+    description: 'Null once the creator of a tenant resource deleted their account',
+  })
+  ownerId!: string | null;
+  @ApiProperty({
+    format: 'uuid',
+    nullable: true,
+    type: String,
+    description: 'The tenant that owns it; null for a personal resource',
+  })
+  tenantId!: string | null;
   @ApiProperty() title!: string;
   @ApiProperty() body!: string;
   @ApiProperty({ enum: VISIBILITIES }) visibility!: VisibilityValue;
@@ -66,6 +83,7 @@ export class ResourceDto {
     return {
       id: r.id,
       ownerId: r.ownerId,
+      tenantId: r.tenantId,
       title: r.title,
       body: r.body,
       visibility: r.visibility,
