@@ -35,6 +35,10 @@ const TABLES = [
   'retired_refresh_tokens',
   'revocations',
   'sessions',
+  'tenant_invitations',
+  'tenant_memberships',
+  'tenant_roles',
+  'tenants',
   'users',
 ];
 const LOCKFILE =

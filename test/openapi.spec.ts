@@ -3,7 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type TestApp } from './support/test-app.js';
 import { USER_KEYS } from './support/factories.js';
 
-type Operation = { security?: Array<Record<string, string[]>>; parameters?: Array<{ name: string; in: string }> };
+type Operation = {
+  security?: Array<Record<string, string[]>>;
+  parameters?: Array<{ name: string; in: string }>;
+  responses?: Record<string, unknown>;
+};
 type Doc = {
   openapi: string;
   paths: Record<string, Record<string, Operation>>;
@@ -35,14 +39,58 @@ const CONTRACT: Array<[string, string]> = [
   ['delete', '/resources/{id}'],
   ['get', '/health'],
   ['get', '/.well-known/jwks.json'],
+  // tenants (contract v2 §E)
+  ['post', '/tenants'],
+  ['get', '/tenants'],
+  ['post', '/tenants/invitations/accept'],
+  ['get', '/tenants/{id}'],
+  ['patch', '/tenants/{id}'],
+  ['delete', '/tenants/{id}'],
+  ['get', '/tenants/{id}/members'],
+  ['post', '/tenants/{id}/members'],
+  ['patch', '/tenants/{id}/members/{userId}'],
+  ['delete', '/tenants/{id}/members/{userId}'],
+  ['post', '/tenants/{id}/invitations'],
+  ['get', '/tenants/{id}/invitations'],
+  ['delete', '/tenants/{id}/invitations/{invitationId}'],
+  ['get', '/tenants/{id}/roles'],
+  ['put', '/tenants/{id}/roles/{name}'],
+  ['delete', '/tenants/{id}/roles/{name}'],
+  ['post', '/auth/tenant'],
 ];
+
+/**
+ * The error statuses each tenant call documents (docs/api.md, Tenants): 401 and 403
+ * (scope, tenant permission) everywhere, 404 TENANT_NOT_FOUND wherever a tenant is named,
+ * 409 for the slug, limits, ALREADY_MEMBER, LAST_OWNER and ROLE_IN_USE, 429 for invitations.
+ */
+const TENANT_ERRORS: Record<string, number[]> = {
+  'post /tenants': [400, 401, 403, 409],
+  'get /tenants': [400, 401, 403],
+  'post /tenants/invitations/accept': [400, 401, 403, 409, 429],
+  'get /tenants/{id}': [401, 403, 404],
+  'patch /tenants/{id}': [400, 401, 403, 404],
+  'delete /tenants/{id}': [400, 401, 403, 404],
+  'get /tenants/{id}/members': [400, 401, 403, 404],
+  'post /tenants/{id}/members': [400, 401, 403, 404, 409],
+  'patch /tenants/{id}/members/{userId}': [400, 401, 403, 404, 409],
+  'delete /tenants/{id}/members/{userId}': [401, 403, 404, 409],
+  'post /tenants/{id}/invitations': [400, 401, 403, 404, 409, 429],
+  'get /tenants/{id}/invitations': [400, 401, 403, 404],
+  'delete /tenants/{id}/invitations/{invitationId}': [401, 403, 404],
+  'get /tenants/{id}/roles': [401, 403, 404],
+  'put /tenants/{id}/roles/{name}': [400, 401, 403, 404, 409],
+  'delete /tenants/{id}/roles/{name}': [400, 401, 403, 404, 409],
+  'post /auth/tenant': [400, 401, 403, 404],
+};
 
 /** Calls that need `Authorization: Bearer` (401 without it). */
 const BEARER_ONLY = CONTRACT.filter(
   ([, path]) =>
     path.startsWith('/users') ||
     path.startsWith('/resources') ||
-    ['/auth/logout-all', '/auth/sessions', '/auth/sessions/{id}'].includes(path),
+    path.startsWith('/tenants') ||
+    ['/auth/logout-all', '/auth/sessions', '/auth/sessions/{id}', '/auth/tenant'].includes(path),
 ).filter(([method, path]) => !(method === 'get' && path === '/resources/{id}'));
 
 describe('OpenAPI document and UI', () => {
@@ -84,6 +132,24 @@ describe('OpenAPI document and UI', () => {
       const params = doc.paths[path]![method]!.parameters ?? [];
       expect(params).toContainEqual(expect.objectContaining({ name: 'id', in: 'path' }));
     }
+  });
+
+  it('documents every path parameter of every call', () => {
+    for (const [method, path] of CONTRACT) {
+      const params = doc.paths[path]![method]!.parameters ?? [];
+      for (const [, name] of path.matchAll(/\{([^}]+)\}/g)) {
+        expect(params, `${method} ${path}`).toContainEqual(expect.objectContaining({ name, in: 'path' }));
+      }
+    }
+  });
+
+  it.each(Object.entries(TENANT_ERRORS))('documents the error statuses of %s', (call, statuses) => {
+    const [method, path] = call.split(' ') as [string, string];
+    const documented = Object.keys(doc.paths[path]![method]!.responses ?? {})
+      .map(Number)
+      .filter((status) => status >= 400)
+      .sort((a, b) => a - b);
+    expect(documented).toEqual(statuses);
   });
 
   it('describes the bearer security scheme and the protected routes use it', () => {

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { uuidParam } from '../common/http/uuid-param.js';
 import {
   ApiBearerAuth,
@@ -153,6 +153,7 @@ export class AuthController {
 
   @Post('tenant')
   @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
   @ApiBearerAuth('bearer')
   @ApiOperation({
     summary: "Select a tenant (or none) in the caller's session: an access token with `tid`, kept by refresh",

@@ -2,6 +2,7 @@ import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Q
 import {
   ApiBearerAuth,
   ApiCreatedResponse,
+  ApiHeader,
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
@@ -32,6 +33,12 @@ const READ = 'resources:read';
 
 @ApiTags('resources')
 @ApiBearerAuth('bearer')
+@ApiHeader({
+  name: 'X-Tenant-Id',
+  required: false,
+  description:
+    "Aims the request at a tenant the caller belongs to (else the token's tid, else personal): 400 TENANT_HEADER_INVALID when malformed, 400 TENANT_MISMATCH when it differs from tid, 404 TENANT_NOT_FOUND when the caller is not a member",
+})
 @Controller('resources')
 export class ResourcesController {
   constructor(private readonly resources: ResourcesService) {}
@@ -40,7 +47,7 @@ export class ResourcesController {
   @Scopes('resources:write')
   @ApiOperation({ summary: 'Create a resource owned by the caller (private by default)' })
   @ApiCreatedResponse({ type: ResourceDto })
-  @ApiErrors(400, 401, 403, 413, 415)
+  @ApiErrors(400, 401, 403, 404, 413, 415)
   create(
     @CurrentUser() user: Principal,
     @Body() dto: CreateResourceDto,
@@ -56,7 +63,7 @@ export class ResourcesController {
       "The caller's resources (personal, or the tenant's with X-Tenant-Id or tid), newest first; scope=memberships adds every tenant's; admins may ask for scope=all",
   })
   @ApiOkResponse({ type: ResourcePageDto })
-  @ApiErrors(400, 401, 403)
+  @ApiErrors(400, 401, 403, 404)
   list(
     @CurrentUser() user: Principal,
     @Query() query: ResourceQueryDto,
@@ -70,7 +77,7 @@ export class ResourcesController {
   @ApiSecurity({}) // the token is optional here: documented as "bearer or nothing"
   @ApiOperation({ summary: 'A resource: for its owner, an admin, or anyone (no token needed) when public' })
   @ApiOkResponse({ type: ResourceDto })
-  @ApiErrors(401, 403, 404)
+  @ApiErrors(400, 401, 403, 404)
   async get(
     @CurrentUser({ optional: true }) user: Principal | undefined,
     @Param('id', resourceId) id: string,
@@ -104,7 +111,7 @@ export class ResourcesController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a resource (owner or admin)' })
   @ApiNoContentResponse()
-  @ApiErrors(401, 403, 404)
+  @ApiErrors(400, 401, 403, 404)
   delete(
     @CurrentUser() user: Principal,
     @Param('id', resourceId) id: string,

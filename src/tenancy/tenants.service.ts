@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AuditService, type AuditEventType } from '../audit/audit.service.js';
 import { emailKey, usernameKey } from '../accounts/users.repository.js';
-import { hasAdminPowers } from '../access/step-up.js';
+import { ADMIN_POWERS_SCOPE, hasAdminPowers, stepUpRequired } from '../access/step-up.js';
+import { insufficientScope } from '../access/scopes.guard.js';
 import { Clock } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
@@ -54,6 +55,7 @@ const ACCEPT_WINDOW_MS = 15 * 60_000;
 const HOUR_MS = 3_600_000;
 
 const notFound = (what: string): AppError => new AppError(ErrorCode.NOT_FOUND, `No such ${what}`);
+const alreadyMember = (): AppError => new AppError(ErrorCode.ALREADY_MEMBER, 'This user is a member already');
 const lastOwner = (): AppError =>
   new AppError(ErrorCode.LAST_OWNER, 'A tenant keeps at least one owner: make another member owner first');
 
@@ -66,6 +68,9 @@ const lastOwner = (): AppError =>
  */
 @Injectable()
 export class TenantsService {
+  /** The tail of each tenant's queue of changes in this process (see serially). */
+  private readonly queues = new Map<string, Promise<void>>();
+
   constructor(
     private readonly repo: TenantsRepository,
     private readonly access: TenantAccessService,
@@ -115,8 +120,11 @@ export class TenantsService {
   ): Promise<{ items: TenantDto[]; nextCursor: string | null }> {
     const limit = q.limit ?? DEFAULT_PAGE_SIZE;
     const after = decodeCursor(q.cursor);
-    if (q.all === 'true' && !hasAdminPowers(caller, this.config)) {
-      throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'all=true is for administrators');
+    if (q.all === 'true') {
+      // As scope=all on /resources: the role, then the users:admin scope, then step-up.
+      if (!caller.roles.includes('admin')) throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'all=true is for admins');
+      if (!caller.scopes.includes(ADMIN_POWERS_SCOPE)) throw insufficientScope([ADMIN_POWERS_SCOPE]);
+      if (!hasAdminPowers(caller, this.config)) throw stepUpRequired();
     }
     const rows =
       q.all === 'true'
@@ -133,8 +141,7 @@ export class TenantsService {
   }
 
   async update(caller: Principal, tenantId: string, dto: { name?: string }, client: ClientInfo): Promise<TenantDto> {
-    return this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    return this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'tenant:update');
       const tenant =
         dto.name === undefined
@@ -148,8 +155,7 @@ export class TenantsService {
 
   /** Deletes the tenant with its resources, memberships, roles and invitations (cascade). */
   async remove(caller: Principal, tenantId: string, confirm: string, client: ClientInfo): Promise<void> {
-    await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'tenant:delete');
       const tenant = await this.repo.find(tenantId);
       if (!tenant) throw tenantNotFound();
@@ -181,14 +187,14 @@ export class TenantsService {
     dto: { username: string; roles: string[] },
     client: ClientInfo,
   ): Promise<MemberDto> {
-    const member = await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    const member = await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'members:write');
       const custom = await this.repo.customRoles(tenantId);
       const roles = this.checkRoles(dto.roles, custom);
       this.checkGrant(access, roles, custom);
       const userId = await this.repo.userIdByUsernameKey(usernameKey(dto.username));
       if (!userId) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+      if (await this.repo.findMember(tenantId, userId)) throw alreadyMember();
       await this.checkMemberLimit(tenantId);
       const added = await this.repo.addMember({
         tenantId,
@@ -197,7 +203,7 @@ export class TenantsService {
         addedBy: caller.userId,
         now: this.clock.now(),
       });
-      if (!added) throw new AppError(ErrorCode.ALREADY_MEMBER, 'This user is a member already');
+      if (!added) throw alreadyMember();
       await this.record('tenant.member_added', caller, client, { tenantId, memberId: userId, roles }, access);
       return this.repo.findMember(tenantId, userId);
     });
@@ -213,8 +219,7 @@ export class TenantsService {
     requested: string[],
     client: ClientInfo,
   ): Promise<MemberDto> {
-    const member = await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    const member = await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'members:write');
       const target = await this.repo.findMember(tenantId, userId);
       if (!target) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such member');
@@ -241,8 +246,7 @@ export class TenantsService {
 
   /** Removes a member; the caller removing themselves is leaving, which needs no permission. */
   async removeMember(caller: Principal, tenantId: string, userId: string, client: ClientInfo): Promise<void> {
-    await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    await this.changeTenant(caller, tenantId, async (access) => {
       const leaving = userId === caller.userId;
       if (!leaving) this.require(access, 'members:write');
       const target = await this.repo.findMember(tenantId, userId);
@@ -271,8 +275,7 @@ export class TenantsService {
   ): Promise<InvitationDto> {
     const token = randomBytes(32).toString('base64url');
     const key = emailKey(dto.email);
-    const { invitation, tenantName } = await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    const { invitation, tenantName } = await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'invitations:write');
       const custom = await this.repo.customRoles(tenantId);
       const roles = this.checkRoles(dto.roles, custom);
@@ -331,8 +334,7 @@ export class TenantsService {
   }
 
   async revokeInvitation(caller: Principal, tenantId: string, id: string, client: ClientInfo): Promise<void> {
-    await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'invitations:write');
       if (!(await this.repo.revokeInvitation(tenantId, id, this.clock.now()))) throw notFound('invitation');
       await this.record('tenant.invitation_revoked', caller, client, { tenantId, invitationId: id }, access);
@@ -413,8 +415,7 @@ export class TenantsService {
   ): Promise<TenantRoleDto> {
     checkRoleName(name);
     const wanted = permissions.filter(isTenantPermission).sort();
-    await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'roles:write');
       const custom = await this.repo.customRoles(tenantId);
       const previous = custom.get(name);
@@ -437,8 +438,7 @@ export class TenantsService {
 
   async deleteRole(caller: Principal, tenantId: string, name: string, client: ClientInfo): Promise<void> {
     checkRoleName(name);
-    await this.txHost.withTransaction(async () => {
-      const access = await this.access.lockedAccess(caller, tenantId);
+    await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'roles:write');
       const previous = (await this.repo.customRoles(tenantId)).get(name);
       if (!previous) throw notFound('role');
@@ -455,6 +455,40 @@ export class TenantsService {
       await this.record('tenant.role_deleted', caller, client, { tenantId, role: name }, access);
     });
     await this.access.changed(tenantId, null);
+  }
+
+  /**
+   * A change to a tenant: queued behind this process's other changes to it, then in one
+   * transaction that first locks the tenant's row and reads the caller's access there.
+   */
+  private changeTenant<T>(
+    caller: Principal,
+    tenantId: string,
+    change: (access: TenantAccess) => Promise<T>,
+  ): Promise<T> {
+    return this.serially(tenantId, () =>
+      this.txHost.withTransaction(async () => change(await this.access.lockedAccess(caller, tenantId))),
+    );
+  }
+
+  /**
+   * Runs the changes to one tenant one after another in this process, before each opens its
+   * transaction: a burst of changes to one tenant would otherwise hold every pooled
+   * connection while waiting for the tenant's row lock, and other requests would time out
+   * waiting for a connection. Across instances the row lock still serialises them.
+   */
+  private serially<T>(tenantId: string, change: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(tenantId) ?? Promise.resolve();
+    const run = previous.then(change);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(tenantId, tail);
+    void tail.then(() => {
+      if (this.queues.get(tenantId) === tail) this.queues.delete(tenantId);
+    });
+    return run;
   }
 
   private require(access: TenantAccess, permission: TenantPermission): void {

@@ -1,11 +1,15 @@
 // Scenario 5 — hostile input at volume. Property-based fuzzing (fast-check) of every route's
 // body, query, path and headers — random JSON values, wrong types, huge strings, unicode
 // (lone surrogates, NUL), prototype keys, bad content types, random Authorization headers,
-// malformed cookies — plus token attacks (alg none, HS256 keyed with the public key,
+// malformed cookies, hostile X-Tenant-Id headers (repeated, huge, not UUIDs, other tenants'
+// ids) — plus token attacks (alg none, HS256 keyed with the public key,
 // tampered payloads, expired, wrong kid/iss/aud/typ) and malformed HTTP on raw sockets:
 // more than 20,000 requests over keep-alive connections at modest concurrency.
 // Expected: no 5xx, no dropped connection, every error in the contract's shape without a
 // stack trace, the process alive, and its memory back near where it was after warm-up.
+// The tenant routes (contract v2 §E) are fuzzed the same way, against a tenant of the batch's
+// user (with a member, a custom role and a pending invitation) and one of a stranger; before
+// the fuzz, contract probes check the exact status and code of hostile tenant contexts.
 // RELIABILITY_SEED=<n> replays a run (the seed is printed).
 import { createPrivateKey, randomUUID } from 'node:crypto';
 import fc from 'fast-check';
@@ -62,7 +66,29 @@ interface Context {
   attacks: string[];
   /** A machine client (allowed every scope it may have) and one of its access tokens. */
   client: FuzzClient;
+  tenant: FuzzTenant;
+  /** Tokens signed with the deployment's own key, with hostile `tid` / `tenant_roles` claims. */
+  forged: string[];
 }
+
+/** The batch user's tenant and what the tenant routes may name. */
+interface FuzzTenant {
+  id: string;
+  slug: string;
+  /** A tenant of a stranger: the batch user is not a member (its id must answer 404). */
+  otherId: string;
+  /** The stranger, owner of `otherId` and member of nothing else. */
+  stranger: Account;
+  /** A member the batch user added (role `member`). */
+  member: Account;
+  /** A pending invitation's id. */
+  invitationId: string;
+  /** An access token of the batch user's session with this tenant selected (`tid`). */
+  tidAccess: string;
+}
+
+/** The custom role every batch tenant defines. */
+const FUZZ_ROLE = 'fuzz_role';
 
 interface FuzzClient {
   clientId: string;
@@ -112,6 +138,24 @@ const ROUTES: Array<[string, string]> = [
   ['POST', '/oauth/introspect'],
   ['POST', '/oauth/revoke'],
   ['GET', '/.well-known/oauth-authorization-server'],
+  // tenants (contract v2 §E)
+  ['POST', '/tenants'],
+  ['GET', '/tenants'],
+  ['POST', '/tenants/invitations/accept'],
+  ['GET', '/tenants/:id'],
+  ['PATCH', '/tenants/:id'],
+  ['DELETE', '/tenants/:id'],
+  ['GET', '/tenants/:id/members'],
+  ['POST', '/tenants/:id/members'],
+  ['PATCH', '/tenants/:id/members/:userId'],
+  ['DELETE', '/tenants/:id/members/:userId'],
+  ['POST', '/tenants/:id/invitations'],
+  ['GET', '/tenants/:id/invitations'],
+  ['DELETE', '/tenants/:id/invitations/:invitationId'],
+  ['GET', '/tenants/:id/roles'],
+  ['PUT', '/tenants/:id/roles/:name'],
+  ['DELETE', '/tenants/:id/roles/:name'],
+  ['POST', '/auth/tenant'],
 ];
 const FIELDS = [
   'username',
@@ -134,6 +178,11 @@ const FIELDS = [
   'code',
   'recoveryCode',
   'mfaToken',
+  'name',
+  'slug',
+  'confirm',
+  'permissions',
+  'tenantId',
 ];
 
 const printable = fc.string({
@@ -190,6 +239,20 @@ const anyValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
   { weight: 1, arbitrary: fc.array(anyString, { maxLength: 5 }) },
   { weight: 1, arbitrary: fc.constantFrom(['user', 'admin'], ['admin'], ['root'], 'admin', { admin: true }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      ['owner'],
+      ['owner', 'owner'],
+      ['tenant:delete'],
+      ['resources:manage', 'roles:write'],
+      [FUZZ_ROLE],
+      ['no_such_role'],
+      Array.from({ length: 11 }, (_, i) => `role_${i}`),
+      '$TENANT',
+      '$OTHER_TENANT',
+    ),
+  },
 );
 
 /** Parameters of the OAuth form endpoints, and values that reach their code paths. */
@@ -314,6 +377,24 @@ function validBody(route: string, ctx: Context): Record<string, unknown> {
       return { password: 'not the password', code: 'ABCDE-FGH12' };
     case 'PATCH /resources/:id':
       return { title: 'renamed', body: 'new body', visibility: 'private' };
+    case 'POST /tenants':
+      return { name: 'Fuzz tenant', slug: `fz-t-${Date.now().toString(36)}-${(signupCounter += 1)}` };
+    case 'PATCH /tenants/:id':
+      return { name: 'Renamed fuzz tenant' };
+    case 'DELETE /tenants/:id':
+      return { confirm: ctx.tenant.slug };
+    case 'POST /tenants/:id/members':
+      return { username: ctx.tenant.member.username, roles: ['member'] };
+    case 'PATCH /tenants/:id/members/:userId':
+      return { roles: ['admin', FUZZ_ROLE] };
+    case 'POST /tenants/:id/invitations':
+      return { email: `fz-invite-${(signupCounter += 1)}@example.com`, roles: ['member'] };
+    case 'POST /tenants/invitations/accept':
+      return { token: 'A'.repeat(43) };
+    case 'PUT /tenants/:id/roles/:name':
+      return { permissions: ['members:read', 'resources:read'] };
+    case 'POST /auth/tenant':
+      return { tenantId: ctx.tenant.id };
     default:
       return { title: 'fuzz resource', body: 'body', visibility: 'public' };
   }
@@ -323,12 +404,22 @@ type AuthSpec =
   | { kind: 'none' }
   | { kind: 'valid' }
   | { kind: 'admin' }
+  /** The batch user's token with the tenant selected (`tid`), or the member's, or the client's. */
+  | { kind: 'tid' }
+  | { kind: 'member' }
+  | { kind: 'client' }
+  /** A token signed with the real key whose `tid` / `tenant_roles` are hostile. */
+  | { kind: 'forged'; i: number }
   | { kind: 'attack'; i: number }
   | { kind: 'raw'; value: string };
 const authSpec: fc.Arbitrary<AuthSpec> = fc.oneof(
   { weight: 3, arbitrary: fc.constant({ kind: 'none' as const }) },
   { weight: 5, arbitrary: fc.constant({ kind: 'valid' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'admin' as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'tid' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'member' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'client' as const }) },
+  { weight: 1, arbitrary: fc.nat().map((i) => ({ kind: 'forged' as const, i })) },
   { weight: 3, arbitrary: fc.nat().map((i) => ({ kind: 'attack' as const, i })) },
   {
     weight: 2,
@@ -416,6 +507,78 @@ const pathParam = fc.oneof(
     ),
   },
 );
+/** The `:id` of a /tenants/:id route: mostly the batch's tenant, or another's, or anything. */
+const tenantParam = fc.oneof(
+  { weight: 6, arbitrary: fc.constant('TENANT') },
+  { weight: 2, arbitrary: fc.constantFrom('OTHER_TENANT', 'TENANT_UPPER') },
+  { weight: 3, arbitrary: pathParam },
+);
+/** The second path parameter (member, invitation or role): real ones, built-in roles, or anything. */
+const subParam = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('MEMBER', 'USER', 'ADMIN', 'INVITATION', 'ROLE') },
+  { weight: 2, arbitrary: fc.constantFrom('owner', 'admin', 'member', 'Fuzz_Role', 'ab', 'a'.repeat(33)) },
+  { weight: 3, arbitrary: pathParam },
+);
+/**
+ * The longest X-Tenant-Id the fuzz sends (after the ids are put in): with the longest
+ * Authorization and Cookie values it stays under Node's 16 KiB header limit, beyond which
+ * Node answers 431 and resets the connection before Gatehouse sees the request. The probes
+ * send a longer one alone.
+ */
+const TENANT_HEADER_MAX = 1_000;
+/**
+ * The X-Tenant-Id header: the batch's tenant, another's, a random UUID, repeated header lines
+ * (an array), huge values, printable junk, near-UUIDs. TENANT / OTHER_TENANT / TENANT_UPPER
+ * inside a value are replaced by the ids. Header values stay printable (Node refuses to send
+ * control characters).
+ */
+const tenantHeader = fc.option(
+  fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom<string | string[]>('TENANT', 'OTHER_TENANT', 'TENANT_UPPER') },
+    { weight: 2, arbitrary: fc.uuid().map((u): string | string[] => u) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom<string | string[]>(
+        ['TENANT', 'OTHER_TENANT'],
+        ['TENANT', 'TENANT'],
+        ['OTHER_TENANT', 'TENANT'],
+        ['TENANT', ''],
+      ),
+    },
+    { weight: 2, arbitrary: printable.map((s): string | string[] => s) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .integer({ min: 37, max: TENANT_HEADER_MAX })
+        .chain((n) =>
+          fc.constantFrom('a', '0', 'TENANT,').map((c): string | string[] => c.repeat(Math.ceil(n / c.length))),
+        ),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom<string | string[]>(
+        '',
+        ' ',
+        'null',
+        'undefined',
+        '[]',
+        '{TENANT}',
+        ' TENANT ',
+        'TENANT,TENANT',
+        'TENANT, OTHER_TENANT',
+        'TENANTx',
+        'urn:uuid:TENANT',
+        '00000000-0000-0000-0000-000000000000',
+        'ffffffff-ffff-ffff-ffff-ffffffffffff',
+        'g0000000-0000-0000-0000-000000000000',
+        '%00',
+        '__proto__',
+        "' OR 1=1 --",
+      ),
+    },
+  ),
+  { nil: undefined, freq: 2 },
+);
 const query = fc.array(
   fc.tuple(
     fc.oneof(
@@ -428,6 +591,8 @@ const query = fc.array(
         '__proto__',
         'constructor[prototype]',
         'scope[]',
+        'all',
+        'all[]',
       ),
       fc.string({ maxLength: 10 }),
     ),
@@ -442,6 +607,9 @@ const query = fc.array(
         '1e3',
         'all',
         'ALL',
+        'memberships',
+        'true',
+        'false',
         'NaN',
         '',
         'eyJ4IjoxfQ',
@@ -469,11 +637,17 @@ const requestSpec = fc.record({
           '/docs',
           '/%2e%2e/etc',
           '/users/me/password/extra',
+          '/tenants/invitations',
+          '/tenants/invitations/accept/x',
+          '/auth/tenant/x',
         ),
       ),
     },
   ),
   param: pathParam,
+  tenant: tenantParam,
+  sub: subParam,
+  tenantHeader,
   query,
   body: bodySpec,
   contentType,
@@ -492,23 +666,41 @@ type RequestSpec = typeof requestSpec extends fc.Arbitrary<infer T> ? T : never;
 function materialize(
   spec: RequestSpec,
   ctx: Context,
-): { method: string; path: string; headers: Record<string, string>; payload?: string } {
+): { method: string; path: string; headers: Record<string, string | string[]>; payload?: string } {
   const [method, template] = spec.route;
-  const paramValue =
-    spec.param === 'RESOURCE'
-      ? ctx.resourceId
-      : spec.param === 'SESSION'
-        ? ctx.sessionId
-        : spec.param === 'USER'
-          ? ctx.user.id
-          : spec.param === 'ADMIN'
-            ? ctx.admin.id
-            : spec.param;
-  let path = template.replace(':id', paramValue);
+  const ids = new Map<string, string>([
+    ['RESOURCE', ctx.resourceId],
+    ['SESSION', ctx.sessionId],
+    ['USER', ctx.user.id],
+    ['ADMIN', ctx.admin.id],
+    ['TENANT', ctx.tenant.id],
+    ['OTHER_TENANT', ctx.tenant.otherId],
+    ['TENANT_UPPER', ctx.tenant.id.toUpperCase()],
+    ['MEMBER', ctx.tenant.member.id],
+    ['INVITATION', ctx.tenant.invitationId],
+    ['ROLE', FUZZ_ROLE],
+  ]);
+  // A Map, not an object: a fuzzed 'constructor' or 'hasOwnProperty' must stay a plain string.
+  const named = (value: string): string => ids.get(value) ?? value;
+  let path = template.startsWith('/tenants/:id')
+    ? template.replace(':id', named(spec.tenant))
+    : template.replace(':id', named(spec.param));
+  path = path.replace(/:userId|:invitationId|:name/, named(spec.sub));
   if (spec.query.length > 0) path += `?${spec.query.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&')}`;
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string | string[]> = {};
+  if (spec.tenantHeader !== undefined) {
+    const withIds = (v: string) =>
+      v.replace(/OTHER_TENANT|TENANT_UPPER|TENANT/g, (m) => named(m)).slice(0, TENANT_HEADER_MAX);
+    headers['x-tenant-id'] = Array.isArray(spec.tenantHeader)
+      ? spec.tenantHeader.map(withIds)
+      : withIds(spec.tenantHeader);
+  }
   if (spec.auth.kind === 'valid') headers.authorization = `Bearer ${ctx.user.access}`;
   if (spec.auth.kind === 'admin') headers.authorization = `Bearer ${ctx.admin.access}`;
+  if (spec.auth.kind === 'tid') headers.authorization = `Bearer ${ctx.tenant.tidAccess}`;
+  if (spec.auth.kind === 'member') headers.authorization = `Bearer ${ctx.tenant.member.access}`;
+  if (spec.auth.kind === 'client') headers.authorization = `Bearer ${ctx.client.access}`;
+  if (spec.auth.kind === 'forged') headers.authorization = `Bearer ${ctx.forged[spec.auth.i % ctx.forged.length]}`;
   if (spec.auth.kind === 'attack') headers.authorization = `Bearer ${ctx.attacks[spec.auth.i % ctx.attacks.length]}`;
   if (spec.auth.kind === 'raw') headers.authorization = spec.auth.value;
   if (spec.cookie !== undefined)
@@ -524,7 +716,9 @@ function materialize(
   if (b.kind === 'shaped') {
     const body = validBody(`${method} ${template}`, ctx);
     const keys = Object.keys(body);
-    if (!b.keep) body[keys[b.field % keys.length]!] = b.value;
+    if (!b.keep)
+      body[keys[b.field % keys.length]!] =
+        b.value === '$TENANT' ? ctx.tenant.id : b.value === '$OTHER_TENANT' ? ctx.tenant.otherId : b.value;
     payload = JSON.stringify(body);
   }
   if (b.kind === 'deep') payload = '['.repeat(b.depth) + ']'.repeat(b.depth);
@@ -597,12 +791,98 @@ function tokenAttacks(ctx: { user: Account }): string[] {
   ];
 }
 
+/**
+ * Tokens signed with this deployment's key (so they verify) whose tenant claims are hostile:
+ * another's tenant, not a UUID, not a string, with made-up `tenant_roles`. Gatehouse must
+ * look the membership up and never trust these claims: 404, 400 or the personal context.
+ */
+function forgedTenantTokens(user: Account, tenant: { id: string; otherId: string }): string[] {
+  const [h, p] = user.access.split('.');
+  const header = JSON.parse(Buffer.from(h!, 'base64url').toString()) as Record<string, unknown>;
+  const payload = JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>;
+  const key = createPrivateKey(secrets.JWT_KEYS);
+  return [
+    { tid: tenant.otherId },
+    { tid: tenant.otherId, tenant_roles: ['owner'] },
+    { tid: tenant.id.toUpperCase(), tenant_roles: ['owner', 'admin'] },
+    { tid: 'not-a-uuid' },
+    { tid: 12345 },
+    { tid: [tenant.id] },
+    { tid: { id: tenant.id } },
+    { tid: null },
+    { tid: '' },
+    { tid: 'x'.repeat(3000) },
+    { tid: randomUUID(), tenant_roles: 'owner' },
+  ].map((claims) => signEs256({ ...header }, { ...payload, ...claims, jti: randomUUID() }, key));
+}
+
+/** Creates a tenant as `owner` (201); its id and slug. */
+async function createFuzzTenant(owner: Account, label: string): Promise<{ id: string; slug: string }> {
+  const slug = `fz-${label}-${randomUUID().slice(0, 8)}`;
+  const res = await call(app.url, 'POST', '/tenants', {
+    headers: { ...bearer(owner.access), ...CLEAN_IP },
+    json: { name: `Fuzz ${label}`, slug },
+  });
+  if (res.status !== 201) throw new Error(`create tenant failed: ${res.status ?? res.error} ${res.text}`);
+  return { id: (res.json as { id: string }).id, slug };
+}
+
+/** The batch user's tenant with a member, a custom role, a pending invitation, and a stranger's tenant. */
+async function newFuzzTenant(user: Account): Promise<FuzzTenant> {
+  const own = await createFuzzTenant(user, 'own');
+  const stranger = await signupAccount(app.url, 'fzs', undefined, CLEAN_IP);
+  const other = await createFuzzTenant(stranger, 'other');
+  const member = await signupAccount(app.url, 'fzm', undefined, CLEAN_IP);
+  const owner = { ...bearer(user.access), ...CLEAN_IP };
+  const steps = [
+    await call(app.url, 'POST', `/tenants/${own.id}/members`, {
+      headers: owner,
+      json: { username: member.username, roles: ['member'] },
+    }),
+    await call(app.url, 'PUT', `/tenants/${own.id}/roles/${FUZZ_ROLE}`, {
+      headers: owner,
+      json: { permissions: ['members:read', 'resources:read'] },
+    }),
+  ];
+  const invited = await call(app.url, 'POST', `/tenants/${own.id}/invitations`, {
+    headers: owner,
+    json: { email: `${user.username}.invitee@example.com`, roles: [FUZZ_ROLE] },
+  });
+  const selected = await call(app.url, 'POST', '/auth/tenant', { headers: owner, json: { tenantId: own.id } });
+  for (const [what, o, status] of [
+    ['add member', steps[0]!, 201],
+    ['define role', steps[1]!, 200],
+    ['invite', invited, 201],
+    ['select tenant', selected, 200],
+  ] as const) {
+    if (o.status !== status) throw new Error(`${what} failed: ${o.status ?? o.error} ${o.text}`);
+  }
+  return {
+    ...own,
+    otherId: other.id,
+    stranger,
+    member,
+    invitationId: (invited.json as { id: string }).id,
+    tidAccess: (selected.json as { accessToken: string }).accessToken,
+  };
+}
+
 async function newContext(admin: Account): Promise<Context> {
   const user = await signupAccount(app.url, 'fz', undefined, CLEAN_IP);
   const resourceId = await createResource(app.url, user, 'fuzz target');
   const sessions = await call(app.url, 'GET', '/auth/sessions', { headers: bearer(user.access) });
   const sessionId = (sessions.json as Array<{ id: string }>)[0]!.id;
-  return { user, admin, resourceId, sessionId, attacks: tokenAttacks({ user }), client: await newClient() };
+  const tenant = await newFuzzTenant(user);
+  return {
+    user,
+    admin,
+    resourceId,
+    sessionId,
+    attacks: tokenAttacks({ user }),
+    client: await newClient(),
+    tenant,
+    forged: forgedTenantTokens(user, { id: tenant.id, otherId: tenant.otherId }),
+  };
 }
 
 /** The fuzz's machine client (created once, by a fresh admin session: the fuzz may end the others). */
@@ -631,6 +911,323 @@ async function newClient(): Promise<FuzzClient> {
   });
   expect(token.status).toBe(200);
   return { clientId, secret, access: (token.json as { access_token: string }).access_token };
+}
+
+interface Probe {
+  what: string;
+  method: string;
+  path: string;
+  headers: Record<string, string | string[]>;
+  json?: unknown;
+  status: number;
+  code?: string;
+  /** The exact body, when it must not differ (404 for a tenant one is not in). */
+  bytes?: string;
+  after?: (o: Outcome, failures: string[]) => void;
+}
+
+/** The one 404 body of a tenant the caller is not in, does not exist, or whose id is not a UUID. */
+const TENANT_404 = '{"statusCode":404,"error":"Not Found","message":"No such tenant","code":"TENANT_NOT_FOUND"}';
+
+/**
+ * Requests with hostile tenant contexts and tenant ids, and what each must answer: a malformed
+ * or repeated X-Tenant-Id is 400 TENANT_HEADER_INVALID, one that differs from the token's tid
+ * 400 TENANT_MISMATCH, a tenant the caller is not in 404 TENANT_NOT_FOUND (the same bytes as
+ * one that does not exist), whatever a token's claims say.
+ */
+function tenantProbes(ctx: Context): Probe[] {
+  const t = ctx.tenant;
+  const user = bearer(ctx.user.access);
+  const tid = bearer(t.tidAccess);
+  const header = (value: string | string[]) => ({ ...user, 'x-tenant-id': value });
+  const probes: Probe[] = [];
+  const add = (p: Probe) => probes.push(p);
+  const listIn = (what: string, h: Record<string, string | string[]>, status: number, code?: string) =>
+    add({ what: `GET /resources ${what}`, method: 'GET', path: '/resources', headers: h, status, code });
+
+  listIn('in own tenant', header(t.id), 200);
+  listIn('in own tenant, upper-case id', header(t.id.toUpperCase()), 200);
+  listIn("in another's tenant", header(t.otherId), 404, 'TENANT_NOT_FOUND');
+  listIn('in an unknown tenant', header(randomUUID()), 404, 'TENANT_NOT_FOUND');
+  listIn('with a nil UUID', header('00000000-0000-0000-0000-000000000000'), 404, 'TENANT_NOT_FOUND');
+  listIn('with a non-UUID', header('not-a-uuid'), 400, 'TENANT_HEADER_INVALID');
+  listIn('with an empty header', header(''), 400, 'TENANT_HEADER_INVALID');
+  listIn('with a braced UUID', header(`{${t.id}}`), 400, 'TENANT_HEADER_INVALID');
+  listIn('with a urn:uuid', header(`urn:uuid:${t.id}`), 400, 'TENANT_HEADER_INVALID');
+  listIn('with a 12,000-character header', header('a'.repeat(12_000)), 400, 'TENANT_HEADER_INVALID');
+  listIn('with the header twice (own, other)', header([t.id, t.otherId]), 400, 'TENANT_HEADER_INVALID');
+  listIn('with the header twice (own, own)', header([t.id, t.id]), 400, 'TENANT_HEADER_INVALID');
+  listIn('with two ids in one header', header(`${t.id},${t.otherId}`), 400, 'TENANT_HEADER_INVALID');
+  listIn('with tid, no header', tid, 200);
+  listIn('with tid and the same header', { ...tid, 'x-tenant-id': t.id }, 200);
+  listIn('with tid and another header', { ...tid, 'x-tenant-id': t.otherId }, 400, 'TENANT_MISMATCH');
+  listIn('with tid and a junk header', { ...tid, 'x-tenant-id': 'junk' }, 400, 'TENANT_HEADER_INVALID');
+  listIn(
+    "as a member, in another's tenant",
+    { ...bearer(t.member.access), 'x-tenant-id': t.otherId },
+    404,
+    'TENANT_NOT_FOUND',
+  );
+  listIn(
+    'as a stranger, forging the tenant',
+    { ...bearer(t.stranger.access), 'x-tenant-id': t.id },
+    404,
+    'TENANT_NOT_FOUND',
+  );
+  // Signed tokens whose tid names a tenant the caller is not in: the membership is looked up.
+  listIn('with a forged tid of another tenant', bearer(ctx.forged[0]!), 404, 'TENANT_NOT_FOUND');
+  listIn('with a forged tid and tenant_roles owner', bearer(ctx.forged[1]!), 404, 'TENANT_NOT_FOUND');
+  listIn(
+    'with a forged tid and the own header',
+    { ...bearer(ctx.forged[0]!), 'x-tenant-id': t.id },
+    400,
+    'TENANT_MISMATCH',
+  );
+
+  add({
+    what: "POST /resources in another's tenant",
+    method: 'POST',
+    path: '/resources',
+    headers: header(t.otherId),
+    json: { title: 'x' },
+    status: 404,
+    code: 'TENANT_NOT_FOUND',
+  });
+  add({
+    what: 'POST /resources with a junk header',
+    method: 'POST',
+    path: '/resources',
+    headers: header('x'),
+    json: { title: 'x' },
+    status: 400,
+    code: 'TENANT_HEADER_INVALID',
+  });
+  add({
+    what: 'POST /resources with tenantId in the body',
+    method: 'POST',
+    path: '/resources',
+    headers: user,
+    json: { title: 'x', tenantId: t.id },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  add({
+    what: 'POST /resources in own tenant',
+    method: 'POST',
+    path: '/resources',
+    headers: header(t.id),
+    json: { title: 'in the tenant' },
+    status: 201,
+    after: (o, failures) => {
+      const r = o.json as { tenantId?: string; ownerId?: string };
+      if (r.tenantId !== t.id || r.ownerId !== ctx.user.id)
+        failures.push(`probe POST /resources in own tenant: tenantId/ownerId ${r.tenantId}/${r.ownerId}`);
+    },
+  });
+  const resource = `/resources/${ctx.resourceId}`;
+  add({
+    what: "GET a personal resource in another's tenant",
+    method: 'GET',
+    path: resource,
+    headers: header(t.otherId),
+    status: 404,
+    code: 'TENANT_NOT_FOUND',
+  });
+  add({
+    what: 'GET a personal resource with a junk header',
+    method: 'GET',
+    path: resource,
+    headers: header('junk'),
+    status: 400,
+    code: 'TENANT_HEADER_INVALID',
+  });
+  add({
+    what: "PATCH a personal resource in another's tenant",
+    method: 'PATCH',
+    path: resource,
+    headers: header(t.otherId),
+    json: { title: 'y' },
+    status: 404,
+    code: 'TENANT_NOT_FOUND',
+  });
+  add({
+    what: 'DELETE a personal resource with the header twice',
+    method: 'DELETE',
+    path: resource,
+    headers: header([t.id, t.id]),
+    status: 400,
+    code: 'TENANT_HEADER_INVALID',
+  });
+
+  // A tenant one is not in: the same bytes as one that does not exist, or an id that is not a UUID.
+  for (const id of [t.otherId, randomUUID(), 'not-a-uuid', t.otherId.toUpperCase(), '%20']) {
+    for (const [method, path, json] of [
+      ['GET', `/tenants/${id}`],
+      ['PATCH', `/tenants/${id}`, { name: 'taken over' }],
+      ['DELETE', `/tenants/${id}`, { confirm: 'whatever' }],
+      ['GET', `/tenants/${id}/members`],
+      ['POST', `/tenants/${id}/members`, { username: ctx.user.username, roles: ['owner'] }],
+      ['PATCH', `/tenants/${id}/members/${ctx.user.id}`, { roles: ['owner'] }],
+      ['DELETE', `/tenants/${id}/members/${ctx.user.id}`],
+      ['POST', `/tenants/${id}/invitations`, { email: 'x@example.com', roles: ['owner'] }],
+      ['GET', `/tenants/${id}/invitations`],
+      ['DELETE', `/tenants/${id}/invitations/${randomUUID()}`],
+      ['GET', `/tenants/${id}/roles`],
+      ['PUT', `/tenants/${id}/roles/${FUZZ_ROLE}`, { permissions: ['resources:read'] }],
+      ['DELETE', `/tenants/${id}/roles/${FUZZ_ROLE}`],
+    ] as Array<[string, string, unknown?]>) {
+      add({
+        what: `${method} ${path.replace(id, '<not mine>')} (${id.slice(0, 12)})`,
+        method,
+        path,
+        headers: user,
+        json,
+        status: 404,
+        bytes: TENANT_404,
+      });
+    }
+  }
+  add({
+    what: "POST /auth/tenant with another's tenant",
+    method: 'POST',
+    path: '/auth/tenant',
+    headers: user,
+    json: { tenantId: t.otherId },
+    status: 404,
+    bytes: TENANT_404,
+  });
+  add({
+    what: 'POST /auth/tenant with a non-UUID',
+    method: 'POST',
+    path: '/auth/tenant',
+    headers: user,
+    json: { tenantId: 'not-a-uuid' },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  add({
+    what: 'POST /auth/tenant with an array',
+    method: 'POST',
+    path: '/auth/tenant',
+    headers: user,
+    json: { tenantId: [t.id] },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  add({
+    what: 'POST /auth/tenant without tenantId',
+    method: 'POST',
+    path: '/auth/tenant',
+    headers: user,
+    json: {},
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  add({
+    what: "POST /auth/tenant with a client's token",
+    method: 'POST',
+    path: '/auth/tenant',
+    headers: bearer(ctx.client.access),
+    json: { tenantId: t.id },
+    status: 403,
+    code: 'USER_SESSION_REQUIRED',
+  });
+  add({
+    what: 'GET /tenants?all=true by a non-admin',
+    method: 'GET',
+    path: '/tenants?all=true',
+    headers: user,
+    status: 403,
+    code: 'INSUFFICIENT_ROLE',
+  });
+  add({
+    what: 'a member reads the invitations',
+    method: 'GET',
+    path: `/tenants/${t.id}/invitations`,
+    headers: bearer(t.member.access),
+    status: 403,
+    code: 'INSUFFICIENT_TENANT_PERMISSION',
+  });
+  add({
+    what: 'a member adds a member',
+    method: 'POST',
+    path: `/tenants/${t.id}/members`,
+    headers: bearer(t.member.access),
+    json: { username: t.stranger.username, roles: [] },
+    status: 403,
+    code: 'INSUFFICIENT_TENANT_PERMISSION',
+  });
+  add({
+    what: 'a member makes themselves owner',
+    method: 'PATCH',
+    path: `/tenants/${t.id}/members/${t.member.id}`,
+    headers: bearer(t.member.access),
+    json: { roles: ['owner'] },
+    status: 403,
+    code: 'INSUFFICIENT_TENANT_PERMISSION',
+  });
+  add({
+    what: 'the last owner leaves',
+    method: 'DELETE',
+    path: `/tenants/${t.id}/members/${ctx.user.id}`,
+    headers: user,
+    status: 409,
+    code: 'LAST_OWNER',
+  });
+  add({
+    what: 'a slug in a rename',
+    method: 'PATCH',
+    path: `/tenants/${t.id}`,
+    headers: user,
+    json: { slug: 'new-slug' },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  add({
+    what: 'delete with the wrong confirmation',
+    method: 'DELETE',
+    path: `/tenants/${t.id}`,
+    headers: user,
+    json: { confirm: `${t.slug}x` },
+    status: 400,
+    code: 'CONFIRMATION_MISMATCH',
+  });
+  add({
+    what: 'a custom role named owner',
+    method: 'PUT',
+    path: `/tenants/${t.id}/roles/owner`,
+    headers: user,
+    json: { permissions: [] },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  add({
+    what: 'a custom role with tenant:delete',
+    method: 'PUT',
+    path: `/tenants/${t.id}/roles/${FUZZ_ROLE}`,
+    headers: user,
+    json: { permissions: ['tenant:delete'] },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  add({
+    what: 'deleting a role a pending invitation holds',
+    method: 'DELETE',
+    path: `/tenants/${t.id}/roles/${FUZZ_ROLE}`,
+    headers: user,
+    status: 409,
+    code: 'ROLE_IN_USE',
+  });
+  add({
+    what: 'a malformed invitation token',
+    method: 'POST',
+    path: '/tenants/invitations/accept',
+    headers: user,
+    json: { token: 'A'.repeat(43) },
+    status: 400,
+    code: 'INVITATION_INVALID',
+  });
+  return probes;
 }
 
 /** Malformed HTTP on raw sockets: Node's parser must answer (400/413/431/...) or close, never crash. */
@@ -725,6 +1322,25 @@ describe('hostile input at volume', () => {
       }
       // The attacks did not hurt the real session.
       expect((await call(app.url, 'GET', '/users/me', { headers: bearer(ctx0.user.access), agent })).status).toBe(200);
+
+      // 1b. Hostile tenant contexts, with the exact answer each must get (contract v2 §E).
+      for (const p of tenantProbes(ctx0)) {
+        const o = await call(app.url, p.method, p.path, {
+          headers: { ...p.headers, ...CLEAN_IP },
+          ...(p.json === undefined ? {} : { json: p.json }),
+          agent,
+        });
+        check(`probe ${p.what}`, o);
+        const code = (o.json as { code?: string } | undefined)?.code;
+        if (o.status !== p.status || (p.code !== undefined && code !== p.code)) {
+          failures.push(
+            `probe ${p.what}: expected ${p.status} ${p.code ?? ''}, got ${o.status ?? o.error} ${o.text.slice(0, 200)}`,
+          );
+        } else if (p.bytes !== undefined && o.text !== p.bytes) {
+          failures.push(`probe ${p.what}: expected the body ${p.bytes}, got ${o.text.slice(0, 200)}`);
+        }
+        p.after?.(o, failures);
+      }
 
       // 2. Malformed HTTP on raw sockets.
       const rawResults: RawResult[] = [];
