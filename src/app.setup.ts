@@ -28,7 +28,7 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
 /** The browser client, built by `npm run build` (web/ → dist/web); the same path from src/ and dist/. */
 const WEB_ROOT = fileURLToPath(new URL('../dist/web', import.meta.url));
 const WEB_ASSET = /^\/$|\.(html|js|css|map|png|svg|ico|webmanifest)$/;
-const WEB_PAGES = new Set(['/verify-email', '/reset-password']);
+const WEB_PAGES = new Set(['/verify-email', '/reset-password', '/accept-invitation']);
 
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.TRUST_PROXY);

@@ -3,10 +3,15 @@
  * passed to each explicitly: the client, the screen on show (`screens`), the sign-in guard,
  * and whether the page has finished starting. Each view keeps its own state to itself.
  *
- * The same page answers the mailed links, by path: /reset-password#token=… and
- * /verify-email#token=…. There the token is taken from the fragment (and out of the address
- * bar) before anything else runs, the session is not restored (no refresh on load), and a
- * sign-in in another tab does not replace the link's screen.
+ * The same page answers the mailed links, by path: /reset-password#token=…,
+ * /verify-email#token=… and /accept-invitation#token=…. There the token is taken from the
+ * fragment (and out of the address bar) before anything else runs, and a sign-in in another tab
+ * does not replace the link's screen. The session is not restored (no refresh on load), except
+ * on the invitation's page: accepting needs it (signed out, the page offers to sign in first,
+ * and comes back to the invitation afterwards, its token still in memory only).
+ *
+ * The tenant the session is in (the token's `tid`) decides which resources are listed: after a
+ * switch (`tenantchanged`) the tenants and resources cards load again.
  */
 import { announce, byId, takeFragmentToken } from './dom.js';
 import { clearErrors, describeError } from './form-errors.js';
@@ -14,6 +19,7 @@ import { GatehouseClient, type SignedOutDetail, type SignedOutReason } from './g
 import { createAuthView } from './views/auth-view.js';
 import { createEmailView } from './views/email-view.js';
 import { createForgotView } from './views/forgot-view.js';
+import { createInvitationView } from './views/invitation-view.js';
 import { createMfaView } from './views/mfa-view.js';
 import { createProfileView } from './views/profile-view.js';
 import { createResetView } from './views/reset-view.js';
@@ -21,13 +27,17 @@ import { createResourcesView } from './views/resources-view.js';
 import { createScreens, LINK_SCREENS } from './views/screens.js';
 import { createSessionsView } from './views/sessions-view.js';
 import { guardedBy } from './views/signed-in.js';
+import { createTenantsView } from './views/tenants-view.js';
 import { createVerifyView } from './views/verify-view.js';
 
 /** The paths of the mailed links (APP_URL + path); the server answers them with this page. */
-const LINK_PAGES: Record<string, 'reset' | 'verify'> = {
+const LINK_PAGES: Record<string, 'reset' | 'verify' | 'invitation'> = {
   '/reset-password': 'reset',
   '/verify-email': 'verify',
+  '/accept-invitation': 'invitation',
 };
+
+const SIGN_IN_FOR_INVITATION = 'Sign in to accept the invitation: you come back to it afterwards.';
 
 const PASSWORD_CHANGED = 'Your password was changed; sign in with the new one.';
 
@@ -61,6 +71,17 @@ function main(): void {
   });
   const verify = createVerifyView({ client, screens });
   const resources = createResourcesView(signedIn);
+  const tenants = createTenantsView({ ...signedIn, onContext: (tenant) => resources.setContext(tenant) });
+  const invitation = createInvitationView({
+    client,
+    screens,
+    onSignIn(mode) {
+      // The path stays /accept-invitation: the invitation's token stays in this page's memory.
+      history.replaceState(null, '', location.pathname + (mode === 'signup' ? '#signup' : ''));
+      auth.setNotice(mode === 'login' ? SIGN_IN_FOR_INVITATION : null);
+      auth.show();
+    },
+  });
   /** Focus follows view changes the user caused, not the first render of the page. */
   let started = false;
 
@@ -68,12 +89,13 @@ function main(): void {
     auth.setNotice(null);
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
     screens.show('app', { focus: started });
-    await Promise.allSettled([profile.load(), mfa.load(), resources.load(), sessions.load()]);
+    await Promise.allSettled([profile.load(), mfa.load(), tenants.load(), resources.load(), sessions.load()]);
   }
 
   function leaveApp(detail: SignedOutDetail): void {
     profile.clear();
     mfa.clear();
+    tenants.clear();
     resources.clear();
     sessions.clear();
     forgot.clear();
@@ -86,11 +108,23 @@ function main(): void {
   }
 
   // A link's screen stays put: another tab's sign-in or sign-out must not take its token away.
+  // A sign-in asked for by the invitation's page goes back to it.
   client.addEventListener('signedin', () => {
-    if (!LINK_SCREENS.has(screens.current)) void enterApp();
+    if (LINK_SCREENS.has(screens.current)) return;
+    if (invitation.waiting) {
+      auth.setNotice(null);
+      invitation.resume();
+    } else {
+      void enterApp();
+    }
   });
   client.addEventListener('signedout', (event) => {
     if (!LINK_SCREENS.has(screens.current)) leaveApp((event as CustomEvent<SignedOutDetail>).detail);
+  });
+
+  // Another tenant selected (here, in another tab, or dropped by a refresh): its resources.
+  client.addEventListener('tenantchanged', () => {
+    if (screens.current === 'app') void Promise.allSettled([tenants.tenantChanged(), resources.load()]);
   });
 
   byId('logout-button').addEventListener('click', () => {
@@ -113,11 +147,15 @@ function main(): void {
   const linkPage = LINK_PAGES[location.pathname.replace(/\/+$/, '')];
   if (linkPage) {
     // Only from the fragment, and before anything could rewrite the address (enterApp does).
-    const view = linkPage === 'reset' ? reset : verify;
+    const view = linkPage === 'reset' ? reset : linkPage === 'verify' ? verify : invitation;
     view.show(takeFragmentToken());
-    // Another mailed link opened in this tab changes only the fragment: no new page load.
+    // Another mailed link opened in this tab changes only the fragment: no new page load. (The
+    // invitation's page may be on the sign-in form meanwhile: the new link takes over.)
     window.addEventListener('hashchange', () => {
-      if (screens.current === linkPage && new URLSearchParams(location.hash.slice(1)).has('token')) {
+      if (
+        (screens.current === linkPage || linkPage === 'invitation') &&
+        new URLSearchParams(location.hash.slice(1)).has('token')
+      ) {
         view.show(takeFragmentToken());
       }
     });

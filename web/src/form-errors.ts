@@ -19,6 +19,10 @@ const LABELS: Record<string, string> = {
   newEmail: 'New email address',
   code: 'Code',
   recoveryCode: 'Recovery code',
+  name: 'Name',
+  slug: 'Slug',
+  role: 'Role',
+  roles: 'Roles',
 };
 
 /**
@@ -58,6 +62,23 @@ const BY_CODE: Record<string, { fields?: string[]; text: string }> = {
   NO_LOCAL_PASSWORD: { text: 'Your account has no password: two-step sign-in cannot be set up here.' },
   STEP_UP_REQUIRED: {
     text: 'This needs a two-step sign-in: sign out, then sign in again with your authenticator code.',
+  },
+  TENANT_SLUG_TAKEN: { fields: ['slug'], text: 'That slug is already taken: choose another.' },
+  TENANT_LIMIT_REACHED: {
+    text: 'A limit was reached: you own as many tenants as allowed, or the tenant has as many members as allowed.',
+  },
+  TENANT_CREATION_DISABLED: { text: 'Only administrators can create tenants here.' },
+  TENANT_NOT_FOUND: { text: 'That tenant does not exist, or you are no longer a member of it.' },
+  INSUFFICIENT_TENANT_PERMISSION: { text: 'Your role in this tenant does not allow that.' },
+  USER_NOT_FOUND: { fields: ['username'], text: 'There is no account with that username.' },
+  ALREADY_MEMBER: { fields: ['username', 'email'], text: 'That person is already a member of this tenant.' },
+  LAST_OWNER: { text: 'A tenant needs an owner: make another member an owner first.' },
+  INVITATION_INVALID: {
+    text: 'This invitation link is not valid: it was already used, revoked, or replaced by a newer invitation.',
+  },
+  INVITATION_EXPIRED: { text: 'This invitation has expired: ask for a new one.' },
+  INVITATION_EMAIL_MISMATCH: {
+    text: 'This invitation is for another email address, or your address is not verified yet. Accept it with the account of the invited address, once that address is confirmed.',
   },
 };
 

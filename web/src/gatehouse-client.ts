@@ -22,6 +22,11 @@
  *   ...) is only the call's error: it never signs out.
  * - Two-step sign-in: `login()` resolves `{ status: 'mfa-required', challenge }` for an
  *   account with an authenticator; `loginMfa()` then opens the session with a code.
+ * - Tenants: `selectTenant()` (`POST /auth/tenant`) answers a new access token for the same
+ *   session, with the claim `tid`; the client holds it (and shares it with the other tabs), so
+ *   that every later call, `/resources` included, is in that tenant. The server keeps the
+ *   choice on the session: refreshes keep `tid` while the user is a member. `tenantId` reads it
+ *   from the held token, and the event `tenantchanged` says when it changed.
  */
 
 export type Role = 'user' | 'admin';
@@ -126,12 +131,71 @@ export interface Session {
 
 export interface Resource {
   id: string;
-  ownerId: string;
+  /** Null for a tenant resource whose author's account was deleted. */
+  ownerId: string | null;
+  /** The tenant the resource belongs to; null for a personal one. */
+  tenantId?: string | null;
   title: string;
   body: string;
   visibility: Visibility;
   createdAt: string;
   updatedAt: string;
+}
+
+/** The built-in tenant roles; a tenant may define custom ones (any other name). */
+export type BuiltInTenantRole = 'owner' | 'admin' | 'member';
+
+/** A tenant (organisation) as the caller sees it. */
+export interface Tenant {
+  id: string;
+  /** Unique and immutable: 3–40 lower-case letters, digits and inner hyphens. */
+  slug: string;
+  name: string;
+  createdAt: string;
+  /** The caller's roles there (may be empty: the tenant is visible, nothing more). */
+  myRoles: string[];
+}
+
+export interface TenantInput {
+  name: string;
+  slug: string;
+}
+
+export interface TenantMember {
+  userId: string;
+  username: string;
+  displayName: string | null;
+  roles: string[];
+  joinedAt: string;
+}
+
+/** A pending invitation (its token is only in the mail). */
+export interface TenantInvitation {
+  id: string;
+  tenantId: string;
+  email: string;
+  roles: string[];
+  invitedBy: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** `GET /tenants/:id/roles`: the built-in roles and the tenant's custom ones. */
+export interface TenantRoleDefinition {
+  name: string;
+  builtIn: boolean;
+  permissions: string[];
+}
+
+/** `POST /tenants/invitations/accept`: the tenant joined, and the roles held there. */
+export interface AcceptedInvitation {
+  tenant: Tenant;
+  roles: string[];
+}
+
+export interface TenantChangedDetail {
+  /** The tenant now selected in this session; null for none (personal). */
+  tenantId: string | null;
 }
 
 export interface Page<T> {
@@ -237,11 +301,15 @@ interface HeldToken {
   obtainedAt: number;
   sessionId: string | null;
   subject: string | null;
+  /** The `tid` claim: the tenant selected in the session. */
+  tenantId: string | null;
 }
 
 /**
  * Events: `signedin` (CustomEvent<SignedInDetail>) when this tab goes from signed out to
- * signed in, or to another session; `signedout` (CustomEvent<SignedOutDetail>).
+ * signed in, or to another session; `signedout` (CustomEvent<SignedOutDetail>);
+ * `tenantchanged` (CustomEvent<TenantChangedDetail>) when a new token of the same session
+ * names another tenant (`selectTenant()` here or in another tab, or a refresh that dropped it).
  */
 export class GatehouseClient extends EventTarget {
   readonly #base: string;
@@ -271,6 +339,16 @@ export class GatehouseClient extends EventTarget {
 
   get signedIn(): boolean {
     return this.#token !== null;
+  }
+
+  /** The signed-in user's id (the token's `sub`), null when signed out. */
+  get userId(): string | null {
+    return this.#token?.subject ?? null;
+  }
+
+  /** The tenant selected in this session (the token's `tid`); null for none (personal) or signed out. */
+  get tenantId(): string | null {
+    return this.#token?.tenantId ?? null;
   }
 
   /**
@@ -486,10 +564,9 @@ export class GatehouseClient extends EventTarget {
     return this.request('DELETE', `/auth/sessions/${encodeURIComponent(id)}`);
   }
 
+  /** The resources of the selected tenant (`tenantId`), or the personal ones when none is. */
   listResources(cursor?: string | null, limit = 20): Promise<Page<Resource>> {
-    const query = new URLSearchParams({ limit: String(limit) });
-    if (cursor) query.set('cursor', cursor);
-    return this.request('GET', `/resources?${query.toString()}`);
+    return this.request('GET', `/resources?${pageQuery(cursor, limit)}`);
   }
 
   createResource(input: ResourceInput & { title: string }): Promise<Resource> {
@@ -502,6 +579,99 @@ export class GatehouseClient extends EventTarget {
 
   deleteResource(id: string): Promise<void> {
     return this.request('DELETE', `/resources/${encodeURIComponent(id)}`);
+  }
+
+  // ---- tenants ---------------------------------------------------------------
+  // Reads need the token scope tenants:read, changes tenants:write; what the user may do in a
+  // tenant follows their roles there (403 INSUFFICIENT_TENANT_PERMISSION). A tenant the user
+  // is not in answers 404 TENANT_NOT_FOUND, like one that does not exist.
+
+  /** The user's tenants, newest first, with their roles in each. */
+  listTenants(cursor?: string | null, limit = 100): Promise<Page<Tenant>> {
+    return this.request('GET', `/tenants?${pageQuery(cursor, limit)}`);
+  }
+
+  /** A new tenant; the user becomes its owner. 409 TENANT_SLUG_TAKEN / TENANT_LIMIT_REACHED, 403 TENANT_CREATION_DISABLED. */
+  createTenant(input: TenantInput): Promise<Tenant> {
+    return this.request('POST', '/tenants', input);
+  }
+
+  getTenant(tenantId: string): Promise<Tenant> {
+    return this.request('GET', tenantPath(tenantId));
+  }
+
+  /** Renames a tenant (tenant:update); the slug never changes. */
+  renameTenant(tenantId: string, name: string): Promise<Tenant> {
+    return this.request('PATCH', tenantPath(tenantId), { name });
+  }
+
+  /** Deletes a tenant with its resources, members and invitations (owners); `confirm` is its slug. */
+  deleteTenant(tenantId: string, confirm: string): Promise<void> {
+    return this.request('DELETE', tenantPath(tenantId), { confirm });
+  }
+
+  /** The members and their roles, newest first (members:read). */
+  listMembers(tenantId: string, cursor?: string | null, limit = 100): Promise<Page<TenantMember>> {
+    return this.request('GET', `${tenantPath(tenantId)}/members?${pageQuery(cursor, limit)}`);
+  }
+
+  /** Adds an existing account (members:write). 404 USER_NOT_FOUND, 409 ALREADY_MEMBER. */
+  addMember(tenantId: string, username: string, roles: string[]): Promise<TenantMember> {
+    return this.request('POST', `${tenantPath(tenantId)}/members`, { username, roles });
+  }
+
+  /** Replaces a member's role list (members:write). 409 LAST_OWNER. */
+  setMemberRoles(tenantId: string, userId: string, roles: string[]): Promise<TenantMember> {
+    return this.request('PATCH', `${tenantPath(tenantId)}/members/${encodeURIComponent(userId)}`, { roles });
+  }
+
+  /** Removes a member (members:write); the user's own id leaves the tenant. 409 LAST_OWNER. */
+  removeMember(tenantId: string, userId: string): Promise<void> {
+    return this.request('DELETE', `${tenantPath(tenantId)}/members/${encodeURIComponent(userId)}`);
+  }
+
+  /** The built-in and custom roles of a tenant, with their permissions (members:read). */
+  listTenantRoles(tenantId: string): Promise<TenantRoleDefinition[]> {
+    return this.request('GET', `${tenantPath(tenantId)}/roles`);
+  }
+
+  /**
+   * Mails an invitation link to `email` (invitations:write); inviting the same address again
+   * replaces the pending one. 409 ALREADY_MEMBER, 429.
+   */
+  invite(tenantId: string, email: string, roles: string[]): Promise<TenantInvitation> {
+    return this.request('POST', `${tenantPath(tenantId)}/invitations`, { email, roles });
+  }
+
+  /** The pending invitations (invitations:write). */
+  listInvitations(tenantId: string, cursor?: string | null, limit = 100): Promise<Page<TenantInvitation>> {
+    return this.request('GET', `${tenantPath(tenantId)}/invitations?${pageQuery(cursor, limit)}`);
+  }
+
+  /** Revokes a pending invitation: its link stops working. 404 NOT_FOUND when it is no longer pending. */
+  revokeInvitation(tenantId: string, invitationId: string): Promise<void> {
+    return this.request('DELETE', `${tenantPath(tenantId)}/invitations/${encodeURIComponent(invitationId)}`);
+  }
+
+  /**
+   * Joins the tenant of an invitation link. The user's verified email must be the invited
+   * address: else 403 INVITATION_EMAIL_MISMATCH (the invitation stays usable). 400
+   * INVITATION_INVALID (used, revoked, replaced, unknown) / INVITATION_EXPIRED, 409 ALREADY_MEMBER, 429.
+   */
+  acceptInvitation(token: string): Promise<AcceptedInvitation> {
+    return this.request('POST', '/tenants/invitations/accept', { token });
+  }
+
+  /**
+   * Selects a tenant in this session (null: none, personal): the server answers a new access
+   * token of the same session with `tid`, which the client holds from now on (so every later
+   * call is in that tenant) and shares with the other tabs of the session. Fires
+   * `tenantchanged` when the tenant changed. 404 TENANT_NOT_FOUND for a tenant the user is not in.
+   */
+  async selectTenant(tenantId: string | null): Promise<void> {
+    const tokens = await this.request<TokenResponse>('POST', '/auth/tenant', { tenantId });
+    this.#hold(tokens, 'this-tab');
+    this.#post({ type: 'token', accessToken: tokens.accessToken, expiresAt: this.#token?.expiresAt ?? 0 });
   }
 
   /** Forgets the token here and tells the other tabs (after this session was revoked by other means). */
@@ -629,10 +799,19 @@ export class GatehouseClient extends EventTarget {
   #set(value: string, expiresAt: number, source: SignedInDetail['source']): void {
     const previous = this.#token;
     const claims = readClaims(value);
-    this.#token = { value, expiresAt, obtainedAt: Date.now(), sessionId: claims.sid, subject: claims.sub };
+    this.#token = {
+      value,
+      expiresAt,
+      obtainedAt: Date.now(),
+      sessionId: claims.sid,
+      subject: claims.sub,
+      tenantId: claims.tid,
+    };
     this.#changed();
     if (!previous || previous.sessionId !== claims.sid || previous.subject !== claims.sub) {
       this.dispatchEvent(new CustomEvent<SignedInDetail>('signedin', { detail: { source } }));
+    } else if (previous.tenantId !== claims.tid) {
+      this.dispatchEvent(new CustomEvent<TenantChangedDetail>('tenantchanged', { detail: { tenantId: claims.tid } }));
     }
   }
 
@@ -734,8 +913,19 @@ function mfaChallengeOf(body: unknown): MfaChallenge | null {
   return { mfaToken, methods: offered.length ? offered : known, expiresAt: Date.now() + seconds * 1000 };
 }
 
-/** Reads (does not verify) the JWT claims the client uses to tell sessions apart. */
-function readClaims(token: string): { sub: string | null; sid: string | null } {
+/** `limit=…&cursor=…` of the keyset-paged lists. */
+function pageQuery(cursor: string | null | undefined, limit: number): string {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set('cursor', cursor);
+  return query.toString();
+}
+
+function tenantPath(tenantId: string): string {
+  return `/tenants/${encodeURIComponent(tenantId)}`;
+}
+
+/** Reads (does not verify) the JWT claims the client uses to tell sessions (and tenants) apart. */
+function readClaims(token: string): { sub: string | null; sid: string | null; tid: string | null } {
   try {
     const payload = token.split('.')[1] ?? '';
     const json = atob(
@@ -744,12 +934,13 @@ function readClaims(token: string): { sub: string | null; sid: string | null } {
         .replace(/_/g, '/')
         .padEnd(Math.ceil(payload.length / 4) * 4, '='),
     );
-    const claims = JSON.parse(json) as { sub?: unknown; sid?: unknown };
+    const claims = JSON.parse(json) as { sub?: unknown; sid?: unknown; tid?: unknown };
     return {
       sub: typeof claims.sub === 'string' ? claims.sub : null,
       sid: typeof claims.sid === 'string' ? claims.sid : null,
+      tid: typeof claims.tid === 'string' ? claims.tid : null,
     };
   } catch {
-    return { sub: null, sid: null };
+    return { sub: null, sid: null, tid: null };
   }
 }

@@ -1,16 +1,34 @@
 import { announce, busy, byId, formValues, h, time } from '../dom.js';
 import { clearErrors, describeError, showErrors } from '../form-errors.js';
-import type { Resource, Visibility } from '../gatehouse-client.js';
+import type { Resource, Tenant, Visibility } from '../gatehouse-client.js';
 import type { SignedInDeps, SignedInPart } from './signed-in.js';
 
-/** The resources card: the create form, the list (paged), and each item's edit and delete. */
-export function createResourcesView({ client, guarded }: SignedInDeps): SignedInPart {
+export interface ResourcesPart extends SignedInPart {
+  /**
+   * Names the tenant whose resources are listed (null: the personal ones). The list itself
+   * follows the session's tenant (`client.tenantId`): `load()` again after a switch.
+   */
+  setContext(tenant: Tenant | null): void;
+}
+
+/**
+ * The resources card: the create form, the list (paged), and each item's edit and delete. The
+ * list is the selected tenant's, or the personal one (the server decides from the token's `tid`).
+ */
+export function createResourcesView({ client, guarded }: SignedInDeps): ResourcesPart {
   const form = byId('resource-form', HTMLFormElement);
   const list = byId('resource-list', HTMLUListElement);
   const moreButton = byId('resources-more', HTMLButtonElement);
   const errorBox = byId('resources-error');
+  const heading = byId('resources-title');
+  const privateLabel = byId('resource-private-label');
   /** Where "Load more" goes on from; null once the last page is in. */
   let nextCursor: string | null = null;
+  /**
+   * Bumped by each first-page load: the answers of an older one (a tenant switched away from
+   * meanwhile) are dropped, and so is a resource created in the context left.
+   */
+  let generation = 0;
 
   function updateEmptyState(): void {
     byId('resources-empty').hidden = list.children.length > 0;
@@ -18,9 +36,15 @@ export function createResourcesView({ client, guarded }: SignedInDeps): SignedIn
 
   /** The first page (`reset`: replacing the list) or the next one (appended). */
   async function loadPage(reset: boolean): Promise<void> {
+    if (reset) {
+      generation += 1;
+      list.setAttribute('aria-busy', 'true');
+    }
+    const current = generation;
     await guarded(
       async () => {
         const page = await client.listResources(reset ? null : nextCursor);
+        if (current !== generation) return;
         errorBox.hidden = true;
         if (reset) list.replaceChildren();
         for (const resource of page.items) list.append(resourceItem(resource));
@@ -29,10 +53,12 @@ export function createResourcesView({ client, guarded }: SignedInDeps): SignedIn
         updateEmptyState();
       },
       (error) => {
+        if (current !== generation) return;
         errorBox.textContent = describeError(error);
         errorBox.hidden = false;
       },
     );
+    if (current === generation) list.removeAttribute('aria-busy');
   }
 
   moreButton.addEventListener('click', () => {
@@ -46,6 +72,7 @@ export function createResourcesView({ client, guarded }: SignedInDeps): SignedIn
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const values = formValues(form);
+    const current = generation;
     void busy(form, () =>
       guarded(
         async () => {
@@ -55,7 +82,9 @@ export function createResourcesView({ client, guarded }: SignedInDeps): SignedIn
             body: values.body ?? '',
             visibility: (values.visibility ?? 'private') as Visibility,
           });
-          list.prepend(resourceItem(created));
+          // Created in the tenant that was selected when it was sent: a list since reloaded
+          // for another one does not show it.
+          if (current === generation) list.prepend(resourceItem(created));
           updateEmptyState();
           form.reset();
           announce(`Created “${created.title}”.`);
@@ -233,11 +262,23 @@ export function createResourcesView({ client, guarded }: SignedInDeps): SignedIn
     });
   }
 
+  function setContext(tenant: Tenant | null): void {
+    heading.textContent = tenant ? `Resources of ${tenant.name}` : 'Your resources';
+    privateLabel.textContent = tenant ? `Private: members of ${tenant.name}` : 'Private: only you';
+  }
+
   return {
     load: () => loadPage(true),
     clear() {
+      generation += 1;
       list.replaceChildren();
+      list.removeAttribute('aria-busy');
+      nextCursor = null;
+      moreButton.hidden = true;
+      errorBox.hidden = true;
+      setContext(null);
     },
+    setContext,
   };
 }
 

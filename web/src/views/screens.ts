@@ -1,10 +1,13 @@
 import { byId } from '../dom.js';
 
 /** The page's top-level sections: exactly one of them is shown at a time. */
-export type Screen = 'loading' | 'login' | 'signup' | 'forgot' | 'reset' | 'verify' | 'app';
+export type Screen = 'loading' | 'login' | 'signup' | 'forgot' | 'reset' | 'verify' | 'invitation' | 'app';
 
-/** The screens of a mailed link (/reset-password, /verify-email): they hold a token, and keep the page. */
-export const LINK_SCREENS: ReadonlySet<Screen> = new Set<Screen>(['reset', 'verify']);
+/**
+ * The screens of a mailed link (/reset-password, /verify-email, /accept-invitation): they hold
+ * a token, and keep the page.
+ */
+export const LINK_SCREENS: ReadonlySet<Screen> = new Set<Screen>(['reset', 'verify', 'invitation']);
 
 const SECTIONS: Record<Screen, string> = {
   loading: 'loading-view',
@@ -13,6 +16,7 @@ const SECTIONS: Record<Screen, string> = {
   forgot: 'forgot-view',
   reset: 'reset-view',
   verify: 'verify-view',
+  invitation: 'invitation-view',
   app: 'app-view',
 };
 
@@ -23,6 +27,7 @@ const TITLES: Record<Screen, string> = {
   forgot: 'Forgot your password? · Gatehouse',
   reset: 'Choose a new password · Gatehouse',
   verify: 'Confirm your email address · Gatehouse',
+  invitation: 'Accept an invitation · Gatehouse',
   app: 'Your account · Gatehouse',
 };
 
