@@ -176,6 +176,10 @@ export class UsersRepository {
    * tenant, with `ownerId` null (contract v2 §E). Sessions and memberships cascade.
    */
   async delete(id: string): Promise<boolean> {
+    // The row is locked first: a resource being created meanwhile waits (its foreign key
+    // check) and then fails, rather than committing between the two deletions and being
+    // left behind without owner.
+    await this.db.$queryRaw`SELECT id FROM users WHERE id = ${id}::uuid FOR UPDATE`;
     await this.db.resource.deleteMany({ where: { ownerId: id, tenantId: null } });
     const { count } = await this.db.user.deleteMany({ where: { id } });
     return count > 0;

@@ -14,12 +14,6 @@ export const EVENTS_CHANNEL = 'gatehouse:events';
  */
 export interface GatehouseEvents {
   'tokens.revoked': { entries: Array<{ key: string; notBefore: number; untilMs: number }> };
-  /**
-   * A tenant's memberships or role definitions changed: `userId`'s membership, or (null)
-   * every member's (a role redefined, the tenant deleted). Every instance forgets what it
-   * cached of them.
-   */
-  'tenants.changed': { tenantId: string; userId: string | null };
 }
 
 export type EventName = keyof GatehouseEvents;

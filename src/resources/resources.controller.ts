@@ -23,9 +23,9 @@ import {
   UpdateResourceDto,
 } from './dto/resources.dto.js';
 import { ResourcesService, type TenantHeader } from './resources.service.js';
-
-/** The header aiming a request at a tenant (contract v2 §E). */
-const TENANT = 'x-tenant-id';
+import { TENANT_HEADER as TENANT } from '../tenants/tenant-access.service.js';
+import { Client } from '../common/http/client.decorator.js';
+import type { ClientInfo } from '../common/http/client-info.js';
 
 const resourceId = uuidParam('resource', ErrorCode.RESOURCE_NOT_FOUND);
 /** The scope for reading the caller's resources (contract v2 §C); public ones need none. */
@@ -52,8 +52,9 @@ export class ResourcesController {
     @CurrentUser() user: Principal,
     @Body() dto: CreateResourceDto,
     @Headers(TENANT) tenant: TenantHeader,
+    @Client() client: ClientInfo,
   ): Promise<ResourceDto> {
-    return this.resources.create(user, dto, tenant);
+    return this.resources.create(user, dto, tenant, client);
   }
 
   @Get()
@@ -102,8 +103,9 @@ export class ResourcesController {
     @Param('id', resourceId) id: string,
     @Body() dto: UpdateResourceDto,
     @Headers(TENANT) tenant: TenantHeader,
+    @Client() client: ClientInfo,
   ): Promise<ResourceDto> {
-    return this.resources.update(user, id, dto, tenant);
+    return this.resources.update(user, id, dto, tenant, client);
   }
 
   @Delete(':id')
@@ -116,7 +118,8 @@ export class ResourcesController {
     @CurrentUser() user: Principal,
     @Param('id', resourceId) id: string,
     @Headers(TENANT) tenant: TenantHeader,
+    @Client() client: ClientInfo,
   ): Promise<void> {
-    return this.resources.delete(user, id, tenant);
+    return this.resources.delete(user, id, tenant, client);
   }
 }

@@ -131,7 +131,7 @@ function changeableBy(viewer: Viewer, right: ChangeRight): Prisma.ResourceWhereI
       return {};
     case 'personal':
       return { tenantId: null, ownerId: viewer.userId };
-    case 'tenant':
+    default:
       return {
         tenant: { memberships: { some: { userId: viewer.userId } } },
         ...(right.reach === 'own' ? { ownerId: viewer.userId } : {}),

@@ -10,7 +10,10 @@ import { ADMIN_POWERS_SCOPE, hasAdminPowers, stepUpRequired } from '../access/st
 import { insufficientScope } from '../access/scopes.guard.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
-import { TenantAccessService, insufficientTenantPermission } from '../tenants/tenant-access.service.js';
+import { TenantAccessService, insufficientTenantPermission, tenantNotFound } from '../tenants/tenant-access.service.js';
+import { AuditService } from '../audit/audit.service.js';
+import { isForeignKeyViolation } from '../common/errors/database-errors.js';
+import type { ClientInfo } from '../common/http/client-info.js';
 
 /** The X-Tenant-Id header as Express gives it (a repeated header is an array). */
 export type TenantHeader = string | string[] | undefined;
@@ -32,21 +35,35 @@ export class ResourcesService {
   constructor(
     private readonly resources: ResourcesRepository,
     private readonly tenants: TenantAccessService,
+    private readonly audit: AuditService,
     private readonly clock: Clock,
     @InjectConfig() private readonly config: AppConfig,
   ) {}
 
-  async create(caller: Principal, dto: CreateResourceDto, header: TenantHeader): Promise<ResourceDto> {
+  async create(
+    caller: Principal,
+    dto: CreateResourceDto,
+    header: TenantHeader,
+    client: ClientInfo,
+  ): Promise<ResourceDto> {
     const context = await this.tenants.context(caller, header);
     if (context && !context.permissions.has('resources:write')) throw insufficientTenantPermission('resources:write');
-    const created = await this.resources.create({
-      ownerId: caller.userId,
-      tenantId: context?.tenantId ?? null,
-      title: dto.title,
-      body: dto.body ?? '',
-      visibility: dto.visibility ?? 'private',
-      now: this.clock.now(),
-    });
+    let created: ResourceRecord;
+    try {
+      created = await this.resources.create({
+        ownerId: caller.userId,
+        tenantId: context?.tenantId ?? null,
+        title: dto.title,
+        body: dto.body ?? '',
+        visibility: dto.visibility ?? 'private',
+        now: this.clock.now(),
+      });
+    } catch (error) {
+      // The tenant (or the account) was deleted between the check and the insert.
+      if (!isForeignKeyViolation(error)) throw error;
+      throw context ? tenantNotFound() : new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    }
+    if (context?.override) await this.audited(caller, client, 'resource.created', created);
     return ResourceDto.from(created);
   }
 
@@ -97,8 +114,14 @@ export class ResourcesService {
     return found ? ResourceDto.from(found) : null;
   }
 
-  async update(caller: Principal, id: string, dto: UpdateResourceDto, header: TenantHeader): Promise<ResourceDto> {
-    const { viewer, right } = await this.changeRight(caller, id, header);
+  async update(
+    caller: Principal,
+    id: string,
+    dto: UpdateResourceDto,
+    header: TenantHeader,
+    client: ClientInfo,
+  ): Promise<ResourceDto> {
+    const { viewer, right, found } = await this.changeRight(caller, id, header);
     const updated = await this.resources.updateWith(id, viewer, right, {
       title: dto.title,
       body: dto.body,
@@ -106,12 +129,41 @@ export class ResourcesService {
       updatedAt: this.clock.now(),
     });
     if (!updated) throw await this.whyNot(id, viewer);
+    await this.auditOverride(caller, client, 'resource.updated', found);
     return ResourceDto.from(updated);
   }
 
-  async delete(caller: Principal, id: string, header: TenantHeader): Promise<void> {
-    const { viewer, right } = await this.changeRight(caller, id, header);
+  async delete(caller: Principal, id: string, header: TenantHeader, client: ClientInfo): Promise<void> {
+    const { viewer, right, found } = await this.changeRight(caller, id, header);
     if (!(await this.resources.deleteWith(id, viewer, right))) throw await this.whyNot(id, viewer);
+    await this.auditOverride(caller, client, 'resource.deleted', found);
+  }
+
+  /**
+   * A global admin changing a tenant's resource without a member's right to: audited as
+   * tenant.admin_override (contract v2 §E). Their own changes as a member are not overrides.
+   */
+  private async auditOverride(
+    caller: Principal,
+    client: ClientInfo,
+    action: string,
+    found: ResourceRecord | null,
+  ): Promise<void> {
+    if (!found?.tenantId) return;
+    const membership = await this.tenants.membership(found.tenantId, caller.userId);
+    const allowed =
+      membership?.permissions.has('resources:manage') ||
+      (membership?.permissions.has('resources:write') && found.ownerId === caller.userId);
+    if (!allowed) await this.audited(caller, client, action, found);
+  }
+
+  private async audited(caller: Principal, client: ClientInfo, action: string, r: ResourceRecord): Promise<void> {
+    await this.audit.record(
+      'tenant.admin_override',
+      { userId: caller.userId, sessionId: caller.kind === 'user' ? caller.sessionId : null },
+      client,
+      { action, tenantId: r.tenantId ?? '', resourceId: r.id },
+    );
   }
 
   /**
@@ -123,13 +175,13 @@ export class ResourcesService {
     caller: Principal,
     id: string,
     header: TenantHeader,
-  ): Promise<{ viewer: Viewer; right: ChangeRight }> {
+  ): Promise<{ viewer: Viewer; right: ChangeRight; found: ResourceRecord | null }> {
     await this.tenants.context(caller, header);
     const viewer = this.viewer(caller)!;
-    if (viewer.isAdmin) return { viewer, right: { kind: 'admin' } };
     const found = await this.resources.findVisibleTo(id, viewer);
+    if (viewer.isAdmin) return { viewer, right: { kind: 'admin' }, found };
     if (!found) throw notVisible();
-    return { viewer, right: await this.rightOver(found, caller) };
+    return { viewer, right: await this.rightOver(found, caller), found };
   }
 
   private async rightOver(found: ResourceRecord, caller: Principal): Promise<ChangeRight> {

@@ -89,6 +89,7 @@ export class TenantsService {
     try {
       const tenant = await this.txHost.withTransaction(async () => {
         await this.repo.lockCreationsOf(caller.userId);
+        if (!(await this.repo.holdAccount(caller.userId))) throw accountGone();
         if ((await this.repo.countOwnedBy(caller.userId)) >= this.config.TENANT_LIMIT_PER_USER) {
           throw new AppError(
             ErrorCode.TENANT_LIMIT_REACHED,
@@ -104,7 +105,6 @@ export class TenantsService {
         await this.record('tenant.created', caller, client, { tenantId: created.id, slug: created.slug });
         return created;
       });
-      await this.access.changed(tenant.id, caller.userId);
       return TenantDto.from(tenant, [OWNER]);
     } catch (error) {
       if (uniqueViolationTarget(error) !== null) {
@@ -165,7 +165,6 @@ export class TenantsService {
       await this.repo.delete(tenantId);
       await this.record('tenant.deleted', caller, client, { tenantId, slug: tenant.slug }, access);
     });
-    await this.access.changed(tenantId, null);
   }
 
   async members(
@@ -193,7 +192,9 @@ export class TenantsService {
       const roles = this.checkRoles(dto.roles, custom);
       this.checkGrant(access, roles, custom);
       const userId = await this.repo.userIdByUsernameKey(usernameKey(dto.username));
-      if (!userId) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+      if (!userId || !(await this.repo.holdAccount(userId))) {
+        throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+      }
       if (await this.repo.findMember(tenantId, userId)) throw alreadyMember();
       await this.checkMemberLimit(tenantId);
       const added = await this.repo.addMember({
@@ -208,7 +209,6 @@ export class TenantsService {
       return this.repo.findMember(tenantId, userId);
     });
     if (!member) throw tenantNotFound();
-    await this.access.changed(tenantId, member.userId);
     return MemberDto.from(member);
   }
 
@@ -240,7 +240,6 @@ export class TenantsService {
       );
       return { ...target, roles };
     });
-    await this.access.changed(tenantId, userId);
     return MemberDto.from(member);
   }
 
@@ -264,7 +263,6 @@ export class TenantsService {
         leaving ? undefined : access,
       );
     });
-    await this.access.changed(tenantId, userId);
   }
 
   async invite(
@@ -284,6 +282,9 @@ export class TenantsService {
         throw new AppError(ErrorCode.ALREADY_MEMBER, 'Someone with this email address is a member already');
       }
       await this.limiter.hit(`tenant-invite:${tenantId}`, this.config.TENANT_INVITE_RATE_LIMIT, HOUR_MS);
+      // Invitation mail counts against the recipient's mail budget like every other mail
+      // Gatehouse sends to an address: one inviter, or several tenants, cannot flood it.
+      await this.limiter.hit(`mail:to:${key}`, this.config.MAIL_RATE_LIMIT, HOUR_MS);
       const now = this.clock.now();
       const created = await this.repo.invite({
         tenantId,
@@ -364,13 +365,19 @@ export class TenantsService {
         );
       }
       if (!(await this.repo.lock(invitation.tenantId))) throw invitationInvalid();
+      if (!(await this.repo.holdAccount(caller.userId))) throw accountGone();
+      // The roles must still be the inviter's to give: an invitation sent by someone since
+      // removed or downgraded grants nothing.
+      const custom = await this.repo.customRoles(invitation.tenantId);
+      if (!(await this.inviterMayStillGrant(invitation.tenantId, invitation.invitedBy, invitation.roles, custom))) {
+        throw invitationInvalid();
+      }
       if (await this.repo.findMember(invitation.tenantId, caller.userId)) {
         throw new AppError(ErrorCode.ALREADY_MEMBER, 'You are a member already');
       }
       await this.checkMemberLimit(invitation.tenantId);
       if (!(await this.repo.consumeInvitation(invitation.id, caller.userId, now))) throw invitationInvalid();
       // A custom role deleted meanwhile grants nothing (ROLE_IN_USE keeps it while pending).
-      const custom = await this.repo.customRoles(invitation.tenantId);
       const roles = invitation.roles.filter((r) => isBuiltInRole(r) || custom.has(r));
       await this.repo.addMember({
         tenantId: invitation.tenantId,
@@ -388,7 +395,6 @@ export class TenantsService {
       if (!tenant) throw invitationInvalid();
       return { tenant, roles };
     });
-    await this.access.changed(result.tenant.id, caller.userId);
     return { tenant: TenantDto.from(result.tenant, result.roles), roles: result.roles };
   }
 
@@ -432,7 +438,6 @@ export class TenantsService {
       await this.repo.putRole(tenantId, name, wanted, this.clock.now());
       await this.record('tenant.role_defined', caller, client, { tenantId, role: name, permissions: wanted }, access);
     });
-    await this.access.changed(tenantId, null);
     return { name, builtIn: false, permissions: wanted };
   }
 
@@ -454,7 +459,6 @@ export class TenantsService {
       await this.repo.deleteRole(tenantId, name);
       await this.record('tenant.role_deleted', caller, client, { tenantId, role: name }, access);
     });
-    await this.access.changed(tenantId, null);
   }
 
   /**
@@ -539,6 +543,27 @@ export class TenantsService {
     }
   }
 
+  /**
+   * Whether whoever sent an invitation could still send it now: a member with
+   * invitations:write who may grant its roles (an owner always), or a global admin (an
+   * account with the admin role, still enabled).
+   */
+  private async inviterMayStillGrant(
+    tenantId: string,
+    inviterId: string | null,
+    roles: readonly string[],
+    custom: ReadonlyMap<string, readonly string[]>,
+  ): Promise<boolean> {
+    if (!inviterId) return false;
+    const membership = await this.repo.membership(tenantId, inviterId);
+    if (membership) {
+      const permissions = permissionsOf(membership.roles, custom);
+      const grantor = { isOwner: membership.roles.includes(OWNER), permissions };
+      if ((grantor.isOwner || permissions.has('invitations:write')) && mayGrant(grantor, roles, custom)) return true;
+    }
+    return this.repo.isEnabledAdmin(inviterId);
+  }
+
   private async checkMemberLimit(tenantId: string): Promise<void> {
     if ((await this.repo.countMembers(tenantId)) >= this.config.TENANT_MEMBER_LIMIT) {
       throw new AppError(
@@ -567,6 +592,7 @@ export class TenantsService {
   }
 }
 
+const accountGone = (): AppError => new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
 const invitationInvalid = (): AppError =>
   new AppError(ErrorCode.INVITATION_INVALID, 'This invitation link is not valid (used, revoked or unknown)');
 

@@ -124,9 +124,23 @@ export class TenantsRepository {
     return this.db.tenantMembership.count({ where: { userId } });
   }
 
-  /** The tenants in which `userId` holds `owner` (TENANT_LIMIT_PER_USER counts them). */
+  /**
+   * The tenants `userId` created and still owns (TENANT_LIMIT_PER_USER counts them): being
+   * made owner of someone else's tenant does not use up anyone's allowance.
+   */
   countOwnedBy(userId: string): Promise<number> {
-    return this.db.tenantMembership.count({ where: { userId, roles: { has: 'owner' } } });
+    return this.db.tenantMembership.count({
+      where: { userId, roles: { has: 'owner' }, tenant: { createdBy: userId } },
+    });
+  }
+
+  /**
+   * Whether the account still exists, holding it (FOR KEY SHARE) until the transaction ends,
+   * so that it cannot be deleted before what is being created for it commits.
+   */
+  async holdAccount(userId: string): Promise<boolean> {
+    const rows = await this.db.$queryRaw<unknown[]>`SELECT id FROM users WHERE id = ${userId}::uuid FOR KEY SHARE`;
+    return rows.length > 0;
   }
 
   /** How an account is named to others: its display name, else its username. */
@@ -344,6 +358,12 @@ export class TenantsRepository {
   /** The email key of an account, and whether the address was verified. */
   account(userId: string): Promise<{ emailKey: string | null; emailVerifiedAt: Date | null } | null> {
     return this.db.user.findUnique({ where: { id: userId }, select: { emailKey: true, emailVerifiedAt: true } });
+  }
+
+  /** Whether the account exists, is enabled and holds the (global) admin role. */
+  async isEnabledAdmin(userId: string): Promise<boolean> {
+    const n = await this.db.user.count({ where: { id: userId, disabled: false, roles: { has: 'admin' } } });
+    return n > 0;
   }
 
   /** The user id of an account by canonical username. */

@@ -24,7 +24,6 @@ import { UsersRepository, type UserRecord } from '../accounts/users.repository.j
 import { MfaService } from '../mfa/mfa.service.js';
 import { ClientsService } from '../clients/clients.service.js';
 import { TenantsRepository } from '../tenants/tenants.repository.js';
-import { TenantAccessService } from '../tenants/tenant-access.service.js';
 
 @Injectable()
 export class UsersService implements OnApplicationBootstrap {
@@ -44,7 +43,6 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly mfa: MfaService,
     private readonly clients: ClientsService,
     private readonly tenants: TenantsRepository,
-    private readonly tenantAccess: TenantAccessService,
   ) {}
 
   /**
@@ -162,14 +160,15 @@ export class UsersService implements OnApplicationBootstrap {
   async deleteAccount(caller: SessionPrincipal, password: string, client: ClientInfo): Promise<void> {
     const user = await this.existing(caller);
     await this.credentials.recheck(user, password, client, 'The password is wrong');
-    let tenants: string[] = [];
     const outcome = await this.txHost.withTransaction(async () => {
       if (user.roles.includes('admin') && !user.disabled && !(await this.users.anotherAdminRemains(user.id))) {
         return 'last_admin';
       }
       // The last owner of a tenant cannot delete the account (contract v2 §E): the tenants are
       // locked first, so no other owner leaves between this check and the deletion.
-      tenants = await this.tenants.lockTenantsOf(user.id);
+      // No tenant creation of this user commits in between (it would have no owner after).
+      await this.tenants.lockCreationsOf(user.id);
+      await this.tenants.lockTenantsOf(user.id);
       if ((await this.tenants.soleOwnerships(user.id)).length > 0) return 'last_owner';
       await this.users.delete(user.id);
       await this.revocation.revoke({ users: [user.id] });
@@ -185,7 +184,6 @@ export class UsersService implements OnApplicationBootstrap {
         ErrorCode.LAST_OWNER,
         'You are the last owner of a tenant: make another member owner, or delete the tenant, first',
       );
-    for (const tenantId of tenants) await this.tenantAccess.changed(tenantId, user.id);
   }
 
   async list(limit = DEFAULT_PAGE_SIZE, cursor?: string): Promise<{ items: UserDto[]; nextCursor: string | null }> {

@@ -11,7 +11,6 @@ import {
   refreshCookieOf,
   setCookiesOf,
   signup,
-  type SignedUp,
 } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 import { ADMIN, FORM, GRANT, basic, form, type Created } from '../clients/oauth-helpers.js';

@@ -293,7 +293,7 @@ describe('/tenants/:id/members and /tenants/:id/roles', () => {
         expect(typeof m.username).toBe('string');
       }
       const joinedAt = items.map((m) => m.joinedAt);
-      expect(joinedAt).toEqual([...joinedAt].sort().reverse());
+      expect(joinedAt).toEqual([...joinedAt].sort().toReversed());
       expect(items[items.length - 1]!.userId).toBe(owner.id);
 
       const all = await t.http.get(`/tenants/${tenant.id}/members`).set(owner.auth).expect(200);

@@ -176,12 +176,18 @@ describe('requestedTenant', () => {
 
   it('answers 400 for both errors', () => {
     for (const f of [() => requestedTenant({ tenantId: A }, B), () => requestedTenant({ tenantId: null }, 'x')]) {
-      try {
-        f();
-        expect.unreachable('should have thrown');
-      } catch (error) {
-        expect((error as AppError).status).toBe(400);
-      }
+      expect(f).toThrow(AppError);
+      expect(statusOf(f)).toBe(400);
     }
   });
 });
+
+/** The HTTP status of the AppError `f` throws (undefined when it throws something else). */
+function statusOf(f: () => unknown): number | undefined {
+  try {
+    f();
+  } catch (error) {
+    return error instanceof AppError ? error.status : undefined;
+  }
+  return undefined;
+}

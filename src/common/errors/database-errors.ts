@@ -69,3 +69,13 @@ export function uniqueViolationTarget(error: unknown): string[] | null {
   if (Array.isArray(fields)) return fields.map(String);
   return [];
 }
+
+/**
+ * Prisma's foreign-key violation: a row the statement refers to was deleted meanwhile (a
+ * tenant deleted while a resource is created in it, an account deleted while it is added).
+ */
+export function isForeignKeyViolation(error: unknown): boolean {
+  if (error === null || typeof error !== 'object') return false;
+  const e = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
+  return e.code === 'P2003' || e.meta?.driverAdapterError?.cause?.kind === 'ForeignKeyConstraintViolation';
+}

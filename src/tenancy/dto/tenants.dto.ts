@@ -11,6 +11,7 @@ import {
   Length,
   Matches,
   MaxLength,
+  ValidateIf,
 } from 'class-validator';
 import { PageDto, PageQueryDto } from '../../common/http/pagination.js';
 import { IsVisibleText } from '../../common/http/visible-text.validator.js';
@@ -48,9 +49,12 @@ export class CreateTenantDto {
   slug!: string;
 }
 
+/** Optional in a PATCH, but never null: null would reach the NOT NULL column. */
+const present = (_: object, value: unknown): boolean => value !== undefined;
+
 export class UpdateTenantDto {
   @ApiPropertyOptional({ minLength: 1, maxLength: 100 })
-  @IsOptional()
+  @ValidateIf(present)
   @IsString()
   @Length(1, 100)
   @IsVisibleText()
