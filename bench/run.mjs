@@ -438,7 +438,7 @@ async function tenantResourcesScenario(server, ctx) {
   const accounts = [];
   for (const username of ctx.usernames) accounts.push({ ...(await login(server.url, username)), username });
   const [owner, ...members] = accounts;
-  const tenantId = await createTenantWithMembers(server.url, owner, members, `bench-${stamp.slice(-8)}`);
+  const tenantId = await createTenantWithMembers(server.url, owner, members, `bench-${process.pid}-${Date.now()}`);
   for (const a of accounts) {
     await createResources(server.url, a.accessToken, 10);
     await createResources(server.url, a.accessToken, 1, tenantId);
