@@ -362,8 +362,10 @@ export class TenantsRepository {
 
   /** Whether the account exists, is enabled and holds the (global) admin role. */
   async isEnabledAdmin(userId: string): Promise<boolean> {
-    const n = await this.db.user.count({ where: { id: userId, disabled: false, roles: { has: 'admin' } } });
-    return n > 0;
+    // Raw SQL: the embedded database's driver cannot take an enum-array `has` filter.
+    const rows = await this.db.$queryRaw<unknown[]>`
+      SELECT 1 FROM users WHERE id = ${userId}::uuid AND NOT disabled AND 'admin' = ANY (roles)`;
+    return rows.length > 0;
   }
 
   /** The user id of an account by canonical username. */

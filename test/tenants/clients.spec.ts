@@ -1,16 +1,17 @@
-import type { Response } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOMY_LIMITS } from '../support/env.js';
 import { bearer, decodeJwt, login, signup, type SignedUp } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 import { ADMIN, FORM, GRANT, basic, form, type Created } from '../clients/oauth-helpers.js';
 import {
-  MEMBER_KEYS,
   addMember,
   createTenant,
   createTenantResource,
   defineRole,
+  expectError,
+  expectOk,
   inTenant,
+  MEMBER_KEYS,
   type TenantResource,
 } from './tenant-helpers.js';
 
@@ -22,18 +23,6 @@ import {
  */
 
 const SCOPES = ['resources:read', 'resources:write', 'tenants:read'];
-
-function expectError(res: Response, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.code, body: res.status === status ? undefined : res.text }).toEqual({
-    status,
-    code,
-    body: undefined,
-  });
-}
-
-function expectOk(res: Response, status = 200): void {
-  expect(res.status === status ? status : `${res.status}: ${res.text}`).toBe(status);
-}
 
 describe("a machine client's service user as a tenant member", () => {
   let t: TestApp;

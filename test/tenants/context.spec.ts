@@ -14,7 +14,15 @@ import {
 } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 import { ADMIN, FORM, GRANT, basic, form, type Created } from '../clients/oauth-helpers.js';
-import { addMember, createTenant, createTenantResource, inTenant, type TenantResource } from './tenant-helpers.js';
+import {
+  addMember,
+  createTenant,
+  createTenantResource,
+  expectError,
+  expectOk,
+  inTenant,
+  type TenantResource,
+} from './tenant-helpers.js';
 
 /**
  * Contract v2 §E test 5: the selected tenant (`POST /auth/tenant`, claim `tid`), kept by
@@ -24,18 +32,6 @@ import { addMember, createTenant, createTenantResource, inTenant, type TenantRes
  */
 
 const ENV = { ...ROOMY_LIMITS, LOGIN_RATE_LIMIT: '1000', ...ADMIN };
-
-function expectError(res: Response, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.code, body: res.status === status ? undefined : res.text }).toEqual({
-    status,
-    code,
-    body: undefined,
-  });
-}
-
-function expectOk(res: Response, status = 200): void {
-  expect(res.status === status ? status : `${res.status}: ${res.text}`).toBe(status);
-}
 
 /** POST /auth/tenant as this access token. */
 const selectTenant = (t: TestApp, accessToken: string, tenantId: unknown) =>

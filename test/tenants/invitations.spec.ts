@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Response } from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { login, uniqueEmail } from '../support/factories.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
@@ -18,7 +17,16 @@ import {
   type Account,
   type Client,
 } from '../recovery/recovery-helpers.js';
-import { MEMBER_KEYS, TENANT_KEYS, addMember, createTenant, defineRole, type CreatedTenant } from './tenant-helpers.js';
+import {
+  addMember,
+  createTenant,
+  defineRole,
+  expectError,
+  expectOk,
+  MEMBER_KEYS,
+  TENANT_KEYS,
+  type CreatedTenant,
+} from './tenant-helpers.js';
 
 /**
  * Contract v2 §E test 6, through a real SMTP server: invitations are mailed as
@@ -30,18 +38,6 @@ import { MEMBER_KEYS, TENANT_KEYS, addMember, createTenant, defineRole, type Cre
 const INVITE_LINK = `${APP_URL}/accept-invitation#token=`;
 const INVITATION_KEYS = ['createdAt', 'email', 'expiresAt', 'id', 'invitedBy', 'roles', 'tenantId'];
 const TTL_SECONDS = 48 * 3600;
-
-function expectError(res: Response, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.code, body: res.status === status ? undefined : res.text }).toEqual({
-    status,
-    code,
-    body: undefined,
-  });
-}
-
-function expectOk(res: Response, status = 200): void {
-  expect(res.status === status ? status : `${res.status}: ${res.text}`).toBe(status);
-}
 
 const sha256Hex = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 

@@ -9,6 +9,8 @@ import {
   createTenant,
   createTenantResource,
   defineRole,
+  expectError,
+  expectOk,
   inTenant,
   type TenantResource,
 } from './tenant-helpers.js';
@@ -29,17 +31,6 @@ const TENANT_NOT_FOUND = {
 };
 
 /** Status and error code, with the body shown when the status is not the expected one. */
-function expectError(res: Response, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.code, body: res.status === status ? undefined : res.text }).toEqual({
-    status,
-    code,
-    body: undefined,
-  });
-}
-
-function expectOk(res: Response, status = 200): void {
-  expect(res.status === status ? status : `${res.status}: ${res.text}`).toBe(status);
-}
 
 describe('tenant isolation of resources', () => {
   let t: TestApp;

@@ -219,4 +219,21 @@ describe.runIf(onPostgres)('tenant memberships on two instances sharing PostgreS
     expectStatus(await list(a, tenantId, member), 403, 'INSUFFICIENT_TENANT_PERMISSION');
     expectStatus(await read(a, r, member), 403, 'INSUFFICIENT_TENANT_PERMISSION');
   });
+
+  it('20 times over: a member removed on A gets 404 on B at their very next request, though B had just served them', async () => {
+    const owner = await signupOn(a);
+    const member = await signupOn(b);
+    const tenantId = await tenantOn(a, owner);
+    await add(a, tenantId, owner, member, ['member']);
+    const next: string[] = [];
+    for (let round = 0; round < 20; round += 1) {
+      // B has just looked the member up and let them in.
+      expectStatus(await list(b, tenantId, member), 200);
+      await remove(a, tenantId, owner, member);
+      const res = await list(b, tenantId, member);
+      next.push(`${res.status} ${(res.body?.code as string | undefined) ?? '-'}`);
+      await add(a, tenantId, owner, member, ['member']);
+    }
+    expect(next).toEqual(Array.from({ length: 20 }, () => '404 TENANT_NOT_FOUND'));
+  });
 });

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import type { Response } from 'supertest';
+import { expect } from 'vitest';
 import type { TestApp } from '../support/test-app.js';
 import type { SignedUp } from '../support/factories.js';
 
@@ -89,4 +91,18 @@ export async function createTenantResource(
     .send({ title: fields.title ?? `tenant resource ${uniqueSlug('r')}`, ...fields })
     .expect(201);
   return res.body as TenantResource;
+}
+
+/** The answer has this status and error code (its body is shown when it does not). */
+export function expectError(res: Response, status: number, code: string): void {
+  expect({ status: res.status, code: res.body?.code, body: res.status === status ? undefined : res.text }).toEqual({
+    status,
+    code,
+    body: undefined,
+  });
+}
+
+/** The answer has this status (its body is shown when it does not). */
+export function expectOk(res: Response, status = 200): void {
+  expect(res.status === status ? status : `${res.status}: ${res.text}`).toBe(status);
 }

@@ -166,7 +166,7 @@ describe('/tenants: creation, listing, reading, renaming and deletion', () => {
       const results = await Promise.all(
         [a, b].map((u) => t.http.post('/tenants').set(u.auth).send({ name: 'Race', slug })),
       );
-      expect(results.map((r) => r.status).sort((a, b) => a - b)).toEqual([201, 409]);
+      expect(results.map((r) => r.status).sort((x, y) => x - y)).toEqual([201, 409]);
       expect(results.find((r) => r.status === 409)!.body.code).toBe('TENANT_SLUG_TAKEN');
       expect(await t.prisma.tenant.count({ where: { slug } })).toBe(1);
       expect(await t.prisma.tenantMembership.count({ where: { userId: { in: [a.id, b.id] } } })).toBe(1);
@@ -589,7 +589,7 @@ describe('/tenants with TENANT_CREATION=admin and TENANT_LIMIT_PER_USER=2', () =
           .send({ name: 'Burst', slug: uniqueSlug('burst') }),
       ),
     );
-    expect(results.map((r) => r.status).sort((a, b) => a - b)).toEqual([201, 201, 409, 409]);
+    expect(results.map((r) => r.status).sort((x, y) => x - y)).toEqual([201, 201, 409, 409]);
     for (const r of results.filter((x) => x.status === 409)) expect(r.body.code).toBe('TENANT_LIMIT_REACHED');
     expect(await t.prisma.tenantMembership.count({ where: { userId: me.id, roles: { has: 'owner' } } })).toBe(2);
   });
