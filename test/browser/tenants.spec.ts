@@ -5,10 +5,10 @@
 // With no SMTP_URL the server writes each mail as an .eml file to MAIL_OUTBOX_DIR: the tests
 // read the links from there, as a user would from their mailbox.
 // `npm run test:browser`; needs /usr/bin/chromium (Debian's `chromium` package).
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { simpleParser } from 'mailparser';
+import { outboxReader } from './outbox.js';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -169,52 +169,8 @@ async function resourceTitles(tab: Tab): Promise<string[]> {
 /** A member's item (its text names the username, also while its roles are being edited). */
 const memberItem = (tab: Tab, username: string) => tab.page.locator('#member-list li', { hasText: username });
 
-interface Mail {
-  file: string;
-  subject: string;
-  text: string;
-  /** The first link of the text part with a `#token=` fragment. */
-  link: string;
-}
-
-/** .eml files already handed out: each mail is read once. */
-const taken = new Set<string>();
-
-/**
- * The newest not yet taken mail to `to` whose subject matches, once it is in the outbox (as in
- * recovery.spec.ts: mail leaves off the request path; after the first match the outbox is given
- * a moment more, and the newest match wins; the older matches are marked taken too).
- */
-async function mailTo(to: string, subject: RegExp): Promise<Mail> {
-  const deadline = Date.now() + 15_000;
-  let settleUntil = 0;
-  for (;;) {
-    const matches: Mail[] = [];
-    for (const file of readdirSync(outbox)
-      .filter((f) => f.endsWith('.eml') && !taken.has(f))
-      .sort()) {
-      const parsed = await simpleParser(readFileSync(join(outbox, file)));
-      const recipients = (Array.isArray(parsed.to) ? parsed.to : parsed.to ? [parsed.to] : []).flatMap((a) =>
-        a.value.map((v) => (v.address ?? '').toLowerCase()),
-      );
-      if (!recipients.includes(to.toLowerCase()) || !subject.test(parsed.subject ?? '')) continue;
-      const body = parsed.text ?? '';
-      const link = /https?:\/\/\S+#token=\S+/.exec(body)?.[0] ?? '';
-      matches.push({ file, subject: parsed.subject ?? '', text: body, link });
-    }
-    if (matches.length > 0 && settleUntil === 0) settleUntil = Date.now() + 1_000;
-    if (matches.length > 0 && Date.now() >= settleUntil) {
-      for (const m of matches) taken.add(m.file);
-      const newest = matches[matches.length - 1]!;
-      if (!newest.link) throw new Error(`no #token= link in "${newest.subject}":\n${newest.text}`);
-      return newest;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`no mail to ${to} matching ${subject} in ${outbox}: ${readdirSync(outbox).join(', ')}`);
-    }
-    await sleep(100);
-  }
-}
+/** Mails of this file's server, each handed out once. */
+const mailTo = outboxReader(() => outbox);
 
 const tokenOf = (link: string) =>
   decodeURIComponent(new URLSearchParams(new URL(link).hash.slice(1)).get('token') ?? '');
