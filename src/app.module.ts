@@ -30,6 +30,7 @@ import { SessionsModule } from './sessions/sessions.module.js';
 import { ThrottleModule } from './throttle/throttle.module.js';
 import { TenancyModule } from './tenancy/tenancy.module.js';
 import { TenantsModule } from './tenants/tenants.module.js';
+import { IdentitiesModule } from './identities/identities.module.js';
 import { TokensModule } from './tokens/tokens.module.js';
 import { UsersModule } from './users/users.module.js';
 
@@ -69,6 +70,7 @@ export class AppModule implements NestModule {
         MfaModule,
         ClientsModule,
         TenantsModule,
+        IdentitiesModule,
         AuthModule,
         UsersModule,
         ResourcesModule,

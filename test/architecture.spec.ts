@@ -27,6 +27,7 @@ const LAYERS: Record<string, number> = {
   mfa: 4,
   clients: 4,
   tenants: 4,
+  identities: 4,
   // capabilities (may import everything below, never one another)
   auth: 5,
   users: 5,

@@ -25,6 +25,8 @@ const committed = readdirSync(migrationsDir, { withFileTypes: true })
   .sort();
 const TABLES = [
   'audit_events',
+  'external_identities',
+  'federation_exchanges',
   'mfa_challenges',
   'mfa_recovery_codes',
   'mfa_totp',

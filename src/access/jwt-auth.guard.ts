@@ -34,7 +34,7 @@ export class JwtAuthGuard implements CanActivate {
     private readonly verifier: TokenVerifier,
   ) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
     const req = context.switchToHttp().getRequest<Request>();
@@ -45,12 +45,23 @@ export class JwtAuthGuard implements CanActivate {
     }
     const token = BEARER.exec(header)?.[1];
     if (!token) throw bearerChallenge('malformed Authorization header');
-    try {
-      req.principal = this.verifier.verify(token);
-    } catch (error) {
+    const rejected = (error: unknown): never => {
       if (error instanceof TokenRejected) throw bearerChallenge(error.message);
       throw error;
+    };
+    try {
+      const principal = this.verifier.verifyBearer(token);
+      // Gatehouse's own tokens are checked synchronously; an external issuer's need its keys.
+      if (!(principal instanceof Promise)) {
+        req.principal = principal;
+        return true;
+      }
+      return principal.then((p) => {
+        req.principal = p;
+        return true;
+      }, rejected);
+    } catch (error) {
+      return rejected(error);
     }
-    return true;
   }
 }

@@ -55,7 +55,12 @@ export type AuditEventType =
   | 'tenant.invitation_sent'
   | 'tenant.invitation_revoked'
   | 'tenant.invitation_accepted'
-  | 'tenant.admin_override';
+  | 'tenant.admin_override'
+  | 'federation.user_provisioned'
+  | 'federation.session'
+  | 'federation.token_exchanged'
+  | 'identity.linked'
+  | 'identity.unlinked';
 
 export interface AuditContext {
   ip?: string | null;

@@ -22,7 +22,7 @@ import { Client } from '../common/http/client.decorator.js';
 import { CurrentSession, type SessionPrincipal } from '../access/auth.decorators.js';
 import { Public } from '../access/public.decorator.js';
 import { AuthResponseDto, SessionDto, TokenResponseDto } from './dto/auth-responses.dto.js';
-import { LoginDto, SelectTenantDto, SignupDto } from './dto/auth.dto.js';
+import { FederatedSessionDto, LoginDto, SelectTenantDto, SignupDto } from './dto/auth.dto.js';
 import { REFRESH_COOKIE, clearRefreshCookie, sendSessionCookie } from './refresh-cookie.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import { SessionsService } from '../sessions/sessions.service.js';
@@ -58,6 +58,23 @@ export class AuthController {
   @ApiErrors(400, 401, 403, 429)
   async login(@Body() dto: LoginDto, @Client() client: ClientInfo, @Res({ passthrough: true }) res: Response) {
     return this.withCookie(res, await this.auth.login(dto, client));
+  }
+
+  @Public()
+  @Post('federated/session')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      "Exchange a configured external issuer's token (once, while fresh) for a session (sets the refresh cookie)",
+  })
+  @ApiOkResponse({ type: AuthResponseDto })
+  @ApiErrors(400, 401, 403, 429, 503)
+  async federatedSession(
+    @Body() dto: FederatedSessionDto,
+    @Client() client: ClientInfo,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    return this.withCookie(res, await this.auth.federatedSession(dto.subjectToken, client));
   }
 
   @Public()

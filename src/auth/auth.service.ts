@@ -22,6 +22,12 @@ import { LoginThrottleService, throttleAccountKey } from '../throttle/login-thro
 import { AccessTokenService } from '../tokens/access-token.service.js';
 import { TokenVerifier } from '../tokens/token-verifier.js';
 import { MfaService, type SecondFactor } from '../mfa/mfa.service.js';
+import { IdentitiesService } from '../identities/identities.service.js';
+import { IdentitiesRepository } from '../identities/identities.repository.js';
+import { RateLimiter } from '../throttle/rate-limiter.js';
+
+/** Exchanges of external tokens per client address and minute. */
+const EXCHANGE_IP_LIMIT = 60;
 
 export interface TokenResponse {
   accessToken: string;
@@ -53,6 +59,9 @@ export class AuthService {
     private readonly mfa: MfaService,
     @InjectConfig() private readonly config: AppConfig,
     private readonly tenants: TenantsRepository,
+    private readonly identities: IdentitiesService,
+    private readonly identitiesRepo: IdentitiesRepository,
+    private readonly limiter: RateLimiter,
   ) {}
 
   async signup(dto: SignupDto, client: ClientInfo): Promise<AuthResult> {
@@ -219,6 +228,55 @@ export class AuthService {
       auth: { amr: selected.amr, acr: selected.acr === 'aal2' ? 'aal2' : 'aal1', authTime: selected.authTime },
       tenant: tenantId ? { id: tenantId, roles: selected.tenantRoles ?? [] } : null,
     });
+  }
+
+  /**
+   * POST /auth/federated/session: a token of a configured external issuer, at most
+   * FEDERATION_EXCHANGE_MAX_AGE old, exchanged once for a Gatehouse session (as Supabase's
+   * `grant_type=id_token`). Once: its `jti` (or hash) is kept until it expires, in the
+   * transaction that opens the session, so a stolen 5-minute token cannot become two
+   * sessions (contract v2 §D). The session's roles are the database's (a roleMap applies to
+   * the external token used as a bearer, per request, and is never stored).
+   */
+  async federatedSession(subjectToken: string, client: ClientInfo): Promise<AuthResult> {
+    await this.limiter.hit(`fed:ip:${client.ip ?? 'unknown'}`, EXCHANGE_IP_LIMIT, 60_000);
+    const token = await this.identities.verifySubjectToken(subjectToken);
+    const maxAge = this.config.FEDERATION_EXCHANGE_MAX_AGE;
+    const nowSeconds = Math.floor(this.clock.nowMs() / 1000);
+    if (typeof token.claims.iat !== 'number' || token.claims.iat < nowSeconds - maxAge) {
+      throw new AppError(
+        ErrorCode.FEDERATED_TOKEN_INVALID,
+        `The external token must have been issued in the last ${maxAge} seconds: sign in there again`,
+      );
+    }
+    const linked = await this.identities.userFor(token, client);
+    if (linked.disabled) throw new AppError(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
+    if (linked.kind !== 'person')
+      throw new AppError(ErrorCode.FEDERATED_TOKEN_INVALID, 'The external token is not valid');
+    const issuer = token.issuer.issuer;
+    const { user, session } = await this.txHost.withTransaction(async () => {
+      if (!(await this.identitiesRepo.spend(issuer, token.replayId, new Date(token.claims.exp * 1000)))) {
+        throw new AppError(ErrorCode.FEDERATED_TOKEN_REUSED, 'This external token was already exchanged');
+      }
+      // Read again in the transaction, locked: a disable or deletion committing now is seen.
+      const current = await this.users.lockById(linked.userId);
+      if (!current) throw new AppError(ErrorCode.FEDERATED_TOKEN_INVALID, 'The external token is not valid');
+      if (current.disabled) throw new AppError(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
+      const opened = await this.sessions.openAuthenticated(
+        { id: current.id, roles: sortRoles(current.roles) },
+        client,
+        {
+          amr: ['fed'],
+          acr: 'aal1',
+        },
+      );
+      await this.identitiesRepo.markSession(opened.sessionId, issuer);
+      await this.audit.record('federation.session', { userId: current.id, sessionId: opened.sessionId }, client, {
+        issuer: token.issuer.name,
+      });
+      return { user: current, session: opened };
+    });
+    return { body: { user: UserDto.from(user), ...(await this.tokenResponse(session)) }, session };
   }
 
   async refresh(presented: string | undefined, client: ClientInfo): Promise<AuthResult> {

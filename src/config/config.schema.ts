@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PASSWORD_MAX, PASSWORD_MIN, USERNAME_RULE, isValidUsername, passwordLength } from '../common/account-rules.js';
 import { CLIENT_ONLY_SCOPES, isBuiltInScope } from '../common/scopes.js';
 import { KeyConfigError, keySetFromKeys, keySetFromSecrets, type JwtAlgorithm } from './signing-keys.js';
+import { parseFederationIssuers, type FederationIssuer } from './federation-issuers.js';
 
 /**
  * Every environment variable Gatehouse reads, validated once at start-up.
@@ -205,6 +206,18 @@ export const envSchema = z
     TENANT_INVITATION_TTL: seconds('TENANT_INVITATION_TTL', 172800, 60, 30 * 24 * 3600),
     TENANT_INVITE_RATE_LIMIT: z.coerce.number().int().min(1).max(100000).default(20),
     TENANT_ROLES_IN_TOKEN: bool(false),
+    // External OpenID Connect issuers (contract v2 §D); the list itself is checked below.
+    FEDERATION_ISSUERS: optionalString,
+    FEDERATION_ISSUERS_FILE: optionalString,
+    FEDERATION_JWKS_CACHE_TTL: seconds('FEDERATION_JWKS_CACHE_TTL', 600, 10, 86400),
+    FEDERATION_JWKS_COOLDOWN: seconds('FEDERATION_JWKS_COOLDOWN', 30, 1, 3600),
+    FEDERATION_HTTP_TIMEOUT: seconds('FEDERATION_HTTP_TIMEOUT', 5, 1, 60),
+    FEDERATION_CLOCK_TOLERANCE: seconds('FEDERATION_CLOCK_TOLERANCE', 30, 0, 300),
+    FEDERATION_EXCHANGE_MAX_AGE: seconds('FEDERATION_EXCHANGE_MAX_AGE', 300, 10, 3600),
+    FEDERATION_LINK_CACHE_TTL: seconds('FEDERATION_LINK_CACHE_TTL', 30, 0, 3600),
+    FEDERATION_DEFAULT_ACCESS: z
+      .enum(['full', 'tenants-only'], { error: 'must be full or tenants-only' })
+      .default('full'),
   })
   .superRefine((env, ctx) => {
     if ((env.ADMIN_USERNAME === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
@@ -242,6 +255,17 @@ export const envSchema = z
     }
     for (const problem of scopeProblems(env)) ctx.addIssue({ code: 'custom', ...problem });
   })
+  .superRefine(
+    (env, ctx) => {
+      // Each problem names its entry and field: FEDERATION_ISSUERS[0].audience.
+      const jwtIssuer = typeof env.JWT_ISSUER === 'string' ? env.JWT_ISSUER : 'gatehouse';
+      for (const problem of parseFederationIssuers(env, jwtIssuer).problems) {
+        ctx.addIssue({ code: 'custom', path: [problem.path], message: problem.message });
+      }
+    },
+    // Reported with the other invalid variables: it reads only strings it checks itself.
+    { when: () => true },
+  )
   .superRefine(
     (env, ctx) => {
       // Generated keys and pepper live in one instance's DATA_DIR: a second instance would make
@@ -366,7 +390,7 @@ export type DatabaseTarget =
  * A test that needs other values parses another environment.
  */
 export type AppConfig = Readonly<
-  Omit<Env, 'CORS_ORIGINS' | 'PUBLIC_URL' | 'APP_URL' | 'MAIL_OUTBOX_DIR'> & {
+  Omit<Env, 'CORS_ORIGINS' | 'PUBLIC_URL' | 'APP_URL' | 'MAIL_OUTBOX_DIR' | 'FEDERATION_ISSUERS'> & {
     CORS_ORIGINS: readonly string[];
     /** Where Gatehouse is reached (default http://localhost:PORT), without a trailing slash. */
     PUBLIC_URL: string;
@@ -376,6 +400,8 @@ export type AppConfig = Readonly<
     MAIL_OUTBOX_DIR: string;
     database: Readonly<DatabaseTarget>;
     isProduction: boolean;
+    /** The external issuers, from FEDERATION_ISSUERS or FEDERATION_ISSUERS_FILE (empty: none). */
+    federationIssuers: readonly FederationIssuer[];
   }
 >;
 
@@ -404,8 +430,10 @@ export function parseConfig(source: Record<string, string | undefined>): AppConf
   }
   const parsed = result.data;
   const PUBLIC_URL = parsed.PUBLIC_URL ?? `http://localhost:${parsed.PORT}`;
+  const { FEDERATION_ISSUERS: _issuersText, ...rest } = parsed;
   return deepFreeze({
-    ...parsed,
+    ...rest,
+    federationIssuers: parseFederationIssuers(parsed, parsed.JWT_ISSUER).issuers,
     PUBLIC_URL,
     APP_URL: parsed.APP_URL ?? PUBLIC_URL,
     MAIL_OUTBOX_DIR: parsed.MAIL_OUTBOX_DIR ?? `${parsed.DATA_DIR}/outbox`,

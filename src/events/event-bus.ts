@@ -11,9 +11,15 @@ export const EVENTS_CHANNEL = 'gatehouse:events';
  * Every event, by name, with its payload (JSON-serialisable: it crosses instances).
  * - `tokens.revoked`: revocation entries (key, notBefore in epoch seconds, until in epoch ms);
  *   every instance adds them to its cache, and real-time connections close on them.
+ * - `identities.changed`: an external identity linked or unlinked (federation link cache).
  */
 export interface GatehouseEvents {
   'tokens.revoked': { entries: Array<{ key: string; notBefore: number; untilMs: number }> };
+  /**
+   * An external identity was linked to or unlinked from a user: every instance forgets what
+   * it cached about that (issuer, subject) and that user.
+   */
+  'identities.changed': { userId: string; issuer: string; subject: string };
 }
 
 export type EventName = keyof GatehouseEvents;

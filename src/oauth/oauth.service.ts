@@ -12,12 +12,22 @@ import { AccessTokenService } from '../tokens/access-token.service.js';
 import type { Principal } from '../tokens/principal.js';
 import { RevocationService } from '../tokens/revocation.service.js';
 import { TokenRejected, TokenVerifier } from '../tokens/token-verifier.js';
+import { userTokenScopes } from '../tokens/scopes.js';
+import { IdentitiesService } from '../identities/identities.service.js';
+import { AppError } from '../common/errors/app-error.js';
 import { presentedCredentials, type PresentedCredentials } from './client-credentials.js';
 import { invalidClient, invalidRequest, oauthError } from './oauth-errors.js';
 import type { OAuthForm } from './oauth-form.middleware.js';
 
 export const CLIENT_CREDENTIALS = 'client_credentials';
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** RFC 8693 §3 token type identifiers. */
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const SUBJECT_TOKEN_TYPES: readonly string[] = [
+  'urn:ietf:params:oauth:token-type:jwt',
+  ACCESS_TOKEN_TYPE,
+  'urn:ietf:params:oauth:token-type:id_token',
+];
 /** Never issued: there are no refresh tokens (RFC 6749 §4.4.3). */
 const OFFLINE_ACCESS = 'offline_access';
 /** The scope a client needs to call /oauth/introspect. */
@@ -32,6 +42,8 @@ export interface ClientTokenResponse {
   token_type: 'Bearer';
   expires_in: number;
   scope: string;
+  /** Token exchange only (RFC 8693 §2.2.1). */
+  issued_token_type?: string;
 }
 
 /** 200 of POST /oauth/introspect (RFC 7662 §2.2). */
@@ -71,6 +83,7 @@ export class OAuthService {
     private readonly users: UsersRepository,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly identities: IdentitiesService,
   ) {}
 
   /**
@@ -92,7 +105,7 @@ export class OAuthService {
       if (!client.tokenExchange) {
         throw oauthError('unauthorized_client', 'This client may not use token exchange');
       }
-      throw invalidRequest('Token exchange needs a configured federation issuer');
+      return this.exchange(form, client, readAt);
     }
     if (grantType !== CLIENT_CREDENTIALS) {
       throw oauthError('unsupported_grant_type', 'Only the client_credentials grant is supported');
@@ -119,6 +132,79 @@ export class OAuthService {
       Math.floor(readAt / 1000),
     );
     return { access_token: token, token_type: 'Bearer', expires_in: client.accessTokenTtl, scope: scopes.join(' ') };
+  }
+
+  /**
+   * RFC 8693 token exchange, for a client allowed `tokenExchange`: a valid token of a
+   * configured external issuer (`subject_token`) becomes a Gatehouse access token for the
+   * user it names (linked, or provisioned under `jit`), with `act` naming the client's
+   * service user (§4.1). Scope = requested ∩ the client's ∩ USER_TOKEN_SCOPES; no refresh
+   * token. Revoking the client's secret, disabling the client or the user ends it.
+   */
+  private async exchange(form: OAuthForm, client: AuthenticatedClient, readAt: number): Promise<ClientTokenResponse> {
+    const subjectToken = form.subject_token;
+    const subjectType = form.subject_token_type;
+    if (subjectToken === undefined || subjectType === undefined) {
+      throw invalidRequest('subject_token and subject_token_type are required');
+    }
+    if (!SUBJECT_TOKEN_TYPES.includes(subjectType)) {
+      throw invalidRequest('subject_token_type must be a jwt, access_token or id_token token type');
+    }
+    if (form.requested_token_type !== undefined && form.requested_token_type !== ACCESS_TOKEN_TYPE) {
+      throw invalidRequest('Only access tokens are issued');
+    }
+    if (form.actor_token !== undefined) throw invalidRequest('actor_token is not supported');
+    const userScopes = new Set(userTokenScopes(this.config));
+    const scopes = grantedScopes(
+      form.scope,
+      client.allowedScopes.filter((s) => userScopes.has(s)),
+    );
+    let user;
+    let verified;
+    try {
+      verified = await this.identities.verifySubjectToken(subjectToken);
+      user = await this.identities.userFor(verified, null);
+    } catch (error) {
+      if (error instanceof AppError && error.status < 500) throw invalidRequest('The subject_token is not valid here');
+      throw error;
+    }
+    if (user.disabled || user.kind !== 'person') throw invalidRequest('The subject_token is not valid here');
+    if (this.revocation.userRevokedSince(user.userId, readAt)) {
+      await this.revocation.untilSignable(user.userId, `sid:${client.secretId}`);
+      readAt = this.clock.nowMs();
+      const again = await this.identities.userFor(verified, null);
+      if (again.disabled) throw invalidRequest('The subject_token is not valid here');
+      user = again;
+    }
+    const ttl = Math.min(client.accessTokenTtl, Math.max(60, verified.claims.exp - Math.floor(readAt / 1000)));
+    const { token } = this.tokens.signClient(
+      {
+        serviceUserId: client.serviceUserId,
+        clientId: client.clientId,
+        secretId: client.secretId,
+        roles: this.identities.rolesFor(verified, user),
+        scopes,
+        subjectUserId: user.userId,
+      },
+      ttl,
+      Math.floor(readAt / 1000),
+    );
+    await this.audit.record(
+      'federation.token_exchanged',
+      { userId: user.userId },
+      {},
+      {
+        clientId: client.clientId,
+        issuer: verified.issuer.name,
+      },
+    );
+    return {
+      access_token: token,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: ttl,
+      scope: scopes.join(' '),
+    };
   }
 
   /**
@@ -152,7 +238,11 @@ export class OAuthService {
       sid: principal.sessionId,
     };
     if (principal.kind === 'client' && principal.clientId !== null) {
-      const live = await this.clients.isClientTokenActive(principal.sessionId, principal.clientId, principal.userId);
+      const live = await this.clients.isClientTokenActive(
+        principal.sessionId,
+        principal.clientId,
+        principal.actorId ?? principal.userId,
+      );
       if (!live) return { active: false };
       return {
         active: true,

@@ -75,7 +75,7 @@ export class ResourcesService {
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const after = decodeCursor(query.cursor);
     // Checked on every list, scoped or not: a malformed, conflicting or foreign tenant is refused.
-    const context = await this.tenants.context(caller, header);
+    const context = await this.tenants.context(caller, header, query.scope === 'memberships');
     if (query.scope === 'all') {
       if (!caller.roles.includes('admin')) throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
       if (!caller.scopes.includes(ADMIN_POWERS_SCOPE)) throw insufficientScope([ADMIN_POWERS_SCOPE]);

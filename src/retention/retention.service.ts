@@ -16,6 +16,7 @@ export interface RetentionReport {
   oneTimeTokens: number;
   mfaChallenges: number;
   mfaEnrolments: number;
+  federationExchanges: number;
 }
 
 /**
@@ -113,12 +114,19 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
             SELECT key FROM revocations WHERE expires_at < ${now}
             LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
       ),
+      // An exchanged external token's mark is needed only until the token expires.
+      federationExchanges: await this.inBatches(
+        () => this.prisma.$executeRaw`
+          DELETE FROM federation_exchanges WHERE (issuer, replay_hash) IN (
+            SELECT issuer, replay_hash FROM federation_exchanges WHERE expires_at < ${now}
+            LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)`,
+      ),
     };
     if (Object.values(report).some((n) => n > 0)) {
       this.logger.log(
         `deleted ${report.sessions} ended sessions, ${report.auditEvents} audit events, ${report.revocations} expired revocations, ` +
           `${report.oneTimeTokens} expired one-time tokens, ${report.mfaChallenges} expired login challenges, ` +
-          `${report.mfaEnrolments} unconfirmed TOTP enrolments`,
+          `${report.mfaEnrolments} unconfirmed TOTP enrolments, ${report.federationExchanges} spent external-token marks`,
       );
     }
     return report;

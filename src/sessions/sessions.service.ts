@@ -84,6 +84,32 @@ export class SessionsService {
   }
 
   /**
+   * Opens a session for a sign-in proved elsewhere (an external issuer's token: `auth`
+   * says how), in the caller's transaction if any, then applies the cap on live sessions
+   * per user like a password login.
+   */
+  async openAuthenticated(
+    user: { id: string; roles: Role[] },
+    client: ClientInfo,
+    auth: Omit<SessionAuth, 'authTime'>,
+  ): Promise<IssuedSession> {
+    const { session, refreshToken } = this.newSession(user.id, client, auth);
+    const { id } = await this.repo.create(session);
+    const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
+    await this.revocation.revoke({ sessions: evicted });
+    return {
+      sessionId: id,
+      userId: user.id,
+      roles: user.roles,
+      rolesReadAt: session.now.getTime(),
+      refreshToken,
+      expiresAt: session.expiresAt,
+      auth: session.auth,
+      tenant: null,
+    };
+  }
+
+  /**
    * Opens a session after a password check (and, with `auth`, a second factor), only if the
    * verified password hash is still current, the account still enabled and, without `auth`,
    * without a second factor (see SessionsRepository.createIfCredentialsCurrent);

@@ -83,6 +83,9 @@ export class TenantsService {
   ) {}
 
   async create(caller: Principal, dto: { name: string; slug: string }, client: ClientInfo): Promise<TenantDto> {
+    if (caller.tenantsOnly) {
+      throw new AppError(ErrorCode.TENANT_CREATION_DISABLED, 'This account acts only inside the tenants it belongs to');
+    }
     if (this.config.TENANT_CREATION === 'admin' && !hasAdminPowers(caller, this.config)) {
       throw new AppError(ErrorCode.TENANT_CREATION_DISABLED, 'Only administrators may create tenants here');
     }

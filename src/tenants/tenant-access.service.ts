@@ -103,8 +103,20 @@ export class TenantAccessService {
    * else none (personal, as v1). A malformed header is 400 TENANT_HEADER_INVALID, a header
    * that differs from `tid` 400 TENANT_MISMATCH, and a tenant the caller is not in 404.
    */
-  async context(caller: Principal, header: string | string[] | undefined): Promise<TenantAccess | null> {
+  async context(
+    caller: Principal,
+    header: string | string[] | undefined,
+    personalAllowed = false,
+  ): Promise<TenantAccess | null> {
     const tenantId = requestedTenant(caller, header);
+    if (tenantId === null && caller.tenantsOnly && !personalAllowed) {
+      // FEDERATION_DEFAULT_ACCESS=tenants-only (contract v2 §D): an external issuer's user
+      // has no rights of its own, only those of its tenant memberships.
+      throw new AppError(
+        ErrorCode.INSUFFICIENT_TENANT_PERMISSION,
+        'Name one of your tenants with X-Tenant-Id: this account acts only inside its tenants',
+      );
+    }
     return tenantId === null ? null : this.forTenant(caller, tenantId);
   }
 }

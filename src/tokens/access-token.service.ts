@@ -39,6 +39,8 @@ export interface ClientTokenClaims {
   iss: string;
   aud: string;
   jti: string;
+  /** RFC 8693 §4.1: a token-exchange token names the service user acting for `sub`. */
+  act?: { sub: string; client_id: string };
 }
 
 export interface AccessTokenClaims {
@@ -99,12 +101,21 @@ export class AccessTokenService {
 
   /** A machine client's access token, living `ttlSeconds`. */
   signClient(
-    c: { serviceUserId: string; clientId: string; secretId: string; roles: Role[]; scopes: readonly string[] },
+    c: {
+      serviceUserId: string;
+      clientId: string;
+      secretId: string;
+      roles: Role[];
+      scopes: readonly string[];
+      /** Token exchange (RFC 8693): the user the token speaks for; the service user acts (`act`). */
+      subjectUserId?: string;
+    },
     ttlSeconds: number,
     iat = Math.floor(this.clock.nowMs() / 1000),
   ): { token: string; claims: ClientTokenClaims } {
     const claims: ClientTokenClaims = {
-      sub: c.serviceUserId,
+      sub: c.subjectUserId ?? c.serviceUserId,
+      ...(c.subjectUserId !== undefined ? { act: { sub: c.serviceUserId, client_id: c.clientId } } : {}),
       client_id: c.clientId,
       scope: [...c.scopes].sort().join(' '),
       sid: c.secretId,

@@ -30,4 +30,11 @@ export interface Principal {
   iat: number;
   exp: number;
   jti: string;
+  /**
+   * FEDERATION_DEFAULT_ACCESS=tenants-only: an external issuer's user acts only inside the
+   * tenants it belongs to (no personal resources, no tenant creation).
+   */
+  tenantsOnly?: true;
+  /** A token-exchange token (RFC 8693 `act`): the service user acting for `userId`. */
+  actorId?: string;
 }

@@ -23,6 +23,8 @@ export interface RevocationSubject {
   jti: string;
   /** Issued at, epoch seconds. */
   iat: number;
+  /** A token-exchange token's acting service user: its revocation ends the token too. */
+  actorId?: string;
 }
 
 /**
@@ -129,6 +131,7 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     return (
       (token.sessionId !== null && this.refuses(`sid:${token.sessionId}`, token.iat)) ||
       this.refuses(`user:${token.userId}`, token.iat) ||
+      (token.actorId !== undefined && this.refuses(`user:${token.actorId}`, token.iat)) ||
       this.refuses(`jti:${token.jti}`, token.iat)
     );
   }

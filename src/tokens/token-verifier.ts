@@ -16,6 +16,20 @@ export class TokenRejected extends Error {
 }
 
 /**
+ * Bearer tokens of external issuers (contract v2 §D), provided by the identities layer
+ * above: the verifier only routes a token there when its unverified `iss` is not
+ * Gatehouse's own.
+ */
+export interface ExternalBearerTokens {
+  /** Whether `iss` is a configured issuer whose tokens are accepted as bearer tokens. */
+  acceptsBearer(iss: string): boolean;
+  /** The principal of a valid token of such an issuer; TokenRejected or an AppError otherwise. */
+  principal(token: string): Promise<Principal>;
+  /** The unverified `iss` of a token (null if it has none). */
+  claimedIssuer(token: string): string | null;
+}
+
+/**
  * The one place access tokens are verified (the HTTP guard now; WebSockets and
  * introspection later):
  * - the key is chosen by `kid` among the configured keys, and only the configured algorithm
@@ -31,6 +45,7 @@ export class TokenRejected extends Error {
 @Injectable()
 export class TokenVerifier {
   private readonly cache = new VerifiedTokenCache();
+  private external: ExternalBearerTokens | null = null;
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -39,7 +54,26 @@ export class TokenVerifier {
     private readonly clock: Clock,
   ) {}
 
-  /** The principal of a valid, unexpired, unrevoked token; throws TokenRejected otherwise. */
+  /** Routes tokens of external issuers to `external` (set once, at start-up, when issuers are configured). */
+  useExternal(external: ExternalBearerTokens): void {
+    this.external = external;
+  }
+
+  /**
+   * A bearer token of any trusted issuer: Gatehouse's own (verify(), synchronous) or, when
+   * external issuers are configured, one of theirs. The unverified `iss` only picks the path
+   * and its keys (contract v2 §D): JWT_ISSUER takes Gatehouse's keys, a configured issuer
+   * with acceptBearer its own JWKS, anything else is refused as "unknown issuer".
+   */
+  verifyBearer(token: string): Principal | Promise<Principal> {
+    if (this.external === null || this.cache.get(token, this.clock.nowMs()) !== undefined) return this.verify(token);
+    const iss = this.external.claimedIssuer(token);
+    if (iss === null || iss === this.config.JWT_ISSUER) return this.verify(token);
+    if (!this.external.acceptsBearer(iss)) throw new TokenRejected('unknown issuer');
+    return this.external.principal(token);
+  }
+
+  /** The principal of a valid, unexpired, unrevoked Gatehouse token; throws TokenRejected otherwise. */
   verify(token: string): Principal {
     const cached = this.cache.get(token, this.clock.nowMs());
     const principal = cached ?? this.decode(token);
@@ -83,6 +117,11 @@ export class TokenVerifier {
     }
     const principal = toPrincipal(payload, userTokenScopes(this.config));
     if (!principal) throw new TokenRejected('incomplete token');
+    // A session opened with an external issuer's token (amr "fed") is bound like the token
+    // itself under FEDERATION_DEFAULT_ACCESS=tenants-only (contract v2 §D).
+    if (this.config.FEDERATION_DEFAULT_ACCESS === 'tenants-only' && principal.amr.includes('fed')) {
+      return { ...principal, tenantsOnly: true };
+    }
     return principal;
   }
 }
@@ -100,7 +139,16 @@ function toPrincipal(payload: unknown, userScopes: readonly string[]): Principal
   if (p.client_id !== undefined) {
     // A machine client's token (RFC 9068): `sid` is the secret that obtained it.
     if (typeof p.client_id !== 'string' || scopes === null) return null;
+    // A token-exchange token (RFC 8693): `sub` is the user, `act.sub` the client's service user.
+    const act = (p as { act?: unknown }).act;
+    let actorId: string | undefined;
+    if (act !== undefined) {
+      const a = act as { sub?: unknown; client_id?: unknown } | null;
+      if (a === null || typeof a !== 'object' || typeof a.sub !== 'string' || a.client_id !== p.client_id) return null;
+      actorId = a.sub;
+    }
     return {
+      ...(actorId !== undefined ? { actorId } : {}),
       kind: 'client',
       userId: p.sub,
       sessionId: p.sid,

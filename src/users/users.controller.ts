@@ -1,5 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import { Client } from '../common/http/client.decorator.js';
 import { CurrentSession, CurrentUser, Roles, Scopes, type SessionPrincipal } from '../access/auth.decorators.js';
 import type { ClientInfo } from '../common/http/client-info.js';
@@ -8,8 +15,10 @@ import { ApiErrors } from '../common/http/api-errors.decorator.js';
 import { PageQueryDto } from '../common/http/pagination.js';
 import { uuidParam } from '../common/http/uuid-param.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
-import { MeDto, UserDto } from '../accounts/user.dto.js';
+import { LinkedIdentityDto, MeDto, UserDto } from '../accounts/user.dto.js';
 import {
+  AdminLinkIdentityDto,
+  LinkIdentityDto,
   AdminUpdateUserDto,
   ChangePasswordDto,
   DeleteAccountDto,
@@ -17,12 +26,16 @@ import {
   UserPageDto,
 } from './dto/users.dto.js';
 import { UsersService } from './users.service.js';
+import { IdentityLinksService } from './identity-links.service.js';
 
 @ApiTags('users')
 @ApiBearerAuth('bearer')
 @Controller('users')
 export class UsersController {
-  constructor(private readonly users: UsersService) {}
+  constructor(
+    private readonly users: UsersService,
+    private readonly identities: IdentityLinksService,
+  ) {}
 
   @Get('me')
   @Scopes('profile')
@@ -71,7 +84,45 @@ export class UsersController {
     @Body() dto: DeleteAccountDto,
     @Client() client: ClientInfo,
   ): Promise<void> {
-    return this.users.deleteAccount(user, dto.password, client);
+    return this.users.deleteAccount(user, dto, client);
+  }
+
+  @Get('me/identities')
+  @Scopes('profile')
+  @ApiOperation({ summary: 'External identities linked to the caller' })
+  @ApiOkResponse({ type: LinkedIdentityDto, isArray: true })
+  @ApiErrors(401, 403)
+  myIdentities(@CurrentUser() user: Principal): Promise<LinkedIdentityDto[]> {
+    return this.identities.list(user.userId);
+  }
+
+  @Post('me/identities')
+  @Scopes('profile')
+  @ApiOperation({
+    summary: 'Link an external identity, proving both accounts: a fresh token of the external one, this password',
+  })
+  @ApiCreatedResponse({ type: LinkedIdentityDto })
+  @ApiErrors(400, 401, 403, 409, 429, 503)
+  linkIdentity(
+    @CurrentUser() user: Principal,
+    @Body() dto: LinkIdentityDto,
+    @Client() client: ClientInfo,
+  ): Promise<LinkedIdentityDto> {
+    return this.identities.linkOwn(user, dto.subjectToken, dto.password, client);
+  }
+
+  @Delete('me/identities/:identityId')
+  @Scopes('profile')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Unlink an external identity (never the last way to sign in)' })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 403, 404, 409)
+  unlinkIdentity(
+    @CurrentUser() user: Principal,
+    @Param('identityId', uuidParam('identity', ErrorCode.NOT_FOUND)) identityId: string,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
+    return this.identities.unlinkOwn(user, identityId, client);
   }
 
   @Get()
@@ -112,5 +163,36 @@ export class UsersController {
     @Client() client: ClientInfo,
   ): Promise<void> {
     return this.users.adminResetMfa(user, id, client);
+  }
+
+  @Post(':id/identities')
+  @Roles('admin')
+  @Scopes('users:admin')
+  @ApiOperation({ summary: 'Admin: link an external identity to a user before its first sign-in' })
+  @ApiCreatedResponse({ type: LinkedIdentityDto })
+  @ApiErrors(400, 401, 403, 404, 409)
+  adminLinkIdentity(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
+    @Body() dto: AdminLinkIdentityDto,
+    @Client() client: ClientInfo,
+  ): Promise<LinkedIdentityDto> {
+    return this.identities.linkByAdmin(user, id, dto.issuer, dto.subject, client);
+  }
+
+  @Delete(':id/identities/:identityId')
+  @Roles('admin')
+  @Scopes('users:admin')
+  @HttpCode(204)
+  @ApiOperation({ summary: "Admin: unlink a user's external identity" })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 403, 404, 409)
+  adminUnlinkIdentity(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
+    @Param('identityId', uuidParam('identity', ErrorCode.NOT_FOUND)) identityId: string,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
+    return this.identities.unlinkByAdmin(user, id, identityId, client);
   }
 }

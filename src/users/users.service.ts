@@ -24,6 +24,11 @@ import { UsersRepository, type UserRecord } from '../accounts/users.repository.j
 import { MfaService } from '../mfa/mfa.service.js';
 import { ClientsService } from '../clients/clients.service.js';
 import { TenantsRepository } from '../tenants/tenants.repository.js';
+import { IdentitiesRepository } from '../identities/identities.repository.js';
+import type { DeleteAccountDto } from './dto/users.dto.js';
+
+/** A passwordless person deletes the account from a session opened this recently (seconds). */
+const FRESH_SESSION_SECONDS = 300;
 
 @Injectable()
 export class UsersService implements OnApplicationBootstrap {
@@ -43,6 +48,7 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly mfa: MfaService,
     private readonly clients: ClientsService,
     private readonly tenants: TenantsRepository,
+    private readonly identities: IdentitiesRepository,
   ) {}
 
   /**
@@ -92,7 +98,18 @@ export class UsersService implements OnApplicationBootstrap {
   }
 
   async me(caller: Principal): Promise<MeDto> {
-    return MeDto.fromMe(await this.existing(caller));
+    const user = await this.existing(caller);
+    const identities = await this.identities.listOf(user.id);
+    return Object.assign(MeDto.fromMe(user), {
+      identities: identities.map((i) => ({
+        id: i.id,
+        issuer: i.issuer,
+        issuerName: i.issuerName,
+        subject: i.subject,
+        linkedAt: i.createdAt.toISOString(),
+        lastSeenAt: i.lastSeenAt?.toISOString() ?? null,
+      })),
+    });
   }
 
   /**
@@ -157,9 +174,14 @@ export class UsersService implements OnApplicationBootstrap {
    * resources stay, without owner), its access tokens revoked and the event audited, in one
    * transaction; never the last admin, nor the last owner of a tenant.
    */
-  async deleteAccount(caller: SessionPrincipal, password: string, client: ClientInfo): Promise<void> {
+  async deleteAccount(caller: SessionPrincipal, dto: DeleteAccountDto, client: ClientInfo): Promise<void> {
     const user = await this.existing(caller);
-    await this.credentials.recheck(user, password, client, 'The password is wrong');
+    if (user.passwordHash === null && user.kind === 'person') {
+      await this.checkPasswordlessDeletion(caller, user, dto.confirm);
+    } else {
+      if (dto.password === undefined) throw new AppError(ErrorCode.VALIDATION_FAILED, ['password is required']);
+      await this.credentials.recheck(user, dto.password, client, 'The password is wrong');
+    }
     const outcome = await this.txHost.withTransaction(async () => {
       if (user.roles.includes('admin') && !user.disabled && !(await this.users.anotherAdminRemains(user.id))) {
         return 'last_admin';
@@ -273,6 +295,28 @@ export class UsersService implements OnApplicationBootstrap {
       throw new AppError(ErrorCode.INSUFFICIENT_SCOPE, 'A client cannot grant the admin role or administer an admin');
     }
     if (target.kind === 'service') await this.clients.checkDelegationOver(caller, target.id);
+  }
+
+  /**
+   * A person without a password (signed in through an external issuer, contract v2 §D)
+   * types the username again, from a session whose sign-in (`auth_time`) is under five
+   * minutes old (a fresh exchange); otherwise 403 STEP_UP_REQUIRED.
+   */
+  private async checkPasswordlessDeletion(
+    caller: SessionPrincipal,
+    user: UserRecord,
+    confirm: string | undefined,
+  ): Promise<void> {
+    if (confirm !== user.username) {
+      throw new AppError(ErrorCode.CONFIRMATION_MISMATCH, 'Type the username as `confirm` to delete the account');
+    }
+    const authTime = await this.identities.sessionAuthTime(caller.sessionId, user.id);
+    if (authTime === null || this.clock.nowMs() - authTime.getTime() > FRESH_SESSION_SECONDS * 1000) {
+      throw new AppError(
+        ErrorCode.STEP_UP_REQUIRED,
+        'Sign in again through your identity provider (at most 5 minutes ago) to delete the account',
+      );
+    }
   }
 
   private async existing(caller: Principal): Promise<UserRecord> {

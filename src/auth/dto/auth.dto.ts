@@ -80,3 +80,13 @@ export class SelectTenantDto {
   @IsUUID('all')
   tenantId!: string | null;
 }
+
+/** POST /auth/federated/session. */
+export class FederatedSessionDto {
+  @ApiProperty({
+    description: 'A token of a configured external issuer (its id token or access token), at most 5 minutes old',
+  })
+  @IsString()
+  @Length(1, 16384)
+  subjectToken!: string;
+}

@@ -51,11 +51,22 @@ export class ChangePasswordDto {
   newPassword!: string;
 }
 
+/**
+ * The password, or for a passwordless person (signed in through an external issuer) the
+ * username typed again as `confirm`, from a session opened in the last 5 minutes.
+ */
 export class DeleteAccountDto {
-  @ApiProperty()
+  @ApiPropertyOptional({ description: 'The account password (accounts that have one)' })
+  @ValidateIf((o: DeleteAccountDto) => o.confirm === undefined || o.password !== undefined)
   @IsString()
   @MaxLength(1024)
-  password!: string;
+  password?: string;
+
+  @ApiPropertyOptional({ description: 'Passwordless accounts: the username, typed again' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  confirm?: string;
 }
 
 /** Optional, but never null: `disabled: null` reached the NOT NULL column (500). */
@@ -79,4 +90,33 @@ export class AdminUpdateUserDto {
 export class UserPageDto extends PageDto<UserDto> {
   @ApiProperty({ type: () => UserDto, isArray: true })
   declare items: UserDto[];
+}
+
+/** POST /users/me/identities: a fresh token of the external account, and this account's password. */
+export class LinkIdentityDto {
+  @ApiProperty({ description: 'A token of the external issuer (its id token or access token), at most 5 minutes old' })
+  @IsString()
+  @Length(1, 16384)
+  subjectToken!: string;
+
+  @ApiProperty({ description: 'The password of this account' })
+  @IsString()
+  @MaxLength(1024)
+  password!: string;
+}
+
+/** Admin POST /users/:id/identities: links an identity before its first sign-in. */
+export class AdminLinkIdentityDto {
+  @ApiProperty({
+    description: 'The exact `iss` URL of a configured issuer',
+    example: 'https://idp.example.com/realms/acme',
+  })
+  @IsString()
+  @Length(1, 2048)
+  issuer!: string;
+
+  @ApiProperty({ description: 'The `sub` at that issuer, verbatim (1–255 characters)' })
+  @IsString()
+  @Length(1, 255)
+  subject!: string;
 }

@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
+import { Clock } from '../common/clock.js';
+import { AppError, retryAfter } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import type { FederationIssuer } from '../config/federation-issuers.js';
+import { TokenRejected } from '../tokens/token-verifier.js';
+import { ProviderUnavailable, RemoteKeySet } from './remote-key-set.js';
+
+/** A token of a configured issuer that passed every check. */
+export interface ExternalToken {
+  issuer: FederationIssuer;
+  claims: JWTPayload & { sub: string; exp: number; iss: string };
+  /** Issued at (epoch seconds): the token's `iat`, or now when it has none. */
+  iat: number;
+  /** What identifies this token for replay checks and revocation: its `jti`, or its SHA-256. */
+  replayId: string;
+}
+
+/** Longest accepted `sub` (contract v2 §D). */
+const SUB_MAX = 255;
+
+/** 503 FEDERATION_UNAVAILABLE: never 401 (the token may be fine) and never 500. */
+export const federationUnavailable = (issuer: FederationIssuer): AppError =>
+  new AppError(
+    ErrorCode.FEDERATION_UNAVAILABLE,
+    `The identity provider "${issuer.name}" cannot be reached to check the token; retry shortly`,
+    retryAfter(5),
+  );
+
+/**
+ * Verifies tokens of the external issuers in FEDERATION_ISSUERS (contract v2 §D):
+ * - the unverified `iss` only picks the configuration and its key source;
+ * - jose checks the signature with a key of that issuer's JWKS, only with the pinned
+ *   asymmetric algorithms (no `none`, no HS*: RFC 8725 §3.1 and §3.2), and `iss`, `aud`,
+ *   `exp`, `nbf` with FEDERATION_CLOCK_TOLERANCE, on Gatehouse's clock;
+ * - then `sub` is 1–255 characters, `iat` not in the future, and exp − iat at most the
+ *   issuer's maxTokenLifetime.
+ * A failure is TokenRejected; an unreachable provider without keys is 503.
+ */
+@Injectable()
+export class ExternalTokens {
+  private readonly byIssuer = new Map<string, { issuer: FederationIssuer; keys: RemoteKeySet }>();
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly clock: Clock,
+  ) {
+    for (const issuer of config.federationIssuers) {
+      this.byIssuer.set(issuer.issuer, {
+        issuer,
+        keys: new RemoteKeySet(issuer.issuer, issuer.jwksUri, {
+          cacheMaxAgeMs: config.FEDERATION_JWKS_CACHE_TTL * 1000,
+          cooldownMs: config.FEDERATION_JWKS_COOLDOWN * 1000,
+          timeoutMs: config.FEDERATION_HTTP_TIMEOUT * 1000,
+          clock,
+        }),
+      });
+    }
+  }
+
+  get configured(): boolean {
+    return this.byIssuer.size > 0;
+  }
+
+  /** The configured issuer with this exact `iss`, if any. */
+  issuer(iss: string): FederationIssuer | undefined {
+    return this.byIssuer.get(iss)?.issuer;
+  }
+
+  /** The `iss` a token claims, unverified (null when it is not a JWT with a string `iss`). */
+  claimedIssuer(token: string): string | null {
+    try {
+      const iss = decodeJwt(token).iss;
+      return typeof iss === 'string' ? iss : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async verify(token: string): Promise<ExternalToken> {
+    const iss = this.claimedIssuer(token);
+    const entry = iss === null ? undefined : this.byIssuer.get(iss);
+    if (!entry) throw new TokenRejected('unknown issuer');
+    const { issuer, keys } = entry;
+    let claims: JWTPayload;
+    try {
+      ({ payload: claims } = await jwtVerify(token, keys.getKey, {
+        issuer: issuer.issuer,
+        audience: [...issuer.audience],
+        algorithms: [...issuer.algorithms],
+        requiredClaims: ['exp', 'sub', 'iss', 'aud'],
+        clockTolerance: this.config.FEDERATION_CLOCK_TOLERANCE,
+        currentDate: this.clock.now(),
+      }));
+    } catch (error) {
+      if (error instanceof ProviderUnavailable) throw federationUnavailable(issuer);
+      if (error instanceof errors.JOSEError || error instanceof TypeError) {
+        throw new TokenRejected(rejection(error));
+      }
+      throw error;
+    }
+    const nowSeconds = Math.floor(this.clock.nowMs() / 1000);
+    const { sub, exp, iat } = claims;
+    if (typeof sub !== 'string' || sub.length === 0 || sub.length > SUB_MAX) throw new TokenRejected('bad sub');
+    if (typeof exp !== 'number') throw new TokenRejected('missing exp');
+    if (iat !== undefined && (typeof iat !== 'number' || iat > nowSeconds + this.config.FEDERATION_CLOCK_TOLERANCE)) {
+      throw new TokenRejected('iat in the future');
+    }
+    const issuedAt = typeof iat === 'number' ? iat : nowSeconds;
+    // A long-lived external token is refused outright: the provider's own policy should be
+    // short tokens, and a stolen one must not be useful for days (contract v2 §D).
+    if (exp - issuedAt > issuer.maxTokenLifetime) throw new TokenRejected('lifetime too long');
+    const replayId =
+      typeof claims.jti === 'string' && claims.jti.length > 0 && claims.jti.length <= 512
+        ? `jti:${claims.jti}`
+        : `sha256:${createHash('sha256').update(token).digest('base64url')}`;
+    return {
+      issuer,
+      claims: claims as ExternalToken['claims'],
+      iat: issuedAt,
+      replayId,
+    };
+  }
+
+  /** Key-set fetches so far, per issuer name (operations and tests). */
+  fetchCounts(): Record<string, number> {
+    return Object.fromEntries([...this.byIssuer.values()].map((e) => [e.issuer.name, e.keys.fetches]));
+  }
+}
+
+/** A short reason for the RFC 6750 error_description: never the token or key material. */
+function rejection(error: Error): string {
+  if (error instanceof errors.JWTExpired) return 'expired';
+  if (error instanceof errors.JWTClaimValidationFailed) return `claim ${error.claim} invalid`;
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'algorithm not allowed';
+  if (error instanceof errors.JWKSNoMatchingKey) return 'no matching key';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'signature invalid';
+  return 'malformed or invalid token';
+}

@@ -1,0 +1,61 @@
+import type { LinkedUser } from './identities.repository.js';
+
+/**
+ * Found links of external identities, for FEDERATION_LINK_CACHE_TTL (a miss is never
+ * cached: the identity may be linked a moment later). Entries are dropped by user (a
+ * disable, role change or deletion revokes the user's tokens) and by identity (linking,
+ * unlinking), on every instance through the event bus; a TTL of 0 caches nothing.
+ */
+export class LinkCache {
+  private readonly entries = new Map<string, { user: LinkedUser; untilMs: number }>();
+  private readonly keysOfUser = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly capacity = 10_000,
+  ) {}
+
+  get(issuer: string, subject: string, nowMs: number): LinkedUser | undefined {
+    const key = keyOf(issuer, subject);
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.untilMs <= nowMs) {
+      this.drop(key, entry.user.userId);
+      return undefined;
+    }
+    return entry.user;
+  }
+
+  set(issuer: string, subject: string, user: LinkedUser, nowMs: number): void {
+    if (this.ttlMs <= 0) return;
+    if (this.entries.size >= this.capacity) {
+      const [oldest] = this.entries;
+      if (oldest) this.drop(oldest[0], oldest[1].user.userId);
+    }
+    const key = keyOf(issuer, subject);
+    this.entries.set(key, { user, untilMs: nowMs + this.ttlMs });
+    let keys = this.keysOfUser.get(user.userId);
+    if (!keys) this.keysOfUser.set(user.userId, (keys = new Set()));
+    keys.add(key);
+  }
+
+  forget(issuer: string, subject: string): void {
+    const key = keyOf(issuer, subject);
+    const entry = this.entries.get(key);
+    if (entry) this.drop(key, entry.user.userId);
+  }
+
+  forgetUser(userId: string): void {
+    for (const key of this.keysOfUser.get(userId) ?? []) this.entries.delete(key);
+    this.keysOfUser.delete(userId);
+  }
+
+  private drop(key: string, userId: string): void {
+    this.entries.delete(key);
+    const keys = this.keysOfUser.get(userId);
+    keys?.delete(key);
+    if (keys?.size === 0) this.keysOfUser.delete(userId);
+  }
+}
+
+const keyOf = (issuer: string, subject: string): string => `${issuer}\n${subject}`;
