@@ -28,7 +28,7 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
 /** The browser client, built by `npm run build` (web/ → dist/web); the same path from src/ and dist/. */
 const WEB_ROOT = fileURLToPath(new URL('../dist/web', import.meta.url));
 const WEB_ASSET = /^\/$|\.(html|js|css|map|png|svg|ico|webmanifest)$/;
-const WEB_PAGES = new Set(['/verify-email', '/reset-password', '/accept-invitation']);
+const WEB_PAGES = new Set(['/verify-email', '/reset-password', '/accept-invitation', '/federated-signin']);
 
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.TRUST_PROXY);
@@ -52,8 +52,8 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
     // extension) never costs a stat() of a file that cannot exist.
     app.use((req: Request, res: Response, next: NextFunction) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') return next();
-      // The pages that mail links open (APP_URL defaults to this server): the client's page,
-      // which reads the token from the URL fragment and POSTs it only when the person asks.
+      // The pages that mail links open (APP_URL defaults to this server), and the hand-off page
+      // of an external sign-in: the client's page, which reads the token from the URL fragment.
       if (WEB_PAGES.has(req.path)) {
         req.url = '/index.html';
         return serveWeb(req, res, next);

@@ -4,11 +4,13 @@
  * and whether the page has finished starting. Each view keeps its own state to itself.
  *
  * The same page answers the mailed links, by path: /reset-password#token=…,
- * /verify-email#token=… and /accept-invitation#token=…. There the token is taken from the
- * fragment (and out of the address bar) before anything else runs, and a sign-in in another tab
- * does not replace the link's screen. The session is not restored (no refresh on load), except
- * on the invitation's page: accepting needs it (signed out, the page offers to sign in first,
- * and comes back to the invitation afterwards, its token still in memory only).
+ * /verify-email#token=… and /accept-invitation#token=…; and the hand-off of a sign-in through
+ * an organisation's provider, /federated-signin#subject_token=…. There the token is taken from
+ * the fragment (and out of the address bar) before anything else runs, and a sign-in in another
+ * tab does not replace the link's screen. The session is not restored (no refresh on load),
+ * except on the invitation's page: accepting needs it (signed out, the page offers to sign in
+ * first, and comes back to the invitation afterwards, its token still in memory only). The
+ * federated hand-off opens a session with its token at once, then becomes the signed-in page (/).
  *
  * The tenant the session is in (the token's `tid`) decides which resources are listed: after a
  * switch (`tenantchanged`) the tenants and resources cards load again.
@@ -17,8 +19,11 @@ import { announce, byId, takeFragmentToken } from './dom.js';
 import { clearErrors, describeError } from './form-errors.js';
 import { GatehouseClient, type SignedOutDetail, type SignedOutReason } from './gatehouse-client.js';
 import { createAuthView } from './views/auth-view.js';
+import { createDeleteAccountView } from './views/delete-account-view.js';
 import { createEmailView } from './views/email-view.js';
+import { createFederatedView } from './views/federated-view.js';
 import { createForgotView } from './views/forgot-view.js';
+import { createIdentitiesView } from './views/identities-view.js';
 import { createInvitationView } from './views/invitation-view.js';
 import { createMfaView } from './views/mfa-view.js';
 import { createProfileView } from './views/profile-view.js';
@@ -30,11 +35,15 @@ import { guardedBy } from './views/signed-in.js';
 import { createTenantsView } from './views/tenants-view.js';
 import { createVerifyView } from './views/verify-view.js';
 
-/** The paths of the mailed links (APP_URL + path); the server answers them with this page. */
-const LINK_PAGES: Record<string, 'reset' | 'verify' | 'invitation'> = {
-  '/reset-password': 'reset',
-  '/verify-email': 'verify',
-  '/accept-invitation': 'invitation',
+/**
+ * The paths of the mailed links (APP_URL + path) and of the federated sign-in's hand-off; the
+ * server answers them with this page. Each carries its token in the fragment, under this name.
+ */
+const LINK_PAGES: Record<string, { screen: 'reset' | 'verify' | 'invitation' | 'federated'; token: string }> = {
+  '/reset-password': { screen: 'reset', token: 'token' },
+  '/verify-email': { screen: 'verify', token: 'token' },
+  '/accept-invitation': { screen: 'invitation', token: 'token' },
+  '/federated-signin': { screen: 'federated', token: 'subject_token' },
 };
 
 const SIGN_IN_FOR_INVITATION = 'Sign in to accept the invitation: you come back to it afterwards.';
@@ -43,6 +52,7 @@ const PASSWORD_CHANGED = 'Your password was changed; sign in with the new one.';
 
 const SIGNED_OUT_NOTICES: Record<SignedOutReason, string> = {
   logout: 'You have signed out.',
+  deleted: 'Your account has been deleted.',
   expired: 'Your session has ended. Please sign in again.',
   'other-tab': 'You were signed out in another tab.',
 };
@@ -56,7 +66,9 @@ function main(): void {
   const mfa = createMfaView({ ...signedIn, onOtherSessionsEnded: () => void sessions.load() });
   const auth = createAuthView({ client, screens, onRecoveryCodeUsed: (remaining) => mfa.recoveryCodeUsed(remaining) });
   const email = createEmailView(signedIn);
-  const profile = createProfileView({ ...signedIn, email });
+  const identities = createIdentitiesView(signedIn);
+  const deletion = createDeleteAccountView(signedIn);
+  const profile = createProfileView({ ...signedIn, email, readers: [identities, deletion] });
   const forgot = createForgotView({ client });
   const reset = createResetView({
     client,
@@ -82,6 +94,15 @@ function main(): void {
       auth.show();
     },
   });
+  const federated = createFederatedView({
+    client,
+    screens,
+    onSignedIn() {
+      // The hand-off's page becomes the signed-in page: a reload there restores the session.
+      history.replaceState(null, '', '/');
+      void enterApp();
+    },
+  });
   /** Focus follows view changes the user caused, not the first render of the page. */
   let started = false;
 
@@ -94,6 +115,8 @@ function main(): void {
 
   function leaveApp(detail: SignedOutDetail): void {
     profile.clear();
+    identities.clear();
+    deletion.clear();
     mfa.clear();
     tenants.clear();
     resources.clear();
@@ -146,17 +169,18 @@ function main(): void {
 
   const linkPage = LINK_PAGES[location.pathname.replace(/\/+$/, '')];
   if (linkPage) {
+    const { screen, token } = linkPage;
     // Only from the fragment, and before anything could rewrite the address (enterApp does).
-    const view = linkPage === 'reset' ? reset : linkPage === 'verify' ? verify : invitation;
-    view.show(takeFragmentToken());
-    // Another mailed link opened in this tab changes only the fragment: no new page load. (The
+    const view = { reset, verify, invitation, federated }[screen];
+    view.show(takeFragmentToken(token));
+    // Another link opened in this tab changes only the fragment: no new page load. (The
     // invitation's page may be on the sign-in form meanwhile: the new link takes over.)
     window.addEventListener('hashchange', () => {
       if (
-        (screens.current === linkPage || linkPage === 'invitation') &&
-        new URLSearchParams(location.hash.slice(1)).has('token')
+        (screens.current === screen || screen === 'invitation') &&
+        new URLSearchParams(location.hash.slice(1)).has(token)
       ) {
-        view.show(takeFragmentToken());
+        view.show(takeFragmentToken(token));
       }
     });
     started = true;

@@ -79,13 +79,14 @@ export async function busy<T>(form: HTMLFormElement, work: () => Promise<T>): Pr
 }
 
 /**
- * The `token` of a mailed link (`/reset-password#token=…`, `/verify-email#token=…`), read from
- * the URL fragment only (never the query: a fragment is not sent to servers, logs or Referer),
+ * The `token` of a mailed link (`/reset-password#token=…`, `/verify-email#token=…`), or the
+ * `subject_token` of a federated sign-in (`/federated-signin#subject_token=…`), read from the
+ * URL fragment only (never the query: a fragment is not sent to servers, logs or Referer),
  * then taken out of the address bar and the history entry, so that it is neither shown,
- * bookmarked nor shared. Reading it uses nothing up: the page POSTs it when the user asks.
+ * bookmarked nor shared. Reading it uses nothing up: the page POSTs it.
  */
-export function takeFragmentToken(): string | null {
-  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+export function takeFragmentToken(name = 'token'): string | null {
+  const token = new URLSearchParams(location.hash.slice(1)).get(name);
   if (location.hash) history.replaceState(history.state, '', location.pathname + location.search);
   return token === null || token === '' ? null : token;
 }

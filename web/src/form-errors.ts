@@ -23,6 +23,8 @@ const LABELS: Record<string, string> = {
   slug: 'Slug',
   role: 'Role',
   roles: 'Roles',
+  subjectToken: 'Token',
+  confirm: 'Username',
 };
 
 /**
@@ -77,6 +79,30 @@ const BY_CODE: Record<string, { fields?: string[]; text: string }> = {
     text: 'This invitation link is not valid: it was already used, revoked, or replaced by a newer invitation.',
   },
   INVITATION_EXPIRED: { text: 'This invitation has expired: ask for a new one.' },
+  FEDERATED_TOKEN_INVALID: {
+    fields: ['subjectToken'],
+    text: 'That token was not accepted: it is not valid, or more than 5 minutes old. Sign in at your provider again for a new one.',
+  },
+  FEDERATED_TOKEN_REUSED: {
+    fields: ['subjectToken'],
+    text: 'That token was already used: each one works once. Sign in at your provider again for a new one.',
+  },
+  FEDERATED_USER_NOT_PROVISIONED: {
+    text: 'Your organisation account has no Gatehouse account yet. Ask an administrator to set one up for you.',
+  },
+  FEDERATION_UNAVAILABLE: {
+    text: "Your organisation's sign-in service cannot be reached right now. Please try again in a moment.",
+  },
+  IDENTITY_ALREADY_LINKED: {
+    fields: ['subjectToken'],
+    text: 'That sign-in is already linked to a Gatehouse account, this one or another.',
+  },
+  LAST_LOGIN_METHOD: {
+    text: 'This is the only way to sign in to your account, which has no password: it cannot be unlinked.',
+  },
+  CONFIRMATION_MISMATCH: { fields: ['confirm'], text: 'That does not match: type it exactly as shown.' },
+  LAST_ADMIN: { text: 'You are the last administrator: make another account an administrator first.' },
+  USER_SESSION_REQUIRED: { text: 'This needs a signed-in session: sign out, then sign in again.' },
   INVITATION_EMAIL_MISMATCH: {
     text: 'This invitation is for another email address, or your address is not verified yet. Accept it with the account of the invited address, once that address is confirmed.',
   },
@@ -177,6 +203,16 @@ export function showErrors(form: HTMLFormElement, error: unknown): void {
     first ??= formError;
   }
   first?.focus();
+}
+
+/** Shows `text` (a sentence of the page's own) in the form's error box, and moves focus there. */
+export function showFormError(form: HTMLFormElement, text: string): void {
+  clearErrors(form);
+  const formError = form.querySelector<HTMLElement>('.form-error');
+  if (!formError) return;
+  formError.textContent = text;
+  formError.hidden = false;
+  formError.focus();
 }
 
 /** The form's control named `name` that is on show (a form may hide the ones of another mode). */

@@ -22,6 +22,9 @@
  *   ...) is only the call's error: it never signs out.
  * - Two-step sign-in: `login()` resolves `{ status: 'mfa-required', challenge }` for an
  *   account with an authenticator; `loginMfa()` then opens the session with a code.
+ * - Federation: `federatedSignIn()` turns a token from an organisation's OpenID provider (handed
+ *   to the page at `/federated-signin#subject_token=…`) into a session, like `login()`. Each such
+ *   token works once.
  * - Tenants: `selectTenant()` (`POST /auth/tenant`) answers a new access token for the same
  *   session, with the claim `tid`; the client holds it (and shares it with the other tabs), so
  *   that every later call, `/resources` included, is in that tenant. The server keeps the
@@ -49,7 +52,35 @@ export interface User {
 export interface Me extends User {
   /** An address waiting for its confirmation link(s) (`POST /users/me/email`), else null. */
   pendingEmail: string | null;
+  /**
+   * False for an account that signs in only through an organisation's provider (made on its
+   * first federated sign-in): the calls that want the password do not apply to it. Servers
+   * before federation omit it (every account had a password).
+   */
+  hasPassword?: boolean;
+  /** The external identities linked to the account (servers before federation omit it). */
+  identities?: LinkedIdentity[];
 }
+
+/**
+ * An account at an organisation's OpenID provider linked to the user: signing in there
+ * (`federatedSignIn`) opens this Gatehouse account.
+ */
+export interface LinkedIdentity {
+  id: string;
+  /** The provider's exact `iss` URL. */
+  issuer: string;
+  /** The provider's name in the server's configuration (`FEDERATION_ISSUERS[].name`). */
+  issuerName: string;
+  /** The user's id at the provider (`sub`), verbatim: often opaque. */
+  subject: string;
+  linkedAt: string;
+  /** The last sign-in through it; null before the first. */
+  lastSeenAt: string | null;
+}
+
+/** `deleteAccount()`: the password, or for an account without one its username typed again. */
+export type AccountDeletionProof = { password: string } | { confirm: string };
 
 /** `POST /users/me/email`: which mailed links must be opened before the address changes. */
 export interface PendingEmailChange {
@@ -264,6 +295,8 @@ export class ApiError extends Error {
 export type SignedOutReason =
   /** This tab signed out (logout, logout-all, or this device's session removed). */
   | 'logout'
+  /** This tab deleted the account (`deleteAccount()`). */
+  | 'deleted'
   /** The session ended on the server: a refresh failed with 401/403. */
   | 'expired'
   /** Another tab of this origin signed out. */
@@ -290,6 +323,9 @@ export interface GatehouseClientOptions {
   /** The `fetch` to call Gatehouse with; default `globalThis.fetch` (tests pass a fake). */
   fetch?: typeof fetch;
 }
+
+/** 401 codes about a token the call carries in its body, not about the bearer: never refreshed. */
+const NOT_ABOUT_THE_SESSION: ReadonlySet<string> = new Set(['FEDERATED_TOKEN_INVALID', 'FEDERATED_TOKEN_REUSED']);
 
 type TabMessage = { type: 'token'; accessToken: string; expiresAt: number } | { type: 'signed-out' };
 
@@ -401,6 +437,19 @@ export class GatehouseClient extends EventTarget {
     };
   }
 
+  /**
+   * Signs in with a token from an organisation's OpenID provider (its id token or access token,
+   * at most 5 minutes old): opens a session like `login()` (access token held here, refresh
+   * cookie set by the server, `signedin`). A token works once: 401 FEDERATED_TOKEN_REUSED the
+   * second time; 401 FEDERATED_TOKEN_INVALID (bad, expired or too old), 403 ACCOUNT_DISABLED /
+   * FEDERATED_USER_NOT_PROVISIONED, 503 FEDERATION_UNAVAILABLE (the provider's keys cannot be
+   * fetched: the token is not used up, it may be tried again), 429. These 401s are not about a
+   * session: nothing is refreshed or signed out.
+   */
+  async federatedSignIn(subjectToken: string): Promise<User> {
+    return (await this.#signIn('/auth/federated/session', { subjectToken })).user;
+  }
+
   /** Ends this browser's session (cookie and bearer) here and in the other tabs. */
   async logout(): Promise<void> {
     const token = this.#token?.value ?? null;
@@ -421,7 +470,8 @@ export class GatehouseClient extends EventTarget {
   /**
    * An authenticated call. A 401 triggers one (shared) refresh and one retry; when the
    * refresh fails the client signs out (event `signedout`, reason 'expired') and the call
-   * rejects with the 401. Any other error status rejects with an ApiError.
+   * rejects with the 401. Any other error status rejects with an ApiError, and so does a 401
+   * about a provider's token sent in the body (FEDERATED_TOKEN_INVALID / _REUSED): no refresh.
    */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     if (!this.#token && !(await this.#refreshOnce(this.#generation))) {
@@ -430,17 +480,20 @@ export class GatehouseClient extends EventTarget {
     const generation = this.#generation;
     let res = await this.#send(method, path, body, this.#token?.value ?? null);
     if (res.status === 401) {
+      const refused = await ApiError.fromResponse(res);
+      // About a token in the body (a provider's, being linked): the bearer was fine.
+      if (NOT_ABOUT_THE_SESSION.has(refused.code)) throw refused;
       // Rejects on a passing failure (network, 429, 5xx): the session is kept, the error reported.
       const refreshed = await this.#refreshOnce(generation);
       if (!refreshed) {
-        const error = await ApiError.fromResponse(res);
         this.#drop('expired', false);
-        throw error;
+        throw refused;
       }
       res = await this.#send(method, path, body, this.#token?.value ?? null);
       if (res.status === 401) {
-        // A brand-new token refused: the session was revoked meanwhile.
         const error = await ApiError.fromResponse(res);
+        if (NOT_ABOUT_THE_SESSION.has(error.code)) throw error;
+        // A brand-new token refused: the session was revoked meanwhile.
         this.#drop('expired', false);
         throw error;
       }
@@ -460,6 +513,40 @@ export class GatehouseClient extends EventTarget {
    */
   updateMe(patch: ProfilePatch): Promise<User> {
     return this.request('PATCH', '/users/me', patch);
+  }
+
+  /**
+   * Deletes the account, with its sessions and personal resources; this tab and the others are
+   * signed out (`signedout`, reason 'deleted' here). An account with a password gives it (403
+   * INVALID_PASSWORD); one without (`Me.hasPassword` false) types its username as `confirm` (400
+   * CONFIRMATION_MISMATCH), from a sign-in at its provider less than 5 minutes old (else 403
+   * STEP_UP_REQUIRED). 409 LAST_ADMIN / LAST_OWNER, 429.
+   */
+  async deleteAccount(proof: AccountDeletionProof): Promise<void> {
+    await this.request<void>('DELETE', '/users/me', proof);
+    this.#drop('deleted', true);
+  }
+
+  // ---- external identities (federation) -------------------------------------
+
+  /** The external identities linked to the user. */
+  identities(): Promise<LinkedIdentity[]> {
+    return this.request('GET', '/users/me/identities');
+  }
+
+  /**
+   * Links the identity a provider's token proves (at most 5 minutes old; it is used up) to this
+   * account, whose password proves it too. 403 INVALID_PASSWORD / NO_LOCAL_PASSWORD; 401
+   * FEDERATED_TOKEN_INVALID / FEDERATED_TOKEN_REUSED (about that token, not the session: no
+   * refresh, no sign-out); 409 IDENTITY_ALREADY_LINKED; 503 FEDERATION_UNAVAILABLE; 429.
+   */
+  linkIdentity(subjectToken: string, password: string): Promise<LinkedIdentity> {
+    return this.request('POST', '/users/me/identities', { subjectToken, password });
+  }
+
+  /** Unlinks an external identity. 409 LAST_LOGIN_METHOD (no password, no other identity), 404. */
+  unlinkIdentity(identityId: string): Promise<void> {
+    return this.request('DELETE', `/users/me/identities/${encodeURIComponent(identityId)}`);
   }
 
   // ---- account recovery and email verification ----------------------------

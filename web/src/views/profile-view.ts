@@ -1,13 +1,25 @@
 import { announce, busy, byId, formValues, time } from '../dom.js';
 import { clearErrors, showErrors } from '../form-errors.js';
+import type { Me } from '../gatehouse-client.js';
 import type { EmailPart, EmailState } from './email-view.js';
 import type { SignedInDeps, SignedInPart } from './signed-in.js';
 
+/** A part of the page shown from the whole `GET /users/me` (linked sign-ins, account deletion). */
+export interface MeReader {
+  render(me: Me): void;
+}
+
 /**
  * The profile card (and the name in the account bar): shows the user, edits the display name.
- * The email address is the email part's to show, from the same `GET /users/me`.
+ * The email address is the email part's to show, from the same `GET /users/me`, and so is what
+ * the `readers` show (they get each answer of `GET /users/me`, not the display-name saves).
  */
-export function createProfileView({ client, guarded, email }: SignedInDeps & { email: EmailPart }): SignedInPart {
+export function createProfileView({
+  client,
+  guarded,
+  email,
+  readers = [],
+}: SignedInDeps & { email: EmailPart; readers?: MeReader[] }): SignedInPart {
   const form = byId('profile-form', HTMLFormElement);
   const whoami = byId('whoami');
   /** The user as last loaded or saved: a submit that changes nothing is not sent. */
@@ -44,7 +56,11 @@ export function createProfileView({ client, guarded, email }: SignedInDeps & { e
   return {
     load: () =>
       guarded(
-        async () => render(await client.me()),
+        async () => {
+          const loaded = await client.me();
+          render(loaded);
+          for (const reader of readers) reader.render(loaded);
+        },
         (error) => showErrors(form, error),
       ),
     clear() {

@@ -1,13 +1,14 @@
 import { byId } from '../dom.js';
 
 /** The page's top-level sections: exactly one of them is shown at a time. */
-export type Screen = 'loading' | 'login' | 'signup' | 'forgot' | 'reset' | 'verify' | 'invitation' | 'app';
+export type Screen =
+  'loading' | 'login' | 'signup' | 'forgot' | 'reset' | 'verify' | 'invitation' | 'federated' | 'app';
 
 /**
- * The screens of a mailed link (/reset-password, /verify-email, /accept-invitation): they hold
- * a token, and keep the page.
+ * The screens of a mailed link (/reset-password, /verify-email, /accept-invitation) and of the
+ * federated sign-in's hand-off (/federated-signin): they hold a token, and keep the page.
  */
-export const LINK_SCREENS: ReadonlySet<Screen> = new Set<Screen>(['reset', 'verify', 'invitation']);
+export const LINK_SCREENS: ReadonlySet<Screen> = new Set<Screen>(['reset', 'verify', 'invitation', 'federated']);
 
 const SECTIONS: Record<Screen, string> = {
   loading: 'loading-view',
@@ -17,6 +18,7 @@ const SECTIONS: Record<Screen, string> = {
   reset: 'reset-view',
   verify: 'verify-view',
   invitation: 'invitation-view',
+  federated: 'federated-view',
   app: 'app-view',
 };
 
@@ -28,6 +30,7 @@ const TITLES: Record<Screen, string> = {
   reset: 'Choose a new password · Gatehouse',
   verify: 'Confirm your email address · Gatehouse',
   invitation: 'Accept an invitation · Gatehouse',
+  federated: 'Signing in · Gatehouse',
   app: 'Your account · Gatehouse',
 };
 
