@@ -248,18 +248,8 @@ async function countEnabledAdmins(db: Pick<Prisma.TransactionClient, '$queryRaw'
 function mapUniqueViolation(error: unknown): unknown {
   const target = uniqueViolationTarget(error);
   if (target === null) return error;
-  if ([...target, violatedIndex(error)].some((t) => t.includes('email')))
+  // Fields ("emailKey") or, on PostgreSQL, the index ("users_email_key_key").
+  if (target.some((t) => t.toLowerCase().includes('email')))
     return new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
   return new AppError(ErrorCode.USERNAME_TAKEN, 'That username is taken');
-}
-
-/**
- * The violated index's name ("users_email_key_key"): @prisma/adapter-pg reports the index
- * rather than the fields, so on PostgreSQL `uniqueViolationTarget` gives [] and an email
- * clash used to come out as USERNAME_TAKEN.
- */
-function violatedIndex(error: unknown): string {
-  const cause = (error as { meta?: { driverAdapterError?: { cause?: { constraint?: { index?: unknown } } } } }).meta
-    ?.driverAdapterError?.cause;
-  return typeof cause?.constraint?.index === 'string' ? cause.constraint.index : '';
 }

@@ -98,7 +98,9 @@ export class ExternalTokens {
       }));
     } catch (error) {
       if (error instanceof ProviderUnavailable) throw federationUnavailable(issuer);
-      if (error instanceof errors.JOSEError || error instanceof TypeError) {
+      // TypeError and DOMException: WebCrypto refusing a key the provider published (a JWK
+      // without its modulus, a public key with a private part): the token cannot be checked.
+      if (error instanceof errors.JOSEError || error instanceof TypeError || error instanceof DOMException) {
         throw new TokenRejected(rejection(error));
       }
       throw error;

@@ -62,6 +62,8 @@ export class IdentitiesRepository {
     subject: string;
     emailAtLink: string | null;
     now: Date;
+    /** False for an admin's pre-link: the identity has not been seen yet. */
+    seen?: boolean;
   }): Promise<IdentityRecord> {
     return this.db.externalIdentity.create({
       data: {
@@ -71,7 +73,7 @@ export class IdentitiesRepository {
         subject: data.subject,
         emailAtLink: data.emailAtLink,
         createdAt: data.now,
-        lastSeenAt: data.now,
+        lastSeenAt: data.seen === false ? null : data.now,
       },
     });
   }

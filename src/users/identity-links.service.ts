@@ -123,7 +123,8 @@ export class IdentityLinksService {
         if (spend && !(await this.repo.spend(data.issuer, spend.replayId, spend.expiresAt))) {
           throw new AppError(ErrorCode.FEDERATED_TOKEN_REUSED, 'This external token was already used');
         }
-        const created = await this.repo.link({ ...data, now: this.clock.now() });
+        // Seen now when the owner proved it with a token; an admin's pre-link has not been seen.
+        const created = await this.repo.link({ ...data, now: this.clock.now(), seen: spend !== null });
         await this.audit.record('identity.linked', { userId: data.userId }, client, {
           issuer: data.issuerName,
           identityId: created.id,

@@ -54,19 +54,27 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   return isDatabaseUnavailable(e.cause, depth + 1);
 }
 
-/** Prisma's unique-constraint violation, with the constrained fields when known. */
+/**
+ * Prisma's unique-constraint violation, with the constrained fields when known, else the
+ * violated index's name ("external_identities_issuer_subject_key"): @prisma/adapter-pg
+ * reports the index rather than the fields, so callers match on names that appear in both.
+ */
 export function uniqueViolationTarget(error: unknown): string[] | null {
   if (error === null || typeof error !== 'object') return null;
   const e = error as {
     code?: unknown;
-    meta?: { target?: unknown; driverAdapterError?: { cause?: { constraint?: { fields?: unknown } } } };
+    meta?: {
+      target?: unknown;
+      driverAdapterError?: { cause?: { constraint?: { fields?: unknown; index?: unknown } } };
+    };
   };
   if (e.code !== 'P2002') return null;
   const target = e.meta?.target;
   if (Array.isArray(target)) return target.map(String);
   if (typeof target === 'string') return [target];
-  const fields = e.meta?.driverAdapterError?.cause?.constraint?.fields;
-  if (Array.isArray(fields)) return fields.map(String);
+  const constraint = e.meta?.driverAdapterError?.cause?.constraint;
+  if (Array.isArray(constraint?.fields)) return constraint.fields.map(String);
+  if (typeof constraint?.index === 'string') return [constraint.index];
   return [];
 }
 
