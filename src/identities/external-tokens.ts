@@ -22,6 +22,8 @@ export interface ExternalToken {
 
 /** Longest accepted `sub` (contract v2 §D). */
 const SUB_MAX = 255;
+/** No NUL and no unpaired UTF-16 surrogate. */
+const WELL_FORMED = /^(?:[^\0\uD800-\uDFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF])*$/;
 
 /** 503 FEDERATION_UNAVAILABLE: never 401 (the token may be fine) and never 500. */
 export const federationUnavailable = (issuer: FederationIssuer): AppError =>
@@ -107,7 +109,11 @@ export class ExternalTokens {
     }
     const nowSeconds = Math.floor(this.clock.nowMs() / 1000);
     const { sub, exp, iat } = claims;
-    if (typeof sub !== 'string' || sub.length === 0 || sub.length > SUB_MAX) throw new TokenRejected('bad sub');
+    // Stored verbatim, so it must be storable as it is: no NUL (PostgreSQL text refuses it)
+    // and no unpaired surrogate (it would be stored as U+FFFD, and two subs would meet).
+    if (typeof sub !== 'string' || sub.length === 0 || sub.length > SUB_MAX || !WELL_FORMED.test(sub)) {
+      throw new TokenRejected('bad sub');
+    }
     if (typeof exp !== 'number') throw new TokenRejected('missing exp');
     if (iat !== undefined && (typeof iat !== 'number' || iat > nowSeconds + this.config.FEDERATION_CLOCK_TOLERANCE)) {
       throw new TokenRejected('iat in the future');
@@ -116,10 +122,15 @@ export class ExternalTokens {
     // A long-lived external token is refused outright: the provider's own policy should be
     // short tokens, and a stolen one must not be useful for days (contract v2 §D).
     if (exp - issuedAt > issuer.maxTokenLifetime) throw new TokenRejected('lifetime too long');
+    // Without a `jti`, the token is known by what was signed (header and payload as sent):
+    // hashing the whole text would let the same token pass again with its signature
+    // re-encoded (base64url's unused trailing bits are not checked when decoding).
     const replayId =
       typeof claims.jti === 'string' && claims.jti.length > 0 && claims.jti.length <= 512
         ? `jti:${claims.jti}`
-        : `sha256:${createHash('sha256').update(token).digest('base64url')}`;
+        : `sha256:${createHash('sha256')
+            .update(token.slice(0, token.lastIndexOf('.')))
+            .digest('base64url')}`;
     return {
       issuer,
       claims: claims as ExternalToken['claims'],

@@ -25,12 +25,18 @@ export class IdentitiesRepository {
     return this.txHost.tx;
   }
 
-  /** The user linked to (issuer, subject), with what the guard decides on: one statement. */
+  /**
+   * The user linked to (issuer, subject), with what the guard decides on: one statement. The
+   * user row is read FOR SHARE: a disable or role change still committing is waited for, so
+   * the answer is never older than a change already under way (outside a transaction the
+   * lock ends with the statement).
+   */
   async findLink(issuer: string, subject: string): Promise<LinkedUser | null> {
     const rows = await this.db.$queryRaw<LinkedUser[]>`
       SELECT i.id AS "identityId", u.id AS "userId", u.roles::text[] AS roles, u.disabled, u.kind::text AS kind
       FROM external_identities i JOIN users u ON u.id = i.user_id
-      WHERE i.issuer = ${issuer} AND i.subject = ${subject}`;
+      WHERE i.issuer = ${issuer} AND i.subject = ${subject}
+      FOR SHARE OF u`;
     return rows[0] ?? null;
   }
 

@@ -10,6 +10,7 @@ import {
 } from '../common/account-rules.js';
 import { Clock } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
+import { emailProblem } from '../common/http/visible-text.validator.js';
 import { uniqueViolationTarget } from '../common/errors/database-errors.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import type { ClientInfo } from '../common/http/client-info.js';
@@ -21,6 +22,7 @@ import { EventBus } from '../events/event-bus.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { Principal } from '../tokens/principal.js';
 import { userTokenScopes } from '../tokens/scopes.js';
+import { RevocationService } from '../tokens/revocation.service.js';
 import { TokenRejected, TokenVerifier, type ExternalBearerTokens } from '../tokens/token-verifier.js';
 import { ExternalTokens, type ExternalToken } from './external-tokens.js';
 import { IdentitiesRepository, type LinkedUser } from './identities.repository.js';
@@ -50,6 +52,7 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly txHost: TransactionHost<PrismaTx>,
+    private readonly revocation: RevocationService,
   ) {
     this.cache = new LinkCache(config.FEDERATION_LINK_CACHE_TTL * 1000);
   }
@@ -108,10 +111,16 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
     const cached = this.cache.get(issuer.issuer, subject, this.clock.nowMs());
     if (cached) return cached;
     // A miss is never cached: the identity may be linked a moment later.
+    const version = this.cache.version;
+    const readAtMs = this.clock.nowMs();
     const found = await this.repo.findLink(issuer.issuer, subject);
     if (found) {
+      // Not cached when the user was revoked (disabled, roles changed) about when it was read:
+      // the answer may predate that change, and only the next read is sure to see it.
+      if (!found.disabled && !this.revocation.userRevokedSince(found.userId, readAtMs)) {
+        this.cache.set(issuer.issuer, subject, found, this.clock.nowMs(), version);
+      }
       await this.repo.touch(found.identityId, this.clock.now()).catch(() => undefined);
-      if (!found.disabled) this.cache.set(issuer.issuer, subject, found, this.clock.nowMs());
       return found;
     }
     if (issuer.provisioning === 'linked-only') {
@@ -141,11 +150,6 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
       jti: token.replayId,
       ...(this.config.FEDERATION_DEFAULT_ACCESS === 'tenants-only' ? { tenantsOnly: true } : {}),
     };
-  }
-
-  /** Roles for a session opened by an exchange: the database's plus the issuer's roleMap. */
-  rolesFor(token: ExternalToken, user: LinkedUser): Role[] {
-    return sortRoles([...user.roles, ...mappedRoles(token.issuer, token.claims)]);
   }
 
   /** Tells every instance that this identity's link changed (linking, unlinking). */
@@ -265,10 +269,16 @@ function fallbackUsername(): string {
   return `user.${randomBytes(6).toString('hex')}`;
 }
 
+/**
+ * The address if signup would take it: one "@", a dotted domain, and none of the invisible,
+ * lookalike or mixed-script characters signup refuses (an address that looks like another
+ * account's must not arrive marked verified through a provider).
+ */
 function cleanEmail(raw: string | null): string | null {
   if (raw === null) return null;
   const email = raw.trim();
   if (email.length > EMAIL_MAX || !/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(email)) return null;
+  if (emailProblem(email) !== undefined) return null;
   return email;
 }
 

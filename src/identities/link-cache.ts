@@ -9,6 +9,12 @@ import type { LinkedUser } from './identities.repository.js';
 export class LinkCache {
   private readonly entries = new Map<string, { user: LinkedUser; untilMs: number }>();
   private readonly keysOfUser = new Map<string, Set<string>>();
+  /**
+   * Bumped by every invalidation. A reader takes it before its database read and caches the
+   * answer only if it has not moved: an invalidation arriving between the read and set() must
+   * not be undone by caching what was read before it.
+   */
+  private epoch = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -26,8 +32,13 @@ export class LinkCache {
     return entry.user;
   }
 
-  set(issuer: string, subject: string, user: LinkedUser, nowMs: number): void {
-    if (this.ttlMs <= 0) return;
+  /** The current invalidation epoch, to pass to set(). */
+  get version(): number {
+    return this.epoch;
+  }
+
+  set(issuer: string, subject: string, user: LinkedUser, nowMs: number, readAtVersion: number): void {
+    if (this.ttlMs <= 0 || readAtVersion !== this.epoch) return;
     if (this.entries.size >= this.capacity) {
       const [oldest] = this.entries;
       if (oldest) this.drop(oldest[0], oldest[1].user.userId);
@@ -40,12 +51,14 @@ export class LinkCache {
   }
 
   forget(issuer: string, subject: string): void {
+    this.epoch++;
     const key = keyOf(issuer, subject);
     const entry = this.entries.get(key);
     if (entry) this.drop(key, entry.user.userId);
   }
 
   forgetUser(userId: string): void {
+    this.epoch++;
     for (const key of this.keysOfUser.get(userId) ?? []) this.entries.delete(key);
     this.keysOfUser.delete(userId);
   }

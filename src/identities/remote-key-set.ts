@@ -38,6 +38,8 @@ export class RemoteKeySet {
   private keys: ReturnType<typeof createLocalJWKSet> | null = null;
   private fetchedAtMs = Number.NEGATIVE_INFINITY;
   private failedAtMs = Number.NEGATIVE_INFINITY;
+  /** When a fetch was last started, successful or not (the cooldown counts from it). */
+  private attemptedAtMs = Number.NEGATIVE_INFINITY;
   private pending: Promise<void> | null = null;
   private jwksUri: string | null;
   /** Key-set fetches made (discovery not counted), for logs and tests. */
@@ -61,10 +63,11 @@ export class RemoteKeySet {
       return await keys(header, token);
     } catch (error) {
       // A key the cached set does not have: perhaps rotated in since. Refetched at most once
-      // per cooldown, so a flood of made-up `kid`s costs one fetch per period.
+      // per cooldown after the last attempt (successful or not), so a flood of made-up
+      // `kid`s costs one fetch per period, even while the provider misbehaves.
       if (
         error instanceof errors.JWKSNoMatchingKey &&
-        this.options.clock.nowMs() >= this.fetchedAtMs + this.options.cooldownMs
+        this.options.clock.nowMs() >= this.attemptedAtMs + this.options.cooldownMs
       ) {
         await this.reload();
         return (this.keys ?? keys)(header, token);
@@ -82,6 +85,7 @@ export class RemoteKeySet {
   }
 
   private async fetchKeys(): Promise<void> {
+    this.attemptedAtMs = this.options.clock.nowMs();
     try {
       const uri = this.jwksUri ?? (await this.discover());
       this.fetches++;
@@ -136,13 +140,24 @@ export class RemoteKeySet {
       await response.body?.cancel();
       throw new ProviderUnavailable(`${url}: body too large`);
     }
-    let text: string;
+    // Read with a byte count, stopping at the limit: a body without a length (chunked) must
+    // not be buffered whole before it is found too large.
+    const chunks: Uint8Array[] = [];
+    let size = 0;
     try {
-      text = await response.text();
+      for await (const chunk of response.body ?? []) {
+        size += chunk.byteLength;
+        if (size > MAX_BODY_BYTES) break;
+        chunks.push(chunk);
+      }
     } catch {
       throw new ProviderUnavailable(`${url}: timed out`);
     }
-    if (text.length > MAX_BODY_BYTES) throw new ProviderUnavailable(`${url}: body too large`);
+    if (size > MAX_BODY_BYTES) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new ProviderUnavailable(`${url}: body too large`);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
     try {
       return JSON.parse(text) as unknown;
     } catch {

@@ -15,6 +15,7 @@ import { TokenRejected, TokenVerifier } from '../tokens/token-verifier.js';
 import { userTokenScopes } from '../tokens/scopes.js';
 import { IdentitiesService } from '../identities/identities.service.js';
 import { AppError } from '../common/errors/app-error.js';
+import { sortRoles } from '../common/account-rules.js';
 import { presentedCredentials, type PresentedCredentials } from './client-credentials.js';
 import { invalidClient, invalidRequest, oauthError } from './oauth-errors.js';
 import type { OAuthForm } from './oauth-form.middleware.js';
@@ -176,13 +177,18 @@ export class OAuthService {
       if (again.disabled) throw invalidRequest('The subject_token is not valid here');
       user = again;
     }
-    const ttl = Math.min(client.accessTokenTtl, Math.max(60, verified.claims.exp - Math.floor(readAt / 1000)));
+    // Never outlives the token it was exchanged for.
+    const remaining = verified.claims.exp - Math.floor(readAt / 1000);
+    if (remaining < 1) throw invalidRequest('The subject_token is not valid here');
+    const ttl = Math.min(client.accessTokenTtl, remaining);
     const { token } = this.tokens.signClient(
       {
         serviceUserId: client.serviceUserId,
         clientId: client.clientId,
         secretId: client.secretId,
-        roles: this.identities.rolesFor(verified, user),
+        // The database's roles: a roleMap applies per request to the external token itself
+        // and is never written into a token Gatehouse signs.
+        roles: sortRoles(user.roles),
         scopes,
         subjectUserId: user.userId,
       },

@@ -99,7 +99,14 @@ export class TokenVerifier {
   }
 
   private decode(token: string): Principal {
-    const decoded = jwt.decode(token, { complete: true });
+    let decoded: ReturnType<typeof jwt.decode>;
+    try {
+      // jws parses the payload as JSON when the header says typ JWT: a payload that is not
+      // JSON throws here.
+      decoded = jwt.decode(token, { complete: true });
+    } catch {
+      throw new TokenRejected('malformed token');
+    }
     if (!decoded || typeof decoded !== 'object' || typeof decoded.payload !== 'object')
       throw new TokenRejected('malformed token');
     const found = this.tokens.keyFor(decoded.header);
@@ -119,7 +126,11 @@ export class TokenVerifier {
     if (!principal) throw new TokenRejected('incomplete token');
     // A session opened with an external issuer's token (amr "fed") is bound like the token
     // itself under FEDERATION_DEFAULT_ACCESS=tenants-only (contract v2 §D).
-    if (this.config.FEDERATION_DEFAULT_ACCESS === 'tenants-only' && principal.amr.includes('fed')) {
+    // So is a token-exchange token (RFC 8693 `act`): it speaks for such a user too.
+    if (
+      this.config.FEDERATION_DEFAULT_ACCESS === 'tenants-only' &&
+      (principal.amr.includes('fed') || principal.actorId !== undefined)
+    ) {
       return { ...principal, tenantsOnly: true };
     }
     return principal;

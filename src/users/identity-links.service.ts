@@ -50,6 +50,14 @@ export class IdentityLinksService {
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     await this.credentials.recheck(user, password, client, 'The password is wrong');
     const token = await this.identities.verifySubjectToken(subjectToken);
+    // A linked-only issuer's users are admitted by an administrator: linking oneself would
+    // let anyone with an account there in (contract v2 §D, Cafienne's registration model).
+    if (token.issuer.provisioning === 'linked-only') {
+      throw new AppError(
+        ErrorCode.FEDERATED_USER_NOT_PROVISIONED,
+        'Identities of this provider are linked by an administrator',
+      );
+    }
     const maxAge = this.config.FEDERATION_EXCHANGE_MAX_AGE;
     const nowSeconds = Math.floor(this.clock.nowMs() / 1000);
     if (typeof token.claims.iat !== 'number' || token.claims.iat < nowSeconds - maxAge) {

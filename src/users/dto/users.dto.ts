@@ -58,7 +58,7 @@ export class ChangePasswordDto {
 export class DeleteAccountDto {
   @ApiPropertyOptional({ description: 'The account password (accounts that have one)' })
   @ValidateIf((o: DeleteAccountDto) => o.confirm === undefined || o.password !== undefined)
-  @IsString()
+  @IsString({ message: 'password is required (an account without a password sends confirm: its username)' })
   @MaxLength(1024)
   password?: string;
 
