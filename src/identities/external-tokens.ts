@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
 import { Clock } from '../common/clock.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
@@ -46,6 +46,9 @@ export const federationUnavailable = (issuer: FederationIssuer): AppError =>
 @Injectable()
 export class ExternalTokens {
   private readonly byIssuer = new Map<string, { issuer: FederationIssuer; keys: RemoteKeySet }>();
+  private readonly logger = new Logger('Federation');
+  /** When each issuer's unavailability was last logged (at most once per 10 s each). */
+  private readonly loggedAtMs = new Map<string, number>();
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -99,7 +102,10 @@ export class ExternalTokens {
         currentDate: this.clock.now(),
       }));
     } catch (error) {
-      if (error instanceof ProviderUnavailable) throw federationUnavailable(issuer);
+      if (error instanceof ProviderUnavailable) {
+        this.logUnavailable(issuer, error);
+        throw federationUnavailable(issuer);
+      }
       // TypeError and DOMException: WebCrypto refusing a key the provider published (a JWK
       // without its modulus, a public key with a private part): the token cannot be checked.
       if (error instanceof errors.JOSEError || error instanceof TypeError || error instanceof DOMException) {
@@ -137,6 +143,14 @@ export class ExternalTokens {
       iat: issuedAt,
       replayId,
     };
+  }
+
+  /** Why the provider could not be used (which URL, timeout or status), once per 10 s. */
+  private logUnavailable(issuer: FederationIssuer, error: ProviderUnavailable): void {
+    const now = this.clock.nowMs();
+    if (now - (this.loggedAtMs.get(issuer.name) ?? Number.NEGATIVE_INFINITY) < 10_000) return;
+    this.loggedAtMs.set(issuer.name, now);
+    this.logger.warn(`identity provider "${issuer.name}" unavailable (503 to its tokens): ${error.message}`);
   }
 
   /** Key-set fetches so far, per issuer name (operations and tests). */

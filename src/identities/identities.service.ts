@@ -274,7 +274,7 @@ function fallbackUsername(): string {
  * lookalike or mixed-script characters signup refuses (an address that looks like another
  * account's must not arrive marked verified through a provider).
  */
-function cleanEmail(raw: string | null): string | null {
+export function cleanEmail(raw: string | null): string | null {
   if (raw === null) return null;
   const email = raw.trim();
   if (email.length > EMAIL_MAX || !/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(email)) return null;

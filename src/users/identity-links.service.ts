@@ -12,7 +12,7 @@ import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { IdentitiesRepository, type IdentityRecord } from '../identities/identities.repository.js';
-import { IdentitiesService, claim } from '../identities/identities.service.js';
+import { IdentitiesService, claim, cleanEmail } from '../identities/identities.service.js';
 import type { Principal } from '../tokens/principal.js';
 
 /**
@@ -73,7 +73,7 @@ export class IdentityLinksService {
         issuer: token.issuer.issuer,
         issuerName: token.issuer.name,
         subject: token.claims.sub,
-        emailAtLink: typeof email === 'string' ? email.slice(0, 254) : null,
+        emailAtLink: cleanEmail(typeof email === 'string' ? email : null),
       },
       caller.userId,
       client,

@@ -48,7 +48,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   private toResponse(exception: unknown, req: Request): { body: ErrorBody; headers: Record<string, string> } {
     if (exception instanceof AppError) {
-      if (exception.status >= 500) this.logUnexpected(exception, req);
+      // A 503 is a known condition (a dependency away), said in one line where it is found;
+      // any other 5xx is unexpected and logged with its stack.
+      if (exception.status >= 500 && exception.status !== 503) this.logUnexpected(exception, req);
       return {
         body: {
           ...this.body(exception.status, exception.detail, exception.code),
