@@ -38,6 +38,7 @@ import {
 import { load, runChild, startChild } from './lib/children.mjs';
 import { backendCpu, backendDelta, cpuMs } from './lib/cpu.mjs';
 import { Databases, seed, withDatabase } from './lib/db.mjs';
+import { startIdp } from './lib/idp.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { printTables, without } from './lib/report.mjs';
 import { ROOT, Server, serverEnv } from './lib/server.mjs';
@@ -59,6 +60,7 @@ const ALL = [
   'oauth_token',
   'refresh',
   'tenant_resources',
+  'federated_bearer',
   'scale',
   'memory',
 ];
@@ -102,6 +104,9 @@ const TARGETS = {
   // The same page of ten resources, in a tenant (X-Tenant-Id: a membership lookup, cached and
   // invalidated by events) against the caller's personal ones: tenancy must cost little.
   tenant_resources: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
+  // An external provider's token as a bearer token: an RS256 signature checked on every request
+  // (Gatehouse's own tokens are verified once, then cached), the account from the link cache.
+  federated_bearer: { text: 'ratio ≥ 0.50', pass: (s) => s.ratio >= 0.5 },
   scale: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   memory: { text: 'ratio ≤ 1.5', pass: (s) => s.ratio <= 1.5 },
   // Not a target of the brief: the same probe on an ordinary API GET (no dot in its path, so
@@ -461,6 +466,66 @@ async function tenantResourcesScenario(server, ctx) {
   conclude('tenant_resources', { unit: 'req/s', values: s.map((r) => r.rps), baselines: b.map((r) => r.rps) });
 }
 
+/**
+ * federated_bearer: GET /users/me with an external identity provider's access token against
+ * the same call with Gatehouse's own access tokens, on a server of its own that trusts the
+ * provider (FEDERATION_ISSUERS). The provider runs in this process (bench/lib/idp.mjs: RS256,
+ * discovery and JWK Set on 127.0.0.1). P.connections connections, each with its own identity;
+ * the sanity requests before the warm-up create their accounts (jit), so the rounds measure the
+ * steady state: the key set and the links are cached, and every request verifies an RS256
+ * signature and looks its account up in the link cache.
+ */
+async function federatedBearerScenario() {
+  const audience = 'gatehouse-bench';
+  const provider = await startIdp();
+  const db = await dbs.create('federated');
+  const server = await startServer('federated', db, {
+    FEDERATION_ISSUERS: JSON.stringify([{ name: 'bench-idp', issuer: provider.issuer, audience }]),
+  });
+  try {
+    const ctx = await prepare(server, 'bench_fed');
+    const external = await Promise.all(
+      Array.from({ length: P.connections }, (_, i) =>
+        provider.sign({ sub: `bench-identity-${i}`, preferred_username: `bench_idp_${i}` }, { audience }),
+      ),
+    );
+    for (const token of external) {
+      const me = await get(server.url, '/users/me', token); // creates the account (jit)
+      if (me.identities?.[0]?.issuer !== provider.issuer)
+        throw new Error(`the external token did not act as a federated account: ${JSON.stringify(me).slice(0, 200)}`);
+    }
+    const externalHeaders = external.map((token) => ({ authorization: `Bearer ${token}` }));
+    const run = (headers, extra = {}) =>
+      load(httpJob(server, '/users/me', { perConnectionHeaders: headers, ...extra }));
+    log('federated_bearer: warm-up');
+    await run(externalHeaders, { duration: P.warmup, skipS: 0 });
+    await run(ctx.bearer, { duration: P.warmup, skipS: 0 });
+    const [s, b] = await alternate(
+      P.rounds,
+      async () => (await withCpu(server, () => run(externalHeaders)))[0],
+      async () => (await withCpu(server, () => run(ctx.bearer)))[0],
+    );
+    record(`federated_bearer: GET /users/me, external ${provider.alg} token`, 'req/s', s);
+    record('federated_bearer: GET /users/me, Gatehouse token (baseline)', 'req/s', b);
+    if (provider.hits.jwks !== 1)
+      warnings.push(`federated_bearer: the provider's JWK Set was fetched ${provider.hits.jwks} times (expected once)`);
+    conclude('federated_bearer', {
+      unit: 'req/s',
+      values: s.map((r) => r.rps),
+      baselines: b.map((r) => r.rps),
+      details: {
+        provider: `bench/lib/idp.mjs in the benchmark process, ${provider.alg}, discovery + JWK Set on 127.0.0.1`,
+        identities: external.length,
+        jwksFetches: provider.hits.jwks,
+        discoveryFetches: provider.hits.discovery,
+      },
+    });
+  } finally {
+    await server.stop();
+    await provider.close();
+  }
+}
+
 /** login + login_latency: POST /auth/login (8 connections) against raw bcrypt; JWKS p99 under it. */
 async function loginScenario(server, ctx) {
   const loginJob = (duration, skipS) => ({
@@ -764,6 +829,7 @@ async function runBenchmarks() {
   await guarded('oauth_token', () => oauthTokenScenario(main));
   await guarded('refresh', () => refreshScenario(main, ctx, mainDb));
   await guarded('tenant_resources', () => tenantResourcesScenario(main, ctx));
+  await guarded('federated_bearer', federatedBearerScenario);
   await guarded('scale', scaleScenario);
   await guarded('memory', async () => {
     const end = main.memory();

@@ -57,6 +57,13 @@ const CONTRACT: Array<[string, string]> = [
   ['put', '/tenants/{id}/roles/{name}'],
   ['delete', '/tenants/{id}/roles/{name}'],
   ['post', '/auth/tenant'],
+  // federation (contract v2 §D)
+  ['post', '/auth/federated/session'],
+  ['get', '/users/me/identities'],
+  ['post', '/users/me/identities'],
+  ['delete', '/users/me/identities/{identityId}'],
+  ['post', '/users/{id}/identities'],
+  ['delete', '/users/{id}/identities/{identityId}'],
 ];
 
 /**
@@ -82,6 +89,20 @@ const TENANT_ERRORS: Record<string, number[]> = {
   'put /tenants/{id}/roles/{name}': [400, 401, 403, 404, 409],
   'delete /tenants/{id}/roles/{name}': [400, 401, 403, 404, 409],
   'post /auth/tenant': [400, 401, 403, 404],
+};
+
+/**
+ * The error statuses each federation call documents (docs/api.md, Federation): 503 wherever a
+ * provider's keys may be needed, 409 for IDENTITY_ALREADY_LINKED and LAST_LOGIN_METHOD, 429 for
+ * the exchange's per-address limit and the password recheck.
+ */
+const FEDERATION_ERRORS: Record<string, number[]> = {
+  'post /auth/federated/session': [400, 401, 403, 429, 503],
+  'get /users/me/identities': [401, 403],
+  'post /users/me/identities': [400, 401, 403, 409, 429, 503],
+  'delete /users/me/identities/{identityId}': [401, 403, 404, 409],
+  'post /users/{id}/identities': [400, 401, 403, 404, 409],
+  'delete /users/{id}/identities/{identityId}': [401, 403, 404, 409],
 };
 
 /** Calls that need `Authorization: Bearer` (401 without it). */
@@ -150,6 +171,20 @@ describe('OpenAPI document and UI', () => {
       .filter((status) => status >= 400)
       .sort((a, b) => a - b);
     expect(documented).toEqual(statuses);
+  });
+
+  it.each(Object.entries(FEDERATION_ERRORS))('documents the error statuses of %s', (call, statuses) => {
+    const [method, path] = call.split(' ') as [string, string];
+    const documented = Object.keys(doc.paths[path]![method]!.responses ?? {})
+      .map(Number)
+      .filter((status) => status >= 400)
+      .sort((a, b) => a - b);
+    expect(documented).toEqual(statuses);
+  });
+
+  it('documents POST /auth/federated/session as public (the external token is in the body)', () => {
+    const names = requirementNames(doc.paths['/auth/federated/session']!.post!);
+    expect(names.filter((n) => bearerSchemes().includes(n))).toEqual([]);
   });
 
   it('describes the bearer security scheme and the protected routes use it', () => {

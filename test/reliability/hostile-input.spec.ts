@@ -10,13 +10,22 @@
 // The tenant routes (contract v2 §E) are fuzzed the same way, against a tenant of the batch's
 // user (with a member, a custom role and a pending invitation) and one of a stranger; before
 // the fuzz, contract probes check the exact status and code of hostile tenant contexts.
+// Federation (contract v2 §D): the app trusts two providers served by this process (test/
+// support/fake-idp.ts: a `jit` one, RS256, with a roleMap on realm_access.roles, and a
+// `linked-only` one pinned to ES256), under FEDERATION_DEFAULT_ACCESS=tenants-only. The new
+// routes (POST /auth/federated/session, /users/me/identities, the admin identity routes) and
+// the token-exchange grant are fuzzed with valid, odd and hostile external tokens (alg none,
+// HS256 keyed with the public key, jku/x5u/jwk headers aimed at a canary that must never be
+// fetched, JSON bombs, wrong claim types, tampered and truncated tokens) and with random
+// external-looking bearer tokens, many of them validly signed; probes check the exact answers.
 // RELIABILITY_SEED=<n> replays a run (the seed is printed).
-import { createPrivateKey, randomUUID } from 'node:crypto';
+import { KeyObject, createPrivateKey, generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeIdp, startCanary } from '../support/fake-idp.js';
 import { signEs256, signHs256, unsignedJwt, es256KeyPair } from '../support/jwt.js';
 import { baseEnv, killAll, sharedSecrets, startApp, type AppProcess } from './support/app.js';
-import { bearer, call, keepAliveAgent, type Outcome } from './support/http.js';
+import { bearer, call, keepAliveAgent, refreshCookieOf, type Outcome } from './support/http.js';
 import { percentile, round, sleep } from './support/net.js';
 import { rawRequest, type RawResult } from './support/raw.js';
 import { freshSharedDatabase } from './support/shared-db.js';
@@ -33,10 +42,23 @@ const CLEAN_IP = { 'x-forwarded-for': '198.51.100.7' }; // the harness's own log
 
 let app: AppProcess;
 let secrets: ReturnType<typeof sharedSecrets>;
+/** The `jit` provider: RS256, roles at realm_access.roles, `fuzz-admin` → admin. */
+let idp: FakeIdp;
+/** The `linked-only` provider, pinned to ES256, keys at a configured jwksUri. */
+let partnerIdp: FakeIdp;
+/** Where hostile `jku` / `x5u` headers point: Gatehouse must never fetch it. */
+let canary: Awaited<ReturnType<typeof startCanary>>;
+/** An attacker's RSA key (tokens signed with it must never verify). */
+const attacker = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const attackerJwk = { ...attacker.publicKey.export({ format: 'jwk' }), kid: 'fz-attacker', alg: 'RS256' };
+const PARTNER_AUDIENCE = 'partner-api';
 
 beforeAll(async () => {
   const databaseUrl = await freshSharedDatabase('fuzz');
   secrets = sharedSecrets();
+  idp = await FakeIdp.start({ path: '/realms/fuzz' });
+  partnerIdp = await FakeIdp.start({ alg: 'ES256', path: '/partner' });
+  canary = await startCanary();
   app = await startApp(
     baseEnv({
       DATABASE_URL: databaseUrl,
@@ -47,14 +69,30 @@ beforeAll(async () => {
       TRUST_PROXY: '1',
       LOGIN_RATE_LIMIT: '10',
       LOG_LEVEL: 'log',
+      FEDERATION_ISSUERS: JSON.stringify([
+        idp.entry({
+          name: 'fuzz-idp',
+          claims: { roles: 'realm_access.roles' },
+          roleMap: { 'fuzz-admin': 'admin' },
+        }),
+        partnerIdp.entry({
+          name: 'partner',
+          jwksUri: partnerIdp.jwksUri,
+          audience: ['gatehouse-api', PARTNER_AUDIENCE],
+          algorithms: ['ES256'],
+          provisioning: 'linked-only',
+        }),
+      ]),
+      FEDERATION_DEFAULT_ACCESS: 'tenants-only',
       ...secrets,
     }),
   );
 });
 
-afterAll(() => {
+afterAll(async () => {
   killAll();
   app?.cleanup();
+  await Promise.all([idp?.close(), partnerIdp?.close(), canary?.close()]);
 });
 
 // --- What a batch of fuzzed requests may refer to ------------------------------------------
@@ -69,6 +107,28 @@ interface Context {
   tenant: FuzzTenant;
   /** Tokens signed with the deployment's own key, with hostile `tid` / `tenant_roles` claims. */
   forged: string[];
+  fed: FuzzFederation;
+}
+
+/** What the federation routes and external bearer tokens of a batch may use (contract v2 §D). */
+interface FuzzFederation {
+  /**
+   * Bearer tokens of the trusted providers: a first-seen identity (jit), the batch user's
+   * linked identity, a roleMap admin, the partner identity an admin linked to the member, an
+   * unlinked partner identity (403), a token too old to exchange, and odd but valid claims.
+   */
+  bearer: string[];
+  /** Tokens that every check must refuse: 401 as a bearer token, FEDERATED_TOKEN_INVALID in a body. */
+  hostile: string[];
+  /** Fresh tokens of new identities: each opens one session or links once. */
+  fresh: string[];
+  /** The subject of the batch user's identity at the jit provider, and that identity's id. */
+  linkedSub: string;
+  identityId: string;
+  /** A passwordless account signed in by an exchange: its session's access token and only identity. */
+  session: { userId: string; username: string; access: string; identityId: string };
+  /** A token-exchange token of the fuzz client acting for the batch user (RFC 8693). */
+  exchanged: string;
 }
 
 /** The batch user's tenant and what the tenant routes may name. */
@@ -87,6 +147,16 @@ interface FuzzTenant {
   tidAccess: string;
 }
 
+/** The federation routes (contract v2 §D), and the fuzzed Authorization kinds that carry an external issuer's token. */
+const FEDERATION_ROUTES = new Set([
+  '/auth/federated/session',
+  '/users/me/identities',
+  '/users/me/identities/:identityId',
+  '/users/:id/identities',
+  '/users/:id/identities/:identityId',
+]);
+const EXTERNAL_AUTH = new Set<string>(['federated', 'fedHostile', 'external']);
+
 /** The custom role every batch tenant defines. */
 const FUZZ_ROLE = 'fuzz_role';
 
@@ -94,6 +164,8 @@ interface FuzzClient {
   clientId: string;
   secret: string;
   access: string;
+  /** The client's service user (it may not have external identities). */
+  serviceUserId: string;
 }
 
 const ROUTES: Array<[string, string]> = [
@@ -156,6 +228,13 @@ const ROUTES: Array<[string, string]> = [
   ['PUT', '/tenants/:id/roles/:name'],
   ['DELETE', '/tenants/:id/roles/:name'],
   ['POST', '/auth/tenant'],
+  // federation (contract v2 §D)
+  ['POST', '/auth/federated/session'],
+  ['GET', '/users/me/identities'],
+  ['POST', '/users/me/identities'],
+  ['DELETE', '/users/me/identities/:identityId'],
+  ['POST', '/users/:id/identities'],
+  ['DELETE', '/users/:id/identities/:identityId'],
 ];
 const FIELDS = [
   'username',
@@ -183,6 +262,9 @@ const FIELDS = [
   'confirm',
   'permissions',
   'tenantId',
+  'subjectToken',
+  'issuer',
+  'subject',
 ];
 
 const printable = fc.string({
@@ -256,9 +338,29 @@ const anyValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** Parameters of the OAuth form endpoints, and values that reach their code paths. */
-const FORM_FIELDS = ['grant_type', 'scope', 'client_id', 'client_secret', 'token', 'token_type_hint'];
+const FORM_FIELDS = [
+  'grant_type',
+  'scope',
+  'client_id',
+  'client_secret',
+  'token',
+  'token_type_hint',
+  'subject_token',
+  'subject_token_type',
+  'requested_token_type',
+  'actor_token',
+];
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const SUBJECT_TYPES = [
+  'urn:ietf:params:oauth:token-type:jwt',
+  'urn:ietf:params:oauth:token-type:access_token',
+  'urn:ietf:params:oauth:token-type:id_token',
+];
 const formValue = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('$CLIENT_ID', '$SECRET', '$USER_TOKEN', '$CLIENT_TOKEN') },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom('$CLIENT_ID', '$SECRET', '$USER_TOKEN', '$CLIENT_TOKEN', '$FED_TOKEN', '$FED_HOSTILE'),
+  },
   {
     weight: 4,
     arbitrary: fc.constantFrom(
@@ -271,6 +373,8 @@ const formValue = fc.oneof(
       'offline_access',
       'introspection profile',
       'access_token',
+      ...SUBJECT_TYPES,
+      'urn:ietf:params:oauth:token-type:refresh_token',
       'c_\u0000',
       'gcs_\u0000',
       '',
@@ -290,6 +394,143 @@ const formSpec = fc.record({
   typed: fc.nat(9).map((n) => n > 0),
 });
 
+/** A claim or header value of a random external token: small (the token must fit in a header). */
+const claimValue: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 4, arbitrary: fc.string({ maxLength: 40 }) },
+  { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
+  { weight: 3, arbitrary: nasty },
+  { weight: 2, arbitrary: fc.integer() },
+  { weight: 1, arbitrary: fc.double() },
+  { weight: 1, arbitrary: fc.boolean() },
+  { weight: 1, arbitrary: fc.constant(null) },
+  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+  { weight: 1, arbitrary: fc.array(fc.string({ maxLength: 10 }), { maxLength: 5 }) },
+);
+/**
+ * A random external-looking token: a header and claims (mostly plausible: a configured `iss`,
+ * the expected `aud`, a near `exp`), optionally a JSON bomb, and a signature: mostly a real
+ * one by a trusted provider's key (`$SIGN`, `$PARTNER_SIGN`), so that the claim checks and
+ * the provisioning of odd claims are reached, or garbage. Placeholders are filled in by
+ * `externalToken()`.
+ */
+const externalSpec = fc.record({
+  header: fc.oneof(
+    {
+      weight: 6,
+      arbitrary: fc.record(
+        {
+          alg: fc.constantFrom('RS256', 'RS256', 'RS256', 'ES256', 'PS256', 'EdDSA', 'HS256', 'none', 'RS1', ''),
+          kid: fc.oneof(fc.constant('$KID'), fc.constant('$KID'), fc.constant('$KID'), fc.uuid(), claimValue),
+          typ: fc.constantFrom('JWT', 'at+jwt', 'JOSE', 'JWE'),
+        },
+        { requiredKeys: ['alg'] },
+      ),
+    },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom<unknown>(
+        { alg: 'RS256', kid: '$KID', jku: '$CANARY' },
+        { alg: 'RS256', kid: 'fz-attacker', x5u: '$CANARY' },
+        { alg: 'RS256', kid: 'fz-attacker', jwk: '$ATTACKER_JWK' },
+        { alg: 'RS256', kid: '$KID', crit: ['exp'] },
+        { alg: 'RS256', kid: '$KID', b64: false, crit: ['b64'] },
+        { alg: 'RS256', kid: '$KID', zip: 'DEF' },
+        { alg: 'RS256', kid: '$KID', enc: 'A256GCM' },
+      ),
+    },
+  ),
+  claims: fc.record(
+    {
+      iss: fc.oneof(
+        { weight: 8, arbitrary: fc.constant<unknown>('$ISS') },
+        { weight: 2, arbitrary: fc.constant<unknown>('$PARTNER') },
+        { weight: 1, arbitrary: fc.constant<unknown>('gatehouse') },
+        { weight: 1, arbitrary: claimValue },
+      ),
+      sub: fc.oneof(
+        { weight: 4, arbitrary: fc.string({ minLength: 1, maxLength: 40 }).map((v): unknown => v) },
+        { weight: 2, arbitrary: claimValue },
+        { weight: 1, arbitrary: fc.constantFrom<unknown>('$LINKED_SUB', 's'.repeat(255), 's'.repeat(256)) },
+      ),
+      aud: fc.oneof(
+        { weight: 6, arbitrary: fc.constantFrom<unknown>('gatehouse-api', ['x', 'gatehouse-api'], PARTNER_AUDIENCE) },
+        { weight: 2, arbitrary: claimValue },
+      ),
+      exp: fc.oneof(
+        { weight: 6, arbitrary: fc.constant<unknown>('$SOON') },
+        { weight: 1, arbitrary: fc.constantFrom<unknown>('$PAST', '$FAR') },
+        { weight: 2, arbitrary: claimValue },
+      ),
+      iat: fc.oneof(
+        { weight: 4, arbitrary: fc.constant<unknown>('$NOW') },
+        { weight: 2, arbitrary: fc.constantFrom<unknown>('$OLD', '$FUTURE') },
+        { weight: 1, arbitrary: claimValue },
+      ),
+      nbf: fc.oneof(fc.constantFrom<unknown>('$NOW', '$FUTURE'), claimValue),
+      jti: fc.oneof(
+        fc.uuid().map((v): unknown => v),
+        claimValue,
+      ),
+      preferred_username: claimValue,
+      email: fc.oneof(fc.constantFrom<unknown>('fz@example.com', 'FZ@EXAMPLE.COM', 'nope'), claimValue),
+      email_verified: fc.oneof(
+        fc.boolean().map((v): unknown => v),
+        claimValue,
+      ),
+      name: claimValue,
+      realm_access: fc.oneof(
+        fc
+          .array(fc.constantFrom('fuzz-admin', 'user', 'admin', '__proto__', 'constructor'), { maxLength: 4 })
+          .map((roles): unknown => ({ roles })),
+        claimValue,
+      ),
+    },
+    { requiredKeys: [] },
+  ),
+  extra: fc.dictionary(fc.string({ maxLength: 10 }), claimValue, { maxKeys: 3 }),
+  bomb: fc.option(fc.integer({ min: 100, max: 2_000 }), { nil: undefined, freq: 8 }),
+  signature: fc.oneof(
+    { weight: 6, arbitrary: fc.constant('$SIGN') },
+    { weight: 1, arbitrary: fc.constant('$PARTNER_SIGN') },
+    { weight: 2, arbitrary: fc.base64String({ maxLength: 400 }) },
+    { weight: 1, arbitrary: fc.constantFrom('', '.', 'AA', '$SIGN.extra') },
+  ),
+});
+type ExternalSpec = typeof externalSpec extends fc.Arbitrary<infer T> ? T : never;
+
+/** A `subjectToken` (or `subject_token`): which of the batch's tokens, or a random one. */
+const subjectSpec = fc.record({
+  source: fc.constantFrom(
+    'fresh',
+    'fresh',
+    'fresh',
+    'bearer',
+    'hostile',
+    'hostile',
+    'random',
+    'random',
+  ) as fc.Arbitrary<'fresh' | 'bearer' | 'hostile' | 'random'>,
+  i: fc.nat(),
+  random: externalSpec,
+  tokenType: fc.constantFrom(
+    ...SUBJECT_TYPES,
+    ...SUBJECT_TYPES,
+    'urn:ietf:params:oauth:token-type:saml2',
+    'urn:ietf:params:oauth:token-type:refresh_token',
+    'jwt',
+  ),
+  extra: fc.array(
+    fc.tuple(
+      fc.constantFrom('scope', 'requested_token_type', 'actor_token', 'audience', 'resource', 'subject_token'),
+      formValue,
+    ),
+    { maxLength: 2 },
+  ),
+  password: fc.constantFrom('right', 'right', 'wrong', 'none') as fc.Arbitrary<'right' | 'wrong' | 'none'>,
+  basic: fc.nat(9).map((n) => n < 8),
+});
+
 type BodySpec =
   | { kind: 'none' }
   /** An OAuth form body (application/x-www-form-urlencoded unless `typed` is false). */
@@ -299,7 +540,12 @@ type BodySpec =
   | { kind: 'raw'; text: string }
   | { kind: 'deep'; depth: number }
   /** The route's valid body with one field replaced (or none, when `keep`). */
-  | { kind: 'shaped'; field: number; value: unknown; keep: boolean };
+  | { kind: 'shaped'; field: number; value: unknown; keep: boolean }
+  /**
+   * An external token where the route takes one: `{subjectToken}` (with the password for
+   * POST /users/me/identities), or a token-exchange form on POST /oauth/token.
+   */
+  | ({ kind: 'subject' } & (typeof subjectSpec extends fc.Arbitrary<infer S> ? S : never));
 const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ kind: 'none' as const }) },
   { weight: 3, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((value) => ({ kind: 'json' as const, value })) },
@@ -343,9 +589,15 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
       .record({ field: fc.nat(), value: anyValue, keep: fc.boolean() })
       .map(({ field, value, keep }) => ({ kind: 'shaped' as const, field, value, keep: keep && field % 4 === 0 })),
   },
+  { weight: 4, arbitrary: subjectSpec.map((spec) => ({ kind: 'subject' as const, ...spec })) },
 );
 
 let signupCounter = 0;
+let freshCounter = 0;
+/** The batch's fresh external tokens in turn (each works once; later uses get FEDERATED_TOKEN_REUSED). */
+function nextFresh(ctx: Context): string {
+  return ctx.fed.fresh[(freshCounter += 1) % ctx.fed.fresh.length]!;
+}
 /** A valid body for the route (the fuzz then breaks one field of it). */
 function validBody(route: string, ctx: Context): Record<string, unknown> {
   switch (route) {
@@ -395,6 +647,12 @@ function validBody(route: string, ctx: Context): Record<string, unknown> {
       return { permissions: ['members:read', 'resources:read'] };
     case 'POST /auth/tenant':
       return { tenantId: ctx.tenant.id };
+    case 'POST /auth/federated/session':
+      return { subjectToken: nextFresh(ctx) };
+    case 'POST /users/me/identities':
+      return { subjectToken: nextFresh(ctx), password: ctx.user.password };
+    case 'POST /users/:id/identities':
+      return { issuer: idp.issuer, subject: `fz-admin-link-${(signupCounter += 1)}` };
     default:
       return { title: 'fuzz resource', body: 'body', visibility: 'public' };
   }
@@ -411,6 +669,12 @@ type AuthSpec =
   /** A token signed with the real key whose `tid` / `tenant_roles` are hostile. */
   | { kind: 'forged'; i: number }
   | { kind: 'attack'; i: number }
+  /** Federation: a trusted provider's token, a passwordless session, a token-exchange token, a random one. */
+  | { kind: 'federated'; i: number }
+  | { kind: 'fedHostile'; i: number }
+  | { kind: 'fedSession' }
+  | { kind: 'exchanged' }
+  | { kind: 'external'; spec: ExternalSpec }
   | { kind: 'raw'; value: string };
 const authSpec: fc.Arbitrary<AuthSpec> = fc.oneof(
   { weight: 3, arbitrary: fc.constant({ kind: 'none' as const }) },
@@ -421,6 +685,11 @@ const authSpec: fc.Arbitrary<AuthSpec> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'client' as const }) },
   { weight: 1, arbitrary: fc.nat().map((i) => ({ kind: 'forged' as const, i })) },
   { weight: 3, arbitrary: fc.nat().map((i) => ({ kind: 'attack' as const, i })) },
+  { weight: 3, arbitrary: fc.nat().map((i) => ({ kind: 'federated' as const, i })) },
+  { weight: 1, arbitrary: fc.nat().map((i) => ({ kind: 'fedHostile' as const, i })) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'fedSession' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'exchanged' as const }) },
+  { weight: 3, arbitrary: externalSpec.map((spec) => ({ kind: 'external' as const, spec })) },
   {
     weight: 2,
     arbitrary: fc
@@ -484,7 +753,7 @@ const contentType = fc.oneof(
   { weight: 1, arbitrary: printable.map((s): string | undefined => s) },
 );
 const pathParam = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('RESOURCE', 'SESSION', 'USER', 'ADMIN') },
+  { weight: 3, arbitrary: fc.constantFrom('RESOURCE', 'SESSION', 'USER', 'ADMIN', 'FED_USER') },
   { weight: 2, arbitrary: fc.uuid() },
   { weight: 3, arbitrary: anyString.map((s) => pct(s.slice(0, 3000))) },
   {
@@ -515,7 +784,10 @@ const tenantParam = fc.oneof(
 );
 /** The second path parameter (member, invitation or role): real ones, built-in roles, or anything. */
 const subParam = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('MEMBER', 'USER', 'ADMIN', 'INVITATION', 'ROLE') },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom('MEMBER', 'USER', 'ADMIN', 'INVITATION', 'ROLE', 'IDENTITY', 'FED_IDENTITY'),
+  },
   { weight: 2, arbitrary: fc.constantFrom('owner', 'admin', 'member', 'Fuzz_Role', 'ab', 'a'.repeat(33)) },
   { weight: 3, arbitrary: pathParam },
 );
@@ -679,13 +951,17 @@ function materialize(
     ['MEMBER', ctx.tenant.member.id],
     ['INVITATION', ctx.tenant.invitationId],
     ['ROLE', FUZZ_ROLE],
+    ['FED_USER', ctx.fed.session.userId],
+    ['IDENTITY', ctx.fed.identityId],
+    ['FED_IDENTITY', ctx.fed.session.identityId],
   ]);
   // A Map, not an object: a fuzzed 'constructor' or 'hasOwnProperty' must stay a plain string.
   const named = (value: string): string => ids.get(value) ?? value;
+  // `:id` alone, not the start of `:identityId`.
   let path = template.startsWith('/tenants/:id')
-    ? template.replace(':id', named(spec.tenant))
-    : template.replace(':id', named(spec.param));
-  path = path.replace(/:userId|:invitationId|:name/, named(spec.sub));
+    ? template.replace(/:id(?=\/|$)/, named(spec.tenant))
+    : template.replace(/:id(?=\/|$)/, named(spec.param));
+  path = path.replace(/:userId|:invitationId|:name|:identityId/, named(spec.sub));
   if (spec.query.length > 0) path += `?${spec.query.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&')}`;
   const headers: Record<string, string | string[]> = {};
   if (spec.tenantHeader !== undefined) {
@@ -702,6 +978,13 @@ function materialize(
   if (spec.auth.kind === 'client') headers.authorization = `Bearer ${ctx.client.access}`;
   if (spec.auth.kind === 'forged') headers.authorization = `Bearer ${ctx.forged[spec.auth.i % ctx.forged.length]}`;
   if (spec.auth.kind === 'attack') headers.authorization = `Bearer ${ctx.attacks[spec.auth.i % ctx.attacks.length]}`;
+  const fed = ctx.fed;
+  if (spec.auth.kind === 'federated') headers.authorization = `Bearer ${fed.bearer[spec.auth.i % fed.bearer.length]}`;
+  if (spec.auth.kind === 'fedHostile')
+    headers.authorization = `Bearer ${fed.hostile[spec.auth.i % fed.hostile.length]}`;
+  if (spec.auth.kind === 'fedSession') headers.authorization = `Bearer ${fed.session.access}`;
+  if (spec.auth.kind === 'exchanged') headers.authorization = `Bearer ${fed.exchanged}`;
+  if (spec.auth.kind === 'external') headers.authorization = `Bearer ${externalToken(spec.auth.spec, ctx)}`;
   if (spec.auth.kind === 'raw') headers.authorization = spec.auth.value;
   if (spec.cookie !== undefined)
     headers.cookie = spec.cookie === 'VALID' ? `refresh_token=${ctx.user.refresh}` : spec.cookie;
@@ -723,18 +1006,47 @@ function materialize(
   }
   if (b.kind === 'deep') payload = '['.repeat(b.depth) + ']'.repeat(b.depth);
   let formType = false;
+  const placeholders = new Map([
+    ['$CLIENT_ID', ctx.client.clientId],
+    ['$SECRET', ctx.client.secret],
+    ['$USER_TOKEN', ctx.user.access],
+    ['$CLIENT_TOKEN', ctx.client.access],
+    ['$FED_TOKEN', fed.bearer[1]!],
+    ['$FED_HOSTILE', fed.hostile[0]!],
+  ]);
+  const basicOf = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+  if (b.kind === 'subject') {
+    const pick = (list: string[]) => list[b.i % list.length]!;
+    const token =
+      b.source === 'fresh'
+        ? pick(fed.fresh)
+        : b.source === 'bearer'
+          ? pick(fed.bearer)
+          : b.source === 'hostile'
+            ? pick(fed.hostile)
+            : externalToken(b.random, ctx);
+    if (template === '/oauth/token') {
+      const fields: Array<[string, string]> = [
+        ['grant_type', TOKEN_EXCHANGE],
+        ['subject_token', token],
+        ['subject_token_type', b.tokenType],
+        ...b.extra.map(([k, v]): [string, string] => [k, placeholders.get(v) ?? v]),
+      ];
+      payload = fields.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&');
+      formType = true;
+      if (b.basic) headers.authorization = basicOf(ctx.client.clientId, ctx.client.secret);
+    } else {
+      const body: Record<string, unknown> = { subjectToken: token };
+      if (template === '/users/me/identities' && b.password !== 'none')
+        body.password = b.password === 'right' ? ctx.user.password : 'not the password';
+      payload = JSON.stringify(body);
+    }
+  }
   if (b.kind === 'form') {
-    const placeholders = new Map([
-      ['$CLIENT_ID', ctx.client.clientId],
-      ['$SECRET', ctx.client.secret],
-      ['$USER_TOKEN', ctx.user.access],
-      ['$CLIENT_TOKEN', ctx.client.access],
-    ]);
     const value = (v: string) => placeholders.get(v) ?? v;
     const enc = (v: string) => (b.encoded ? pct(v) : v);
     payload = b.fields.map(([k, v]) => `${enc(k)}=${enc(value(v))}`).join('&');
     formType = b.typed;
-    const basicOf = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
     if (b.basic === 'valid') headers.authorization = basicOf(ctx.client.clientId, ctx.client.secret);
     if (b.basic === 'wrong') headers.authorization = basicOf(ctx.client.clientId, 'not-the-secret');
     if (b.basic === 'unencoded') headers.authorization = basicOf('c_%zz+:', '%:+ é');
@@ -751,6 +1063,145 @@ function materialize(
   if (payload !== undefined && spec.contentType !== undefined) headers['content-type'] = spec.contentType;
   if (formType) headers['content-type'] = 'application/x-www-form-urlencoded';
   return { method, path, headers, payload };
+}
+
+const b64text = (text: string): string => Buffer.from(text, 'utf8').toString('base64url');
+const b64json = (value: unknown): string => b64text(JSON.stringify(value) ?? 'null');
+
+/** A fake provider's current signing key as a node KeyObject, to sign synchronously. */
+const keyObjects = new Map<string, KeyObject>();
+function providerKey(provider: FakeIdp): { kid: string; alg: string; key: KeyObject } {
+  const { kid, alg, privateKey } = provider.currentKey;
+  let key = keyObjects.get(kid);
+  if (!key) keyObjects.set(kid, (key = KeyObject.from(privateKey)));
+  return { kid, alg, key };
+}
+
+/** `header.payload` signed with `key` (RS256, or ES256 for an EC key); both parts given as text. */
+function signCompact(headerJson: string, payloadJson: string, key: KeyObject): string {
+  const input = `${b64text(headerJson)}.${b64text(payloadJson)}`;
+  const signature =
+    key.asymmetricKeyType === 'ec'
+      ? cryptoSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+      : cryptoSign('sha256', Buffer.from(input), key);
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+/** The random external token of a spec, its placeholders filled in (see externalSpec). */
+function externalToken(spec: ExternalSpec, ctx: Context): string {
+  const now = Math.floor(Date.now() / 1000);
+  const signer = providerKey(spec.signature === '$PARTNER_SIGN' ? partnerIdp : idp);
+  const named = new Map<string, unknown>([
+    ['$KID', signer.kid],
+    ['$CANARY', canary.url],
+    ['$ATTACKER_JWK', attackerJwk],
+    ['$ISS', idp.issuer],
+    ['$PARTNER', partnerIdp.issuer],
+    ['$LINKED_SUB', ctx.fed.linkedSub],
+    ['$SOON', now + 600],
+    ['$PAST', now - 3600],
+    ['$FAR', now + 40 * 86_400],
+    ['$NOW', now],
+    ['$OLD', now - 400],
+    ['$FUTURE', now + 3600],
+  ]);
+  const fill = (v: unknown): unknown => (typeof v === 'string' && named.has(v) ? named.get(v) : v);
+  const fillAll = (o: unknown): unknown =>
+    o !== null && typeof o === 'object' && !Array.isArray(o)
+      ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, fill(v)]))
+      : fill(o);
+  const headerJson = JSON.stringify(fillAll(spec.header)) ?? 'null';
+  let payloadJson = JSON.stringify({ ...spec.extra, ...(fillAll(spec.claims) as Record<string, unknown>) });
+  if (spec.bomb !== undefined) {
+    const deep = `${'['.repeat(spec.bomb)}${']'.repeat(spec.bomb)}`;
+    payloadJson = payloadJson.replace(/\}$/, `${payloadJson === '{}' ? '' : ','}"deep":${deep}}`);
+  }
+  if (spec.signature === '$SIGN' || spec.signature === '$PARTNER_SIGN')
+    return signCompact(headerJson, payloadJson, signer.key);
+  if (spec.signature === '$SIGN.extra') return `${signCompact(headerJson, payloadJson, signer.key)}.extra`;
+  return `${b64text(headerJson)}.${b64text(payloadJson)}.${spec.signature}`;
+}
+
+/**
+ * External tokens that every check must refuse, each on its own ground: no or a symmetric
+ * algorithm, keys named by the token (jku, x5u, jwk, x5c: aimed at the canary), another key,
+ * each required claim missing, wrong or of the wrong type, expired, not yet valid, too long,
+ * another issuer (Gatehouse's own, an unknown one, the ES256-pinned partner), crit headers,
+ * malformed parts, a tampered payload, a JSON bomb without a valid signature.
+ */
+function hostileExternalTokens(valid: string): string[] {
+  const now = Math.floor(Date.now() / 1000);
+  const { kid, key } = providerKey(idp);
+  const partner = providerKey(partnerIdp);
+  const base = {
+    iss: idp.issuer,
+    sub: 'fz-hostile',
+    aud: 'gatehouse-api',
+    iat: now,
+    exp: now + 900,
+    jti: randomUUID(),
+  };
+  const h = { alg: 'RS256', kid, typ: 'JWT' };
+  const sig = (header: unknown, payload: unknown) =>
+    signCompact(JSON.stringify(header), typeof payload === 'string' ? payload : JSON.stringify(payload), key);
+  const without = (name: keyof typeof base) => Object.fromEntries(Object.entries(base).filter(([k]) => k !== name));
+  const attackerSigned = (header: Record<string, unknown>) =>
+    signCompact(JSON.stringify({ alg: 'RS256', ...header }), JSON.stringify(base), attacker.privateKey);
+  const publicPem = KeyObject.from(idp.currentKey.publicKey).export({ type: 'spki', format: 'pem' }).toString();
+  const [vh, vp, vs] = valid.split('.') as [string, string, string];
+  const deep = `${'['.repeat(1500)}${']'.repeat(1500)}`;
+  return [
+    `${b64json({ alg: 'none', typ: 'JWT' })}.${b64json(base)}.`,
+    `${b64json({ alg: 'none', kid })}.${b64json(base)}.`,
+    signHs256({ kid, typ: 'JWT' }, base, publicPem),
+    signHs256({ kid, typ: 'JWT' }, base, JSON.stringify(idp.currentKey.publicJwk)),
+    attackerSigned({ kid: 'fz-attacker', jku: canary.url }),
+    attackerSigned({ kid: 'fz-attacker', x5u: canary.url }),
+    attackerSigned({ kid: 'fz-attacker', jwk: attackerJwk }),
+    attackerSigned({ kid, jwk: attackerJwk, jku: canary.url }),
+    attackerSigned({ kid, x5c: ['MIIBfake'], x5u: canary.url }),
+    sig(h, { ...base, aud: 'someone-else' }),
+    sig(h, without('aud')),
+    sig(h, without('exp')),
+    sig(h, without('sub')),
+    sig(h, without('iss')),
+    sig(h, { ...base, iat: now - 7200, exp: now - 3600 }),
+    sig(h, { ...base, nbf: now + 3600 }),
+    sig(h, { ...base, iat: now + 3600, exp: now + 4000 }),
+    sig(h, { ...base, exp: now + 200_000 }),
+    sig(h, { ...base, sub: '' }),
+    sig(h, { ...base, sub: 's'.repeat(256) }),
+    sig(h, { ...base, sub: 42 }),
+    sig(h, { ...base, sub: { id: 'fz' } }),
+    sig(h, { ...base, exp: String(now + 900) }),
+    sig(h, { ...base, iat: 'yesterday' }),
+    sig(h, { ...base, aud: [{ a: 1 }] }),
+    sig(h, { ...base, iss: 'gatehouse' }),
+    sig(h, { ...base, iss: partnerIdp.issuer }),
+    sig(h, { ...base, iss: 'http://127.0.0.1:1/unknown' }),
+    sig(h, { ...base, iss: 12345 }),
+    sig(h, { ...base, iss: [idp.issuer] }),
+    signCompact(JSON.stringify({ alg: 'ES256', kid: partner.kid }), JSON.stringify(base), partner.key),
+    sig({ ...h, alg: 'PS256' }, base),
+    sig({ ...h, alg: 'ES256' }, base),
+    sig({ ...h, crit: ['exp'] }, base),
+    sig({ ...h, b64: false, crit: ['b64'] }, base),
+    sig({ ...h, kid: 'k'.repeat(3000) }, base),
+    sig({ ...h, kid: { $ne: null } }, base),
+    sig({ ...h, kid: '../../../../etc/passwd' }, base),
+    sig('not an object', base),
+    sig(['RS256'], base),
+    sig(h, `{"iss":"${idp.issuer}",`),
+    sig(h, '[1,2,3]'),
+    sig(h, 'null'),
+    `${vh}.${b64json({ ...base, sub: 'fz-tampered' })}.${vs}`,
+    `${vh}.${vp}.${vs.slice(0, -4)}AAAA`,
+    `${valid}.extra`,
+    `${vh}.${vp}`,
+    `${vh}.${vp}.`,
+    `${valid}..x.y`,
+    `${b64json(h)}.${b64text(`{"iss":"${idp.issuer}","sub":"fz-bomb","aud":"gatehouse-api","exp":${now + 900},"realm_access":{"roles":${deep}}}`)}.${vs}`,
+  ];
 }
 
 /** Token attacks against this deployment's key and a real session (all must get 401). */
@@ -873,34 +1324,179 @@ async function newContext(admin: Account): Promise<Context> {
   const sessions = await call(app.url, 'GET', '/auth/sessions', { headers: bearer(user.access) });
   const sessionId = (sessions.json as Array<{ id: string }>)[0]!.id;
   const tenant = await newFuzzTenant(user);
+  const client = await newClient();
   return {
     user,
     admin,
     resourceId,
     sessionId,
     attacks: tokenAttacks({ user }),
-    client: await newClient(),
+    client,
     tenant,
     forged: forgedTenantTokens(user, { id: tenant.id, otherId: tenant.otherId }),
+    fed: await newFuzzFederation(user, tenant.member, client),
+  };
+}
+
+/** A client address of its own (TRUST_PROXY=1): the harness's exchanges stay under the per-address limit. */
+function freshAddress(): Record<string, string> {
+  const byte = () => Math.floor(Math.random() * 254) + 1;
+  return { 'x-forwarded-for': `198.18.${byte()}.${byte()}` };
+}
+
+/** Throws unless `o` has `status`; the parsed body. */
+function expectStatus(what: string, o: Outcome, status: number): unknown {
+  if (o.status !== status) throw new Error(`${what} failed: ${o.status ?? o.error} ${o.text.slice(0, 300)}`);
+  return o.json;
+}
+
+/**
+ * The batch's federation: the batch user links an identity of the jit provider (proving both
+ * accounts), an admin links a partner identity to the member (linked-only), a passwordless
+ * account signs in by an exchange, the fuzz client exchanges a token for the batch user
+ * (RFC 8693); and the tokens the fuzz sends: valid, odd, hostile, fresh.
+ */
+async function newFuzzFederation(user: Account, member: Account, client: FuzzClient): Promise<FuzzFederation> {
+  const tag = randomUUID().slice(0, 8);
+  const ttl = 900;
+  const linkedSub = `fz-linked-${tag}`;
+  const linked = expectStatus(
+    'link an identity',
+    await call(app.url, 'POST', '/users/me/identities', {
+      headers: { ...bearer(user.access), ...CLEAN_IP },
+      json: { subjectToken: await idp.sign({ sub: linkedSub }), password: user.password },
+    }),
+    201,
+  ) as { id: string };
+  const admin = await loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP);
+  const partnerSub = `fz-partner-${tag}`;
+  expectStatus(
+    'admin-link a partner identity',
+    await call(app.url, 'POST', `/users/${member.id}/identities`, {
+      headers: { ...bearer(admin.access), ...CLEAN_IP },
+      json: { issuer: partnerIdp.issuer, subject: partnerSub },
+    }),
+    201,
+  );
+  const exchange = expectStatus(
+    'exchange a token for a session',
+    await call(app.url, 'POST', '/auth/federated/session', {
+      headers: freshAddress(),
+      json: { subjectToken: await idp.sign({ sub: `fz-session-${tag}`, preferred_username: `fzfed_${tag}` }) },
+    }),
+    200,
+  ) as { accessToken: string; user: { id: string; username: string } };
+  const [own] = expectStatus(
+    'list the identities',
+    await call(app.url, 'GET', '/users/me/identities', { headers: { ...bearer(exchange.accessToken), ...CLEAN_IP } }),
+    200,
+  ) as Array<{ id: string }>;
+  const exchanged = expectStatus(
+    'token exchange',
+    await call(app.url, 'POST', '/oauth/token', {
+      headers: {
+        ...CLEAN_IP,
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${client.clientId}:${client.secret}`).toString('base64')}`,
+      },
+      raw: new URLSearchParams({
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: await idp.sign({ sub: linkedSub }),
+        subject_token_type: SUBJECT_TYPES[0]!,
+      }).toString(),
+    }),
+    200,
+  ) as { access_token: string };
+  const now = Math.floor(Date.now() / 1000);
+  const odd: Array<Record<string, unknown>> = [
+    { preferred_username: '__proto__', name: 'constructor' },
+    { preferred_username: 'svc.admin', email: `${user.username}@example.com`, email_verified: 'true' },
+    { preferred_username: '../../etc/passwd', email: 'not-an-email', email_verified: true },
+    { preferred_username: '💥'.repeat(40), name: '\u202e\u200b\ufeff' },
+    { preferred_username: 'Ω≈ç√∫ ada', name: 'a\u0007b\u001bc', email: `${'e'.repeat(300)}@example.com` },
+    { preferred_username: 'x'.repeat(400), email_verified: 1 },
+    { preferred_username: ['a', 'b'], name: { first: 'a' }, email: ['x@example.com'], email_verified: [true] },
+    { realm_access: { roles: 'fuzz-admin' } },
+    { realm_access: { roles: [['fuzz-admin'], { x: 1 }, null, 42] } },
+    { realm_access: 'fuzz-admin' },
+    { realm_access: { roles: Array.from({ length: 1000 }, () => 'fuzz-admin') } },
+    { realm_access: { roles: ['__proto__', 'constructor', 'hasOwnProperty', 'toString'] } },
+    { realm_access: { roles: JSON.parse(`${'['.repeat(1500)}${']'.repeat(1500)}`) as unknown } },
+    { jti: '', aud: ['other', 'gatehouse-api'], typ: 'Bearer' },
+    { jti: 'j'.repeat(600) },
+    { sub: `${'s'.repeat(235)}-${tag}` },
+    { sub: `CgVhZG1pbhIFbG9jYWw-${tag}` },
+    { sub: `\ud800-${tag}` },
+    { sub: ` ${tag} ` },
+  ];
+  const bearerTokens = [
+    await idp.sign(
+      {
+        sub: `fz-jit-${tag}`,
+        preferred_username: 'Fuzz Jit',
+        email: `fz-jit-${tag}@example.com`,
+        email_verified: true,
+      },
+      { ttl },
+    ),
+    await idp.sign({ sub: linkedSub }, { ttl }),
+    await idp.sign({ sub: `fz-admin-${tag}`, realm_access: { roles: ['fuzz-admin', 'other'] } }, { ttl }),
+    await partnerIdp.sign({ sub: partnerSub }, { ttl }),
+    await partnerIdp.sign({ sub: `fz-partner-unlinked-${tag}`, aud: PARTNER_AUDIENCE }, { ttl }),
+    await idp.sign({ sub: linkedSub }, { now: now - 400, ttl: 3600 }),
+    ...(
+      await Promise.all(
+        odd.map((claims, i) => idp.sign({ sub: `fz-odd-${i}-${tag}`, ...claims }, { ttl }).catch(() => null)),
+      )
+    ).filter((t): t is string => t !== null),
+  ];
+  const fresh = await Promise.all([
+    ...Array.from({ length: 16 }, (_, i) => idp.sign({ sub: `fz-fresh-${i}-${tag}` }, { ttl })),
+    partnerIdp.sign({ sub: `fz-fresh-partner-${tag}` }, { ttl }),
+    partnerIdp.sign({ sub: partnerSub }, { ttl }),
+  ]);
+  return {
+    bearer: bearerTokens,
+    hostile: hostileExternalTokens(bearerTokens[1]!),
+    fresh,
+    linkedSub,
+    identityId: linked.id,
+    session: {
+      userId: exchange.user.id,
+      username: exchange.user.username,
+      access: exchange.accessToken,
+      identityId: own!.id,
+    },
+    exchanged: exchanged.access_token,
   };
 }
 
 /** The fuzz's machine client (created once, by a fresh admin session: the fuzz may end the others). */
-let fuzzClient: { clientId: string; secret: string } | undefined;
+let fuzzClient: { clientId: string; secret: string; serviceUserId: string } | undefined;
 
-/** The machine client with every scope but the admin ones, and a new token of it (from the token endpoint). */
+/**
+ * The machine client with every scope but the admin ones, allowed token exchange (RFC 8693),
+ * and a new token of it (from the token endpoint).
+ */
 async function newClient(): Promise<FuzzClient> {
   if (!fuzzClient) {
     const admin = await loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP);
     const created = await call(app.url, 'POST', '/oauth/clients', {
       headers: { ...bearer(admin.access), ...CLEAN_IP },
-      json: { name: 'fuzz client', allowedScopes: ['introspection', 'profile', 'resources:read', 'resources:write'] },
+      json: {
+        name: 'fuzz client',
+        allowedScopes: ['introspection', 'profile', 'resources:read', 'resources:write'],
+        tokenExchange: true,
+      },
     });
     expect(created.status).toBe(201);
-    const { client, secret } = created.json as { client: { clientId: string }; secret: { value: string } };
-    fuzzClient = { clientId: client.clientId, secret: secret.value };
+    const { client, secret } = created.json as {
+      client: { clientId: string; serviceUserId: string };
+      secret: { value: string };
+    };
+    fuzzClient = { clientId: client.clientId, secret: secret.value, serviceUserId: client.serviceUserId };
   }
-  const { clientId, secret } = fuzzClient;
+  const { clientId, secret, serviceUserId } = fuzzClient;
   const token = await call(app.url, 'POST', '/oauth/token', {
     headers: {
       ...CLEAN_IP,
@@ -910,7 +1506,7 @@ async function newClient(): Promise<FuzzClient> {
     raw: 'grant_type=client_credentials',
   });
   expect(token.status).toBe(200);
-  return { clientId, secret, access: (token.json as { access_token: string }).access_token };
+  return { clientId, secret, serviceUserId, access: (token.json as { access_token: string }).access_token };
 }
 
 interface Probe {
@@ -919,6 +1515,8 @@ interface Probe {
   path: string;
   headers: Record<string, string | string[]>;
   json?: unknown;
+  /** A body sent as is (the OAuth form endpoints). */
+  raw?: string;
   status: number;
   code?: string;
   /** The exact body, when it must not differ (404 for a tenant one is not in). */
@@ -1230,6 +1828,558 @@ function tenantProbes(ctx: Context): Probe[] {
   return probes;
 }
 
+/** The claims of a JWT, unverified (what Gatehouse signed, or what a provider's token says). */
+function claimsOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
+/** RFC 6750 challenge of a refused bearer token. */
+const INVALID_TOKEN_CHALLENGE = /^Bearer realm="gatehouse", error="invalid_token", error_description="[^"]+"$/;
+
+/**
+ * Federation (contract v2 §D), with the exact answer each request must get: provider tokens
+ * as bearer tokens (jit, linked, roleMap admin, linked-only, tenants-only, every hostile
+ * token), the session exchange (once, fresh, hostile and malformed subject tokens), linking
+ * and unlinking by the owner and by an admin, RFC 8693 token exchange, and the deletion of a
+ * passwordless account. Accounts and tokens the probes need are made here first.
+ */
+async function federationProbes(ctx: Context): Promise<Probe[]> {
+  const f = ctx.fed;
+  const tag = randomUUID().slice(0, 8);
+  const sign = (claims: Record<string, unknown>, opts: Parameters<FakeIdp['sign']>[1] = {}) =>
+    idp.sign(claims, { ttl: 900, ...opts });
+  const [jitToken, linkedToken, adminToken, partnerLinked, partnerUnlinked, oldToken] = f.bearer as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const user = bearer(ctx.user.access);
+  const admin = bearer((await loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP)).access);
+  const probes: Probe[] = [];
+  const add = (p: Probe) => probes.push(p);
+  const expectThat = (what: string, ok: (o: Outcome) => boolean) => (o: Outcome, failures: string[]) => {
+    if (!ok(o)) failures.push(`probe ${what}: unexpected answer ${o.text.slice(0, 300)}`);
+  };
+  const exchange = (what: string, subjectToken: unknown, status: number, code?: string, after?: Probe['after']) =>
+    add({
+      what: `exchange ${what}`,
+      method: 'POST',
+      path: '/auth/federated/session',
+      headers: freshAddress(),
+      json: subjectToken === undefined ? {} : { subjectToken },
+      status,
+      code,
+      after,
+    });
+  const link = (what: string, headers: Probe['headers'], json: unknown, status: number, code?: string) =>
+    add({ what: `link ${what}`, method: 'POST', path: '/users/me/identities', headers, json, status, code });
+  const refused = (what: string, token: string, reason: string) =>
+    add({
+      what: `bearer ${what}`,
+      method: 'GET',
+      path: '/users/me',
+      headers: bearer(token),
+      status: 401,
+      code: 'INVALID_TOKEN',
+      after: expectThat(what, (o) => o.headers['www-authenticate']?.includes(`error_description="${reason}"`) === true),
+    });
+
+  // 1. The providers' tokens as bearer tokens.
+  add({
+    what: 'a first-seen identity (jit) creates a passwordless account',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(jitToken),
+    status: 200,
+    after: expectThat('jit account', (o) => {
+      const me = o.json as { hasPassword?: boolean; identities?: Array<Record<string, unknown>> };
+      const [identity] = me.identities ?? [];
+      return (
+        me.hasPassword === false &&
+        me.identities?.length === 1 &&
+        identity?.issuer === idp.issuer &&
+        identity.issuerName === 'fuzz-idp' &&
+        identity.subject === claimsOf(jitToken).sub
+      );
+    }),
+  });
+  add({
+    what: 'the linked identity acts as the batch user',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(linkedToken),
+    status: 200,
+    after: expectThat('linked identity', (o) => (o.json as { id?: string }).id === ctx.user.id),
+  });
+  add({
+    what: "a provider's token on a session route",
+    method: 'GET',
+    path: '/auth/sessions',
+    headers: bearer(linkedToken),
+    status: 403,
+    code: 'USER_SESSION_REQUIRED',
+  });
+  add({
+    what: 'tenants-only: personal resources',
+    method: 'GET',
+    path: '/resources',
+    headers: bearer(linkedToken),
+    status: 403,
+    code: 'INSUFFICIENT_TENANT_PERMISSION',
+  });
+  add({
+    what: 'tenants-only: in an own tenant',
+    method: 'GET',
+    path: '/resources',
+    headers: { ...bearer(linkedToken), 'x-tenant-id': ctx.tenant.id },
+    status: 200,
+  });
+  add({
+    what: 'tenants-only: every tenant of the caller',
+    method: 'GET',
+    path: '/resources?scope=memberships',
+    headers: bearer(linkedToken),
+    status: 200,
+  });
+  add({
+    what: 'tenants-only: creating a tenant',
+    method: 'POST',
+    path: '/tenants',
+    headers: bearer(linkedToken),
+    json: { name: 'Not allowed', slug: `fz-fed-${tag}` },
+    status: 403,
+    code: 'TENANT_CREATION_DISABLED',
+  });
+  add({ what: 'roleMap admin', method: 'GET', path: '/users', headers: bearer(adminToken), status: 200 });
+  add({
+    what: 'no mapped role',
+    method: 'GET',
+    path: '/users',
+    headers: bearer(jitToken),
+    status: 403,
+    code: 'INSUFFICIENT_ROLE',
+  });
+  add({
+    what: 'linked-only, linked by an admin',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(partnerLinked),
+    status: 200,
+    after: expectThat('partner identity', (o) => (o.json as { id?: string }).id === ctx.tenant.member.id),
+  });
+  add({
+    what: 'linked-only, not linked',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(partnerUnlinked),
+    status: 403,
+    code: 'FEDERATED_USER_NOT_PROVISIONED',
+  });
+  add({
+    what: 'a token too old to exchange is still a bearer token',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(oldToken),
+    status: 200,
+  });
+  refused('of an unknown issuer', await sign({ iss: 'http://127.0.0.1:1/unknown' }), 'unknown issuer');
+  refused('for another audience', await sign({ aud: 'someone-else' }), 'claim aud invalid');
+  refused('expired', await sign({}, { now: Math.floor(Date.now() / 1000) - 7200 }), 'expired');
+  refused('living too long', await sign({}, { ttl: 200_000 }), 'lifetime too long');
+  refused('with alg none', f.hostile[0]!, 'algorithm not allowed');
+  // PostgreSQL text cannot hold U+0000: such a sub must be refused like any bad sub, not reach the database.
+  add({
+    what: 'bearer with a sub holding U+0000',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(await sign({ sub: `fz\u0000nul-${tag}` })),
+    status: 401,
+    code: 'INVALID_TOKEN',
+    after: expectThat('NUL sub', (o) => INVALID_TOKEN_CHALLENGE.test(o.headers['www-authenticate'] ?? '')),
+  });
+  f.hostile.forEach((token, i) =>
+    add({
+      what: `hostile external token ${i} as a bearer token`,
+      method: 'GET',
+      path: '/users/me',
+      headers: bearer(token),
+      status: 401,
+      code: 'INVALID_TOKEN',
+      after: expectThat(`hostile ${i}`, (o) => INVALID_TOKEN_CHALLENGE.test(o.headers['www-authenticate'] ?? '')),
+    }),
+  );
+
+  // 2. The session exchange.
+  f.hostile.forEach((token, i) => exchange(`hostile token ${i}`, token, 401, 'FEDERATED_TOKEN_INVALID'));
+  exchange('without subjectToken', undefined, 400, 'VALIDATION_FAILED');
+  exchange('with a number', 42, 400, 'VALIDATION_FAILED');
+  exchange('with an empty string', '', 400, 'VALIDATION_FAILED');
+  exchange('with an array', [jitToken], 400, 'VALIDATION_FAILED');
+  exchange('with an object', { token: jitToken }, 400, 'VALIDATION_FAILED');
+  exchange('with 16,000 characters', 'x'.repeat(16_000), 401, 'FEDERATED_TOKEN_INVALID');
+  exchange('with a body over 16 KiB', 'x'.repeat(16_500), 413, 'PAYLOAD_TOO_LARGE');
+  add({
+    what: 'exchange with another field',
+    method: 'POST',
+    path: '/auth/federated/session',
+    headers: freshAddress(),
+    json: { subjectToken: await sign({ sub: `fz-extra-${tag}` }), isAdmin: true },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  });
+  const once = await sign({ sub: `fz-once-${tag}` });
+  exchange('a fresh token', once, 200, undefined, (o, failures) => {
+    const body = o.json as { accessToken?: string; user?: { id?: string } };
+    const claims = body.accessToken ? claimsOf(body.accessToken) : {};
+    if (!refreshCookieOf(o) || JSON.stringify(claims.amr) !== '["fed"]' || claims.acr !== 'aal1')
+      failures.push(`probe exchange a fresh token: no refresh cookie or wrong amr/acr: ${o.text.slice(0, 300)}`);
+  });
+  exchange('the same token again', once, 401, 'FEDERATED_TOKEN_REUSED');
+  exchange('a token issued 400 s ago', oldToken, 401, 'FEDERATED_TOKEN_INVALID');
+  exchange(
+    'a token without iat',
+    await sign({ sub: `fz-noiat-${tag}` }, { omit: ['iat'] }),
+    401,
+    'FEDERATED_TOKEN_INVALID',
+  );
+  exchange(
+    'linked-only, not linked',
+    await partnerIdp.sign({ sub: `fz-nobody-${tag}` }),
+    403,
+    'FEDERATED_USER_NOT_PROVISIONED',
+  );
+  exchange(
+    'linked-only, linked by an admin',
+    await partnerIdp.sign({ sub: claimsOf(partnerLinked).sub as string }),
+    200,
+    undefined,
+    expectThat('partner exchange', (o) => (o.json as { user?: { id?: string } }).user?.id === ctx.tenant.member.id),
+  );
+  exchange('a token whose sub holds U+0000', await sign({ sub: `fz\u0000x-${tag}` }), 401, 'FEDERATED_TOKEN_INVALID');
+
+  // 3. Linking and unlinking by the owner.
+  const password = ctx.user.password;
+  link(
+    'with a wrong password',
+    user,
+    { subjectToken: await sign({ sub: `fz-wrongpw-${tag}` }), password: 'not it' },
+    403,
+    'INVALID_PASSWORD',
+  );
+  link('without the password', user, { subjectToken: await sign({ sub: `fz-nopw-${tag}` }) }, 400, 'VALIDATION_FAILED');
+  const linkToken = await sign({ sub: `fz-link-${tag}` });
+  add({
+    what: 'link a fresh token, with the password',
+    method: 'POST',
+    path: '/users/me/identities',
+    headers: user,
+    json: { subjectToken: linkToken, password },
+    status: 201,
+    after: expectThat('link', (o) => {
+      const id = o.json as Record<string, unknown>;
+      return id.issuer === idp.issuer && id.issuerName === 'fuzz-idp' && id.subject === `fz-link-${tag}`;
+    }),
+  });
+  link('the same token again', user, { subjectToken: linkToken, password }, 401, 'FEDERATED_TOKEN_REUSED');
+  exchange('a token used to link', linkToken, 401, 'FEDERATED_TOKEN_REUSED');
+  link(
+    'an identity that has an account',
+    user,
+    { subjectToken: await sign({ sub: claimsOf(jitToken).sub as string }), password },
+    409,
+    'IDENTITY_ALREADY_LINKED',
+  );
+  link('a hostile token', user, { subjectToken: f.hostile[0], password }, 401, 'FEDERATED_TOKEN_INVALID');
+  link('a token issued 400 s ago', user, { subjectToken: oldToken, password }, 401, 'FEDERATED_TOKEN_INVALID');
+  link(
+    'from an account without a password',
+    bearer(f.session.access),
+    { subjectToken: await sign({ sub: `fz-nolocal-${tag}` }), password: 'x' },
+    403,
+    'NO_LOCAL_PASSWORD',
+  );
+  link(
+    'a token whose email holds U+0000',
+    user,
+    { subjectToken: await sign({ sub: `fz-nulmail-${tag}`, email: 'a\u0000b@example.com' }), password },
+    201,
+  );
+  add({
+    what: 'list the identities',
+    method: 'GET',
+    path: '/users/me/identities',
+    headers: user,
+    status: 200,
+    after: expectThat('identities', (o) => {
+      const subjects = (o.json as Array<{ subject: string }>).map((i) => i.subject);
+      return subjects.includes(f.linkedSub) && subjects.includes(`fz-link-${tag}`);
+    }),
+  });
+  for (const [what, id, headers] of [
+    ['not a UUID', 'not-a-uuid', user],
+    ['unknown', randomUUID(), user],
+    ["another account's", f.session.identityId, user],
+  ] as const) {
+    add({
+      what: `unlink ${what}`,
+      method: 'DELETE',
+      path: `/users/me/identities/${id}`,
+      headers,
+      status: 404,
+      code: 'NOT_FOUND',
+    });
+  }
+  add({
+    what: 'unlink the only way in of a passwordless account',
+    method: 'DELETE',
+    path: `/users/me/identities/${f.session.identityId}`,
+    headers: bearer(f.session.access),
+    status: 409,
+    code: 'LAST_LOGIN_METHOD',
+  });
+
+  // 4. Linking and unlinking by an admin.
+  const adminLink = (
+    what: string,
+    headers: Probe['headers'],
+    id: string,
+    json: unknown,
+    status: number,
+    code?: string,
+  ) =>
+    add({ what: `admin link ${what}`, method: 'POST', path: `/users/${id}/identities`, headers, json, status, code });
+  const adminSub = `fz-adm-${tag}`;
+  adminLink(
+    'an unconfigured issuer',
+    admin,
+    ctx.user.id,
+    { issuer: 'http://127.0.0.1:1/unknown', subject: 's' },
+    400,
+    'VALIDATION_FAILED',
+  );
+  adminLink('by a non-admin', user, ctx.user.id, { issuer: idp.issuer, subject: adminSub }, 403, 'INSUFFICIENT_ROLE');
+  adminLink(
+    'to an unknown user',
+    admin,
+    randomUUID(),
+    { issuer: idp.issuer, subject: adminSub },
+    404,
+    'USER_NOT_FOUND',
+  );
+  adminLink('to a non-UUID', admin, 'not-a-uuid', { issuer: idp.issuer, subject: adminSub }, 404, 'USER_NOT_FOUND');
+  adminLink(
+    "to a client's service user",
+    admin,
+    ctx.client.serviceUserId,
+    { issuer: idp.issuer, subject: adminSub },
+    400,
+    'VALIDATION_FAILED',
+  );
+  adminLink('with an empty subject', admin, ctx.user.id, { issuer: idp.issuer, subject: '' }, 400, 'VALIDATION_FAILED');
+  adminLink(
+    'with a 256-character subject',
+    admin,
+    ctx.user.id,
+    { issuer: idp.issuer, subject: 's'.repeat(256) },
+    400,
+    'VALIDATION_FAILED',
+  );
+  adminLink(
+    'with a NUL in the subject',
+    admin,
+    ctx.user.id,
+    { issuer: idp.issuer, subject: 'a\u0000b' },
+    400,
+    'VALIDATION_FAILED',
+  );
+  adminLink(
+    'with another field',
+    admin,
+    ctx.user.id,
+    { issuer: idp.issuer, subject: adminSub, userId: ctx.admin.id },
+    400,
+    'VALIDATION_FAILED',
+  );
+  adminLink('a new identity', admin, ctx.user.id, { issuer: idp.issuer, subject: adminSub }, 201);
+  adminLink(
+    'the same identity again',
+    admin,
+    ctx.tenant.member.id,
+    { issuer: idp.issuer, subject: adminSub },
+    409,
+    'IDENTITY_ALREADY_LINKED',
+  );
+  for (const [what, path, headers, status, code] of [
+    ['an unknown identity', `/users/${ctx.user.id}/identities/${randomUUID()}`, admin, 404, 'NOT_FOUND'],
+    ['of an unknown user', `/users/${randomUUID()}/identities/${randomUUID()}`, admin, 404, 'USER_NOT_FOUND'],
+    ['by a non-admin', `/users/${f.session.userId}/identities/${f.session.identityId}`, user, 403, 'INSUFFICIENT_ROLE'],
+    [
+      'the only way in',
+      `/users/${f.session.userId}/identities/${f.session.identityId}`,
+      admin,
+      409,
+      'LAST_LOGIN_METHOD',
+    ],
+  ] as const) {
+    add({ what: `admin unlink ${what}`, method: 'DELETE', path, headers, status, code });
+  }
+
+  // 5. RFC 8693 token exchange.
+  const plain = await plainClient();
+  const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+  const basicOf = (c: { clientId: string; secret: string }) => ({
+    'content-type': 'application/x-www-form-urlencoded',
+    authorization: `Basic ${Buffer.from(`${c.clientId}:${c.secret}`).toString('base64')}`,
+  });
+  const grant = async (fields: Record<string, string> = {}) => ({
+    grant_type: TOKEN_EXCHANGE,
+    subject_token: await sign({ sub: f.linkedSub }),
+    subject_token_type: SUBJECT_TYPES[1]!,
+    ...fields,
+  });
+  const tokenProbe = (
+    what: string,
+    client: { clientId: string; secret: string },
+    fields: Record<string, string>,
+    status: number,
+    code?: string,
+    after?: Probe['after'],
+  ) =>
+    add({
+      what: `token exchange ${what}`,
+      method: 'POST',
+      path: '/oauth/token',
+      headers: basicOf(client),
+      raw: form(fields),
+      status,
+      code,
+      after,
+    });
+  tokenProbe('by a client without tokenExchange', plain, await grant(), 400, 'UNAUTHORIZED_CLIENT');
+  tokenProbe(
+    'for the batch user',
+    ctx.client,
+    await grant(),
+    200,
+    undefined,
+    expectThat('token exchange', (o) => {
+      const body = o.json as { access_token?: string; issued_token_type?: string; scope?: string };
+      const claims = body.access_token ? claimsOf(body.access_token) : {};
+      const act = claims.act as { sub?: string; client_id?: string } | undefined;
+      return (
+        body.issued_token_type === 'urn:ietf:params:oauth:token-type:access_token' &&
+        claims.sub === ctx.user.id &&
+        act?.client_id === ctx.client.clientId &&
+        act.sub === ctx.client.serviceUserId &&
+        !(body.scope ?? '').split(' ').includes('introspection')
+      );
+    }),
+  );
+  const { subject_token: _omitted, ...withoutToken } = await grant();
+  tokenProbe('without subject_token', ctx.client, withoutToken, 400, 'INVALID_REQUEST');
+  tokenProbe(
+    'with a SAML token type',
+    ctx.client,
+    await grant({ subject_token_type: 'urn:ietf:params:oauth:token-type:saml2' }),
+    400,
+    'INVALID_REQUEST',
+  );
+  tokenProbe(
+    'asking for an ID token',
+    ctx.client,
+    await grant({ requested_token_type: SUBJECT_TYPES[2]! }),
+    400,
+    'INVALID_REQUEST',
+  );
+  tokenProbe(
+    'with an actor_token',
+    ctx.client,
+    await grant({ actor_token: ctx.client.access, actor_token_type: SUBJECT_TYPES[1]! }),
+    400,
+    'INVALID_REQUEST',
+  );
+  tokenProbe('asking for introspection', ctx.client, await grant({ scope: 'introspection' }), 400, 'INVALID_SCOPE');
+  tokenProbe(
+    'with a hostile subject token',
+    ctx.client,
+    await grant({ subject_token: f.hostile[2]! }),
+    400,
+    'INVALID_REQUEST',
+  );
+  tokenProbe(
+    'for a linked-only identity not linked',
+    ctx.client,
+    await grant({ subject_token: partnerUnlinked }),
+    400,
+    'INVALID_REQUEST',
+  );
+  add({
+    what: 'the exchanged token acts as the user',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(f.exchanged),
+    status: 200,
+    after: expectThat('exchanged token', (o) => (o.json as { id?: string }).id === ctx.user.id),
+  });
+  add({
+    what: 'the exchanged token on a session route',
+    method: 'POST',
+    path: '/auth/logout-all',
+    headers: bearer(f.exchanged),
+    status: 403,
+    code: 'USER_SESSION_REQUIRED',
+  });
+
+  // 6. A passwordless account deletes itself from a fresh session.
+  const deleteSub = `fz-delete-${tag}`;
+  const signedIn = expectStatus(
+    'exchange for the deletion probes',
+    await call(app.url, 'POST', '/auth/federated/session', {
+      headers: freshAddress(),
+      json: { subjectToken: await sign({ sub: deleteSub, preferred_username: `fzdel_${tag}` }) },
+    }),
+    200,
+  ) as { accessToken: string; user: { username: string } };
+  const me = bearer(signedIn.accessToken);
+  const remove = (what: string, headers: Probe['headers'], json: unknown, status: number, code?: string) =>
+    add({ what: `delete ${what}`, method: 'DELETE', path: '/users/me', headers, json, status, code });
+  remove('with the wrong confirmation', me, { confirm: `${signedIn.user.username}x` }, 400, 'CONFIRMATION_MISMATCH');
+  remove('with a password instead', me, { password: 'anything' }, 400, 'CONFIRMATION_MISMATCH');
+  remove('with neither', me, {}, 400, 'VALIDATION_FAILED');
+  remove(
+    "with the provider's token",
+    bearer(await sign({ sub: deleteSub })),
+    { confirm: signedIn.user.username },
+    403,
+    'USER_SESSION_REQUIRED',
+  );
+  remove('a password account by confirmation', user, { confirm: ctx.user.username }, 400, 'VALIDATION_FAILED');
+  remove('with the username', me, { confirm: signedIn.user.username }, 204);
+  add({ what: 'the deleted account', method: 'GET', path: '/users/me', headers: me, status: 401 });
+  return probes;
+}
+
+/** A client without tokenExchange (created once). */
+let plainClientCache: { clientId: string; secret: string } | undefined;
+async function plainClient(): Promise<{ clientId: string; secret: string }> {
+  if (!plainClientCache) {
+    const admin = await loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP);
+    const { client, secret } = expectStatus(
+      'create a client without token exchange',
+      await call(app.url, 'POST', '/oauth/clients', {
+        headers: { ...bearer(admin.access), ...CLEAN_IP },
+        json: { name: 'fuzz plain client', allowedScopes: ['profile'] },
+      }),
+      201,
+    ) as { client: { clientId: string }; secret: { value: string } };
+    plainClientCache = { clientId: client.clientId, secret: secret.value };
+  }
+  return plainClientCache;
+}
+
 /** Malformed HTTP on raw sockets: Node's parser must answer (400/413/431/...) or close, never crash. */
 function malformedRequests(port: number): string[] {
   return [
@@ -1323,11 +2473,14 @@ describe('hostile input at volume', () => {
       // The attacks did not hurt the real session.
       expect((await call(app.url, 'GET', '/users/me', { headers: bearer(ctx0.user.access), agent })).status).toBe(200);
 
-      // 1b. Hostile tenant contexts, with the exact answer each must get (contract v2 §E).
-      for (const p of tenantProbes(ctx0)) {
+      // 1b. Hostile tenant contexts (contract v2 §E) and federation (§D), with the exact
+      //     answer each must get.
+      const fedProbes = await federationProbes(ctx0);
+      for (const p of [...tenantProbes(ctx0), ...fedProbes]) {
         const o = await call(app.url, p.method, p.path, {
-          headers: { ...p.headers, ...CLEAN_IP },
+          headers: { ...CLEAN_IP, ...p.headers },
           ...(p.json === undefined ? {} : { json: p.json }),
+          ...(p.raw === undefined ? {} : { raw: p.raw }),
           agent,
         });
         check(`probe ${p.what}`, o);
@@ -1356,10 +2509,12 @@ describe('hostile input at volume', () => {
         }
       }
 
-      // 3. Fuzzed requests, in batches with a fresh user (fuzzed logouts and password changes
+      // 3. Fuzzed requests (federation routes and external bearer tokens counted apart), in batches with a fresh user (fuzzed logouts and password changes
       //    may end a batch's session: that is fine, the next batch starts anew).
       let fuzzed = 0;
       let batch = 0;
+      let federationRequests = 0;
+      let externalBearerRequests = 0;
       while (fuzzed < TOTAL) {
         batch += 1;
         if (batch % 5 === 0) admin = await adminFresh();
@@ -1370,6 +2525,12 @@ describe('hostile input at volume', () => {
           while (next < specs.length) {
             const spec = specs[next++]!;
             const req = materialize(spec, ctx);
+            if (
+              FEDERATION_ROUTES.has(spec.route[1]) ||
+              (spec.body.kind === 'subject' && spec.route[1] === '/oauth/token')
+            )
+              federationRequests += 1;
+            if (EXTERNAL_AUTH.has(spec.auth.kind)) externalBearerRequests += 1;
             const o = await call(app.url, req.method, req.path, {
               headers: req.headers,
               raw: req.payload,
@@ -1398,11 +2559,19 @@ describe('hostile input at volume', () => {
       const rssEnd = app.rssKiB();
       const health = await call(app.url, 'GET', '/health');
 
+      const jwksFetches = idp.jwksHits;
       const summary = {
         seed: SEED,
         requests: sent,
         fuzzed,
         token_attacks: attackStatuses.length,
+        federation: {
+          probes: fedProbes.length,
+          fuzzed_on_federation_routes: federationRequests,
+          fuzzed_with_external_bearer: externalBearerRequests,
+          jwks_fetches: { 'fuzz-idp': jwksFetches, partner: partnerIdp.jwksHits },
+          canary_hits: canary.hits(),
+        },
         raw_malformed: rawResults.length,
         statuses: Object.fromEntries([...statusCounts].sort(([a], [b]) => a.localeCompare(b))),
         '5xx': [...statusCounts].filter(([k]) => Number(k) >= 500).reduce((s, [, n]) => s + n, 0),
@@ -1421,6 +2590,13 @@ describe('hostile input at volume', () => {
       console.log(`[hostile] ${JSON.stringify(summary)}`);
 
       expect(failures.slice(0, 20)).toEqual([]);
+      // jku / x5u / jwk headers are never followed, and unknown kids refetch at most once per
+      // FEDERATION_JWKS_COOLDOWN (30 s): the first fetch, one per cooldown, one per cache TTL.
+      expect(canary.hits()).toBe(0);
+      expect(jwksFetches).toBeGreaterThan(0);
+      expect(jwksFetches).toBeLessThanOrEqual(Math.ceil((performance.now() - t0) / 30_000) + 2);
+      expect(federationRequests).toBeGreaterThan(1_000);
+      expect(externalBearerRequests).toBeGreaterThan(1_000);
       expect(app.dead).toBe(false);
       expect(health.status).toBe(200);
       expect(sent).toBeGreaterThanOrEqual(20_000);
