@@ -240,15 +240,7 @@ export class AuthService {
    */
   async federatedSession(subjectToken: string, client: ClientInfo): Promise<AuthResult> {
     await this.limiter.hit(`fed:ip:${client.ip ?? 'unknown'}`, EXCHANGE_IP_LIMIT, 60_000);
-    const token = await this.identities.verifySubjectToken(subjectToken);
-    const maxAge = this.config.FEDERATION_EXCHANGE_MAX_AGE;
-    const nowSeconds = Math.floor(this.clock.nowMs() / 1000);
-    if (typeof token.claims.iat !== 'number' || token.claims.iat < nowSeconds - maxAge) {
-      throw new AppError(
-        ErrorCode.FEDERATED_TOKEN_INVALID,
-        `The external token must have been issued in the last ${maxAge} seconds: sign in there again`,
-      );
-    }
+    const token = await this.identities.verifyFreshSubjectToken(subjectToken);
     const linked = await this.identities.userFor(token, client);
     if (linked.disabled) throw new AppError(ErrorCode.ACCOUNT_DISABLED, 'This account is disabled');
     if (linked.kind !== 'person')

@@ -102,6 +102,23 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
   }
 
   /**
+   * verifySubjectToken(), and the token must carry an `iat` at most FEDERATION_EXCHANGE_MAX_AGE
+   * old: what opens a session or links an account is a sign-in just made, not a token kept.
+   */
+  async verifyFreshSubjectToken(token: string): Promise<ExternalToken> {
+    const verified = await this.verifySubjectToken(token);
+    const maxAge = this.config.FEDERATION_EXCHANGE_MAX_AGE;
+    const nowSeconds = Math.floor(this.clock.nowMs() / 1000);
+    if (typeof verified.claims.iat !== 'number' || verified.claims.iat < nowSeconds - maxAge) {
+      throw new AppError(
+        ErrorCode.FEDERATED_TOKEN_INVALID,
+        `The external token must have been issued in the last ${maxAge} seconds: sign in there again`,
+      );
+    }
+    return verified;
+  }
+
+  /**
    * The Gatehouse user of a verified external token: the linked one (cached), or a new
    * passwordless person under `jit`; 403 FEDERATED_USER_NOT_PROVISIONED under `linked-only`.
    */

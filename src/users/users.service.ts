@@ -26,6 +26,7 @@ import { ClientsService } from '../clients/clients.service.js';
 import { TenantsRepository } from '../tenants/tenants.repository.js';
 import { IdentitiesRepository } from '../identities/identities.repository.js';
 import type { DeleteAccountDto } from './dto/users.dto.js';
+import { toDto } from './identity-links.service.js';
 
 /** A passwordless person deletes the account from a session opened this recently (seconds). */
 const FRESH_SESSION_SECONDS = 300;
@@ -100,16 +101,7 @@ export class UsersService implements OnApplicationBootstrap {
   async me(caller: Principal): Promise<MeDto> {
     const user = await this.existing(caller);
     const identities = await this.identities.listOf(user.id);
-    return Object.assign(MeDto.fromMe(user), {
-      identities: identities.map((i) => ({
-        id: i.id,
-        issuer: i.issuer,
-        issuerName: i.issuerName,
-        subject: i.subject,
-        linkedAt: i.createdAt.toISOString(),
-        lastSeenAt: i.lastSeenAt?.toISOString() ?? null,
-      })),
-    });
+    return Object.assign(MeDto.fromMe(user), { identities: identities.map(toDto) });
   }
 
   /**
