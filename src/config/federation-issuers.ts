@@ -55,6 +55,13 @@ const DEFAULT_CLAIMS = {
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/** https, or plain http on a loopback host (the tests' own provider): for issuers and JWKS URLs. */
+export function isSecureUrl(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname));
+}
+
 /** https, or http on a loopback host (the tests' own provider); no query or fragment. */
 const secureUrl = z.string({ error: 'required' }).superRefine((value, ctx) => {
   if (!URL.canParse(value)) {
@@ -62,10 +69,11 @@ const secureUrl = z.string({ error: 'required' }).superRefine((value, ctx) => {
     return;
   }
   const url = new URL(value);
-  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-    ctx.addIssue({ code: 'custom', message: 'must be https (plain http only on a loopback host)' });
-  } else if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    ctx.addIssue({ code: 'custom', message: 'must be an https URL' });
+  if (!isSecureUrl(value)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: url.protocol === 'http:' ? 'must be https (plain http only on a loopback host)' : 'must be an https URL',
+    });
   }
   if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not hold credentials' });
 });

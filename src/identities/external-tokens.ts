@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
+import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { Clock } from '../common/clock.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
@@ -45,7 +45,10 @@ export const federationUnavailable = (issuer: FederationIssuer): AppError =>
  */
 @Injectable()
 export class ExternalTokens {
-  private readonly byIssuer = new Map<string, { issuer: FederationIssuer; keys: RemoteKeySet }>();
+  private readonly byIssuer = new Map<
+    string,
+    { issuer: FederationIssuer; keys: RemoteKeySet; options: Omit<JWTVerifyOptions, 'currentDate'> }
+  >();
   private readonly logger = new Logger('Federation');
   /** When each issuer's unavailability was last logged (at most once per 10 s each). */
   private readonly loggedAtMs = new Map<string, number>();
@@ -63,6 +66,14 @@ export class ExternalTokens {
           timeoutMs: config.FEDERATION_HTTP_TIMEOUT * 1000,
           clock,
         }),
+        // Built once: only the current date changes from one token to the next.
+        options: {
+          issuer: issuer.issuer,
+          audience: [...issuer.audience],
+          algorithms: [...issuer.algorithms],
+          requiredClaims: ['exp', 'sub', 'iss', 'aud'],
+          clockTolerance: config.FEDERATION_CLOCK_TOLERANCE,
+        },
       });
     }
   }
@@ -90,17 +101,10 @@ export class ExternalTokens {
     const iss = this.claimedIssuer(token);
     const entry = iss === null ? undefined : this.byIssuer.get(iss);
     if (!entry) throw new TokenRejected('unknown issuer');
-    const { issuer, keys } = entry;
+    const { issuer, keys, options } = entry;
     let claims: JWTPayload;
     try {
-      ({ payload: claims } = await jwtVerify(token, keys.getKey, {
-        issuer: issuer.issuer,
-        audience: [...issuer.audience],
-        algorithms: [...issuer.algorithms],
-        requiredClaims: ['exp', 'sub', 'iss', 'aud'],
-        clockTolerance: this.config.FEDERATION_CLOCK_TOLERANCE,
-        currentDate: this.clock.now(),
-      }));
+      ({ payload: claims } = await jwtVerify(token, keys.getKey, { ...options, currentDate: this.clock.now() }));
     } catch (error) {
       if (error instanceof ProviderUnavailable) {
         this.logUnavailable(issuer, error);

@@ -171,8 +171,7 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
 
   /** Tells every instance that this identity's link changed (linking, unlinking). */
   async announce(userId: string, issuer: string, subject: string): Promise<void> {
-    this.cache.forgetUser(userId);
-    this.cache.forget(issuer, subject);
+    // The bus delivers here at once too (onModuleInit's handler forgets the entries).
     await this.events.emit('identities.changed', { userId, issuer, subject });
   }
 

@@ -1,5 +1,6 @@
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../common/clock.js';
+import { isSecureUrl } from '../config/federation-issuers.js';
 
 /** The provider could not be reached (or answered nonsense) and no usable keys are cached. */
 export class ProviderUnavailable extends Error {
@@ -20,7 +21,6 @@ export interface RemoteKeySetOptions {
 const MAX_BODY_BYTES = 512 * 1024;
 /** After a failed fetch, requests answer 503 at once for this long instead of each waiting. */
 const FAILURE_HOLD_MS = 1000;
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
  * One external issuer's signing keys, fetched from its JWKS (found by OIDC discovery when
@@ -164,11 +164,4 @@ export class RemoteKeySet {
       throw new ProviderUnavailable(`${url}: not JSON`);
     }
   }
-}
-
-/** https, or http on a loopback host. */
-export function isSecureUrl(value: string): boolean {
-  if (!URL.canParse(value)) return false;
-  const url = new URL(value);
-  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname));
 }

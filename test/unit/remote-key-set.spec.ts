@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { errors, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ProviderUnavailable, RemoteKeySet, isSecureUrl } from '../../src/identities/remote-key-set.js';
+import { isSecureUrl } from '../../src/config/federation-issuers.js';
+import { ProviderUnavailable, RemoteKeySet } from '../../src/identities/remote-key-set.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { FakeIdp } from '../support/fake-idp.js';
 import { unsignedJwt } from '../support/jwt.js';
