@@ -23,6 +23,7 @@ import { MfaModule } from './mfa/mfa.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
 import { OAUTH_FORM_ROUTES } from './oauth/oauth-form.middleware.js';
 import { RecoveryModule } from './recovery/recovery.module.js';
+import { RealtimeModule } from './realtime/realtime.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { ResourcesModule } from './resources/resources.module.js';
 import { RetentionModule } from './retention/retention.module.js';
@@ -78,6 +79,7 @@ export class AppModule implements NestModule {
         OAuthModule,
         TenancyModule,
         RetentionModule,
+        ...(config.WS_ENABLED ? [RealtimeModule] : []),
       ],
       controllers: [HealthController],
       providers: [

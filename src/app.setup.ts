@@ -10,6 +10,8 @@ import helmet from 'helmet';
 import { AppModule } from './app.module.js';
 import { requestId } from './common/http/request-id.middleware.js';
 import type { AppConfig } from './config/config.schema.js';
+import { RealtimeAdapter } from './realtime/realtime.adapter.js';
+import { RealtimeGateway } from './realtime/realtime.gateway.js';
 
 const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -25,6 +27,11 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
   return app;
 }
 
+/** The first step of a shutdown: every WebSocket gets 1001 (reconnect), before the HTTP drain. */
+export function closeWebSockets(app: NestExpressApplication, config: AppConfig): void {
+  if (config.WS_ENABLED) app.get(RealtimeGateway).goingAway();
+}
+
 /** The browser client, built by `npm run build` (web/ → dist/web); the same path from src/ and dist/. */
 const WEB_ROOT = fileURLToPath(new URL('../dist/web', import.meta.url));
 const WEB_ASSET = /^\/$|\.(html|js|css|map|png|svg|ico|webmanifest)$/;
@@ -32,6 +39,8 @@ const WEB_PAGES = new Set(['/verify-email', '/reset-password', '/accept-invitati
 
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.TRUST_PROXY);
+  // Real-time events (contract v2 §F) on the HTTP server's port, at WS_PATH.
+  if (config.WS_ENABLED) app.useWebSocketAdapter(new RealtimeAdapter(app, config));
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestId);

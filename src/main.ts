@@ -17,9 +17,12 @@ async function main(): Promise<void> {
     throw error;
   }
   let app;
+  let closeWebSockets: (typeof import('./app.setup.js'))['closeWebSockets'];
   try {
     // Imported only now: a configuration error is reported at once, before loading the app.
-    const { createApp } = await import('./app.setup.js');
+    const setup = await import('./app.setup.js');
+    closeWebSockets = setup.closeWebSockets;
+    const { createApp } = setup;
     app = await createApp(config);
     const server = app.getHttpServer();
     // Slow clients must not hold the server: bound the time to send headers and the request.
@@ -55,6 +58,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.log(`${signal} received: draining`);
+    // WebSockets first (1001: reconnect elsewhere), then the HTTP drain.
+    closeWebSockets(app, config);
     const force = setTimeout(() => {
       logger.warn('shutdown timeout: closing remaining connections');
       server.closeAllConnections();

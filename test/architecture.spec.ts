@@ -37,6 +37,7 @@ const LAYERS: Record<string, number> = {
   tenancy: 5,
   health: 5,
   retention: 5,
+  realtime: 5,
   cli: 5,
   // the application shell wires everything
   '.': 6,

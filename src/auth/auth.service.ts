@@ -286,7 +286,7 @@ export class AuthService {
     // secret, which logout must not revoke (the client admin API does that).
     if (fromBearer?.kind === 'user' && fromBearer.sessionId) ids.set(fromBearer.sessionId, fromBearer.userId);
     for (const [sessionId, userId] of ids) {
-      await this.sessions.revoke(sessionId, 'logout');
+      await this.sessions.revoke(userId, sessionId, 'logout');
       await this.audit.record('logout', { userId, sessionId }, client);
     }
   }

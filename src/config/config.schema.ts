@@ -218,6 +218,20 @@ export const envSchema = z
     FEDERATION_DEFAULT_ACCESS: z
       .enum(['full', 'tenants-only'], { error: 'must be full or tenants-only' })
       .default('full'),
+    // Real-time events over WebSocket (contract v2 §F).
+    WS_ENABLED: bool(true),
+    WS_PATH: z
+      .string()
+      .default('/ws')
+      .refine((v) => /^\/[A-Za-z0-9._~\-/]*$/.test(v) && !v.includes('//'), 'must be a path like /ws'),
+    WS_AUTH_TIMEOUT: seconds('WS_AUTH_TIMEOUT', 10, 1, 300),
+    WS_EXPIRY_WARNING: seconds('WS_EXPIRY_WARNING', 60, 1, 3600),
+    WS_MAX_CONNECTIONS_PER_USER: z.coerce.number().int().min(1).max(10000).default(10),
+    WS_MAX_PENDING_PER_IP: z.coerce.number().int().min(1).max(100000).default(20),
+    WS_MAX_MESSAGE_BYTES: z.coerce.number().int().min(256).max(1048576).default(4096),
+    WS_PING_INTERVAL: seconds('WS_PING_INTERVAL', 30, 1, 3600),
+    WS_MESSAGE_RATE_LIMIT: z.coerce.number().int().min(1).max(100000).default(30),
+    WS_AUTH_FAILURE_LIMIT: z.coerce.number().int().min(1).max(1000000).default(30),
   })
   .superRefine((env, ctx) => {
     if ((env.ADMIN_USERNAME === undefined) !== (env.ADMIN_PASSWORD === undefined)) {

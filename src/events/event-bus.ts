@@ -20,6 +20,41 @@ export interface GatehouseEvents {
    * it cached about that (issuer, subject) and that user.
    */
   'identities.changed': { userId: string; issuer: string; subject: string };
+  /** A session was opened: its public view (as GET /auth/sessions lists it, without `current`). */
+  'sessions.created': { userId: string; session: SessionEvent };
+  /** Sessions of a user were revoked (logout, logout-all, deletion, reuse, eviction ...). */
+  'sessions.revoked': { userId: string; sessionIds: string[] };
+  /**
+   * A resource was created, updated or deleted: `resource` is its public view (only the id
+   * once deleted); personal ones reach their owner, tenant ones the tenant's subscribers.
+   */
+  'resources.changed': {
+    action: 'created' | 'updated' | 'deleted';
+    ownerId: string | null;
+    tenantId: string | null;
+    resource: { readonly id: string };
+  };
+  /**
+   * Who may see a tenant's events changed: a member added (`member` is their public view),
+   * removed, given other roles (`userId` set), or the tenant's roles or the tenant itself
+   * changed (`userId` null, `deleted` when it is gone).
+   */
+  'tenants.access_changed': {
+    tenantId: string;
+    userId: string | null;
+    change: 'member_added' | 'member_removed' | 'roles_changed' | 'tenant_changed' | 'tenant_deleted';
+    member?: object;
+  };
+}
+
+/** A session as the real-time events show it (GET /auth/sessions's item without `current`). */
+export interface SessionEvent {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  userAgent: string | null;
+  ip: string | null;
 }
 
 export type EventName = keyof GatehouseEvents;
@@ -73,6 +108,16 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
     };
     this.emitter.on(name, safe);
     return () => this.emitter.off(name, safe);
+  }
+
+  /**
+   * emit() for notifications that follow a change already made: never throws (a Redis
+   * outage must not fail the request that made the change), logs instead.
+   */
+  notify<K extends EventName>(name: K, payload: GatehouseEvents[K]): void {
+    this.emit(name, payload).catch((error: unknown) =>
+      this.logger.warn(`${name} not published to the other instances: ${String(error)}`),
+    );
   }
 
   /** Delivers here at once, then (with Redis) to every other instance. */

@@ -12,6 +12,7 @@ import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { TenantAccessService, insufficientTenantPermission, tenantNotFound } from '../tenants/tenant-access.service.js';
 import { AuditService } from '../audit/audit.service.js';
+import { EventBus } from '../events/event-bus.js';
 import { isForeignKeyViolation } from '../common/errors/database-errors.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 
@@ -38,7 +39,18 @@ export class ResourcesService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     @InjectConfig() private readonly config: AppConfig,
+    private readonly events: EventBus,
   ) {}
+
+  /** Real-time `resource.*` events (contract v2 §F): to the owner, or to the tenant's subscribers. */
+  private announce(action: 'created' | 'updated' | 'deleted', r: ResourceRecord, view: ResourceDto | null): void {
+    this.events.notify('resources.changed', {
+      action,
+      ownerId: r.ownerId,
+      tenantId: r.tenantId,
+      resource: view ?? { id: r.id },
+    });
+  }
 
   async create(
     caller: Principal,
@@ -64,7 +76,9 @@ export class ResourcesService {
       throw context ? tenantNotFound() : new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     }
     if (context?.override) await this.audited(caller, client, 'resource.created', created);
-    return ResourceDto.from(created);
+    const view = ResourceDto.from(created);
+    this.announce('created', created, view);
+    return view;
   }
 
   async list(
@@ -130,13 +144,16 @@ export class ResourcesService {
     });
     if (!updated) throw await this.whyNot(id, viewer);
     await this.auditOverride(caller, client, 'resource.updated', found);
-    return ResourceDto.from(updated);
+    const view = ResourceDto.from(updated);
+    this.announce('updated', updated, view);
+    return view;
   }
 
   async delete(caller: Principal, id: string, header: TenantHeader, client: ClientInfo): Promise<void> {
     const { viewer, right, found } = await this.changeRight(caller, id, header);
     if (!(await this.resources.deleteWith(id, viewer, right))) throw await this.whyNot(id, viewer);
     await this.auditOverride(caller, client, 'resource.deleted', found);
+    if (found) this.announce('deleted', found, null);
   }
 
   /**

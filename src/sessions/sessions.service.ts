@@ -7,6 +7,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { ClientInfo } from '../common/http/client-info.js';
+import { EventBus } from '../events/event-bus.js';
 import { RevocationService } from '../tokens/revocation.service.js';
 import type { Role } from '../common/account-rules.js';
 import {
@@ -65,12 +66,35 @@ export class SessionsService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly txHost: TransactionHost<PrismaTx>,
+    private readonly events: EventBus,
   ) {}
+
+  /** Tells the user's real-time connections (contract v2 §F) that a session was opened. */
+  private announceCreated(userId: string, id: string, session: NewSession): void {
+    const at = session.now.toISOString();
+    this.events.notify('sessions.created', {
+      userId,
+      session: {
+        id,
+        createdAt: at,
+        lastUsedAt: at,
+        expiresAt: session.expiresAt.toISOString(),
+        userAgent: session.userAgent,
+        ip: session.ip,
+      },
+    });
+  }
+
+  /** Tells the user's real-time connections that these sessions were revoked. */
+  private announceRevoked(userId: string, sessionIds: readonly string[]): void {
+    if (sessionIds.length > 0) this.events.notify('sessions.revoked', { userId, sessionIds: [...sessionIds] });
+  }
 
   /** Opens a session (in the caller's transaction, if any: with the signup that creates the user). */
   async open(user: { id: string; roles: Role[] }, client: ClientInfo): Promise<IssuedSession> {
     const { session, refreshToken } = this.newSession(user.id, client);
     const { id } = await this.repo.create(session);
+    this.announceCreated(user.id, id, session);
     return {
       sessionId: id,
       userId: user.id,
@@ -97,6 +121,8 @@ export class SessionsService {
     const { id } = await this.repo.create(session);
     const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
     await this.revocation.revoke({ sessions: evicted });
+    this.announceCreated(user.id, id, session);
+    this.announceRevoked(user.id, evicted);
     return {
       sessionId: id,
       userId: user.id,
@@ -127,6 +153,8 @@ export class SessionsService {
     if (!opened) return null;
     const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
     await this.revocation.revoke({ sessions: evicted });
+    this.announceCreated(user.id, opened.id, session);
+    this.announceRevoked(user.id, evicted);
     return {
       sessionId: opened.id,
       userId: user.id,
@@ -237,6 +265,7 @@ export class SessionsService {
       await this.audit.record('refresh.reuse_detected', { userId: state.userId, sessionId: state.id }, client);
       return true;
     });
+    if (revoked) this.announceRevoked(state.userId, [state.id]);
     if (revoked) this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
     throw new AppError(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked');
   }
@@ -256,12 +285,14 @@ export class SessionsService {
     return state ? { id: state.id, userId: state.userId } : null;
   }
 
-  /** Revokes the session and its access tokens, both recorded in one transaction. */
-  async revoke(sessionId: string, reason: string): Promise<void> {
-    await this.txHost.withTransaction(async () => {
-      await this.repo.revoke(sessionId, reason, this.clock.now());
+  /** Revokes the user's session and its access tokens, both recorded in one transaction. */
+  async revoke(userId: string, sessionId: string, reason: string): Promise<void> {
+    const revoked = await this.txHost.withTransaction(async () => {
+      const changed = await this.repo.revoke(sessionId, reason, this.clock.now());
       await this.revocation.revoke({ sessions: [sessionId] });
+      return changed;
     });
+    if (revoked) this.announceRevoked(userId, [sessionId]);
   }
 
   /**
@@ -271,11 +302,13 @@ export class SessionsService {
    * work and get fresh access tokens after the revocation entries expire).
    */
   async revokeAllOf(userId: string, reason: string, exceptSessionId?: string | null): Promise<string[]> {
-    return this.txHost.withTransaction(async () => {
-      const ids = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId ?? undefined);
-      await this.revocation.revoke({ sessions: ids });
-      return ids;
+    const ids = await this.txHost.withTransaction(async () => {
+      const revoked = await this.repo.revokeAllOf(userId, reason, this.clock.now(), exceptSessionId ?? undefined);
+      await this.revocation.revoke({ sessions: revoked });
+      return revoked;
     });
+    this.announceRevoked(userId, ids);
+    return ids;
   }
 
   /**
@@ -288,15 +321,16 @@ export class SessionsService {
     sessionId: string,
     by: { sessionId: string; client: ClientInfo },
   ): Promise<boolean> {
-    return this.txHost.withTransaction(async () => {
-      const outcome = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now());
-      if (outcome === null) return false;
-      if (outcome === 'revoked') {
+    const outcome = await this.txHost.withTransaction(async () => {
+      const result = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now());
+      if (result === 'revoked') {
         await this.revocation.revoke({ sessions: [sessionId] });
         await this.audit.record('session.revoked', { userId, sessionId }, by.client, { by: by.sessionId });
       }
-      return true;
+      return result;
     });
+    if (outcome === 'revoked') this.announceRevoked(userId, [sessionId]);
+    return outcome !== null;
   }
 
   list(userId: string): Promise<SessionView[]> {

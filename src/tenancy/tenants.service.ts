@@ -35,6 +35,7 @@ import {
   type TenantAccess,
 } from '../tenants/tenant-access.service.js';
 import { TenantsRepository } from '../tenants/tenants.repository.js';
+import { EventBus } from '../events/event-bus.js';
 import { RateLimiter } from '../throttle/rate-limiter.js';
 import type { Principal } from '../tokens/principal.js';
 import {
@@ -80,6 +81,7 @@ export class TenantsService {
     private readonly clock: Clock,
     private readonly txHost: TransactionHost<PrismaTx>,
     @InjectConfig() private readonly config: AppConfig,
+    private readonly events: EventBus,
   ) {}
 
   async create(caller: Principal, dto: { name: string; slug: string }, client: ClientInfo): Promise<TenantDto> {
@@ -168,6 +170,7 @@ export class TenantsService {
       await this.repo.delete(tenantId);
       await this.record('tenant.deleted', caller, client, { tenantId, slug: tenant.slug }, access);
     });
+    this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_deleted' });
   }
 
   async members(
@@ -212,7 +215,14 @@ export class TenantsService {
       return this.repo.findMember(tenantId, userId);
     });
     if (!member) throw tenantNotFound();
-    return MemberDto.from(member);
+    const view = MemberDto.from(member);
+    this.events.notify('tenants.access_changed', {
+      tenantId,
+      userId: view.userId,
+      change: 'member_added',
+      member: view,
+    });
+    return view;
   }
 
   async setMemberRoles(
@@ -243,6 +253,7 @@ export class TenantsService {
       );
       return { ...target, roles };
     });
+    this.events.notify('tenants.access_changed', { tenantId, userId, change: 'roles_changed' });
     return MemberDto.from(member);
   }
 
@@ -266,6 +277,7 @@ export class TenantsService {
         leaving ? undefined : access,
       );
     });
+    this.events.notify('tenants.access_changed', { tenantId, userId, change: 'member_removed' });
   }
 
   async invite(
@@ -395,8 +407,15 @@ export class TenantsService {
         roles,
       });
       const tenant = await this.repo.find(invitation.tenantId);
-      if (!tenant) throw invitationInvalid();
-      return { tenant, roles };
+      const member = await this.repo.findMember(invitation.tenantId, caller.userId);
+      if (!tenant || !member) throw invitationInvalid();
+      return { tenant, roles, member };
+    });
+    this.events.notify('tenants.access_changed', {
+      tenantId: result.tenant.id,
+      userId: caller.userId,
+      change: 'member_added',
+      member: MemberDto.from(result.member),
     });
     return { tenant: TenantDto.from(result.tenant, result.roles), roles: result.roles };
   }
@@ -441,6 +460,7 @@ export class TenantsService {
       await this.repo.putRole(tenantId, name, wanted, this.clock.now());
       await this.record('tenant.role_defined', caller, client, { tenantId, role: name, permissions: wanted }, access);
     });
+    this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_changed' });
     return { name, builtIn: false, permissions: wanted };
   }
 

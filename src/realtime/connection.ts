@@ -1,0 +1,39 @@
+import type { WebSocket } from 'ws';
+import type { ClockTimer } from '../common/clock.js';
+import type { Principal } from '../tokens/principal.js';
+
+/** One WebSocket and what the server knows of it. */
+export class Connection {
+  /** Who authenticated (null until the first `auth` succeeds). */
+  principal: Principal | null = null;
+  /** The revocation keys it is indexed under (`sid:`, `user:`, `jti:`). */
+  keys: string[] = [];
+  /** Subscribed tenants, with the caller's permissions there when checked. */
+  readonly tenants = new Map<string, ReadonlySet<string>>();
+  /** The no-`auth` timer, then the expiry warning and the expiry itself. */
+  authTimer: ClockTimer | null = null;
+  warnTimer: ClockTimer | null = null;
+  expiryTimer: ClockTimer | null = null;
+  /** Answered the last ping (liveness). */
+  alive = true;
+  /** Messages in the current rate window, and when it started (clock ms). */
+  windowStartMs = 0;
+  messages = 0;
+  /** Messages are handled one after the other, in arrival order. */
+  queue: Promise<void> = Promise.resolve();
+  /** Closed (or closing): no more messages are handled and nothing more is sent. */
+  closed = false;
+
+  constructor(
+    readonly ws: WebSocket,
+    /** The client address (X-Forwarded-For only as TRUST_PROXY allows). */
+    readonly ip: string,
+  ) {}
+
+  cancelTimers(): void {
+    this.authTimer?.cancel();
+    this.warnTimer?.cancel();
+    this.expiryTimer?.cancel();
+    this.authTimer = this.warnTimer = this.expiryTimer = null;
+  }
+}

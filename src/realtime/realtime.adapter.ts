@@ -1,0 +1,106 @@
+import type { IncomingMessage } from 'node:http';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
+import type { MessageMappingProperties } from '@nestjs/websockets';
+import type { Observable } from 'rxjs';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { AppConfig } from '../config/config.schema.js';
+import { SUBPROTOCOL } from './protocol.js';
+import { RealtimeGateway } from './realtime.gateway.js';
+
+type VerifyCallback = (ok: boolean, status?: number, message?: string, headers?: Record<string, string>) => void;
+
+/**
+ * Nest's `ws` adapter, bound to Gatehouse's rules (contract v2 §F): the path is WS_PATH on the
+ * HTTP server's port; a frame over WS_MAX_MESSAGE_BYTES closes with 1009 (`ws` maxPayload);
+ * the upgrade is checked before the 101 (RealtimeGateway.admit: Origin, subprotocol,
+ * per-address limits), a refusal answered with the contract's error body; the subprotocol
+ * `gatehouse.v1` is selected when offered; every frame goes to RealtimeGateway.receive().
+ * Socket errors (a client breaking the framing, an oversized frame) are the client's, logged
+ * at debug level only: a public socket must not be a way to flood the logs.
+ */
+export class RealtimeAdapter extends WsAdapter {
+  private readonly log = new Logger('Realtime');
+
+  constructor(
+    private readonly app: INestApplicationContext,
+    private readonly config: AppConfig,
+  ) {
+    super(app);
+  }
+
+  private get gateway(): RealtimeGateway {
+    return this.app.get(RealtimeGateway);
+  }
+
+  override create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
+    const gateway = this.gateway;
+    return super.create(port, {
+      ...options,
+      path: this.config.WS_PATH,
+      maxPayload: this.config.WS_MAX_MESSAGE_BYTES,
+      perMessageDeflate: false,
+      clientTracking: false,
+      handleProtocols: (protocols: Set<string>) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+      verifyClient: (info: { req: IncomingMessage }, done: VerifyCallback) => {
+        gateway.admit(info.req).then(
+          (refusal) => {
+            if (!refusal) return done(true);
+            const body = JSON.stringify({
+              statusCode: refusal.status,
+              error: STATUS_TEXT[refusal.status] ?? 'Error',
+              message: refusal.message,
+              code: refusal.code,
+            });
+            done(false, refusal.status, body, {
+              'Content-Type': 'application/json; charset=utf-8',
+              'Cache-Control': 'no-store',
+              ...refusal.headers,
+            });
+          },
+          (error: unknown) => {
+            this.log.error(`upgrade check failed: ${String(error)}`);
+            done(
+              false,
+              503,
+              JSON.stringify({
+                statusCode: 503,
+                error: 'Service Unavailable',
+                message: 'Retry shortly',
+                code: 'SERVICE_UNAVAILABLE',
+              }),
+              {
+                'Content-Type': 'application/json; charset=utf-8',
+                'Retry-After': '5',
+              },
+            );
+          },
+        );
+      },
+    }) as WebSocketServer;
+  }
+
+  override bindMessageHandlers(
+    client: WebSocket,
+    _handlers: MessageMappingProperties[],
+    _transform: (data: unknown) => Observable<unknown>,
+  ): void {
+    const gateway = this.gateway;
+    client.on('message', (data: Buffer, isBinary: boolean) => gateway.receive(client, data, isBinary));
+  }
+
+  override bindErrorHandler(server: WebSocketServer): WebSocketServer {
+    server.on('connection', (ws: WebSocket) =>
+      ws.on('error', (err: Error) => this.log.debug(`socket: ${err.message}`)),
+    );
+    server.on('error', (err: Error) => this.log.error(`server: ${err.message}`));
+    return server;
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};

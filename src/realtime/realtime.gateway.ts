@@ -1,0 +1,637 @@
+import type { IncomingMessage } from 'node:http';
+import { Logger, type BeforeApplicationShutdown, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { WebSocketGateway, type OnGatewayConnection, type OnGatewayDisconnect } from '@nestjs/websockets';
+import type { Redis } from 'ioredis';
+import proxyaddr from 'proxy-addr';
+import type { WebSocket } from 'ws';
+import { Clock } from '../common/clock.js';
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { InjectConfig } from '../config/config.token.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { EventBus, type GatehouseEvents } from '../events/event-bus.js';
+import { InjectRedis } from '../redis/redis.module.js';
+import { TenantAccessService } from '../tenants/tenant-access.service.js';
+import { MemoryAttemptStore, RedisAttemptStore, type AttemptStore } from '../throttle/attempt-store.js';
+import type { Principal } from '../tokens/principal.js';
+import { RevocationService } from '../tokens/revocation.service.js';
+import { TokenRejected, TokenVerifier } from '../tokens/token-verifier.js';
+import { Connection } from './connection.js';
+import {
+  CLOSE,
+  MAX_TOPICS_PER_CONNECTION,
+  SUBPROTOCOL,
+  parseFrame,
+  tenantTopics,
+  tokenOf,
+  type ClientMessage,
+  type CloseReason,
+} from './protocol.js';
+import { RealtimeRepository } from './realtime.repository.js';
+
+/** The fixed window of WS_MESSAGE_RATE_LIMIT. */
+const MESSAGE_WINDOW_MS = 10_000;
+/** The window of WS_AUTH_FAILURE_LIMIT: failures per address are forgotten this long after the last. */
+const AUTH_FAILURE_WINDOW_MS = 15 * 60_000;
+/** Beyond this much unsent data, a reader is too slow: closed with 1013 (contract v2 §F). */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** Failed authentications are logged at most once per this period, with a count. */
+const FAILURE_LOG_PERIOD_MS = 10_000;
+
+/** Why an upgrade is refused: an HTTP status and the contract's error body. */
+export interface UpgradeRefusal {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Real-time events over WebSocket (contract v2 §F). Authentication is the first message
+ * (never the URL: query parameters are ignored), through the HTTP TokenVerifier; the
+ * connection lives until its token expires (re-authentication swaps the token), the session
+ * or user is revoked anywhere (4410 at once, through the event bus and Redis), or a limit is
+ * broken. Events reach only their owner's connections and the subscribed current members of
+ * a tenant. Nothing is stored: connections live in this instance's memory.
+ *
+ * Messages are not dispatched through @SubscribeMessage handlers: the protocol closes on a
+ * frame that is not JSON, on an unknown event and on a message before `auth`, and handles a
+ * connection's messages strictly in order, where Nest's dispatch drops such frames silently
+ * and runs handlers concurrently. RealtimeAdapter hands every frame to receive().
+ */
+@WebSocketGateway({ path: '/ws' })
+export class RealtimeGateway
+  implements OnGatewayConnection, OnGatewayDisconnect, OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+{
+  private readonly logger = new Logger('Realtime');
+  private readonly connections = new Map<WebSocket, Connection>();
+  /** Authenticated connections by revocation key: `sid:<session or secret>`, `user:<id>`, `jti:<id>`. */
+  private readonly byKey = new Map<string, Set<Connection>>();
+  /** Connections subscribed to a tenant. */
+  private readonly byTenant = new Map<string, Set<Connection>>();
+  /** Unauthenticated connections per address. */
+  private readonly pendingByIp = new Map<string, number>();
+  /** Counts changes of who may see a tenant's events: a subscription checked across one is checked again. */
+  private readonly tenantEpochs = new Map<string, number>();
+  private readonly failures: AttemptStore;
+  private readonly trust: (addr: string, i: number) => boolean;
+  private readonly allowedOrigins: ReadonlySet<string>;
+  private unsubscribers: Array<() => void> = [];
+  private pinger: NodeJS.Timeout | undefined;
+  private closing = false;
+  private failureLog = { count: 0, lastLogMs: 0, lastReason: '' };
+
+  constructor(
+    @InjectConfig() private readonly config: AppConfig,
+    private readonly verifier: TokenVerifier,
+    private readonly revocation: RevocationService,
+    private readonly events: EventBus,
+    private readonly tenants: TenantAccessService,
+    private readonly repo: RealtimeRepository,
+    private readonly clock: Clock,
+    @InjectRedis() redis: Redis | null,
+  ) {
+    this.failures = redis ? new RedisAttemptStore(redis, 'gatehouse:ws-failures:') : new MemoryAttemptStore();
+    // As Express reads X-Forwarded-For for req.ip (TRUST_PROXY: false, true or a number of hops).
+    const hops = config.TRUST_PROXY;
+    this.trust = hops === true ? () => true : typeof hops === 'number' ? (_a, i) => i < hops : () => false;
+    // "Ours" is the API's and the UI's origin (PUBLIC_URL, APP_URL), plus CORS_ORIGINS.
+    this.allowedOrigins = new Set([
+      ...config.CORS_ORIGINS,
+      new URL(config.PUBLIC_URL).origin,
+      new URL(config.APP_URL).origin,
+    ]);
+  }
+
+  onModuleInit(): void {
+    this.unsubscribers = [
+      this.events.on('tokens.revoked', (e) => this.onRevoked(e)),
+      this.events.on('sessions.created', (e) => this.onSessionCreated(e)),
+      this.events.on('sessions.revoked', (e) => this.onSessionsRevoked(e)),
+      this.events.on('resources.changed', (e) => this.onResourceChanged(e)),
+      this.events.on('tenants.access_changed', (e) => this.onTenantAccessChanged(e)),
+    ];
+    // Liveness runs on real time (not the injectable clock): it is about the network.
+    this.pinger = setInterval(() => this.ping(), this.config.WS_PING_INTERVAL * 1000);
+    this.pinger.unref();
+  }
+
+  /** Sends 1001 to every connection and refuses new ones: the first step of a shutdown. */
+  goingAway(): void {
+    this.closing = true;
+    for (const conn of this.connections.values()) this.close(conn, CLOSE.GOING_AWAY);
+  }
+
+  beforeApplicationShutdown(): void {
+    this.goingAway();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.pinger);
+    for (const off of this.unsubscribers) off();
+    for (const conn of this.connections.values()) conn.cancelTimers();
+  }
+
+  /** How many connections this instance holds (authenticated or not). */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Upgrade and connection
+  // ---------------------------------------------------------------------------------------
+
+  /** The client address of a request, as Express would see it. */
+  addressOf(req: IncomingMessage): string {
+    return proxyaddr(req, this.trust);
+  }
+
+  /**
+   * Checks an upgrade before the 101: the Origin (cross-site WebSocket hijacking), the
+   * subprotocol, and the address's unauthenticated connections and failed authentications.
+   * Null: go ahead.
+   */
+  async admit(req: IncomingMessage): Promise<UpgradeRefusal | null> {
+    if (this.closing) {
+      return {
+        status: 503,
+        code: ErrorCode.SERVICE_UNAVAILABLE,
+        message: 'The server is shutting down',
+        headers: { 'Retry-After': '1' },
+      };
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.allowedOrigins.has(origin)) {
+      return { status: 403, code: ErrorCode.ORIGIN_NOT_ALLOWED, message: 'This origin may not open WebSockets here' };
+    }
+    const offered = req.headers['sec-websocket-protocol'];
+    if (offered !== undefined && !offered.split(',').some((p) => p.trim() === SUBPROTOCOL)) {
+      return {
+        status: 400,
+        code: ErrorCode.VALIDATION_FAILED,
+        message: `The only subprotocol spoken here is ${SUBPROTOCOL}`,
+      };
+    }
+    const ip = this.addressOf(req);
+    if ((this.pendingByIp.get(ip) ?? 0) >= this.config.WS_MAX_PENDING_PER_IP) {
+      return {
+        status: 429,
+        code: ErrorCode.TOO_MANY_REQUESTS,
+        message: 'Too many unauthenticated WebSockets from this address',
+        headers: { 'Retry-After': String(this.config.WS_AUTH_TIMEOUT) },
+      };
+    }
+    const record = await this.failures.get(`ws:${ip}`);
+    const nowMs = this.clock.nowMs();
+    if (record && record.failures >= this.config.WS_AUTH_FAILURE_LIMIT) {
+      const waitMs = record.lastFailureMs + AUTH_FAILURE_WINDOW_MS - nowMs;
+      if (waitMs > 0) {
+        return {
+          status: 429,
+          code: ErrorCode.TOO_MANY_REQUESTS,
+          message: 'Too many failed WebSocket authentications from this address; retry later',
+          headers: { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) },
+        };
+      }
+    }
+    return null;
+  }
+
+  handleConnection(ws: WebSocket, req: IncomingMessage): void {
+    const conn = new Connection(ws, this.addressOf(req));
+    this.connections.set(ws, conn);
+    this.changePending(conn.ip, 1);
+    ws.on('pong', () => {
+      conn.alive = true;
+    });
+    if (this.closing) return this.close(conn, CLOSE.GOING_AWAY);
+    // admit() checked the cap before the handshake; concurrent handshakes may all have passed it.
+    if ((this.pendingByIp.get(conn.ip) ?? 0) > this.config.WS_MAX_PENDING_PER_IP) {
+      return this.close(conn, CLOSE.TOO_MANY_CONNECTIONS);
+    }
+    conn.authTimer = this.clock.setTimeout(
+      () => this.close(conn, CLOSE.AUTH_TIMEOUT),
+      this.config.WS_AUTH_TIMEOUT * 1000,
+    );
+  }
+
+  handleDisconnect(ws: WebSocket): void {
+    const conn = this.connections.get(ws);
+    if (!conn) return;
+    if (!conn.closed && !conn.principal) this.changePending(conn.ip, -1);
+    conn.closed = true;
+    this.forget(conn);
+    this.connections.delete(ws);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Messages
+  // ---------------------------------------------------------------------------------------
+
+  /** A frame from a client (RealtimeAdapter); frames over WS_MAX_MESSAGE_BYTES never get here (1009). */
+  receive(ws: WebSocket, data: Buffer, isBinary: boolean): void {
+    const conn = this.connections.get(ws);
+    if (!conn || conn.closed) return;
+    const nowMs = this.clock.nowMs();
+    if (nowMs - conn.windowStartMs >= MESSAGE_WINDOW_MS) {
+      conn.windowStartMs = nowMs;
+      conn.messages = 0;
+    }
+    if (++conn.messages > this.config.WS_MESSAGE_RATE_LIMIT) return this.close(conn, CLOSE.TOO_MANY_MESSAGES);
+    const message = parseFrame(data, isBinary);
+    if (!message) return this.close(conn, CLOSE.BAD_MESSAGE);
+    conn.queue = conn.queue
+      .then(() => (conn.closed ? undefined : this.handle(conn, message)))
+      .catch((error: unknown) => {
+        this.logger.error(
+          `message ${message.event} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        );
+        this.close(conn, CLOSE.INTERNAL_ERROR);
+      });
+  }
+
+  private async handle(conn: Connection, message: ClientMessage): Promise<void> {
+    if (message.event === 'auth') return this.authenticate(conn, message);
+    if (!conn.principal) return this.close(conn, CLOSE.UNAUTHORIZED);
+    if (message.event === 'subscribe') return this.subscribe(conn, message);
+    return this.unsubscribe(conn, message);
+  }
+
+  private async authenticate(conn: Connection, message: ClientMessage): Promise<void> {
+    const token = tokenOf(message.data);
+    if (token === null) return this.refuse(conn, CLOSE.INVALID_TOKEN, 'no token');
+    let principal: Principal;
+    try {
+      principal = await this.verifier.verifyBearer(token);
+    } catch (error) {
+      if (error instanceof TokenRejected) {
+        return this.refuse(
+          conn,
+          error.message === 'expired' ? CLOSE.TOKEN_EXPIRED : CLOSE.INVALID_TOKEN,
+          error.message,
+        );
+      }
+      // The database or an external issuer is unavailable: nothing wrong with the client.
+      if (error instanceof AppError && error.status === 503) return this.close(conn, CLOSE.TRY_AGAIN_LATER);
+      if (error instanceof AppError && error.status < 500) return this.refuse(conn, CLOSE.INVALID_TOKEN, error.code);
+      throw error;
+    }
+    if (conn.closed) return;
+    if (!principal.scopes.includes('events:read')) return this.close(conn, CLOSE.INSUFFICIENT_SCOPE);
+    const previous = conn.principal;
+    if (previous && !sameIdentity(previous, principal)) return this.close(conn, CLOSE.IDENTITY_CHANGED);
+    if (!previous && this.userConnections(principal.userId) >= this.config.WS_MAX_CONNECTIONS_PER_USER) {
+      return this.close(conn, CLOSE.TOO_MANY_CONNECTIONS);
+    }
+    this.unindex(conn);
+    conn.principal = principal;
+    this.index(conn);
+    if (!previous) {
+      conn.authTimer?.cancel();
+      conn.authTimer = null;
+      this.changePending(conn.ip, -1);
+    }
+    // A revocation that arrived while an external issuer's token was being verified.
+    if (principal.kind !== 'federated' && this.revocation.isRevoked(principal)) {
+      return this.close(conn, CLOSE.SESSION_REVOKED);
+    }
+    this.schedule(conn, principal);
+    const expiresAt = new Date(principal.exp * 1000).toISOString();
+    this.send(
+      conn,
+      'auth.ok',
+      { userId: principal.userId, sessionId: principal.sessionId, expiresAt, scopes: principal.scopes },
+      message.id,
+    );
+    if (principal.exp * 1000 - this.clock.nowMs() <= this.config.WS_EXPIRY_WARNING * 1000) this.warn(conn);
+  }
+
+  /** Timers at exp − WS_EXPIRY_WARNING (auth.expiring) and at exp (4401 TOKEN_EXPIRED). */
+  private schedule(conn: Connection, principal: Principal): void {
+    conn.warnTimer?.cancel();
+    conn.expiryTimer?.cancel();
+    const msLeft = principal.exp * 1000 - this.clock.nowMs();
+    const warnIn = msLeft - this.config.WS_EXPIRY_WARNING * 1000;
+    conn.warnTimer = warnIn > 0 ? this.clock.setTimeout(() => this.warn(conn), warnIn) : null;
+    conn.expiryTimer = this.clock.setTimeout(() => this.close(conn, CLOSE.TOKEN_EXPIRED), Math.max(0, msLeft));
+  }
+
+  private warn(conn: Connection): void {
+    const p = conn.principal;
+    if (!p || conn.closed) return;
+    const inSeconds = Math.max(0, Math.round((p.exp * 1000 - this.clock.nowMs()) / 1000));
+    this.send(conn, 'auth.expiring', { expiresAt: new Date(p.exp * 1000).toISOString(), inSeconds });
+  }
+
+  /** A failed authentication: closed, counted against the address, and logged (rate-limited). */
+  private refuse(conn: Connection, reason: CloseReason, why: string): void {
+    this.close(conn, reason);
+    this.failures
+      .reserve([{ key: `ws:${conn.ip}`, limit: Number.MAX_SAFE_INTEGER }], this.clock.nowMs(), {
+        windowMs: AUTH_FAILURE_WINDOW_MS,
+        maxWaitMs: 0,
+      })
+      .catch((error: unknown) => this.logger.warn(`failed authentication not counted: ${String(error)}`));
+    const log = this.failureLog;
+    log.count++;
+    log.lastReason = why;
+    const nowMs = Date.now();
+    if (nowMs - log.lastLogMs >= FAILURE_LOG_PERIOD_MS) {
+      this.logger.warn(`${log.count} WebSocket authentication(s) refused (last: ${why}, from ${conn.ip})`);
+      log.count = 0;
+      log.lastLogMs = nowMs;
+    }
+  }
+
+  private async subscribe(conn: Connection, message: ClientMessage): Promise<void> {
+    const parsed = tenantTopics(message.data);
+    if ('error' in parsed) return this.sendError(conn, ErrorCode.VALIDATION_FAILED, parsed.error, message.id);
+    const fresh = parsed.tenants.filter((t) => !conn.tenants.has(t));
+    if (conn.tenants.size + fresh.length > MAX_TOPICS_PER_CONNECTION) {
+      return this.sendError(
+        conn,
+        ErrorCode.VALIDATION_FAILED,
+        `A connection may subscribe to at most ${MAX_TOPICS_PER_CONNECTION} topics`,
+        message.id,
+      );
+    }
+    const accepted: string[] = [];
+    const refused: string[] = [];
+    for (const tenantId of parsed.tenants) {
+      const permissions = await this.currentPermissions(conn, tenantId);
+      if (conn.closed) return;
+      if (permissions === null) {
+        refused.push(tenantId);
+        continue;
+      }
+      this.addSubscription(conn, tenantId, permissions);
+      accepted.push(tenantId);
+    }
+    if (refused.length > 0) {
+      this.sendError(
+        conn,
+        ErrorCode.TENANT_NOT_FOUND,
+        `Not a member of ${refused.map((t) => `tenant:${t}`).join(', ')}`,
+        message.id,
+      );
+    }
+    if (accepted.length > 0) this.send(conn, 'subscribed', { topics: accepted.map((t) => `tenant:${t}`) }, message.id);
+  }
+
+  /**
+   * The caller's permissions in a tenant now (null: not a member), read again when who may
+   * see the tenant changed while it was being read.
+   */
+  private async currentPermissions(conn: Connection, tenantId: string): Promise<ReadonlySet<string> | null> {
+    for (let attempt = 0; ; attempt++) {
+      const epoch = this.tenantEpochs.get(tenantId) ?? 0;
+      const membership = await this.tenants.membership(tenantId, conn.principal!.userId);
+      if ((this.tenantEpochs.get(tenantId) ?? 0) === epoch || attempt >= 3) return membership?.permissions ?? null;
+    }
+  }
+
+  private unsubscribe(conn: Connection, message: ClientMessage): void {
+    const parsed = tenantTopics(message.data);
+    if ('error' in parsed) return this.sendError(conn, ErrorCode.VALIDATION_FAILED, parsed.error, message.id);
+    for (const tenantId of parsed.tenants) this.removeSubscription(conn, tenantId);
+    this.send(conn, 'unsubscribed', { topics: parsed.tenants.map((t) => `tenant:${t}`) }, message.id);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Events
+  // ---------------------------------------------------------------------------------------
+
+  /**
+   * New not-before entries (here or on another instance): the connections whose session,
+   * token, secret or user falls under one are closed. A session, token or secret revoked is
+   * a sign-out (4410). A whole user revoked is one too when the account is gone or disabled
+   * or the session ended; otherwise (a role change) the session lives on and the connection
+   * is told to refresh its token (4401), as an HTTP request with that token would be.
+   */
+  private onRevoked({ entries }: GatehouseEvents['tokens.revoked']): void {
+    const userWide: Connection[] = [];
+    for (const entry of entries) {
+      for (const conn of this.byKey.get(entry.key) ?? []) {
+        const p = conn.principal;
+        if (!p || conn.closed) continue;
+        if (entry.key.startsWith('user:')) {
+          // An external issuer's tokens do not fall under user not-before entries (their
+          // `iat` is the issuer's); the account is checked instead.
+          if (p.kind === 'federated' || p.iat < entry.notBefore) userWide.push(conn);
+        } else if (p.iat < entry.notBefore) {
+          this.close(conn, CLOSE.SESSION_REVOKED);
+        }
+      }
+    }
+    if (userWide.length > 0) void this.closeUserWide(userWide);
+  }
+
+  private async closeUserWide(conns: Connection[]): Promise<void> {
+    const sessions = conns.filter((c) => c.principal?.kind === 'user').map((c) => c.principal!.sessionId!);
+    const users = conns.filter((c) => c.principal?.kind !== 'user').map((c) => c.principal!.userId);
+    let live: Set<string>;
+    let active: Set<string>;
+    try {
+      [live, active] = await Promise.all([
+        this.repo.liveSessions([...new Set(sessions)], this.clock.now()),
+        this.repo.activeUsers([...new Set(users)]),
+      ]);
+    } catch (error) {
+      // Unknown: the token is refused anyway; the client's refresh tells whether it is signed out.
+      this.logger.warn(`revoked connections closed as expired (account state unknown): ${String(error)}`);
+      for (const conn of conns) this.close(conn, CLOSE.INVALID_TOKEN);
+      return;
+    }
+    for (const conn of conns) {
+      const p = conn.principal;
+      if (!p || conn.closed) continue;
+      const alive = p.kind === 'user' ? live.has(p.sessionId!) : active.has(p.userId);
+      if (!alive) this.close(conn, CLOSE.SESSION_REVOKED);
+      else if (p.kind !== 'federated') this.close(conn, CLOSE.INVALID_TOKEN);
+    }
+  }
+
+  private onSessionCreated({ userId, session }: GatehouseEvents['sessions.created']): void {
+    for (const conn of this.ownConnections(userId)) this.send(conn, 'session.created', session);
+  }
+
+  private onSessionsRevoked({ userId, sessionIds }: GatehouseEvents['sessions.revoked']): void {
+    for (const conn of this.ownConnections(userId)) {
+      for (const id of sessionIds) if (id !== conn.principal!.sessionId) this.send(conn, 'session.revoked', { id });
+    }
+  }
+
+  private onResourceChanged({ action, ownerId, tenantId, resource }: GatehouseEvents['resources.changed']): void {
+    const event = `resource.${action}`;
+    if (tenantId === null) {
+      if (ownerId !== null) for (const conn of this.ownConnections(ownerId)) this.send(conn, event, resource);
+      return;
+    }
+    for (const conn of this.byTenant.get(tenantId) ?? []) {
+      if (conn.tenants.get(tenantId)?.has('resources:read')) this.send(conn, event, resource);
+    }
+  }
+
+  private onTenantAccessChanged(e: GatehouseEvents['tenants.access_changed']): void {
+    const { tenantId, userId, change } = e;
+    this.tenantEpochs.set(tenantId, (this.tenantEpochs.get(tenantId) ?? 0) + 1);
+    const subscribers = [...(this.byTenant.get(tenantId) ?? [])];
+    if (change === 'member_added' && userId !== null) {
+      const data = { tenantId, member: e.member ?? { userId } };
+      const told = new Set<Connection>();
+      for (const conn of subscribers) {
+        if (conn.tenants.get(tenantId)?.has('members:read')) {
+          this.send(conn, 'tenant.member_added', data);
+          told.add(conn);
+        }
+      }
+      for (const conn of this.ownConnections(userId)) if (!told.has(conn)) this.send(conn, 'tenant.member_added', data);
+      return;
+    }
+    if (change === 'member_removed' && userId !== null) {
+      const data = { tenantId, userId };
+      const told = new Set<Connection>();
+      for (const conn of subscribers) {
+        if (conn.principal?.userId === userId || conn.tenants.get(tenantId)?.has('members:read')) {
+          this.send(conn, 'tenant.member_removed', data);
+          told.add(conn);
+        }
+      }
+      for (const conn of this.ownConnections(userId)) {
+        if (!told.has(conn)) this.send(conn, 'tenant.member_removed', data);
+        this.removeSubscription(conn, tenantId);
+      }
+      return;
+    }
+    if (change === 'tenant_deleted') {
+      for (const conn of subscribers) {
+        this.send(conn, 'tenant.member_removed', { tenantId, userId: conn.principal!.userId });
+        this.removeSubscription(conn, tenantId);
+      }
+      return;
+    }
+    // Roles changed (one member's, or a role's definition): the permissions are read again.
+    const affected = userId === null ? subscribers : subscribers.filter((c) => c.principal?.userId === userId);
+    for (const conn of affected) void this.recheck(conn, tenantId);
+  }
+
+  private async recheck(conn: Connection, tenantId: string): Promise<void> {
+    try {
+      const permissions = await this.currentPermissions(conn, tenantId);
+      if (conn.closed || !conn.tenants.has(tenantId)) return;
+      if (permissions === null) {
+        this.send(conn, 'tenant.member_removed', { tenantId, userId: conn.principal!.userId });
+        this.removeSubscription(conn, tenantId);
+      } else {
+        conn.tenants.set(tenantId, permissions);
+      }
+    } catch (error) {
+      // Fail closed: without its permissions known, the subscription ends.
+      this.logger.warn(`tenant subscription dropped (permissions unknown): ${String(error)}`);
+      this.removeSubscription(conn, tenantId);
+      this.sendError(conn, ErrorCode.SERVICE_UNAVAILABLE, `Subscription to tenant:${tenantId} ended; subscribe again`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Bookkeeping
+  // ---------------------------------------------------------------------------------------
+
+  /** The authenticated connections that speak for this user (not as an acting service user). */
+  private *ownConnections(userId: string): Iterable<Connection> {
+    for (const conn of this.byKey.get(`user:${userId}`) ?? []) {
+      if (!conn.closed && conn.principal?.userId === userId) yield conn;
+    }
+  }
+
+  private userConnections(userId: string): number {
+    let n = 0;
+    for (const _ of this.ownConnections(userId)) n++;
+    return n;
+  }
+
+  private index(conn: Connection): void {
+    const p = conn.principal!;
+    conn.keys = [`user:${p.userId}`, `jti:${p.jti}`];
+    if (p.sessionId) conn.keys.push(`sid:${p.sessionId}`);
+    if (p.actorId) conn.keys.push(`user:${p.actorId}`);
+    for (const key of conn.keys) {
+      let set = this.byKey.get(key);
+      if (!set) this.byKey.set(key, (set = new Set()));
+      set.add(conn);
+    }
+  }
+
+  private unindex(conn: Connection): void {
+    for (const key of conn.keys) {
+      const set = this.byKey.get(key);
+      set?.delete(conn);
+      if (set?.size === 0) this.byKey.delete(key);
+    }
+    conn.keys = [];
+  }
+
+  private addSubscription(conn: Connection, tenantId: string, permissions: ReadonlySet<string>): void {
+    conn.tenants.set(tenantId, permissions);
+    let set = this.byTenant.get(tenantId);
+    if (!set) this.byTenant.set(tenantId, (set = new Set()));
+    set.add(conn);
+  }
+
+  private removeSubscription(conn: Connection, tenantId: string): void {
+    conn.tenants.delete(tenantId);
+    const set = this.byTenant.get(tenantId);
+    set?.delete(conn);
+    if (set?.size === 0) {
+      this.byTenant.delete(tenantId);
+      this.tenantEpochs.delete(tenantId);
+    }
+  }
+
+  private changePending(ip: string, delta: number): void {
+    const n = (this.pendingByIp.get(ip) ?? 0) + delta;
+    if (n <= 0) this.pendingByIp.delete(ip);
+    else this.pendingByIp.set(ip, n);
+  }
+
+  /** Takes a connection out of every index and cancels its timers (idempotent). */
+  private forget(conn: Connection): void {
+    conn.cancelTimers();
+    this.unindex(conn);
+    for (const tenantId of Array.from(conn.tenants.keys())) this.removeSubscription(conn, tenantId);
+  }
+
+  private close(conn: Connection, reason: CloseReason): void {
+    if (conn.closed) return;
+    if (!conn.principal) this.changePending(conn.ip, -1);
+    conn.closed = true;
+    this.forget(conn);
+    conn.ws.close(reason.code, reason.reason);
+  }
+
+  private ping(): void {
+    for (const conn of this.connections.values()) {
+      if (!conn.alive) {
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
+  }
+
+  private send(conn: Connection, event: string, data: unknown, id?: string | number): void {
+    if (conn.closed || conn.ws.readyState !== conn.ws.OPEN) return;
+    if (conn.ws.bufferedAmount > MAX_BUFFERED_BYTES) return this.close(conn, CLOSE.BACKPRESSURE);
+    conn.ws.send(JSON.stringify(id === undefined ? { event, data } : { event, data, id }));
+  }
+
+  private sendError(conn: Connection, code: ErrorCode, message: string, id?: string | number): void {
+    this.send(conn, 'error', { code, message }, id);
+  }
+}
+
+/** Re-authentication keeps the identity: the same user, through the same kind of token and client. */
+function sameIdentity(a: Principal, b: Principal): boolean {
+  return a.userId === b.userId && a.kind === b.kind && a.clientId === b.clientId && a.actorId === b.actorId;
+}
