@@ -35,6 +35,8 @@ const MESSAGE_WINDOW_MS = 10_000;
 const AUTH_FAILURE_WINDOW_MS = 15 * 60_000;
 /** Beyond this much unsent data, a reader is too slow: closed with 1013 (contract v2 §F). */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** After 1001, how long a client has to complete the close handshake before its socket is cut. */
+const SHUTDOWN_GRACE_MS = 2000;
 /** Failed authentications are logged at most once per this period, with a count. */
 const FAILURE_LOG_PERIOD_MS = 10_000;
 
@@ -118,8 +120,15 @@ export class RealtimeGateway
 
   /** Sends 1001 to every connection and refuses new ones: the first step of a shutdown. */
   goingAway(): void {
+    if (this.closing) return;
     this.closing = true;
     for (const conn of this.connections.values()) this.close(conn, CLOSE.GOING_AWAY);
+    // A client that does not answer the close handshake must not hold the HTTP drain (an
+    // upgraded socket still counts as one of the server's connections).
+    const cut = setTimeout(() => {
+      for (const conn of this.connections.values()) conn.ws.terminate();
+    }, SHUTDOWN_GRACE_MS);
+    cut.unref();
   }
 
   beforeApplicationShutdown(): void {
