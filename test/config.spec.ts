@@ -228,6 +228,21 @@ describe('invalid configuration', () => {
     ['SHUTDOWN_TIMEOUT', '0'],
     ['SHUTDOWN_TIMEOUT', '99999999'],
     ['LOG_LEVEL', 'loud'],
+    ['WS_ENABLED', 'sometimes'],
+    ['WS_PATH', 'ws'],
+    ['WS_PATH', '/a//b'],
+    ['WS_PATH', '/ws?x=1'],
+    ['WS_PATH', '/web socket'],
+    ['WS_AUTH_TIMEOUT', '0'],
+    ['WS_EXPIRY_WARNING', '0'],
+    ['WS_MAX_CONNECTIONS_PER_USER', '0'],
+    ['WS_MAX_PENDING_PER_IP', '0'],
+    ['WS_MAX_MESSAGE_BYTES', '255'],
+    ['WS_MAX_MESSAGE_BYTES', '1048577'],
+    ['WS_MAX_MESSAGE_BYTES', '4k'],
+    ['WS_PING_INTERVAL', '0'],
+    ['WS_MESSAGE_RATE_LIMIT', '0'],
+    ['WS_AUTH_FAILURE_LIMIT', '0'],
   ])('%s=%s stops start-up with an error naming the variable', (name, value) => {
     expectRejected({ [name]: value }, name);
   });

@@ -270,7 +270,7 @@ export class ClientsService {
       const secrets = await this.repo.secretIds(id);
       await this.repo.delete(id);
       await this.repo.disableServiceUser(row.serviceUserId, this.clock.now());
-      await this.revocation.revoke({ secrets, users: [row.serviceUserId] });
+      await this.revocation.revoke({ secrets, users: [row.serviceUserId], signOut: true });
       await this.record('client.deleted', row, admin, client, { name: row.name });
     });
   }

@@ -9,12 +9,13 @@ export const EVENTS_CHANNEL = 'gatehouse:events';
 
 /**
  * Every event, by name, with its payload (JSON-serialisable: it crosses instances).
- * - `tokens.revoked`: revocation entries (key, notBefore in epoch seconds, until in epoch ms);
- *   every instance adds them to its cache, and real-time connections close on them.
+ * - `tokens.revoked`: revocation entries (key, notBefore in epoch seconds, until in epoch ms;
+ *   `signOut` on a user key whose account was deleted or disabled); every instance adds them
+ *   to its cache, and real-time connections close on them.
  * - `identities.changed`: an external identity linked or unlinked (federation link cache).
  */
 export interface GatehouseEvents {
-  'tokens.revoked': { entries: Array<{ key: string; notBefore: number; untilMs: number }> };
+  'tokens.revoked': { entries: Array<{ key: string; notBefore: number; untilMs: number; signOut?: boolean }> };
   /**
    * An external identity was linked to or unlinked from a user: every instance forgets what
    * it cached about that (issuer, subject) and that user.

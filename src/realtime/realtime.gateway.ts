@@ -4,7 +4,7 @@ import { WebSocketGateway, type OnGatewayConnection, type OnGatewayDisconnect } 
 import type { Redis } from 'ioredis';
 import proxyaddr from 'proxy-addr';
 import type { WebSocket } from 'ws';
-import { Clock } from '../common/clock.js';
+import { Clock, type ClockTimer } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { InjectConfig } from '../config/config.token.js';
@@ -27,7 +27,6 @@ import {
   type ClientMessage,
   type CloseReason,
 } from './protocol.js';
-import { RealtimeRepository } from './realtime.repository.js';
 
 /** The fixed window of WS_MESSAGE_RATE_LIMIT. */
 const MESSAGE_WINDOW_MS = 10_000;
@@ -35,6 +34,10 @@ const MESSAGE_WINDOW_MS = 10_000;
 const AUTH_FAILURE_WINDOW_MS = 15 * 60_000;
 /** Beyond this much unsent data, a reader is too slow: closed with 1013 (contract v2 §F). */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** The longest single timer step (see after()). */
+const TIMER_STEP_MS = 3600_000;
+/** After a close frame, how long a client has to answer it before its socket is cut. */
+const CLOSE_GRACE_MS = 2000;
 /** After 1001, how long a client has to complete the close handshake before its socket is cut. */
 const SHUTDOWN_GRACE_MS = 2000;
 /** Failed authentications are logged at most once per this period, with a count. */
@@ -44,7 +47,8 @@ const FAILURE_LOG_PERIOD_MS = 10_000;
 export interface UpgradeRefusal {
   status: number;
   code: ErrorCode;
-  message: string;
+  /** A list for VALIDATION_FAILED, as in HTTP answers. */
+  message: string | string[];
   headers?: Record<string, string>;
 }
 
@@ -73,8 +77,11 @@ export class RealtimeGateway
   private readonly byTenant = new Map<string, Set<Connection>>();
   /** Unauthenticated connections per address. */
   private readonly pendingByIp = new Map<string, number>();
-  /** Counts changes of who may see a tenant's events: a subscription checked across one is checked again. */
-  private readonly tenantEpochs = new Map<string, number>();
+  /**
+   * Counts changes of who may see any tenant's events: a membership read while one happened
+   * is read again (it may predate a removal whose event was handled meanwhile).
+   */
+  private accessEpoch = 0;
   private readonly failures: AttemptStore;
   private readonly trust: (addr: string, i: number) => boolean;
   private readonly allowedOrigins: ReadonlySet<string>;
@@ -89,7 +96,6 @@ export class RealtimeGateway
     private readonly revocation: RevocationService,
     private readonly events: EventBus,
     private readonly tenants: TenantAccessService,
-    private readonly repo: RealtimeRepository,
     private readonly clock: Clock,
     @InjectRedis() redis: Redis | null,
   ) {
@@ -97,7 +103,8 @@ export class RealtimeGateway
     // As Express reads X-Forwarded-For for req.ip (TRUST_PROXY: false, true or a number of hops).
     const hops = config.TRUST_PROXY;
     this.trust = hops === true ? () => true : typeof hops === 'number' ? (_a, i) => i < hops : () => false;
-    // "Ours" is the API's and the UI's origin (PUBLIC_URL, APP_URL), plus CORS_ORIGINS.
+    // "Ours" is the API's and the UI's origin (PUBLIC_URL, APP_URL) and, as for the refresh
+    // cookie's Origin check, the page's own host (same origin); plus CORS_ORIGINS.
     this.allowedOrigins = new Set([
       ...config.CORS_ORIGINS,
       new URL(config.PUBLIC_URL).origin,
@@ -112,6 +119,7 @@ export class RealtimeGateway
       this.events.on('sessions.revoked', (e) => this.onSessionsRevoked(e)),
       this.events.on('resources.changed', (e) => this.onResourceChanged(e)),
       this.events.on('tenants.access_changed', (e) => this.onTenantAccessChanged(e)),
+      this.events.on('identities.changed', (e) => this.onIdentitiesChanged(e)),
     ];
     // Liveness runs on real time (not the injectable clock): it is about the network.
     this.pinger = setInterval(() => this.ping(), this.config.WS_PING_INTERVAL * 1000);
@@ -170,7 +178,7 @@ export class RealtimeGateway
       };
     }
     const origin = req.headers.origin;
-    if (origin !== undefined && !this.allowedOrigins.has(origin)) {
+    if (origin !== undefined && !this.allowedOrigins.has(origin) && !sameHost(origin, req.headers.host)) {
       return { status: 403, code: ErrorCode.ORIGIN_NOT_ALLOWED, message: 'This origin may not open WebSockets here' };
     }
     const offered = req.headers['sec-websocket-protocol'];
@@ -178,7 +186,7 @@ export class RealtimeGateway
       return {
         status: 400,
         code: ErrorCode.VALIDATION_FAILED,
-        message: `The only subprotocol spoken here is ${SUBPROTOCOL}`,
+        message: [`The only subprotocol spoken here is ${SUBPROTOCOL}`],
       };
     }
     const ip = this.addressOf(req);
@@ -227,7 +235,9 @@ export class RealtimeGateway
   handleDisconnect(ws: WebSocket): void {
     const conn = this.connections.get(ws);
     if (!conn) return;
-    if (!conn.closed && !conn.principal) this.changePending(conn.ip, -1);
+    // The slot is held until the TCP connection ends, not when the close frame is sent: a
+    // client that ignores the close must not open more unauthenticated sockets meanwhile.
+    if (!conn.principal) this.changePending(conn.ip, -1);
     conn.closed = true;
     this.forget(conn);
     this.connections.delete(ws);
@@ -252,6 +262,8 @@ export class RealtimeGateway
     conn.queue = conn.queue
       .then(() => (conn.closed ? undefined : this.handle(conn, message)))
       .catch((error: unknown) => {
+        // The database is briefly unavailable: nothing wrong with the client, who retries.
+        if (error instanceof AppError && error.status === 503) return this.close(conn, CLOSE.TRY_AGAIN_LATER);
         this.logger.error(
           `message ${message.event} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
         );
@@ -321,8 +333,31 @@ export class RealtimeGateway
     conn.expiryTimer?.cancel();
     const msLeft = principal.exp * 1000 - this.clock.nowMs();
     const warnIn = msLeft - this.config.WS_EXPIRY_WARNING * 1000;
-    conn.warnTimer = warnIn > 0 ? this.clock.setTimeout(() => this.warn(conn), warnIn) : null;
-    conn.expiryTimer = this.clock.setTimeout(() => this.close(conn, CLOSE.TOKEN_EXPIRED), Math.max(0, msLeft));
+    conn.warnTimer = warnIn > 0 ? this.after(warnIn, () => this.warn(conn)) : null;
+    conn.expiryTimer = this.after(Math.max(0, msLeft), () => this.close(conn, CLOSE.TOKEN_EXPIRED));
+  }
+
+  /**
+   * A Clock timer of any length: Node's timers hold at most 2^31−1 ms (about 24.8 days), and an
+   * external issuer's token may live longer, so a long wait is taken in steps of an hour.
+   */
+  private after(ms: number, fn: () => void): ClockTimer {
+    const deadline = this.clock.nowMs() + ms;
+    let cancelled = false;
+    let current: ClockTimer;
+    const check = () => {
+      if (cancelled) return;
+      const left = deadline - this.clock.nowMs();
+      if (left <= 0) fn();
+      else current = this.clock.setTimeout(check, Math.min(left, TIMER_STEP_MS));
+    };
+    current = this.clock.setTimeout(check, Math.min(ms, TIMER_STEP_MS));
+    return {
+      cancel: () => {
+        cancelled = true;
+        current.cancel();
+      },
+    };
   }
 
   private warn(conn: Connection): void {
@@ -355,6 +390,20 @@ export class RealtimeGateway
   private async subscribe(conn: Connection, message: ClientMessage): Promise<void> {
     const parsed = tenantTopics(message.data);
     if ('error' in parsed) return this.sendError(conn, ErrorCode.VALIDATION_FAILED, parsed.error, message.id);
+    // Tenant topics show what GET /tenants/:id/members and /resources show: the same scopes.
+    if (!conn.principal!.scopes.includes('tenants:read')) {
+      return this.sendError(
+        conn,
+        ErrorCode.INSUFFICIENT_SCOPE,
+        'Tenant topics need the tenants:read scope',
+        message.id,
+      );
+    }
+    // A token bound to a tenant (`tid`) acts in that tenant only, as over HTTP.
+    const bound = conn.principal!.tenantId;
+    if (bound !== null && parsed.tenants.some((t) => t !== bound.toLowerCase())) {
+      return this.sendError(conn, ErrorCode.TENANT_MISMATCH, `This token is bound to tenant:${bound}`, message.id);
+    }
     const fresh = parsed.tenants.filter((t) => !conn.tenants.has(t));
     if (conn.tenants.size + fresh.length > MAX_TOPICS_PER_CONNECTION) {
       return this.sendError(
@@ -392,11 +441,13 @@ export class RealtimeGateway
    * see the tenant changed while it was being read.
    */
   private async currentPermissions(conn: Connection, tenantId: string): Promise<ReadonlySet<string> | null> {
-    for (let attempt = 0; ; attempt++) {
-      const epoch = this.tenantEpochs.get(tenantId) ?? 0;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const epoch = this.accessEpoch;
       const membership = await this.tenants.membership(tenantId, conn.principal!.userId);
-      if ((this.tenantEpochs.get(tenantId) ?? 0) === epoch || attempt >= 3) return membership?.permissions ?? null;
+      if (this.accessEpoch === epoch) return membership?.permissions ?? null;
     }
+    // Memberships keep changing under the read: nothing stable to grant on.
+    throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'Tenant memberships are changing; subscribe again');
   }
 
   private unsubscribe(conn: Connection, message: ClientMessage): void {
@@ -413,50 +464,32 @@ export class RealtimeGateway
   /**
    * New not-before entries (here or on another instance): the connections whose session,
    * token, secret or user falls under one are closed. A session, token or secret revoked is
-   * a sign-out (4410). A whole user revoked is one too when the account is gone or disabled
-   * or the session ended; otherwise (a role change) the session lives on and the connection
-   * is told to refresh its token (4401), as an HTTP request with that token would be.
+   * a sign-out (4410), and so is a user whose account was deleted or disabled (`signOut`).
+   * Any other user-wide entry is a role change: the sessions live on, so the connection is
+   * told to refresh its token (4401), as an HTTP request with that token would be; an external
+   * issuer's token is not refused by it (its `iat` is the issuer's; the roles are read anew).
    */
   private onRevoked({ entries }: GatehouseEvents['tokens.revoked']): void {
-    const userWide: Connection[] = [];
     for (const entry of entries) {
-      for (const conn of this.byKey.get(entry.key) ?? []) {
+      const userWide = entry.key.startsWith('user:');
+      for (const conn of Array.from(this.byKey.get(entry.key) ?? [])) {
         const p = conn.principal;
         if (!p || conn.closed) continue;
-        if (entry.key.startsWith('user:')) {
-          // An external issuer's tokens do not fall under user not-before entries (their
-          // `iat` is the issuer's); the account is checked instead.
-          if (p.kind === 'federated' || p.iat < entry.notBefore) userWide.push(conn);
-        } else if (p.iat < entry.notBefore) {
-          this.close(conn, CLOSE.SESSION_REVOKED);
-        }
+        if (userWide && entry.signOut) this.close(conn, CLOSE.SESSION_REVOKED);
+        else if (p.kind === 'federated' && userWide) continue;
+        else if (p.iat < entry.notBefore) this.close(conn, userWide ? CLOSE.INVALID_TOKEN : CLOSE.SESSION_REVOKED);
       }
     }
-    if (userWide.length > 0) void this.closeUserWide(userWide);
   }
 
-  private async closeUserWide(conns: Connection[]): Promise<void> {
-    const sessions = conns.filter((c) => c.principal?.kind === 'user').map((c) => c.principal!.sessionId!);
-    const users = conns.filter((c) => c.principal?.kind !== 'user').map((c) => c.principal!.userId);
-    let live: Set<string>;
-    let active: Set<string>;
-    try {
-      [live, active] = await Promise.all([
-        this.repo.liveSessions([...new Set(sessions)], this.clock.now()),
-        this.repo.activeUsers([...new Set(users)]),
-      ]);
-    } catch (error) {
-      // Unknown: the token is refused anyway; the client's refresh tells whether it is signed out.
-      this.logger.warn(`revoked connections closed as expired (account state unknown): ${String(error)}`);
-      for (const conn of conns) this.close(conn, CLOSE.INVALID_TOKEN);
-      return;
-    }
-    for (const conn of conns) {
-      const p = conn.principal;
-      if (!p || conn.closed) continue;
-      const alive = p.kind === 'user' ? live.has(p.sessionId!) : active.has(p.userId);
-      if (!alive) this.close(conn, CLOSE.SESSION_REVOKED);
-      else if (p.kind !== 'federated') this.close(conn, CLOSE.INVALID_TOKEN);
+  /**
+   * An external identity was linked to or unlinked from the user: connections opened with an
+   * external issuer's token are closed to verify again (4401); an unlinked identity's token
+   * then no longer reaches this account.
+   */
+  private onIdentitiesChanged({ userId }: GatehouseEvents['identities.changed']): void {
+    for (const conn of Array.from(this.ownConnections(userId))) {
+      if (conn.principal!.kind === 'federated') this.close(conn, CLOSE.INVALID_TOKEN);
     }
   }
 
@@ -472,18 +505,22 @@ export class RealtimeGateway
 
   private onResourceChanged({ action, ownerId, tenantId, resource }: GatehouseEvents['resources.changed']): void {
     const event = `resource.${action}`;
+    // A connection gets what its token could read over HTTP: the resources:read scope, and
+    // in a tenant the resources:read permission.
+    const mayRead = (conn: Connection) => conn.principal!.scopes.includes('resources:read');
     if (tenantId === null) {
-      if (ownerId !== null) for (const conn of this.ownConnections(ownerId)) this.send(conn, event, resource);
+      if (ownerId === null) return;
+      for (const conn of this.ownConnections(ownerId)) if (mayRead(conn)) this.send(conn, event, resource);
       return;
     }
     for (const conn of this.byTenant.get(tenantId) ?? []) {
-      if (conn.tenants.get(tenantId)?.has('resources:read')) this.send(conn, event, resource);
+      if (mayRead(conn) && conn.tenants.get(tenantId)?.has('resources:read')) this.send(conn, event, resource);
     }
   }
 
   private onTenantAccessChanged(e: GatehouseEvents['tenants.access_changed']): void {
     const { tenantId, userId, change } = e;
-    this.tenantEpochs.set(tenantId, (this.tenantEpochs.get(tenantId) ?? 0) + 1);
+    this.accessEpoch++;
     const subscribers = [...(this.byTenant.get(tenantId) ?? [])];
     if (change === 'member_added' && userId !== null) {
       const data = { tenantId, member: e.member ?? { userId } };
@@ -591,10 +628,7 @@ export class RealtimeGateway
     conn.tenants.delete(tenantId);
     const set = this.byTenant.get(tenantId);
     set?.delete(conn);
-    if (set?.size === 0) {
-      this.byTenant.delete(tenantId);
-      this.tenantEpochs.delete(tenantId);
-    }
+    if (set?.size === 0) this.byTenant.delete(tenantId);
   }
 
   private changePending(ip: string, delta: number): void {
@@ -612,10 +646,12 @@ export class RealtimeGateway
 
   private close(conn: Connection, reason: CloseReason): void {
     if (conn.closed) return;
-    if (!conn.principal) this.changePending(conn.ip, -1);
     conn.closed = true;
     this.forget(conn);
     conn.ws.close(reason.code, reason.reason);
+    // ws waits 30 s for the client's half of the close handshake; a client that ignores it
+    // does not keep the socket (and its slot) that long.
+    setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   private ping(): void {
@@ -638,6 +674,11 @@ export class RealtimeGateway
   private sendError(conn: Connection, code: ErrorCode, message: string, id?: string | number): void {
     this.send(conn, 'error', { code, message }, id);
   }
+}
+
+/** Whether an Origin is the requested host itself (a page of this server, over http or https). */
+function sameHost(origin: string, host: string | undefined): boolean {
+  return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
 }
 
 /** Re-authentication keeps the identity: the same user, through the same kind of token and client. */

@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { RealtimeGateway } from './realtime.gateway.js';
-import { RealtimeRepository } from './realtime.repository.js';
 
 /** Real-time events over WebSocket (contract v2 §F); left out when WS_ENABLED=false. */
-@Module({ providers: [RealtimeGateway, RealtimeRepository], exports: [RealtimeGateway] })
+@Module({ providers: [RealtimeGateway], exports: [RealtimeGateway] })
 export class RealtimeModule {}

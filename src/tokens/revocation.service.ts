@@ -38,6 +38,13 @@ export interface RevocationRequest {
   /** Client secrets (`sid` of client tokens): a disabled client enabled again gets tokens anew. */
   secrets?: readonly string[];
   tokens?: readonly string[];
+  /**
+   * The `users` lose access altogether (account deleted or disabled), rather than having their
+   * tokens re-issued (a role change): real-time connections are signed out (4410), not told
+   * to refresh (4401). Carried on the event, so every instance knows without reading a
+   * database that may not show the change yet (the revocation is announced before its commit).
+   */
+  signOut?: boolean;
 }
 
 interface Entry {
@@ -152,7 +159,12 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     const entries = [
       ...(request.sessions ?? []).map((id) => ({ key: `sid:${id}`, notBefore: FOREVER, untilMs })),
       ...(request.tokens ?? []).map((jti) => ({ key: `jti:${jti}`, notBefore: FOREVER, untilMs })),
-      ...(request.users ?? []).map((id) => ({ key: `user:${id}`, notBefore, untilMs })),
+      ...(request.users ?? []).map((id) => ({
+        key: `user:${id}`,
+        notBefore,
+        untilMs,
+        ...(request.signOut ? { signOut: true } : {}),
+      })),
       ...(request.secrets ?? []).map((id) => ({ key: `sid:${id}`, notBefore, untilMs })),
     ];
     if (entries.length === 0) return;

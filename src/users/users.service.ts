@@ -185,7 +185,7 @@ export class UsersService implements OnApplicationBootstrap {
       await this.tenants.lockTenantsOf(user.id);
       if ((await this.tenants.soleOwnerships(user.id)).length > 0) return 'last_owner';
       await this.users.delete(user.id);
-      await this.revocation.revoke({ users: [user.id] });
+      await this.revocation.revoke({ users: [user.id], signOut: true });
       await this.audit.record('account.deleted', { userId: user.id, sessionId: caller.sessionId }, client, {
         username: user.username,
       });
@@ -252,7 +252,7 @@ export class UsersService implements OnApplicationBootstrap {
       // Every access token of the user: a role change must not leave old roles in use, and a
       // disable must end tokens that belong to no session (a machine client's, whose `sid`
       // is a client secret).
-      if (rolesChanged || disabling) await this.revocation.revoke({ users: [id] });
+      if (rolesChanged || disabling) await this.revocation.revoke({ users: [id], signOut: disabling });
       if (rolesChanged) {
         await this.audit.record('roles.changed', { userId: id }, client, { by: caller.userId, roles });
       }

@@ -27,9 +27,7 @@ export class WsClient {
   private readonly waiters = new Set<() => void>();
   readonly opened: Promise<void>;
 
-  constructor(
-    readonly ws: WebSocket,
-  ) {
+  constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
       this.frames.push(JSON.parse(data.toString()) as Frame);
       this.wake();
@@ -68,7 +66,15 @@ export class WsClient {
   private waitFor<T>(check: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
     return new Promise((resolve, reject) => {
       const attempt = () => {
-        const found = check();
+        let found: T | undefined;
+        try {
+          found = check();
+        } catch (error) {
+          this.waiters.delete(attempt);
+          clearTimeout(timer);
+          reject(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
         if (found !== undefined) {
           this.waiters.delete(attempt);
           clearTimeout(timer);
@@ -77,7 +83,11 @@ export class WsClient {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(attempt);
-        reject(new Error(`timed out waiting for ${what}; frames: ${JSON.stringify(this.frames)}; closed: ${JSON.stringify(this.closed)}`));
+        reject(
+          new Error(
+            `timed out waiting for ${what}; frames: ${JSON.stringify(this.frames)}; closed: ${JSON.stringify(this.closed)}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.add(attempt);
       attempt();
