@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
@@ -35,7 +36,15 @@ export class RealtimeAdapter extends WsAdapter {
 
   override create(port: number, options: Record<string, unknown> = {}): WebSocketServer {
     const gateway = this.gateway;
-    return super.create(port, {
+    // Before Nest's upgrade routing, which answers a Host it cannot parse with a malformed
+    // response: refused here with the contract's body.
+    (this.httpServer as Server | undefined)?.prependListener('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      // (The same base as Nest's routing: a missing Host reads "undefined", which parses.)
+      if (!URL.canParse(req.url ?? '/', `ws://${String(req.headers.host)}/`)) {
+        refuseRaw(socket, 400, 'VALIDATION_FAILED', ['The Host header is not valid']);
+      }
+    });
+    const server = super.create(port, {
       ...options,
       path: this.config.WS_PATH,
       maxPayload: this.config.WS_MAX_MESSAGE_BYTES,
@@ -78,6 +87,16 @@ export class RealtimeAdapter extends WsAdapter {
         );
       },
     }) as WebSocketServer;
+    // A handshake the ws library itself refuses (bad key, version, subprotocol list, method):
+    // the contract's JSON body rather than the library's text.
+    server.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+      if (req.method !== 'GET') refuseRaw(socket, 405, 'VALIDATION_FAILED', ['A WebSocket upgrade is a GET']);
+      // RFC 6455 §4.4: a version refused is answered with the version spoken here.
+      else if (/Sec-WebSocket-Version/i.test(err.message)) {
+        refuseRaw(socket, 400, 'VALIDATION_FAILED', [err.message], 'Sec-WebSocket-Version: 13\r\n');
+      } else refuseRaw(socket, 400, 'VALIDATION_FAILED', [err.message]);
+    });
+    return server;
   }
 
   override bindMessageHandlers(
@@ -98,8 +117,21 @@ export class RealtimeAdapter extends WsAdapter {
   }
 }
 
+/** Answers a raw upgrade socket with an HTTP error in the contract's body, then closes it. */
+function refuseRaw(socket: Duplex, status: number, code: string, message: string[], extraHeaders = ''): void {
+  socket.on('error', () => undefined); // a client gone already, or a second answer attempted
+  if (socket.destroyed || !socket.writable) return;
+  const body = JSON.stringify({ statusCode: status, error: STATUS_TEXT[status] ?? 'Error', message, code });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+      'Connection: close\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n' +
+      `${extraHeaders}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
+  405: 'Method Not Allowed',
   403: 'Forbidden',
   429: 'Too Many Requests',
   503: 'Service Unavailable',

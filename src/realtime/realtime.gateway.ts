@@ -6,6 +6,7 @@ import proxyaddr from 'proxy-addr';
 import type { WebSocket } from 'ws';
 import { Clock, type ClockTimer } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
+import { isDatabaseUnavailable } from '../common/errors/database-errors.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
@@ -34,7 +35,7 @@ const MESSAGE_WINDOW_MS = 10_000;
 const AUTH_FAILURE_WINDOW_MS = 15 * 60_000;
 /** Beyond this much unsent data, a reader is too slow: closed with 1013 (contract v2 §F). */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
-/** The longest single timer step (see after()). */
+/** The longest single timer step (see at()). */
 const TIMER_STEP_MS = 3600_000;
 /** After a close frame, how long a client has to answer it before its socket is cut. */
 const CLOSE_GRACE_MS = 2000;
@@ -263,7 +264,9 @@ export class RealtimeGateway
       .then(() => (conn.closed ? undefined : this.handle(conn, message)))
       .catch((error: unknown) => {
         // The database is briefly unavailable: nothing wrong with the client, who retries.
-        if (error instanceof AppError && error.status === 503) return this.close(conn, CLOSE.TRY_AGAIN_LATER);
+        if ((error instanceof AppError && error.status === 503) || isDatabaseUnavailable(error)) {
+          return this.close(conn, CLOSE.TRY_AGAIN_LATER);
+        }
         this.logger.error(
           `message ${message.event} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
         );
@@ -293,7 +296,9 @@ export class RealtimeGateway
         );
       }
       // The database or an external issuer is unavailable: nothing wrong with the client.
-      if (error instanceof AppError && error.status === 503) return this.close(conn, CLOSE.TRY_AGAIN_LATER);
+      if ((error instanceof AppError && error.status === 503) || isDatabaseUnavailable(error)) {
+        return this.close(conn, CLOSE.TRY_AGAIN_LATER);
+      }
       if (error instanceof AppError && error.status < 500) return this.refuse(conn, CLOSE.INVALID_TOKEN, error.code);
       throw error;
     }
@@ -331,18 +336,18 @@ export class RealtimeGateway
   private schedule(conn: Connection, principal: Principal): void {
     conn.warnTimer?.cancel();
     conn.expiryTimer?.cancel();
-    const msLeft = principal.exp * 1000 - this.clock.nowMs();
-    const warnIn = msLeft - this.config.WS_EXPIRY_WARNING * 1000;
-    conn.warnTimer = warnIn > 0 ? this.after(warnIn, () => this.warn(conn)) : null;
-    conn.expiryTimer = this.after(Math.max(0, msLeft), () => this.close(conn, CLOSE.TOKEN_EXPIRED));
+    const expMs = principal.exp * 1000;
+    const warnAtMs = expMs - this.config.WS_EXPIRY_WARNING * 1000;
+    conn.warnTimer = warnAtMs > this.clock.nowMs() ? this.at(warnAtMs, () => this.warn(conn)) : null;
+    conn.expiryTimer = this.at(expMs, () => this.close(conn, CLOSE.TOKEN_EXPIRED));
   }
 
   /**
-   * A Clock timer of any length: Node's timers hold at most 2^31−1 ms (about 24.8 days), and an
+   * Calls `fn` at `deadline` (Clock epoch ms), however far: Node's timers hold at most 2^31−1 ms (about 24.8 days), and an
    * external issuer's token may live longer, so a long wait is taken in steps of an hour.
    */
-  private after(ms: number, fn: () => void): ClockTimer {
-    const deadline = this.clock.nowMs() + ms;
+  private at(deadline: number, fn: () => void): ClockTimer {
+    const ms = Math.max(0, deadline - this.clock.nowMs());
     let cancelled = false;
     let current: ClockTimer;
     const check = () => {
@@ -531,7 +536,9 @@ export class RealtimeGateway
           told.add(conn);
         }
       }
-      for (const conn of this.ownConnections(userId)) if (!told.has(conn)) this.send(conn, 'tenant.member_added', data);
+      for (const conn of this.ownConnections(userId)) {
+        if (!told.has(conn) && mayReadTenants(conn)) this.send(conn, 'tenant.member_added', data);
+      }
       return;
     }
     if (change === 'member_removed' && userId !== null) {
@@ -544,7 +551,7 @@ export class RealtimeGateway
         }
       }
       for (const conn of this.ownConnections(userId)) {
-        if (!told.has(conn)) this.send(conn, 'tenant.member_removed', data);
+        if (!told.has(conn) && mayReadTenants(conn)) this.send(conn, 'tenant.member_removed', data);
         this.removeSubscription(conn, tenantId);
       }
       return;
@@ -674,6 +681,11 @@ export class RealtimeGateway
   private sendError(conn: Connection, code: ErrorCode, message: string, id?: string | number): void {
     this.send(conn, 'error', { code, message }, id);
   }
+}
+
+/** Tenant membership events show what the tenants:read scope shows over HTTP. */
+function mayReadTenants(conn: Connection): boolean {
+  return conn.principal?.scopes.includes('tenants:read') === true;
 }
 
 /** Whether an Origin is the requested host itself (a page of this server, over http or https). */

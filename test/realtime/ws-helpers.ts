@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import WebSocket from 'ws';
+import { WebSocket, type ClientOptions } from 'ws';
 import type { TestApp } from '../support/test-app.js';
 
 /** Listens on 127.0.0.1 (any free port) and returns the WebSocket URL of WS_PATH. */
@@ -28,8 +28,8 @@ export class WsClient {
   readonly opened: Promise<void>;
 
   constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      this.frames.push(JSON.parse(data.toString()) as Frame);
+    ws.on('message', (data: Buffer) => {
+      this.frames.push(JSON.parse(data.toString('utf8')) as Frame);
       this.wake();
     });
     ws.on('close', (code, reason) => {
@@ -44,7 +44,7 @@ export class WsClient {
     });
   }
 
-  static async open(url: string, options: WebSocket.ClientOptions & { protocols?: string[] } = {}): Promise<WsClient> {
+  static async open(url: string, options: ClientOptions & { protocols?: string[] } = {}): Promise<WsClient> {
     const { protocols, ...rest } = options;
     const client = new WsClient(new WebSocket(url, protocols ?? [], rest));
     await client.opened;
