@@ -12,6 +12,7 @@ import {
   startForeignSite,
   startGatehouse,
   watch,
+  withoutLiveUpdates,
   type ForeignSite,
   type Gatehouse,
   type Tab,
@@ -320,7 +321,8 @@ describe('browser client', () => {
   });
 
   it('renews an expired access token with exactly one refresh, shared by concurrent calls', async () => {
-    const ctx = await context();
+    // No live connection: it would renew the token before it expires.
+    const ctx = await withoutLiveUpdates(await context());
     const tab = await open(ctx);
     await signUp(tab, uniqueName('expiry'));
     await tab.page.locator('#profile-displayName').fill('Grace H.');
@@ -348,7 +350,8 @@ describe('browser client', () => {
   });
 
   it('keeps two tabs signed in when both act at the same moment after expiry', async () => {
-    const ctx = await context();
+    // No live connection: it would renew the token before it expires.
+    const ctx = await withoutLiveUpdates(await context());
     const refreshes: number[] = [];
     ctx.on('request', (request) => {
       if (request.method() === 'POST' && new URL(request.url()).pathname === '/auth/refresh')
@@ -394,7 +397,8 @@ describe('browser client', () => {
     const laptop = await open(await context());
     await signUp(laptop, username);
 
-    const phone = await open(await context({ userAgent: SAFARI_ON_MAC }));
+    // The phone has no live connection, which would hear of the sign-out at once (realtime.spec.ts).
+    const phone = await open(await withoutLiveUpdates(await context({ userAgent: SAFARI_ON_MAC })));
     await visible(phone, '#login-view');
     await logIn(phone, username, 'not the password');
     await phone.page.locator('#login-form-error', { hasText: 'The username or password is incorrect.' }).waitFor();
@@ -432,12 +436,14 @@ describe('browser client', () => {
 
   it('"sign out everywhere" in one tab sends the other tab and the other devices to the login form', async () => {
     const username = uniqueName('everywhere');
-    const ctx = await context();
+    // No live connections: each page would hear of the sign-out at once (realtime.spec.ts);
+    // here the tabs' channel and the next call tell them.
+    const ctx = await withoutLiveUpdates(await context());
     const a = await open(ctx);
     await signUp(a, username);
     const b = await open(ctx);
     await visible(b, '#app-view');
-    const device = await open(await context({ userAgent: SAFARI_ON_MAC }));
+    const device = await open(await withoutLiveUpdates(await context({ userAgent: SAFARI_ON_MAC })));
     await logIn(device, username);
     await visible(device, '#app-view');
 

@@ -191,6 +191,18 @@ const WATCH_CSP = `
   });
 `;
 
+/**
+ * Takes WebSocket away from the pages of a context (before any page script runs): the client
+ * then works without live events (web/src/realtime.ts), as in a browser or network without
+ * WebSockets. For tests of what the page does by itself when its access token runs out, or
+ * when its session ended elsewhere: a live connection renews the token before it expires, and
+ * hears of a revoked session at once (test/browser/realtime.spec.ts).
+ */
+export async function withoutLiveUpdates(context: BrowserContext): Promise<BrowserContext> {
+  await context.addInitScript({ content: 'window.WebSocket = undefined;' });
+  return context;
+}
+
 export async function newContext(browser: Browser, options: BrowserContextOptions = {}): Promise<BrowserContext> {
   const context = await browser.newContext(options);
   await context.addInitScript({ content: WATCH_CSP });

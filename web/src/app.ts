@@ -14,10 +14,16 @@
  *
  * The tenant the session is in (the token's `tid`) decides which resources are listed: after a
  * switch (`tenantchanged`) the tenants and resources cards load again.
+ *
+ * The signed-in page is live (web/src/realtime.ts): its WebSocket opens when the page enters
+ * the signed-in view and closes on sign-out; a session ended on the server (4410) signs the
+ * page out at once, and the live view (views/live-view.ts) shows new sign-ins and keeps the
+ * resource list current.
  */
 import { announce, byId, takeFragmentToken } from './dom.js';
 import { clearErrors, describeError } from './form-errors.js';
 import { GatehouseClient, type SignedOutDetail, type SignedOutReason } from './gatehouse-client.js';
+import { LiveConnection } from './realtime.js';
 import { createAuthView } from './views/auth-view.js';
 import { createDeleteAccountView } from './views/delete-account-view.js';
 import { createEmailView } from './views/email-view.js';
@@ -25,6 +31,7 @@ import { createFederatedView } from './views/federated-view.js';
 import { createForgotView } from './views/forgot-view.js';
 import { createIdentitiesView } from './views/identities-view.js';
 import { createInvitationView } from './views/invitation-view.js';
+import { createLiveView } from './views/live-view.js';
 import { createMfaView } from './views/mfa-view.js';
 import { createProfileView } from './views/profile-view.js';
 import { createResetView } from './views/reset-view.js';
@@ -84,6 +91,8 @@ function main(): void {
   const verify = createVerifyView({ client, screens });
   const resources = createResourcesView(signedIn);
   const tenants = createTenantsView({ ...signedIn, onContext: (tenant) => resources.setContext(tenant) });
+  const live = new LiveConnection(client);
+  const liveView = createLiveView({ live, client, resources });
   const invitation = createInvitationView({
     client,
     screens,
@@ -110,10 +119,12 @@ function main(): void {
     auth.setNotice(null);
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
     screens.show('app', { focus: started });
+    live.start();
     await Promise.allSettled([profile.load(), mfa.load(), tenants.load(), resources.load(), sessions.load()]);
   }
 
   function leaveApp(detail: SignedOutDetail): void {
+    liveView.clear();
     profile.clear();
     identities.clear();
     deletion.clear();
@@ -142,6 +153,7 @@ function main(): void {
     }
   });
   client.addEventListener('signedout', (event) => {
+    live.stop();
     if (!LINK_SCREENS.has(screens.current)) leaveApp((event as CustomEvent<SignedOutDetail>).detail);
   });
 

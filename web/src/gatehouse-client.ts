@@ -30,6 +30,9 @@
  *   that every later call, `/resources` included, is in that tenant. The server keeps the
  *   choice on the session: refreshes keep `tid` while the user is a member. `tenantId` reads it
  *   from the held token, and the event `tenantchanged` says when it changed.
+ * - Live events (web/src/realtime.ts): a WebSocket authenticated with `accessToken`, kept
+ *   authenticated through `refresh()` (the same single-flight, tab-coordinated refresh) and the
+ *   event `tokenchanged`; a close that says the session is over ends it here (`sessionEnded()`).
  */
 
 export type Role = 'user' | 'admin';
@@ -327,7 +330,14 @@ export interface GatehouseClientOptions {
 /** 401 codes about a token the call carries in its body, not about the bearer: never refreshed. */
 const NOT_ABOUT_THE_SESSION: ReadonlySet<string> = new Set(['FEDERATED_TOKEN_INVALID', 'FEDERATED_TOKEN_REUSED']);
 
-type TabMessage = { type: 'token'; accessToken: string; expiresAt: number } | { type: 'signed-out' };
+type TabMessage =
+  | { type: 'token'; accessToken: string; expiresAt: number }
+  | { type: 'signed-out' }
+  /** This tab is signing the session out (or deleting the account): the server's word follows. */
+  | { type: 'signing-out' };
+
+/** How long another tab's `signing-out` explains this session's end (ms). */
+const OTHER_TAB_SIGN_OUT_MS = 10_000;
 
 interface HeldToken {
   value: string;
@@ -345,7 +355,9 @@ interface HeldToken {
  * Events: `signedin` (CustomEvent<SignedInDetail>) when this tab goes from signed out to
  * signed in, or to another session; `signedout` (CustomEvent<SignedOutDetail>);
  * `tenantchanged` (CustomEvent<TenantChangedDetail>) when a new token of the same session
- * names another tenant (`selectTenant()` here or in another tab, or a refresh that dropped it).
+ * names another tenant (`selectTenant()` here or in another tab, or a refresh that dropped it);
+ * `tokenchanged` (Event) after each of those, and whenever another access token is held
+ * (a refresh, here or in another tab).
  */
 export class GatehouseClient extends EventTarget {
   readonly #base: string;
@@ -361,6 +373,10 @@ export class GatehouseClient extends EventTarget {
   /** Bumped whenever the held token changes (new, adopted or dropped). */
   #generation = 0;
   #refreshing: Promise<boolean> | null = null;
+  /** A sign-out (or deletion) this tab has asked the server for and not yet heard back about. */
+  #ending: SignedOutReason | null = null;
+  /** When another tab said it was signing out (Date.now() ms; 0: never). */
+  #otherTabEndingAt = 0;
 
   constructor(options: GatehouseClientOptions = {}) {
     super();
@@ -385,6 +401,49 @@ export class GatehouseClient extends EventTarget {
   /** The tenant selected in this session (the token's `tid`); null for none (personal) or signed out. */
   get tenantId(): string | null {
     return this.#token?.tenantId ?? null;
+  }
+
+  /** The session this tab is signed in to (the token's `sid`), null when signed out. */
+  get sessionId(): string | null {
+    return this.#token?.sessionId ?? null;
+  }
+
+  /**
+   * The access token held now, for what cannot send it as a bearer: the first message of a
+   * WebSocket (web/src/realtime.ts). Still in memory only; null when signed out.
+   */
+  get accessToken(): string | null {
+    return this.#token?.value ?? null;
+  }
+
+  /** When the held access token was obtained and when it expires (local clock, ms); null when signed out. */
+  get tokenLifetime(): { obtainedAt: number; expiresAt: number } | null {
+    return this.#token ? { obtainedAt: this.#token.obtainedAt, expiresAt: this.#token.expiresAt } : null;
+  }
+
+  /**
+   * A new access token now, through the refresh cookie: the same refresh as a 401's (single
+   * flight, coordinated with the other tabs), for a caller that must not wait for a 401 (a live
+   * connection before its token expires). Resolves true once a new token is held
+   * (`tokenchanged`), false when signed out or the session is over (then `signedout`,
+   * 'expired'). Rejects with an ApiError on a passing failure (network, 429, 5xx).
+   */
+  async refresh(): Promise<boolean> {
+    if (!this.#token) return false;
+    const refreshed = await this.#refreshOnce(this.#generation);
+    if (!refreshed) this.#drop('expired', false);
+    return refreshed;
+  }
+
+  /**
+   * The server said this session is over (a live connection closed with 4410
+   * SESSION_REVOKED): the token is forgotten here without a request, and `signedout` says
+   * why: the sign-out this tab (or another tab) asked for, else 'expired'. The other tabs are
+   * not told: each hears it from the server itself, or at its next call.
+   */
+  sessionEnded(): void {
+    const otherTab = Date.now() - this.#otherTabEndingAt < OTHER_TAB_SIGN_OUT_MS;
+    this.#drop(this.#ending ?? (otherTab ? 'other-tab' : 'expired'), false);
   }
 
   /**
@@ -454,7 +513,7 @@ export class GatehouseClient extends EventTarget {
   async logout(): Promise<void> {
     const token = this.#token?.value ?? null;
     try {
-      const res = await this.#send('POST', '/auth/logout', undefined, token);
+      const res = await this.#ends('logout', () => this.#send('POST', '/auth/logout', undefined, token));
       if (!res.ok) throw await ApiError.fromResponse(res);
     } finally {
       this.#drop('logout', true);
@@ -463,7 +522,7 @@ export class GatehouseClient extends EventTarget {
 
   /** Ends every session of the user, on every device. */
   async logoutAll(): Promise<void> {
-    await this.request<void>('POST', '/auth/logout-all');
+    await this.#ends('logout', () => this.request<void>('POST', '/auth/logout-all'));
     this.#drop('logout', true);
   }
 
@@ -523,7 +582,7 @@ export class GatehouseClient extends EventTarget {
    * STEP_UP_REQUIRED). 409 LAST_ADMIN / LAST_OWNER, 429.
    */
   async deleteAccount(proof: AccountDeletionProof): Promise<void> {
-    await this.request<void>('DELETE', '/users/me', proof);
+    await this.#ends('deleted', () => this.request<void>('DELETE', '/users/me', proof));
     this.#drop('deleted', true);
   }
 
@@ -773,6 +832,20 @@ export class GatehouseClient extends EventTarget {
 
   // ---------------------------------------------------------------------------
 
+  /**
+   * Runs a call that ends the session: the server's word of the end (`sessionEnded()`, from a
+   * live connection) may come before its answer, and is then this call's `reason`.
+   */
+  async #ends<T>(reason: SignedOutReason, call: () => Promise<T>): Promise<T> {
+    this.#ending = reason;
+    this.#post({ type: 'signing-out' });
+    try {
+      return await call();
+    } finally {
+      this.#ending = null;
+    }
+  }
+
   /** A call without the session: no bearer, no refresh, no retry. */
   async #public<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.#send(method, path, body, null);
@@ -900,6 +973,8 @@ export class GatehouseClient extends EventTarget {
     } else if (previous.tenantId !== claims.tid) {
       this.dispatchEvent(new CustomEvent<TenantChangedDetail>('tenantchanged', { detail: { tenantId: claims.tid } }));
     }
+    // The `signedin` listeners may have signed out again meanwhile.
+    if (this.#token?.value === value) this.dispatchEvent(new Event('tokenchanged'));
   }
 
   #drop(reason: SignedOutReason, tellOtherTabs: boolean): void {
@@ -917,6 +992,8 @@ export class GatehouseClient extends EventTarget {
   #onTabMessage(message: TabMessage): void {
     if (message.type === 'signed-out') {
       this.#drop('other-tab', false);
+    } else if (message.type === 'signing-out') {
+      this.#otherTabEndingAt = Date.now();
     } else if (message.type === 'token' && typeof message.accessToken === 'string') {
       // Keep the newer of the two (a late message must not replace a fresher token).
       if (this.#token && this.#token.expiresAt > message.expiresAt) return;

@@ -104,7 +104,7 @@ export function createSessionsView({ client, guarded }: SignedInDeps): SignedInP
 }
 
 /** "Firefox on Linux" from a User-Agent header, else what can be told, else its start. */
-function describeAgent(userAgent: string | null): string {
+export function describeAgent(userAgent: string | null): string {
   if (!userAgent) return 'Unknown device';
   const browser = /Edg\//.test(userAgent)
     ? 'Edge'
