@@ -9,10 +9,20 @@
  *    presents it on its next request: autocannon keeps no cookies by itself).
  *  - probe: one keep-alive connection sending a request every `intervalMs` (never more than
  *    one in flight), timing each with hrtime: a latency probe that does not add load.
+ *  - wsFanout: `sockets` WebSockets of one user authenticate, then `connections` workers
+ *    create resources as that user (POST /resources, each with a unique title, keep-alive)
+ *    for `duration` s; every socket must receive each `resource.created`: creates per
+ *    second, and the delivery latency (request sent → event on a socket). With `sockets: 0`,
+ *    the same creates with nobody listening (the baseline).
+ *  - wsConnect: `connections` workers each open a WebSocket, send `auth` with their own
+ *    token and wait for `auth.ok`, then close it, in a loop: authenticated connections per
+ *    second. `httpFresh`: the same workers send GET `path` with their token, each on a new
+ *    connection (Connection: close), in a loop (the baseline).
  */
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
+import { WebSocket } from 'ws';
 import { percentile } from './lib/stats.mjs';
 
 async function runAutocannon(job) {
@@ -136,9 +146,202 @@ async function runProbe(job) {
   };
 }
 
+const latencySummary = (samples) => ({
+  p50: percentile(samples, 50),
+  p90: percentile(samples, 90),
+  p99: percentile(samples, 99),
+  max: samples.length ? samples.reduce((a, b) => (b > a ? b : a), -Infinity) : null,
+});
+
+/** One HTTP request with a JSON body (or none); resolves with the status and the parsed body. */
+function request(agent, url, { method = 'GET', headers = {}, json } = {}) {
+  return new Promise((resolve) => {
+    const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+    const req = http.request(
+      url,
+      {
+        agent,
+        method,
+        headers: body ? { ...headers, 'content-type': 'application/json', 'content-length': body.length } : headers,
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', () => resolve({ status: 0, text: '' }));
+      },
+    );
+    req.on('error', () => resolve({ status: 0, text: '' }));
+    req.end(body);
+  });
+}
+
+/** Opens a WebSocket and authenticates it: resolves with the socket once `auth.ok` came (rejects otherwise). */
+function openAuthenticated(wsUrl, token, onMessage) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+    let authed = false;
+    ws.on('open', () => ws.send(JSON.stringify({ event: 'auth', data: { token } })));
+    ws.on('message', (data) => {
+      const frame = JSON.parse((Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8'));
+      if (!authed && frame.event === 'auth.ok') {
+        authed = true;
+        resolve(ws);
+        return;
+      }
+      onMessage?.(frame);
+    });
+    ws.on('close', (code, reason) => {
+      if (!authed) reject(new Error(`closed ${code} ${reason.toString()} before auth.ok`));
+    });
+    ws.on('error', (e) => {
+      if (!authed) reject(e);
+    });
+  });
+}
+
+async function runWsFanout(job) {
+  const sent = new Map(); // title → { at, measured, delivered }
+  const deliveries = [];
+  let stray = 0;
+  const sockets = await Promise.all(
+    Array.from({ length: job.sockets }, () =>
+      openAuthenticated(job.wsUrl, job.token, (frame) => {
+        if (frame.event !== 'resource.created') return;
+        const s = sent.get(frame.data?.title);
+        if (!s) {
+          stray++;
+          return;
+        }
+        s.delivered += 1;
+        if (s.measured) deliveries.push(performance.now() - s.at);
+      }),
+    ),
+  );
+  const agent = new http.Agent({ keepAlive: true, maxSockets: job.connections });
+  const url = `${job.url}/resources`;
+  const headers = { authorization: `Bearer ${job.token}` };
+  const latencies = [];
+  let ok = 0;
+  let other = 0;
+  let total = 0;
+  let seq = 0;
+  const start = performance.now();
+  const measuredFrom = start + (job.skipS ?? 0) * 1000;
+  const end = start + job.duration * 1000;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const title = `fanout ${process.pid} ${seq++}`;
+      const at = performance.now();
+      const entry = { at, measured: at >= measuredFrom, delivered: 0, created: false };
+      sent.set(title, entry);
+      const res = await request(agent, url, { method: 'POST', headers, json: { title } });
+      entry.created = res.status === 201;
+      total++;
+      if (performance.now() < measuredFrom) continue;
+      if (res.status === 201) {
+        ok++;
+        latencies.push(performance.now() - at);
+      } else other++;
+    }
+  };
+  await Promise.all(Array.from({ length: job.connections }, worker));
+  const durationS = (performance.now() - start) / 1000;
+  const measuredS = durationS - (job.skipS ?? 0);
+  // The last events: every measured create must reach every socket (a generous wait).
+  const measured = [...sent.values()].filter((s) => s.measured && s.created);
+  const expected = measured.length * job.sockets;
+  const got = () => measured.reduce((n, s) => n + Math.min(s.delivered, job.sockets), 0);
+  const waitUntil = performance.now() + 5_000;
+  while (job.sockets > 0 && got() < expected && performance.now() < waitUntil) await sleep(20);
+  const delivered = got();
+  for (const ws of sockets) ws.close();
+  agent.destroy();
+  return {
+    rps: ok / measuredS,
+    ok,
+    non2xxMeasured: other,
+    total,
+    errors: 0,
+    timeouts: 0,
+    durationS,
+    measuredS,
+    latencyMs: latencySummary(latencies),
+    delivery: {
+      sockets: job.sockets,
+      expected,
+      delivered,
+      missing: expected - delivered,
+      // More than once to one socket, or an event of a create not made here.
+      duplicates: measured.reduce((n, s) => n + Math.max(0, s.delivered - job.sockets), 0),
+      stray,
+      eventsPerS: deliveries.length / measuredS,
+      latencyMs: latencySummary(deliveries),
+    },
+  };
+}
+
+async function runWsConnect(job) {
+  const latencies = [];
+  let ok = 0;
+  let failed = 0;
+  let total = 0;
+  const failures = new Map();
+  const start = performance.now();
+  const measuredFrom = start + (job.skipS ?? 0) * 1000;
+  const end = start + job.duration * 1000;
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const once = async (token) => {
+    if (job.kind === 'httpFresh') {
+      const res = await request(agent, job.url + job.path, { headers: { authorization: `Bearer ${token}` } });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      return;
+    }
+    const ws = await openAuthenticated(job.wsUrl, token);
+    ws.close(1000);
+  };
+  const worker = async (i) => {
+    const token = job.tokens[i % job.tokens.length];
+    while (performance.now() < end) {
+      const at = performance.now();
+      try {
+        await once(token);
+        total++;
+        if (at < measuredFrom) continue;
+        ok++;
+        latencies.push(performance.now() - at);
+      } catch (error) {
+        total++;
+        if (at < measuredFrom) continue;
+        failed++;
+        const key = String(error?.message ?? error).slice(0, 80);
+        failures.set(key, (failures.get(key) ?? 0) + 1);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: job.connections }, (_, i) => worker(i)));
+  const durationS = (performance.now() - start) / 1000;
+  const measuredS = durationS - (job.skipS ?? 0);
+  agent.destroy();
+  return {
+    rps: ok / measuredS,
+    ok,
+    non2xxMeasured: failed,
+    total,
+    errors: 0,
+    timeouts: 0,
+    durationS,
+    measuredS,
+    latencyMs: latencySummary(latencies),
+    ...(failures.size ? { failures: Object.fromEntries(failures) } : {}),
+  };
+}
+
 async function runJob(job) {
   if (job.delayMs) await sleep(job.delayMs);
   if (job.kind === 'probe') return runProbe(job);
+  if (job.kind === 'wsFanout') return runWsFanout(job);
+  if (job.kind === 'wsConnect' || job.kind === 'httpFresh') return runWsConnect(job);
   return runAutocannon(job);
 }
 

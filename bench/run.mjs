@@ -60,6 +60,8 @@ const ALL = [
   'oauth_token',
   'refresh',
   'tenant_resources',
+  'ws_fanout',
+  'ws_connect_auth',
   'federated_bearer',
   'scale',
   'memory',
@@ -82,6 +84,7 @@ const P = {
   bcryptCost: QUICK ? 10 : 12,
   accounts: 10,
   tokenClients: 10, // oauth_token: machine clients, one per connection (no single hot row)
+  wsSockets: 10, // ws_fanout: one user's sockets (WS_MAX_CONNECTIONS_PER_USER's default)
   scale: QUICK
     ? { small: { users: 100, sessions: 1_000 }, large: { users: 1_000, sessions: 10_000 } }
     : { small: { users: 100, sessions: 1_000 }, large: { users: 100_000, sessions: 1_000_000 } },
@@ -107,6 +110,13 @@ const TARGETS = {
   // An external provider's token as a bearer token: an RS256 signature checked on every request
   // (Gatehouse's own tokens are verified once, then cached), the account from the link cache.
   federated_bearer: { text: 'ratio ≥ 0.50', pass: (s) => s.ratio >= 0.5 },
+  // One user's 10 sockets each get every resource.created: ten frames (ten writev calls) per
+  // create on top of an INSERT, its audit and the HTTP answer. Fan-out must stay a small part
+  // of a write: at most a fifth of its throughput.
+  ws_fanout: { text: 'ratio ≥ 0.80', pass: (s) => s.ratio >= 0.8 },
+  // Opening a WebSocket and authenticating it (a handshake, one frame each way, the token
+  // verified as for HTTP) against one authenticated GET on a new connection: no dearer.
+  ws_connect_auth: { text: 'ratio ≥ 0.80', pass: (s) => s.ratio >= 0.8 },
   scale: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   memory: { text: 'ratio ≤ 1.5', pass: (s) => s.ratio <= 1.5 },
   // Not a target of the brief: the same probe on an ordinary API GET (no dot in its path, so
@@ -464,6 +474,130 @@ async function tenantResourcesScenario(server, ctx) {
   record('tenant_resources: GET /resources?limit=10 with X-Tenant-Id', 'req/s', s);
   record('tenant_resources: GET /resources?limit=10, personal (baseline)', 'req/s', b);
   conclude('tenant_resources', { unit: 'req/s', values: s.map((r) => r.rps), baselines: b.map((r) => r.rps) });
+}
+
+/**
+ * ws_fanout: creates per second of POST /resources (P.connections keep-alive workers, one
+ * user) while P.wsSockets authenticated WebSockets of that user listen, each receiving every
+ * `resource.created`, against the same creates with no socket open, in alternating rounds
+ * (bench/load.mjs, kind wsFanout: sockets and HTTP workers in one load process). The delivery
+ * (request sent → event on a socket) is a series of its own; a measured create whose event
+ * does not reach every socket within 5 s is a failure.
+ */
+async function wsFanoutScenario(server, ctx) {
+  const { accessToken } = await login(server.url, ctx.usernames[0]); // fresh: earlier scenarios may outlast the first
+  const wsUrl = `${server.url.replace(/^http/, 'ws')}/ws`;
+  const job = (sockets, duration = P.duration, skipS = P.skip) => ({
+    kind: 'wsFanout',
+    url: server.url,
+    wsUrl,
+    token: accessToken,
+    sockets,
+    connections: P.connections,
+    duration,
+    skipS,
+  });
+  log('ws_fanout: warm-up');
+  await load(job(P.wsSockets, P.warmup, 0));
+  await load(job(0, P.warmup, 0));
+  const [s, b] = await alternate(
+    P.rounds,
+    async () => (await withCpu(server, () => load(job(P.wsSockets))))[0],
+    async () => (await withCpu(server, () => load(job(0))))[0],
+  );
+  const lost = s.reduce((n, r) => n + r.delivery.missing + r.delivery.duplicates + r.delivery.stray, 0);
+  if (lost > 0)
+    problems.push(
+      `ws_fanout: events lost, repeated or stray: ${JSON.stringify(s.map(({ delivery: { missing, duplicates, stray } }) => ({ missing, duplicates, stray })))}`,
+    );
+  record(`ws_fanout: POST /resources, ${P.wsSockets} sockets of the user listening`, 'creates/s', s);
+  record('ws_fanout: POST /resources, no socket (baseline)', 'creates/s', b);
+  record(
+    `ws_fanout: resource.created delivered (${P.wsSockets} sockets; latency request → event)`,
+    'events/s',
+    s.map((r) => ({
+      rps: r.delivery.eventsPerS,
+      ok: r.delivery.delivered,
+      non2xxMeasured: r.delivery.missing,
+      latencyMs: r.delivery.latencyMs,
+    })),
+  );
+  conclude('ws_fanout', {
+    unit: 'creates/s',
+    values: s.map((r) => r.rps),
+    baselines: b.map((r) => r.rps),
+    details: {
+      sockets: P.wsSockets,
+      connections: P.connections,
+      eventsPerS: median(s.map((r) => r.delivery.eventsPerS)),
+      deliveryMs: {
+        p50: median(s.map((r) => r.delivery.latencyMs.p50)),
+        p99: median(s.map((r) => r.delivery.latencyMs.p99)),
+      },
+      createMs: {
+        p50: median(s.map((r) => r.latencyMs.p50)),
+        p99: median(s.map((r) => r.latencyMs.p99)),
+        baselineP50: median(b.map((r) => r.latencyMs.p50)),
+        baselineP99: median(b.map((r) => r.latencyMs.p99)),
+      },
+      missingEvents: s.reduce((n, r) => n + r.delivery.missing, 0),
+      // What one event to one socket costs the server: the CPU time per create above the
+      // baseline's, over the sockets (steadier than the rates on a busy machine).
+      serverCpuUsPerEvent: (() => {
+        const withSockets = median(s.map((r) => r.cpu?.serverUsPerRequest ?? null));
+        const alone = median(b.map((r) => r.cpu?.serverUsPerRequest ?? null));
+        return withSockets === null || alone === null ? null : (withSockets - alone) / P.wsSockets;
+      })(),
+    },
+  });
+}
+
+/**
+ * ws_connect_auth: WebSockets opened and authenticated per second (P.connections workers, each
+ * with its own account's token: open, `auth`, wait for `auth.ok`, close, again) against GET
+ * /users/me with the same tokens, each request on a new connection (what a connection and one
+ * authenticated answer cost over HTTP), in alternating rounds.
+ */
+async function wsConnectAuthScenario(server, ctx) {
+  const tokens = [];
+  for (const username of ctx.usernames.slice(0, P.connections))
+    tokens.push((await login(server.url, username)).accessToken);
+  const wsUrl = `${server.url.replace(/^http/, 'ws')}/ws`;
+  const wsJob = (duration = P.duration, skipS = P.skip) => ({
+    kind: 'wsConnect',
+    wsUrl,
+    tokens,
+    connections: P.connections,
+    duration,
+    skipS,
+  });
+  const httpJob_ = (duration = P.duration, skipS = P.skip) => ({
+    kind: 'httpFresh',
+    url: server.url,
+    path: '/users/me',
+    tokens,
+    connections: P.connections,
+    duration,
+    skipS,
+  });
+  log('ws_connect_auth: warm-up');
+  await load(wsJob(P.warmup, 0));
+  await load(httpJob_(P.warmup, 0));
+  const [s, b] = await alternate(
+    P.rounds,
+    async () => (await withCpu(server, () => load(wsJob())))[0],
+    async () => (await withCpu(server, () => load(httpJob_())))[0],
+  );
+  for (const r of [...s, ...b])
+    if (r.failures) warnings.push(`ws_connect_auth: failures ${JSON.stringify(r.failures)}`);
+  record(`ws_connect_auth: open + auth + auth.ok + close (${P.connections} workers)`, 'conn/s', s);
+  record('ws_connect_auth: GET /users/me on a new connection each (baseline)', 'req/s', b);
+  conclude('ws_connect_auth', {
+    unit: 'conn/s',
+    baselineUnit: 'req/s',
+    values: s.map((r) => r.rps),
+    baselines: b.map((r) => r.rps),
+  });
 }
 
 /**
@@ -829,6 +963,8 @@ async function runBenchmarks() {
   await guarded('oauth_token', () => oauthTokenScenario(main));
   await guarded('refresh', () => refreshScenario(main, ctx, mainDb));
   await guarded('tenant_resources', () => tenantResourcesScenario(main, ctx));
+  await guarded('ws_fanout', () => wsFanoutScenario(main, ctx));
+  await guarded('ws_connect_auth', () => wsConnectAuthScenario(main, ctx));
   await guarded('federated_bearer', federatedBearerScenario);
   await guarded('scale', scaleScenario);
   await guarded('memory', async () => {
