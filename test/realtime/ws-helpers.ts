@@ -116,6 +116,24 @@ export class WsClient {
     return this.waitFor(() => this.closed ?? undefined, 'close', timeoutMs);
   }
 
+  private probes = 0;
+  /**
+   * A round trip on an authenticated socket (a subscribe with a bad topic answers a non-fatal
+   * VALIDATION_FAILED error carrying the message's id): proves the socket is open and that
+   * every frame the server sent it before has arrived (one TCP stream, in order). Error
+   * frames of other messages on the way are skipped.
+   */
+  async probe(): Promise<void> {
+    const id = `probe-${++this.probes}`;
+    this.send({ event: 'subscribe', data: { topics: ['not-a-topic'] }, id });
+    for (;;) {
+      const answer = await this.next('error');
+      if (answer.id !== id) continue;
+      if (answer.data.code !== 'VALIDATION_FAILED') throw new Error(`probe answered ${JSON.stringify(answer)}`);
+      return;
+    }
+  }
+
   /** Authenticates and waits for auth.ok. */
   async authenticate(token: string): Promise<Frame> {
     this.auth(token);
