@@ -85,6 +85,13 @@ export class SessionsService {
     });
   }
 
+  /** The cap on live sessions per user: the least recently used beyond MAX_SESSIONS_PER_USER are revoked. */
+  private async evictBeyondLimit(userId: string, now: Date): Promise<void> {
+    const evicted = await this.repo.revokeBeyond(userId, this.config.MAX_SESSIONS_PER_USER, now);
+    await this.revocation.revoke({ sessions: evicted });
+    this.announceRevoked(userId, evicted);
+  }
+
   /** Tells the user's real-time connections that these sessions were revoked. */
   private announceRevoked(userId: string, sessionIds: readonly string[]): void {
     if (sessionIds.length > 0) this.events.notify('sessions.revoked', { userId, sessionIds: [...sessionIds] });
@@ -119,10 +126,8 @@ export class SessionsService {
   ): Promise<IssuedSession> {
     const { session, refreshToken } = this.newSession(user.id, client, auth);
     const { id } = await this.repo.create(session);
-    const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
-    await this.revocation.revoke({ sessions: evicted });
     this.announceCreated(user.id, id, session);
-    this.announceRevoked(user.id, evicted);
+    await this.evictBeyondLimit(user.id, session.now);
     return {
       sessionId: id,
       userId: user.id,
@@ -151,10 +156,8 @@ export class SessionsService {
     const rolesReadAt = this.clock.nowMs();
     const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash, auth === undefined);
     if (!opened) return null;
-    const evicted = await this.repo.revokeBeyond(user.id, this.config.MAX_SESSIONS_PER_USER, session.now);
-    await this.revocation.revoke({ sessions: evicted });
     this.announceCreated(user.id, opened.id, session);
-    this.announceRevoked(user.id, evicted);
+    await this.evictBeyondLimit(user.id, session.now);
     return {
       sessionId: opened.id,
       userId: user.id,
@@ -265,8 +268,10 @@ export class SessionsService {
       await this.audit.record('refresh.reuse_detected', { userId: state.userId, sessionId: state.id }, client);
       return true;
     });
-    if (revoked) this.announceRevoked(state.userId, [state.id]);
-    if (revoked) this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
+    if (revoked) {
+      this.announceRevoked(state.userId, [state.id]);
+      this.logger.warn(`refresh token reuse on session ${state.id}: session revoked`);
+    }
     throw new AppError(ErrorCode.REFRESH_TOKEN_REUSED, 'Refresh token reuse detected; the session was revoked');
   }
 
