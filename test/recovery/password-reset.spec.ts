@@ -4,6 +4,7 @@ import { bearer, refreshCookie, refreshCookieOf } from '../support/factories.js'
 import { es256KeyPair } from '../support/jwt.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { WsClient, listen } from '../realtime/ws-helpers.js';
 import {
   NEW_PASSWORD,
   RESET_LINK,
@@ -34,6 +35,27 @@ describe('POST /auth/password/reset', () => {
   afterAll(async () => {
     await t?.close();
     await smtp?.close();
+  });
+
+  it('a reset closes every WebSocket of the account with 4410 SESSION_REVOKED within 1 s (contract v2 §F)', async () => {
+    const c = client(t);
+    const user = await signupAs(c);
+    const stranger = await signupAs(c);
+    const url = await listen(t);
+    const own = await WsClient.open(url);
+    const other = await WsClient.open(url);
+    try {
+      await own.authenticate(user.accessToken);
+      await other.authenticate(stranger.accessToken);
+      const token = await resetToken(c, smtp, user);
+      expectStatus(await reset(c, token), 204);
+      expect(await own.closing(1000)).toEqual({ code: 4410, reason: 'SESSION_REVOKED' });
+      await other.probe();
+      expect(other.closed).toBeNull();
+    } finally {
+      own.close();
+      other.close();
+    }
   });
 
   it('a reset token works once; the second use is 400 RESET_TOKEN_INVALID', async () => {
