@@ -16,6 +16,7 @@ const LAYERS: Record<string, number> = {
   database: 1,
   redis: 1,
   events: 1,
+  logging: 1,
   // shared domain
   tokens: 2,
   audit: 2,
@@ -38,6 +39,7 @@ const LAYERS: Record<string, number> = {
   health: 5,
   retention: 5,
   realtime: 5,
+  metrics: 5,
   cli: 5,
   // the application shell wires everything
   '.': 6,

@@ -37,6 +37,15 @@ export class UserDto {
   }
 }
 
+/** A user as administrators see them: also whether the account is disabled. */
+export class AdminUserDto extends UserDto {
+  @ApiProperty({ description: 'A disabled account cannot sign in; its sessions were ended' }) disabled!: boolean;
+
+  static override from(u: UserRecord): AdminUserDto {
+    return Object.assign(UserDto.from(u), { disabled: u.disabled });
+  }
+}
+
 /** An external identity (issuer, subject) linked to an account. */
 export class LinkedIdentityDto {
   @ApiProperty({ format: 'uuid' }) id!: string;

@@ -186,11 +186,21 @@ export class UsersRepository {
   }
 
   /** Keyset page ordered by (createdAt, id). */
-  async page(limit: number, after?: { createdAt: Date; id: string }): Promise<UserRecord[]> {
+  /**
+   * Users in order of creation; with `search`, only those whose username, email or display
+   * name contains it (case-insensitive; `%`, `_` and `\\` in it match themselves).
+   */
+  async page(limit: number, after?: { createdAt: Date; id: string }, search?: string): Promise<UserRecord[]> {
+    const and: Prisma.UserWhereInput[] = [];
+    if (after) {
+      and.push({ OR: [{ createdAt: { gt: after.createdAt } }, { createdAt: after.createdAt, id: { gt: after.id } }] });
+    }
+    if (search !== undefined) {
+      const contains = { contains: likeLiteral(search), mode: 'insensitive' as const };
+      and.push({ OR: [{ username: contains }, { email: contains }, { displayName: contains }] });
+    }
     return this.db.user.findMany({
-      where: after
-        ? { OR: [{ createdAt: { gt: after.createdAt } }, { createdAt: after.createdAt, id: { gt: after.id } }] }
-        : undefined,
+      where: and.length > 0 ? { AND: and } : undefined,
       orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
       take: limit,
     });
@@ -252,4 +262,12 @@ function mapUniqueViolation(error: unknown): unknown {
   if (target.some((t) => t.toLowerCase().includes('email')))
     return new AppError(ErrorCode.EMAIL_TAKEN, 'That email is already in use');
   return new AppError(ErrorCode.USERNAME_TAKEN, 'That username is taken');
+}
+
+/**
+ * A search text as a LIKE literal: Prisma's `contains` puts the value between `%` as it is,
+ * so its own `%`, `_` and the escape character `\\` (PostgreSQL's default) are escaped here.
+ */
+export function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

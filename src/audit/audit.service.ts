@@ -65,15 +65,28 @@ export type AuditEventType =
 export interface AuditContext {
   ip?: string | null;
   userAgent?: string | null;
+  /** The authenticated caller whose request this is (ClientInfo fills it on guarded routes). */
+  actorId?: string | null;
+  requestId?: string | null;
 }
+
+/** Told of every event recorded (the metrics count some); must not throw or block. */
+export type AuditObserver = (type: AuditEventType) => void;
 
 /** Security events, kept in the audit_events table. */
 @Injectable()
 export class AuditService {
+  private readonly observers: AuditObserver[] = [];
+
   constructor(
     private readonly txHost: TransactionHost<PrismaTx>,
     private readonly clock: Clock,
   ) {}
+
+  /** Adds an observer, told of each event once its row is written (in its transaction, if any). */
+  observe(observer: AuditObserver): void {
+    this.observers.push(observer);
+  }
 
   async record(
     type: AuditEventType,
@@ -86,12 +99,21 @@ export class AuditService {
       data: {
         type,
         userId: who.userId ?? null,
+        actorId: ctx.actorId ?? null,
         sessionId: who.sessionId ?? null,
         ip: ctx.ip ?? null,
         userAgent: ctx.userAgent ?? null,
+        requestId: ctx.requestId ?? null,
         details,
         createdAt: this.clock.now(),
       },
     });
+    for (const observer of this.observers) {
+      try {
+        observer(type);
+      } catch {
+        // An observer's failure never fails the request that made the change.
+      }
+    }
   }
 }

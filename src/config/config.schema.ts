@@ -152,6 +152,14 @@ export const envSchema = z
     AUDIT_RETENTION: seconds('AUDIT_RETENTION', 90 * 24 * 3600, 0),
     RETENTION_INTERVAL: seconds('RETENTION_INTERVAL', 3600, 10, 7 * 24 * 3600),
     LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose', 'silent']).default('log'),
+    // Structured logs: JSON lines (one object per line) or text for a terminal; the default
+    // follows NODE_ENV (json in production, pretty otherwise).
+    LOG_FORMAT: z.enum(['json', 'pretty'], { error: 'must be json or pretty' }).optional(),
+    // One line per HTTP request (method, route, status, duration, request id), at level log.
+    LOG_REQUESTS: bool(true),
+    // Prometheus metrics on their own port, never the API's (unset: no metrics endpoint).
+    METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+    METRICS_HOST: z.string().default('127.0.0.1'),
     // Account recovery and verification (contract v2 §A). Mail links are built only from these
     // URLs, never from Host or X-Forwarded-Host (OWASP Forgot Password Cheat Sheet).
     PUBLIC_URL: httpUrl('PUBLIC_URL'),
@@ -239,6 +247,13 @@ export const envSchema = z
         code: 'custom',
         path: [env.ADMIN_USERNAME === undefined ? 'ADMIN_USERNAME' : 'ADMIN_PASSWORD'],
         message: 'ADMIN_USERNAME and ADMIN_PASSWORD must be set together',
+      });
+    }
+    if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['METRICS_PORT'],
+        message: "must differ from PORT: metrics are never served on the API's port",
       });
     }
     if (env.SESSION_MAX_AGE < env.REFRESH_TOKEN_TTL) {
@@ -404,7 +419,9 @@ export type DatabaseTarget =
  * A test that needs other values parses another environment.
  */
 export type AppConfig = Readonly<
-  Omit<Env, 'CORS_ORIGINS' | 'PUBLIC_URL' | 'APP_URL' | 'MAIL_OUTBOX_DIR' | 'FEDERATION_ISSUERS'> & {
+  Omit<Env, 'CORS_ORIGINS' | 'PUBLIC_URL' | 'APP_URL' | 'MAIL_OUTBOX_DIR' | 'FEDERATION_ISSUERS' | 'LOG_FORMAT'> & {
+    /** LOG_FORMAT, or its default for NODE_ENV. */
+    LOG_FORMAT: 'json' | 'pretty';
     CORS_ORIGINS: readonly string[];
     /** Where Gatehouse is reached (default http://localhost:PORT), without a trailing slash. */
     PUBLIC_URL: string;
@@ -453,6 +470,7 @@ export function parseConfig(source: Record<string, string | undefined>): AppConf
     MAIL_OUTBOX_DIR: parsed.MAIL_OUTBOX_DIR ?? `${parsed.DATA_DIR}/outbox`,
     database: databaseTarget(parsed),
     isProduction: parsed.NODE_ENV === 'production',
+    LOG_FORMAT: parsed.LOG_FORMAT ?? (parsed.NODE_ENV === 'production' ? 'json' : 'pretty'),
   });
 }
 

@@ -324,7 +324,7 @@ export class SessionsService {
   async revokeOwned(
     userId: string,
     sessionId: string,
-    by: { sessionId: string; client: ClientInfo },
+    by: { sessionId: string | null; client: ClientInfo },
   ): Promise<boolean> {
     const outcome = await this.txHost.withTransaction(async () => {
       const result = await this.repo.revokeOwned(userId, sessionId, 'deleted', this.clock.now());

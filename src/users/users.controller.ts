@@ -12,10 +12,9 @@ import { CurrentSession, CurrentUser, Roles, Scopes, type SessionPrincipal } fro
 import type { ClientInfo } from '../common/http/client-info.js';
 import type { Principal } from '../tokens/principal.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
-import { PageQueryDto } from '../common/http/pagination.js';
 import { uuidParam } from '../common/http/uuid-param.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
-import { LinkedIdentityDto, MeDto, UserDto } from '../accounts/user.dto.js';
+import { AdminUserDto, LinkedIdentityDto, MeDto, UserDto } from '../accounts/user.dto.js';
 import {
   AdminLinkIdentityDto,
   LinkIdentityDto,
@@ -26,6 +25,7 @@ import {
   UserPageDto,
 } from './dto/users.dto.js';
 import { UsersService } from './users.service.js';
+import { AdminSessionDto, UserSearchQueryDto } from './dto/audit.dto.js';
 import { IdentityLinksService } from './identity-links.service.js';
 
 @ApiTags('users')
@@ -131,8 +131,59 @@ export class UsersController {
   @ApiOperation({ summary: 'Admin: list users' })
   @ApiOkResponse({ type: UserPageDto })
   @ApiErrors(400, 401, 403)
-  list(@Query() query: PageQueryDto): Promise<UserPageDto> {
-    return this.users.list(query.limit, query.cursor);
+  list(@Query() query: UserSearchQueryDto): Promise<UserPageDto> {
+    return this.users.list(query.limit, query.cursor, query.q);
+  }
+
+  @Get(':id')
+  @Roles('admin')
+  @Scopes('users:admin')
+  @ApiOperation({ summary: 'Admin: one user, with whether the account is disabled' })
+  @ApiOkResponse({ type: AdminUserDto })
+  @ApiErrors(401, 403, 404)
+  adminGet(@Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string): Promise<AdminUserDto> {
+    return this.users.adminGet(id);
+  }
+
+  @Get(':id/sessions')
+  @Roles('admin')
+  @Scopes('users:admin')
+  @ApiOperation({ summary: "Admin: a user's live sessions, newest first" })
+  @ApiOkResponse({ type: AdminSessionDto, isArray: true })
+  @ApiErrors(401, 403, 404)
+  sessionsOf(@Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string): Promise<AdminSessionDto[]> {
+    return this.users.sessionsOf(id);
+  }
+
+  @Delete(':id/sessions/:sessionId')
+  @Roles('admin')
+  @Scopes('users:admin')
+  @HttpCode(204)
+  @ApiOperation({ summary: "Admin: end one of a user's sessions (its access tokens are refused at once)" })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 403, 404)
+  revokeSessionOf(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
+    @Param('sessionId', uuidParam('session', ErrorCode.NOT_FOUND)) sessionId: string,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
+    return this.users.revokeSessionOf(user, id, sessionId, client);
+  }
+
+  @Delete(':id/sessions')
+  @Roles('admin')
+  @Scopes('users:admin')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Admin: end every session of a user (the account stays enabled)' })
+  @ApiNoContentResponse()
+  @ApiErrors(401, 403, 404)
+  revokeSessionsOf(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidParam('user', ErrorCode.USER_NOT_FOUND)) id: string,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
+    return this.users.revokeSessionsOf(user, id, client);
   }
 
   @Patch(':id')

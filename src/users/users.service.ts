@@ -17,7 +17,8 @@ import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { AccountMailService } from '../accounts/account-mail.service.js';
 import { CredentialsService } from '../accounts/credentials.service.js';
-import { MeDto, UserDto } from '../accounts/user.dto.js';
+import { AdminUserDto, MeDto, UserDto } from '../accounts/user.dto.js';
+import type { AdminSessionDto } from './dto/audit.dto.js';
 import { sortRoles } from '../common/account-rules.js';
 import type { AdminUpdateUserDto, UpdateProfileDto } from './dto/users.dto.js';
 import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
@@ -200,9 +201,60 @@ export class UsersService implements OnApplicationBootstrap {
       );
   }
 
-  async list(limit = DEFAULT_PAGE_SIZE, cursor?: string): Promise<{ items: UserDto[]; nextCursor: string | null }> {
-    const rows = await this.users.page(limit + 1, decodeCursor(cursor));
+  async list(
+    limit = DEFAULT_PAGE_SIZE,
+    cursor?: string,
+    search?: string,
+  ): Promise<{ items: UserDto[]; nextCursor: string | null }> {
+    const rows = await this.users.page(limit + 1, decodeCursor(cursor), search);
     return toPage(rows, limit, (u) => UserDto.from(u));
+  }
+
+  /** Admin: one user, with what only administrators see (whether the account is disabled). */
+  async adminGet(id: string): Promise<AdminUserDto> {
+    return AdminUserDto.from(await this.target(id));
+  }
+
+  /** Admin: the user's live sessions, newest first. */
+  async sessionsOf(id: string): Promise<AdminSessionDto[]> {
+    await this.target(id);
+    const sessions = await this.sessions.list(id);
+    return sessions.map((s) => ({
+      id: s.id,
+      createdAt: s.createdAt.toISOString(),
+      lastUsedAt: s.lastUsedAt.toISOString(),
+      expiresAt: s.expiresAt.toISOString(),
+      userAgent: s.userAgent,
+      ip: s.ip,
+    }));
+  }
+
+  /**
+   * Admin: ends one session of the user (audited `session.revoked`, the admin as actor). 404
+   * when the user has no such session; a session already ended is found, nothing more happens.
+   */
+  async revokeSessionOf(admin: Principal, id: string, sessionId: string, client: ClientInfo): Promise<void> {
+    await this.checkClientCaller(admin, await this.target(id), false);
+    const found = await this.sessions.revokeOwned(id, sessionId, { sessionId: admin.sessionId ?? null, client });
+    if (!found) throw new AppError(ErrorCode.NOT_FOUND, 'No such session');
+  }
+
+  /** Admin: ends every session of the user, audited `logout_all` with the admin as actor. */
+  async revokeSessionsOf(admin: Principal, id: string, client: ClientInfo): Promise<void> {
+    await this.checkClientCaller(admin, await this.target(id), false);
+    await this.txHost.withTransaction(async () => {
+      const ids = await this.sessions.revokeAllOf(id, 'admin');
+      await this.audit.record('logout_all', { userId: id, sessionId: admin.sessionId ?? null }, client, {
+        sessions: ids.length,
+        by: admin.userId,
+      });
+    });
+  }
+
+  private async target(id: string): Promise<UserRecord> {
+    const user = await this.users.findById(id);
+    if (!user) throw new AppError(ErrorCode.USER_NOT_FOUND, 'User not found');
+    return user;
   }
 
   /**

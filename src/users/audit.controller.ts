@@ -1,0 +1,100 @@
+import { Controller, Get, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { CurrentUser, Roles, Scopes } from '../access/auth.decorators.js';
+import { AuditLogService, type AuditFilter } from '../audit/audit-log.service.js';
+import { AppError } from '../common/errors/app-error.js';
+import { ErrorCode } from '../common/errors/error-codes.js';
+import { ApiErrors } from '../common/http/api-errors.decorator.js';
+import { DEFAULT_PAGE_SIZE, PageQueryDto, decodeCursor, toPage } from '../common/http/pagination.js';
+import type { Principal } from '../tokens/principal.js';
+import { ActivityPageDto, AuditEventPageDto, AuditQueryDto } from './dto/audit.dto.js';
+
+/** Year 1 to year 9999: instants PostgreSQL stores and toISOString writes plainly. */
+const EARLIEST_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const LATEST_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** The audit trail: all of it for administrators, one's own security events for everyone. */
+@ApiTags('audit')
+@ApiBearerAuth('bearer')
+@Controller()
+export class AuditController {
+  constructor(private readonly log: AuditLogService) {}
+
+  @Get('audit-events')
+  @Roles('admin')
+  @Scopes('users:admin')
+  @ApiOperation({ summary: 'Admin: the security audit log, newest first, filtered by account, actor, type and time' })
+  @ApiOkResponse({ type: AuditEventPageDto })
+  @ApiErrors(400, 401, 403)
+  async events(@Query() q: AuditQueryDto): Promise<AuditEventPageDto> {
+    const limit = q.limit ?? DEFAULT_PAGE_SIZE;
+    const rows = await this.log.page(filterOf(q), limit + 1, decodeCursor(q.cursor));
+    return toPage(rows, limit, (r) => ({
+      id: r.id,
+      type: r.type,
+      createdAt: r.createdAt.toISOString(),
+      userId: r.userId,
+      username: r.username,
+      actorId: r.actorId,
+      actorUsername: r.actorUsername,
+      sessionId: r.sessionId,
+      ip: r.ip,
+      userAgent: r.userAgent,
+      requestId: r.requestId,
+      details: isObject(r.details) ? r.details : null,
+    }));
+  }
+
+  @Get('users/me/activity')
+  @Scopes('profile')
+  @ApiTags('users')
+  @ApiOperation({
+    summary: "The caller's security events, newest first: sign-ins, failed attempts, password and MFA changes",
+  })
+  @ApiOkResponse({ type: ActivityPageDto })
+  @ApiErrors(400, 401, 403)
+  async activity(@CurrentUser() caller: Principal, @Query() q: PageQueryDto): Promise<ActivityPageDto> {
+    const limit = q.limit ?? DEFAULT_PAGE_SIZE;
+    const rows = await this.log.activity(caller.userId, limit + 1, decodeCursor(q.cursor));
+    return toPage(rows, limit, (r) => ({
+      id: r.id,
+      type: r.type,
+      createdAt: r.createdAt.toISOString(),
+      ip: r.ip,
+      userAgent: r.userAgent,
+      sessionId: r.sessionId,
+      currentSession: r.sessionId !== null && r.sessionId === caller.sessionId,
+      // Someone else's authenticated request changed this account: only administrators can.
+      byAdministrator: r.actorId !== null && r.actorId !== r.userId,
+    }));
+  }
+}
+
+function filterOf(q: AuditQueryDto): AuditFilter {
+  const names = q.type?.split(',') ?? [];
+  const filter: AuditFilter = {
+    userId: q.userId?.toLowerCase(),
+    actorId: q.actorId?.toLowerCase(),
+    types: names.filter((n) => !n.endsWith('.*')),
+    families: names.filter((n) => n.endsWith('.*')).map((n) => n.slice(0, -2)),
+    from: instant('from', q.from),
+    to: instant('to', q.to),
+  };
+  if (filter.from && filter.to && filter.from >= filter.to) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, ['from must be before to']);
+  }
+  return filter;
+}
+
+function instant(name: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (!(ms >= EARLIEST_MS && ms <= LATEST_MS)) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, [`${name} must be an ISO 8601 instant between years 1 and 9999`]);
+  }
+  return new Date(ms);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
