@@ -67,6 +67,14 @@ export const ACTIVITY_TYPES: readonly AuditEventType[] = [
   'identity.unlinked',
 ];
 
+/** The events that open a session for a person: the ones a new device shows up in. */
+export const SIGN_IN_TYPES: readonly AuditEventType[] = [
+  'signup',
+  'login.succeeded',
+  'login.mfa_succeeded',
+  'federation.session',
+];
+
 const NEWEST_FIRST: Prisma.AuditEventOrderByWithRelationInput[] = [{ createdAt: 'desc' }, { id: 'desc' }];
 
 /**
@@ -112,6 +120,23 @@ export class AuditLogService {
         userAgent: true,
       },
     });
+  }
+
+  /**
+   * For each user agent, the first sign-in of the user with it still in the log: a sign-in
+   * at that instant is the account's first from that device (as far as the retained log
+   * tells). One grouped query over the user's sign-ins, whatever the page size.
+   */
+  async firstSignIns(userId: string, userAgents: readonly string[]): Promise<Map<string, Date>> {
+    if (userAgents.length === 0) return new Map();
+    const rows = await this.prisma.auditEvent.groupBy({
+      by: ['userAgent'],
+      where: { userId, type: { in: [...SIGN_IN_TYPES] }, userAgent: { in: [...userAgents] } },
+      _min: { createdAt: true },
+    });
+    const first = new Map<string, Date>();
+    for (const r of rows) if (r.userAgent !== null && r._min.createdAt) first.set(r.userAgent, r._min.createdAt);
+    return first;
   }
 
   /** Adds the usernames of the accounts and actors named on a page, in one query. */

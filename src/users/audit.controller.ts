@@ -1,7 +1,8 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser, Roles, Scopes } from '../access/auth.decorators.js';
-import { AuditLogService, type AuditFilter } from '../audit/audit-log.service.js';
+import { AuditLogService, SIGN_IN_TYPES, type AuditFilter } from '../audit/audit-log.service.js';
+import type { AuditEventType } from '../audit/audit.service.js';
 import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
@@ -56,6 +57,8 @@ export class AuditController {
   async activity(@CurrentUser() caller: Principal, @Query() q: PageQueryDto): Promise<ActivityPageDto> {
     const limit = q.limit ?? DEFAULT_PAGE_SIZE;
     const rows = await this.log.activity(caller.userId, limit + 1, decodeCursor(q.cursor));
+    const signIns = rows.filter((r) => SIGN_IN_TYPES.includes(r.type as AuditEventType) && r.userAgent !== null);
+    const first = await this.log.firstSignIns(caller.userId, [...new Set(signIns.map((r) => r.userAgent!))]);
     return toPage(rows, limit, (r) => ({
       id: r.id,
       type: r.type,
@@ -66,6 +69,10 @@ export class AuditController {
       currentSession: r.sessionId !== null && r.sessionId === caller.sessionId,
       // Someone else's authenticated request changed this account: only administrators can.
       byAdministrator: r.actorId !== null && r.actorId !== r.userId,
+      newDevice:
+        r.userAgent !== null &&
+        SIGN_IN_TYPES.includes(r.type as AuditEventType) &&
+        first.get(r.userAgent)?.getTime() === r.createdAt.getTime(),
     }));
   }
 }

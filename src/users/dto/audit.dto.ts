@@ -78,6 +78,11 @@ export class ActivityDto {
   @ApiProperty({ description: "The event belongs to the caller's own session" }) currentSession!: boolean;
   @ApiProperty({ description: 'An administrator did it (a disable, a role change, an MFA reset, a session ended)' })
   byAdministrator!: boolean;
+  @ApiProperty({
+    description:
+      'A sign-in from a user agent (browser, app) that had not signed in to the account before, as far as the kept log goes',
+  })
+  newDevice!: boolean;
 }
 
 export class ActivityPageDto extends PageDto<ActivityDto> {
