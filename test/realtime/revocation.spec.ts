@@ -147,6 +147,29 @@ describe('WebSocket revocation', () => {
     await expectOpen(bystander);
   });
 
+  it("an admin ending one session (DELETE /users/:id/sessions/:sid) closes its sockets 4410; the user's other session hears session.revoked", async () => {
+    const { s1, s2 } = await twoSessions();
+    const w1 = await authed(s1.accessToken);
+    const w2 = await authed(s2.accessToken);
+    await t.http
+      .delete(`/users/${s1.id}/sessions/${sidOf(s2.accessToken)}`)
+      .set(admin.auth)
+      .expect(204);
+    await expectRevoked(w2);
+    expect((await w1.next('session.revoked')).data).toEqual({ id: sidOf(s2.accessToken) });
+    await expectOpen(w1);
+  });
+
+  it("an admin ending every session of a user (DELETE /users/:id/sessions) closes all their sockets 4410, nobody else's", async () => {
+    const { s1, s2 } = await twoSessions();
+    const other = await signup(t);
+    const sockets = [await authed(s1.accessToken), await authed(s2.accessToken)];
+    const bystander = await authed(other.accessToken);
+    await t.http.delete(`/users/${s1.id}/sessions`).set(admin.auth).expect(204);
+    await expectRevoked(...sockets);
+    await expectOpen(bystander);
+  });
+
   it('deleting the account (DELETE /users/me) closes all its sockets 4410', async () => {
     const { s1, s2 } = await twoSessions();
     const sockets = [await authed(s1.accessToken), await authed(s2.accessToken)];
