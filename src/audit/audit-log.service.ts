@@ -50,7 +50,6 @@ export const ACTIVITY_TYPES: readonly AuditEventType[] = [
   'session.revoked',
   'password.changed',
   'password.reset',
-  'password.reset_requested',
   'email.verified',
   'email.change_requested',
   'email.change_cancelled',

@@ -18,8 +18,6 @@ export type AuditEventType =
   | 'account.deleted'
   | 'roles.changed'
   | 'password.reset'
-  | 'password.reset_requested'
-  | 'email.verification_sent'
   | 'email.verified'
   | 'email.change_requested'
   | 'email.change_cancelled'

@@ -59,21 +59,25 @@ export class AuditController {
     const rows = await this.log.activity(caller.userId, limit + 1, decodeCursor(q.cursor));
     const signIns = rows.filter((r) => SIGN_IN_TYPES.includes(r.type as AuditEventType) && r.userAgent !== null);
     const first = await this.log.firstSignIns(caller.userId, [...new Set(signIns.map((r) => r.userAgent!))]);
-    return toPage(rows, limit, (r) => ({
-      id: r.id,
-      type: r.type,
-      createdAt: r.createdAt.toISOString(),
-      ip: r.ip,
-      userAgent: r.userAgent,
-      sessionId: r.sessionId,
-      currentSession: r.sessionId !== null && r.sessionId === caller.sessionId,
+    return toPage(rows, limit, (r) => {
       // Someone else's authenticated request changed this account: only administrators can.
-      byAdministrator: r.actorId !== null && r.actorId !== r.userId,
-      newDevice:
-        r.userAgent !== null &&
-        SIGN_IN_TYPES.includes(r.type as AuditEventType) &&
-        first.get(r.userAgent)?.getTime() === r.createdAt.getTime(),
-    }));
+      const byAdministrator = r.actorId !== null && r.actorId !== r.userId;
+      return {
+        id: r.id,
+        type: r.type,
+        createdAt: r.createdAt.toISOString(),
+        ip: r.ip,
+        userAgent: r.userAgent,
+        // An administrator's change records the administrator's session: not the user's to see.
+        sessionId: byAdministrator ? null : r.sessionId,
+        currentSession: !byAdministrator && r.sessionId !== null && r.sessionId === caller.sessionId,
+        byAdministrator,
+        newDevice:
+          r.userAgent !== null &&
+          SIGN_IN_TYPES.includes(r.type as AuditEventType) &&
+          first.get(r.userAgent)?.getTime() === r.createdAt.getTime(),
+      };
+    });
   }
 }
 
@@ -93,8 +97,20 @@ function filterOf(q: AuditQueryDto): AuditFilter {
   return filter;
 }
 
+/**
+ * A date (`2026-12-01`, midnight UTC) or a date-time with `Z` or an offset, to the
+ * millisecond at most: a time without an offset would be read in the server's time zone, and
+ * a finer fraction would be rounded into the wrong side of the bound.
+ */
+const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/i;
+
 function instant(name: string, value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
+  if (!INSTANT.test(value)) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, [
+      `${name} must be a date (2026-12-01) or a date-time with Z or an offset, to the millisecond at most`,
+    ]);
+  }
   const ms = Date.parse(value);
   if (!(ms >= EARLIEST_MS && ms <= LATEST_MS)) {
     throw new AppError(ErrorCode.VALIDATION_FAILED, [`${name} must be an ISO 8601 instant between years 1 and 9999`]);

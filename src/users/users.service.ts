@@ -235,7 +235,7 @@ export class UsersService implements OnApplicationBootstrap {
    */
   async revokeSessionOf(admin: Principal, id: string, sessionId: string, client: ClientInfo): Promise<void> {
     await this.checkClientCaller(admin, await this.target(id), false);
-    const found = await this.sessions.revokeOwned(id, sessionId, { sessionId: admin.sessionId ?? null, client });
+    const found = await this.sessions.revokeOwned(id, sessionId, { sessionId: sessionOf(admin), client });
     if (!found) throw new AppError(ErrorCode.NOT_FOUND, 'No such session');
   }
 
@@ -244,7 +244,7 @@ export class UsersService implements OnApplicationBootstrap {
     await this.checkClientCaller(admin, await this.target(id), false);
     await this.txHost.withTransaction(async () => {
       const ids = await this.sessions.revokeAllOf(id, 'admin');
-      await this.audit.record('logout_all', { userId: id, sessionId: admin.sessionId ?? null }, client, {
+      await this.audit.record('logout_all', { userId: id, sessionId: sessionOf(admin) }, client, {
         sessions: ids.length,
         by: admin.userId,
       });
@@ -294,7 +294,7 @@ export class UsersService implements OnApplicationBootstrap {
         await this.sessions.revokeAllOf(id, 'disabled');
         // A login waiting for its second step must not complete after a re-enable either.
         await this.mfa.endChallenges(id);
-        await this.audit.record('account.disabled', { userId: id, sessionId: caller.sessionId }, client, {
+        await this.audit.record('account.disabled', { userId: id, sessionId: sessionOf(caller) }, client, {
           by: caller.userId,
         });
       }
@@ -320,7 +320,7 @@ export class UsersService implements OnApplicationBootstrap {
   async adminResetMfa(caller: Principal, id: string, client: ClientInfo): Promise<void> {
     const target = await this.users.findById(id);
     if (target) await this.checkClientCaller(caller, target, false);
-    await this.mfa.adminReset({ userId: caller.userId, sessionId: caller.sessionId }, id, client);
+    await this.mfa.adminReset({ userId: caller.userId, sessionId: sessionOf(caller) }, id, client);
   }
 
   /**
@@ -368,4 +368,12 @@ export class UsersService implements OnApplicationBootstrap {
     if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     return user;
   }
+}
+
+/**
+ * The caller's session, for an audit row: a person's token names one; a machine client's
+ * `sid` is the id of the secret that obtained it, which is not a session.
+ */
+function sessionOf(caller: Principal): string | null {
+  return caller.kind === 'user' ? caller.sessionId : null;
 }

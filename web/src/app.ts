@@ -24,6 +24,7 @@ import { announce, byId, takeFragmentToken } from './dom.js';
 import { clearErrors, describeError } from './form-errors.js';
 import { GatehouseClient, type SignedOutDetail, type SignedOutReason } from './gatehouse-client.js';
 import { LiveConnection } from './realtime.js';
+import { createActivityView } from './views/activity-view.js';
 import { createAuthView } from './views/auth-view.js';
 import { createDeleteAccountView } from './views/delete-account-view.js';
 import { createEmailView } from './views/email-view.js';
@@ -69,6 +70,7 @@ function main(): void {
   const screens = createScreens();
   const signedIn = { client, guarded: guardedBy(client) };
   const sessions = createSessionsView(signedIn);
+  const activity = createActivityView(signedIn);
   // Turning two-step sign-in on or off signs the other sessions out: the list shows it.
   const mfa = createMfaView({ ...signedIn, onOtherSessionsEnded: () => void sessions.load() });
   const auth = createAuthView({ client, screens, onRecoveryCodeUsed: (remaining) => mfa.recoveryCodeUsed(remaining) });
@@ -119,9 +121,23 @@ function main(): void {
     auth.setNotice(null);
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
     screens.show('app', { focus: started });
+    showAdminLink();
     live.start();
-    await Promise.allSettled([profile.load(), mfa.load(), tenants.load(), resources.load(), sessions.load()]);
+    await Promise.allSettled([
+      profile.load(),
+      mfa.load(),
+      tenants.load(),
+      resources.load(),
+      sessions.load(),
+      activity.load(),
+    ]);
   }
+
+  /** The admin console's link, for a token with the admin role (the console checks again, and so does the API). */
+  function showAdminLink(): void {
+    byId('admin-link').hidden = !client.roles.includes('admin');
+  }
+  client.addEventListener('tokenchanged', showAdminLink);
 
   function leaveApp(detail: SignedOutDetail): void {
     liveView.clear();
@@ -132,6 +148,8 @@ function main(): void {
     tenants.clear();
     resources.clear();
     sessions.clear();
+    activity.clear();
+    showAdminLink();
     forgot.clear();
     for (const form of document.querySelectorAll('form')) {
       form.reset();

@@ -255,6 +255,133 @@ export interface ResourceInput {
   visibility?: Visibility;
 }
 
+// ---- administration (the admin console, /admin) and the account's own activity --------
+
+/** A user as the admin calls (`GET /users`, `PATCH /users/:id`) return it. */
+export interface AdminUser extends User {
+  /** 'service': the service user of a machine client (no password, no sign-in). */
+  kind?: 'person' | 'service';
+  /** Whether the account is disabled: only GET /users/:id says (the list keeps the User shape). */
+  disabled?: boolean;
+}
+
+/** `PATCH /users/:id`: `roles` is `['user']` or `['user', 'admin']`. */
+export interface AdminUserPatch {
+  roles?: Role[];
+  disabled?: boolean;
+}
+
+/** A live session of a user, as an admin sees it (`GET /users/:id/sessions`). */
+export interface AdminSession {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+/** One security event of the audit log (`GET /audit-events`). */
+export interface AuditEvent {
+  id: string;
+  /** `login.succeeded`, `account.disabled`, `client.secret_revoked` ... */
+  type: string;
+  createdAt: string;
+  /** The account the event is about, and its username (null once the account is deleted). */
+  userId: string | null;
+  username: string | null;
+  /** The signed-in caller whose request made it (an admin acting on someone), null for none. */
+  actorId: string | null;
+  actorUsername: string | null;
+  sessionId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+  details: Record<string, unknown> | null;
+}
+
+/** `GET /audit-events` filters; `type` is a list of exact types or families (`login.*`). */
+export interface AuditFilter {
+  userId?: string;
+  actorId?: string;
+  type?: string[];
+  /** ISO 8601 instants: `from` inclusive, `to` exclusive. */
+  from?: string;
+  to?: string;
+  cursor?: string | null;
+  limit?: number;
+}
+
+/** One of the signed-in user's own security events (`GET /users/me/activity`). */
+export interface Activity {
+  id: string;
+  type: string;
+  createdAt: string;
+  ip: string | null;
+  userAgent: string | null;
+  sessionId: string | null;
+  /** Whether it happened in the session this page is signed in with. */
+  currentSession: boolean;
+  /** Whether an administrator did it (disabled the account, reset two-step sign-in ...). */
+  byAdministrator: boolean;
+}
+
+/** A machine client's secret as listed: never its value. */
+export interface ClientSecret {
+  id: string;
+  label: string | null;
+  /** The first characters (`gcs_` and 4), to recognise it. */
+  prefix: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+/** A machine client (OAuth 2.0 client credentials). */
+export interface OAuthClient {
+  id: string;
+  /** The public `client_id`. */
+  clientId: string;
+  name: string;
+  description: string | null;
+  allowedScopes: string[];
+  accessTokenTtl: number | null;
+  tokenExchange: boolean;
+  disabled: boolean;
+  serviceUserId: string;
+  secrets: ClientSecret[];
+  createdAt: string;
+}
+
+/** A new secret: `value` is in this answer and nowhere else, ever. */
+export interface IssuedSecret {
+  id: string;
+  value: string;
+  expiresAt: string | null;
+}
+
+export interface NewClientInput {
+  name: string;
+  description?: string | null;
+  allowedScopes: string[];
+  accessTokenTtl?: number | null;
+  secretExpiresAt?: string | null;
+}
+
+export interface ClientPatch {
+  name?: string;
+  description?: string | null;
+  allowedScopes?: string[];
+  accessTokenTtl?: number | null;
+  disabled?: boolean;
+}
+
+/** The part of `/.well-known/oauth-authorization-server` the console reads. */
+export interface AuthorizationServerMetadata {
+  scopes_supported: string[];
+}
+
 /** An error answer from Gatehouse (or `status 0` / `NETWORK_ERROR` when it could not be reached). */
 export class ApiError extends Error {
   constructor(
@@ -401,6 +528,14 @@ export class GatehouseClient extends EventTarget {
   /** The tenant selected in this session (the token's `tid`); null for none (personal) or signed out. */
   get tenantId(): string | null {
     return this.#token?.tenantId ?? null;
+  }
+
+  /**
+   * The roles the held access token carries (its `roles` claim, as they were when it was
+   * signed); [] when signed out. What pages show follows it; the server checks every call.
+   */
+  get roles(): Role[] {
+    return this.#token ? readRoles(this.#token.value) : [];
   }
 
   /** The session this tab is signed in to (the token's `sid`), null when signed out. */
@@ -820,6 +955,113 @@ export class GatehouseClient extends EventTarget {
     this.#post({ type: 'token', accessToken: tokens.accessToken, expiresAt: this.#token?.expiresAt ?? 0 });
   }
 
+  // ---- the account's activity and administration ------------------------------
+  // The admin calls need the admin role and the scopes `users:admin` / `clients:admin` in the
+  // token (403 INSUFFICIENT_ROLE / INSUFFICIENT_SCOPE otherwise, STEP_UP_REQUIRED under
+  // ADMIN_REQUIRE_MFA from a sign-in without a second step): the server checks every one.
+
+  /** The user's own security events, newest first (sign-ins, password changes ...). */
+  activity(cursor?: string | null, limit = 20): Promise<Page<Activity>> {
+    return this.request('GET', `/users/me/activity?${pageQuery(cursor, limit)}`);
+  }
+
+  /** Admin: users, oldest first; `q` matches username, email or display name (case-insensitive). */
+  adminListUsers(options: { q?: string; cursor?: string | null; limit?: number } = {}): Promise<Page<AdminUser>> {
+    const query = new URLSearchParams(pageQuery(options.cursor, options.limit ?? 20));
+    if (options.q) query.set('q', options.q);
+    return this.request('GET', `/users?${query.toString()}`);
+  }
+
+  /** Admin: roles and/or disabled. 403 LAST_ADMIN when no enabled administrator would be left. */
+  adminUpdateUser(userId: string, patch: AdminUserPatch): Promise<AdminUser> {
+    return this.request('PATCH', userPath(userId), patch);
+  }
+
+  /** Admin: switches off a user's two-step sign-in; every session of theirs ends. 409 MFA_NOT_ENABLED. */
+  adminResetMfa(userId: string): Promise<void> {
+    return this.request('DELETE', `${userPath(userId)}/mfa`);
+  }
+
+  /** Admin: one user, with `disabled` (which the list does not carry). 404 USER_NOT_FOUND. */
+  adminGetUser(userId: string): Promise<AdminUser> {
+    return this.request('GET', userPath(userId));
+  }
+
+  /** Admin: a user's live sessions, newest first. */
+  adminUserSessions(userId: string): Promise<AdminSession[]> {
+    return this.request('GET', `${userPath(userId)}/sessions`);
+  }
+
+  /** Admin: ends one session of a user (its refresh token and access tokens stop working). */
+  adminEndUserSession(userId: string, sessionId: string): Promise<void> {
+    return this.request('DELETE', `${userPath(userId)}/sessions/${encodeURIComponent(sessionId)}`);
+  }
+
+  /** Admin: ends every session of a user. */
+  adminEndUserSessions(userId: string): Promise<void> {
+    return this.request('DELETE', `${userPath(userId)}/sessions`);
+  }
+
+  /** Admin: the audit log, newest first. */
+  auditEvents(filter: AuditFilter = {}): Promise<Page<AuditEvent>> {
+    const query = new URLSearchParams(pageQuery(filter.cursor, filter.limit ?? 50));
+    if (filter.userId) query.set('userId', filter.userId);
+    if (filter.actorId) query.set('actorId', filter.actorId);
+    if (filter.type?.length) query.set('type', filter.type.join(','));
+    if (filter.from) query.set('from', filter.from);
+    if (filter.to) query.set('to', filter.to);
+    return this.request('GET', `/audit-events?${query.toString()}`);
+  }
+
+  /** Admin: machine clients, newest first. */
+  listClients(cursor?: string | null, limit = 50): Promise<Page<OAuthClient>> {
+    return this.request('GET', `/oauth/clients?${pageQuery(cursor, limit)}`);
+  }
+
+  getClient(id: string): Promise<OAuthClient> {
+    return this.request('GET', clientPath(id));
+  }
+
+  /** Admin: a new machine client and its first secret, whose value is in this answer only. */
+  createClient(input: NewClientInput): Promise<{ client: OAuthClient; secret: IssuedSecret }> {
+    return this.request('POST', '/oauth/clients', input);
+  }
+
+  /** Admin: changes a client; `disabled: true` ends every token of its secrets. */
+  updateClient(id: string, patch: ClientPatch): Promise<OAuthClient> {
+    return this.request('PATCH', clientPath(id), patch);
+  }
+
+  /** Admin: deletes a client with its secrets and tokens (its service user is disabled). */
+  deleteClient(id: string): Promise<void> {
+    return this.request('DELETE', clientPath(id));
+  }
+
+  /** Admin: a further secret (rotation), whose value is in this answer only. 409 TOO_MANY_SECRETS. */
+  addClientSecret(id: string, input: { label?: string | null; expiresAt?: string | null } = {}): Promise<IssuedSecret> {
+    return this.request('POST', `${clientPath(id)}/secrets`, input);
+  }
+
+  /** Admin: a secret's expiry (null: never; now or past: it ends at once). */
+  setClientSecretExpiry(id: string, secretId: string, expiresAt: string | null): Promise<ClientSecret> {
+    return this.request('PATCH', `${clientPath(id)}/secrets/${encodeURIComponent(secretId)}`, { expiresAt });
+  }
+
+  /** Admin: revokes a secret now, with every token it obtained. */
+  revokeClientSecret(id: string, secretId: string): Promise<void> {
+    return this.request('DELETE', `${clientPath(id)}/secrets/${encodeURIComponent(secretId)}`);
+  }
+
+  /** Admin: every tenant (`GET /tenants?all=true`); `myRoles` is [] where the admin is no member. */
+  listAllTenants(cursor?: string | null, limit = 50): Promise<Page<Tenant>> {
+    return this.request('GET', `/tenants?all=true&${pageQuery(cursor, limit)}`);
+  }
+
+  /** The server's OAuth metadata (public): the scopes machine clients may be allowed. */
+  authorizationServerMetadata(): Promise<AuthorizationServerMetadata> {
+    return this.#public('GET', '/.well-known/oauth-authorization-server');
+  }
+
   /** Forgets the token here and tells the other tabs (after this session was revoked by other means). */
   forget(): void {
     this.#drop('logout', true);
@@ -1086,6 +1328,31 @@ function pageQuery(cursor: string | null | undefined, limit: number): string {
 
 function tenantPath(tenantId: string): string {
   return `/tenants/${encodeURIComponent(tenantId)}`;
+}
+
+function userPath(userId: string): string {
+  return `/users/${encodeURIComponent(userId)}`;
+}
+
+function clientPath(id: string): string {
+  return `/oauth/clients/${encodeURIComponent(id)}`;
+}
+
+/** The `roles` claim of a token (read, not verified), known roles only. */
+function readRoles(token: string): Role[] {
+  try {
+    const payload = token.split('.')[1] ?? '';
+    const json = atob(
+      payload
+        .replace(/-/g, '+')
+        .replace(/_/g, '/')
+        .padEnd(Math.ceil(payload.length / 4) * 4, '='),
+    );
+    const { roles } = JSON.parse(json) as { roles?: unknown };
+    return Array.isArray(roles) ? roles.filter((r): r is Role => r === 'user' || r === 'admin') : [];
+  } catch {
+    return [];
+  }
 }
 
 /** Reads (does not verify) the JWT claims the client uses to tell sessions (and tenants) apart. */
