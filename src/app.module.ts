@@ -19,6 +19,7 @@ import { PrismaService } from './database/prisma.service.js';
 import { EventsModule } from './events/events.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MailModule } from './mail/mail.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { MfaModule } from './mfa/mfa.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
 import { OAUTH_FORM_ROUTES } from './oauth/oauth-form.middleware.js';
@@ -80,6 +81,8 @@ export class AppModule implements NestModule {
         TenancyModule,
         RetentionModule,
         ...(config.WS_ENABLED ? [RealtimeModule] : []),
+        // Prometheus metrics on their own port (docs/operations.md#metrics): nothing without METRICS_PORT.
+        ...(config.METRICS_PORT !== undefined ? [MetricsModule] : []),
       ],
       controllers: [HealthController],
       providers: [

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Logger, type LogLevel } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -10,20 +10,22 @@ import helmet from 'helmet';
 import { AppModule } from './app.module.js';
 import { requestId } from './common/http/request-id.middleware.js';
 import type { AppConfig } from './config/config.schema.js';
+import { createAppLogger, type AppLogger } from './logging/app-logger.js';
+import { requestLogging } from './logging/request-logging.js';
+import { instrumentApp } from './metrics/metrics.module.js';
 import { RealtimeAdapter } from './realtime/realtime.adapter.js';
 import { RealtimeGateway } from './realtime/realtime.gateway.js';
 
-const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
-
 /** Builds the application (not listening): used by main.ts, the tests and the benchmarks. */
 export async function createApp(config: AppConfig): Promise<NestExpressApplication> {
-  const logger = config.LOG_LEVEL === 'silent' ? false : LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.LOG_LEVEL) + 1);
+  // Every `new Logger(context)` writes through this one (pino: JSON lines or pretty text).
+  const logger = createAppLogger(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false, // JsonBodyMiddleware parses, with the contract's limits
-    logger,
+    logger: config.LOG_LEVEL === 'silent' ? false : logger,
     abortOnError: false,
   });
-  configureApp(app, config);
+  configureApp(app, config, logger);
   return app;
 }
 
@@ -35,15 +37,32 @@ export function closeWebSockets(app: NestExpressApplication, config: AppConfig):
 /** The browser client, built by `npm run build` (web/ → dist/web); the same path from src/ and dist/. */
 const WEB_ROOT = fileURLToPath(new URL('../dist/web', import.meta.url));
 const WEB_ASSET = /^\/$|\.(html|js|css|map|png|svg|ico|webmanifest)$/;
-const WEB_PAGES = new Set(['/verify-email', '/reset-password', '/accept-invitation', '/federated-signin']);
+/** Paths that are pages of the client (no file extension), and the file each one serves. */
+const WEB_PAGES = new Map([
+  ['/verify-email', '/index.html'],
+  ['/reset-password', '/index.html'],
+  ['/accept-invitation', '/index.html'],
+  ['/federated-signin', '/index.html'],
+  // The operators' console (docs/admin-console.md): its own page; the API still checks every call.
+  ['/admin', '/admin.html'],
+]);
 
-export function configureApp(app: NestExpressApplication, config: AppConfig): void {
+/** `logger`: the one the application was created with (createAppLogger), for the request lines. */
+export function configureApp(app: NestExpressApplication, config: AppConfig, logger: AppLogger): void {
   app.set('trust proxy', config.TRUST_PROXY);
   // Real-time events (contract v2 §F) on the HTTP server's port, at WS_PATH.
   if (config.WS_ENABLED) app.useWebSocketAdapter(new RealtimeAdapter(app, config));
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Prometheus metrics (METRICS_PORT): their middleware comes first, so that every answer is
+  // counted, the static files', the 404s' and the body parser's included.
+  if (config.METRICS_PORT !== undefined) {
+    instrumentApp(app, config.WS_ENABLED ? () => app.get(RealtimeGateway).size : undefined);
+  }
   app.use(requestId);
+  // The request id on every line logged while the request is handled, and its access line.
+  const logRequests = requestLogging(logger, config);
+  if (logRequests !== undefined) app.use(logRequests);
   app.use(
     helmet({
       // Upgrading to https would break the browser client on a plain-http development host.
@@ -63,8 +82,9 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
       if (req.method !== 'GET' && req.method !== 'HEAD') return next();
       // The pages that mail links open (APP_URL defaults to this server), and the hand-off page
       // of an external sign-in: the client's page, which reads the token from the URL fragment.
-      if (WEB_PAGES.has(req.path)) {
-        req.url = '/index.html';
+      const page = WEB_PAGES.get(req.path);
+      if (page !== undefined) {
+        req.url = page;
         return serveWeb(req, res, next);
       }
       return WEB_ASSET.test(req.path) ? serveWeb(req, res, next) : next();

@@ -28,6 +28,15 @@ export interface OpenedDatabase {
   ping(timeoutMs: number): Promise<void>;
   /** Closes the pool or the embedded database (idempotent). */
   close(): Promise<void>;
+  /** PostgreSQL only: the pool's connections right now (the metrics read it); absent on PGlite. */
+  poolUsage?(): PoolUsage;
+}
+
+/** A PostgreSQL pool's connections: open ones (busy or idle), idle ones, and requests waiting for one. */
+export interface PoolUsage {
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 /**
@@ -79,6 +88,7 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
       await withTimeout(pool.query('SELECT 1'), timeoutMs);
     },
     close: () => (closed ??= pool.end().catch(() => undefined)),
+    poolUsage: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
 }
 

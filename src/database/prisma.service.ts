@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { applyMigrations, migrationState, type MigrationState } from './migrations/migrator.js';
 import { engineErrorMessage } from './migrations/schema-engine.js';
-import { openDatabase, withTimeout, type OpenedDatabase } from './open-database.js';
+import { openDatabase, withTimeout, type OpenedDatabase, type PoolUsage } from './open-database.js';
 
 export { DatabaseTimeoutError } from './open-database.js';
 
@@ -66,6 +66,11 @@ export class PrismaService extends PrismaClient implements OnModuleInit, OnAppli
 
   ping(timeoutMs: number): Promise<void> {
     return this.database.ping(timeoutMs);
+  }
+
+  /** The PostgreSQL pool's connections right now (for the metrics); null on the embedded database. */
+  poolUsage(): PoolUsage | null {
+    return this.database.poolUsage?.() ?? null;
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -21,7 +21,10 @@ export interface OutgoingMail extends MailContent {
   /** For the log and the audit trail: whose mail, and which kind. */
   userId: string | null;
   kind: string;
-  /** The link the mail carries: logged at debug level only, never in production. */
+  /**
+   * The link the mail carries. Never logged: it holds a one-time token (without SMTP_URL a
+   * developer finds it in the .eml file in MAIL_OUTBOX_DIR).
+   */
   link?: string;
 }
 
@@ -156,7 +159,6 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
       });
       const where = this.config.SMTP_URL ? 'SMTP' : await this.writeOutbox(info as { message?: unknown });
       this.logger.log(`sent "${mail.subject}" (${mail.kind}) to ${JSON.stringify(mail.to.address)} via ${where}`);
-      if (mail.link && !this.config.isProduction) this.logger.debug(`link: ${mail.link}`);
     } catch (error) {
       if (this.closed) return;
       const reason = error instanceof Error ? error.message : String(error);

@@ -7,12 +7,14 @@ import type { Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
+import type { DestinationStream } from 'pino';
 import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
 import { configureApp } from '../../src/app.setup.js';
 import { Clock } from '../../src/common/clock.js';
 import { parseConfig, type AppConfig } from '../../src/config/config.schema.js';
 import { PrismaService } from '../../src/database/prisma.service.js';
+import { createAppLogger } from '../../src/logging/app-logger.js';
 import { FakeClock } from './fake-clock.js';
 
 export interface TestApp {
@@ -33,7 +35,13 @@ export const ALLOWED_ORIGIN = 'http://app.example.test';
  */
 export async function startApp(
   env: Record<string, string> = {},
-  opts: { databaseUrl?: string; /** extra test-only modules, e.g. a controller that throws */ imports?: Type[] } = {},
+  opts: {
+    databaseUrl?: string;
+    /** extra test-only modules, e.g. a controller that throws */
+    imports?: Type[];
+    /** where the app's log lines go instead of stdout (when LOG_LEVEL is not silent) */
+    logDestination?: DestinationStream;
+  } = {},
 ): Promise<TestApp> {
   const database = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await freshDatabase();
   const config = parseConfig({
@@ -53,11 +61,12 @@ export async function startApp(
     .overrideProvider(Clock)
     .useValue(clock)
     .compile();
+  const logger = createAppLogger(config, { destination: opts.logDestination });
   const app = moduleRef.createNestApplication<NestExpressApplication>({
     bodyParser: false,
-    logger: config.LOG_LEVEL === 'silent' ? false : undefined,
+    logger: config.LOG_LEVEL === 'silent' ? false : logger,
   });
-  configureApp(app, config);
+  configureApp(app, config, logger);
   try {
     await app.init();
   } catch (error) {

@@ -28,6 +28,8 @@ const DEFAULT_CODES: Record<number, ErrorCode> = {
  * exceptions, validation errors and anything unexpected all leave in the contract's shape
  * `{statusCode, error, message, code}`. Unexpected errors are logged with the request id and
  * answered with a generic 500 (503 when the database cannot be reached): no stack, no SQL.
+ * The log line has the error (type, message, stack), the method and the path without its
+ * query string (which may hold a token); never the request's body or headers.
  */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
@@ -76,7 +78,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     }
     const requestId = req.id ?? 'unknown';
     if (isDatabaseUnavailable(exception)) {
-      this.logger.warn(`[${requestId}] database unavailable: ${describe(exception)}`);
+      this.logger.warn(`database unavailable: ${describe(exception)}`, { reqId: requestId });
       return {
         body: this.body(
           HttpStatus.SERVICE_UNAVAILABLE,
@@ -102,11 +104,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
   }
 
   private logUnexpected(exception: unknown, req: Request): void {
-    const stack = exception instanceof Error ? exception.stack : String(exception);
-    this.logger.error(
-      `[${req.id ?? 'unknown'}] ${req.method} ${req.originalUrl ?? req.url}: ${describe(exception)}`,
-      stack,
-    );
+    const url = req.originalUrl ?? req.url;
+    const path = url.split('?', 1)[0];
+    this.logger.error(`${req.method} ${path}: ${describe(exception)}`, { err: exception, reqId: req.id ?? 'unknown' });
   }
 }
 
