@@ -44,7 +44,6 @@ export class AccountMailService {
       to: { address: account.email, name: account.displayName },
       userId: account.id,
       kind: 'verify_email',
-      link,
     });
   }
 

@@ -159,7 +159,10 @@ export const envSchema = z
     LOG_REQUESTS: bool(true),
     // Prometheus metrics on their own port, never the API's (unset: no metrics endpoint).
     METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-    METRICS_HOST: z.string().default('127.0.0.1'),
+    METRICS_HOST: z
+      .string()
+      .default('127.0.0.1')
+      .refine((v) => /^[A-Za-z0-9.:-]{1,253}$/.test(v), 'must be an IP address or a host name'),
     // Account recovery and verification (contract v2 §A). Mail links are built only from these
     // URLs, never from Host or X-Forwarded-Host (OWASP Forgot Password Cheat Sheet).
     PUBLIC_URL: httpUrl('PUBLIC_URL'),

@@ -21,11 +21,6 @@ export interface OutgoingMail extends MailContent {
   /** For the log and the audit trail: whose mail, and which kind. */
   userId: string | null;
   kind: string;
-  /**
-   * The link the mail carries. Never logged: it holds a one-time token (without SMTP_URL a
-   * developer finds it in the .eml file in MAIL_OUTBOX_DIR).
-   */
-  link?: string;
 }
 
 /** Mails waiting at most; beyond it new ones are dropped (and logged): memory stays bounded. */

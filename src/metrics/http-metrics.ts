@@ -14,6 +14,16 @@ export const STATIC = 'static';
 
 const REFRESH_ROUTE = '/auth/refresh';
 
+/**
+ * `method` label values: the methods an HTTP API uses, and `other` for the rest (Node's parser
+ * accepts some thirty, MERGE, PROPFIND …: a client must not be able to add series at will).
+ * A request with another method is counted with `route="unmatched"`, as no route takes it.
+ */
+const OTHER_METHOD = 'other';
+const METHOD_LABELS = new Map(
+  ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => [m, m] as const),
+);
+
 /** When the request arrived (performance.now()), kept on the response for its 'finish'. */
 const STARTED = Symbol('metrics.started');
 type TimedResponse = Response & { [STARTED]?: number };
@@ -36,7 +46,7 @@ export class HttpMetrics {
   private readonly refreshLabels: Record<RefreshOutcome, { outcome: RefreshOutcome }>;
   /** The app's route patterns, for the rare answer given before routing (read once, on first need). */
   private routeTable: RouteTable | undefined;
-  private routePaths: () => string[] = () => [];
+  private routePaths: () => RouteSpec[] = () => [];
   /** The 'finish' listener: the same function for every response (`this` is the response). */
   private readonly finished: (this: Response) => void;
 
@@ -91,8 +101,9 @@ export class HttpMetrics {
     const seconds = (performance.now() - ((res as TimedResponse)[STARTED] ?? 0)) / 1000;
     const req = res.req;
     const status = res.statusCode;
-    const route = this.routeOf(req, status);
-    const labels = { method: req.method, route, status: STATUS_LABELS[status] ?? String(status) };
+    const method = METHOD_LABELS.get(req.method) ?? OTHER_METHOD;
+    const route = method === OTHER_METHOD ? UNMATCHED : this.routeOf(req, status);
+    const labels = { method, route, status: STATUS_LABELS[status] ?? String(status) };
     this.requests.inc(labels);
     this.duration.observe(labels, seconds);
     if (route === REFRESH_ROUTE && req.method === 'POST')
@@ -111,7 +122,7 @@ export class HttpMetrics {
     // An answer given before routing (a malformed or too large body, a CORS preflight): the
     // pattern of the route the path belongs to, if any.
     this.routeTable ??= new RouteTable(this.routePaths());
-    return this.routeTable.match(pathOf(req.originalUrl)) ?? UNMATCHED;
+    return this.routeTable.match(pathOf(req.originalUrl), req.method) ?? UNMATCHED;
   }
 }
 
@@ -130,38 +141,52 @@ function pathOf(url: string): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
-/** The path patterns of an Express router's routes, in their order. */
-function routePathsOf(stack: unknown[]): string[] {
-  const paths: string[] = [];
+/** The routes of an Express router (path pattern and upper-case methods), in their order. */
+function routePathsOf(stack: unknown[]): RouteSpec[] {
+  const routes: RouteSpec[] = [];
   for (const layer of stack) {
-    const path = (layer as { route?: { path?: unknown } }).route?.path;
-    if (typeof path === 'string') paths.push(path);
+    const route = (layer as { route?: { path?: unknown; methods?: Record<string, boolean> } }).route;
+    if (typeof route?.path !== 'string') continue;
+    const methods = Object.keys(route.methods ?? {}).map((m) => m.toUpperCase());
+    routes.push({ path: route.path, methods });
   }
-  return paths;
+  return routes;
+}
+
+export interface RouteSpec {
+  path: string;
+  /** Upper-case; `_ALL` for a route of every method. */
+  methods: readonly string[];
 }
 
 /**
  * Route patterns matched as Express matches them by default (case-insensitive, an optional
- * trailing slash, `:name` for one non-empty segment), whatever the method. Patterns with
- * other syntax (wildcards, optional parts) are left out: Gatehouse has none.
+ * trailing slash, `:name` for one non-empty segment), for the methods each route takes (a GET
+ * route takes HEAD too). Patterns with other syntax (wildcards, optional parts) are left out:
+ * Gatehouse has none.
  */
 export class RouteTable {
-  private readonly patterns: Array<{ path: string; segments: Array<string | null> }> = [];
+  private readonly patterns: Array<{ path: string; methods: Set<string>; segments: Array<string | null> }> = [];
 
-  constructor(paths: Iterable<string>) {
-    const seen = new Set<string>();
-    for (const path of paths) {
-      if (seen.has(path) || !path.startsWith('/') || /[*?+(){}]/.test(path)) continue;
-      seen.add(path);
-      this.patterns.push({ path, segments: segmentsOf(path).map((s) => (s.startsWith(':') ? null : s)) });
+  constructor(routes: Iterable<RouteSpec>) {
+    for (const { path, methods } of routes) {
+      if (!path.startsWith('/') || /[*?+(){}]/.test(path)) continue;
+      const accepted = new Set(methods);
+      if (accepted.has('GET')) accepted.add('HEAD');
+      this.patterns.push({
+        path,
+        methods: accepted,
+        segments: segmentsOf(path).map((s) => (s.startsWith(':') ? null : s)),
+      });
     }
   }
 
-  /** The first pattern `path` matches. */
-  match(path: string): string | undefined {
+  /** The first pattern `path` matches among the routes that take `method`. */
+  match(path: string, method: string): string | undefined {
     const segments = segmentsOf(path);
     return this.patterns.find(
       (p) =>
+        (p.methods.has(method) || p.methods.has('_ALL')) &&
         p.segments.length === segments.length &&
         p.segments.every((s, i) => (s === null ? segments[i] !== '' : s === segments[i])),
     )?.path;

@@ -237,7 +237,6 @@ export class RecoveryService {
         to: { address: newEmail, name: user.displayName },
         userId: user.id,
         kind: 'email_change_new',
-        link,
       });
     }
     if (issued.forCurrent) {
@@ -247,7 +246,6 @@ export class RecoveryService {
         to: { address: user.email!, name: user.displayName },
         userId: user.id,
         kind: 'email_change_current',
-        link,
       });
     }
     return { pendingEmail: newEmail, confirmationsRequired: confirmCurrent ? ['new', 'current'] : ['new'] };
@@ -317,7 +315,6 @@ export class RecoveryService {
       to: { address: account.email, name: account.displayName },
       userId: account.id,
       kind: 'reset_password',
-      link,
     };
   }
 

@@ -332,7 +332,6 @@ export class TenantsService {
       to: { address: dto.email, name: null },
       userId: null,
       kind: 'tenant_invitation',
-      link,
     });
     return InvitationDto.from(invitation);
   }

@@ -66,9 +66,10 @@ export class AuditController {
         id: r.id,
         type: r.type,
         createdAt: r.createdAt.toISOString(),
-        ip: r.ip,
-        userAgent: r.userAgent,
-        // An administrator's change records the administrator's session: not the user's to see.
+        // An administrator's change records the administrator's address, device and session:
+        // not the user's to see.
+        ip: byAdministrator ? null : r.ip,
+        userAgent: byAdministrator ? null : r.userAgent,
         sessionId: byAdministrator ? null : r.sessionId,
         currentSession: !byAdministrator && r.sessionId !== null && r.sessionId === caller.sessionId,
         byAdministrator,
@@ -112,10 +113,18 @@ function instant(name: string, value: string | undefined): Date | undefined {
     ]);
   }
   const ms = Date.parse(value);
-  if (!(ms >= EARLIEST_MS && ms <= LATEST_MS)) {
+  if (!isCalendarDate(value) || !(ms >= EARLIEST_MS && ms <= LATEST_MS)) {
     throw new AppError(ErrorCode.VALIDATION_FAILED, [`${name} must be an ISO 8601 instant between years 1 and 9999`]);
   }
   return new Date(ms);
+}
+
+/** The date part names a real day (Date.parse rolls 2026-02-30 over to March 2). */
+function isCalendarDate(value: string): boolean {
+  const [y, m, d] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const day = new Date(0);
+  day.setUTCFullYear(y, m - 1, d);
+  return day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

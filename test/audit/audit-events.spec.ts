@@ -709,6 +709,17 @@ describe('GET /audit-events', () => {
       expectError(res, 400, 'VALIDATION_FAILED');
     });
 
+    it.each([
+      ['a date of year 1', 'from=0001-01-01'],
+      ['the last day', 'to=9999-12-31'],
+      ['an offset (+ sent as %2B)', 'from=2026-12-01T09:30:00%2B01:00'],
+      ['a negative offset', 'to=2026-12-01T09:30:00-05:00'],
+      ['minutes only', 'from=2026-12-01T09:30Z'],
+    ])('accepts %s', async (_name, qs) => {
+      const res = await t.http.get(`/audit-events?${qs}`).set(admin.auth);
+      expect(res.status).toBe(200);
+    });
+
     it('a valid cursor of another query is just a position', async () => {
       const first = await page({ limit: 2 });
       expect(first.nextCursor).not.toBeNull();

@@ -151,25 +151,41 @@ describe('DatabaseMetrics', () => {
 });
 
 describe('route labels', () => {
-  const table = new RouteTable(['/users/me', '/users/:id', '/users/:id/sessions/:sessionId', '/docs', '/auth/login']);
+  const table = new RouteTable([
+    { path: '/users/me', methods: ['GET'] },
+    { path: '/users/:id', methods: ['GET'] },
+    { path: '/users/:id', methods: ['PATCH'] },
+    { path: '/users/:id/sessions/:sessionId', methods: ['DELETE'] },
+    { path: '/docs', methods: ['GET'] },
+    { path: '/auth/login', methods: ['POST'] },
+  ]);
 
   it.each([
-    ['/users/me', '/users/me'],
-    ['/users/0b7c', '/users/:id'],
-    ['/USERS/0b7c/', '/users/:id'],
-    ['/users/0b7c/sessions/42', '/users/:id/sessions/:sessionId'],
-    ['/docs/', '/docs'],
-    ['/auth/login', '/auth/login'],
-  ])('%s → %s', (path, pattern) => {
-    expect(table.match(path)).toBe(pattern);
+    ['GET', '/users/me', '/users/me'],
+    ['HEAD', '/users/me', '/users/me'],
+    ['GET', '/users/0b7c', '/users/:id'],
+    ['PATCH', '/USERS/0b7c/', '/users/:id'],
+    ['DELETE', '/users/0b7c/sessions/42', '/users/:id/sessions/:sessionId'],
+    ['GET', '/docs/', '/docs'],
+    ['POST', '/auth/login', '/auth/login'],
+  ])('%s %s → %s', (method, path, pattern) => {
+    expect(table.match(path, method)).toBe(pattern);
   });
 
-  it.each(['/users', '/users//sessions/1', '/users/1/sessions', '/auth/login/x', '/', ''])(
-    '%s matches nothing',
-    (path) => {
-      expect(table.match(path)).toBeUndefined();
-    },
-  );
+  it.each([
+    ['GET', '/users'],
+    ['GET', '/users//sessions/1'],
+    ['GET', '/users/1/sessions'],
+    ['POST', '/auth/login/x'],
+    ['GET', '/'],
+    ['GET', ''],
+    // A route's path with a method it does not take: no series of its own.
+    ['PUT', '/users/0b7c'],
+    ['MERGE', '/users/0b7c'],
+    ['GET', '/auth/login'],
+  ])('%s %s matches nothing', (method, path) => {
+    expect(table.match(path, method)).toBeUndefined();
+  });
 
   it('maps /auth/refresh statuses to outcomes', () => {
     expect([200, 401, 403, 429, 400, 500, 503].map(refreshOutcome)).toEqual([
@@ -198,6 +214,9 @@ describe('METRICS_PORT and METRICS_HOST', () => {
       expect.stringMatching(/^METRICS_PORT: must differ from PORT/),
     ]);
     expect(problemsOf({ METRICS_PORT: '3000' })).toEqual([expect.stringMatching(/^METRICS_PORT: /)]);
+    expect(problemsOf({ METRICS_PORT: '9464', METRICS_HOST: 'evil host' })).toEqual([
+      expect.stringMatching(/^METRICS_HOST: /),
+    ]);
     for (const bad of ['0', '65536', 'x', '1.5']) {
       expect(problemsOf({ METRICS_PORT: bad })).toEqual([expect.stringMatching(/^METRICS_PORT: /)]);
     }

@@ -156,6 +156,29 @@ describe('metrics endpoint', () => {
     expect(text).not.toContain('/no/such');
   });
 
+  it('keeps the label values bounded: unusual methods are `other`, a route path with a method it does not take is `unmatched`', async () => {
+    const before = await scrape();
+    const id = '00000000-0000-4000-8000-000000000000';
+    // Refused before routing (415, 400): a client must not add a series per method and route.
+    for (const method of ['MERGE', 'PROPFIND', 'MKCOL', 'REPORT']) {
+      await t.http[method.toLowerCase() as 'merge'](`/users/${id}`).set('Content-Type', 'text/plain').send('x');
+    }
+    await t.http.put(`/users/${id}`).set('Content-Type', 'application/json').send('{');
+    await t.http.post('/auth/refresh').set('Content-Type', 'text/plain').send('x');
+    const after = await scrape();
+    const moved = [...after]
+      .filter(([k, v]) => k.startsWith(`${HTTP_TOTAL}{`) && v !== (before.get(k) ?? 0))
+      .map(([k]) => k);
+    const methods = new Set(moved.map((k) => /method=([^,}]*)/.exec(k)?.[1]));
+    expect([...methods].sort()).toEqual(['POST', 'PUT', 'other']);
+    expect(delta(before, after, HTTP_TOTAL, { method: 'other', route: 'unmatched', status: 415 })).toBe(4);
+    expect(moved.filter((k) => k.includes('method=PUT'))).toEqual([
+      sampleKey(HTTP_TOTAL, { method: 'PUT', route: 'unmatched', status: 400 }),
+    ]);
+    // A route's own method keeps its pattern.
+    expect(delta(before, after, HTTP_TOTAL, { method: 'POST', route: '/auth/refresh', status: 415 })).toBe(1);
+  });
+
   it('times requests in the histogram: cumulative buckets from 5 ms to 2.5 s, +Inf equal to the count', async () => {
     const samples = await scrape();
     const labels = { method: 'POST', route: '/auth/signup', status: '201' };

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsISO8601, IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
+import { IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
 import { PageDto, PageQueryDto } from '../../common/http/pagination.js';
 
 /** An exact event type (`login.failed`, `logout_all`) or a family (`login.*`); comma-separated. */
@@ -28,13 +28,13 @@ export class AuditQueryDto extends PageQueryDto {
 
   @ApiPropertyOptional({ format: 'date-time', description: 'From this instant (inclusive)' })
   @IsOptional()
-  @IsISO8601({ strict: true, strictSeparator: true })
+  @IsString()
   @MaxLength(40)
   from?: string;
 
   @ApiPropertyOptional({ format: 'date-time', description: 'Up to this instant (exclusive)' })
   @IsOptional()
-  @IsISO8601({ strict: true, strictSeparator: true })
+  @IsString()
   @MaxLength(40)
   to?: string;
 }
