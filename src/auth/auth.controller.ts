@@ -25,6 +25,7 @@ import { AuthResponseDto, SessionDto, TokenResponseDto } from './dto/auth-respon
 import { FederatedSessionDto, LoginDto, SelectTenantDto, SignupDto } from './dto/auth.dto.js';
 import { REFRESH_COOKIE, clearRefreshCookie, sendSessionCookie } from './refresh-cookie.js';
 import type { ClientInfo } from '../common/http/client-info.js';
+import { sessionJson } from '../sessions/sessions.repository.js';
 import { SessionsService } from '../sessions/sessions.service.js';
 import { IpThrottlerGuard } from '../throttle/ip-throttler.guard.js';
 
@@ -142,15 +143,7 @@ export class AuthController {
   @ApiErrors(401)
   async listSessions(@CurrentSession() user: SessionPrincipal): Promise<SessionDto[]> {
     const sessions = await this.sessions.list(user.userId);
-    return sessions.map((s) => ({
-      id: s.id,
-      createdAt: s.createdAt.toISOString(),
-      lastUsedAt: s.lastUsedAt.toISOString(),
-      expiresAt: s.expiresAt.toISOString(),
-      userAgent: s.userAgent,
-      ip: s.ip,
-      current: s.id === user.sessionId,
-    }));
+    return sessions.map((s) => ({ ...sessionJson(s), current: s.id === user.sessionId }));
   }
 
   @Delete('sessions/:id')

@@ -61,6 +61,18 @@ export interface SessionView {
   ip: string | null;
 }
 
+/** A live session as the API lists it (GET /auth/sessions, GET /users/:id/sessions). */
+export function sessionJson(s: SessionView) {
+  return {
+    id: s.id,
+    createdAt: s.createdAt.toISOString(),
+    lastUsedAt: s.lastUsedAt.toISOString(),
+    expiresAt: s.expiresAt.toISOString(),
+    userAgent: s.userAgent,
+    ip: s.ip,
+  };
+}
+
 /** The Prisma queries on sessions, named by intent. */
 @Injectable()
 export class SessionsRepository {

@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common'
 import { AuditService } from '../audit/audit.service.js';
 import { PasswordHasher } from '../accounts/password-hasher.service.js';
 import type { ClientInfo } from '../common/http/client-info.js';
+import { sessionJson } from '../sessions/sessions.repository.js';
 import { SessionsService } from '../sessions/sessions.service.js';
 import { RevocationService } from '../tokens/revocation.service.js';
 import type { Role } from '../common/account-rules.js';
@@ -215,18 +216,11 @@ export class UsersService implements OnApplicationBootstrap {
     return AdminUserDto.from(await this.target(id));
   }
 
-  /** Admin: the user's live sessions, newest first. */
+  /** Admin: the user's live sessions, the most recently used first. */
   async sessionsOf(id: string): Promise<AdminSessionDto[]> {
     await this.target(id);
     const sessions = await this.sessions.list(id);
-    return sessions.map((s) => ({
-      id: s.id,
-      createdAt: s.createdAt.toISOString(),
-      lastUsedAt: s.lastUsedAt.toISOString(),
-      expiresAt: s.expiresAt.toISOString(),
-      userAgent: s.userAgent,
-      ip: s.ip,
-    }));
+    return sessions.map(sessionJson);
   }
 
   /**
