@@ -32,17 +32,19 @@ import {
   get,
   login,
   loginTwoStep,
+  signup,
   signupMany,
   signupManyWithMfa,
 } from './lib/api.mjs';
+import { cursorsAt, seedAuditEvents } from './lib/audit.mjs';
 import { load, runChild, startChild } from './lib/children.mjs';
 import { backendCpu, backendDelta, cpuMs } from './lib/cpu.mjs';
 import { Databases, seed, withDatabase } from './lib/db.mjs';
 import { startIdp } from './lib/idp.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { printTables, without } from './lib/report.mjs';
-import { ROOT, Server, serverEnv } from './lib/server.mjs';
-import { median, summary } from './lib/stats.mjs';
+import { ROOT, Server, freePort, serverEnv } from './lib/server.mjs';
+import { median, percentile, summary } from './lib/stats.mjs';
 
 // ---------------------------------------------------------------------------------------
 // Options and parameters
@@ -63,6 +65,9 @@ const ALL = [
   'ws_fanout',
   'ws_connect_auth',
   'federated_bearer',
+  'audit_events',
+  'metrics_overhead',
+  'logs_overhead',
   'scale',
   'memory',
 ];
@@ -85,6 +90,11 @@ const P = {
   accounts: 10,
   tokenClients: 10, // oauth_token: machine clients, one per connection (no single hot row)
   wsSockets: 10, // ws_fanout: one user's sockets (WS_MAX_CONNECTIONS_PER_USER's default)
+  // audit_events: rows written in SQL (half of them about one account), and seeded accounts.
+  auditEvents: QUICK ? 20_000 : 100_000,
+  auditUsers: QUICK ? 200 : 1_000,
+  auditDepth: 0.9, // the measured page starts nine tenths of the way down the account's login.* events
+  scrapeIntervalMs: 1000, // metrics_overhead: one scrape of /metrics a second, as Prometheus would
   scale: QUICK
     ? { small: { users: 100, sessions: 1_000 }, large: { users: 1_000, sessions: 10_000 } }
     : { small: { users: 100, sessions: 1_000 }, large: { users: 100_000, sessions: 1_000_000 } },
@@ -117,6 +127,18 @@ const TARGETS = {
   // Opening a WebSocket and authenticating it (a handshake, one frame each way, the token
   // verified as for HTTP) against one authenticated GET on a new connection: no dearer.
   ws_connect_auth: { text: 'ratio ≥ 0.80', pass: (s) => s.ratio >= 0.8 },
+  // A deep page of the audit log (keyset pages: a range of one index, however deep) against
+  // the first page of another admin list of the same size: depth must not cost.
+  audit_events: { text: 'ratio ≥ 0.80', pass: (s) => s.ratio >= 0.8 },
+  // Prometheus metrics (METRICS_PORT), scraped once a second: a counter and a histogram per
+  // request must be nearly free. The quick run's 3-second windows are too noisy for 5 %.
+  metrics_overhead: QUICK
+    ? { text: 'ratio ≥ 0.95 (quick: info)', pass: () => null }
+    : { text: 'ratio ≥ 0.95', pass: (s) => s.ratio >= 0.95 },
+  // One JSON access line per request (LOG_LEVEL=log, LOG_REQUESTS=true) to a file: from 0.70
+  // to 0.93 by CPU per request over four runs (a line of ~270 bytes against a whole, cheap,
+  // authenticated GET), too wide for a target that would not flap; the details give its cost.
+  logs_overhead: { text: 'info (no target)', pass: () => null },
   scale: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   memory: { text: 'ratio ≤ 1.5', pass: (s) => s.ratio <= 1.5 },
   // Not a target of the brief: the same probe on an ordinary API GET (no dot in its path, so
@@ -163,7 +185,7 @@ process.on('SIGINT', () => {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-async function startServer(name, db, extraEnv = {}) {
+async function startServer(name, db, extraEnv = {}, opts = {}) {
   const server = new Server(
     name,
     serverEnv({
@@ -174,7 +196,7 @@ async function startServer(name, db, extraEnv = {}) {
       ...extraEnv,
       ...EXTRA_SERVER_ENV,
     }),
-    { logDir },
+    { logDir, ...opts },
   );
   server.db = db;
   servers.push(server);
@@ -660,6 +682,267 @@ async function federatedBearerScenario() {
   }
 }
 
+/** Median milliseconds of `n` GET `path` one after another (single requests, no load). */
+async function sequentialMs(base, path, headers, n) {
+  const ms = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const res = await fetch(base + path, { headers });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`GET ${path} → ${res.status}`);
+    ms.push(performance.now() - t0);
+  }
+  return median(ms);
+}
+
+/**
+ * audit_events: the admin's GET /audit-events?userId=<account>&type=login.*&limit=20 on a page
+ * deep in the trail (its cursor P.auditDepth of the way down the account's login.* events),
+ * against GET /users?limit=20 (another admin list, the same page size and token), on a server
+ * of its own whose database holds P.auditEvents audit rows written in SQL (bench/lib/audit.mjs:
+ * half of them about one real account, six in ten of the login.* family). The first, the deep
+ * and the last page are also timed as single requests beforehand (details).
+ */
+async function auditEventsScenario() {
+  const db = await dbs.create('audit');
+  const env = { ADMIN_USERNAME, ADMIN_PASSWORD: PASSWORD };
+  const server = await startServer('audit', db, env); // migrates
+  try {
+    const target = await signup(server.url, 'bench_audit_target');
+    // PGlite: one process at a time owns its directory, so the seed runs with the server stopped.
+    if (db.kind === 'pglite') await server.stop();
+    log(
+      `audit_events: seeding ${P.auditEvents.toLocaleString('en')} audit events and ${P.auditUsers.toLocaleString('en')} accounts`,
+    );
+    const { seeded, total, cursors } = await withDatabase(db, async (exec) => {
+      const done = await seedAuditEvents(exec, { events: P.auditEvents, users: P.auditUsers, targetId: target.userId });
+      const at = await cursorsAt(exec, {
+        userId: target.userId,
+        family: 'login',
+        limit: 20,
+        depths: [P.auditDepth, 1],
+      });
+      return { seeded: done, ...at };
+    });
+    log(
+      `audit_events: seeded in ${seeded.seconds.toFixed(1)} s; ${total.toLocaleString('en')} login.* events about the account`,
+    );
+    // The same process environment again (its pepper checks the admin's password).
+    if (db.kind === 'pglite') await server.start();
+    const admin = await login(server.url, ADMIN_USERNAME);
+    const headers = { authorization: `Bearer ${admin.accessToken}` };
+    const first = `/audit-events?userId=${target.userId}&type=login.*&limit=20`;
+    const deep = `${first}&cursor=${cursors[P.auditDepth].cursor}`;
+    const last = `${first}&cursor=${cursors[1].cursor}`;
+    const list = '/users?limit=20';
+    // Sanity: the deep page is a full page of the account's login.* events, the list a full page.
+    const page = await get(server.url, deep, admin.accessToken);
+    if (page.items.length !== 20 || page.items.some((e) => e.userId !== target.userId || !e.type.startsWith('login.')))
+      throw new Error(`the deep page is not 20 login.* events of the account: ${JSON.stringify(page).slice(0, 300)}`);
+    if ((await get(server.url, list, admin.accessToken)).items.length !== 20) throw new Error(`${list}: not 20 users`);
+    const single = {};
+    for (const [name, path] of [
+      ['firstPage', first],
+      ['deepPage', deep],
+      ['lastPage', last],
+      ['usersPage', list],
+    ])
+      single[name] = await sequentialMs(server.url, path, headers, QUICK ? 5 : 20);
+    const job = (path, extra = {}) => httpJob(server, path, { headers, ...extra });
+    log('audit_events: warm-up');
+    await load(job(deep, { duration: P.warmup, skipS: 0 }));
+    await load(job(list, { duration: P.warmup, skipS: 0 }));
+    const [s, b] = await alternate(
+      P.rounds,
+      async () => (await withCpu(server, () => load(job(deep))))[0],
+      async () => (await withCpu(server, () => load(job(list))))[0],
+    );
+    const depth = `${Math.round(P.auditDepth * 100)} %`;
+    record(`audit_events: GET /audit-events?userId&type=login.*&limit=20, page at ${depth} depth`, 'req/s', s);
+    record('audit_events: GET /users?limit=20 (baseline)', 'req/s', b);
+    conclude('audit_events', {
+      unit: 'req/s',
+      values: s.map((r) => r.rps),
+      baselines: b.map((r) => r.rps),
+      details: {
+        auditEvents: P.auditEvents,
+        seedSeconds: seeded.seconds,
+        matchingEvents: total,
+        pageStartsAfter: cursors[P.auditDepth].skip,
+        lastPageStartsAfter: cursors[1].skip,
+        singleRequestMedianMs: single,
+      },
+    });
+  } finally {
+    await server.stop();
+  }
+}
+
+/** GET /metrics once: its size and time; throws unless 200 with the HTTP request counter. */
+async function scrape(url) {
+  const t0 = performance.now();
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (res.status !== 200 || !text.includes('gatehouse_http_requests_total'))
+    throw new Error(`GET ${url} → ${res.status}: ${text.slice(0, 200)}`);
+  return { text, bytes: Buffer.byteLength(text), ms: performance.now() - t0 };
+}
+
+/** The plain server metrics_overhead and logs_overhead both compare with (started once). */
+function plainServer(overhead) {
+  overhead.plain ??= (async () => {
+    const db = await dbs.create('plain');
+    const server = await startServer('plain', db, {}, { directLog: true });
+    return { server, ctx: await prepare(server, 'bench_plain') };
+  })();
+  return overhead.plain;
+}
+
+/**
+ * The guard row's request (GET /users/me, P.connections connections, each its own token) on
+ * `subject` and on the plain server, in alternating rounds; `around` wraps each of the
+ * subject's loads (the scrapes). Returns the subject's warm-up and both sides' rounds.
+ */
+async function guardPair(key, subject, plain, around = (fn) => fn()) {
+  const job = (side, extra = {}) =>
+    httpJob(side.server, '/users/me', { perConnectionHeaders: side.ctx.bearer, ...extra });
+  log(`${key}: warm-up`);
+  const [warm] = await around(() => load(job(subject, { duration: P.warmup, skipS: 0 })));
+  await load(job(plain, { duration: P.warmup, skipS: 0 }));
+  const [s, b] = await alternate(
+    P.rounds,
+    async () => (await around(() => withCpu(subject.server, () => load(job(subject)))))[0],
+    async () => (await withCpu(plain.server, () => load(job(plain))))[0],
+  );
+  return { warm, s, b };
+}
+
+/** CPU µs per request of each side (medians), and their difference: steadier than the rates. */
+function cpuDetails(s, b) {
+  const withIt = median(s.map((r) => r.cpu?.serverUsPerRequest ?? null));
+  const without_ = median(b.map((r) => r.cpu?.serverUsPerRequest ?? null));
+  return {
+    serverCpuUsPerRequest: withIt,
+    baselineServerCpuUsPerRequest: without_,
+    extraCpuUsPerRequest: withIt === null || without_ === null ? null : withIt - without_,
+  };
+}
+
+/**
+ * metrics_overhead: the guard request on a server with METRICS_PORT (Prometheus metrics on a
+ * port of their own) against the same on a plain server, while the benchmark scrapes /metrics
+ * once a second (P.scrapeIntervalMs) during the metrics server's measurements, as Prometheus
+ * would. Both servers log to a file directly (LOG_LEVEL=warn).
+ */
+async function metricsOverheadScenario(overhead) {
+  const port = await freePort();
+  const db = await dbs.create('metrics');
+  // Both servers start at once (start-up is most of a quick run's time here).
+  const [plain, server] = await Promise.all([
+    plainServer(overhead),
+    startServer('metrics', db, { METRICS_PORT: String(port) }, { directLog: true }),
+  ]);
+  try {
+    const ctx = await prepare(server, 'bench_metrics');
+    const url = `http://127.0.0.1:${port}/metrics`;
+    await scrape(url); // sanity: the endpoint answers with the request counter
+    const scrapes = { ok: 0, failed: 0, bytes: 0, ms: [] };
+    const around = async (fn) => {
+      const timer = setInterval(() => {
+        scrape(url).then(
+          (r) => {
+            scrapes.ok += 1;
+            scrapes.bytes = r.bytes;
+            scrapes.ms.push(r.ms);
+          },
+          () => {
+            scrapes.failed += 1;
+          },
+        );
+      }, P.scrapeIntervalMs);
+      try {
+        return await fn();
+      } finally {
+        clearInterval(timer);
+      }
+    };
+    const { warm, s, b } = await guardPair('metrics_overhead', { server, ctx }, plain, around);
+    // The counter must have seen every request of the load (and the sanity requests).
+    const counted = [...(await scrape(url)).text.matchAll(/^gatehouse_http_requests_total\{[^}]*\} (\S+)$/gm)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
+    const served = [warm, ...s].reduce((n, r) => n + r.total, 0);
+    if (counted < served)
+      warnings.push(`metrics_overhead: gatehouse_http_requests_total says ${counted}, the load sent ${served}`);
+    if (scrapes.ok === 0) problems.push('metrics_overhead: no scrape of /metrics succeeded during the load');
+    else if (scrapes.failed > 0) warnings.push(`metrics_overhead: ${scrapes.failed} scrapes failed (${scrapes.ok} ok)`);
+    record('metrics_overhead: GET /users/me, METRICS_PORT set, /metrics scraped every second', 'req/s', s);
+    record('metrics_overhead: GET /users/me, no metrics (baseline)', 'req/s', b);
+    conclude('metrics_overhead', {
+      unit: 'req/s',
+      values: s.map((r) => r.rps),
+      baselines: b.map((r) => r.rps),
+      details: {
+        scrapes: scrapes.ok,
+        failedScrapes: scrapes.failed,
+        scrapeBytes: scrapes.bytes,
+        scrapeMs: { p50: percentile(scrapes.ms, 50), max: percentile(scrapes.ms, 100) },
+        requestsCounted: counted,
+        requestsSent: served,
+        ...cpuDetails(s, b),
+      },
+    });
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * logs_overhead: the guard request on a server that writes one JSON access line per request
+ * (LOG_LEVEL=log, LOG_FORMAT=json, LOG_REQUESTS=true) to a file of its own, against the plain
+ * server (LOG_LEVEL=warn: no line per request).
+ */
+async function logsOverheadScenario(overhead) {
+  const db = await dbs.create('logs');
+  const [plain, server] = await Promise.all([
+    plainServer(overhead),
+    startServer('logs', db, { LOG_LEVEL: 'log', LOG_FORMAT: 'json', LOG_REQUESTS: 'true' }, { directLog: true }),
+  ]);
+  try {
+    const ctx = await prepare(server, 'bench_logs');
+    // Sanity: the request just made left a JSON access line.
+    const line = server
+      .logTail(5)
+      .split('\n')
+      .findLast((l) => l.includes('/users/me'));
+    let access;
+    try {
+      access = JSON.parse(line ?? '');
+    } catch {
+      access = null;
+    }
+    if (access?.path !== '/users/me' || access.status !== 200)
+      throw new Error(`no JSON access line for GET /users/me in the log: ${line ?? server.logTail(3)}`);
+    const bytes0 = server.logBytes();
+    const { warm, s, b } = await guardPair('logs_overhead', { server, ctx }, plain);
+    const served = [warm, ...s].reduce((n, r) => n + r.total, 0);
+    record('logs_overhead: GET /users/me, an access line per request (JSON, to a file)', 'req/s', s);
+    record('logs_overhead: GET /users/me, LOG_LEVEL=warn (baseline)', 'req/s', b);
+    conclude('logs_overhead', {
+      unit: 'req/s',
+      values: s.map((r) => r.rps),
+      baselines: b.map((r) => r.rps),
+      details: {
+        logBytesPerRequest: served > 0 ? (server.logBytes() - bytes0) / served : null,
+        ...cpuDetails(s, b),
+      },
+    });
+  } finally {
+    await server.stop();
+  }
+}
+
 /** login + login_latency: POST /auth/login (8 connections) against raw bcrypt; JWKS p99 under it. */
 async function loginScenario(server, ctx) {
   const loginJob = (duration, skipS) => ({
@@ -966,6 +1249,11 @@ async function runBenchmarks() {
   await guarded('ws_fanout', () => wsFanoutScenario(main, ctx));
   await guarded('ws_connect_auth', () => wsConnectAuthScenario(main, ctx));
   await guarded('federated_bearer', federatedBearerScenario);
+  await guarded('audit_events', auditEventsScenario);
+  const overhead = {}; // the plain server both overhead rows compare with
+  await guarded('metrics_overhead', () => metricsOverheadScenario(overhead));
+  await guarded('logs_overhead', () => logsOverheadScenario(overhead));
+  if (overhead.plain) await overhead.plain.then((p) => p.server.stop()).catch(() => undefined);
   await guarded('scale', scaleScenario);
   await guarded('memory', async () => {
     const end = main.memory();

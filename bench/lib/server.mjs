@@ -1,7 +1,7 @@
 /** Starting and stopping Gatehouse (`node dist/main.js`) as a separate process. */
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -55,13 +55,17 @@ export class Server {
   /**
    * @param {string} name   label (log file name)
    * @param {object} env    full environment (see serverEnv)
-   * @param {object} opts   { logDir, nodeArgs: [] }
+   * @param {object} opts   { logDir, nodeArgs: [], directLog }
+   *   directLog: the server writes its stdout and stderr straight to its log file (a file
+   *   descriptor of its own), not through a pipe to this process: what logging costs the server
+   *   alone, with nothing in this process reading (logs_overhead).
    */
   constructor(name, env, opts) {
     this.name = name;
     this.env = env;
     this.logDir = opts.logDir;
     this.nodeArgs = opts.nodeArgs ?? [];
+    this.directLog = opts.directLog ?? false;
     this.child = null;
     this.port = null;
   }
@@ -77,14 +81,27 @@ export class Server {
   async start() {
     this.port = await freePort();
     this.logFile = join(this.logDir, `${this.name}.log`);
-    const log = createWriteStream(this.logFile, { flags: 'a' });
-    this.child = spawn(process.execPath, [...this.nodeArgs, MAIN], {
-      cwd: ROOT,
-      env: { ...this.env, PORT: String(this.port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout.pipe(log);
-    this.child.stderr.pipe(log);
+    if (this.directLog) {
+      const fd = openSync(this.logFile, 'a');
+      try {
+        this.child = spawn(process.execPath, [...this.nodeArgs, MAIN], {
+          cwd: ROOT,
+          env: { ...this.env, PORT: String(this.port) },
+          stdio: ['ignore', fd, fd],
+        });
+      } finally {
+        closeSync(fd); // the child has its own copy
+      }
+    } else {
+      const log = createWriteStream(this.logFile, { flags: 'a' });
+      this.child = spawn(process.execPath, [...this.nodeArgs, MAIN], {
+        cwd: ROOT,
+        env: { ...this.env, PORT: String(this.port) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      this.child.stdout.pipe(log);
+      this.child.stderr.pipe(log);
+    }
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
@@ -120,6 +137,15 @@ export class Server {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
     await this.exited;
     clearTimeout(timer);
+  }
+
+  /** Bytes in the log file so far. */
+  logBytes() {
+    try {
+      return statSync(this.logFile).size;
+    } catch {
+      return 0;
+    }
   }
 
   logTail(lines = 30) {

@@ -20,9 +20,7 @@ const REFRESH_ROUTE = '/auth/refresh';
  * A request with another method is counted with `route="unmatched"`, as no route takes it.
  */
 const OTHER_METHOD = 'other';
-const METHOD_LABELS = new Map(
-  ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => [m, m] as const),
-);
+const METHOD_LABELS = new Map(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => [m, m] as const));
 
 /** When the request arrived (performance.now()), kept on the response for its 'finish'. */
 const STARTED = Symbol('metrics.started');

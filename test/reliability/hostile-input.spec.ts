@@ -18,6 +18,15 @@
 // HS256 keyed with the public key, jku/x5u/jwk headers aimed at a canary that must never be
 // fetched, JSON bombs, wrong claim types, tampered and truncated tokens) and with random
 // external-looking bearer tokens, many of them validly signed; probes check the exact answers.
+// The audit trail and the admin user routes (issue 18): GET /audit-events gets fuzzed query
+// strings of its own (ids of the batch's accounts and garbage, types with LIKE wildcards and
+// regex syntax, lists up to 500 long, odd ISO instants: year 0, ±275760, Feb 30, leap
+// seconds, +14:00 / -12:00 offsets, lower-case t and z, nine-digit fractions; real and forged
+// cursors; every parameter repeated, which Express turns into an array), GET /users?q= its
+// searches (unicode, NUL, backslash, `%`, `_`, 100 and 101 characters, repeated), GET/DELETE
+// /users/:id/sessions[/:sessionId] the batch user's, another account's and garbage ids; half
+// of these requests carry the admin's token, so that they reach the validators and the
+// database. Probes check the exact answers, and that `%` and `_` match only themselves.
 // RELIABILITY_SEED=<n> replays a run (the seed is printed).
 import { KeyObject, createPrivateKey, generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
 import fc from 'fast-check';
@@ -108,6 +117,18 @@ interface Context {
   /** Tokens signed with the deployment's own key, with hostile `tid` / `tenant_roles` claims. */
   forged: string[];
   fed: FuzzFederation;
+  /** What the audit trail and admin user routes (issue 18) may name. */
+  audit: FuzzAudit;
+}
+
+/** Real cursors and ids for the audit trail and admin user routes. */
+interface FuzzAudit {
+  /** nextCursor of GET /audit-events?limit=1, GET /users?limit=1, GET /users/me/activity?limit=1 (the batch user). */
+  eventsCursor: string;
+  usersCursor: string;
+  activityCursor: string;
+  /** A live session of another account (the tenant member's). */
+  otherSessionId: string;
 }
 
 /** What the federation routes and external bearer tokens of a batch may use (contract v2 §D). */
@@ -235,7 +256,30 @@ const ROUTES: Array<[string, string]> = [
   ['DELETE', '/users/me/identities/:identityId'],
   ['POST', '/users/:id/identities'],
   ['DELETE', '/users/:id/identities/:identityId'],
+  // the audit trail and admin user routes (issue 18)
+  ['GET', '/audit-events'],
+  ['GET', '/users/me/activity'],
+  ['GET', '/users/:id'],
+  ['GET', '/users/:id/sessions'],
+  ['DELETE', '/users/:id/sessions'],
+  ['DELETE', '/users/:id/sessions/:sessionId'],
 ];
+/** The admin routes of issue 18 (and GET /users): half of their fuzzed requests carry the admin's token. */
+const ADMIN_READ_ROUTES = new Set([
+  'GET /audit-events',
+  'GET /users',
+  'GET /users/:id',
+  'GET /users/:id/sessions',
+  'DELETE /users/:id/sessions',
+  'DELETE /users/:id/sessions/:sessionId',
+]);
+/** Routes whose `:id` is an account: the batch user's, another's, or anything (userParam). */
+const USER_ID_ROUTES = new Set([
+  'GET /users/:id',
+  'GET /users/:id/sessions',
+  'DELETE /users/:id/sessions',
+  'DELETE /users/:id/sessions/:sessionId',
+]);
 const FIELDS = [
   'username',
   'password',
@@ -893,9 +937,353 @@ const query = fc.array(
   ),
   { maxLength: 4 },
 );
+// --- The audit trail and the admin user routes (issue 18) ----------------------------------
+/** A query parameter: key, value (placeholders such as $USER filled in), and whether it is sent as is, unencoded. */
+type QueryPair = [string, string, boolean?];
+const pair =
+  (key: string) =>
+  (value: string): QueryPair => [key, value];
+const enc64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64url');
+/** The whitespace-separated words of `text` (long lists of values without spaces, compactly). */
+const words = (text: string): string[] => text.trim().split(/\s+/);
+
+/** Instants for `from` / `to` in odd ISO 8601 (and not quite ISO) forms. */
+const ODD_INSTANTS = [
+  ...words(`
+    0000-01-01T00:00:00Z 0001-01-01T00:00:00Z 0001-01-01T00:00:00+14:00 9999-12-31T23:59:59.999Z
+    9999-12-31T23:59:59-12:00 +275760-09-13T00:00:00.000Z +275760-09-13T00:00:00.001Z
+    -271821-04-20T00:00:00.000Z -000001-01-01T00:00:00Z +002026-01-01T00:00:00Z 2026-02-30T00:00:00Z
+    2026-02-29T00:00:00Z 2024-02-29T00:00:00Z 2026-13-01T00:00:00Z 2026-00-10T00:00:00Z
+    2016-12-31T23:59:60Z 2016-12-31T23:59:60.999Z 2026-01-01T24:00:00Z 2026-01-01T00:00:00+14:00
+    2026-01-01T00:00:00-12:00 2026-01-01T00:00:00+25:00 2026-01-01T00:00:00+05:30
+    2026-01-01T00:00:00+0530 2026-01-01T00:00:00-00:00 2026-01-01t00:00:00z 2026-01-01T00:00:00z
+    2026-01-01t00:00:00Z 2026-01-01T00:00:00.123456789Z 2026-01-01T00:00:00.1234567891234Z
+    2026-01-01T00:00:00.Z 2026-01-01T00:00:00,5Z 2026-01-01T00:00Z 2026-01-01T00Z 2026-01-01 2026-01
+    2026 2026-W01-1 2026-001 20260101T000000Z 2026-01-01T00:00:00 1970-01-01T00:00:00Z
+    1969-12-31T23:59:59.999Z NaN Infinity -1 0 1767225600000 now null
+  `),
+  '2026-01-01 00:00:00Z',
+  '',
+  ' ',
+  'Thu, 01 Jan 2026 00:00:00 GMT',
+];
+/** A date written as ISO 8601 with a chosen number of fraction digits, zone and separator. */
+const isoInstant = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...ODD_INSTANTS) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({
+        date: fc.oneof(
+          fc.date({
+            min: new Date('0001-01-01T00:00:00Z'),
+            max: new Date('9999-12-31T23:59:59Z'),
+            noInvalidDate: true,
+          }),
+          fc.date({ min: new Date(-8.64e15), max: new Date(8.64e15), noInvalidDate: true }),
+        ),
+        digits: fc.nat(12),
+        zone: fc.constantFrom(
+          'Z',
+          'Z',
+          'z',
+          '+00:00',
+          '+14:00',
+          '-12:00',
+          '+23:59',
+          '-00:00',
+          '+0100',
+          '+01',
+          '',
+          '+24:00',
+        ),
+        separator: fc.constantFrom('T', 'T', 'T', 't', ' '),
+      })
+      .map(({ date, digits, zone, separator }) => {
+        const [day, time] = date.toISOString().slice(0, -1).split('T') as [string, string];
+        const [hms, ms] = time.split('.') as [string, string];
+        return `${day}${separator}${hms}${digits === 0 ? '' : `.${`${ms}123456789`.slice(0, digits)}`}${zone}`;
+      }),
+  },
+  { weight: 1, arbitrary: anyString.map((s) => s.slice(0, 100)) },
+);
+const EVENT_TYPES = [
+  'signup',
+  'login.succeeded',
+  'login.failed',
+  'logout',
+  'logout_all',
+  'session.revoked',
+  'password.changed',
+  'roles.changed',
+  'mfa.enrolled',
+  'identity.linked',
+];
+/** One entry of `type`: real types and families, LIKE wildcards, regex syntax, near misses. */
+const typeItem = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(...EVENT_TYPES, 'login.*', 'mfa.*', 'session.*', 'tenant.*', 'identity.*', 'x.*', 'z'),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      ...words(String.raw`
+        % _ .* * . .. login.% login._ login% _% \% \ login.** login.*.* *.failed login.[a-z]* .+ ^login
+        login$ (login) login|logout LOGIN.* Login.Failed login.*' login.*;-- %00 ℓogin.* 💥.*
+      `),
+      'login.failed ',
+      ' login.failed',
+      'login. *',
+      '\u0000',
+      'login.\u0000',
+      'login\u200b.*',
+      'a'.repeat(200),
+      '',
+    ),
+  },
+  { weight: 2, arbitrary: fc.string({ maxLength: 12 }) },
+);
+const typeValue = fc.oneof(
+  { weight: 5, arbitrary: fc.array(typeItem, { minLength: 1, maxLength: 4 }).map((l) => l.join(',')) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: 19, max: 22 })
+      .map((n) => Array.from({ length: n }, (_, i) => EVENT_TYPES[i % EVENT_TYPES.length]!).join(',')),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: 50, max: 500 })
+      .chain((n) => fc.constantFrom('login.*', '%', '_', 'a').map((t) => Array<string>(n).fill(t).join(','))),
+  },
+  { weight: 1, arbitrary: fc.constantFrom(',', ',,', 'login.*,', ',login.*', 'login.*,,logout') },
+);
+/** userId / actorId: the batch's accounts (any case, any wrapping), other UUIDs, garbage. */
+const idValue = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('$USER', '$ADMIN', '$MEMBER', '$USER_UPPER', '$CLIENT_USER', '$SESSION') },
+  { weight: 2, arbitrary: fc.uuid() },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      ...words(`
+        00000000-0000-0000-0000-000000000000 ffffffff-ffff-ffff-ffff-ffffffffffff {$USER} urn:uuid:$USER
+        $USER_NOHYPHENS $USER,$ADMIN $USERx % _ %00 null
+      `),
+      '$USER ',
+      ' $USER',
+      '\u0000',
+      '',
+      "'; DROP TABLE audit_events; --",
+    ),
+  },
+  { weight: 2, arbitrary: anyString.map((s) => s.slice(0, 200)) },
+);
+const limitValue = fc.constantFrom(
+  ...words('0 1 20 100 101 -1 1.5 1e2 0x10 +5 05 NaN Infinity 1,2 true []'),
+  ' 5',
+  '5 ',
+  '',
+  '9'.repeat(30),
+);
+/** Real cursors of the batch (any list's), forged ones (odd instants, not-UUIDs, JSON of any shape), garbage. */
+const cursorValue = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom('$EVENTS_CURSOR', '$USERS_CURSOR', '$ACTIVITY_CURSOR') },
+  { weight: 3, arbitrary: fc.tuple(isoInstant, fc.uuid()).map((position) => enc64(JSON.stringify(position))) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      enc64('["2026-01-01T00:00:00.000Z","not-a-uuid"]'),
+      enc64('["2026-01-01T00:00:00.000Z"]'),
+      enc64('[0,"00000000-0000-0000-0000-000000000000"]'),
+      enc64('["2026-01-01T00:00:00.000Z","00000000-0000-0000-0000-000000000000","x"]'),
+      enc64('{"__proto__":{"createdAt":1}}'),
+      enc64('["\u0000","\u0000"]'),
+      enc64('["0000-01-01T00:00:00.000Z","00000000-0000-0000-0000-000000000000"]'),
+      enc64('["-000001-01-01T00:00:00.000Z","00000000-0000-0000-0000-000000000000"]'),
+      enc64('["+275760-09-13T00:00:00.000Z","00000000-0000-0000-0000-000000000000"]'),
+      enc64('["2026-02-30T00:00:00.000Z","00000000-0000-0000-0000-000000000000"]'),
+      enc64('["2016-12-31T23:59:60.000Z","00000000-0000-0000-0000-000000000000"]'),
+    ),
+  },
+  { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 2 }).map((v) => enc64(JSON.stringify(v))) },
+  { weight: 2, arbitrary: anyString.map((s) => s.slice(0, 300)) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      ...words('= $EVENTS_CURSOR= $EVENTS_CURSOR$EVENTS_CURSOR $EVENTS_CURSOR. % .. eyJ'),
+      '',
+      'A'.repeat(200),
+      'A'.repeat(201),
+    ),
+  },
+);
+/** Values sent unencoded: malformed and tricky percent-encodings, `+`. */
+const rawValue = fc.constantFrom(
+  ...words('% %zz %E0%A4%A %00 %25 %5C %5F login.*%2Clogout + a+b %2B %C0%AE %C0%80 %ED%A0%80 %FF'),
+);
+const auditPair: fc.Arbitrary<QueryPair> = fc.oneof(
+  { weight: 3, arbitrary: idValue.map(pair('userId')) },
+  { weight: 2, arbitrary: idValue.map(pair('actorId')) },
+  { weight: 4, arbitrary: typeValue.map(pair('type')) },
+  { weight: 3, arbitrary: isoInstant.map(pair('from')) },
+  { weight: 3, arbitrary: isoInstant.map(pair('to')) },
+  { weight: 2, arbitrary: limitValue.map(pair('limit')) },
+  { weight: 2, arbitrary: cursorValue.map(pair('cursor')) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom(
+          'type[]',
+          'type[0]',
+          'userId[]',
+          'from[]',
+          'limit[]',
+          'cursor[a]',
+          'q',
+          'foo',
+          'TYPE',
+          'userid',
+        ),
+        fc.oneof(typeValue, idValue),
+      )
+      .map(([k, v]): QueryPair => [k, v]),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom('type', 'userId', 'actorId', 'from', 'to', 'limit', 'cursor'), rawValue)
+      .map(([k, v]): QueryPair => [k, v, true]),
+  },
+);
+/**
+ * A query string of GET /audit-events: one to six parameters, often the same one twice (an
+ * array in Express), sometimes one pair exactly repeated.
+ */
+const auditQuery = fc
+  .tuple(fc.array(auditPair, { minLength: 1, maxLength: 6 }), fc.nat())
+  .map(([pairs, i]) => (i % 4 === 0 ? [...pairs, pairs[i % pairs.length]!] : pairs));
+/**
+ * A query string of GET /audit-events that passes validation (mostly): every filter optional,
+ * odd but valid values (upper-case ids, offsets, long fractions, twenty types, forged cursors
+ * of any position the encoder could write), so that the database gets them.
+ */
+const validDate = fc.oneof(
+  fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }),
+  fc.date({ min: new Date('1000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }),
+);
+const validAuditQuery = fc
+  .record(
+    {
+      userId: fc.constantFrom('$USER', '$USER', '$USER_UPPER', '$MEMBER', '$ADMIN', '$CLIENT_USER', '$SESSION'),
+      actorId: fc.constantFrom('$USER', '$ADMIN', '$MEMBER', '00000000-0000-0000-0000-000000000000'),
+      type: fc
+        .array(fc.constantFrom(...EVENT_TYPES, 'login.*', 'mfa.*', 'session.*', 'tenant.*', 'x.*', '_', 'login._'), {
+          minLength: 1,
+          maxLength: 20,
+        })
+        .map((types) => types.join(',')),
+      from: fc.oneof(
+        validDate.map((d) => d.toISOString()),
+        validDate.map((d) => d.toISOString().replace('Z', '123456Z')),
+        validDate.map((d) => d.toISOString().replace(/\.\d{3}Z$/, '+14:00')),
+      ),
+      to: fc.oneof(
+        validDate.map((d) => d.toISOString()),
+        validDate.map((d) => d.toISOString().replace(/\.\d{3}Z$/, '-12:00')),
+      ),
+      limit: fc.integer({ min: 1, max: 100 }).map(String),
+      cursor: fc.oneof(
+        fc.constant('$EVENTS_CURSOR'),
+        fc.tuple(validDate, fc.uuid()).map(([d, id]) => enc64(JSON.stringify([d.toISOString(), id]))),
+      ),
+    },
+    { requiredKeys: [] },
+  )
+  .map((q) => Object.entries(q).map(([k, v]): QueryPair => [k, v]));
+/** `q` of GET /users: LIKE wildcards, the escape character, case folding traps, NUL, 99–101 and more characters. */
+const searchValue = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      ...words(String.raw`
+        % _ \ \% \_ %_% %% _% \\ ' " * .* ? [a-z] ^ $ ( fz FZ fz_ example.com @ İ ı ß SS é É Ω ﬃ 💥
+        null undefined __proto__ $USER_NAME $USER_NAME_UPPER $USER
+      `),
+      // Whitespace, a combining accent, NUL, a lone surrogate, direction and zero-width marks.
+      ' ',
+      '  ',
+      '\t',
+      '\n',
+      'e\u0301',
+      '\u0000',
+      'a\u0000',
+      '%\u0000%',
+      '\ud800',
+      '\u202e',
+      '\u200b',
+      "' OR 1=1 --",
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom(99, 100, 101, 200)
+      .chain((n) => fc.constantFrom('a', '%', '_', '\\', '💥', 'é', 'e\u0301').map((c) => c.repeat(n))),
+  },
+  { weight: 3, arbitrary: fc.string({ unit: 'grapheme', maxLength: 30 }) },
+  { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
+  { weight: 2, arbitrary: anyString.map((s) => s.slice(0, 400)) },
+);
+const searchQuery = fc.array(
+  fc.oneof(
+    { weight: 6, arbitrary: searchValue.map(pair('q')) },
+    { weight: 1, arbitrary: limitValue.map(pair('limit')) },
+    { weight: 1, arbitrary: cursorValue.map(pair('cursor')) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom('q[]', 'q[0]', 'Q', 'search', 'userId', 'type'), searchValue)
+        .map(([k, v]): QueryPair => [k, v]),
+    },
+    { weight: 1, arbitrary: rawValue.map((v): QueryPair => ['q', v, true]) },
+  ),
+  { minLength: 1, maxLength: 4 },
+);
+/** GET /users/me/activity: limit and cursor, and parameters it does not take. */
+const pageQuery = fc.array(
+  fc.oneof(
+    { weight: 2, arbitrary: limitValue.map(pair('limit')) },
+    { weight: 3, arbitrary: cursorValue.map(pair('cursor')) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom('type', 'userId', 'from', 'q', 'limit[]'), fc.oneof(typeValue, idValue))
+        .map(([k, v]): QueryPair => [k, v]),
+    },
+  ),
+  { minLength: 1, maxLength: 3 },
+);
+/** `:id` of the admin user routes: the batch user, other accounts, or anything. */
+const userParam = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(...words('MEMBER MEMBER STRANGER STRANGER USER USER USER_UPPER FED_USER CLIENT_USER')),
+  },
+  { weight: 3, arbitrary: pathParam },
+);
+/** `:sessionId`: the batch user's session, another account's, or anything. */
+const sessionParam = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom('SESSION', 'SESSION', 'OTHER_SESSION', 'SESSION_UPPER') },
+  { weight: 4, arbitrary: pathParam },
+);
 const requestSpec = fc.record({
   route: fc.oneof(
     { weight: 12, arbitrary: fc.constantFrom(...ROUTES) },
+    // The two searches with the most query parameters get more of the volume.
+    { weight: 2, arbitrary: fc.constantFrom<[string, string]>(['GET', '/audit-events'], ['GET', '/users']) },
     {
       weight: 1,
       arbitrary: fc.tuple(
@@ -932,6 +1320,17 @@ const requestSpec = fc.record({
   forwardedFor: fc.option(fc.oneof(fc.ipV4(), fc.ipV6(), printable), { nil: undefined, freq: 4 }),
   requestId: fc.option(printable, { nil: undefined, freq: 4 }),
   encoding: fc.option(fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'x-bogus'), { nil: undefined, freq: 12 }),
+  // issue 18: the admin user routes' ids, and the query strings of their own (mostly used)
+  userTarget: userParam,
+  session: sessionParam,
+  auditQuery,
+  validAuditQuery,
+  searchQuery,
+  pageQuery,
+  /** Below 4: GET /audit-events gets validAuditQuery; below 8, the route's own hostile query; else `query`. */
+  ownQuery: fc.nat(9),
+  /** Below 5: the admin's token and no body on ADMIN_READ_ROUTES, whatever `auth` and `body` say. */
+  adminFirst: fc.nat(9),
 });
 type RequestSpec = typeof requestSpec extends fc.Arbitrary<infer T> ? T : never;
 
@@ -954,15 +1353,39 @@ function materialize(
     ['FED_USER', ctx.fed.session.userId],
     ['IDENTITY', ctx.fed.identityId],
     ['FED_IDENTITY', ctx.fed.session.identityId],
+    ['STRANGER', ctx.tenant.stranger.id],
+    ['CLIENT_USER', ctx.client.serviceUserId],
+    ['USER_UPPER', ctx.user.id.toUpperCase()],
+    ['OTHER_SESSION', ctx.audit.otherSessionId],
+    ['SESSION_UPPER', ctx.sessionId.toUpperCase()],
   ]);
   // A Map, not an object: a fuzzed 'constructor' or 'hasOwnProperty' must stay a plain string.
   const named = (value: string): string => ids.get(value) ?? value;
+  const route = `${method} ${template}`;
+  // The admin's own sessions are never ended by the fuzz (its token serves the whole batch).
+  const userTarget = method === 'DELETE' && spec.userTarget === 'ADMIN' ? 'STRANGER' : spec.userTarget;
   // `:id` alone, not the start of `:identityId`.
   let path = template.startsWith('/tenants/:id')
     ? template.replace(/:id(?=\/|$)/, named(spec.tenant))
-    : template.replace(/:id(?=\/|$)/, named(spec.param));
+    : template.replace(/:id(?=\/|$)/, named(USER_ID_ROUTES.has(route) ? userTarget : spec.param));
   path = path.replace(/:userId|:invitationId|:name|:identityId/, named(spec.sub));
-  if (spec.query.length > 0) path += `?${spec.query.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&')}`;
+  path = path.replace(':sessionId', named(spec.session));
+  const ownQuery =
+    spec.ownQuery >= 8
+      ? undefined
+      : route === 'GET /audit-events'
+        ? spec.ownQuery < 4
+          ? spec.validAuditQuery
+          : spec.auditQuery
+        : route === 'GET /users'
+          ? spec.searchQuery
+          : route === 'GET /users/me/activity'
+            ? spec.pageQuery
+            : undefined;
+  if (ownQuery) {
+    const filled = (v: string) => v.replace(QUERY_PLACEHOLDER, (_, name: string) => queryValue(name, ctx));
+    path += `?${ownQuery.map(([k, v, raw]) => `${pct(k)}=${raw ? v : pct(filled(v))}`).join('&')}`;
+  } else if (spec.query.length > 0) path += `?${spec.query.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&')}`;
   const headers: Record<string, string | string[]> = {};
   if (spec.tenantHeader !== undefined) {
     const withIds = (v: string) =>
@@ -1062,7 +1485,45 @@ function materialize(
   }
   if (payload !== undefined && spec.contentType !== undefined) headers['content-type'] = spec.contentType;
   if (formType) headers['content-type'] = 'application/x-www-form-urlencoded';
+  if (ADMIN_READ_ROUTES.has(route) && spec.adminFirst < 5) {
+    headers.authorization = `Bearer ${ctx.admin.access}`;
+    delete headers['content-type'];
+    delete headers['content-encoding'];
+    return { method, path, headers };
+  }
   return { method, path, headers, payload };
+}
+
+/** Placeholders in the query strings of the issue 18 routes (longest names first). */
+const QUERY_PLACEHOLDER =
+  /\$(USER_UPPER|USER_NOHYPHENS|USER_NAME_UPPER|USER_NAME|USER|ADMIN|MEMBER|CLIENT_USER|SESSION|EVENTS_CURSOR|USERS_CURSOR|ACTIVITY_CURSOR)/g;
+function queryValue(name: string, ctx: Context): string {
+  switch (name) {
+    case 'USER_UPPER':
+      return ctx.user.id.toUpperCase();
+    case 'USER_NOHYPHENS':
+      return ctx.user.id.replaceAll('-', '');
+    case 'USER_NAME_UPPER':
+      return ctx.user.username.toUpperCase();
+    case 'USER_NAME':
+      return ctx.user.username;
+    case 'USER':
+      return ctx.user.id;
+    case 'ADMIN':
+      return ctx.admin.id;
+    case 'MEMBER':
+      return ctx.tenant.member.id;
+    case 'CLIENT_USER':
+      return ctx.client.serviceUserId;
+    case 'SESSION':
+      return ctx.sessionId;
+    case 'EVENTS_CURSOR':
+      return ctx.audit.eventsCursor;
+    case 'USERS_CURSOR':
+      return ctx.audit.usersCursor;
+    default:
+      return ctx.audit.activityCursor;
+  }
 }
 
 const b64text = (text: string): string => Buffer.from(text, 'utf8').toString('base64url');
@@ -1335,6 +1796,35 @@ async function newContext(admin: Account): Promise<Context> {
     tenant,
     forged: forgedTenantTokens(user, { id: tenant.id, otherId: tenant.otherId }),
     fed: await newFuzzFederation(user, tenant.member, client),
+    audit: await newFuzzAudit(admin, user, tenant.member),
+  };
+}
+
+/** Real cursors of the three lists (their first page of one item) and the member's session. */
+async function newFuzzAudit(admin: Account, user: Account, member: Account): Promise<FuzzAudit> {
+  const firstPage = async (what: string, path: string, account: Account) =>
+    expectStatus(
+      what,
+      await call(app.url, 'GET', path, { headers: { ...bearer(account.access), ...CLEAN_IP } }),
+      200,
+    ) as {
+      nextCursor: string | null;
+    };
+  // A position that names no row, in the encoder's exact form, when a list has a single page.
+  const nowhere = enc64(JSON.stringify([new Date().toISOString(), randomUUID()]));
+  const events = await firstPage('first audit page', '/audit-events?limit=1', admin);
+  const users = await firstPage('first users page', '/users?limit=1', admin);
+  const activity = await firstPage('first activity page', '/users/me/activity?limit=1', user);
+  const [session] = expectStatus(
+    "the member's sessions",
+    await call(app.url, 'GET', '/auth/sessions', { headers: { ...bearer(member.access), ...CLEAN_IP } }),
+    200,
+  ) as Array<{ id: string }>;
+  return {
+    eventsCursor: events.nextCursor ?? nowhere,
+    usersCursor: users.nextCursor ?? nowhere,
+    activityCursor: activity.nextCursor ?? nowhere,
+    otherSessionId: session!.id,
   };
 }
 
@@ -1825,6 +2315,368 @@ function tenantProbes(ctx: Context): Probe[] {
     status: 400,
     code: 'INVITATION_INVALID',
   });
+  return probes;
+}
+
+/**
+ * The audit trail and the admin user routes (issue 18), with the exact answer each hostile
+ * request must get: repeated parameters (arrays), instants PostgreSQL or Date cannot hold or
+ * that do not exist, LIKE wildcards that must match only themselves, forged cursors, ids that
+ * are not UUIDs or name no account, another account's session, callers without the admin
+ * role. The stranger's sessions are then ended by the admin, which the audit trail records.
+ */
+async function auditProbes(ctx: Context): Promise<Probe[]> {
+  const admin = await loginAccount(app.url, ADMIN.username, ADMIN.password, undefined, CLEAN_IP);
+  const asAdmin = bearer(admin.access);
+  const user = ctx.user;
+  const stranger = ctx.tenant.stranger;
+  const member = ctx.tenant.member;
+  const probes: Probe[] = [];
+  const add = (p: Probe) => probes.push(p);
+  const zero = '00000000-0000-0000-0000-000000000000';
+  const qs = (pairs: Array<[string, string]>) => pairs.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&');
+  type Page = { items?: Array<Record<string, unknown>>; nextCursor?: unknown };
+  const itemsOf = (o: Outcome) => (o.json as Page | undefined)?.items ?? [];
+  const check =
+    (what: string, ok: (items: Array<Record<string, unknown>>, o: Outcome) => boolean) =>
+    (o: Outcome, failures: string[]) => {
+      if (o.status === 200 && !ok(itemsOf(o), o))
+        failures.push(`probe ${what}: unexpected answer ${o.text.slice(0, 300)}`);
+    };
+  const events = (what: string, pairs: Array<[string, string]>, status: number, after?: Probe['after']) =>
+    add({
+      what: `GET /audit-events ${what}`,
+      method: 'GET',
+      path: `/audit-events?${qs(pairs)}`,
+      headers: asAdmin,
+      status,
+      code: status === 400 ? 'VALIDATION_FAILED' : undefined,
+      after,
+    });
+  const search = (what: string, queryString: string, status: number, after?: Probe['after']) =>
+    add({
+      what: `GET /users ${what}`,
+      method: 'GET',
+      path: `/users?${queryString}`,
+      headers: asAdmin,
+      status,
+      code: status === 400 ? 'VALIDATION_FAILED' : undefined,
+      after,
+    });
+
+  // 1. GET /audit-events: repeated parameters become arrays in Express: 400, never 500.
+  for (const [k, v] of [
+    ['type', 'login.*'],
+    ['userId', user.id],
+    ['actorId', admin.id],
+    ['from', '2026-01-01T00:00:00Z'],
+    ['to', '2026-01-01T00:00:00Z'],
+    ['limit', '5'],
+    ['cursor', ctx.audit.eventsCursor],
+  ] as Array<[string, string]>)
+    events(
+      `with ${k} twice`,
+      [
+        [k, v],
+        [k, v],
+      ],
+      400,
+    );
+  events(
+    'with type=a&type=b',
+    [
+      ['type', 'a'],
+      ['type', 'b'],
+    ],
+    400,
+  );
+  events('with type[]', [['type[]', 'login.*']], 400);
+  events('with an unknown parameter', [['foo', '1']], 400);
+  // Instants: outside years 1–9999 (in UTC), impossible dates, a leap second, not ISO.
+  for (const [k, v] of [
+    ['from', '0000-01-01T00:00:00Z'],
+    ['from', '+275760-09-13T00:00:00.000Z'],
+    ['to', '-000001-01-01T00:00:00Z'],
+    ['from', '0001-01-01T00:00:00+14:00'],
+    ['to', '9999-12-31T23:59:59-12:00'],
+    ['from', '2026-02-30T00:00:00Z'],
+    ['from', '2026-13-01T00:00:00Z'],
+    ['from', '2016-12-31T23:59:60Z'],
+    ['from', 'NaN'],
+    ['from', ''],
+    ['to', '1767225600000'],
+    ['to', 'Thu, 01 Jan 2026 00:00:00 GMT'],
+  ] as Array<[string, string]>)
+    events(`with ${k}=${v || '(empty)'}`, [[k, v]], 400);
+  events(
+    'with from = to',
+    [
+      ['from', '2026-01-01T00:00:00Z'],
+      ['to', '2026-01-01T00:00:00Z'],
+    ],
+    400,
+  );
+  events(
+    'with from after to',
+    [
+      ['from', '2026-01-02T00:00:00Z'],
+      ['to', '2026-01-01T00:00:00Z'],
+    ],
+    400,
+  );
+  events(
+    'from year 1000 to year 9999',
+    [
+      ['from', '1000-01-01T00:00:00Z'],
+      ['to', '9999-12-31T23:59:59.999Z'],
+    ],
+    200,
+  );
+  events(
+    'with offsets +14:00 and -12:00',
+    [
+      ['from', '2026-01-01T00:00:00+14:00'],
+      ['to', '2026-01-01T00:00:00-12:00'],
+    ],
+    200,
+  );
+  events('with a date alone', [['from', '2026-01-01']], 200);
+  // Not an instant (the server's time zone would decide), or finer than the stored millisecond.
+  events('without an offset', [['from', '2026-01-01T00:00:00']], 400);
+  events('with nine fraction digits', [['from', '2026-01-01T00:00:00.123456789Z']], 400);
+  // Types: LIKE wildcards and regex syntax are refused or match only themselves.
+  for (const t of [
+    '%',
+    'login.%',
+    '.*',
+    '*',
+    'login.*.*',
+    'LOGIN.*',
+    'login.*,',
+    `${'login.*,'.repeat(20)}logout`,
+    'a'.repeat(1001),
+  ])
+    events(`with type=${t.slice(0, 30)}`, [['type', t]], 400);
+  for (const t of ['_', 'login._', 'login_failed'])
+    events(
+      `with type=${t} (no wildcard)`,
+      [['type', t]],
+      200,
+      check(`type=${t}`, (items) => items.length === 0),
+    );
+  events(
+    'with 20 types',
+    [['type', Array.from({ length: 20 }, (_, i) => EVENT_TYPES[i % EVENT_TYPES.length]).join(',')]],
+    200,
+  );
+  events(
+    "with the batch user's id in upper case",
+    [['userId', user.id.toUpperCase()]],
+    200,
+    check('userId in upper case', (items) => items.length > 0 && items.every((i) => i.userId === user.id)),
+  );
+  events(
+    'with the family login.*',
+    [
+      ['type', 'login.*'],
+      ['limit', '100'],
+    ],
+    200,
+    check('login.*', (items) => items.length > 0 && items.every((i) => String(i.type).startsWith('login.'))),
+  );
+  for (const id of [
+    'not-a-uuid',
+    `{${user.id}}`,
+    user.id.replaceAll('-', ''),
+    '%00',
+    '\u0000',
+    `${user.id},${admin.id}`,
+  ])
+    events(`with userId=${id.slice(0, 20)}`, [['userId', id]], 400);
+  for (const limit of ['0', '101', '1.5', '-1', 'ten', ''])
+    events(`with limit=${limit || '(empty)'}`, [['limit', limit]], 400);
+  events('with limit=100', [['limit', '100']], 200);
+  // Cursors: only positions the server hands out.
+  for (const [what, cursor] of [
+    ['garbage', 'garbage'],
+    ['of year 0', enc64(JSON.stringify(['0000-01-01T00:00:00.000Z', zero]))],
+    ['of year +275760', enc64(JSON.stringify(['+275760-09-13T00:00:00.000Z', zero]))],
+    ['of Feb 30', enc64(JSON.stringify(['2026-02-30T00:00:00.000Z', zero]))],
+    ['without milliseconds', enc64(JSON.stringify(['2026-01-01T00:00:00Z', zero]))],
+    ['with a non-UUID', enc64(JSON.stringify(['2026-01-01T00:00:00.000Z', 'x']))],
+    ['of 201 characters', 'A'.repeat(201)],
+  ] as Array<[string, string]>)
+    events(`with a cursor ${what}`, [['cursor', cursor]], 400);
+  events('with a real cursor', [['cursor', ctx.audit.eventsCursor]], 200);
+  for (const [what, headers] of [
+    ['as a user', bearer(user.access)],
+    ["with a client's token", bearer(ctx.client.access)],
+  ] as Array<[string, Record<string, string>]>)
+    add({
+      what: `GET /audit-events ${what}`,
+      method: 'GET',
+      path: '/audit-events',
+      headers,
+      status: 403,
+      code: 'INSUFFICIENT_ROLE',
+    });
+
+  // 2. GET /users/me/activity.
+  const activity = (what: string, queryString: string, status: number) =>
+    add({
+      what: `GET /users/me/activity ${what}`,
+      method: 'GET',
+      path: `/users/me/activity${queryString}`,
+      headers: bearer(user.access),
+      status,
+      code: status === 400 ? 'VALIDATION_FAILED' : undefined,
+    });
+  activity('', '', 200);
+  activity('with a real cursor', `?cursor=${ctx.audit.activityCursor}`, 200);
+  activity('with a cursor of year 0', `?cursor=${enc64(JSON.stringify(['0000-01-01T00:00:00.000Z', zero]))}`, 400);
+  activity('with limit twice', '?limit=1&limit=2', 400);
+  activity('with a type filter', '?type=login.*', 400);
+
+  // 3. GET /users?q=: 1–100 characters, one q, no NUL; %, _ and \ match only themselves.
+  search('with q=%00', 'q=%00', 400);
+  search('with an empty q', 'q=', 400);
+  search('with q twice', 'q=a&q=b', 400);
+  search('with q[]', `q[]=${pct(user.username)}`, 400);
+  search('with 101 characters', `q=${'a'.repeat(101)}`, 400);
+  search(
+    'with 100 characters',
+    `q=${'a'.repeat(100)}`,
+    200,
+    check('100 a', (items) => items.length === 0),
+  );
+  for (const literal of ['%', '_', '\\', '%_%', '\\%'])
+    search(
+      `with q=${literal}`,
+      `q=${pct(literal)}&limit=100`,
+      200,
+      check(`q=${literal}`, (items) =>
+        items.every((i) =>
+          [i.username, i.email, i.displayName].some((f) => typeof f === 'string' && f.includes(literal)),
+        ),
+      ),
+    );
+  search(
+    "with the batch user's name in upper case",
+    `q=${pct(user.username.toUpperCase())}`,
+    200,
+    check('username upper case', (items) => items.length === 1 && items[0]!.id === user.id),
+  );
+
+  // 4. GET /users/:id and the admin session routes.
+  const admin_ = (what: string, method: string, path: string, status: number, code?: string, after?: Probe['after']) =>
+    add({ what: `${method} ${what}`, method, path, headers: asAdmin, status, code, after });
+  const ok = (what: string, test: (o: Outcome) => boolean) => (o: Outcome, failures: string[]) => {
+    if (!test(o)) failures.push(`probe ${what}: unexpected answer ${o.text.slice(0, 300)}`);
+  };
+  admin_(
+    '/users/<user>',
+    'GET',
+    `/users/${user.id}`,
+    200,
+    undefined,
+    ok('GET /users/<user>', (o) => {
+      const u = o.json as { id?: string; disabled?: unknown };
+      return u.id === user.id && u.disabled === false;
+    }),
+  );
+  admin_(
+    '/users/<USER>',
+    'GET',
+    `/users/${user.id.toUpperCase()}`,
+    200,
+    undefined,
+    ok('GET /users/<USER>', (o) => (o.json as { id?: string }).id === user.id),
+  );
+  admin_('/users/<unknown>', 'GET', `/users/${randomUUID()}`, 404, 'USER_NOT_FOUND');
+  admin_('/users/<not a uuid>', 'GET', '/users/not-a-uuid', 404, 'USER_NOT_FOUND');
+  // NUL in any path parameter is refused before the id is looked at.
+  admin_('/users/<%00>', 'GET', '/users/%00', 400, 'VALIDATION_FAILED');
+  admin_(
+    '/users/<admin>/sessions',
+    'GET',
+    `/users/${admin.id}/sessions`,
+    200,
+    undefined,
+    ok('admin sessions', (o) => Array.isArray(o.json) && (o.json as unknown[]).length > 0),
+  );
+  admin_(
+    '/users/<user>/sessions',
+    'GET',
+    `/users/${user.id}/sessions`,
+    200,
+    undefined,
+    ok('user sessions', (o) => (o.json as Array<{ id: string }>).some((s) => s.id === ctx.sessionId)),
+  );
+  admin_('/users/<unknown>/sessions', 'GET', `/users/${randomUUID()}/sessions`, 404, 'USER_NOT_FOUND');
+  admin_('/users/<unknown>/sessions', 'DELETE', `/users/${randomUUID()}/sessions`, 404, 'USER_NOT_FOUND');
+  admin_('/users/<not a uuid>/sessions', 'DELETE', '/users/x/sessions', 404, 'USER_NOT_FOUND');
+  admin_(
+    "/users/<member>/sessions/<the user's session>",
+    'DELETE',
+    `/users/${member.id}/sessions/${ctx.sessionId}`,
+    404,
+    'NOT_FOUND',
+  );
+  admin_('/users/<user>/sessions/<unknown>', 'DELETE', `/users/${user.id}/sessions/${randomUUID()}`, 404, 'NOT_FOUND');
+  admin_('/users/<user>/sessions/<not a uuid>', 'DELETE', `/users/${user.id}/sessions/not-a-uuid`, 404, 'NOT_FOUND');
+  admin_('/users/<user>/sessions/<%00>', 'DELETE', `/users/${user.id}/sessions/%00`, 400, 'VALIDATION_FAILED');
+  add({
+    what: 'GET /users/<user> as the user',
+    method: 'GET',
+    path: `/users/${user.id}`,
+    headers: bearer(user.access),
+    status: 403,
+    code: 'INSUFFICIENT_ROLE',
+  });
+  add({
+    what: 'DELETE /users/<user>/sessions/<own> as the user',
+    method: 'DELETE',
+    path: `/users/${user.id}/sessions/${ctx.sessionId}`,
+    headers: bearer(user.access),
+    status: 403,
+    code: 'INSUFFICIENT_ROLE',
+  });
+  add({
+    what: 'the user is still signed in',
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(user.access),
+    status: 200,
+  });
+  // The admin ends the stranger's sessions: recorded with the admin as actor.
+  admin_('/users/<stranger>/sessions', 'DELETE', `/users/${stranger.id}/sessions`, 204);
+  admin_(
+    '/users/<stranger>/sessions (after)',
+    'GET',
+    `/users/${stranger.id}/sessions`,
+    200,
+    undefined,
+    ok('no sessions left', (o) => Array.isArray(o.json) && (o.json as unknown[]).length === 0),
+  );
+  add({
+    what: "the stranger's token after the admin ended its sessions",
+    method: 'GET',
+    path: '/users/me',
+    headers: bearer(stranger.access),
+    status: 401,
+  });
+  events(
+    'about the stranger, by the admin',
+    [
+      ['userId', stranger.id],
+      ['actorId', admin.id],
+    ],
+    200,
+    check(
+      'audited with the admin as actor',
+      (items) => items.length > 0 && items.every((i) => i.actorId === admin.id && i.userId === stranger.id),
+    ),
+  );
   return probes;
 }
 
@@ -2476,7 +3328,8 @@ describe('hostile input at volume', () => {
       // 1b. Hostile tenant contexts (contract v2 §E) and federation (§D), with the exact
       //     answer each must get.
       const fedProbes = await federationProbes(ctx0);
-      for (const p of [...tenantProbes(ctx0), ...fedProbes]) {
+      const issue18Probes = await auditProbes(ctx0);
+      for (const p of [...tenantProbes(ctx0), ...fedProbes, ...issue18Probes]) {
         const o = await call(app.url, p.method, p.path, {
           headers: { ...CLEAN_IP, ...p.headers },
           ...(p.json === undefined ? {} : { json: p.json }),
@@ -2515,9 +3368,13 @@ describe('hostile input at volume', () => {
       let batch = 0;
       let federationRequests = 0;
       let externalBearerRequests = 0;
+      /** The issue 18 routes and GET /users: requests, those with the admin's token, their statuses. */
+      const adminRoutes = { requests: 0, asAdmin: 0, statuses: new Map<string, number>() };
       while (fuzzed < TOTAL) {
         batch += 1;
-        if (batch % 5 === 0) admin = await adminFresh();
+        // A fresh admin session per batch: half the requests to the admin routes carry it, and a
+        // fuzzed logout of the last batch may have ended the previous one.
+        if (batch > 1) admin = await adminFresh();
         const ctx = batch === 1 ? ctx0 : await newContext(admin);
         const specs = fc.sample(requestSpec, { numRuns: BATCH, seed: SEED + batch });
         let next = 0;
@@ -2531,6 +3388,10 @@ describe('hostile input at volume', () => {
             )
               federationRequests += 1;
             if (EXTERNAL_AUTH.has(spec.auth.kind)) externalBearerRequests += 1;
+            const adminRoute =
+              ADMIN_READ_ROUTES.has(`${spec.route[0]} ${spec.route[1]}`) || spec.route[1] === '/users/me/activity';
+            if (adminRoute) adminRoutes.requests += 1;
+            if (adminRoute && req.headers.authorization === `Bearer ${ctx.admin.access}`) adminRoutes.asAdmin += 1;
             const o = await call(app.url, req.method, req.path, {
               headers: req.headers,
               raw: req.payload,
@@ -2538,6 +3399,10 @@ describe('hostile input at volume', () => {
               timeoutMs: 15_000,
             });
             check(`${req.method} ${req.path.slice(0, 80)} [batch ${batch}]`, o);
+            if (adminRoute) {
+              const key = String(o.status ?? o.error);
+              adminRoutes.statuses.set(key, (adminRoutes.statuses.get(key) ?? 0) + 1);
+            }
             if ((o.status ?? 0) >= 500 || o.error)
               failures.push(
                 `  request: ${JSON.stringify({ ...req, payload: req.payload?.slice(0, 300) }).slice(0, 600)}`,
@@ -2573,6 +3438,12 @@ describe('hostile input at volume', () => {
           canary_hits: canary.hits(),
         },
         raw_malformed: rawResults.length,
+        issue18: {
+          probes: issue18Probes.length,
+          fuzzed: adminRoutes.requests,
+          with_admin_token: adminRoutes.asAdmin,
+          statuses: Object.fromEntries([...adminRoutes.statuses].sort(([a], [b]) => a.localeCompare(b))),
+        },
         statuses: Object.fromEntries([...statusCounts].sort(([a], [b]) => a.localeCompare(b))),
         '5xx': [...statusCounts].filter(([k]) => Number(k) >= 500).reduce((s, [, n]) => s + n, 0),
         failures: failures.length,
@@ -2597,6 +3468,9 @@ describe('hostile input at volume', () => {
       expect(jwksFetches).toBeLessThanOrEqual(Math.ceil((performance.now() - t0) / 30_000) + 2);
       expect(federationRequests).toBeGreaterThan(1_000);
       expect(externalBearerRequests).toBeGreaterThan(1_000);
+      // The admin routes are reached with the admin's token, and many requests get past validation.
+      expect(adminRoutes.asAdmin).toBeGreaterThan(TOTAL / 25);
+      expect(adminRoutes.statuses.get('200') ?? 0).toBeGreaterThan(TOTAL / 200);
       expect(app.dead).toBe(false);
       expect(health.status).toBe(200);
       expect(sent).toBeGreaterThanOrEqual(20_000);
