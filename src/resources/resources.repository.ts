@@ -36,6 +36,10 @@ export class ResourcesRepository {
   }
 
   /** The resource if `viewer` may see it (owner, admin, or public); nothing is loaded otherwise. */
+  findById(id: string): Promise<ResourceRecord | null> {
+    return this.prisma.resource.findUnique({ where: { id } });
+  }
+
   findVisibleTo(id: string, viewer: Viewer | undefined): Promise<ResourceRecord | null> {
     return this.prisma.resource.findFirst({ where: { id, ...visibleTo(viewer) } });
   }
