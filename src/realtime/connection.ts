@@ -16,6 +16,8 @@ export class Connection {
   expiryTimer: ClockTimer | null = null;
   /** Answered the last ping (liveness). */
   alive = true;
+  /** The gateway's ping slot it is in. */
+  pingSlot = 0;
   /** Messages in the current rate window, and when it started (clock ms). */
   windowStartMs = 0;
   messages = 0;

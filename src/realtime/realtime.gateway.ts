@@ -43,6 +43,14 @@ const CLOSE_GRACE_MS = 2000;
 const SHUTDOWN_GRACE_MS = 2000;
 /** Failed authentications are logged at most once per this period, with a count. */
 const FAILURE_LOG_PERIOD_MS = 10_000;
+/**
+ * Liveness pings go out a slot at a time, about this often (see ping()): pinging 10,000
+ * sockets in one synchronous loop blocked the event loop for 0.3–0.6 s on a busy 2-core
+ * machine, delaying every revocation close, request and event queued behind it.
+ */
+const PING_TICK_MS = 250;
+/** At most this many ping slots (a long WS_PING_INTERVAL gets longer ticks instead). */
+const MAX_PING_SLOTS = 240;
 
 /** Why an upgrade is refused: an HTTP status and the contract's error body. */
 export interface UpgradeRefusal {
@@ -88,6 +96,13 @@ export class RealtimeGateway
   private readonly allowedOrigins: ReadonlySet<string>;
   private unsubscribers: Array<() => void> = [];
   private pinger: NodeJS.Timeout | undefined;
+  /**
+   * Every connection, in one of these slots (round robin): one slot is pinged per tick, so
+   * each connection still every WS_PING_INTERVAL, but never all of them at once.
+   */
+  private readonly pingSlots: Array<Set<Connection>>;
+  private nextPingSlot = 0;
+  private pingTick = 0;
   private closing = false;
   private failureLog = { count: 0, lastLogMs: 0, lastReason: '' };
 
@@ -111,6 +126,8 @@ export class RealtimeGateway
       new URL(config.PUBLIC_URL).origin,
       new URL(config.APP_URL).origin,
     ]);
+    const slots = Math.round((config.WS_PING_INTERVAL * 1000) / PING_TICK_MS);
+    this.pingSlots = Array.from({ length: Math.max(1, Math.min(MAX_PING_SLOTS, slots)) }, () => new Set());
   }
 
   onModuleInit(): void {
@@ -123,7 +140,7 @@ export class RealtimeGateway
       this.events.on('identities.changed', (e) => this.onIdentitiesChanged(e)),
     ];
     // Liveness runs on real time (not the injectable clock): it is about the network.
-    this.pinger = setInterval(() => this.ping(), this.config.WS_PING_INTERVAL * 1000);
+    this.pinger = setInterval(() => this.ping(), (this.config.WS_PING_INTERVAL * 1000) / this.pingSlots.length);
     this.pinger.unref();
   }
 
@@ -218,6 +235,9 @@ export class RealtimeGateway
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
     const conn = new Connection(ws, this.addressOf(req));
     this.connections.set(ws, conn);
+    conn.pingSlot = this.nextPingSlot;
+    this.pingSlots[conn.pingSlot]!.add(conn);
+    this.nextPingSlot = (this.nextPingSlot + 1) % this.pingSlots.length;
     this.changePending(conn.ip, 1);
     ws.on('pong', () => {
       conn.alive = true;
@@ -242,6 +262,7 @@ export class RealtimeGateway
     conn.closed = true;
     this.forget(conn);
     this.connections.delete(ws);
+    this.pingSlots[conn.pingSlot]!.delete(conn);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -661,8 +682,16 @@ export class RealtimeGateway
     setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
+  /**
+   * One tick of liveness: the connections of the next slot. Each slot comes round once per
+   * WS_PING_INTERVAL, so a connection is pinged that often and has that long to answer, as
+   * when every connection was pinged at once; a connection that has not answered its previous
+   * ping is cut.
+   */
   private ping(): void {
-    for (const conn of this.connections.values()) {
+    const slot = this.pingSlots[this.pingTick]!;
+    this.pingTick = (this.pingTick + 1) % this.pingSlots.length;
+    for (const conn of slot) {
       if (!conn.alive) {
         conn.ws.terminate();
         continue;

@@ -416,6 +416,29 @@ describe('real-time limits set low, a custom WS_PATH and fast pings', () => {
     expect(lively.closed).toBeNull();
   });
 
+  it('spreads the pings over WS_PING_INTERVAL (not all sockets in one burst), each socket still pinged once per interval', async () => {
+    const u = await signup(t);
+    // Four sockets opened one after the other fall in four consecutive ping slots (a quarter
+    // of the 1 s interval each): their first pings come at four different ticks.
+    const pings: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      const w = await open();
+      await w.authenticate(u.accessToken);
+      const times: number[] = [];
+      pings.push(times);
+      w.ws.on('ping', () => times.push(performance.now()));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2600));
+    for (const times of pings) {
+      expect(times.length).toBeGreaterThanOrEqual(2);
+      // Each socket has the whole interval to answer (timer jitter aside).
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThan(700);
+    }
+    const firsts = pings.map((times) => times[0]!);
+    // One burst would ping all four within a few milliseconds; slots 250 ms apart span 750 ms.
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThanOrEqual(400);
+  });
+
   // Last: it blocks the address until the clock moves 15 minutes.
   it('refuses the upgrade with HTTP 429 after WS_AUTH_FAILURE_LIMIT failed auths, until 15 min after the last', async () => {
     t.clock.freeze();
