@@ -20,7 +20,7 @@ export interface ClientCredentialsRow {
   serviceUserId: string;
   serviceUser: { disabled: boolean; roles: Role[] };
   /** Only the live ones: unrevoked, unexpired. */
-  secrets: Array<{ id: string; secretHash: Uint8Array; lastUsedAt: Date | null }>;
+  secrets: Array<{ id: string; secretHash: Uint8Array; expiresAt: Date | null; lastUsedAt: Date | null }>;
 }
 
 /** Secrets in the order a client shows them: oldest first. */
@@ -236,13 +236,15 @@ export class ClientsRepository {
         roles: Role[];
         secretId: string | null;
         secretHash: Uint8Array | null;
+        expiresAt: Date | null;
         lastUsedAt: Date | null;
       }>
     >`
       SELECT c.id, c.client_id AS "clientId", c.name, c.allowed_scopes AS "allowedScopes",
              c.access_token_ttl AS "accessTokenTtl", c.token_exchange AS "tokenExchange", c.disabled,
              c.service_user_id AS "serviceUserId", u.disabled AS "userDisabled", u.roles::text[] AS roles,
-             s.id AS "secretId", s.secret_hash AS "secretHash", s.last_used_at AS "lastUsedAt"
+             s.id AS "secretId", s.secret_hash AS "secretHash", s.expires_at AS "expiresAt",
+             s.last_used_at AS "lastUsedAt"
       FROM oauth_clients c
       JOIN users u ON u.id = c.service_user_id
       LEFT JOIN oauth_client_secrets s
@@ -263,7 +265,7 @@ export class ClientsRepository {
       serviceUser: { disabled: first.userDisabled, roles: first.roles },
       secrets: rows.flatMap((r) =>
         r.secretId !== null && r.secretHash !== null
-          ? [{ id: r.secretId, secretHash: r.secretHash, lastUsedAt: r.lastUsedAt }]
+          ? [{ id: r.secretId, secretHash: r.secretHash, expiresAt: r.expiresAt, lastUsedAt: r.lastUsedAt }]
           : [],
       ),
     };
@@ -291,19 +293,19 @@ export class ClientsRepository {
     return n === 1;
   }
 
-  /** True when the session is the user's, live (not revoked, neither idle- nor absolutely expired), and the user enabled. */
-  async userSessionLive(sessionId: string, userId: string, now: Date): Promise<boolean> {
-    const n = await this.db.session.count({
-      where: {
-        id: sessionId,
-        userId,
-        revokedAt: null,
-        expiresAt: { gt: now },
-        absoluteExpiresAt: { gt: now },
-        user: { disabled: false },
-      },
-    });
-    return n === 1;
+  /**
+   * The username of a user token's owner when its session is the user's and live (not
+   * revoked, neither idle- nor absolutely expired) and the user enabled; null otherwise. One
+   * statement (introspection asked two: whether the session was live, then the user row).
+   */
+  async liveSessionUsername(sessionId: string, userId: string, now: Date): Promise<string | null> {
+    const rows = await this.db.$queryRaw<Array<{ username: string }>>`
+      SELECT u.username
+      FROM sessions s
+      JOIN users u ON u.id = s.user_id
+      WHERE s.id = ${sessionId}::uuid AND s.user_id = ${userId}::uuid AND s.revoked_at IS NULL
+        AND s.expires_at > ${now} AND s.absolute_expires_at > ${now} AND NOT u.disabled`;
+    return rows[0]?.username ?? null;
   }
 
   /** Disables a deleted client's service user (it stays: its resources remain). */

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { AuditService, type AuditEventType } from '../audit/audit.service.js';
 import type { Role } from '../common/account-rules.js';
 import { Clock } from '../common/clock.js';
@@ -9,8 +9,10 @@ import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/paginati
 import type { AppConfig } from '../config/config.schema.js';
 import { InjectConfig } from '../config/config.token.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { EventBus } from '../events/event-bus.js';
 import { RevocationService } from '../tokens/revocation.service.js';
 import { BUILT_IN_SCOPES } from '../tokens/scopes.js';
+import { ClientAuthCache, type CachedClientAuth } from './client-auth-cache.js';
 import { CreatedClientDto, IssuedClientSecretDto, OAuthClientDto, OAuthClientSecretDto } from './client.dto.js';
 import {
   CLIENT_ID_PATTERN,
@@ -24,6 +26,24 @@ import { ClientsRepository, type ClientRecord } from './clients.repository.js';
 
 /** A secret's `lastUsedAt` is written at most this often (it is informative only). */
 export const LAST_USED_PRECISION_MS = 60_000;
+
+/**
+ * How long a successful client authentication at POST /oauth/introspect is remembered. 30 s,
+ * as FEDERATION_LINK_CACHE_TTL's default: long enough that a busy introspecting service reads
+ * its client once per 30 s instead of on every call, short enough to bound what only the TTL
+ * ends (a `clients.changed` event lost with Redis, a change made in the database by hand).
+ * Revocations and admin changes end an entry at once whatever this value (ClientAuthCache).
+ * It must stay below the life of a revocation entry (token lifetime + 60 s, so never under
+ * 60 s): a hit is voided by the entry of its secret's or service user's revocation.
+ */
+export const CLIENT_AUTH_CACHE_TTL_MS = 30_000;
+
+/**
+ * A cached authentication is void when its secret or service user was revoked up to this long
+ * before it was read: the revocation is announced before its transaction commits, and a read
+ * in between still sees the old rows (RevocationService.revokedSince adds its own second).
+ */
+const REVOCATION_MARGIN_MS = 4_000;
 
 /** The shortest per-client access-token lifetime, in seconds (the longest is OAUTH_MAX_TOKEN_TTL). */
 export const MIN_CLIENT_TOKEN_TTL = 60;
@@ -133,8 +153,9 @@ function checkDelegation(
  * tokens revokes the secrets' `sid` keys in the same transaction as the change.
  */
 @Injectable()
-export class ClientsService {
+export class ClientsService implements OnModuleInit {
   private readonly logger = new Logger('Clients');
+  private readonly authCache = new ClientAuthCache<AuthenticatedClient>(CLIENT_AUTH_CACHE_TTL_MS);
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -143,7 +164,22 @@ export class ClientsService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly txHost: TransactionHost<PrismaTx>,
+    private readonly events: EventBus,
   ) {}
+
+  onModuleInit(): void {
+    // Published after the commit of every admin change but a new secret, here and elsewhere.
+    this.events.on('clients.changed', ({ id }) => this.authCache.forgetClient(id));
+  }
+
+  /**
+   * Tells every instance (this one included) that a client changed, once the change is
+   * committed: a cached authentication read before the commit must not outlive it. A Redis
+   * outage only delays the other instances by up to CLIENT_AUTH_CACHE_TTL_MS (logged).
+   */
+  private changed(id: string): void {
+    this.events.notify('clients.changed', { id });
+  }
 
   /** Every scope a client may be allowed: the built-in ones and OAUTH_EXTRA_SCOPES. */
   get knownScopes(): readonly string[] {
@@ -255,6 +291,7 @@ export class ClientsService {
       if (disabling) await this.record('client.disabled', after, admin, client);
       if (before.disabled && !after.disabled) await this.record('client.enabled', after, admin, client);
     });
+    this.changed(id);
     return this.get(id);
   }
 
@@ -273,6 +310,7 @@ export class ClientsService {
       await this.revocation.revoke({ secrets, users: [row.serviceUserId], signOut: true });
       await this.record('client.deleted', row, admin, client, { name: row.name });
     });
+    this.changed(id);
   }
 
   /**
@@ -347,6 +385,7 @@ export class ClientsService {
       });
       return updated;
     });
+    this.changed(id);
     return OAuthClientSecretDto.from(secret);
   }
 
@@ -361,6 +400,7 @@ export class ClientsService {
       await this.revocation.revoke({ secrets: [secretId] });
       if (outcome === 'revoked') await this.record('client.secret_revoked', row, admin, client, { secretId });
     });
+    this.changed(id);
   }
 
   /**
@@ -370,7 +410,63 @@ export class ClientsService {
    * secrets or a dummy (an unknown id costs what a known one does).
    */
   async authenticate(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
+    return (await this.check(clientId, secret, this.clock.now()))?.client ?? null;
+  }
+
+  /**
+   * authenticate() for POST /oauth/introspect, where one client asks many times a second:
+   * a success is remembered for CLIENT_AUTH_CACHE_TTL_MS (ClientAuthCache), so a repeated
+   * right secret costs a hash and a map lookup instead of a query. A hit is taken only while
+   * neither the secret nor the service user has been revoked since about its read (checked
+   * against the revocation entries, which this instance learns of at once and the others
+   * through Redis, as for every access token), and every other change of the client drops it
+   * on every instance. The token endpoint does not use it: a token's `iat` and roles come
+   * from one fresh read (see OAuthService.issueToken).
+   */
+  async authenticateForIntrospection(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
+    // A malformed id is refused by check() with the full work; it is never a key here.
+    if (!CLIENT_ID_PATTERN.test(clientId)) return this.authenticate(clientId, secret);
+    const key = ClientAuthCache.keyOf(clientId, secret);
     const now = this.clock.now();
+    const hit = this.authCache.get(key, now.getTime());
+    if (hit) {
+      if (!this.revokedAround(hit.client, hit.readAtMs)) {
+        await this.recordUse(hit, now);
+        return { ...hit.client, allowedScopes: [...hit.client.allowedScopes] };
+      }
+      this.authCache.delete(key);
+    }
+    const version = this.authCache.version;
+    const checked = await this.check(clientId, secret, now);
+    if (!checked) return null;
+    if (!this.revokedAround(checked.client, checked.readAtMs)) this.authCache.set(key, checked, version);
+    return { ...checked.client, allowedScopes: [...checked.client.allowedScopes] };
+  }
+
+  /** How many successful client authentications this instance remembers (tests, diagnostics). */
+  get cachedAuthentications(): number {
+    return this.authCache.size;
+  }
+
+  /**
+   * Whether the secret or the service user of a client read at `readAtMs` was revoked from
+   * REVOCATION_MARGIN_MS before that read on: a revocation is announced before its
+   * transaction commits, so a read just after the announcement may still see the old rows.
+   */
+  private revokedAround(client: AuthenticatedClient, readAtMs: number): boolean {
+    const since = readAtMs - REVOCATION_MARGIN_MS;
+    return (
+      this.revocation.revokedSince(`user:${client.serviceUserId}`, since) ||
+      this.revocation.revokedSince(`sid:${client.secretId}`, since)
+    );
+  }
+
+  /** The work of authenticate(), with what the cache needs to remember about the secret. */
+  private async check(
+    clientId: string,
+    secret: string,
+    now: Date,
+  ): Promise<CachedClientAuth<AuthenticatedClient> | null> {
     // An id that cannot be one of ours is not looked up (nor can a NUL byte or the like
     // reach the database); the secret is still hashed against the dummy.
     const row = CLIENT_ID_PATTERN.test(clientId) ? await this.repo.findForAuthentication(clientId, now) : null;
@@ -381,26 +477,40 @@ export class ClientsService {
     );
     const matched = index >= 0 ? secrets[index] : undefined;
     if (!row || !matched || row.disabled || row.serviceUser.disabled) return null;
+    const checked: CachedClientAuth<AuthenticatedClient> = {
+      client: {
+        id: row.id,
+        clientId: row.clientId,
+        name: row.name,
+        allowedScopes: [...row.allowedScopes],
+        accessTokenTtl: Math.min(row.accessTokenTtl ?? this.config.OAUTH_TOKEN_TTL, this.config.OAUTH_MAX_TOKEN_TTL),
+        tokenExchange: row.tokenExchange,
+        serviceUserId: row.serviceUserId,
+        serviceUserRoles: [...row.serviceUser.roles],
+        secretId: matched.id,
+      },
+      readAtMs: now.getTime(),
+      secretExpiresAtMs: matched.expiresAt?.getTime() ?? null,
+      lastUsedAtMs: matched.lastUsedAt?.getTime() ?? null,
+    };
+    await this.recordUse(checked, now);
+    return checked;
+  }
+
+  /**
+   * Writes the secret's `last_used_at`, to the minute: a busy client must not turn every
+   * request into a write. The time is noted before the write, so concurrent requests of one
+   * cached secret write once.
+   */
+  private async recordUse(auth: CachedClientAuth<AuthenticatedClient>, now: Date): Promise<void> {
+    if (auth.lastUsedAtMs !== null && now.getTime() - auth.lastUsedAtMs < LAST_USED_PRECISION_MS) return;
+    auth.lastUsedAtMs = now.getTime();
     try {
-      // To the minute: a busy client must not turn every token request into a write.
-      if (matched.lastUsedAt === null || now.getTime() - matched.lastUsedAt.getTime() >= LAST_USED_PRECISION_MS) {
-        await this.repo.touchSecret(matched.id, now);
-      }
+      await this.repo.touchSecret(auth.client.secretId, now);
     } catch (error) {
       // Best effort: the time of last use is informative, never a reason to refuse.
-      this.logger.warn(`could not record the use of secret ${matched.id}: ${(error as Error).message}`);
+      this.logger.warn(`could not record the use of secret ${auth.client.secretId}: ${(error as Error).message}`);
     }
-    return {
-      id: row.id,
-      clientId: row.clientId,
-      name: row.name,
-      allowedScopes: [...row.allowedScopes],
-      accessTokenTtl: Math.min(row.accessTokenTtl ?? this.config.OAUTH_TOKEN_TTL, this.config.OAUTH_MAX_TOKEN_TTL),
-      tokenExchange: row.tokenExchange,
-      serviceUserId: row.serviceUserId,
-      serviceUserRoles: [...row.serviceUser.roles],
-      secretId: matched.id,
-    };
   }
 
   /**
@@ -414,10 +524,13 @@ export class ClientsService {
     return this.repo.clientTokenLive(secretId, clientId, serviceUserId);
   }
 
-  /** Introspection of a user token, from the database: its session is live and its user enabled. */
-  async isUserSessionActive(sessionId: string, userId: string): Promise<boolean> {
-    if (!UUID.test(sessionId) || !UUID.test(userId)) return false;
-    return this.repo.userSessionLive(sessionId, userId, this.clock.now());
+  /**
+   * Introspection of a user token, from the database: the username of its user when its
+   * session is live and the user enabled, else null (one statement).
+   */
+  async activeSessionUsername(sessionId: string, userId: string): Promise<string | null> {
+    if (!UUID.test(sessionId) || !UUID.test(userId)) return null;
+    return this.repo.liveSessionUsername(sessionId, userId, this.clock.now());
   }
 
   /** Known scopes, without duplicates, sorted; 400 VALIDATION_FAILED naming the unknown ones. */

@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { UsersRepository } from '../accounts/users.repository.js';
 import { AuditService } from '../audit/audit.service.js';
 import { CLIENT_ID_PATTERN } from '../clients/client-secrets.js';
 import { ClientsService, type AuthenticatedClient } from '../clients/clients.service.js';
@@ -81,7 +80,6 @@ export class OAuthService {
     private readonly verifier: TokenVerifier,
     private readonly revocation: RevocationService,
     private readonly throttle: LoginThrottleService,
-    private readonly users: UsersRepository,
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly identities: IdentitiesService,
@@ -226,7 +224,9 @@ export class OAuthService {
     authorization: string | undefined,
     who: ClientInfo,
   ): Promise<IntrospectionResponse> {
-    const client = await this.authenticate(presentedCredentials(form, authorization), who);
+    // A resource server introspects on every request it serves: its own authentication may
+    // come from the cache of recent successes (ClientsService.authenticateForIntrospection).
+    const client = await this.authenticate(presentedCredentials(form, authorization), who, true);
     if (!client.allowedScopes.includes(INTROSPECTION_SCOPE)) {
       throw oauthError('insufficient_scope', `Introspection needs the ${INTROSPECTION_SCOPE} scope`);
     }
@@ -259,14 +259,13 @@ export class OAuthService {
       };
     }
     if (principal.kind === 'user') {
-      const live = await this.clients.isUserSessionActive(principal.sessionId, principal.userId);
-      const user = live ? await this.users.findById(principal.userId) : null;
-      if (!user) return { active: false };
+      const username = await this.clients.activeSessionUsername(principal.sessionId, principal.userId);
+      if (username === null) return { active: false };
       return {
         active: true,
         token_type: 'Bearer',
         scope: principal.scopes.join(' '),
-        username: user.username,
+        username,
         ...common,
         acr: principal.acr,
         amr: [...principal.amr],
@@ -312,9 +311,15 @@ export class OAuthService {
    * is audited with the client_id presented (never the secret) and answered 401
    * invalid_client, the same bytes whatever the cause.
    */
-  private async authenticate(credentials: PresentedCredentials, who: ClientInfo): Promise<AuthenticatedClient> {
+  private async authenticate(
+    credentials: PresentedCredentials,
+    who: ClientInfo,
+    forIntrospection = false,
+  ): Promise<AuthenticatedClient> {
     const attempt = await this.throttle.admitClient(credentials.clientId, who.ip ?? 'unknown');
-    const client = await this.clients.authenticate(credentials.clientId, credentials.secret);
+    const client = forIntrospection
+      ? await this.clients.authenticateForIntrospection(credentials.clientId, credentials.secret)
+      : await this.clients.authenticate(credentials.clientId, credentials.secret);
     if (!client) {
       // Only a well-formed id is recorded: a client that swapped id and secret, or sent
       // "id:secret" as the id, must not leave its secret in the audit log.

@@ -471,11 +471,23 @@ describe('/oauth/clients administration', () => {
 
       const user = await signup(t);
       const sid = (await t.prisma.session.findFirstOrThrow({ where: { userId: user.id } })).id;
-      expect(await clients.isUserSessionActive(sid, user.id)).toBe(true);
-      expect(await clients.isUserSessionActive(sid, admin.id)).toBe(false);
-      expect(await clients.isUserSessionActive('nope', user.id)).toBe(false);
+      expect(await clients.activeSessionUsername(sid, user.id)).toBe(user.username);
+      expect(await clients.activeSessionUsername(sid, admin.id)).toBeNull();
+      expect(await clients.activeSessionUsername('nope', user.id)).toBeNull();
+      // One statement decides it all: the user disabled, the session idle- or absolutely expired.
+      await t.prisma.user.update({ where: { id: user.id }, data: { disabled: true } });
+      expect(await clients.activeSessionUsername(sid, user.id)).toBeNull();
+      await t.prisma.user.update({ where: { id: user.id }, data: { disabled: false } });
+      expect(await clients.activeSessionUsername(sid, user.id)).toBe(user.username);
+      const { expiresAt, absoluteExpiresAt } = await t.prisma.session.findUniqueOrThrow({ where: { id: sid } });
+      await t.prisma.session.update({ where: { id: sid }, data: { expiresAt: t.clock.now() } });
+      expect(await clients.activeSessionUsername(sid, user.id)).toBeNull();
+      await t.prisma.session.update({ where: { id: sid }, data: { expiresAt, absoluteExpiresAt: t.clock.now() } });
+      expect(await clients.activeSessionUsername(sid, user.id)).toBeNull();
+      await t.prisma.session.update({ where: { id: sid }, data: { absoluteExpiresAt } });
+      expect(await clients.activeSessionUsername(sid, user.id)).toBe(user.username);
       await t.http.post('/auth/logout-all').set(user.auth).expect(204);
-      expect(await clients.isUserSessionActive(sid, user.id)).toBe(false);
+      expect(await clients.activeSessionUsername(sid, user.id)).toBeNull();
     });
   });
 });

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { Response, Test } from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ClientsService } from '../../src/clients/clients.service.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
@@ -182,6 +183,44 @@ describe.runIf(onPostgres)('machine clients on several instances sharing Postgre
     expect(Date.now() - enabledAtMs).toBeLessThan(1500); // at most 1 s of waiting, plus two requests
     expect(await resourcesStatus(a, fresh)).toBe(200);
     for (const app of [a, b]) expect(await resourcesStatus(app, t2)).toBe(401);
+  });
+
+  it('a client whose introspection authentication B has cached is refused on B once A revokes its secret or schedules its expiry', async () => {
+    const introspectStatus = async (app: TestApp, c: Created, secret = c.secret.value) =>
+      (
+        await from(app.http.post('/oauth/introspect'))
+          .set('Content-Type', FORM)
+          .set(basic(c.client.clientId, secret))
+          .send(form({ token: 'x' }))
+      ).status;
+    const cachedOnB = async (c: Created) => {
+      const before = b.app.get(ClientsService).cachedAuthentications;
+      expect(await introspectStatus(b, c)).toBe(200);
+      expect(b.app.get(ClientsService).cachedAuthentications).toBe(before + 1);
+      expect(await introspectStatus(b, c)).toBe(200);
+    };
+
+    // A revocation: B learns of it through Redis (tokens.revoked), as for the secret's tokens.
+    const revoked = await createClient(a, ['introspection']);
+    await cachedOnB(revoked);
+    await from(a.http.delete(`/oauth/clients/${revoked.client.id}/secrets/${revoked.secret.id}`))
+      .set(await adminAuth(a))
+      .expect(204);
+    const revokedAtMs = Date.now();
+    await within(1000, async () => (await introspectStatus(b, revoked)) === 401, revokedAtMs);
+
+    // No revocation, only a new expiry 3 s ahead: B drops its entry on clients.changed, so once
+    // its clock passes the expiry it reads the secret again and refuses it (from the cache it
+    // would have accepted it for up to CLIENT_AUTH_CACHE_TTL_MS).
+    const rotated = await createClient(a, ['introspection']);
+    await cachedOnB(rotated);
+    await from(a.http.patch(`/oauth/clients/${rotated.client.id}/secrets/${rotated.secret.id}`))
+      .set(await adminAuth(a))
+      .send({ expiresAt: new Date(Date.now() + 3000).toISOString() })
+      .expect(200);
+    const scheduledAtMs = Date.now();
+    b.clock.advance(4);
+    await within(1000, async () => (await introspectStatus(b, rotated)) === 401, scheduledAtMs);
   });
 
   it('counts failed client authentications on A and B against one per-client limit', async () => {
