@@ -4,7 +4,6 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { AppModule } from './app.module.js';
@@ -69,7 +68,8 @@ export function configureApp(app: NestExpressApplication, config: AppConfig, log
       contentSecurityPolicy: { directives: { upgradeInsecureRequests: config.COOKIE_SECURE ? [] : null } },
     }),
   );
-  app.use(cookieParser());
+  // No cookie-parser here: only the refresh cookie's routes read a cookie, and parse it themselves
+  // (auth.controller.ts), so no other request pays for parsing the Cookie header.
   // Revalidated on every load (file names are not content-hashed): a deploy is seen at once.
   if (existsSync(WEB_ROOT)) {
     const serveWeb = express.static(WEB_ROOT, {
@@ -97,20 +97,23 @@ export function configureApp(app: NestExpressApplication, config: AppConfig, log
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate'],
     maxAge: 600,
   });
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Gatehouse')
-      .setDescription(
-        'Username/password authentication: JWT access tokens, rotating refresh cookies, guarded resources.',
-      )
-      .setVersion('1')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }, 'bearer')
-      .addCookieAuth('refresh_token', { type: 'apiKey', in: 'cookie', name: 'refresh_token' }, 'refreshCookie')
-      // Machine clients at the OAuth form endpoints (client_secret_basic).
-      .addBasicAuth({ type: 'http', scheme: 'basic' }, 'clientBasic')
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', raw: ['json'] });
+  // Built on the first request for /docs or /docs-json, not at start-up: scanning every route and
+  // DTO takes a good part of a start and its result would sit in memory unasked.
+  const openApiDocument = () =>
+    SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('Gatehouse')
+        .setDescription(
+          'Username/password authentication: JWT access tokens, rotating refresh cookies, guarded resources.',
+        )
+        .setVersion('1')
+        .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }, 'bearer')
+        .addCookieAuth('refresh_token', { type: 'apiKey', in: 'cookie', name: 'refresh_token' }, 'refreshCookie')
+        // Machine clients at the OAuth form endpoints (client_secret_basic).
+        .addBasicAuth({ type: 'http', scheme: 'basic' }, 'clientBasic')
+        .build(),
+    );
+  SwaggerModule.setup('docs', app, openApiDocument, { jsonDocumentUrl: 'docs-json', raw: ['json'] });
   new Logger('Gatehouse').debug(`CORS origins: ${[...allowed].join(', ') || '(none)'}`);
 }

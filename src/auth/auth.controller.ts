@@ -10,6 +10,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
+import cookieParser from 'cookie-parser';
 import type { Request, Response } from 'express';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
 import { AppError } from '../common/errors/app-error.js';
@@ -203,6 +204,18 @@ function readCookie(req: Request, duplicate: 'reject' | 'ignore' = 'reject'): st
     if (duplicate === 'ignore') return undefined;
     throw new AppError(ErrorCode.REFRESH_TOKEN_INVALID, 'Invalid or expired refresh token');
   }
-  const value = (req.cookies as Record<string, unknown> | undefined)?.[REFRESH_COOKIE];
+  const value = cookiesOf(req)[REFRESH_COOKIE];
   return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * cookie-parser, run only on the routes that read the refresh cookie (not as an application
+ * middleware, which parsed the Cookie header of every request): the very same parse
+ * (`cookie` decoding, the first of duplicates, `j:` JSON cookies), synchronous.
+ */
+const parseCookies = cookieParser();
+
+function cookiesOf(req: Request): Record<string, unknown> {
+  if (req.cookies === undefined) parseCookies(req, undefined as unknown as Response, () => undefined);
+  return req.cookies as Record<string, unknown>;
 }

@@ -1,9 +1,8 @@
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { Logger } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import pg from 'pg';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { DatabaseTarget } from '../config/config.schema.js';
 import { ensurePrivateDir } from '../config/private-dir.js';
 import { describeDatabase } from './describe-database.js';
@@ -30,6 +29,11 @@ export interface OpenedDatabase {
   close(): Promise<void>;
   /** PostgreSQL only: the pool's connections right now (the metrics read it); absent on PGlite. */
   poolUsage?(): PoolUsage;
+  /**
+   * PostgreSQL only: the pool under the Prisma adapter, for the few hot statements that run
+   * as prepared statements without Prisma (SessionsRepository.rotate); absent on PGlite.
+   */
+  readonly pgPool?: pg.Pool;
 }
 
 /** A PostgreSQL pool's connections: open ones (busy or idle), idle ones, and requests waiting for one. */
@@ -47,16 +51,34 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
   const describe = () => describeDatabase(target);
   if (target.kind === 'pglite') {
     if (target.dataDir) ensurePrivateDir(target.dataDir, options.dataDir);
-    const db = new PGlite(target.dataDir);
+    // PGlite and its adapter are loaded only here: a server on PostgreSQL never holds their
+    // code (a few MB of heap and some start-up time). Loading starts at once; the factory
+    // waits for it on its first connection.
+    const opened = openPglite(target.dataDir);
+    opened.catch(() => undefined); // reported by the first connect() or ping()
     return {
       target,
-      factory: new PrismaPGlite(db),
+      factory: {
+        provider: 'postgres',
+        // What PrismaPGlite calls itself (isPglite() and the migrator read it before connecting).
+        adapterName: PGLITE_ADAPTER_NAME,
+        connect: async () => (await opened).factory.connect(),
+        connectToShadowDb: async () => (await opened).factory.connectToShadowDb(),
+      },
       describe,
       ping: async (timeoutMs) => {
-        await withTimeout(db.query('SELECT 1'), timeoutMs);
+        await withTimeout(
+          opened.then(({ db }) => db.query('SELECT 1')),
+          timeoutMs,
+        );
       },
       close: async () => {
-        if (!db.closed) await db.close();
+        // A database that failed to open has nothing to close.
+        const db = await opened.then(
+          (it) => it.db,
+          () => undefined,
+        );
+        if (db !== undefined && !db.closed) await db.close();
       },
     };
   }
@@ -89,7 +111,22 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
     },
     close: () => (closed ??= pool.end().catch(() => undefined)),
     poolUsage: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    pgPool: pool,
   };
+}
+
+/** The name pglite-prisma-adapter gives its adapters. */
+export const PGLITE_ADAPTER_NAME = 'pglite-prisma-adapter';
+
+async function openPglite(
+  dataDir: string | undefined,
+): Promise<{ db: PGlite; factory: SqlMigrationAwareDriverAdapterFactory }> {
+  const [{ PGlite }, { PrismaPGlite }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('pglite-prisma-adapter'),
+  ]);
+  const db = new PGlite(dataDir);
+  return { db, factory: new PrismaPGlite(db) };
 }
 
 export class DatabaseTimeoutError extends Error {

@@ -73,6 +73,11 @@ export class PrismaService extends PrismaClient implements OnModuleInit, OnAppli
     return this.database.poolUsage?.() ?? null;
   }
 
+  /** PostgreSQL only: the pool the adapter queries through (see OpenedDatabase.pgPool); null on PGlite. */
+  pgPool(): OpenedDatabase['pgPool'] | null {
+    return this.database.pgPool ?? null;
+  }
+
   async onApplicationShutdown(): Promise<void> {
     await this.$disconnect().catch(() => undefined);
     await this.database.close();

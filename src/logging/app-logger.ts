@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import type { LoggerService } from '@nestjs/common';
 import { pino, stdTimeFunctions, type DestinationStream, type Level, type Logger as Pino } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import type { AppConfig } from '../config/config.schema.js';
 import { currentRequest } from './request-context.js';
 
@@ -244,6 +245,9 @@ export function createAppLogger(config: AppConfig, options: LoggerOptions = {}):
   if (level === 'silent') stream = { write: () => undefined };
   else if (json) stream = options.destination ?? pino.destination({ dest: 1, sync: true });
   else {
+    // Loaded only for text logs (a CommonJS package, so synchronously): production logs JSON
+    // lines and never holds pino-pretty and its dependencies.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     stream = pretty({
       destination: options.destination ?? 1,
       sync: true,

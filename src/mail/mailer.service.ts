@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import { AuditService } from '../audit/audit.service.js';
 import { Clock, type ClockTimer } from '../common/clock.js';
 import { InjectConfig } from '../config/config.token.js';
@@ -56,7 +56,8 @@ interface Job {
 @Injectable()
 export class MailerService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Mail');
-  private transport!: Transporter;
+  /** Made with the first mail (see transporter()). */
+  private transport: Promise<Transporter> | undefined;
   private readonly queue: Job[] = [];
   private readonly timers = new Set<ClockTimer>();
   private active = 0;
@@ -70,16 +71,7 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
-    if (this.config.SMTP_URL) {
-      this.transport = createTransport({
-        url: this.config.SMTP_URL,
-        connectionTimeout: 10_000,
-        greetingTimeout: 10_000,
-        socketTimeout: 30_000,
-      });
-      return;
-    }
-    this.transport = createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+    if (this.config.SMTP_URL) return;
     ensurePrivateDir(this.config.MAIL_OUTBOX_DIR, this.config.DATA_DIR);
     const where = `mail is written to ${this.config.MAIL_OUTBOX_DIR} (no SMTP_URL)`;
     if (this.config.isProduction) this.logger.warn(`NO MAIL IS SENT: ${where}; set SMTP_URL in production`);
@@ -89,7 +81,26 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
   onApplicationShutdown(): void {
     this.closed = true;
     for (const timer of this.timers) timer.cancel();
-    this.transport?.close();
+    void this.transport?.then((transport) => transport.close()).catch(() => undefined);
+  }
+
+  /**
+   * nodemailer's transport, made when the first mail is delivered: nodemailer (and its
+   * dependencies, some MB of memory) is loaded only by a server that sends mail. Neither
+   * transport connects or fails when it is made; an SMTP server is reached per mail.
+   */
+  private transporter(): Promise<Transporter> {
+    this.transport ??= import('nodemailer').then(({ createTransport }) =>
+      this.config.SMTP_URL
+        ? createTransport({
+            url: this.config.SMTP_URL,
+            connectionTimeout: 10_000,
+            greetingTimeout: 10_000,
+            socketTimeout: 30_000,
+          })
+        : createTransport({ streamTransport: true, buffer: true, newline: 'unix' }),
+    );
+    return this.transport;
   }
 
   /** Queues a mail; false when the queue is full (the mail is dropped and logged). */
@@ -144,7 +155,8 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     try {
-      const info = await this.transport.sendMail({
+      const transport = await this.transporter();
+      const info = await transport.sendMail({
         from: this.config.MAIL_FROM,
         to: mail.to.name ? { name: mail.to.name, address: mail.to.address } : mail.to.address,
         subject: mail.subject,

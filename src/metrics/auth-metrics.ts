@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { Counter } from 'prom-client';
 import { AuditService, type AuditEventType } from '../audit/audit.service.js';
 import { MetricsRegistry } from './metrics.registry.js';
+import { promClient } from './prom-client.js';
 
 /** The audit events that are login outcomes, and the `outcome` label each one counts under. */
 const LOGIN_OUTCOMES = new Map<AuditEventType, string>([
@@ -21,6 +21,7 @@ const LOGIN_OUTCOMES = new Map<AuditEventType, string>([
 @Injectable()
 export class AuthMetrics {
   constructor(registry: MetricsRegistry, audit: AuditService) {
+    const { Counter } = promClient();
     const logins = new Counter({
       name: 'gatehouse_logins_total',
       help: 'Sign-in attempts by outcome (succeeded, failed, throttled, mfa_required, mfa_succeeded, mfa_failed)',

@@ -1,11 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { Gauge } from 'prom-client';
 import { Clock } from '../common/clock.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { InjectConfig } from '../config/config.token.js';
 import { withTimeout } from '../database/open-database.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { MetricsRegistry } from './metrics.registry.js';
+import { promClient } from './prom-client.js';
 
 /** Live sessions are counted at most this often (Clock time); scrapes in between get the last count. */
 export const ACTIVE_SESSIONS_SAMPLE_MS = 30_000;
@@ -30,6 +30,7 @@ export class DatabaseMetrics {
     private readonly clock: Clock,
     @InjectConfig() private readonly config: AppConfig,
   ) {
+    const { Gauge } = promClient();
     const sessions = this.sessionCount.bind(this);
     registry.registry.registerMetric(
       new Gauge({

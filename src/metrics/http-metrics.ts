@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
-import { Counter, Histogram } from 'prom-client';
+import type { Counter, Histogram } from 'prom-client';
 import { MetricsRegistry } from './metrics.registry.js';
+import { promClient } from './prom-client.js';
 
 /** Request durations in seconds: 5 ms to 2.5 s (a bcrypt login takes a few hundred ms). */
 export const HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -49,6 +50,7 @@ export class HttpMetrics {
   private readonly finished: (this: Response) => void;
 
   constructor(registry: MetricsRegistry) {
+    const { Counter, Histogram } = promClient();
     const labelNames = ['method', 'route', 'status'] as const;
     this.requests = new Counter({
       name: 'gatehouse_http_requests_total',

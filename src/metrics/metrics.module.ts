@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Gauge } from 'prom-client';
+import { promClient } from './prom-client.js';
 import { AuthMetrics } from './auth-metrics.js';
 import { DatabaseMetrics } from './database-metrics.js';
 import { HttpMetrics } from './http-metrics.js';
@@ -27,7 +27,7 @@ export function instrumentApp(app: NestExpressApplication, webSocketConnections?
   app.get(HttpMetrics).install(app);
   if (webSocketConnections === undefined) return;
   app.get(MetricsRegistry).registry.registerMetric(
-    new Gauge({
+    new (promClient().Gauge)({
       name: 'gatehouse_websocket_connections',
       help: 'Open WebSocket connections on this instance, authenticated or not',
       registers: [],

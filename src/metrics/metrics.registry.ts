@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { promClient } from './prom-client.js';
 
 /**
  * The process's own metrics (CPU, memory, heap, event-loop lag, garbage collection, file
@@ -12,6 +13,7 @@ let processRegistry: Registry | undefined;
 
 function processMetrics(): Registry {
   if (processRegistry === undefined) {
+    const { Registry, collectDefaultMetrics } = promClient();
     processRegistry = new Registry();
     collectDefaultMetrics({ register: processRegistry });
   }
@@ -24,7 +26,7 @@ function processMetrics(): Registry {
  */
 @Injectable()
 export class MetricsRegistry {
-  readonly registry = new Registry();
+  readonly registry: Registry = new (promClient().Registry)();
 
   constructor() {
     // Made with the first application rather than at the first scrape: CPU time and the

@@ -1,5 +1,5 @@
 import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { APP_CONFIG } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 
@@ -9,8 +9,10 @@ export const InjectRedis = (): ParameterDecorator => Inject(REDIS);
 
 async function connectRedis(config: AppConfig): Promise<Redis | null> {
   if (!config.REDIS_URL) return null;
+  // Loaded only when configured: a single instance never holds the client's code (~20 MB).
+  const { Redis: RedisClient } = await import('ioredis');
   const logger = new Logger('Redis');
-  const client = new Redis(config.REDIS_URL, {
+  const client = new RedisClient(config.REDIS_URL, {
     lazyConnect: true,
     connectTimeout: 2000,
     // Fail a command quickly while Redis is away instead of holding the request.

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import type { Role } from '../common/account-rules.js';
 import type { Acr } from '../tokens/principal.js';
@@ -76,7 +77,10 @@ export function sessionJson(s: SessionView) {
 /** The Prisma queries on sessions, named by intent. */
 @Injectable()
 export class SessionsRepository {
-  constructor(private readonly txHost: TransactionHost<PrismaTx>) {}
+  constructor(
+    private readonly txHost: TransactionHost<PrismaTx>,
+    @Optional() private readonly prisma?: PrismaService,
+  ) {}
 
   /** The client of the caller's transaction, if any (see database/transactions.ts). */
   private get db() {
@@ -163,44 +167,28 @@ export class SessionsRepository {
    * past the absolute expiry. The selected tenant comes back only while the user is still a
    * member there (contract v2 §E: a removal drops `tid` at the next refresh).
    */
-  async rotate(p: {
-    tokenHash: Buffer;
-    newTokenHash: Buffer;
-    successorSealed: Buffer;
-    now: Date;
-    idleExpiresAt: Date;
-    userAgent: string | null;
-    ip: string | null;
-  }): Promise<RotatedSession | null> {
-    // One statement: the conditional UPDATE, and the presented token recorded as retired
-    // (for reuse detection) only when the UPDATE matched.
-    const rows = await this.db.$queryRaw<RotatedSession[]>`
-      WITH rotated AS (
-        UPDATE sessions AS s
-        SET token_hash = ${p.newTokenHash},
-            previous_token_hash = s.token_hash,
-            successor_sealed = ${p.successorSealed},
-            rotated_at = ${p.now},
-            last_used_at = ${p.now},
-            expires_at = LEAST(${p.idleExpiresAt}::timestamptz, s.absolute_expires_at),
-            user_agent = COALESCE(${p.userAgent}, s.user_agent),
-            ip = COALESCE(${p.ip}, s.ip)
-        FROM users AS u
-        WHERE s.token_hash = ${p.tokenHash}
-          AND s.revoked_at IS NULL
-          AND s.expires_at > ${p.now}
-          AND s.absolute_expires_at > ${p.now}
-          AND u.id = s.user_id
-          AND u.disabled = false
-        RETURNING s.id, s.user_id, u.roles, s.expires_at, s.amr, s.acr, s.auth_time, s.active_tenant_id
-      ), retired AS (
-        INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at)
-        SELECT ${p.tokenHash}, id, ${p.now} FROM rotated
-      )
-      SELECT r.id, r.user_id AS "userId", r.roles::text[] AS roles, r.expires_at AS "expiresAt",
-             r.amr, r.acr, r.auth_time AS "authTime", m.tenant_id AS "tenantId", m.roles AS "tenantRoles"
-      FROM rotated r
-      LEFT JOIN tenant_memberships m ON m.tenant_id = r.active_tenant_id AND m.user_id = r.user_id`;
+  async rotate(p: RotationParams): Promise<RotatedSession | null> {
+    // Outside a transaction on PostgreSQL, the statement runs on the adapter's own pool as a
+    // named prepared statement: parsed and planned once per connection, and without Prisma's
+    // per-statement work (the refresh hot path; same SQL, same values). In a transaction, on
+    // PGlite, or without the pool (bench/rotate-baseline.mjs builds this class alone), Prisma.
+    const pool = this.prisma?.pgPool();
+    if (pool && !this.txHost.isTransactionActive()) {
+      const { text, values } = rotationStatement(sqlText, p);
+      try {
+        const result = await pool.query<RotatedSession>({ name: ROTATE_STATEMENT, text, values });
+        return result.rows[0] ?? null;
+      } catch (error) {
+        // A migration that changed a returned column's type while this process runs (a rolling
+        // deploy) leaves the connection's prepared statement unusable ("cached plan must not
+        // change result type", 0A000), and the statement did not run: Prisma runs it unprepared.
+        if ((error as { code?: unknown }).code !== '0A000') throw error;
+      }
+    }
+    const rows = await rotationStatement(
+      (strings, ...values) => this.db.$queryRaw<RotatedSession[]>(strings, ...values),
+      p,
+    );
     return rows[0] ?? null;
   }
 
@@ -269,4 +257,60 @@ export class SessionsRepository {
       select: { id: true, createdAt: true, lastUsedAt: true, expiresAt: true, userAgent: true, ip: true },
     });
   }
+}
+
+export interface RotationParams {
+  tokenHash: Buffer;
+  newTokenHash: Buffer;
+  successorSealed: Buffer;
+  now: Date;
+  idleExpiresAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+/** The name of the rotation's prepared statement on each PostgreSQL connection. */
+const ROTATE_STATEMENT = 'gatehouse_sessions_rotate_v1';
+
+/** A tagged template as `pg` takes it: the strings joined with $1…$n, and the values. */
+function sqlText(strings: TemplateStringsArray, ...values: unknown[]): { text: string; values: unknown[] } {
+  let text = strings[0] ?? '';
+  for (let i = 1; i < strings.length; i++) text += `$${i}${strings[i]}`;
+  return { text, values };
+}
+
+/**
+ * The statement of SessionsRepository.rotate: the conditional UPDATE, and the presented token
+ * recorded as retired (for reuse detection) only when the UPDATE matched. Written once, run by
+ * `tag`: Prisma's $queryRaw, or `sqlText` for the prepared statement (whose text so never
+ * varies between calls: only the values do).
+ */
+function rotationStatement<T>(tag: (strings: TemplateStringsArray, ...values: unknown[]) => T, p: RotationParams): T {
+  return tag`
+      WITH rotated AS (
+        UPDATE sessions AS s
+        SET token_hash = ${p.newTokenHash},
+            previous_token_hash = s.token_hash,
+            successor_sealed = ${p.successorSealed},
+            rotated_at = ${p.now},
+            last_used_at = ${p.now},
+            expires_at = LEAST(${p.idleExpiresAt}::timestamptz, s.absolute_expires_at),
+            user_agent = COALESCE(${p.userAgent}, s.user_agent),
+            ip = COALESCE(${p.ip}, s.ip)
+        FROM users AS u
+        WHERE s.token_hash = ${p.tokenHash}
+          AND s.revoked_at IS NULL
+          AND s.expires_at > ${p.now}
+          AND s.absolute_expires_at > ${p.now}
+          AND u.id = s.user_id
+          AND u.disabled = false
+        RETURNING s.id, s.user_id, u.roles, s.expires_at, s.amr, s.acr, s.auth_time, s.active_tenant_id
+      ), retired AS (
+        INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at)
+        SELECT ${p.tokenHash}, id, ${p.now} FROM rotated
+      )
+      SELECT r.id, r.user_id AS "userId", r.roles::text[] AS roles, r.expires_at AS "expiresAt",
+             r.amr, r.acr, r.auth_time AS "authTime", m.tenant_id AS "tenantId", m.roles AS "tenantRoles"
+      FROM rotated r
+      LEFT JOIN tenant_memberships m ON m.tenant_id = r.active_tenant_id AND m.user_id = r.user_id`;
 }

@@ -84,3 +84,26 @@ describe('sealSuccessor / openSuccessor', () => {
     expect(openSuccessor(previous, sealed)).toBe(successor);
   });
 });
+
+describe('the successor seal key', () => {
+  it('is HKDF-SHA-256 as hkdfSync derives it: seals made with that key open, and the reverse', async () => {
+    const { createCipheriv, hkdfSync, randomBytes } = await import('node:crypto');
+    const info = Buffer.from('gatehouse refresh successor v1');
+    for (let i = 0; i < 20; i++) {
+      const previous = newRefreshToken();
+      const successor = newRefreshToken();
+      const key = Buffer.from(hkdfSync('sha256', Buffer.from(previous, 'utf8'), Buffer.alloc(0), info, 32));
+      // A seal made with the reference key (as the code before stored them) opens.
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const ciphertext = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()]);
+      expect(openSuccessor(previous, Buffer.concat([iv, cipher.getAuthTag(), ciphertext]))).toBe(successor);
+      // And one made now opens with the reference key.
+      const sealed = sealSuccessor(previous, successor);
+      const { createDecipheriv } = await import('node:crypto');
+      const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
+      decipher.setAuthTag(sealed.subarray(12, 28));
+      expect(Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]).toString('utf8')).toBe(successor);
+    }
+  });
+});

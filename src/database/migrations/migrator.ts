@@ -5,9 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
 import type { SqlDriverAdapterFactory } from '@prisma/driver-adapter-utils';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
 import {
   ENGINE_LOCK_KEY,
   engineErrorMessage,
@@ -148,6 +146,11 @@ async function withMigrationLock<T>(factory: SqlDriverAdapterFactory, fn: () => 
 export async function diffMigrationsToSchema(opts: MigratorOptions = {}): Promise<string> {
   const { migrationsDir, schemaPath } = paths(opts);
   const [migrationsList, schema] = await Promise.all([readMigrations(migrationsDir), readSchema(schemaPath)]);
+  // Loaded here only: the server (this module checks and applies its migrations) never needs them.
+  const [{ PGlite }, { PrismaPGlite }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('pglite-prisma-adapter'),
+  ]);
   const db = new PGlite();
   try {
     return await expected('diffing the migrations against the schema failed', () =>

@@ -3,7 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { messages, PGlite } from '@electric-sql/pglite';
+import { compileFunction } from 'node:vm';
+import type { PGlite } from '@electric-sql/pglite';
 import {
   bindMigrationAwareSqlAdapterFactory,
   DriverAdapterError,
@@ -12,7 +13,8 @@ import {
   type SqlDriverAdapterFactory,
   type SqlMigrationAwareDriverAdapterFactory,
 } from '@prisma/driver-adapter-utils';
-import * as runtime from '@prisma/schema-engine-wasm/schema_engine_bg';
+import { PGLITE_ADAPTER_NAME } from '../open-database.js';
+import type * as EngineGlue from '@prisma/schema-engine-wasm/schema_engine_bg';
 import type { SchemaContainer, SchemaEngine, SchemaFilter } from '@prisma/schema-engine-wasm/schema_engine_bg';
 
 export type {
@@ -53,35 +55,110 @@ interface WasmExports {
   __wbindgen_start(): void;
 }
 
-let loaded: Promise<typeof runtime> | undefined;
+type Runtime = typeof EngineGlue;
+
+/** One instance of the engine, shared by the runs that overlap in time or follow closely. */
+interface Loaded {
+  runtime: Promise<Runtime>;
+  /** Runs using it now. */
+  users: number;
+  /** The engine's pending timers: cleared when the instance is dropped. */
+  timers: Set<NodeJS.Timeout>;
+  /** Armed when the last run finishes: drops the instance unless another run starts first. */
+  drop?: NodeJS.Timeout;
+}
 
 /**
- * Instantiates the engine's WebAssembly module once per process. The package's main entry imports
- * the `.wasm` file as an ES module, which Node does not support without flags, so the glue module
- * is wired to an instance created here instead. The glue keeps the instance in module state: it
- * must never be instantiated twice.
+ * How long an unused instance is kept: runs that follow one another (the CLI's create, the tests'
+ * applications) share one compilation of the module, and a server drops it soon after start-up.
  */
-export function loadSchemaEngine(): Promise<typeof runtime> {
-  loaded ??= (async () => {
-    const require = createRequire(import.meta.url);
-    // The .wasm file is not in the package's exports map: locate it next to the glue module.
-    const glue = require.resolve('@prisma/schema-engine-wasm/schema_engine_bg');
-    const bytes = await readFile(join(dirname(glue), 'schema_engine_bg.wasm'));
-    const imports: Record<string, unknown> = { ...runtime };
-    // The engine arms a 10 s timer when it requests its advisory lock and never clears it; an
-    // unref'd timer keeps it from holding a finished process (e.g. the CLI) open for 10 s.
-    for (const name of Object.keys(imports)) {
-      if (name.startsWith('__wbg_setTimeout_')) {
-        imports[name] = (callback: () => void, ms: number) => setTimeout(callback, ms).unref();
-      }
+const ENGINE_KEPT_MS = 2_000;
+
+let current: Loaded | undefined;
+
+/**
+ * The engine's WebAssembly module, instantiated for as long as runs use it: a migration at
+ * start-up is followed by hours of serving, and the instance (compiled code, linear memory,
+ * the glue's caches: about 12 MB of RSS) must not stay behind for them. ENGINE_KEPT_MS after
+ * the last run it is dropped (see releaseEngine), and a later run instantiates a new one.
+ */
+function acquireEngine(): Loaded {
+  if (current === undefined) {
+    const timers = new Set<NodeJS.Timeout>();
+    const loaded: Loaded = { runtime: instantiateEngine(timers), users: 0, timers };
+    // A failed load is not kept: the next run tries again.
+    loaded.runtime.catch(() => {
+      if (current === loaded) current = undefined;
+    });
+    current = loaded;
+  }
+  clearTimeout(current.drop);
+  current.users += 1;
+  return current;
+}
+
+function releaseEngine(loaded: Loaded): void {
+  loaded.users -= 1;
+  if (loaded.users > 0 || current !== loaded) return;
+  loaded.drop = setTimeout(() => {
+    if (current !== loaded || loaded.users > 0) return;
+    current = undefined;
+    // The lock timer the engine arms (see instantiateEngine) would hold the instance for 10 s more.
+    for (const timer of loaded.timers) clearTimeout(timer);
+    loaded.timers.clear();
+  }, ENGINE_KEPT_MS).unref();
+}
+
+/**
+ * Instantiates the engine's WebAssembly module with a glue module of its own. The package's main
+ * entry imports the `.wasm` file as an ES module, which Node does not support without flags; and
+ * the glue (`schema_engine_bg.js`) keeps the instance in module state, which an ES module import
+ * would hold for the life of the process. So the glue's source (plain functions and classes,
+ * no imports) is compiled here as a function's body each time, and its state goes with the last
+ * reference to it.
+ */
+async function instantiateEngine(timers: Set<NodeJS.Timeout>): Promise<Runtime> {
+  const require = createRequire(import.meta.url);
+  // The .wasm file is not in the package's exports map: locate it next to the glue module.
+  const gluePath = require.resolve('@prisma/schema-engine-wasm/schema_engine_bg');
+  const [source, bytes] = await Promise.all([
+    readFile(gluePath, 'utf8'),
+    readFile(join(dirname(gluePath), 'schema_engine_bg.wasm')),
+  ]);
+  const runtime = evaluateGlue(source, gluePath);
+  const imports: Record<string, unknown> = { ...runtime };
+  // The engine arms a 10 s timer when it requests its advisory lock and never clears it; an
+  // unref'd timer keeps it from holding a finished process (e.g. the CLI) open for 10 s, and
+  // releaseEngine clears it.
+  for (const name of Object.keys(imports)) {
+    if (name.startsWith('__wbg_setTimeout_')) {
+      imports[name] = (callback: () => void, ms: number) => {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          callback();
+        }, ms).unref();
+        timers.add(timer);
+        return timer;
+      };
     }
-    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { './schema_engine_bg.js': imports });
-    (runtime as unknown as { __wbg_set_wasm(exports: WasmExports): void }).__wbg_set_wasm(exports);
-    exports.__wbindgen_start();
-    return runtime;
-  })();
-  loaded.catch(() => (loaded = undefined));
-  return loaded;
+  }
+  const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { './schema_engine_bg.js': imports });
+  (runtime as unknown as { __wbg_set_wasm(exports: WasmExports): void }).__wbg_set_wasm(exports);
+  exports.__wbindgen_start();
+  return runtime;
+}
+
+/** The glue module's exports, from a fresh evaluation of its source. */
+function evaluateGlue(source: string, filename: string): Runtime {
+  const exported = /^export (function|class) ([\w$]+)/gm;
+  const names = [...source.matchAll(exported)].map((match) => match[2]!);
+  const body = source.replace(exported, '$1 $2');
+  // Anything else exported or imported would be lost here: fail loudly (every migration test
+  // fails) rather than run a half-wired engine, should a new version of the package add any.
+  if (names.length === 0 || /^\s*(import|export)\b/m.test(body)) {
+    throw new Error(`${filename}: unexpected module syntax (only exported functions and classes are supported)`);
+  }
+  return compileFunction(`${body}\nreturn { ${names.join(', ')} };`, [], { filename })() as Runtime;
 }
 
 /**
@@ -94,7 +171,20 @@ export async function withSchemaEngine<T>(
   options: EngineOptions,
   fn: (engine: SchemaEngine) => Promise<T>,
 ): Promise<T> {
-  const { SchemaEngine } = await loadSchemaEngine();
+  const loaded = acquireEngine();
+  try {
+    return await runEngine(await loaded.runtime, factory, options, fn);
+  } finally {
+    releaseEngine(loaded);
+  }
+}
+
+async function runEngine<T>(
+  { SchemaEngine }: Runtime,
+  factory: SqlDriverAdapterFactory,
+  options: EngineOptions,
+  fn: (engine: SchemaEngine) => Promise<T>,
+): Promise<T> {
   const opened: SqlDriverAdapter[] = [];
   const open = async (connect: () => Promise<SqlDriverAdapter>): Promise<SqlDriverAdapter> => {
     const adapter = wrapAdapter(await connect(), options.callerHoldsLock ?? false);
@@ -126,11 +216,11 @@ export async function withSchemaEngine<T>(
 
 /** True for adapters running on an in-process PGlite rather than a PostgreSQL server. */
 export function isPglite(factory: Pick<SqlDriverAdapterFactory, 'adapterName'>): boolean {
-  return factory.adapterName === 'pglite-prisma-adapter';
+  return factory.adapterName === PGLITE_ADAPTER_NAME;
 }
 
 function wrapAdapter(inner: SqlDriverAdapter, dropEngineLock: boolean): SqlDriverAdapter {
-  const pglite = isPglite(inner) ? Reflect.get(inner, 'client') : undefined;
+  const pglite: unknown = isPglite(inner) ? Reflect.get(inner, 'client') : undefined;
   const adapter: SqlDriverAdapter = {
     provider: inner.provider,
     adapterName: inner.adapterName,
@@ -142,7 +232,9 @@ function wrapAdapter(inner: SqlDriverAdapter, dropEngineLock: boolean): SqlDrive
     // script runs on the adapter's PGlite instead (a private field of that version; the
     // broken-migration test fails if it moves).
     executeScript:
-      pglite instanceof PGlite ? (script) => runPgliteScript(pglite, script) : (script) => inner.executeScript(script),
+      pglite === undefined
+        ? (script) => inner.executeScript(script)
+        : (script) => runPgliteScript(inner, pglite, script),
     startTransaction: (isolationLevel) => inner.startTransaction(isolationLevel),
     dispose: () => inner.dispose(),
   };
@@ -150,7 +242,11 @@ function wrapAdapter(inner: SqlDriverAdapter, dropEngineLock: boolean): SqlDrive
   return adapter;
 }
 
-async function runPgliteScript(db: PGlite, script: string): Promise<void> {
+async function runPgliteScript(inner: SqlDriverAdapter, client: unknown, script: string): Promise<void> {
+  // Loaded here, not at the top: on PostgreSQL the server never loads PGlite.
+  const { messages, PGlite } = await import('@electric-sql/pglite');
+  if (!(client instanceof PGlite)) return inner.executeScript(script);
+  const db: PGlite = client;
   try {
     await db.exec(script);
   } catch (error) {
