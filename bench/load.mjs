@@ -4,7 +4,8 @@
  * at the same time (each after its own delay) and answers { results }.
  *
  * Job kinds:
- *  - autocannon: HTTP load; optional per-connection Authorization headers, or per-connection
+ *  - autocannon: HTTP load; optional per-connection Authorization headers, per-request
+ *    headers taken in turn from a list (`rotatingHeaders`), or per-connection
  *    refresh-cookie chains (each connection stores the Set-Cookie of every response and
  *    presents it on its next request: autocannon keeps no cookies by itself).
  *  - probe: one keep-alive connection sending a request every `intervalMs` (never more than
@@ -18,6 +19,8 @@
  *    token and wait for `auth.ok`, then close it, in a loop: authenticated connections per
  *    second. `httpFresh`: the same workers send GET `path` with their token, each on a new
  *    connection (Connection: close), in a loop (the baseline).
+ *  - bodies: `connections` keep-alive workers POST a list of pre-made JSON bodies, each once
+ *    (single-use requests such as MFA challenges) or, with `cycle`, round and round.
  */
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,11 +32,20 @@ async function runAutocannon(job) {
   const perConnection = job.perConnectionHeaders ?? null;
   const bodies = job.perConnectionBodies ?? null;
   const chains = job.refreshTokens ? [...job.refreshTokens] : null;
+  // rotatingHeaders: every request, whatever its connection, takes the next header set of the
+  // list in turn (guard_cold: more distinct tokens than the server's verified-token cache holds).
+  const rotating = job.rotatingHeaders ?? null;
+  let nextRequest = 0;
   let nextClient = 0;
   const setupClient = (client) => {
     const i = nextClient++;
     if (perConnection) client.setHeaders({ ...job.headers, ...perConnection[i % perConnection.length] });
-    if (bodies) client.setHeadersAndBody(job.headers ?? {}, Buffer.from(bodies[i % bodies.length]));
+    // setHeadersAndBody replaces the headers: a connection's own ones go with its body.
+    if (bodies)
+      client.setHeadersAndBody(
+        { ...job.headers, ...perConnection?.[i % perConnection.length] },
+        Buffer.from(bodies[i % bodies.length]),
+      );
     if (chains) {
       const slot = i % chains.length;
       client.setHeaders({ ...job.headers, cookie: `refresh_token=${chains[slot]}` });
@@ -68,6 +80,16 @@ async function runAutocannon(job) {
         pipelining: 1,
         timeout: 30,
         setupClient: perConnection || bodies || chains ? setupClient : undefined,
+        requests: rotating
+          ? [
+              {
+                setupRequest: (req) => ({
+                  ...req,
+                  headers: { ...req.headers, ...rotating[nextRequest++ % rotating.length] },
+                }),
+              },
+            ]
+          : undefined,
       },
       (err, res) => (err ? reject(err) : resolve(res)),
     );
@@ -154,9 +176,9 @@ const latencySummary = (samples) => ({
 });
 
 /** One HTTP request with a JSON body (or none); resolves with the status and the parsed body. */
-function request(agent, url, { method = 'GET', headers = {}, json } = {}) {
+function request(agent, url, { method = 'GET', headers = {}, json, raw } = {}) {
   return new Promise((resolve) => {
-    const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+    const body = raw ?? (json === undefined ? undefined : Buffer.from(JSON.stringify(json)));
     const req = http.request(
       url,
       {
@@ -337,11 +359,72 @@ async function runWsConnect(job) {
   };
 }
 
+/**
+ * `bodies`: `connections` keep-alive workers POST pre-made JSON bodies to `path`, taking the
+ * next one from the list each time: every body once, until the list or `duration` runs out
+ * (single-use requests: MFA challenges), or round and round with `cycle`. The rate is the
+ * measured responses over the measured window, which ends at the last measured response when
+ * the list runs out first; `sent` says how many bodies went out (the rest are unused).
+ */
+async function runBodies(job) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: job.connections });
+  const url = job.url + job.path;
+  const headers = job.headers ?? {};
+  const bodies = job.bodies.map((b) => Buffer.from(typeof b === 'string' ? b : JSON.stringify(b)));
+  const latencies = [];
+  const failures = new Map();
+  let next = 0;
+  let ok = 0;
+  let other = 0;
+  let total = 0;
+  const start = performance.now();
+  const measuredFrom = start + (job.skipS ?? 0) * 1000;
+  const end = start + job.duration * 1000;
+  let lastMeasured = measuredFrom;
+  const worker = async () => {
+    while (performance.now() < end && (job.cycle || next < bodies.length)) {
+      const raw = bodies[next++ % bodies.length];
+      const at = performance.now();
+      const res = await request(agent, url, { method: 'POST', headers, raw });
+      total++;
+      if (at < measuredFrom) continue;
+      lastMeasured = performance.now();
+      if (res.status >= 200 && res.status < 300) {
+        ok++;
+        latencies.push(lastMeasured - at);
+      } else {
+        other++;
+        const key = `${res.status} ${res.text.slice(0, 80)}`;
+        failures.set(key, (failures.get(key) ?? 0) + 1);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: job.connections }, worker));
+  const durationS = (performance.now() - start) / 1000;
+  const measuredS = (lastMeasured - measuredFrom) / 1000;
+  agent.destroy();
+  return {
+    rps: measuredS > 0 ? ok / measuredS : 0,
+    ok,
+    non2xxMeasured: other,
+    total,
+    sent: job.cycle ? next : Math.min(next, bodies.length),
+    exhausted: !job.cycle && next >= bodies.length,
+    errors: 0,
+    timeouts: 0,
+    durationS,
+    measuredS,
+    latencyMs: latencySummary(latencies),
+    ...(failures.size ? { failures: Object.fromEntries(failures) } : {}),
+  };
+}
+
 async function runJob(job) {
   if (job.delayMs) await sleep(job.delayMs);
   if (job.kind === 'probe') return runProbe(job);
   if (job.kind === 'wsFanout') return runWsFanout(job);
   if (job.kind === 'wsConnect' || job.kind === 'httpFresh') return runWsConnect(job);
+  if (job.kind === 'bodies') return runBodies(job);
   return runAutocannon(job);
 }
 

@@ -6,7 +6,10 @@
  *   node bench/profile.mjs --summarize <file.cpuprofile>
  *
  * scenarios: guard, resource (the guard's baseline), guard_hs256, resource_hs256, login,
- * refresh. Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
+ * refresh, mfa_login (the second step, POST /auth/login/mfa, on a server with BCRYPT_COST=4;
+ * each run of it makes --bodies accounts and their challenges first: single-use requests, so
+ * the load may end before the window does), introspect (POST /oauth/introspect of ten
+ * users' tokens by ten clients, Basic auth). Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
  * else PGlite), prepares it as bench/run.mjs does, applies the load for --duration seconds,
  * stops the server and summarises the samples taken during the load only (top self-time
  * functions, self time per package, top inclusive time). The .cpuprofile and the summary
@@ -16,7 +19,20 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { PASSWORD, createPublicResource, freshSessions, signupMany } from './lib/api.mjs';
+import { Secret, TOTP } from 'otpauth';
+import {
+  ADMIN_USERNAME,
+  PASSWORD,
+  basicAuthorization,
+  createClients,
+  createPublicResource,
+  freshSessions,
+  login,
+  mapLimit,
+  mfaChallenge,
+  signupMany,
+  signupWithMfa,
+} from './lib/api.mjs';
 import { load } from './lib/children.mjs';
 import { formatSummary, summarizeProfile } from './lib/cpuprofile.mjs';
 import { Databases } from './lib/db.mjs';
@@ -34,7 +50,7 @@ if (argv[0] === '--summarize') {
 }
 
 const scenario = argv[0];
-const SCENARIOS = ['guard', 'resource', 'guard_hs256', 'resource_hs256', 'login', 'refresh'];
+const SCENARIOS = ['guard', 'resource', 'guard_hs256', 'resource_hs256', 'login', 'refresh', 'mfa_login', 'introspect'];
 if (!SCENARIOS.includes(scenario)) {
   console.error(`usage: node bench/profile.mjs <${SCENARIOS.join('|')}> [--duration=15] [--no-build]`);
   process.exit(2);
@@ -60,6 +76,9 @@ const server = new Server(
     MIGRATE_ON_START: 'true',
     DATA_DIR: join(tmpDir, 'data'),
     ...(hs ? { JWT_SECRETS: `bench-hs256-secret-${'x'.repeat(32)}` } : {}),
+    // mfa_login: the first steps are made before the load, and the second runs no bcrypt.
+    ...(scenario === 'mfa_login' ? { BCRYPT_COST: '4' } : {}),
+    ...(scenario === 'introspect' ? { ADMIN_USERNAME, ADMIN_PASSWORD: PASSWORD } : {}),
   }),
   { logDir: tmpDir, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] },
 );
@@ -69,6 +88,22 @@ try {
   const usernames = accounts.map((_, i) => `bench_u${i}`);
   const resourceId = await createPublicResource(server.url, accounts[0].accessToken);
   const base = { kind: 'autocannon', url: server.url, connections, skipS: 0 };
+  // mfa_login: new accounts each time (a code works once per account and time step).
+  const codeOf = (secret, ms) => TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: ms });
+  let made = 0;
+  const mfaBodies = async (n) => {
+    const names = Array.from({ length: n }, () => `bench_mfa${made++}`);
+    const enrolled = await mapLimit(names, 16, (u) => signupWithMfa(server.url, u, codeOf));
+    const tokens = await mapLimit(names, 16, (u) => mfaChallenge(server.url, u));
+    // The next step's code: newer than the confirmation's, inside the server's ±1 window.
+    return enrolled.map((a, i) => ({ mfaToken: tokens[i], code: codeOf(a.secret, a.confirmedAt + 30_000) }));
+  };
+  const clients =
+    scenario === 'introspect'
+      ? await createClients(server.url, (await login(server.url, ADMIN_USERNAME)).accessToken, 'p-', connections, [
+          'introspection',
+        ])
+      : [];
   const job = async (seconds) => {
     switch (scenario) {
       case 'guard':
@@ -114,6 +149,30 @@ try {
             method: 'POST',
             duration: seconds,
             refreshTokens: await freshSessions(server.url, usernames),
+          },
+        ];
+      case 'mfa_login':
+        return [
+          {
+            kind: 'bodies',
+            url: server.url,
+            connections,
+            path: '/auth/login/mfa',
+            bodies: await mfaBodies(seconds <= 3 ? 100 : Number(option('bodies') ?? 400)),
+            duration: seconds,
+            skipS: 0,
+          },
+        ];
+      case 'introspect':
+        return [
+          {
+            ...base,
+            path: '/oauth/introspect',
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            perConnectionHeaders: clients.map((c) => ({ authorization: basicAuthorization(c) })),
+            perConnectionBodies: accounts.map((a) => `token=${a.accessToken}`),
+            duration: seconds,
           },
         ];
       default:

@@ -74,6 +74,48 @@ export async function signupManyWithMfa(base, prefix, count, codeAt) {
   );
 }
 
+/** `fn(item, i)` for every item, at most `limit` at a time (undici would open a socket for each otherwise). */
+export async function mapLimit(items, limit, fn) {
+  const out = Array.from({ length: items.length });
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/**
+ * One account with two-step sign-in on (sign up, enrol, confirm with the code of the step
+ * `confirmAt`): { username, userId, secret (base32), confirmedAt (the epoch ms used) }.
+ */
+export async function signupWithMfa(base, username, codeAt) {
+  const { userId, accessToken } = await signup(base, username);
+  const { json } = await call(base, 'POST', '/auth/mfa/totp', { token: accessToken, body: { password: PASSWORD } });
+  const confirmedAt = Date.now();
+  await call(base, 'POST', '/auth/mfa/totp/confirm', {
+    token: accessToken,
+    body: { code: codeAt(json.secret, confirmedAt) },
+  });
+  return { username, userId, secret: json.secret, confirmedAt };
+}
+
+/** The first step of a login of an account with two-step sign-in: its challenge's mfaToken (throws otherwise). */
+export async function mfaChallenge(base, username) {
+  const res = await fetch(`${base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  const body = await res.json();
+  if (res.status !== 403 || body.code !== 'MFA_REQUIRED' || typeof body.mfaToken !== 'string')
+    throw new Error(`login ${username} → ${res.status} ${body.code}: no MFA challenge`);
+  return body.mfaToken;
+}
+
 /** POST /auth/login; for an MFA account, then POST /auth/login/mfa with `code`. Throws unless signed in. */
 export async function loginTwoStep(base, username, code) {
   const res = await fetch(`${base}/auth/login`, {
@@ -129,7 +171,7 @@ export async function clientToken(base, client) {
 }
 
 /**
- * A tenant owned by `owner` with every other account as a plain member (tenant_resources).
+ * A tenant owned by `owner` with every other account as a plain member (tenant_read).
  * Returns its id.
  */
 export async function createTenantWithMembers(base, owner, members, slug) {
@@ -152,4 +194,28 @@ export async function createResources(base, token, count, tenantId) {
       extraHeaders: tenantId ? { 'x-tenant-id': tenantId } : {},
     });
   }
+}
+
+/**
+ * `count` distinct access tokens, made by rotating the refresh chains of `refreshTokens`
+ * (one in flight per chain): each POST /auth/refresh answers a new access token (its own
+ * `jti`), exactly as a client renewing its token gets one.
+ */
+export async function mintAccessTokens(base, refreshTokens, count) {
+  const tokens = [];
+  await Promise.all(
+    refreshTokens.map(async (first) => {
+      let refresh = first;
+      while (tokens.length < count) {
+        const { json, refresh: next } = await call(base, 'POST', '/auth/refresh', {
+          cookie: `refresh_token=${refresh}`,
+        });
+        if (typeof json?.accessToken !== 'string' || !next)
+          throw new Error('POST /auth/refresh: no token in the answer');
+        tokens.push(json.accessToken);
+        refresh = next;
+      }
+    }),
+  );
+  return tokens.slice(0, count);
 }

@@ -1,5 +1,5 @@
 /**
- * A minimal OpenID Connect provider for the federated_bearer scenario, run inside the
+ * A minimal OpenID Connect provider for the federated_guard scenario, run inside the
  * benchmark's own process: a discovery document and a JWK Set on 127.0.0.1 (plain http is
  * accepted on a loopback host), and tokens signed with jose, as an organisation's Keycloak
  * would sign them (RS256 by default).

@@ -87,3 +87,34 @@ export function printTables(report) {
     'CPU per request: CPU time (/proc) of the server process (every thread) and of the PostgreSQL backends of its database, divided by the responses; for the rotation baseline, "server" is the pg client process; for the signing baseline, its node:http process.',
   );
 }
+
+/**
+ * The scenario table as Markdown, headed by the machine, the run and its load average: what
+ * the README's Performance section shows (bench/results/latest.md after every run).
+ */
+export function markdownTable(report) {
+  const m = report.machine;
+  const la = report.run.loadAverage;
+  const minutes = Math.floor(report.run.durationS / 60);
+  const seconds = Math.round(report.run.durationS % 60);
+  const head =
+    `${report.run.mode === 'quick' ? 'Quick run' : 'Full run'} of ${report.run.startedAt.slice(0, 16).replace('T', ' ')} UTC: ` +
+    `${m.cores}-core ${m.cpu}, ${m.memoryGb} GiB, Node ${m.node}, ${m.database.split(' on ')[0]}; ` +
+    `${report.run.parameters.rounds} rounds of ${report.run.parameters.duration} s, ${minutes} min ${seconds} s; ` +
+    `load average ${n(la.atStart, 1)} at start, ${n(la.atEnd, 1)} at end (the benchmark itself accounts for about 2–3).`;
+  const cell = (s) => String(s).replace(/\|/g, '\\|');
+  const rows = Object.entries(report.scenarios).map(([key, s]) => [
+    `\`${key}\``,
+    `${n(s.value)} ${s.unit}`,
+    s.baseline === null ? 'n/a' : `${n(s.baseline)} ${s.baselineUnit}`,
+    s.ratio === null ? 'n/a' : `${n(s.ratio, 2)}${span(s.range.ratio, 2) ? ` (${span(s.range.ratio, 2)})` : ''}`,
+    s.target,
+    s.pass === null ? 'info' : s.pass ? 'pass' : '**miss**',
+  ]);
+  const lines = [
+    '| scenario | value | baseline | ratio (min–max) | target | result |',
+    '| --- | --: | --: | --: | --- | --- |',
+    ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
+  ];
+  return `${head}\n\n${lines.join('\n')}\n`;
+}
