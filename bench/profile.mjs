@@ -5,7 +5,7 @@
  *   node bench/profile.mjs <scenario> [--duration=15] [--no-build]
  *   node bench/profile.mjs --summarize <file.cpuprofile>
  *
- * scenarios: guard, resource (the guard's baseline), guard_hs256, resource_hs256, login,
+ * scenarios: guard (the public resource with a token), resource (the same without: the guard's baseline), guard_hs256, resource_hs256, login,
  * refresh, mfa_login (the second step, POST /auth/login/mfa, on a server with BCRYPT_COST=4;
  * each run of it makes --bodies accounts and their challenges first: single-use requests, so
  * the load may end before the window does), introspect (POST /oauth/introspect of ten
@@ -111,7 +111,7 @@ try {
         return [
           {
             ...base,
-            path: '/users/me',
+            path: `/resources/${resourceId}`,
             duration: seconds,
             perConnectionHeaders: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })),
           },
