@@ -41,9 +41,10 @@ export const CLIENT_AUTH_CACHE_TTL_MS = 30_000;
 /**
  * A cached authentication is void when its secret or service user was revoked up to this long
  * before it was read: the revocation is announced before its transaction commits, and a read
- * in between still sees the old rows (RevocationService.revokedSince adds its own second).
+ * in between still sees the old rows (RevocationService.revokedSince adds its own second). As
+ * long as the longest such transaction may run (PrismaService's 10 s timeout), plus a second.
  */
-const REVOCATION_MARGIN_MS = 4_000;
+const REVOCATION_MARGIN_MS = 11_000;
 
 /** The shortest per-client access-token lifetime, in seconds (the longest is OAUTH_MAX_TOKEN_TTL). */
 export const MIN_CLIENT_TOKEN_TTL = 60;

@@ -100,6 +100,8 @@ export class MailerService implements OnModuleInit, OnApplicationShutdown {
           })
         : createTransport({ streamTransport: true, buffer: true, newline: 'unix' }),
     );
+    // A failure (the module cannot load) is not kept: the next mail tries again.
+    this.transport.catch(() => (this.transport = undefined));
     return this.transport;
   }
 

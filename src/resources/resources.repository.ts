@@ -35,11 +35,12 @@ export class ResourcesRepository {
     return this.prisma.resource.create({ data: { ...fields, createdAt: now, updatedAt: now } });
   }
 
-  /** The resource if `viewer` may see it (owner, admin, or public); nothing is loaded otherwise. */
+  /** The resource, whoever may see it: the caller decides (ResourcesService.get). */
   findById(id: string): Promise<ResourceRecord | null> {
     return this.prisma.resource.findUnique({ where: { id } });
   }
 
+  /** The resource if `viewer` may see it (owner, admin, or public); nothing is loaded otherwise. */
   findVisibleTo(id: string, viewer: Viewer | undefined): Promise<ResourceRecord | null> {
     return this.prisma.resource.findFirst({ where: { id, ...visibleTo(viewer) } });
   }

@@ -179,10 +179,12 @@ export class SessionsRepository {
         const result = await pool.query<RotatedSession>({ name: ROTATE_STATEMENT, text, values });
         return result.rows[0] ?? null;
       } catch (error) {
-        // A migration that changed a returned column's type while this process runs (a rolling
-        // deploy) leaves the connection's prepared statement unusable ("cached plan must not
-        // change result type", 0A000), and the statement did not run: Prisma runs it unprepared.
-        if ((error as { code?: unknown }).code !== '0A000') throw error;
+        // The statement did not run, and Prisma runs it unprepared, when the connection cannot
+        // use a named prepared statement: a migration changed a returned column's type while
+        // this process runs ("cached plan must not change result type", 0A000), or a pooler in
+        // transaction mode (PgBouncer without prepared-statement support) hands out backends
+        // that lack it or already have it (26000, 42P05).
+        if (!PREPARED_STATEMENT_UNUSABLE.has(String((error as { code?: unknown }).code))) throw error;
       }
     }
     const rows = await rotationStatement(
@@ -268,6 +270,9 @@ export interface RotationParams {
   userAgent: string | null;
   ip: string | null;
 }
+
+/** SQLSTATEs after which the prepared statement did not run and the unprepared one is used. */
+const PREPARED_STATEMENT_UNUSABLE = new Set(['0A000', '26000', '42P05']);
 
 /** The name of the rotation's prepared statement on each PostgreSQL connection. */
 const ROTATE_STATEMENT = 'gatehouse_sessions_rotate_v1';

@@ -181,8 +181,12 @@ describe('client authentication cache of POST /oauth/introspect', () => {
     t.clock.advance(2);
     expect(await clients.authenticateForIntrospection(c.client.clientId, c.secret.value)).not.toBeNull();
     expect(clients.cachedAuthentications).toBe(before - 1);
-    // Long after it, the revocation cannot hide behind an uncommitted transaction: kept again.
-    t.clock.advance(5);
+    // Longer after it than any transaction may run (10 s), the revocation cannot hide behind an
+    // uncommitted one: kept again.
+    t.clock.advance(8);
+    expect(await clients.authenticateForIntrospection(c.client.clientId, c.secret.value)).not.toBeNull();
+    expect(clients.cachedAuthentications).toBe(before - 1);
+    t.clock.advance(4);
     expect(await clients.authenticateForIntrospection(c.client.clientId, c.secret.value)).not.toBeNull();
     expect(clients.cachedAuthentications).toBe(before);
   });
