@@ -4,7 +4,7 @@
  * measured in the same run on the same machine (2 cores: the load generator competes with
  * the server, so absolute numbers do not travel between machines; ratios do).
  *
- *   npm run bench                      full run (3 rounds of 10 s per scenario; ~10 min)
+ *   npm run bench                      full run (3 rounds of 10 s per scenario; ~26 min)
  *   npm run bench -- --quick           ~3 s per measurement, 1 round, tiny scale seed (CI)
  *   BENCH_DATABASE_URL=postgresql://… npm run bench    PostgreSQL (a fresh database per server)
  *
