@@ -1,16 +1,5 @@
 import { createHash } from 'node:crypto';
 
-/**
- * `clients.changed`: a client's row or one of its secrets changed (any admin change but a new
- * secret): every instance drops what it cached about that client (ClientAuthCache). Declared
- * here, beside its only producer and consumer, by merging into the event bus's map.
- */
-declare module '../events/event-bus.js' {
-  interface GatehouseEvents {
-    'clients.changed': { id: string };
-  }
-}
-
 /** What a successful client authentication established, as cached. */
 export interface CachedClientAuth<C extends { id: string; secretId: string; serviceUserId: string }> {
   client: C;

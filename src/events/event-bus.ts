@@ -21,6 +21,11 @@ export interface GatehouseEvents {
    * it cached about that (issuer, subject) and that user.
    */
   'identities.changed': { userId: string; issuer: string; subject: string };
+  /**
+   * A client's row or one of its secrets changed (any admin change but a new secret): every
+   * instance drops what it cached about that client's authentications (ClientAuthCache).
+   */
+  'clients.changed': { id: string };
   /** A session was opened: its public view (as GET /auth/sessions lists it, without `current`). */
   'sessions.created': { userId: string; session: SessionEvent };
   /** Sessions of a user were revoked (logout, logout-all, deletion, reuse, eviction ...). */
