@@ -1,3 +1,4 @@
+import './runtime-flags.js';
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';

@@ -118,3 +118,16 @@ describe('module graph', () => {
     ).toEqual(['tokens/x.ts: tokens → accounts', 'users/y.ts: users → auth']);
   });
 });
+
+describe('process start-up', () => {
+  it("sets the server's V8 flags before main.ts loads anything else", () => {
+    // A flag only affects code compiled after it is set (src/runtime-flags.ts): moving the
+    // import down would silently bring back the memory it saves (bench: memory_idle).
+    const main = readFileSync(join(SRC, 'main.ts'), 'utf8');
+    const imports = [...main.matchAll(/^import\s+(?:[^'"]*from\s+)?'([^']+)';/gm)].map((m) => m[1]);
+    expect(imports[0]).toBe('./runtime-flags.js');
+    const flags = readFileSync(join(SRC, 'runtime-flags.ts'), 'utf8');
+    const flagImports = [...flags.matchAll(/^import\s+(?:[^'"]*from\s+)?'([^']+)';/gm)].map((m) => m[1]);
+    expect(flagImports).toEqual(['node:v8']);
+  });
+});
