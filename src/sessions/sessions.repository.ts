@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Optional } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service.js';
+import { Prisma } from '../generated/prisma/client.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import type { Role } from '../common/account-rules.js';
 import type { Acr } from '../tokens/principal.js';
@@ -174,7 +175,7 @@ export class SessionsRepository {
     // PGlite, or without the pool (bench/rotate-baseline.mjs builds this class alone), Prisma.
     const pool = this.prisma?.pgPool();
     if (pool && !this.txHost.isTransactionActive()) {
-      const { text, values } = rotationStatement(sqlText, p);
+      const { text, values } = rotationStatement(p);
       try {
         const result = await pool.query<RotatedSession>({ name: ROTATE_STATEMENT, text, values });
         return result.rows[0] ?? null;
@@ -187,10 +188,7 @@ export class SessionsRepository {
         if (!PREPARED_STATEMENT_UNUSABLE.has(String((error as { code?: unknown }).code))) throw error;
       }
     }
-    const rows = await rotationStatement(
-      (strings, ...values) => this.db.$queryRaw<RotatedSession[]>(strings, ...values),
-      p,
-    );
+    const rows = await this.db.$queryRaw<RotatedSession[]>(rotationStatement(p));
     return rows[0] ?? null;
   }
 
@@ -277,21 +275,14 @@ const PREPARED_STATEMENT_UNUSABLE = new Set(['0A000', '26000', '42P05']);
 /** The name of the rotation's prepared statement on each PostgreSQL connection. */
 const ROTATE_STATEMENT = 'gatehouse_sessions_rotate_v1';
 
-/** A tagged template as `pg` takes it: the strings joined with $1…$n, and the values. */
-function sqlText(strings: TemplateStringsArray, ...values: unknown[]): { text: string; values: unknown[] } {
-  let text = strings[0] ?? '';
-  for (let i = 1; i < strings.length; i++) text += `$${i}${strings[i]}`;
-  return { text, values };
-}
-
 /**
  * The statement of SessionsRepository.rotate: the conditional UPDATE, and the presented token
  * recorded as retired (for reuse detection) only when the UPDATE matched. Written once, run by
- * `tag`: Prisma's $queryRaw, or `sqlText` for the prepared statement (whose text so never
- * varies between calls: only the values do).
+ * Prisma's $queryRaw or, as `.text` ($1…$n placeholders) and `.values`, by `pg` as the prepared
+ * statement (whose text so never varies between calls: only the values do).
  */
-function rotationStatement<T>(tag: (strings: TemplateStringsArray, ...values: unknown[]) => T, p: RotationParams): T {
-  return tag`
+function rotationStatement(p: RotationParams): Prisma.Sql {
+  return Prisma.sql`
       WITH rotated AS (
         UPDATE sessions AS s
         SET token_hash = ${p.newTokenHash},
