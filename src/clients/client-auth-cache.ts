@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { BoundedMap } from '../common/bounded-map.js';
 
 /** What a successful client authentication established, as cached. */
 export interface CachedClientAuth<C extends { id: string; secretId: string; serviceUserId: string }> {
@@ -34,7 +35,7 @@ interface Entry<C extends { id: string; secretId: string; serviceUserId: string 
  *   database by hand.
  */
 export class ClientAuthCache<C extends { id: string; secretId: string; serviceUserId: string }> {
-  private readonly entries = new Map<string, Entry<C>>();
+  private readonly entries: BoundedMap<string, Entry<C>>;
   /**
    * Bumped by every invalidation. A reader takes it before its database read and caches the
    * answer only if it has not moved: a change committed between the read and set() must not
@@ -44,8 +45,10 @@ export class ClientAuthCache<C extends { id: string; secretId: string; serviceUs
 
   constructor(
     private readonly ttlMs: number,
-    private readonly capacity = 10_000,
-  ) {}
+    capacity = 10_000,
+  ) {
+    this.entries = new BoundedMap(capacity);
+  }
 
   /** The cache key of presented credentials (the id is a well-formed one: no NUL in it). */
   static keyOf(clientId: string, secret: string): string {
@@ -74,11 +77,6 @@ export class ClientAuthCache<C extends { id: string; secretId: string; serviceUs
 
   set(key: string, value: CachedClientAuth<C>, readAtVersion: number): void {
     if (this.ttlMs <= 0 || readAtVersion !== this.epoch) return;
-    this.entries.delete(key);
-    if (this.entries.size >= this.capacity) {
-      const [oldest] = this.entries.keys();
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
     this.entries.set(key, { ...value, untilMs: value.readAtMs + this.ttlMs });
   }
 

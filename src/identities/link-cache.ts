@@ -1,3 +1,4 @@
+import { BoundedMap } from '../common/bounded-map.js';
 import type { LinkedUser } from './identities.repository.js';
 
 /**
@@ -7,7 +8,7 @@ import type { LinkedUser } from './identities.repository.js';
  * unlinking), on every instance through the event bus; a TTL of 0 caches nothing.
  */
 export class LinkCache {
-  private readonly entries = new Map<string, { user: LinkedUser; untilMs: number }>();
+  private readonly entries: BoundedMap<string, { user: LinkedUser; untilMs: number }>;
   private readonly keysOfUser = new Map<string, Set<string>>();
   /**
    * Bumped by every invalidation. A reader takes it before its database read and caches the
@@ -18,8 +19,10 @@ export class LinkCache {
 
   constructor(
     private readonly ttlMs: number,
-    private readonly capacity = 10_000,
-  ) {}
+    capacity = 10_000,
+  ) {
+    this.entries = new BoundedMap(capacity);
+  }
 
   get(issuer: string, subject: string, nowMs: number): LinkedUser | undefined {
     const key = keyOf(issuer, subject);
@@ -39,12 +42,11 @@ export class LinkCache {
 
   set(issuer: string, subject: string, user: LinkedUser, nowMs: number, readAtVersion: number): void {
     if (this.ttlMs <= 0 || readAtVersion !== this.epoch) return;
-    if (this.entries.size >= this.capacity) {
-      const [oldest] = this.entries;
-      if (oldest) this.drop(oldest[0], oldest[1].user.userId);
-    }
     const key = keyOf(issuer, subject);
-    this.entries.set(key, { user, untilMs: nowMs + this.ttlMs });
+    const previous = this.entries.get(key);
+    if (previous) this.drop(key, previous.user.userId);
+    const dropped = this.entries.set(key, { user, untilMs: nowMs + this.ttlMs });
+    if (dropped) this.drop(dropped[0], dropped[1].user.userId);
     let keys = this.keysOfUser.get(user.userId);
     if (!keys) this.keysOfUser.set(user.userId, (keys = new Set()));
     keys.add(key);

@@ -1,3 +1,4 @@
+import { BoundedMap } from '../common/bounded-map.js';
 import type { Principal } from './principal.js';
 
 /**
@@ -7,9 +8,11 @@ import type { Principal } from './principal.js';
  * revocation is checked by the caller on every request, cached or not.
  */
 export class VerifiedTokenCache {
-  private readonly entries = new Map<string, Principal>();
+  private readonly entries: BoundedMap<string, Principal>;
 
-  constructor(private readonly capacity = 10_000) {}
+  constructor(capacity = 10_000) {
+    this.entries = new BoundedMap(capacity);
+  }
 
   get(token: string, nowMs: number): Principal | undefined {
     const user = this.entries.get(token);
@@ -22,10 +25,6 @@ export class VerifiedTokenCache {
   }
 
   set(token: string, user: Principal): void {
-    if (this.entries.size >= this.capacity) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
     this.entries.set(token, user);
   }
 

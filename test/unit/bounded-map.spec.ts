@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { BoundedMap } from '../../src/common/bounded-map.js';
+import type { LinkedUser } from '../../src/identities/identities.repository.js';
+import { LinkCache } from '../../src/identities/link-cache.js';
+
+describe('BoundedMap', () => {
+  it('drops the oldest entry to make room, and says which', () => {
+    const map = new BoundedMap<string, number>(2);
+    expect(map.set('a', 1)).toBeUndefined();
+    expect(map.set('b', 2)).toBeUndefined();
+    expect(map.set('c', 3)).toEqual(['a', 1]);
+    expect(map.size).toBe(2);
+    expect(map.get('a')).toBeUndefined();
+    expect([...map]).toEqual([
+      ['b', 2],
+      ['c', 3],
+    ]);
+  });
+
+  it('makes a key set again the newest, without dropping anything for it', () => {
+    const map = new BoundedMap<string, number>(2);
+    map.set('a', 1);
+    map.set('b', 2);
+    expect(map.set('a', 10)).toBeUndefined();
+    expect(map.set('c', 3)).toEqual(['b', 2]);
+    expect([...map]).toEqual([
+      ['a', 10],
+      ['c', 3],
+    ]);
+  });
+
+  it('refuses a capacity that is not a positive integer', () => {
+    expect(() => new BoundedMap(0)).toThrow(RangeError);
+    expect(() => new BoundedMap(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('LinkCache on a BoundedMap', () => {
+  const linked = (userId: string): LinkedUser => ({
+    identityId: `i-${userId}`,
+    userId,
+    roles: ['user'],
+    disabled: false,
+    kind: 'person',
+  });
+
+  it('keeps its per-user index in step with evictions and relinks', () => {
+    const cache = new LinkCache(60_000, 2);
+    cache.set('iss', 'a', linked('u1'), 0, cache.version);
+    cache.set('iss', 'b', linked('u2'), 0, cache.version);
+    cache.set('iss', 'c', linked('u1'), 0, cache.version); // evicts (iss, a)
+    expect(cache.get('iss', 'a', 1)).toBeUndefined();
+    expect(cache.get('iss', 'c', 1)?.userId).toBe('u1');
+    // (iss, b) now names u3: forgetting u2 must leave it, forgetting u3 must drop it.
+    cache.set('iss', 'b', linked('u3'), 0, cache.version);
+    cache.forgetUser('u2');
+    expect(cache.get('iss', 'b', 1)?.userId).toBe('u3');
+    cache.forgetUser('u3');
+    expect(cache.get('iss', 'b', 1)).toBeUndefined();
+    cache.forgetUser('u1');
+    expect(cache.get('iss', 'c', 1)).toBeUndefined();
+  });
+
+  it('never caches what was read before an invalidation', () => {
+    const cache = new LinkCache(60_000);
+    const version = cache.version;
+    cache.forget('iss', 'a');
+    cache.set('iss', 'a', linked('u1'), 0, version);
+    expect(cache.get('iss', 'a', 1)).toBeUndefined();
+  });
+});
