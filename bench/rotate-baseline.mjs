@@ -5,7 +5,7 @@
  * next iteration. This is the database's ceiling for the refresh path.
  *
  * The statement is not copied here: the compiled repository (dist/) is instantiated with a
- * stand-in for Prisma whose $queryRaw runs the tagged template's SQL and values through `pg`,
+ * stand-in for Prisma whose $queryRaw runs the statement's SQL and values through `pg`,
  * so the baseline always runs exactly what the application runs, minus Prisma.
  */
 import 'reflect-metadata';
@@ -17,14 +17,10 @@ import { percentile } from './lib/stats.mjs';
 const APP = `gatehouse-bench-rotate-${process.pid}`;
 const { SessionsRepository } = await import(new URL('../dist/sessions/sessions.repository.js', import.meta.url).href);
 
-/** Prisma's $queryRaw`…` as plain pg: the template's strings joined with $1…$n. */
+/** Prisma's $queryRaw(Prisma.sql`…`) as plain pg: the statement's text ($1…$n) and values. */
 function pgRaw(pool) {
   return {
-    $queryRaw: async (strings, ...values) => {
-      let sql = strings[0];
-      for (let i = 1; i < strings.length; i++) sql += `$${i}${strings[i]}`;
-      return (await pool.query(sql, values)).rows;
-    },
+    $queryRaw: async (sql) => (await pool.query(sql.text, sql.values)).rows,
   };
 }
 
