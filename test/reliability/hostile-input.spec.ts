@@ -1684,7 +1684,9 @@ function tokenAttacks(ctx: { user: Account }): string[] {
     `${b64(header)}.${b64({ ...payload, roles: ['user', 'admin'] })}.${sig}`,
     `${b64(header)}.${b64({ ...payload, sub: randomUUID() })}.${sig}`,
     `${b64(header)}.${b64({ ...payload, exp: now + 86_400 * 365 })}.${sig}`,
-    `${h}.${p}.${sig.slice(0, -2)}AA`,
+    // Tampered signature bytes. Not a fixed "AA": one signature in 256 ends with those very
+    // characters (a last byte of 0), and the "attack" would be the real token.
+    `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BA' : 'AA'}`,
     `${h}.${p}`,
     `${h}.${p}.${sig}.extra`,
     signEs256({ ...header }, { ...payload, iat: now - 7200, exp: now - 3600 }, key),
