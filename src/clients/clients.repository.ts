@@ -1,8 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { SERVICE_USERNAME_PREFIX, type Role } from '../common/account-rules.js';
 import type { Position } from '../common/http/pagination.js';
+import { queryPrepared } from '../database/prepared-statements.js';
+import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
-import type { OAuthClient, OAuthClientSecret, Prisma } from '../generated/prisma/client.js';
+import { Prisma, type OAuthClient, type OAuthClientSecret } from '../generated/prisma/client.js';
 
 export type ClientRecord = OAuthClient;
 export type SecretRecord = OAuthClientSecret;
@@ -35,11 +37,19 @@ const live = (now: Date): Prisma.OAuthClientSecretWhereInput => ({
 /** The Prisma queries on machine clients, their secrets and their service users, named by intent. */
 @Injectable()
 export class ClientsRepository {
-  constructor(private readonly txHost: TransactionHost<PrismaTx>) {}
+  constructor(
+    private readonly txHost: TransactionHost<PrismaTx>,
+    @Optional() private readonly prisma?: PrismaService,
+  ) {}
 
   /** The client of the caller's transaction, if any (see database/transactions.ts). */
   private get db() {
     return this.txHost.tx;
+  }
+
+  /** Where queryPrepared runs the token endpoint's read (see database/prepared-statements.ts). */
+  private get prepared() {
+    return { prisma: this.prisma, txHost: this.txHost };
   }
 
   /**
@@ -219,27 +229,29 @@ export class ClientsRepository {
 
   /**
    * The client of a presented `client_id` with its live secrets and its service user's
-   * state, in one statement: a known id costs the same round trip as an unknown one.
+   * state, in one statement: a known id costs the same round trip as an unknown one. Every
+   * token request makes it: a prepared statement on PostgreSQL.
    */
   async findForAuthentication(clientId: string, now: Date): Promise<ClientCredentialsRow | null> {
-    const rows = await this.db.$queryRaw<
-      Array<{
-        id: string;
-        clientId: string;
-        name: string;
-        allowedScopes: string[];
-        accessTokenTtl: number | null;
-        tokenExchange: boolean;
-        disabled: boolean;
-        serviceUserId: string;
-        userDisabled: boolean;
-        roles: Role[];
-        secretId: string | null;
-        secretHash: Uint8Array | null;
-        expiresAt: Date | null;
-        lastUsedAt: Date | null;
-      }>
-    >`
+    const rows = await queryPrepared<{
+      id: string;
+      clientId: string;
+      name: string;
+      allowedScopes: string[];
+      accessTokenTtl: number | null;
+      tokenExchange: boolean;
+      disabled: boolean;
+      serviceUserId: string;
+      userDisabled: boolean;
+      roles: Role[];
+      secretId: string | null;
+      secretHash: Uint8Array | null;
+      expiresAt: Date | null;
+      lastUsedAt: Date | null;
+    }>(
+      this.prepared,
+      'gatehouse_client_credentials_v1',
+      Prisma.sql`
       SELECT c.id, c.client_id AS "clientId", c.name, c.allowed_scopes AS "allowedScopes",
              c.access_token_ttl AS "accessTokenTtl", c.token_exchange AS "tokenExchange", c.disabled,
              c.service_user_id AS "serviceUserId", u.disabled AS "userDisabled", u.roles::text[] AS roles,
@@ -250,7 +262,8 @@ export class ClientsRepository {
       LEFT JOIN oauth_client_secrets s
         ON s.client_id = c.id AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > ${now})
       WHERE c.client_id = ${clientId}
-      ORDER BY s.created_at, s.id`;
+      ORDER BY s.created_at, s.id`,
+    );
     const first = rows[0];
     if (!first) return null;
     return {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, Optional } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service.js';
 import { Prisma } from '../generated/prisma/client.js';
+import { queryPrepared } from '../database/prepared-statements.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import type { Role } from '../common/account-rules.js';
 import type { Acr } from '../tokens/principal.js';
@@ -82,6 +83,11 @@ export class SessionsRepository {
     private readonly txHost: TransactionHost<PrismaTx>,
     @Optional() private readonly prisma?: PrismaService,
   ) {}
+
+  /** Where queryPrepared runs this repository's hot statements. */
+  private get prepared() {
+    return { prisma: this.prisma, txHost: this.txHost };
+  }
 
   /** The client of the caller's transaction, if any (see database/transactions.ts). */
   private get db() {
@@ -169,26 +175,10 @@ export class SessionsRepository {
    * member there (contract v2 §E: a removal drops `tid` at the next refresh).
    */
   async rotate(p: RotationParams): Promise<RotatedSession | null> {
-    // Outside a transaction on PostgreSQL, the statement runs on the adapter's own pool as a
-    // named prepared statement: parsed and planned once per connection, and without Prisma's
-    // per-statement work (the refresh hot path; same SQL, same values). In a transaction, on
-    // PGlite, or without the pool (bench/rotate-baseline.mjs builds this class alone), Prisma.
-    const pool = this.prisma?.pgPool();
-    if (pool && !this.txHost.isTransactionActive()) {
-      const { text, values } = rotationStatement(p);
-      try {
-        const result = await pool.query<RotatedSession>({ name: ROTATE_STATEMENT, text, values });
-        return result.rows[0] ?? null;
-      } catch (error) {
-        // The statement did not run, and Prisma runs it unprepared, when the connection cannot
-        // use a named prepared statement: a migration changed a returned column's type while
-        // this process runs ("cached plan must not change result type", 0A000), or a pooler in
-        // transaction mode (PgBouncer without prepared-statement support) hands out backends
-        // that lack it or already have it (26000, 42P05).
-        if (!PREPARED_STATEMENT_UNUSABLE.has(String((error as { code?: unknown }).code))) throw error;
-      }
-    }
-    const rows = await this.db.$queryRaw<RotatedSession[]>(rotationStatement(p));
+    // The refresh hot path: a prepared statement outside transactions on PostgreSQL (see
+    // database/prepared-statements.ts); bench/rotate-baseline.mjs builds this class alone,
+    // without the pool, and Prisma's stand-in runs the same SQL and values.
+    const rows = await queryPrepared<RotatedSession>(this.prepared, ROTATE_STATEMENT, rotationStatement(p));
     return rows[0] ?? null;
   }
 
@@ -269,17 +259,13 @@ export interface RotationParams {
   ip: string | null;
 }
 
-/** SQLSTATEs after which the prepared statement did not run and the unprepared one is used. */
-const PREPARED_STATEMENT_UNUSABLE = new Set(['0A000', '26000', '42P05']);
-
 /** The name of the rotation's prepared statement on each PostgreSQL connection. */
 const ROTATE_STATEMENT = 'gatehouse_sessions_rotate_v1';
 
 /**
  * The statement of SessionsRepository.rotate: the conditional UPDATE, and the presented token
  * recorded as retired (for reuse detection) only when the UPDATE matched. Written once, run by
- * Prisma's $queryRaw or, as `.text` ($1…$n placeholders) and `.values`, by `pg` as the prepared
- * statement (whose text so never varies between calls: only the values do).
+ * queryPrepared (a prepared statement on PostgreSQL, else Prisma's $queryRaw).
  */
 function rotationStatement(p: RotationParams): Prisma.Sql {
   return Prisma.sql`
