@@ -47,11 +47,6 @@ export class ClientsRepository {
     return this.txHost.tx;
   }
 
-  /** Where queryPrepared runs the token endpoint's read (see database/prepared-statements.ts). */
-  private get prepared() {
-    return { prisma: this.prisma, txHost: this.txHost };
-  }
-
   /**
    * The service user of a new client (contract v2 §0.4, §C): `kind=service`, no password,
    * no email, username `svc.<clientId>` (its key lower-cased, as for every username).
@@ -249,7 +244,8 @@ export class ClientsRepository {
       expiresAt: Date | null;
       lastUsedAt: Date | null;
     }>(
-      this.prepared,
+      this.txHost,
+      this.prisma,
       'gatehouse_client_credentials_v1',
       Prisma.sql`
       SELECT c.id, c.client_id AS "clientId", c.name, c.allowed_scopes AS "allowedScopes",

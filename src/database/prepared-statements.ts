@@ -14,12 +14,13 @@ import type { PrismaTx, TransactionHost } from './transactions.js';
  * may vary between calls.
  */
 export async function queryPrepared<T>(
-  where: { prisma?: PrismaService | null; txHost: TransactionHost<PrismaTx> },
+  txHost: TransactionHost<PrismaTx>,
+  prisma: PrismaService | null | undefined,
   name: string,
   statement: Prisma.Sql,
 ): Promise<T[]> {
-  const pool: pg.Pool | null | undefined = where.prisma?.pgPool();
-  if (pool && !where.txHost.isTransactionActive()) {
+  const pool: pg.Pool | null | undefined = prisma?.pgPool();
+  if (pool && !txHost.isTransactionActive()) {
     try {
       return (await pool.query<T & pg.QueryResultRow>({ name, text: statement.text, values: statement.values })).rows;
     } catch (error) {
@@ -31,7 +32,7 @@ export async function queryPrepared<T>(
       if (!PREPARED_STATEMENT_UNUSABLE.has(String((error as { code?: unknown }).code))) throw error;
     }
   }
-  return where.txHost.tx.$queryRaw<T[]>(statement);
+  return txHost.tx.$queryRaw<T[]>(statement);
 }
 
 /** SQLSTATEs after which the prepared statement did not run and the unprepared one is used. */

@@ -84,11 +84,6 @@ export class SessionsRepository {
     @Optional() private readonly prisma?: PrismaService,
   ) {}
 
-  /** Where queryPrepared runs this repository's hot statements. */
-  private get prepared() {
-    return { prisma: this.prisma, txHost: this.txHost };
-  }
-
   /** The client of the caller's transaction, if any (see database/transactions.ts). */
   private get db() {
     return this.txHost.tx;
@@ -178,7 +173,7 @@ export class SessionsRepository {
     // The refresh hot path: a prepared statement outside transactions on PostgreSQL (see
     // database/prepared-statements.ts); bench/rotate-baseline.mjs builds this class alone,
     // without the pool, and Prisma's stand-in runs the same SQL and values.
-    const rows = await queryPrepared<RotatedSession>(this.prepared, ROTATE_STATEMENT, rotationStatement(p));
+    const rows = await queryPrepared<RotatedSession>(this.txHost, this.prisma, ROTATE_STATEMENT, rotationStatement(p));
     return rows[0] ?? null;
   }
 

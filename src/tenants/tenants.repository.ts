@@ -1,5 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { queryPrepared } from '../database/prepared-statements.js';
+import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { Prisma } from '../generated/prisma/client.js';
 import type { Position } from '../common/http/pagination.js';
 
 export interface TenantRow {
@@ -79,7 +82,10 @@ function olderThan(after: Position | undefined) {
  */
 @Injectable()
 export class TenantsRepository {
-  constructor(private readonly txHost: TransactionHost<PrismaTx>) {}
+  constructor(
+    private readonly txHost: TransactionHost<PrismaTx>,
+    @Optional() private readonly prisma?: PrismaService,
+  ) {}
 
   private get db() {
     return this.txHost.tx;
@@ -90,12 +96,19 @@ export class TenantsRepository {
    * lists: one statement on the membership's primary key (contract v2 §E).
    */
   async membership(tenantId: string, userId: string): Promise<MembershipRecord | null> {
-    const rows = await this.db.$queryRaw<MembershipRecord[]>`
+    // Every request aimed at a tenant reads it: a prepared statement on PostgreSQL outside
+    // transactions (see database/prepared-statements.ts).
+    const rows = await queryPrepared<MembershipRecord>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_tenant_membership_v1',
+      Prisma.sql`
       SELECT m.roles,
              COALESCE((SELECT json_agg(json_build_object('name', r.name, 'permissions', r.permissions))
                        FROM tenant_roles r WHERE r.tenant_id = m.tenant_id AND r.name = ANY (m.roles)), '[]'::json) AS custom
       FROM tenant_memberships m
-      WHERE m.tenant_id = ${tenantId}::uuid AND m.user_id = ${userId}::uuid`;
+      WHERE m.tenant_id = ${tenantId}::uuid AND m.user_id = ${userId}::uuid`,
+    );
     return rows[0] ?? null;
   }
 
