@@ -1,5 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { queryPrepared } from '../database/prepared-statements.js';
+import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { Prisma } from '../generated/prisma/client.js';
 
 export interface TotpRow {
   secretEnc: Uint8Array;
@@ -24,7 +27,10 @@ export interface CountedAttempt {
  */
 @Injectable()
 export class MfaRepository {
-  constructor(private readonly txHost: TransactionHost<PrismaTx>) {}
+  constructor(
+    private readonly txHost: TransactionHost<PrismaTx>,
+    @Optional() private readonly prisma?: PrismaService,
+  ) {}
 
   private get db() {
     return this.txHost.tx;
@@ -161,16 +167,18 @@ export class MfaRepository {
 
   /** The user of a live challenge (unconsumed, unexpired, guesses left), or null. */
   async liveChallengeUser(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<string | null> {
-    const row = await this.db.mfaChallenge.findFirst({
-      where: {
-        tokenHash: new Uint8Array(tokenHash),
-        consumedAt: null,
-        expiresAt: { gt: now },
-        attempts: { lt: maxAttempts },
-      },
-      select: { userId: true },
-    });
-    return row?.userId ?? null;
+    // The second step's first two statements, outside its transaction: prepared statements on
+    // PostgreSQL (see database/prepared-statements.ts).
+    const rows = await queryPrepared<{ userId: string }>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_mfa_live_challenge_v1',
+      Prisma.sql`
+        SELECT user_id AS "userId" FROM mfa_challenges
+        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
+        LIMIT 1`,
+    );
+    return rows[0]?.userId ?? null;
   }
 
   /**
@@ -179,10 +187,15 @@ export class MfaRepository {
    * unknown, consumed, expired or out of guesses.
    */
   async countAttempt(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<CountedAttempt | null> {
-    const rows = await this.db.$queryRaw<CountedAttempt[]>`
-      UPDATE mfa_challenges SET attempts = attempts + 1
-      WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
-      RETURNING id, user_id AS "userId", password_hash AS "passwordHash", ip`;
+    const rows = await queryPrepared<CountedAttempt>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_mfa_count_attempt_v1',
+      Prisma.sql`
+        UPDATE mfa_challenges SET attempts = attempts + 1
+        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
+        RETURNING id, user_id AS "userId", password_hash AS "passwordHash", ip`,
+    );
     return rows[0] ?? null;
   }
 
