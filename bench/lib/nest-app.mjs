@@ -36,7 +36,7 @@ async function prismaProvider(url, max) {
 
 /** Applies a method decorator as TypeScript does. */
 function decorate(target, name, ...decorators) {
-  for (const d of decorators.reverse()) d(target, name, Object.getOwnPropertyDescriptor(target, name));
+  for (const d of decorators.toReversed()) d(target, name, Object.getOwnPropertyDescriptor(target, name));
 }
 
 /**
