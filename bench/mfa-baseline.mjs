@@ -189,7 +189,7 @@ process.once('message', (message) => {
   start(message).then(
     ({ answer, close }) => {
       process.send(answer);
-      const stop = () => Promise.resolve(close()).finally(() => process.exit(0));
+      const stop = () => void Promise.resolve(close()).finally(() => process.exit(0));
       process.on('message', (m) => m?.stop && stop());
       process.once('disconnect', stop);
     },

@@ -9,8 +9,9 @@ import { startApp, type TestApp } from '../support/test-app.js';
 
 /** Stand-ins: a pool whose query() does what it is told, and a transaction host on a fake Prisma. */
 function standIns(opts: { pool?: (q: unknown) => Promise<{ rows: unknown[] }>; inTransaction?: boolean }) {
-  const poolQuery = vi.fn(opts.pool ?? (async () => ({ rows: [{ from: 'pool' }] })));
-  const queryRaw = vi.fn(async () => [{ from: 'prisma' }]);
+  type PoolQuery = (q: unknown) => Promise<{ rows: unknown[] }>;
+  const poolQuery = vi.fn<PoolQuery>(opts.pool ?? (async () => ({ rows: [{ from: 'pool' }] })));
+  const queryRaw = vi.fn<() => Promise<unknown[]>>(async () => [{ from: 'prisma' }]);
   const prisma = { pgPool: () => (opts.pool === undefined ? null : { query: poolQuery }) } as unknown as PrismaService;
   const txHost = {
     isTransactionActive: () => opts.inTransaction ?? false,
@@ -41,7 +42,9 @@ describe('queryPrepared: where a statement runs', () => {
     expect(await queryPrepared(inTx.txHost, inTx.prisma, 'named_v1', statement())).toEqual([{ from: 'prisma' }]);
     expect(inTx.poolQuery).not.toHaveBeenCalled();
     const embedded = standIns({});
-    expect(await queryPrepared(embedded.txHost, embedded.prisma, 'named_v1', statement())).toEqual([{ from: 'prisma' }]);
+    expect(await queryPrepared(embedded.txHost, embedded.prisma, 'named_v1', statement())).toEqual([
+      { from: 'prisma' },
+    ]);
     expect(await queryPrepared(embedded.txHost, undefined, 'named_v1', statement())).toEqual([{ from: 'prisma' }]);
   });
 
