@@ -149,8 +149,8 @@ const TARGETS = {
   // database) against an authenticated GET /users/me with the same tokens.
   introspect: { text: 'ratio ≥ 0.70', pass: (s) => s.ratio >= 0.7 },
   refresh: { text: 'ratio ≥ 0.60', pass: (s) => s.ratio >= 0.6 },
-  // The same page of ten resources, in a tenant (X-Tenant-Id: a membership lookup, cached and
-  // invalidated by events) against the caller's personal ones: tenancy must cost little.
+  // The same page of ten resources, in a tenant (X-Tenant-Id: the membership read on every
+  // request, never cached) against the caller's personal ones: tenancy must cost little.
   tenant_read: { text: 'ratio ≥ 0.90', pass: (s) => s.ratio >= 0.9 },
   // An external provider's token as a bearer token: verified once (RS256, jose), then remembered
   // while its key set is current, as Gatehouse's own tokens are; the account from the link cache.
