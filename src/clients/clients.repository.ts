@@ -1,4 +1,4 @@
-import { Injectable, Optional } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { SERVICE_USERNAME_PREFIX, type Role } from '../common/account-rules.js';
 import type { Position } from '../common/http/pagination.js';
 import { queryPrepared } from '../database/prepared-statements.js';
@@ -39,7 +39,7 @@ const live = (now: Date): Prisma.OAuthClientSecretWhereInput => ({
 export class ClientsRepository {
   constructor(
     private readonly txHost: TransactionHost<PrismaTx>,
-    @Optional() private readonly prisma?: PrismaService,
+    private readonly prisma: PrismaService,
   ) {}
 
   /** The client of the caller's transaction, if any (see database/transactions.ts). */
@@ -228,22 +228,16 @@ export class ClientsRepository {
    * token request makes it: a prepared statement on PostgreSQL.
    */
   async findForAuthentication(clientId: string, now: Date): Promise<ClientCredentialsRow | null> {
-    const rows = await queryPrepared<{
-      id: string;
-      clientId: string;
-      name: string;
-      allowedScopes: string[];
-      accessTokenTtl: number | null;
-      tokenExchange: boolean;
-      disabled: boolean;
-      serviceUserId: string;
-      userDisabled: boolean;
-      roles: Role[];
-      secretId: string | null;
-      secretHash: Uint8Array | null;
-      expiresAt: Date | null;
-      lastUsedAt: Date | null;
-    }>(
+    const rows = await queryPrepared<
+      Omit<ClientCredentialsRow, 'serviceUser' | 'secrets'> & {
+        userDisabled: boolean;
+        roles: Role[];
+        secretId: string | null;
+        secretHash: Uint8Array | null;
+        expiresAt: Date | null;
+        lastUsedAt: Date | null;
+      }
+    >(
       this.txHost,
       this.prisma,
       'gatehouse_client_credentials_v1',
