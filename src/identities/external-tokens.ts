@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import { BoundedMap } from '../common/bounded-map.js';
 import { Clock } from '../common/clock.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
@@ -20,9 +19,6 @@ export interface ExternalToken {
   /** What identifies this token for replay checks and revocation: its `jti`, or its SHA-256. */
   replayId: string;
 }
-
-/** Bearer tokens remembered as verified (ExternalTokens.verifyBearer), oldest out first. */
-const VERIFIED_CAPACITY = 10_000;
 
 /** Longest accepted `sub` (contract v2 §D). */
 const SUB_MAX = 255;
@@ -56,10 +52,6 @@ export class ExternalTokens {
   private readonly logger = new Logger('Federation');
   /** When each issuer's unavailability was last logged (at most once per 10 s each). */
   private readonly loggedAtMs = new Map<string, number>();
-  /** verifyBearer's tokens: the result, the key-set version that verified it, and until when. */
-  private readonly verified = new BoundedMap<string, { token: ExternalToken; keys: number; untilMs: number }>(
-    VERIFIED_CAPACITY,
-  );
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -103,34 +95,6 @@ export class ExternalTokens {
     } catch {
       return null;
     }
-  }
-
-  /**
-   * verify() for a bearer token on a guarded route, remembered by its exact text as
-   * Gatehouse's own tokens are (a client repeats its token on every request: a jose
-   * verification is ~140 µs of CPU here, against ~20 for the RSA signature alone). A
-   * remembered verification is used only while the issuer's key set is the very one that
-   * verified it and still fresh (a refetch that drops the key ends it, as it ends the key),
-   * and never past `exp` plus the clock tolerance (jose's own limit). Everything else is
-   * checked per request by the caller: the link, the user's state, revocation.
-   */
-  async verifyBearer(token: string): Promise<ExternalToken> {
-    const nowMs = this.clock.nowMs();
-    const hit = this.verified.get(token);
-    if (hit !== undefined) {
-      const keys = this.byIssuer.get(hit.token.issuer.issuer)?.keys;
-      if (nowMs < hit.untilMs && keys?.version(nowMs) === hit.keys) return hit.token;
-      this.verified.delete(token);
-    }
-    const keys = this.byIssuer.get(this.claimedIssuer(token) ?? '')?.keys;
-    const before = keys?.version(nowMs) ?? null;
-    const verified = await this.verify(token);
-    // Remembered only when one key set, fresh, was current throughout (none was fetched meanwhile).
-    if (before !== null && keys?.version(this.clock.nowMs()) === before) {
-      const untilMs = (verified.claims.exp + this.config.FEDERATION_CLOCK_TOLERANCE) * 1000;
-      this.verified.set(token, { token: verified, keys: before, untilMs });
-    }
-    return verified;
   }
 
   async verify(token: string): Promise<ExternalToken> {

@@ -83,7 +83,7 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
 
   /** A bearer token of a configured issuer, as a `federated` principal (guarded routes). */
   async principal(token: string): Promise<Principal> {
-    const verified = await this.external.verifyBearer(token);
+    const verified = await this.external.verify(token);
     const user = await this.userFor(verified, null);
     if (user.disabled) throw new TokenRejected('account disabled');
     return this.principalOf(verified, user);

@@ -44,8 +44,6 @@ export class RemoteKeySet {
   private jwksUri: string | null;
   /** Key-set fetches made (discovery not counted), for logs and tests. */
   fetches = 0;
-  /** Successful fetches: which key set is current (see version()). */
-  private generation = 0;
 
   constructor(
     private readonly issuer: string,
@@ -53,16 +51,6 @@ export class RemoteKeySet {
     private readonly options: RemoteKeySetOptions,
   ) {
     this.jwksUri = jwksUri;
-  }
-
-  /**
-   * Which key set verifications use right now, while it is fresh (younger than
-   * cacheMaxAgeMs); null when there is none or it must be fetched again before use. A
-   * verification remembered under one version is worth no more once the version changes: the
-   * set may have lost its key (ExternalTokens.verifyBearer).
-   */
-  version(nowMs: number): number | null {
-    return this.keys !== null && nowMs < this.fetchedAtMs + this.options.cacheMaxAgeMs ? this.generation : null;
   }
 
   /** jose's key-resolution function: the key for this token's header, fetching as needed. */
@@ -111,7 +99,6 @@ export class RemoteKeySet {
       );
       this.keys = createLocalJWKSet({ keys });
       this.fetchedAtMs = this.options.clock.nowMs();
-      this.generation++;
     } catch (error) {
       this.failedAtMs = this.options.clock.nowMs();
       if (error instanceof ProviderUnavailable) throw error;

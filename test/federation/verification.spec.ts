@@ -50,8 +50,6 @@ let down: FakeIdp;
 let slow: FakeIdp;
 let mismatch: FakeIdp;
 let cached: FakeIdp;
-/** Tokens presented again, text for text (test 8); maxTokenLifetime 900. */
-let repeat: FakeIdp;
 /** Publishes malformed keys next to its good one. */
 let broken: FakeIdp;
 let fed: FedApp;
@@ -70,8 +68,8 @@ beforeAll(async () => {
   esKey = await es.addKey('ES256');
   stranger = await FakeIdp.start({ path: '/stranger' });
   noBearer = await FakeIdp.start({ path: '/no-bearer' });
-  [rot, removal, flood, down, slow, mismatch, cached, broken, repeat] = await Promise.all(
-    ['/rot', '/removal', '/flood', '/down', '/slow', '/mismatch', '/cached', '/broken', '/repeat'].map((path) =>
+  [rot, removal, flood, down, slow, mismatch, cached, broken] = await Promise.all(
+    ['/rot', '/removal', '/flood', '/down', '/slow', '/mismatch', '/cached', '/broken'].map((path) =>
       FakeIdp.start({ path }),
     ),
   );
@@ -93,7 +91,6 @@ beforeAll(async () => {
       { idp: mismatch, entry: { name: 'mismatch' } },
       { idp: cached, entry: { name: 'cached', jwksUri: cached.jwksUri } },
       { idp: broken, entry: { name: 'broken', jwksUri: broken.jwksUri } },
-      { idp: repeat, entry: { name: 'repeat', jwksUri: repeat.jwksUri, maxTokenLifetime: 900 } },
     ],
     { FEDERATION_HTTP_TIMEOUT: '1' },
   );
@@ -666,48 +663,5 @@ describe('federated bearer tokens: the provider key set over time', () => {
       t.clock.advance(2);
       expectStatus(await getMe(await fedAuth(t, cached, { sub: 'cached' })), 200);
     });
-  });
-});
-
-/**
- * A client repeats one token on every request: the server remembers its verification by the
- * token's text (ExternalTokens.verifyBearer). These check that a remembered verification
- * never outlives what made it valid. Each token below is one text, presented again.
- */
-describe('federated bearer tokens: the same token presented again', () => {
-  it('8a. stops at exp plus the clock tolerance', async () => {
-    const token = bearer(await tokenAt(t, repeat, { sub: 'again-exp' }, { ttl: 300 }));
-    expectStatus(await getMe(token), 200);
-    expectStatus(await getMe(token), 200);
-    t.clock.advance(300 + 29); // within FEDERATION_CLOCK_TOLERANCE (30 s) past exp
-    expectStatus(await getMe(token), 200);
-    t.clock.advance(2);
-    expectInvalidToken(await getMe(token), 'expired');
-  });
-
-  it('8b. stops once a refetched key set no longer holds its key', async () => {
-    const old = repeat.currentKey;
-    const token = bearer(await tokenAt(t, repeat, { sub: 'again-key' }));
-    expectStatus(await getMe(token), 200);
-    expectStatus(await getMe(token), 200);
-    const hits = repeat.jwksHits;
-
-    const fresh = await repeat.rotate();
-    repeat.remove(old.kid);
-    t.clock.advance(31); // past FEDERATION_JWKS_COOLDOWN: the new kid refetches the set
-    expectStatus(await getMe(await fedAuth(t, repeat, { sub: 'again-key' }, { key: fresh })), 200);
-    expect(repeat.jwksHits).toBe(hits + 1);
-    expectInvalidToken(await getMe(token), 'no matching key');
-  });
-
-  it('8c. waits for fresh keys like any token: 503 when they aged and the provider is down', async () => {
-    const token = bearer(await tokenAt(t, repeat, { sub: 'again-down' }, { ttl: 900 }));
-    expectStatus(await getMe(token), 200);
-    repeat.mode = 'down';
-    t.clock.advance(601); // the keys are now older than FEDERATION_JWKS_CACHE_TTL (600 s); the token is not
-    expectUnavailable(await getMe(token));
-    repeat.mode = 'up';
-    t.clock.advance(2);
-    expectStatus(await getMe(token), 200);
   });
 });
