@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
-import type { Prisma } from '../generated/prisma/client.js';
+import { Prisma } from '../generated/prisma/client.js';
 
 export type AuditEventType =
   | 'signup'
@@ -92,20 +93,38 @@ export class AuditService {
     ctx: AuditContext,
     details?: Prisma.InputJsonObject,
   ): Promise<void> {
+    const row = this.row(type, who, ctx, details);
     // In the caller's transaction, if any: the event commits (or not) with the change it records.
-    await this.txHost.tx.auditEvent.create({
-      data: {
-        type,
-        userId: who.userId ?? null,
-        actorId: ctx.actorId ?? null,
-        sessionId: who.sessionId ?? null,
-        ip: ctx.ip ?? null,
-        userAgent: ctx.userAgent ?? null,
-        requestId: ctx.requestId ?? null,
-        details,
-        createdAt: this.clock.now(),
-      },
-    });
+    await this.txHost.tx.auditEvent.create({ data: { ...row, details } });
+    this.written(type);
+  }
+
+  /**
+   * An event's row for a statement that writes it together with the change it records
+   * (auditInsertSql); call written() once that statement wrote it.
+   */
+  row(
+    type: AuditEventType,
+    who: { userId?: string | null; sessionId?: string | null },
+    ctx: AuditContext,
+    details?: Prisma.InputJsonObject,
+  ): AuditRow {
+    return {
+      id: randomUUID(),
+      type,
+      userId: who.userId ?? null,
+      actorId: ctx.actorId ?? null,
+      sessionId: who.sessionId ?? null,
+      ip: ctx.ip ?? null,
+      userAgent: ctx.userAgent ?? null,
+      requestId: ctx.requestId ?? null,
+      details: details ?? null,
+      createdAt: this.clock.now(),
+    };
+  }
+
+  /** Tells the observers of an event whose row was written. */
+  written(type: AuditEventType): void {
     for (const observer of this.observers) {
       try {
         observer(type);
@@ -114,4 +133,27 @@ export class AuditService {
       }
     }
   }
+}
+
+/** An audit_events row as AuditService.row() makes it. */
+export interface AuditRow {
+  id: string;
+  type: AuditEventType;
+  userId: string | null;
+  actorId: string | null;
+  sessionId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+  details: Prisma.InputJsonObject | null;
+  createdAt: Date;
+}
+
+/** The INSERT of `row`, once for each row of `source` (a CTE name, with a WHERE clause if need be). */
+export function auditInsertSql(row: AuditRow, source: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`
+    INSERT INTO audit_events (id, type, user_id, actor_id, session_id, ip, user_agent, request_id, details, created_at)
+    SELECT ${row.id}::uuid, ${row.type}, ${row.userId}::uuid, ${row.actorId}::uuid, ${row.sessionId}::uuid, ${row.ip},
+           ${row.userAgent}, ${row.requestId}, ${row.details === null ? null : JSON.stringify(row.details)}::jsonb, ${row.createdAt}
+    FROM ${source}`;
 }

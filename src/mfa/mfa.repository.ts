@@ -3,6 +3,10 @@ import { queryPrepared } from '../database/prepared-statements.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { Prisma } from '../generated/prisma/client.js';
+import { auditInsertSql, type AuditRow } from '../audit/audit.service.js';
+import type { Role } from '../common/account-rules.js';
+import type { PreparedSession } from '../sessions/sessions.service.js';
+import { insertSessionSql, revokeBeyondSql } from '../sessions/sessions.repository.js';
 
 export interface TotpRow {
   secretEnc: Uint8Array;
@@ -18,7 +22,18 @@ export interface CountedAttempt {
   userId: string;
   passwordHash: string;
   ip: string | null;
+  /** The user's confirmed TOTP factor as read with the guess (null without one). */
+  secretEnc: Uint8Array | null;
+  secretKeyId: string | null;
 }
+
+/** What completeTotpLogin() did. */
+export type TotpLoginOutcome =
+  | { kind: 'opened'; roles: Role[]; evicted: string[] }
+  /** The code's step was used already (or the factor changed): nothing was written. */
+  | { kind: 'step_used' }
+  /** The challenge was consumed meanwhile, or the account changed since the password step: nothing was written. */
+  | { kind: 'challenge_gone' };
 
 /**
  * The Prisma queries on second factors and login challenges. Every rule that concurrent
@@ -190,13 +205,91 @@ export class MfaRepository {
     const rows = await queryPrepared<CountedAttempt>(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_count_attempt_v1',
+      'gatehouse_mfa_count_attempt_v2',
       Prisma.sql`
-        UPDATE mfa_challenges SET attempts = attempts + 1
-        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
-        RETURNING id, user_id AS "userId", password_hash AS "passwordHash", ip`,
+        WITH counted AS (
+          UPDATE mfa_challenges SET attempts = attempts + 1
+          WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
+          RETURNING id, user_id, password_hash, ip
+        )
+        SELECT counted.id, counted.user_id AS "userId", counted.password_hash AS "passwordHash", counted.ip,
+               t.secret_enc AS "secretEnc", t.secret_key_id AS "secretKeyId"
+        FROM counted LEFT JOIN mfa_totp t ON t.user_id = counted.user_id AND t.confirmed_at IS NOT NULL`,
     );
     return rows[0] ?? null;
+  }
+
+  /**
+   * A login's second step with a TOTP code that matched time step `step` of the factor's
+   * secret `sealed`, as one statement (a prepared one on PostgreSQL): atomic without a
+   * transaction, and one round trip instead of ten. In this order, each part only when the
+   * one before it took effect:
+   * 1. the user row, `FOR SHARE`, while its password hash is still the one the first step
+   *    verified and the account enabled (a password change or disable committing first is
+   *    waited for, one committing later waits for this statement: see
+   *    SessionsRepository.createIfCredentialsCurrent);
+   * 2. the challenge, unconsumed, `FOR UPDATE`: a concurrent second step on it is waited for
+   *    and, if it succeeded, this one stops here;
+   * 3. the step is used, if newer than the last one used and the secret still `sealed`
+   *    (RFC 6238 §5.2: a code works once);
+   * 4. the challenge is consumed, the session inserted, the user's sessions beyond the cap
+   *    revoked (sessions_user_id_revoked_at_idx keeps that a read of the user's live
+   *    sessions under any plan) and the audit event written.
+   * Rows locked in 1 and 2 keep 4 from failing once 3 has run: the code is never spent
+   * without a session, and nothing is written unless all of it is.
+   */
+  async completeTotpLogin(p: {
+    challengeId: string;
+    userId: string;
+    passwordHash: string;
+    sealed: Uint8Array;
+    step: number;
+    now: Date;
+    session: PreparedSession;
+    audit: AuditRow;
+  }): Promise<TotpLoginOutcome> {
+    const { session } = p;
+    const rows = await queryPrepared<{
+      challenge: boolean;
+      used: boolean;
+      opened: boolean;
+      roles: Role[] | null;
+      evicted: string[];
+    }>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_mfa_complete_totp_login_v1',
+      Prisma.sql`
+        WITH account AS (
+          SELECT id, roles FROM users
+          WHERE id = ${p.userId}::uuid AND password_hash = ${p.passwordHash} AND NOT disabled
+          FOR SHARE
+        ), challenge AS (
+          SELECT id FROM mfa_challenges
+          WHERE id = ${p.challengeId}::uuid AND consumed_at IS NULL AND EXISTS (SELECT 1 FROM account)
+          FOR UPDATE
+        ), used AS (
+          UPDATE mfa_totp SET last_used_step = ${p.step}, last_used_at = ${p.now}
+          WHERE user_id = ${p.userId}::uuid AND confirmed_at IS NOT NULL AND secret_enc = ${p.sealed}
+            AND last_used_step < ${p.step} AND EXISTS (SELECT 1 FROM challenge)
+          RETURNING user_id
+        ), consumed AS (
+          UPDATE mfa_challenges SET consumed_at = ${p.now}
+          WHERE id IN (SELECT id FROM challenge) AND EXISTS (SELECT 1 FROM used)
+          RETURNING id
+        ), opened AS (${insertSessionSql(session.id, session.session, Prisma.sql`account WHERE EXISTS (SELECT 1 FROM consumed)`)}
+        ), evicted AS (${revokeBeyondSql(p.userId, session.keepOthers, p.now, Prisma.sql`EXISTS (SELECT 1 FROM opened)`)}
+        ), audited AS (${auditInsertSql(p.audit, Prisma.sql`opened`)})
+        SELECT EXISTS (SELECT 1 FROM challenge) AS challenge, EXISTS (SELECT 1 FROM used) AS used,
+               EXISTS (SELECT 1 FROM opened) AS opened, (SELECT roles::text[] FROM account) AS roles,
+               ARRAY(SELECT id::text FROM evicted) AS evicted`,
+    );
+    const r = rows[0];
+    if (!r?.challenge) return { kind: 'challenge_gone' };
+    if (!r.used) return { kind: 'step_used' };
+    // Unreachable while the rows of 1 and 2 stay locked; never a session that was not opened.
+    if (!r.opened || r.roles === null) return { kind: 'challenge_gone' };
+    return { kind: 'opened', roles: r.roles, evicted: r.evicted };
   }
 
   /** Marks the challenge used; false when another request consumed it first. */

@@ -15,7 +15,7 @@ import { CredentialsService, requireLocalPassword } from '../accounts/credential
 import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
 import { SessionsService, type IssuedSession, type SessionAuth } from '../sessions/sessions.service.js';
 import { LoginThrottleService } from '../throttle/login-throttle.service.js';
-import { MfaRepository } from './mfa.repository.js';
+import { MfaRepository, type CountedAttempt } from './mfa.repository.js';
 import { newRecoveryCode, normaliseRecoveryCode, recoveryCodeHash } from './recovery-codes.js';
 import { SecretBox } from './secret-box.js';
 import { TOTP_ALGORITHM, TOTP_DIGITS, TOTP_PERIOD, base32, matchingStep, newTotpSecret, totpUri } from './totp.js';
@@ -273,9 +273,10 @@ export class MfaService {
    * (401 MFA_TOKEN_INVALID); the guess is counted against the account (429 once throttled,
    * the challenge then not charged) and against the challenge, atomically (when it ran out
    * meanwhile, MFA_TOKEN_INVALID and the account's count is given back); then the code is
-   * checked (401 INVALID_MFA_CODE). On success, in one transaction: the code is used, the challenge
-   * consumed, and the session opened only while the password verified in the first step is
-   * still current and the account enabled; any failure there rolls the code's use back.
+   * checked (401 INVALID_MFA_CODE). On success, all or nothing (one statement for a TOTP code,
+   * one transaction for a recovery code): the code is used, the challenge consumed, and the
+   * session opened only while the password verified in the first step is still current and
+   * the account enabled; when any of it fails, the code stays usable.
    */
   async completeLogin(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<MfaLogin> {
     if (!MFA_TOKEN.test(mfaToken)) throw tokenInvalid();
@@ -292,32 +293,10 @@ export class MfaService {
       await this.throttle.releaseSecondFactor(reservation);
       throw tokenInvalid();
     }
-    const auth = 'code' in factor ? TOTP_AUTH : RECOVERY_CODE_AUTH;
-    const outcome = await this.txHost.withTransaction(async () => {
-      if (!(await this.repo.lockUser(attempt.userId, 'share'))) throw tokenInvalid();
-      if (!(await this.useFactor(attempt.userId, factor))) return 'wrong_code' as const;
-      // From here a failure is thrown, not returned: the transaction rolls back and the
-      // code stays usable (a concurrent success consumed the challenge; the password changed
-      // or the account was disabled since the first step).
-      if (!(await this.repo.consumeChallenge(attempt.id, this.clock.now()))) throw tokenInvalid();
-      const session = await this.sessions.openIfCredentialsCurrent(
-        { id: attempt.userId, passwordHash: attempt.passwordHash },
-        client,
-        { amr: [...auth.amr], acr: auth.acr },
-      );
-      if (!session) throw tokenInvalid();
-      await this.audit.record('login.mfa_succeeded', { userId: attempt.userId, sessionId: session.sessionId }, client, {
-        method: 'code' in factor ? 'totp' : 'recovery_code',
-      });
-      if ('recoveryCode' in factor) {
-        await this.audit.record(
-          'mfa.recovery_code_used',
-          { userId: attempt.userId, sessionId: session.sessionId },
-          client,
-        );
-      }
-      return session;
-    });
+    const outcome =
+      'code' in factor
+        ? await this.completeWithTotp(attempt, factor.code, client)
+        : await this.completeWithRecoveryCode(attempt, factor.recoveryCode, client);
     if (outcome === 'wrong_code') {
       await this.audit.record('mfa.challenge_failed', { userId: attempt.userId }, client, {
         method: 'code' in factor ? 'totp' : 'recovery_code',
@@ -334,6 +313,71 @@ export class MfaService {
     };
   }
 
+  /**
+   * The code is checked here against the secret read with the guess, then one statement
+   * (MfaRepository.completeTotpLogin) uses its step, consumes the challenge and opens the
+   * session, all or nothing.
+   */
+  private async completeWithTotp(
+    attempt: CountedAttempt,
+    code: string,
+    client: ClientInfo,
+  ): Promise<IssuedSession | 'wrong_code'> {
+    if (attempt.secretEnc === null || attempt.secretKeyId === null) return 'wrong_code';
+    const now = this.clock.now();
+    const step = this.matchingStep(attempt.userId, attempt.secretEnc, attempt.secretKeyId, code, now);
+    if (step === null) return 'wrong_code';
+    const prepared = this.sessions.prepareOpen(attempt.userId, client, { amr: [...TOTP_AUTH.amr], acr: TOTP_AUTH.acr });
+    const auditRow = this.audit.row('login.mfa_succeeded', { userId: attempt.userId, sessionId: prepared.id }, client, {
+      method: 'totp',
+    });
+    const done = await this.repo.completeTotpLogin({
+      challengeId: attempt.id,
+      userId: attempt.userId,
+      passwordHash: attempt.passwordHash,
+      sealed: attempt.secretEnc,
+      step,
+      now,
+      session: prepared,
+      audit: auditRow,
+    });
+    if (done.kind === 'challenge_gone') throw tokenInvalid();
+    if (done.kind === 'step_used') return 'wrong_code';
+    this.audit.written(auditRow.type);
+    await this.resealIfOld(attempt.userId, attempt.secretEnc, attempt.secretKeyId);
+    return this.sessions.opened(prepared, done.roles, done.evicted);
+  }
+
+  /**
+   * In one transaction: the code is used, the challenge consumed, and the session opened
+   * only while the password verified in the first step is still current and the account
+   * enabled; any failure there rolls the code's use back.
+   */
+  private async completeWithRecoveryCode(
+    attempt: CountedAttempt,
+    recoveryCode: string,
+    client: ClientInfo,
+  ): Promise<IssuedSession | 'wrong_code'> {
+    return this.txHost.withTransaction(async () => {
+      if (!(await this.repo.lockUser(attempt.userId, 'share'))) throw tokenInvalid();
+      if (!(await this.useRecoveryCode(attempt.userId, recoveryCode))) return 'wrong_code' as const;
+      // From here a failure is thrown, not returned: the transaction rolls back and the
+      // code stays usable (a concurrent success consumed the challenge; the password changed
+      // or the account was disabled since the first step).
+      if (!(await this.repo.consumeChallenge(attempt.id, this.clock.now()))) throw tokenInvalid();
+      const session = await this.sessions.openIfCredentialsCurrent(
+        { id: attempt.userId, passwordHash: attempt.passwordHash },
+        client,
+        { amr: [...RECOVERY_CODE_AUTH.amr], acr: RECOVERY_CODE_AUTH.acr },
+      );
+      if (!session) throw tokenInvalid();
+      const who = { userId: attempt.userId, sessionId: session.sessionId };
+      await this.audit.record('login.mfa_succeeded', who, client, { method: 'recovery_code' });
+      await this.audit.record('mfa.recovery_code_used', who, client);
+      return session;
+    });
+  }
+
   /** Uses a TOTP code or a recovery code of the user's confirmed factor; false when wrong or already used. */
   private useFactor(userId: string, factor: SecondFactor): Promise<boolean> {
     return 'code' in factor ? this.useTotp(userId, factor.code) : this.useRecoveryCode(userId, factor.recoveryCode);
@@ -342,20 +386,30 @@ export class MfaService {
   private async useTotp(userId: string, code: string): Promise<boolean> {
     const totp = await this.repo.findTotp(userId);
     if (!totp?.confirmedAt) return false;
-    const secret = this.box.open(totp.secretEnc, totp.secretKeyId, userId);
+    const now = this.clock.now();
+    const step = this.matchingStep(userId, totp.secretEnc, totp.secretKeyId, code, now);
+    if (step === null || !(await this.repo.useStep(userId, step, now))) return false;
+    await this.resealIfOld(userId, totp.secretEnc, totp.secretKeyId);
+    return true;
+  }
+
+  /** The time step `code` matches of the sealed secret, within MFA_TOTP_WINDOW; null if none (or it does not decrypt). */
+  private matchingStep(userId: string, sealed: Uint8Array, keyId: string, code: string, now: Date): number | null {
+    const secret = this.box.open(sealed, keyId, userId);
     if (!secret) {
       this.logger.error(`the TOTP secret of user ${userId} does not decrypt: is its key still in MFA_ENCRYPTION_KEYS?`);
-      return false;
+      return null;
     }
-    const now = this.clock.now();
-    const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
-    if (step === null || !(await this.repo.useStep(userId, step, now))) return false;
-    if (totp.secretKeyId !== this.box.currentKeyId) {
-      // Key rotation: a secret under an older key moves to the current one when next used.
-      const { sealed, keyId } = this.box.seal(secret, userId);
-      await this.repo.reseal(userId, totp.secretKeyId, sealed, keyId);
-    }
-    return true;
+    return matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
+  }
+
+  /** Key rotation: a secret under an older key moves to the current one when next used. */
+  private async resealIfOld(userId: string, sealed: Uint8Array, keyId: string): Promise<void> {
+    if (keyId === this.box.currentKeyId) return;
+    const secret = this.box.open(sealed, keyId, userId);
+    if (!secret) return;
+    const resealed = this.box.seal(secret, userId);
+    await this.repo.reseal(userId, keyId, resealed.sealed, resealed.keyId);
   }
 
   private async useRecoveryCode(userId: string, input: string): Promise<boolean> {

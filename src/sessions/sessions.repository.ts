@@ -76,6 +76,39 @@ export function sessionJson(s: SessionView) {
   };
 }
 
+/**
+ * The INSERT of session `id` for the one user row of `source` (a CTE name, with a WHERE
+ * clause if need be, whose rows have the user's `id`), returning the new session's id: a
+ * part of the statement that opens it (createIfCredentialsCurrent, and a login's second
+ * step in MfaRepository.completeTotpLogin).
+ */
+export function insertSessionSql(id: string, s: NewSession, source: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`
+    INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip,
+                          amr, acr, auth_time)
+    SELECT ${id}::uuid, id, ${s.tokenHash}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.absoluteExpiresAt},
+           ${s.userAgent}, ${s.ip}, ${s.auth.amr}::text[], ${s.auth.acr}, ${s.auth.authTime}
+    FROM ${source}
+    RETURNING id`;
+}
+
+/**
+ * Revokes, when `condition` holds, the user's live sessions beyond the `keep` most recently
+ * used ones (the cap on live sessions per user), returning their ids. A statement that
+ * opens a session in the same SQL does not see it here: it keeps one fewer.
+ */
+export function revokeBeyondSql(userId: string, keep: number, now: Date, condition: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`
+    UPDATE sessions SET revoked_at = ${now}, revoked_reason = 'session_limit'
+    WHERE id IN (
+      SELECT id FROM sessions
+      WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
+      ORDER BY last_used_at DESC, created_at DESC, id DESC
+      OFFSET ${keep}
+    ) AND revoked_at IS NULL AND ${condition}
+    RETURNING id`;
+}
+
 /** The Prisma queries on sessions, named by intent. */
 @Injectable()
 export class SessionsRepository {
@@ -133,14 +166,7 @@ export class SessionsRepository {
         WHERE id = ${s.userId}::uuid AND password_hash = ${passwordHash} AND NOT disabled
           AND (NOT ${passwordOnly} OR NOT mfa_enabled)
         FOR SHARE
-      ), opened AS (
-        INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip,
-                              amr, acr, auth_time)
-        SELECT ${randomUUID()}::uuid, id, ${s.tokenHash}, ${s.now}, ${s.now}, ${s.expiresAt}, ${s.absoluteExpiresAt},
-               ${s.userAgent}, ${s.ip}, ${s.auth.amr}::text[], ${s.auth.acr}, ${s.auth.authTime}
-        FROM account
-        RETURNING id
-      )
+      ), opened AS (${insertSessionSql(randomUUID(), s, Prisma.sql`account`)})
       SELECT opened.id, account.roles::text[] AS roles FROM opened, account`;
     return rows[0] ?? null;
   }
@@ -150,15 +176,7 @@ export class SessionsRepository {
    * live sessions per user); returns their ids.
    */
   async revokeBeyond(userId: string, keep: number, now: Date): Promise<string[]> {
-    const rows = await this.db.$queryRaw<Array<{ id: string }>>`
-      UPDATE sessions SET revoked_at = ${now}, revoked_reason = 'session_limit'
-      WHERE id IN (
-        SELECT id FROM sessions
-        WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
-        ORDER BY last_used_at DESC, created_at DESC, id DESC
-        OFFSET ${keep}
-      ) AND revoked_at IS NULL
-      RETURNING id`;
+    const rows = await this.db.$queryRaw<Array<{ id: string }>>(revokeBeyondSql(userId, keep, now, Prisma.sql`TRUE`));
     return rows.map((r) => r.id);
   }
 

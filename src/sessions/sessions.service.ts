@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
@@ -29,6 +30,16 @@ export type { SessionAuth };
 
 /** A session opened with a password only (RFC 8176 `pwd`, assurance level 1). */
 export const passwordAuth = (at: Date): SessionAuth => ({ amr: ['pwd'], acr: 'aal1', authTime: at });
+
+/** A session that a caller's statement is about to open (SessionsService.prepareOpen). */
+export interface PreparedSession {
+  id: string;
+  session: NewSession;
+  refreshToken: string;
+  rolesReadAt: number;
+  /** How many of the user's other live sessions the cap keeps (revokeBeyondSql's `keep`). */
+  keepOthers: number;
+}
 
 export interface IssuedSession {
   sessionId: string;
@@ -87,9 +98,13 @@ export class SessionsService {
 
   /** The cap on live sessions per user: the least recently used beyond MAX_SESSIONS_PER_USER are revoked. */
   private async evictBeyondLimit(userId: string, now: Date): Promise<void> {
-    const evicted = await this.repo.revokeBeyond(userId, this.config.MAX_SESSIONS_PER_USER, now);
-    await this.revocation.revoke({ sessions: evicted });
-    this.announceRevoked(userId, evicted);
+    await this.evicted(userId, await this.repo.revokeBeyond(userId, this.config.MAX_SESSIONS_PER_USER, now));
+  }
+
+  /** Sessions revoked by the cap: their tokens stop at once, and the user's connections are told. */
+  private async evicted(userId: string, sessionIds: string[]): Promise<void> {
+    await this.revocation.revoke({ sessions: sessionIds });
+    this.announceRevoked(userId, sessionIds);
   }
 
   /** Tells the user's real-time connections that these sessions were revoked. */
@@ -164,6 +179,44 @@ export class SessionsService {
       roles: opened.roles,
       rolesReadAt,
       refreshToken,
+      expiresAt: session.expiresAt,
+      auth: session.auth,
+      tenant: null,
+    };
+  }
+
+  /**
+   * A session for a caller whose own statement opens it together with other changes (a
+   * login's second step, MfaRepository.completeTotpLogin): its id, row and refresh token,
+   * for the statement's parts (insertSessionSql, then revokeBeyondSql with `keepOthers`),
+   * and opened(), to call once the statement has run.
+   */
+  prepareOpen(userId: string, client: ClientInfo, auth: Omit<SessionAuth, 'authTime'>): PreparedSession {
+    const { session, refreshToken } = this.newSession(userId, client, auth);
+    return {
+      id: randomUUID(),
+      session,
+      refreshToken,
+      rolesReadAt: this.clock.nowMs(),
+      // The statement does not see the session it inserts: it keeps one fewer of the others.
+      keepOthers: this.config.MAX_SESSIONS_PER_USER - 1,
+    };
+  }
+
+  /**
+   * After a caller's statement opened `prepared` (read `roles` from the locked user row) and
+   * revoked `evicted` for the cap: what opening a session here announces, and the session.
+   */
+  async opened(prepared: PreparedSession, roles: Role[], evicted: string[]): Promise<IssuedSession> {
+    const { id, session } = prepared;
+    this.announceCreated(session.userId, id, session);
+    await this.evicted(session.userId, evicted);
+    return {
+      sessionId: id,
+      userId: session.userId,
+      roles,
+      rolesReadAt: prepared.rolesReadAt,
+      refreshToken: prepared.refreshToken,
       expiresAt: session.expiresAt,
       auth: session.auth,
       tenant: null,

@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditService } from '../../src/audit/audit.service.js';
+import { MfaRepository } from '../../src/mfa/mfa.repository.js';
+import { TOTP_AUTH } from '../../src/mfa/mfa.service.js';
+import { SessionsService } from '../../src/sessions/sessions.service.js';
+import type { TestApp } from '../support/test-app.js';
+import { enrol, liveSessions, mfaLogin, passwordStep, startMfaApp, type MfaUser } from './mfa-helpers.js';
+
+const MAX_SESSIONS = 3;
+const CLIENT = { ip: '203.0.113.9', userAgent: 'second-step-test', requestId: null };
+
+/**
+ * The statement of a login's second step with a TOTP code (MfaRepository.completeTotpLogin),
+ * called directly: whatever stops it, nothing is written (the code stays usable, the challenge
+ * open); when it succeeds, all of it is. The HTTP behaviour is in login.spec.ts and
+ * replay-and-caps.spec.ts.
+ */
+describe('the second step as one statement', () => {
+  let t: TestApp;
+  let repo: MfaRepository;
+  let sessions: SessionsService;
+  let audit: AuditService;
+  beforeAll(async () => {
+    t = await startMfaApp({ MAX_SESSIONS_PER_USER: String(MAX_SESSIONS) });
+    repo = t.app.get(MfaRepository);
+    sessions = t.app.get(SessionsService);
+    audit = t.app.get(AuditService);
+  });
+  afterAll(async () => t?.close());
+
+  /** An enrolled user with an open challenge, and what the statement is given for step `last + ahead`. */
+  async function setUp(u?: MfaUser, ahead = 1) {
+    const user = u ?? (await enrol(t));
+    await passwordStep(t, user);
+    const challenge = await t.prisma.mfaChallenge.findFirstOrThrow({
+      where: { userId: user.id, consumedAt: null },
+      orderBy: { createdAt: 'desc' },
+    });
+    const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: user.id } });
+    return {
+      user,
+      challenge,
+      totp,
+      args: (over: Partial<Parameters<MfaRepository['completeTotpLogin']>[0]> = {}) => {
+        const session = sessions.prepareOpen(user.id, CLIENT, { amr: [...TOTP_AUTH.amr], acr: TOTP_AUTH.acr });
+        return {
+          challengeId: challenge.id,
+          userId: user.id,
+          passwordHash: challenge.passwordHash,
+          sealed: totp.secretEnc,
+          step: Number(totp.lastUsedStep) + ahead,
+          now: t.clock.now(),
+          session,
+          audit: audit.row('login.mfa_succeeded', { userId: user.id, sessionId: session.id }, CLIENT, {
+            method: 'totp',
+          }),
+          ...over,
+        };
+      },
+    };
+  }
+
+  /** Nothing of a stopped statement is left: the step, the challenge, the session, the audit row. */
+  async function expectNothingWritten(s: Awaited<ReturnType<typeof setUp>>, a: { session: { id: string } }) {
+    const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
+    expect(totp.lastUsedStep).toBe(s.totp.lastUsedStep);
+    const challenge = await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id: s.challenge.id } });
+    expect(challenge.consumedAt).toEqual(s.challenge.consumedAt);
+    expect(await t.prisma.session.count({ where: { id: a.session.id } })).toBe(0);
+    expect(await t.prisma.auditEvent.count({ where: { sessionId: a.session.id } })).toBe(0);
+  }
+
+  it('opens the session: step used, challenge consumed, session and audit row written', async () => {
+    const s = await setUp();
+    const a = s.args();
+    const done = await repo.completeTotpLogin(a);
+    expect(done).toEqual({ kind: 'opened', roles: ['user'], evicted: [] });
+    const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
+    expect(totp.lastUsedStep).toBe(BigInt(a.step));
+    const challenge = await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id: s.challenge.id } });
+    expect(challenge.consumedAt).not.toBeNull();
+    const row = await t.prisma.session.findUniqueOrThrow({ where: { id: a.session.id } });
+    expect(row).toMatchObject({ userId: s.user.id, amr: ['pwd', 'otp', 'mfa'], acr: 'aal2', ip: CLIENT.ip });
+    expect(Buffer.from(row.tokenHash)).toEqual(a.session.session.tokenHash);
+    const event = await t.prisma.auditEvent.findUniqueOrThrow({ where: { id: a.audit.id } });
+    expect(event).toMatchObject({
+      type: 'login.mfa_succeeded',
+      userId: s.user.id,
+      sessionId: a.session.id,
+      details: { method: 'totp' },
+    });
+  });
+
+  it('a challenge consumed meanwhile: challenge_gone, nothing written', async () => {
+    const s = await setUp();
+    await t.prisma.mfaChallenge.update({ where: { id: s.challenge.id }, data: { consumedAt: t.clock.now() } });
+    s.challenge.consumedAt = (
+      await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id: s.challenge.id } })
+    ).consumedAt;
+    const a = s.args();
+    expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'challenge_gone' });
+    await expectNothingWritten(s, a);
+  });
+
+  it('a password changed or an account disabled since the first step: challenge_gone, nothing written', async () => {
+    const s = await setUp();
+    const a = s.args({ passwordHash: `${s.challenge.passwordHash}x` });
+    expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'challenge_gone' });
+    await expectNothingWritten(s, a);
+
+    await t.prisma.user.update({ where: { id: s.user.id }, data: { disabled: true } });
+    const b = s.args();
+    expect(await repo.completeTotpLogin(b)).toEqual({ kind: 'challenge_gone' });
+    await expectNothingWritten(s, b);
+  });
+
+  it('a step not newer than the last one used, or a secret replaced since it was read: step_used, nothing written', async () => {
+    const s = await setUp(undefined, 0);
+    const a = s.args();
+    expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'step_used' });
+    await expectNothingWritten(s, a);
+
+    const b = s.args({ step: Number(s.totp.lastUsedStep) + 1, sealed: new Uint8Array(s.totp.secretEnc.length) });
+    expect(await repo.completeTotpLogin(b)).toEqual({ kind: 'step_used' });
+    await expectNothingWritten(s, b);
+  });
+
+  it('a second step over HTTP keeps MAX_SESSIONS_PER_USER live sessions, the new one included', async () => {
+    const u = await enrol(t); // the confirmation's session: 1
+    const older = await t.prisma.session.findMany({ where: { userId: u.id, revokedAt: null } });
+    for (let i = 0; i < MAX_SESSIONS - 1; i++) {
+      t.clock.advance(1);
+      await mfaLogin(t, u);
+    }
+    expect(await liveSessions(t, u.id)).toBe(MAX_SESSIONS);
+    t.clock.advance(1);
+    const last = await mfaLogin(t, u);
+    expect(await liveSessions(t, u.id)).toBe(MAX_SESSIONS);
+    // The least recently used one went: the confirmation's; the new one is live.
+    const revoked = await t.prisma.session.findMany({ where: { userId: u.id, revokedReason: 'session_limit' } });
+    expect(revoked.map((r) => r.id)).toEqual(older.map((o) => o.id));
+    await t.http.get('/users/me').set(last.auth).expect(200);
+  });
+
+  it('two second steps on one challenge with codes of two steps: one opens, the other writes nothing', async () => {
+    for (let round = 0; round < 5; round++) {
+      const s = await setUp();
+      const [a, b] = [s.args(), s.args({ step: Number(s.totp.lastUsedStep) + 2 })];
+      const done = await Promise.all([repo.completeTotpLogin(a), repo.completeTotpLogin(b)]);
+      const kinds = done.map((d) => d.kind).sort();
+      expect(kinds).toEqual(['challenge_gone', 'opened']);
+      const winner = done[0]!.kind === 'opened' ? a : b;
+      // The loser's step was not spent: the step recorded is the winner's.
+      const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
+      expect(totp.lastUsedStep).toBe(BigInt(winner.step));
+      expect(await t.prisma.session.count({ where: { id: { in: [a.session.id, b.session.id] } } })).toBe(1);
+    }
+  });
+});
