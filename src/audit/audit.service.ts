@@ -116,7 +116,8 @@ export class AuditService {
       actorId: ctx.actorId ?? null,
       sessionId: who.sessionId ?? null,
       ip: ctx.ip ?? null,
-      userAgent: ctx.userAgent ?? null,
+      // As a session keeps it: a client must not be able to store 16 KiB per event.
+      userAgent: ctx.userAgent?.slice(0, 512) ?? null,
       requestId: ctx.requestId ?? null,
       details: details ?? null,
       createdAt: this.clock.now(),

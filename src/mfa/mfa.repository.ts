@@ -25,6 +25,7 @@ export interface CountedAttempt {
   /** The user's confirmed TOTP factor as read with the guess (null without one). */
   secretEnc: Uint8Array | null;
   secretKeyId: string | null;
+  confirmedAt: Date | null;
 }
 
 /** What completeTotpLogin() did. */
@@ -205,7 +206,7 @@ export class MfaRepository {
     const rows = await queryPrepared<CountedAttempt>(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_count_attempt_v2',
+      'gatehouse_mfa_count_attempt_v3',
       Prisma.sql`
         WITH counted AS (
           UPDATE mfa_challenges SET attempts = attempts + 1
@@ -213,15 +214,15 @@ export class MfaRepository {
           RETURNING id, user_id, password_hash, ip
         )
         SELECT counted.id, counted.user_id AS "userId", counted.password_hash AS "passwordHash", counted.ip,
-               t.secret_enc AS "secretEnc", t.secret_key_id AS "secretKeyId"
+               t.secret_enc AS "secretEnc", t.secret_key_id AS "secretKeyId", t.confirmed_at AS "confirmedAt"
         FROM counted LEFT JOIN mfa_totp t ON t.user_id = counted.user_id AND t.confirmed_at IS NOT NULL`,
     );
     return rows[0] ?? null;
   }
 
   /**
-   * A login's second step with a TOTP code that matched time step `step` of the factor's
-   * secret `sealed`, as one statement (a prepared one on PostgreSQL): atomic without a
+   * A login's second step with a TOTP code that matched time step `step` of the factor
+   * confirmed at `confirmedAt` (as read with the guess), as one statement (a prepared one on PostgreSQL): atomic without a
    * transaction, and one round trip instead of ten. In this order, each part only when the
    * one before it took effect:
    * 1. the user row, `FOR SHARE`, while its password hash is still the one the first step
@@ -230,8 +231,9 @@ export class MfaRepository {
    *    SessionsRepository.createIfCredentialsCurrent);
    * 2. the challenge, unconsumed, `FOR UPDATE`: a concurrent second step on it is waited for
    *    and, if it succeeded, this one stops here;
-   * 3. the step is used, if newer than the last one used and the secret still `sealed`
-   *    (RFC 6238 §5.2: a code works once);
+   * 3. the step is used, if newer than the last one used and the factor still the one read
+   *    (its confirmation time: a secret re-encrypted under a newer key meanwhile is the same
+   *    factor, one disabled and enrolled again is not) (RFC 6238 §5.2: a code works once);
    * 4. the challenge is consumed, the session inserted, the user's sessions beyond the cap
    *    revoked (sessions_user_id_revoked_at_idx keeps that a read of the user's live
    *    sessions under any plan) and the audit event written.
@@ -242,7 +244,7 @@ export class MfaRepository {
     challengeId: string;
     userId: string;
     passwordHash: string;
-    sealed: Uint8Array;
+    confirmedAt: Date;
     step: number;
     now: Date;
     session: PreparedSession;
@@ -258,7 +260,7 @@ export class MfaRepository {
     }>(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_complete_totp_login_v1',
+      'gatehouse_mfa_complete_totp_login_v2',
       Prisma.sql`
         WITH account AS (
           SELECT id, roles FROM users
@@ -270,7 +272,7 @@ export class MfaRepository {
           FOR UPDATE
         ), used AS (
           UPDATE mfa_totp SET last_used_step = ${p.step}, last_used_at = ${p.now}
-          WHERE user_id = ${p.userId}::uuid AND confirmed_at IS NOT NULL AND secret_enc = ${p.sealed}
+          WHERE user_id = ${p.userId}::uuid AND confirmed_at = ${p.confirmedAt}
             AND last_used_step < ${p.step} AND EXISTS (SELECT 1 FROM challenge)
           RETURNING user_id
         ), consumed AS (

@@ -323,7 +323,7 @@ export class MfaService {
     code: string,
     client: ClientInfo,
   ): Promise<IssuedSession | 'wrong_code'> {
-    if (attempt.secretEnc === null || attempt.secretKeyId === null) return 'wrong_code';
+    if (attempt.secretEnc === null || attempt.secretKeyId === null || attempt.confirmedAt === null) return 'wrong_code';
     const now = this.clock.now();
     const step = this.matchingStep(attempt.userId, attempt.secretEnc, attempt.secretKeyId, code, now);
     if (step === null) return 'wrong_code';
@@ -335,7 +335,7 @@ export class MfaService {
       challengeId: attempt.id,
       userId: attempt.userId,
       passwordHash: attempt.passwordHash,
-      sealed: attempt.secretEnc,
+      confirmedAt: attempt.confirmedAt,
       step,
       now,
       session: prepared,
@@ -344,7 +344,14 @@ export class MfaService {
     if (done.kind === 'challenge_gone') throw tokenInvalid();
     if (done.kind === 'step_used') return 'wrong_code';
     this.audit.written(auditRow.type);
-    await this.resealIfOld(attempt.userId, attempt.secretEnc, attempt.secretKeyId);
+    // The session is open and the code spent: what follows must not fail the answer.
+    try {
+      await this.resealIfOld(attempt.userId, attempt.secretEnc, attempt.secretKeyId);
+    } catch (error) {
+      this.logger.warn(
+        `the TOTP secret of user ${attempt.userId} stays under its old key until next used: ${String(error)}`,
+      );
+    }
     return this.sessions.opened(prepared, done.roles, done.evicted);
   }
 

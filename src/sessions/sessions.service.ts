@@ -206,11 +206,18 @@ export class SessionsService {
   /**
    * After a caller's statement opened `prepared` (read `roles` from the locked user row) and
    * revoked `evicted` for the cap: what opening a session here announces, and the session.
+   * Never throws: the caller's statement has committed.
    */
   async opened(prepared: PreparedSession, roles: Role[], evicted: string[]): Promise<IssuedSession> {
     const { id, session } = prepared;
     this.announceCreated(session.userId, id, session);
-    await this.evicted(session.userId, evicted);
+    try {
+      await this.evicted(session.userId, evicted);
+    } catch (error) {
+      // The session is open: its answer must not be lost. The evicted sessions are revoked in
+      // the database (no refresh); only their access tokens live on, to their expiry.
+      this.logger.error(`sessions ${evicted.join(', ')} revoked by the cap, not announced: ${String(error)}`);
+    }
     return {
       sessionId: id,
       userId: session.userId,

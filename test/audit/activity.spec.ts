@@ -99,6 +99,13 @@ describe('GET /users/me/activity', () => {
     return { accessToken: res.body.accessToken as string, auth: bearer(res.body.accessToken as string) };
   };
 
+  it('keeps 512 characters of a long User-Agent, as the session does', async () => {
+    const ua = `Long/1 ${'x'.repeat(12_000)}`;
+    const a = await signupFrom(ua, '203.0.113.9');
+    const items = await activity(a.auth);
+    expect(byType(items, 'signup').userAgent).toBe(ua.slice(0, 512));
+  });
+
   it('answers 401 without a token, or with a bad one', async () => {
     const res = await t.http.get('/users/me/activity');
     expectError(res, 401, 'UNAUTHORIZED');

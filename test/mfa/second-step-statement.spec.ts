@@ -47,7 +47,7 @@ describe('the second step as one statement', () => {
           challengeId: challenge.id,
           userId: user.id,
           passwordHash: challenge.passwordHash,
-          sealed: totp.secretEnc,
+          confirmedAt: totp.confirmedAt!,
           step: Number(totp.lastUsedStep) + ahead,
           now: t.clock.now(),
           session,
@@ -114,15 +114,33 @@ describe('the second step as one statement', () => {
     await expectNothingWritten(s, b);
   });
 
-  it('a step not newer than the last one used, or a secret replaced since it was read: step_used, nothing written', async () => {
+  it('a step not newer than the last one used, or a factor enrolled again since it was read: step_used, nothing written', async () => {
     const s = await setUp(undefined, 0);
     const a = s.args();
     expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'step_used' });
     await expectNothingWritten(s, a);
 
-    const b = s.args({ step: Number(s.totp.lastUsedStep) + 1, sealed: new Uint8Array(s.totp.secretEnc.length) });
+    // Disabled and enrolled again: a new confirmation time (and a new secret).
+    const b = s.args({
+      step: Number(s.totp.lastUsedStep) + 1,
+      confirmedAt: new Date(s.totp.confirmedAt!.getTime() - 1),
+    });
     expect(await repo.completeTotpLogin(b)).toEqual({ kind: 'step_used' });
     await expectNothingWritten(s, b);
+  });
+
+  it('a secret re-encrypted under a newer key since it was read is the same factor: the step is used', async () => {
+    // A concurrent second step re-seals a secret under an older key after its success
+    // (MFA_ENCRYPTION_KEYS rotation): this one's code, checked against the old sealing, still counts.
+    const s = await setUp();
+    await t.prisma.mfaTotp.update({
+      where: { userId: s.user.id },
+      data: { secretEnc: new Uint8Array(s.totp.secretEnc.length), secretKeyId: 'resealed' },
+    });
+    const a = s.args();
+    expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'opened', roles: ['user'], evicted: [] });
+    const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
+    expect(totp.lastUsedStep).toBe(BigInt(a.step));
   });
 
   it('a second step over HTTP keeps MAX_SESSIONS_PER_USER live sessions, the new one included', async () => {
