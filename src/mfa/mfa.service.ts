@@ -324,8 +324,10 @@ export class MfaService {
     client: ClientInfo,
   ): Promise<IssuedSession | 'wrong_code'> {
     if (attempt.secretEnc === null || attempt.secretKeyId === null || attempt.confirmedAt === null) return 'wrong_code';
+    const secret = this.openSecret(attempt.userId, attempt.secretEnc, attempt.secretKeyId);
+    if (!secret) return 'wrong_code';
     const now = this.clock.now();
-    const step = this.matchingStep(attempt.userId, attempt.secretEnc, attempt.secretKeyId, code, now);
+    const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
     if (step === null) return 'wrong_code';
     const prepared = this.sessions.prepareOpen(attempt.userId, client, { amr: [...TOTP_AUTH.amr], acr: TOTP_AUTH.acr });
     const auditRow = this.audit.row('login.mfa_succeeded', { userId: attempt.userId, sessionId: prepared.id }, client, {
@@ -346,7 +348,7 @@ export class MfaService {
     this.audit.written(auditRow.type);
     // The session is open and the code spent: what follows must not fail the answer.
     try {
-      await this.resealIfOld(attempt.userId, attempt.secretEnc, attempt.secretKeyId);
+      await this.resealIfOld(attempt.userId, secret, attempt.secretKeyId);
     } catch (error) {
       this.logger.warn(
         `the TOTP secret of user ${attempt.userId} stays under its old key until next used: ${String(error)}`,
@@ -393,28 +395,27 @@ export class MfaService {
   private async useTotp(userId: string, code: string): Promise<boolean> {
     const totp = await this.repo.findTotp(userId);
     if (!totp?.confirmedAt) return false;
+    const secret = this.openSecret(userId, totp.secretEnc, totp.secretKeyId);
+    if (!secret) return false;
     const now = this.clock.now();
-    const step = this.matchingStep(userId, totp.secretEnc, totp.secretKeyId, code, now);
+    const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
     if (step === null || !(await this.repo.useStep(userId, step, now))) return false;
-    await this.resealIfOld(userId, totp.secretEnc, totp.secretKeyId);
+    await this.resealIfOld(userId, secret, totp.secretKeyId);
     return true;
   }
 
-  /** The time step `code` matches of the sealed secret, within MFA_TOTP_WINDOW; null if none (or it does not decrypt). */
-  private matchingStep(userId: string, sealed: Uint8Array, keyId: string, code: string, now: Date): number | null {
+  /** The TOTP secret of `userId`, decrypted; null (and logged) when it does not decrypt. */
+  private openSecret(userId: string, sealed: Uint8Array, keyId: string): Uint8Array | null {
     const secret = this.box.open(sealed, keyId, userId);
     if (!secret) {
       this.logger.error(`the TOTP secret of user ${userId} does not decrypt: is its key still in MFA_ENCRYPTION_KEYS?`);
-      return null;
     }
-    return matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
+    return secret;
   }
 
-  /** Key rotation: a secret under an older key moves to the current one when next used. */
-  private async resealIfOld(userId: string, sealed: Uint8Array, keyId: string): Promise<void> {
+  /** Key rotation: a secret under an older key (`keyId`) moves to the current one when next used. */
+  private async resealIfOld(userId: string, secret: Uint8Array, keyId: string): Promise<void> {
     if (keyId === this.box.currentKeyId) return;
-    const secret = this.box.open(sealed, keyId, userId);
-    if (!secret) return;
     const resealed = this.box.seal(secret, userId);
     await this.repo.reseal(userId, keyId, resealed.sealed, resealed.keyId);
   }
