@@ -9,7 +9,8 @@
  * refresh, mfa_login (the second step, POST /auth/login/mfa, on a server with BCRYPT_COST=4;
  * each run of it makes --bodies accounts and their challenges first: single-use requests, so
  * the load may end before the window does), introspect (POST /oauth/introspect of ten
- * users' tokens by ten clients, Basic auth). Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
+ * users' tokens by ten clients, Basic auth), oauth_token (POST /oauth/token, client
+ * credentials of ten clients, Basic auth). Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
  * else PGlite), prepares it as bench/run.mjs does, applies the load for --duration seconds,
  * stops the server and summarises the samples taken during the load only (top self-time
  * functions, self time per package, top inclusive time). The .cpuprofile and the summary
@@ -50,7 +51,17 @@ if (argv[0] === '--summarize') {
 }
 
 const scenario = argv[0];
-const SCENARIOS = ['guard', 'resource', 'guard_hs256', 'resource_hs256', 'login', 'refresh', 'mfa_login', 'introspect'];
+const SCENARIOS = [
+  'guard',
+  'resource',
+  'guard_hs256',
+  'resource_hs256',
+  'login',
+  'refresh',
+  'mfa_login',
+  'introspect',
+  'oauth_token',
+];
 if (!SCENARIOS.includes(scenario)) {
   console.error(`usage: node bench/profile.mjs <${SCENARIOS.join('|')}> [--duration=15] [--no-build]`);
   process.exit(2);
@@ -78,7 +89,7 @@ const server = new Server(
     ...(hs ? { JWT_SECRETS: `bench-hs256-secret-${'x'.repeat(32)}` } : {}),
     // mfa_login: the first steps are made before the load, and the second runs no bcrypt.
     ...(scenario === 'mfa_login' ? { BCRYPT_COST: '4' } : {}),
-    ...(scenario === 'introspect' ? { ADMIN_USERNAME, ADMIN_PASSWORD: PASSWORD } : {}),
+    ...(scenario === 'introspect' || scenario === 'oauth_token' ? { ADMIN_USERNAME, ADMIN_PASSWORD: PASSWORD } : {}),
   }),
   { logDir: tmpDir, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] },
 );
@@ -103,7 +114,9 @@ try {
       ? await createClients(server.url, (await login(server.url, ADMIN_USERNAME)).accessToken, 'p-', connections, [
           'introspection',
         ])
-      : [];
+      : scenario === 'oauth_token'
+        ? await createClients(server.url, (await login(server.url, ADMIN_USERNAME)).accessToken, 'p-', connections)
+        : [];
   const job = async (seconds) => {
     switch (scenario) {
       case 'guard':
@@ -172,6 +185,18 @@ try {
             headers: { 'content-type': 'application/x-www-form-urlencoded' },
             perConnectionHeaders: clients.map((c) => ({ authorization: basicAuthorization(c) })),
             perConnectionBodies: accounts.map((a) => `token=${a.accessToken}`),
+            duration: seconds,
+          },
+        ];
+      case 'oauth_token':
+        return [
+          {
+            ...base,
+            path: '/oauth/token',
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            perConnectionHeaders: clients.map((c) => ({ authorization: basicAuthorization(c) })),
+            body: 'grant_type=client_credentials',
             duration: seconds,
           },
         ];
