@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { ROLES, sortRoles, type Role } from '../common/account-rules.js';
 import { UserKind } from '../generated/prisma/enums.js';
-import type { UserRecord } from './users.repository.js';
+import type { PublicUserFields, UserRecord } from './users.repository.js';
 
 const USER_KINDS = Object.values(UserKind);
 
@@ -22,7 +22,7 @@ export class UserDto {
   mfaEnabled!: boolean;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
 
-  static from(u: UserRecord): UserDto {
+  static from(u: PublicUserFields): UserDto {
     return {
       id: u.id,
       username: u.username,

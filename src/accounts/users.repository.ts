@@ -8,6 +8,12 @@ import type { Role } from '../common/account-rules.js';
 
 export type UserRecord = User;
 
+/** What the public view of a user (UserDto) is made of: a UserRecord, or a statement's columns of one. */
+export type PublicUserFields = Pick<
+  UserRecord,
+  'id' | 'username' | 'email' | 'emailVerifiedAt' | 'displayName' | 'roles' | 'kind' | 'mfaEnabled' | 'createdAt'
+>;
+
 /** Advisory lock key serialising changes that could remove the last admin. */
 const ADMIN_LOCK = 4_201_001;
 

@@ -4,9 +4,9 @@ import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { auditInsertSql, type AuditRow } from '../audit/audit.service.js';
-import type { Role } from '../common/account-rules.js';
+import type { PublicUserFields } from '../accounts/users.repository.js';
 import type { PreparedSession } from '../sessions/sessions.service.js';
-import { insertSessionSql, revokeBeyondSql } from '../sessions/sessions.repository.js';
+import { insertSessionSql } from '../sessions/sessions.repository.js';
 
 export interface TotpRow {
   secretEnc: Uint8Array;
@@ -28,9 +28,12 @@ export interface CountedAttempt {
   confirmedAt: Date | null;
 }
 
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
 /** What completeTotpLogin() did. */
 export type TotpLoginOutcome =
-  | { kind: 'opened'; roles: Role[]; evicted: string[] }
+  /** `user`: the account row as locked by the statement (its roles go into the access token). */
+  | { kind: 'opened'; user: PublicUserFields }
   /** The code's step was used already (or the factor changed): nothing was written. */
   | { kind: 'step_used' }
   /** The challenge was consumed meanwhile, or the account changed since the password step: nothing was written. */
@@ -234,11 +237,12 @@ export class MfaRepository {
    * 3. the step is used, if newer than the last one used and the factor still the one read
    *    (its confirmation time: a secret re-encrypted under a newer key meanwhile is the same
    *    factor, one disabled and enrolled again is not) (RFC 6238 §5.2: a code works once);
-   * 4. the challenge is consumed, the session inserted, the user's sessions beyond the cap
-   *    revoked (sessions_user_id_revoked_at_idx keeps that a read of the user's live
-   *    sessions under any plan) and the audit event written.
+   * 4. the challenge is consumed, the session inserted and the audit event written.
    * Rows locked in 1 and 2 keep 4 from failing once 3 has run: the code is never spent
-   * without a session, and nothing is written unless all of it is.
+   * without a session, and nothing is written unless all of it is. The account's public
+   * fields come back from the row of 1, so that the answer needs no other read. The cap on
+   * sessions per user is not applied here: it must see sessions that logins racing this one
+   * commit after it starts (SessionsService.opened applies it, in a statement of its own).
    */
   async completeTotpLogin(p: {
     challengeId: string;
@@ -251,19 +255,15 @@ export class MfaRepository {
     audit: AuditRow;
   }): Promise<TotpLoginOutcome> {
     const { session } = p;
-    const rows = await queryPrepared<{
-      challenge: boolean;
-      used: boolean;
-      opened: boolean;
-      roles: Role[] | null;
-      evicted: string[];
-    }>(
+    const rows = await queryPrepared<
+      { challenge: boolean; used: boolean; opened: boolean } & Nullable<Omit<PublicUserFields, 'id'>>
+    >(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_complete_totp_login_v2',
+      'gatehouse_mfa_complete_totp_login_v3',
       Prisma.sql`
         WITH account AS (
-          SELECT id, roles FROM users
+          SELECT id, roles, username, email, email_verified_at, display_name, kind, mfa_enabled, created_at FROM users
           WHERE id = ${p.userId}::uuid AND password_hash = ${p.passwordHash} AND NOT disabled
           FOR SHARE
         ), challenge AS (
@@ -280,18 +280,32 @@ export class MfaRepository {
           WHERE id IN (SELECT id FROM challenge) AND EXISTS (SELECT 1 FROM used)
           RETURNING id
         ), opened AS (${insertSessionSql(session.id, session.session, Prisma.sql`account WHERE EXISTS (SELECT 1 FROM consumed)`)}
-        ), evicted AS (${revokeBeyondSql(p.userId, session.keepOthers, p.now, Prisma.sql`EXISTS (SELECT 1 FROM opened)`)}
         ), audited AS (${auditInsertSql(p.audit, Prisma.sql`opened`)})
         SELECT EXISTS (SELECT 1 FROM challenge) AS challenge, EXISTS (SELECT 1 FROM used) AS used,
-               EXISTS (SELECT 1 FROM opened) AS opened, (SELECT roles::text[] FROM account) AS roles,
-               ARRAY(SELECT id::text FROM evicted) AS evicted`,
+               EXISTS (SELECT 1 FROM opened) AS opened, a.roles::text[] AS roles, a.username, a.email,
+               a.email_verified_at AS "emailVerifiedAt", a.display_name AS "displayName", a.kind::text AS kind,
+               a.mfa_enabled AS "mfaEnabled", a.created_at AS "createdAt"
+        FROM (SELECT 1) AS one LEFT JOIN account AS a ON TRUE`,
     );
     const r = rows[0];
     if (!r?.challenge) return { kind: 'challenge_gone' };
     if (!r.used) return { kind: 'step_used' };
+    const { roles, username, email, emailVerifiedAt, displayName, kind, mfaEnabled, createdAt } = r;
     // Unreachable while the rows of 1 and 2 stay locked; never a session that was not opened.
-    if (!r.opened || r.roles === null) return { kind: 'challenge_gone' };
-    return { kind: 'opened', roles: r.roles, evicted: r.evicted };
+    if (
+      !r.opened ||
+      roles === null ||
+      username === null ||
+      kind === null ||
+      mfaEnabled === null ||
+      createdAt === null
+    ) {
+      return { kind: 'challenge_gone' };
+    }
+    return {
+      kind: 'opened',
+      user: { id: p.userId, roles, username, email, emailVerifiedAt, displayName, kind, mfaEnabled, createdAt },
+    };
   }
 
   /** Marks the challenge used; false when another request consumed it first. */

@@ -12,7 +12,7 @@ import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { mailTemplates } from '../mail/mail-templates.js';
 import { MailerService } from '../mail/mailer.service.js';
 import { CredentialsService, requireLocalPassword } from '../accounts/credentials.service.js';
-import { UsersRepository, type UserRecord } from '../accounts/users.repository.js';
+import { UsersRepository, type PublicUserFields, type UserRecord } from '../accounts/users.repository.js';
 import { SessionsService, type IssuedSession, type SessionAuth } from '../sessions/sessions.service.js';
 import { LoginThrottleService } from '../throttle/login-throttle.service.js';
 import { MfaRepository, type CountedAttempt } from './mfa.repository.js';
@@ -48,7 +48,7 @@ export interface Enrolment {
 export type SecondFactor = { code: string } | { recoveryCode: string };
 
 export interface MfaLogin {
-  user: UserRecord;
+  user: PublicUserFields;
   session: IssuedSession;
   /** Present when a recovery code was used. */
   recoveryCodesRemaining?: number;
@@ -304,13 +304,10 @@ export class MfaService {
       throw wrongCode(401);
     }
     await this.throttle.clearSecondFactor(attempt.userId);
+    if ('user' in outcome) return outcome;
     const user = await this.users.findById(attempt.userId);
     if (!user) throw tokenInvalid();
-    return {
-      user,
-      session: outcome,
-      ...('recoveryCode' in factor ? { recoveryCodesRemaining: await this.repo.remainingRecoveryCodes(user.id) } : {}),
-    };
+    return { user, session: outcome, recoveryCodesRemaining: await this.repo.remainingRecoveryCodes(user.id) };
   }
 
   /**
@@ -322,7 +319,7 @@ export class MfaService {
     attempt: CountedAttempt,
     code: string,
     client: ClientInfo,
-  ): Promise<IssuedSession | 'wrong_code'> {
+  ): Promise<MfaLogin | 'wrong_code'> {
     if (attempt.secretEnc === null || attempt.secretKeyId === null || attempt.confirmedAt === null) return 'wrong_code';
     const secret = this.openSecret(attempt.userId, attempt.secretEnc, attempt.secretKeyId);
     if (!secret) return 'wrong_code';
@@ -354,7 +351,7 @@ export class MfaService {
         `the TOTP secret of user ${attempt.userId} stays under its old key until next used: ${String(error)}`,
       );
     }
-    return this.sessions.opened(prepared, done.roles, done.evicted);
+    return { user: done.user, session: await this.sessions.opened(prepared, done.user.roles) };
   }
 
   /**
@@ -368,7 +365,10 @@ export class MfaService {
     client: ClientInfo,
   ): Promise<IssuedSession | 'wrong_code'> {
     return this.txHost.withTransaction(async () => {
-      if (!(await this.repo.lockUser(attempt.userId, 'share'))) throw tokenInvalid();
+      // FOR UPDATE, not FOR SHARE: logins of this user racing this one wait for its commit, so
+      // that the cap on sessions per user, applied inside this transaction, sees theirs
+      // (SessionsService.evictBeyondLimit).
+      if (!(await this.repo.lockUser(attempt.userId, 'update'))) throw tokenInvalid();
       if (!(await this.useRecoveryCode(attempt.userId, recoveryCode))) return 'wrong_code' as const;
       // From here a failure is thrown, not returned: the transaction rolls back and the
       // code stays usable (a concurrent success consumed the challenge; the password changed

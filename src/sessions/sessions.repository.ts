@@ -93,19 +93,21 @@ export function insertSessionSql(id: string, s: NewSession, source: Prisma.Sql):
 }
 
 /**
- * Revokes, when `condition` holds, the user's live sessions beyond the `keep` most recently
- * used ones (the cap on live sessions per user), returning their ids. A statement that
- * opens a session in the same SQL does not see it here: it keeps one fewer.
+ * Revokes the user's live sessions beyond the `keep` most recently used ones (the cap on
+ * live sessions per user), returning their ids. The UPDATE's own scan names the user too:
+ * with `revoked_at IS NULL` alone, a generic plan made while the table's statistics were
+ * those of a nearly empty table read every live session of every user through the
+ * `revoked_at` index (seen with auto_explain: a hash semi-join over that index).
  */
-export function revokeBeyondSql(userId: string, keep: number, now: Date, condition: Prisma.Sql): Prisma.Sql {
+function revokeBeyondSql(userId: string, keep: number, now: Date): Prisma.Sql {
   return Prisma.sql`
     UPDATE sessions SET revoked_at = ${now}, revoked_reason = 'session_limit'
-    WHERE id IN (
+    WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND id IN (
       SELECT id FROM sessions
       WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
       ORDER BY last_used_at DESC, created_at DESC, id DESC
       OFFSET ${keep}
-    ) AND revoked_at IS NULL AND ${condition}
+    )
     RETURNING id`;
 }
 
@@ -176,7 +178,13 @@ export class SessionsRepository {
    * live sessions per user); returns their ids.
    */
   async revokeBeyond(userId: string, keep: number, now: Date): Promise<string[]> {
-    const rows = await this.db.$queryRaw<Array<{ id: string }>>(revokeBeyondSql(userId, keep, now, Prisma.sql`TRUE`));
+    // After every login: a prepared statement outside transactions on PostgreSQL.
+    const rows = await queryPrepared<{ id: string }>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_sessions_revoke_beyond_v1',
+      revokeBeyondSql(userId, keep, now),
+    );
     return rows.map((r) => r.id);
   }
 

@@ -37,8 +37,6 @@ export interface PreparedSession {
   session: NewSession;
   refreshToken: string;
   rolesReadAt: number;
-  /** How many of the user's other live sessions the cap keeps (revokeBeyondSql's `keep`). */
-  keepOthers: number;
 }
 
 export interface IssuedSession {
@@ -96,7 +94,16 @@ export class SessionsService {
     });
   }
 
-  /** The cap on live sessions per user: the least recently used beyond MAX_SESSIONS_PER_USER are revoked. */
+  /**
+   * The cap on live sessions per user: the least recently used beyond MAX_SESSIONS_PER_USER
+   * are revoked. Run after the new session's own statement, outside its transaction when
+   * there is none (password logins, a second step with a TOTP code): its snapshot is then
+   * taken after that session committed, so of logins of one user racing each other, the one
+   * committed last sees every other's session, and the cap holds once all have answered (a
+   * statement does not see rows that concurrent ones commit after it starts). Logins that
+   * open their session in a transaction lock the user row `FOR UPDATE` first (a second step
+   * with a recovery code, a federated sign-in), so that concurrent ones wait for them.
+   */
   private async evictBeyondLimit(userId: string, now: Date): Promise<void> {
     await this.evicted(userId, await this.repo.revokeBeyond(userId, this.config.MAX_SESSIONS_PER_USER, now));
   }
@@ -188,8 +195,8 @@ export class SessionsService {
   /**
    * A session for a caller whose own statement opens it together with other changes (a
    * login's second step, MfaRepository.completeTotpLogin): its id, row and refresh token,
-   * for the statement's parts (insertSessionSql, then revokeBeyondSql with `keepOthers`),
-   * and opened(), to call once the statement has run.
+   * for the statement's insertSessionSql, and opened(), to call once the statement has
+   * committed.
    */
   prepareOpen(userId: string, client: ClientInfo, auth: Omit<SessionAuth, 'authTime'>): PreparedSession {
     const { session, refreshToken } = this.newSession(userId, client, auth);
@@ -198,25 +205,23 @@ export class SessionsService {
       session,
       refreshToken,
       rolesReadAt: this.clock.nowMs(),
-      // The statement does not see the session it inserts: it keeps one fewer of the others.
-      keepOthers: this.config.MAX_SESSIONS_PER_USER - 1,
     };
   }
 
   /**
    * After a caller's statement opened `prepared` (read `roles` from the locked user row) and
-   * revoked `evicted` for the cap: what opening a session here announces, and the session.
-   * Never throws: the caller's statement has committed.
+   * committed: what opening a session here announces, the cap on live sessions per user (as
+   * after a password login, in a statement of its own: see evictBeyondLimit), and the session.
+   * Never throws: the session is open, and its answer must not be lost.
    */
-  async opened(prepared: PreparedSession, roles: Role[], evicted: string[]): Promise<IssuedSession> {
+  async opened(prepared: PreparedSession, roles: Role[]): Promise<IssuedSession> {
     const { id, session } = prepared;
     this.announceCreated(session.userId, id, session);
     try {
-      await this.evicted(session.userId, evicted);
+      await this.evictBeyondLimit(session.userId, session.now);
     } catch (error) {
-      // The session is open: its answer must not be lost. The evicted sessions are revoked in
-      // the database (no refresh); only their access tokens live on, to their expiry.
-      this.logger.error(`sessions ${evicted.join(', ')} revoked by the cap, not announced: ${String(error)}`);
+      // Sessions over the cap stay live until the user's next login applies it.
+      this.logger.error(`the session cap of user ${session.userId} was not applied: ${String(error)}`);
     }
     return {
       sessionId: id,

@@ -72,9 +72,29 @@ describe('the second step as one statement', () => {
 
   it('opens the session: step used, challenge consumed, session and audit row written', async () => {
     const s = await setUp();
+    const email = `${s.user.username}@example.com`;
+    await t.prisma.user.update({
+      where: { id: s.user.id },
+      data: { email, emailKey: email.toLowerCase(), displayName: 'Second Step', emailVerifiedAt: t.clock.now() },
+    });
     const a = s.args();
     const done = await repo.completeTotpLogin(a);
-    expect(done).toEqual({ kind: 'opened', roles: ['user'], evicted: [] });
+    // The account as the statement locked it: what the answer's `user` is made of.
+    const account = await t.prisma.user.findUniqueOrThrow({ where: { id: s.user.id } });
+    expect(done).toEqual({
+      kind: 'opened',
+      user: {
+        id: s.user.id,
+        roles: ['user'],
+        username: account.username,
+        email: account.email,
+        emailVerifiedAt: account.emailVerifiedAt,
+        displayName: account.displayName,
+        kind: 'person',
+        mfaEnabled: true,
+        createdAt: account.createdAt,
+      },
+    });
     const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
     expect(totp.lastUsedStep).toBe(BigInt(a.step));
     const challenge = await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id: s.challenge.id } });
@@ -138,7 +158,7 @@ describe('the second step as one statement', () => {
       data: { secretEnc: new Uint8Array(s.totp.secretEnc.length), secretKeyId: 'resealed' },
     });
     const a = s.args();
-    expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'opened', roles: ['user'], evicted: [] });
+    expect(await repo.completeTotpLogin(a)).toMatchObject({ kind: 'opened', user: { id: s.user.id, roles: ['user'] } });
     const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
     expect(totp.lastUsedStep).toBe(BigInt(a.step));
   });
