@@ -18,7 +18,16 @@ import { LoginThrottleService } from '../throttle/login-throttle.service.js';
 import { MfaRepository, type CountedAttempt } from './mfa.repository.js';
 import { newRecoveryCode, normaliseRecoveryCode, recoveryCodeHash } from './recovery-codes.js';
 import { SecretBox } from './secret-box.js';
-import { TOTP_ALGORITHM, TOTP_DIGITS, TOTP_PERIOD, base32, matchingStep, newTotpSecret, totpUri } from './totp.js';
+import {
+  TOTP_ALGORITHM,
+  TOTP_DIGITS,
+  TOTP_PERIOD,
+  base32,
+  matchingStep,
+  newTotpSecret,
+  totpCodeOf,
+  totpUri,
+} from './totp.js';
 
 /** A pending enrolment must be confirmed within this time. */
 export const ENROLMENT_TTL_MS = 10 * 60 * 1000;
@@ -199,7 +208,7 @@ export class MfaService {
     if (!(await this.repo.isEnabled(userId))) throw notEnabled();
     await this.credentials.recheck(user, password, client, 'The password is wrong');
     await this.throttle.admitSecondFactor(userId);
-    const factor: SecondFactor = /^\s*\d{6}\s*$/.test(code) ? { code: code.trim() } : { recoveryCode: code };
+    const factor: SecondFactor = totpCodeOf(code) !== null ? { code } : { recoveryCode: code };
     const done = await this.txHost.withTransaction(async () => {
       await this.repo.lockUser(userId, 'update');
       if (!(await this.useFactor(userId, factor))) return 'wrong';

@@ -58,11 +58,21 @@ export function totpCode(secret: Uint8Array, nowMs: number, digits = TOTP_DIGITS
 }
 
 /**
- * The time step whose code `code` is, within ±`window` steps of `nowMs`, or null. The
- * caller accepts it only if it is newer than the last step used (the replay rule).
+ * A TOTP code as typed, without its whitespace ("123 456" as some apps show it, a pasted
+ * " 123456\n"), when six digits remain; null otherwise.
  */
-export function matchingStep(secret: Uint8Array, code: string, nowMs: number, window: number): number | null {
-  if (!/^\d{6}$/.test(code)) return null;
+export function totpCodeOf(typed: string): string | null {
+  const code = typed.replace(/\s+/g, '');
+  return /^\d{6}$/.test(code) ? code : null;
+}
+
+/**
+ * The time step whose code `typed` is (whitespace ignored), within ±`window` steps of `nowMs`,
+ * or null. The caller accepts it only if it is newer than the last step used (the replay rule).
+ */
+export function matchingStep(secret: Uint8Array, typed: string, nowMs: number, window: number): number | null {
+  const code = totpCodeOf(typed);
+  if (code === null) return null;
   const delta = TOTP.validate({
     token: code,
     secret: new Secret({ buffer: toArrayBuffer(secret) }),

@@ -217,6 +217,28 @@ describe('two-step login', () => {
     expectStatus(await loginMfa(t, mfaToken, { code }), 200);
   });
 
+  it('whitespace in a 6-digit code is ignored: "123 456", a pasted code with a line break', async () => {
+    const m = await enrol(t);
+    const spaced = (code: string) => ` ${code.slice(0, 3)} ${code.slice(3)}\n`;
+    const mfaToken = await passwordStep(t, m);
+    expectStatus(await loginMfa(t, mfaToken, { code: spaced(advanceToFreshStep(t, m.secret)) }), 200);
+    // No guess was counted on the way: the challenge took one attempt, the one that succeeded.
+    const challenge = await t.prisma.mfaChallenge.findFirstOrThrow({ where: { userId: m.id } });
+    expect(challenge.attempts).toBe(1);
+    // Digits beside letters or a seventh digit are still not a code.
+    const other = await passwordStep(t, m);
+    const code = advanceToFreshStep(t, m.secret);
+    expectError(await loginMfa(t, other, { code: `${code}7` }), 401, 'INVALID_MFA_CODE');
+    expectError(await loginMfa(t, other, { code: `${code.slice(0, 3)}-${code.slice(3)}` }), 401, 'INVALID_MFA_CODE');
+    expectStatus(await loginMfa(t, other, { code: `\t${code} ` }), 200);
+    // Turning it off takes a spaced code too (not mistaken for a recovery code).
+    const off = await t.http
+      .delete('/auth/mfa')
+      .set(m.auth)
+      .send({ password: m.password, code: spaced(advanceToFreshStep(t, m.secret)) });
+    expectStatus(off, 204);
+  });
+
   describe('an account disabled by an admin', () => {
     it('answers 403 ACCOUNT_DISABLED at the password step (before MFA), and kills an open challenge', async () => {
       const admin = await login(t, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);

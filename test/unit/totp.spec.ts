@@ -76,8 +76,15 @@ describe('matchingStep', () => {
     expect(matchingStep(RFC_SECRET, wrong, now, 0)).toBeNull();
     const other = new Uint8Array(randomBytes(20));
     expect(matchingStep(other, code, now, 0) === null || totpCode(other, now) === code).toBe(true);
-    for (const bad of ['', '12345', '1234567', `${code} `, ` ${code}`, code.replace(/\d$/, 'a'), '１２３４５６']) {
+    const dashed = `${code.slice(0, 3)}-${code.slice(3)}`;
+    for (const bad of ['', '12345', '1234567', `${code}0`, dashed, code.replace(/\d$/, 'a'), '１２３４５６']) {
       expect(matchingStep(RFC_SECRET, bad, now, 2), `input ${JSON.stringify(bad)}`).toBeNull();
+    }
+    // Whitespace is not part of a code: as an app shows it, or pasted with a line break.
+    const step = matchingStep(RFC_SECRET, code, now, 0);
+    expect(step).not.toBeNull();
+    for (const typed of [`${code} `, ` ${code}`, `${code.slice(0, 3)} ${code.slice(3)}`, `\t${code}\r\n`]) {
+      expect(matchingStep(RFC_SECRET, typed, now, 0), `input ${JSON.stringify(typed)}`).toBe(step);
     }
     // The 8-digit value of the step is not a 6-digit code.
     expect(matchingStep(RFC_SECRET, totpCode(RFC_SECRET, now, 8), now, 1)).toBeNull();
