@@ -81,8 +81,7 @@ describe('matchingStep', () => {
       expect(matchingStep(RFC_SECRET, bad, now, 2), `input ${JSON.stringify(bad)}`).toBeNull();
     }
     // Whitespace is not part of a code: as an app shows it, or pasted with a line break.
-    const step = matchingStep(RFC_SECRET, code, now, 0);
-    expect(step).not.toBeNull();
+    expect(matchingStep(RFC_SECRET, code, now, 0)).toBe(step);
     for (const typed of [`${code} `, ` ${code}`, `${code.slice(0, 3)} ${code.slice(3)}`, `\t${code}\r\n`]) {
       expect(matchingStep(RFC_SECRET, typed, now, 0), `input ${JSON.stringify(typed)}`).toBe(step);
     }
