@@ -105,11 +105,8 @@ export class SessionsService {
    * with a recovery code, a federated sign-in), so that concurrent ones wait for them.
    */
   private async evictBeyondLimit(userId: string, now: Date): Promise<void> {
-    await this.evicted(userId, await this.repo.revokeBeyond(userId, this.config.MAX_SESSIONS_PER_USER, now));
-  }
-
-  /** Sessions revoked by the cap: their tokens stop at once, and the user's connections are told. */
-  private async evicted(userId: string, sessionIds: string[]): Promise<void> {
+    const sessionIds = await this.repo.revokeBeyond(userId, this.config.MAX_SESSIONS_PER_USER, now);
+    // Their tokens stop at once, and the user's connections are told.
     await this.revocation.revoke({ sessions: sessionIds });
     this.announceRevoked(userId, sessionIds);
   }
