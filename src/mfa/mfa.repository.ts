@@ -184,22 +184,6 @@ export class MfaRepository {
     });
   }
 
-  /** The user of a live challenge (unconsumed, unexpired, guesses left), or null. */
-  async liveChallengeUser(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<string | null> {
-    // The second step's first two statements, outside its transaction: prepared statements on
-    // PostgreSQL (see database/prepared-statements.ts).
-    const rows = await queryPrepared<{ userId: string }>(
-      this.txHost,
-      this.prisma,
-      'gatehouse_mfa_live_challenge_v1',
-      Prisma.sql`
-        SELECT user_id AS "userId" FROM mfa_challenges
-        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
-        LIMIT 1`,
-    );
-    return rows[0]?.userId ?? null;
-  }
-
   /**
    * Counts one guess against a live challenge before it is checked, in one statement: of
    * concurrent guesses at most `maxAttempts` ever get past here. Null when the challenge is
@@ -221,6 +205,15 @@ export class MfaRepository {
         FROM counted LEFT JOIN mfa_totp t ON t.user_id = counted.user_id AND t.confirmed_at IS NOT NULL`,
     );
     return rows[0] ?? null;
+  }
+
+  /**
+   * Gives back a guess that countAttempt() counted but no code was checked for (the account
+   * was throttled). Never below zero; a challenge consumed meanwhile stays consumed.
+   */
+  async uncountAttempt(challengeId: string): Promise<void> {
+    await this.db.$executeRaw`
+      UPDATE mfa_challenges SET attempts = attempts - 1 WHERE id = ${challengeId}::uuid AND attempts > 0`;
   }
 
   /**

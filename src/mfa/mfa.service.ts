@@ -278,29 +278,29 @@ export class MfaService {
   }
 
   /**
-   * The second step of a login. In this order: the challenge must be live with guesses left
-   * (401 MFA_TOKEN_INVALID); the guess is counted against the account (429 once throttled,
-   * the challenge then not charged) and against the challenge, atomically (when it ran out
-   * meanwhile, MFA_TOKEN_INVALID and the account's count is given back); then the code is
-   * checked (401 INVALID_MFA_CODE). On success, all or nothing (one statement for a TOTP code,
-   * one transaction for a recovery code): the code is used, the challenge consumed, and the
-   * session opened only while the password verified in the first step is still current and
-   * the account enabled; when any of it fails, the code stays usable.
+   * The second step of a login. In this order: the guess is counted against the challenge,
+   * which must be live with guesses left (401 MFA_TOKEN_INVALID otherwise: nothing else is
+   * charged); then against the account (429 once throttled, and the challenge is given its
+   * guess back); then the code is checked (401 INVALID_MFA_CODE). The challenge comes first so
+   * that a burst on one challenge reserves at most MFA_MAX_ATTEMPTS of the account's budget at
+   * once: counted the other way round, every guess in flight held a place in the account's
+   * budget until its challenge refused it, and a burst larger than MFA_RATE_LIMIT drew a 429
+   * for a challenge that had simply run out. On success, all or nothing (one statement for a
+   * TOTP code, one transaction for a recovery code): the code is used, the challenge consumed,
+   * and the session opened only while the password verified in the first step is still
+   * current and the account enabled; when any of it fails, the code stays usable.
    */
   async completeLogin(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<MfaLogin> {
     if (!MFA_TOKEN.test(mfaToken)) throw tokenInvalid();
     const tokenHash = hashToken(mfaToken);
-    const max = this.config.MFA_MAX_ATTEMPTS;
-    const userId = await this.repo.liveChallengeUser(tokenHash, this.clock.now(), max);
-    if (!userId) throw tokenInvalid();
-    // A throttled account's guess is refused before the challenge counts it.
-    const reservation = await this.throttle.admitSecondFactor(userId);
-    const attempt = await this.repo.countAttempt(tokenHash, this.clock.now(), max);
-    if (!attempt) {
-      // Out of guesses meanwhile (a concurrent burst): no code is checked, so the account is
-      // not charged either; the answer is the exhausted challenge's, not 429.
-      await this.throttle.releaseSecondFactor(reservation);
-      throw tokenInvalid();
+    const attempt = await this.repo.countAttempt(tokenHash, this.clock.now(), this.config.MFA_MAX_ATTEMPTS);
+    if (!attempt) throw tokenInvalid();
+    try {
+      await this.throttle.admitSecondFactor(attempt.userId);
+    } catch (error) {
+      // A throttled account's guess is not checked, so the challenge does not keep it.
+      await this.repo.uncountAttempt(attempt.id);
+      throw error;
     }
     const outcome =
       'code' in factor

@@ -134,7 +134,7 @@ export class LoginThrottleService {
    * password; clearSecondFactor() after a right code starts it over. Without it, someone who
    * holds the password could open challenge after challenge and keep guessing.
    */
-  async admitSecondFactor(userId: string): Promise<Reservation> {
+  async admitSecondFactor(userId: string): Promise<void> {
     const outcome = await this.store.reserve(
       [{ key: secondFactorKey(userId), limit: this.secondFactorLimit }],
       this.clock.nowMs(),
@@ -147,12 +147,6 @@ export class LoginThrottleService {
         retryAfter(outcome.waitMs / 1000),
       );
     }
-    return outcome.reservation;
-  }
-
-  /** Takes an admitted guess back out (no code was checked after all). */
-  async releaseSecondFactor(reservation: Reservation): Promise<void> {
-    await this.store.release(reservation.counts, reservation.atMs);
   }
 
   async clearSecondFactor(userId: string): Promise<void> {

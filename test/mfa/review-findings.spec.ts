@@ -140,6 +140,33 @@ describe('MFA review findings', () => {
   });
 });
 
+describe('MFA review findings: a burst on one challenge against an account budget no larger than the challenge', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startMfaApp({ MFA_MAX_ATTEMPTS: '5', MFA_RATE_LIMIT: '5' });
+  });
+  afterAll(async () => t?.close());
+
+  it('F8: only the guesses the challenge admits take a place in the account budget (never 429 for a spent challenge)', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () => loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) })),
+    );
+    const counts = answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
+    expect(counts).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 25 });
+    // The 5 judged guesses spent the budget exactly: the next challenge is throttled, and the
+    // guess it refused is given back to it.
+    const next = await passwordStep(t, u);
+    expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
+    const open = await t.prisma.mfaChallenge.findMany({
+      where: { userId: u.id, consumedAt: null },
+      select: { attempts: true },
+    });
+    expect(open.map((c) => c.attempts).sort((x, y) => x - y)).toEqual([0, 5]);
+  });
+});
+
 describe('MFA review findings: ADMIN_REQUIRE_MFA covers every admin power', () => {
   let t: TestApp;
   beforeAll(async () => {
