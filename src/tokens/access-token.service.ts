@@ -1,7 +1,7 @@
 import { createHmac, randomUUID, sign as signWithKey } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
-import type { Role } from '../common/account-rules.js';
+import { sortRoles, type Role } from '../common/account-rules.js';
 import type { Acr } from './principal.js';
 import { userTokenScopes } from './scopes.js';
 
@@ -124,7 +124,7 @@ export class AccessTokenService {
       client_id: c.clientId,
       scope: [...c.scopes].sort().join(' '),
       sid: c.secretId,
-      roles: c.roles,
+      roles: sortRoles(c.roles),
       iat,
       exp: iat + ttlSeconds,
       iss: this.config.JWT_ISSUER,
@@ -145,7 +145,9 @@ export class AccessTokenService {
     const claims: AccessTokenClaims = {
       sub: user.id,
       sid: sessionId,
-      roles: user.roles,
+      // Always ["user"] or ["user","admin"], as in the account's JSON, whatever order the
+      // caller read them in (a row's array keeps the order it was written in).
+      roles: sortRoles(user.roles),
       amr: [...auth.amr],
       acr: auth.acr,
       auth_time: Math.floor(auth.authTime.getTime() / 1000),

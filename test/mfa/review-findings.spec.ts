@@ -131,6 +131,20 @@ describe('MFA review findings', () => {
     await mfaLogin(t, u);
   });
 
+  it("the access token's roles are in the account's order whatever order the row holds them in", async () => {
+    const u = await enrol(t);
+    // Written by hand, not through the API (which always writes ["user","admin"]).
+    await t.prisma.$executeRaw`UPDATE users SET roles = ARRAY['admin','user']::"Role"[] WHERE id = ${u.id}::uuid`;
+    const totp = await mfaLogin(t, u);
+    expect((totp.body.user as { roles: string[] }).roles).toEqual(['user', 'admin']);
+    expect(claimsOf(totp.accessToken).roles).toEqual(['user', 'admin']);
+    const viaCode = await loginMfa(t, await passwordStep(t, u), { recoveryCode: u.recoveryCodes[0] });
+    expect(viaCode.status).toBe(200);
+    expect(claimsOf(viaCode.body.accessToken as string).roles).toEqual(['user', 'admin']);
+    const next = await refresh(t, totp.refreshToken).expect(200);
+    expect(claimsOf(next.body.accessToken as string).roles).toEqual(['user', 'admin']);
+  });
+
   it('turning two-step sign-in off makes the session a password session (its next token is aal1)', async () => {
     const u = await enrol(t);
     const code = advanceToFreshStep(t, u.secret);
