@@ -184,6 +184,22 @@ export class MfaRepository {
     });
   }
 
+  /** The user of a live challenge (unconsumed, unexpired, guesses left), or null. */
+  async liveChallengeUser(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<string | null> {
+    // The second step's first statements, outside its transaction: prepared statements on
+    // PostgreSQL (see database/prepared-statements.ts).
+    const rows = await queryPrepared<{ userId: string }>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_mfa_live_challenge_v1',
+      Prisma.sql`
+        SELECT user_id AS "userId" FROM mfa_challenges
+        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
+        LIMIT 1`,
+    );
+    return rows[0]?.userId ?? null;
+  }
+
   /**
    * Counts one guess against a live challenge before it is checked, in one statement: of
    * concurrent guesses at most `maxAttempts` ever get past here. Null when the challenge is

@@ -22,6 +22,9 @@ export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
 /** The longest wait ever imposed: throttling slows guessing, it never locks out for good. */
 const MAX_WAIT_MS = LOGIN_WINDOW_MS;
 const BACKOFF: BackoffPolicy = { windowMs: LOGIN_WINDOW_MS, maxWaitMs: MAX_WAIT_MS };
+
+const tooManyWrongCodes = (waitMs: number): AppError =>
+  new AppError(ErrorCode.TOO_MANY_ATTEMPTS, 'Too many wrong codes; retry later', retryAfter(waitMs / 1000));
 /** The account-wide ceiling, across all sources, is this many times LOGIN_RATE_LIMIT. */
 export const ACCOUNT_CEILING_FACTOR = 10;
 /** The per-address ceiling of client-secret failures is this many times OAUTH_CLIENT_RATE_LIMIT. */
@@ -140,13 +143,18 @@ export class LoginThrottleService {
       this.clock.nowMs(),
       BACKOFF,
     );
-    if (!outcome.admitted) {
-      throw new AppError(
-        ErrorCode.TOO_MANY_ATTEMPTS,
-        'Too many wrong codes; retry later',
-        retryAfter(outcome.waitMs / 1000),
-      );
-    }
+    if (!outcome.admitted) throw tooManyWrongCodes(outcome.waitMs);
+  }
+
+  /**
+   * Throws what admitSecondFactor() would (429 TOO_MANY_ATTEMPTS with Retry-After) when the
+   * account's wrong codes make the next one wait, without counting anything: the second step of
+   * a login asks this before its challenge counts the guess, so that a throttled account's
+   * guesses do not hold the challenge's places (see MfaService.completeLogin).
+   */
+  async refuseSecondFactorIfWaiting(userId: string): Promise<void> {
+    const wait = this.waitMs(await this.store.get(secondFactorKey(userId)), this.secondFactorLimit);
+    if (wait > 0) throw tooManyWrongCodes(wait);
   }
 
   async clearSecondFactor(userId: string): Promise<void> {

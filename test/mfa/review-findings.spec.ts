@@ -8,6 +8,7 @@ import {
   advanceToFreshStep,
   enrol,
   expectError,
+  expectStatus,
   liveSessions,
   loginMfa,
   mfaLogin,
@@ -154,30 +155,68 @@ describe('MFA review findings', () => {
   });
 });
 
-describe('MFA review findings: a burst on one challenge against an account budget no larger than the challenge', () => {
+describe('MFA review findings: a burst on one challenge against an account budget one above it', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startMfaApp({ MFA_MAX_ATTEMPTS: '5', MFA_RATE_LIMIT: '5' });
+    t = await startMfaApp({ MFA_MAX_ATTEMPTS: '5', MFA_RATE_LIMIT: '6' });
   });
   afterAll(async () => t?.close());
 
   it('F8: only the guesses the challenge admits take a place in the account budget (never 429 for a spent challenge)', async () => {
     const u = await enrol(t);
     const mfaToken = await passwordStep(t, u);
+    // Counted account first, every guess in flight held a place in the account's budget until
+    // its challenge refused it, and enough of them at once drew a 429 for a spent challenge.
     const answers = await Promise.all(
-      Array.from({ length: 30 }, () => loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) })),
+      Array.from({ length: 100 }, () => loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) })),
     );
     const counts = answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
-    expect(counts).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 25 });
-    // The 5 judged guesses spent the budget exactly: the next challenge is throttled, and the
-    // guess it refused is given back to it.
+    expect(counts).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 95 });
+    // 5 of the account's 6 free wrong codes are spent: one more is judged, the next refused
+    // before its challenge counts it.
     const next = await passwordStep(t, u);
+    expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
     expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
-    const open = await t.prisma.mfaChallenge.findMany({
-      where: { userId: u.id, consumedAt: null },
+    const challenges = await t.prisma.mfaChallenge.findMany({
+      where: { userId: u.id },
       select: { attempts: true },
+      orderBy: { createdAt: 'asc' },
     });
-    expect(open.map((c) => c.attempts).sort((x, y) => x - y)).toEqual([0, 5]);
+    expect(challenges.map((c) => c.attempts)).toEqual([5, 1]);
+  });
+});
+
+describe('MFA review findings: a throttled account, one guess per challenge', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // One place per challenge: a guess that held it for a moment turned every guess arriving
+    // meanwhile away, as if the challenge were spent.
+    t = await startMfaApp({ MFA_MAX_ATTEMPTS: '1', MFA_RATE_LIMIT: '1' });
+  });
+  afterAll(async () => t?.close());
+
+  it('F9: a burst on a live challenge of a throttled account is answered 429, never MFA_TOKEN_INVALID, and leaves the challenge whole', async () => {
+    const u = await enrol(t);
+    const first = await passwordStep(t, u);
+    expectError(await loginMfa(t, first, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    const fresh = await passwordStep(t, u);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, () => loginMfa(t, fresh, { code: wrongCode(t, u.secret) })),
+    );
+    const counts = answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
+    expect(counts).toEqual({ '429 TOO_MANY_ATTEMPTS': 100 });
+    const challenges = await t.prisma.mfaChallenge.findMany({
+      where: { userId: u.id },
+      select: { attempts: true },
+      orderBy: { createdAt: 'asc' },
+    });
+    expect(challenges.map((c) => c.attempts)).toEqual([1, 0]);
+    // The challenge that was throttled, not spent, takes the right code once the wait is over.
+    const wait = Number(answers[0]!.headers['retry-after']);
+    const before = t.clock.nowMs();
+    const code = advanceToFreshStep(t, u.secret); // a step not used by the enrolment
+    expect(t.clock.nowMs() - before).toBeGreaterThanOrEqual(wait * 1000);
+    expectStatus(await loginMfa(t, fresh, { code }), 200);
   });
 });
 
