@@ -156,6 +156,10 @@ export function expectError(
 /** Status and code, for comparing many answers at once. */
 export const outcome = (res: { status: number; body: { code?: unknown } }) => `${res.status} ${String(res.body?.code)}`;
 
+/** How many answers had each outcome(), e.g. { '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 25 }. */
+export const outcomeCounts = (answers: readonly { status: number; body: { code?: unknown } }[]) =>
+  answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
+
 /** Live (not revoked) session rows of a user. */
 export const liveSessions = (t: TestApp, userId: string) =>
   t.prisma.session.count({ where: { userId, revokedAt: null } });

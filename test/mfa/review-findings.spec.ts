@@ -13,6 +13,7 @@ import {
   loginMfa,
   mfaLogin,
   outcome,
+  outcomeCounts,
   passwordStep,
   startEnrolment,
   startMfaApp,
@@ -126,8 +127,7 @@ describe('MFA review findings', () => {
     const answers = await Promise.all(
       Array.from({ length: 30 }, () => loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) })),
     );
-    const counts = answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
-    expect(counts).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 25 });
+    expect(outcomeCounts(answers)).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 25 });
     // The account was charged the 5 real guesses only: the owner signs in at once.
     await mfaLogin(t, u);
   });
@@ -170,8 +170,7 @@ describe('MFA review findings: a burst on one challenge against an account budge
     const answers = await Promise.all(
       Array.from({ length: 100 }, () => loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) })),
     );
-    const counts = answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
-    expect(counts).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 95 });
+    expect(outcomeCounts(answers)).toEqual({ '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 95 });
     // 5 of the account's 6 free wrong codes are spent: one more is judged, the next refused
     // before its challenge counts it.
     const next = await passwordStep(t, u);
@@ -203,8 +202,7 @@ describe('MFA review findings: a throttled account, one guess per challenge', ()
     const answers = await Promise.all(
       Array.from({ length: 100 }, () => loginMfa(t, fresh, { code: wrongCode(t, u.secret) })),
     );
-    const counts = answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});
-    expect(counts).toEqual({ '429 TOO_MANY_ATTEMPTS': 100 });
+    expect(outcomeCounts(answers)).toEqual({ '429 TOO_MANY_ATTEMPTS': 100 });
     const challenges = await t.prisma.mfaChallenge.findMany({
       where: { userId: u.id },
       select: { attempts: true },
