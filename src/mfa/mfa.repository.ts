@@ -28,6 +28,11 @@ export interface CountedAttempt {
   confirmedAt: Date | null;
 }
 
+export interface OpenChallenge {
+  userId: string;
+  full: boolean;
+}
+
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 /** What completeTotpLogin() did. */
@@ -184,20 +189,24 @@ export class MfaRepository {
     });
   }
 
-  /** The user of a live challenge (unconsumed, unexpired, guesses left), or null. */
-  async liveChallengeUser(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<string | null> {
+  /**
+   * The user of an unconsumed, unexpired challenge, and whether its guesses are all counted
+   * (`full`; some of them may still be given back, see uncountAttempt()); null when there is
+   * no such challenge.
+   */
+  async openChallenge(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<OpenChallenge | null> {
     // The second step's first statements, outside its transaction: prepared statements on
     // PostgreSQL (see database/prepared-statements.ts).
-    const rows = await queryPrepared<{ userId: string }>(
+    const rows = await queryPrepared<OpenChallenge>(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_live_challenge_v1',
+      'gatehouse_mfa_open_challenge_v1',
       Prisma.sql`
-        SELECT user_id AS "userId" FROM mfa_challenges
-        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now} AND attempts < ${maxAttempts}
+        SELECT user_id AS "userId", attempts >= ${maxAttempts} AS "full" FROM mfa_challenges
+        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now}
         LIMIT 1`,
     );
-    return rows[0]?.userId ?? null;
+    return rows[0] ?? null;
   }
 
   /**

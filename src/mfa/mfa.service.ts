@@ -279,11 +279,11 @@ export class MfaService {
 
   /**
    * The second step of a login. In this order:
-   * 1. the challenge must be live with guesses left (401 MFA_TOKEN_INVALID);
+   * 1. the challenge must be unconsumed and unexpired (401 MFA_TOKEN_INVALID);
    * 2. the account must not be waiting out its wrong codes (429 TOO_MANY_ATTEMPTS), a read
    *    that counts nothing;
-   * 3. the guess is counted against the challenge, atomically (401 MFA_TOKEN_INVALID when it
-   *    ran out meanwhile: the account is not charged);
+   * 3. the guess is counted against the challenge, atomically (401 MFA_TOKEN_INVALID when its
+   *    guesses are all counted: the account is not charged);
    * 4. then against the account (429 when the account's budget ran out since 2, and the
    *    challenge is given its guess back, as no code is checked);
    * 5. the code is checked (401 INVALID_MFA_CODE).
@@ -291,22 +291,28 @@ export class MfaService {
    * MFA_MAX_ATTEMPTS places of the account's budget: counted the other way round, every guess
    * in flight held a place in the account's budget until its challenge refused it, and a
    * burst larger than MFA_RATE_LIMIT drew a 429 for a challenge that had simply run out. The
-   * read in 2 keeps a throttled account's guesses from holding the challenge's places in 3, so
-   * that a burst on a live challenge of a throttled account is answered 429, never
-   * MFA_TOKEN_INVALID. On success, all or nothing (one statement for a TOTP code, one
-   * transaction for a recovery code): the code is used, the challenge consumed, and the
-   * session opened only while the password verified in the first step is still current and
-   * the account enabled; when any of it fails, the code stays usable.
+   * read in 2 keeps a throttled account's guesses from holding the challenge's places in 3.
+   * When the account's budget runs out during a burst, the challenge's places are briefly
+   * held by guesses that 4 refuses: a guess the challenge turns away then asks the account
+   * again, and gets the 429 once the account must wait, so that a live challenge is not
+   * answered MFA_TOKEN_INVALID (which sends the user back to the password). On success, all
+   * or nothing (one statement for a TOTP code, one transaction for a recovery code): the code
+   * is used, the challenge consumed, and the session opened only while the password verified
+   * in the first step is still current and the account enabled; when any of it fails, the
+   * code stays usable.
    */
   async completeLogin(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<MfaLogin> {
     if (!MFA_TOKEN.test(mfaToken)) throw tokenInvalid();
     const tokenHash = hashToken(mfaToken);
     const max = this.config.MFA_MAX_ATTEMPTS;
-    const userId = await this.repo.liveChallengeUser(tokenHash, this.clock.now(), max);
-    if (!userId) throw tokenInvalid();
-    await this.throttle.refuseSecondFactorIfWaiting(userId);
-    const attempt = await this.repo.countAttempt(tokenHash, this.clock.now(), max);
-    if (!attempt) throw tokenInvalid();
+    const challenge = await this.repo.openChallenge(tokenHash, this.clock.now(), max);
+    if (!challenge) throw tokenInvalid();
+    await this.throttle.refuseSecondFactorIfWaiting(challenge.userId);
+    const attempt = challenge.full ? null : await this.repo.countAttempt(tokenHash, this.clock.now(), max);
+    if (!attempt) {
+      await this.throttle.refuseSecondFactorIfWaiting(challenge.userId);
+      throw tokenInvalid();
+    }
     try {
       await this.throttle.admitSecondFactor(attempt.userId);
     } catch (error) {

@@ -183,6 +183,28 @@ describe('MFA review findings: a burst on one challenge against an account budge
     });
     expect(challenges.map((c) => c.attempts)).toEqual([5, 1]);
   });
+
+  it('F10: a burst that uses up the account budget leaves its live challenge answering 429, never MFA_TOKEN_INVALID', async () => {
+    const u = await enrol(t);
+    const first = await passwordStep(t, u);
+    for (let i = 0; i < 5; i++) {
+      expectError(await loginMfa(t, first, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    }
+    // One wrong code left in the account's budget; the challenge has five places.
+    const fresh = await passwordStep(t, u);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, () => loginMfa(t, fresh, { code: wrongCode(t, u.secret) })),
+    );
+    expect(outcomeCounts(answers)).toEqual({ '401 INVALID_MFA_CODE': 1, '429 TOO_MANY_ATTEMPTS': 99 });
+    const challenges = await t.prisma.mfaChallenge.findMany({
+      where: { userId: u.id },
+      select: { attempts: true },
+      orderBy: { createdAt: 'asc' },
+    });
+    expect(challenges.map((c) => c.attempts)).toEqual([5, 1]);
+    const code = advanceToFreshStep(t, u.secret, 2); // past the back-off, a step no code used
+    expectStatus(await loginMfa(t, fresh, { code }), 200);
+  });
 });
 
 describe('MFA review findings: a throttled account, one guess per challenge', () => {
