@@ -23,8 +23,10 @@ export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
 const MAX_WAIT_MS = LOGIN_WINDOW_MS;
 const BACKOFF: BackoffPolicy = { windowMs: LOGIN_WINDOW_MS, maxWaitMs: MAX_WAIT_MS };
 
+/** The 429 of the account's budget of wrong two-step codes (admitSecondFactor and the read before it). */
 const tooManyWrongCodes = (waitMs: number): AppError =>
   new AppError(ErrorCode.TOO_MANY_ATTEMPTS, 'Too many wrong codes; retry later', retryAfter(waitMs / 1000));
+
 /** The account-wide ceiling, across all sources, is this many times LOGIN_RATE_LIMIT. */
 export const ACCOUNT_CEILING_FACTOR = 10;
 /** The per-address ceiling of client-secret failures is this many times OAUTH_CLIENT_RATE_LIMIT. */

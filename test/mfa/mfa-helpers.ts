@@ -156,6 +156,16 @@ export function expectError(
 /** Status and code, for comparing many answers at once. */
 export const outcome = (res: { status: number; body: { code?: unknown } }) => `${res.status} ${String(res.body?.code)}`;
 
+/** The `attempts` of every challenge of a user, oldest first. */
+export async function challengeAttempts(t: TestApp, userId: string): Promise<number[]> {
+  const rows = await t.prisma.mfaChallenge.findMany({
+    where: { userId },
+    select: { attempts: true },
+    orderBy: { createdAt: 'asc' },
+  });
+  return rows.map((c) => c.attempts);
+}
+
 /** How many answers had each outcome(), e.g. { '401 INVALID_MFA_CODE': 5, '401 MFA_TOKEN_INVALID': 25 }. */
 export const outcomeCounts = (answers: readonly { status: number; body: { code?: unknown } }[]) =>
   answers.map(outcome).reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {});

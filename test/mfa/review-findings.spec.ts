@@ -3,6 +3,7 @@ import { login, refresh, signup } from '../support/factories.js';
 import type { TestApp } from '../support/test-app.js';
 import {
   ADMIN,
+  challengeAttempts,
   claimsOf,
   codeNow,
   advanceToFreshStep,
@@ -176,12 +177,7 @@ describe('MFA review findings: a burst on one challenge against an account budge
     const next = await passwordStep(t, u);
     expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
     expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
-    const challenges = await t.prisma.mfaChallenge.findMany({
-      where: { userId: u.id },
-      select: { attempts: true },
-      orderBy: { createdAt: 'asc' },
-    });
-    expect(challenges.map((c) => c.attempts)).toEqual([5, 1]);
+    expect(await challengeAttempts(t, u.id)).toEqual([5, 1]);
   });
 
   it('F10: a burst that uses up the account budget leaves its live challenge answering 429, never MFA_TOKEN_INVALID', async () => {
@@ -196,12 +192,7 @@ describe('MFA review findings: a burst on one challenge against an account budge
       Array.from({ length: 100 }, () => loginMfa(t, fresh, { code: wrongCode(t, u.secret) })),
     );
     expect(outcomeCounts(answers)).toEqual({ '401 INVALID_MFA_CODE': 1, '429 TOO_MANY_ATTEMPTS': 99 });
-    const challenges = await t.prisma.mfaChallenge.findMany({
-      where: { userId: u.id },
-      select: { attempts: true },
-      orderBy: { createdAt: 'asc' },
-    });
-    expect(challenges.map((c) => c.attempts)).toEqual([5, 1]);
+    expect(await challengeAttempts(t, u.id)).toEqual([5, 1]);
     const code = advanceToFreshStep(t, u.secret, 2); // past the back-off, a step no code used
     expectStatus(await loginMfa(t, fresh, { code }), 200);
   });
@@ -225,12 +216,7 @@ describe('MFA review findings: a throttled account, one guess per challenge', ()
       Array.from({ length: 100 }, () => loginMfa(t, fresh, { code: wrongCode(t, u.secret) })),
     );
     expect(outcomeCounts(answers)).toEqual({ '429 TOO_MANY_ATTEMPTS': 100 });
-    const challenges = await t.prisma.mfaChallenge.findMany({
-      where: { userId: u.id },
-      select: { attempts: true },
-      orderBy: { createdAt: 'asc' },
-    });
-    expect(challenges.map((c) => c.attempts)).toEqual([1, 0]);
+    expect(await challengeAttempts(t, u.id)).toEqual([1, 0]);
     // The challenge that was throttled, not spent, takes the right code once the wait is over.
     const wait = Number(answers[0]!.headers['retry-after']);
     const before = t.clock.nowMs();
