@@ -51,7 +51,8 @@ export class JwtAuthGuard implements CanActivate {
     };
     try {
       const principal = this.verifier.verifyBearer(token);
-      // Gatehouse's own tokens are checked synchronously; an external issuer's need its keys.
+      // A token already verified is answered at once; a new one is checked off the event
+      // loop (Gatehouse's) or against its issuer's keys (an external issuer's).
       if (!(principal instanceof Promise)) {
         req.principal = principal;
         return true;

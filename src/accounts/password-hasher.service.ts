@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import bcrypt from 'bcrypt';
+import pLimit from 'p-limit';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { SecretsService } from '../config/secrets.service.js';
@@ -19,6 +20,28 @@ const DUMMY_REFRESH_MS = 15 * 60 * 1000;
 /** bcrypt's lowest cost, and the form of a hash made at it: `$2b$04$` + salt and checksum. */
 const MIN_COST = 4;
 const MIN_COST_HASH = /^\$2b\$04\$([./A-Za-z0-9]{53})$/;
+
+/**
+ * The size of libuv's thread pool, read from UV_THREADPOOL_SIZE as libuv reads it when the
+ * pool starts: 4 when unset, an unreadable value or 0 is 1, at most 1024.
+ */
+export function threadPoolSize(value = process.env.UV_THREADPOOL_SIZE): number {
+  if (value === undefined) return 4;
+  const n = Number.parseInt(value, 10);
+  if (Number.isNaN(n) || n === 0) return 1;
+  return n < 0 || n > 1024 ? 1024 : n;
+}
+
+/**
+ * How many bcrypt hashes or comparisons run at once: all of libuv's thread pool but one
+ * thread. Access tokens are signed and verified on that pool too (AccessTokenService), each
+ * in well under a millisecond; without a thread left free they would queue behind every
+ * pending bcrypt job (tens of milliseconds each) during a login flood, and a refresh or a
+ * guarded request with a new token would wait as long as a login. bcrypt is CPU-bound: on a
+ * machine with fewer cores than threads, the jobs it gives up leave its throughput as it was
+ * (`npm run bench`, `login`). A pool of one thread is shared (a warning says so at start).
+ */
+export const BCRYPT_CONCURRENCY = Math.max(1, threadPoolSize() - 1);
 
 /**
  * A well-formed bcrypt hash at `cost` that no known password matches, made without doing the
@@ -69,6 +92,8 @@ export class PasswordHasher implements OnApplicationBootstrap {
    */
   private dummyHash = '';
   private dummyCheckedMs = 0;
+  /** Every bcrypt job goes through this queue (BCRYPT_CONCURRENCY at once). */
+  private readonly bcryptJobs = pLimit(BCRYPT_CONCURRENCY);
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -77,6 +102,9 @@ export class PasswordHasher implements OnApplicationBootstrap {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    if (threadPoolSize() < 2) {
+      this.logger.warn('UV_THREADPOOL_SIZE is 1: token signatures wait behind password hashing; set it to 2 or more');
+    }
     await this.refreshDummyHash();
   }
 
@@ -99,11 +127,12 @@ export class PasswordHasher implements OnApplicationBootstrap {
     }
     cost = Math.min(31, Math.max(4, cost));
     if (this.dummyHash && bcrypt.getRounds(this.dummyHash) === cost) return;
-    this.dummyHash = await dummyHashAt(cost);
+    this.dummyHash = await this.bcryptJobs(() => dummyHashAt(cost));
   }
 
   hash(password: string): Promise<string> {
-    return bcrypt.hash(this.prehash(password.normalize('NFC')), this.config.BCRYPT_COST);
+    const prehashed = this.prehash(password.normalize('NFC'));
+    return this.bcryptJobs(() => bcrypt.hash(prehashed, this.config.BCRYPT_COST));
   }
 
   /** Compares in constant time (bcrypt.compare); `hash` null means "no such user". */
@@ -121,11 +150,11 @@ export class PasswordHasher implements OnApplicationBootstrap {
     else if (Date.now() - this.dummyCheckedMs > DUMMY_REFRESH_MS) void this.refreshDummyHash().catch(() => undefined);
     const target = hash ?? this.dummyHash;
     const nfc = password.normalize('NFC');
-    if (await bcrypt.compare(this.prehash(nfc), target)) {
+    if (await this.compare(this.prehash(nfc), target)) {
       return hash === null ? { ok: false, rehash: false } : { ok: true, rehash: this.needsRehash(hash) };
     }
     // A hash from before normalisation, made from the raw string.
-    if (nfc !== password && (await bcrypt.compare(this.prehash(password), target))) {
+    if (nfc !== password && (await this.compare(this.prehash(password), target))) {
       return { ok: hash !== null, rehash: hash !== null };
     }
     return { ok: false, rehash: false };
@@ -134,6 +163,11 @@ export class PasswordHasher implements OnApplicationBootstrap {
   /** True when the hash was made at a lower cost than the configured one (never downgrade). */
   needsRehash(hash: string): boolean {
     return bcrypt.getRounds(hash) < this.config.BCRYPT_COST;
+  }
+
+  /** bcrypt.compare, in its turn among the bcrypt jobs. */
+  private compare(prehashed: string, hash: string): Promise<boolean> {
+    return this.bcryptJobs(() => bcrypt.compare(prehashed, hash));
   }
 
   private prehash(password: string): string {

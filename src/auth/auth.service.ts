@@ -314,7 +314,7 @@ export class AuthService {
       roles = sortRoles((await this.users.currentRoles(session.userId)) ?? []);
     }
     return {
-      accessToken: this.tokens.sign(
+      accessToken: await this.tokens.sign(
         { id: session.userId, roles },
         session.sessionId,
         session.auth,

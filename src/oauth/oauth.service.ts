@@ -119,7 +119,7 @@ export class OAuthService {
       // As allowed now (an admin may have taken a scope away meanwhile).
       scopes = grantedScopes(form.scope, client.allowedScopes);
     }
-    const { token } = this.tokens.signClient(
+    const { token } = await this.tokens.signClient(
       {
         serviceUserId: client.serviceUserId,
         clientId: client.clientId,
@@ -179,7 +179,7 @@ export class OAuthService {
     const remaining = verified.claims.exp - Math.floor(readAt / 1000);
     if (remaining < 1) throw invalidRequest('The subject_token is not valid here');
     const ttl = Math.min(client.accessTokenTtl, remaining);
-    const { token } = this.tokens.signClient(
+    const { token } = await this.tokens.signClient(
       {
         serviceUserId: client.serviceUserId,
         clientId: client.clientId,

@@ -43,13 +43,18 @@ async function serviceUser(t: TestApp, fields: { email?: string; roles?: Role[] 
 }
 
 /** A machine client's access token for this service user. */
-function clientToken(t: TestApp, user: { id: string; roles: Role[] }, scopes: readonly string[]): string {
-  return t.app
+async function clientToken(
+  t: TestApp,
+  user: { id: string; roles: Role[] },
+  scopes: readonly string[],
+): Promise<string> {
+  const { token } = await t.app
     .get(AccessTokenService)
     .signClient(
       { serviceUserId: user.id, clientId: `c_${randomUUID()}`, secretId: randomUUID(), roles: user.roles, scopes },
       900,
-    ).token;
+    );
+  return token;
 }
 
 /** The same user token as v1 would have signed it: no `scope`, `amr`, `acr` or `auth_time`. */
@@ -74,7 +79,7 @@ describe('scopes on the v1 routes', () => {
 
   it('a resources:read-only client reads (200) but cannot write (403 INSUFFICIENT_SCOPE, RFC 6750 challenge)', async () => {
     const svc = await serviceUser(t);
-    const auth = bearer(clientToken(t, svc, ['resources:read']));
+    const auth = bearer(await clientToken(t, svc, ['resources:read']));
     const list = await t.http.get('/resources').set(auth).expect(200);
     expect(list.body).toEqual({ items: [], nextCursor: null });
 
@@ -86,8 +91,8 @@ describe('scopes on the v1 routes', () => {
 
   it('resources:write is needed to change and delete, resources:read to read one', async () => {
     const svc = await serviceUser(t);
-    const writer = bearer(clientToken(t, svc, ['resources:write']));
-    const reader = bearer(clientToken(t, svc, ['resources:read']));
+    const writer = bearer(await clientToken(t, svc, ['resources:write']));
+    const reader = bearer(await clientToken(t, svc, ['resources:read']));
     const created = await createResource(t, writer, { title: 'by a client', visibility: 'public' });
     const hidden = await createResource(t, writer, { title: 'private', visibility: 'private' });
     expect(created.ownerId).toBe(svc.id);
@@ -127,7 +132,7 @@ describe('scopes on the v1 routes', () => {
 
   it('/users/me* needs profile', async () => {
     const svc = await serviceUser(t);
-    const without = bearer(clientToken(t, svc, ['resources:read', 'resources:write']));
+    const without = bearer(await clientToken(t, svc, ['resources:read', 'resources:write']));
     for (const req of [
       t.http.get('/users/me').set(without),
       t.http.patch('/users/me').set(without).send({ displayName: 'x' }),
@@ -139,7 +144,7 @@ describe('scopes on the v1 routes', () => {
     }
     const me = await t.http
       .get('/users/me')
-      .set(bearer(clientToken(t, svc, ['profile'])))
+      .set(bearer(await clientToken(t, svc, ['profile'])))
       .expect(200);
     expect(me.body.id).toBe(svc.id);
   });
@@ -158,7 +163,7 @@ describe('scopes on the v1 routes', () => {
     ];
     for (const req of routes(
       bearer(
-        clientToken(
+        await clientToken(
           t,
           adminSvc,
           ALL_BUT_INTROSPECTION.filter((s) => s !== 'users:admin'),
@@ -169,10 +174,10 @@ describe('scopes on the v1 routes', () => {
       expect(res.body.code).toBe('INSUFFICIENT_SCOPE');
       expect(res.headers['www-authenticate']).toBe(challenge('users:admin'));
     }
-    for (const req of routes(bearer(clientToken(t, plainSvc, ['users:admin'])))) {
+    for (const req of routes(bearer(await clientToken(t, plainSvc, ['users:admin'])))) {
       expect((await req.expect(403)).body.code).toBe('INSUFFICIENT_ROLE');
     }
-    const [list, patch, mfa] = routes(bearer(clientToken(t, adminSvc, ['users:admin'])));
+    const [list, patch, mfa] = routes(bearer(await clientToken(t, adminSvc, ['users:admin'])));
     await list!.expect(200);
     await patch!.expect(200);
     expect((await mfa!.expect(409)).body.code).toBe('MFA_NOT_ENABLED');
@@ -218,7 +223,7 @@ describe('client tokens on session routes', () => {
 
   it('answer 403 USER_SESSION_REQUIRED on every session route', async () => {
     const svc = await serviceUser(t);
-    const auth = bearer(clientToken(t, svc, BUILT_IN_SCOPES));
+    const auth = bearer(await clientToken(t, svc, BUILT_IN_SCOPES));
     const routes: Array<[string, () => ReturnType<TestApp['http']['get']>]> = [
       ['POST /auth/logout-all', () => t.http.post('/auth/logout-all').set(auth)],
       ['GET /auth/sessions', () => t.http.get('/auth/sessions').set(auth)],
@@ -259,7 +264,7 @@ describe('client tokens on session routes', () => {
 
   it('leave the public routes alone: /auth/login/mfa, and /auth/logout does not revoke the client secret', async () => {
     const svc = await serviceUser(t);
-    const token = clientToken(t, svc, ['resources:read']);
+    const token = await clientToken(t, svc, ['resources:read']);
     const mfa = await t.http
       .post('/auth/login/mfa')
       .set(bearer(token))
@@ -290,13 +295,15 @@ describe('ADMIN_REQUIRE_MFA=true and client tokens', () => {
     await t.http.get(`/resources/${privateOne.id}`).set(admin.auth).expect(404);
 
     const adminSvc = await serviceUser(t, { roles: ['user', 'admin'] });
-    const client = bearer(clientToken(t, adminSvc, ['users:admin', 'resources:read']));
+    const client = bearer(await clientToken(t, adminSvc, ['users:admin', 'resources:read']));
     const list = await t.http.get('/users').set(client).expect(200);
     expect(list.body.items.map((u: { id: string }) => u.id)).toContain(target.id);
     await t.http.get(`/resources/${privateOne.id}`).set(client).expect(200);
     // A user token of the same service user (a session, were there one) is a person's rule.
     const asUser = bearer(
-      t.app.get(AccessTokenService).sign(adminSvc, randomUUID(), { amr: ['pwd'], acr: 'aal1', authTime: new Date() }),
+      await t.app
+        .get(AccessTokenService)
+        .sign(adminSvc, randomUUID(), { amr: ['pwd'], acr: 'aal1', authTime: new Date() }),
     );
     expect((await t.http.get('/users').set(asUser).expect(403)).body.code).toBe('STEP_UP_REQUIRED');
   });
@@ -332,8 +339,10 @@ describe('passwordless accounts', () => {
   afterAll(async () => t?.close());
 
   /** A user token of a Gatehouse session for this user (no session row is needed to verify it). */
-  const sessionToken = (user: { id: string; roles: Role[] }) =>
-    bearer(t.app.get(AccessTokenService).sign(user, randomUUID(), { amr: ['pwd'], acr: 'aal1', authTime: new Date() }));
+  const sessionToken = async (user: { id: string; roles: Role[] }) =>
+    bearer(
+      await t.app.get(AccessTokenService).sign(user, randomUUID(), { amr: ['pwd'], acr: 'aal1', authTime: new Date() }),
+    );
 
   const passwordRoutes = (auth: { Authorization: string }): Array<[string, ReturnType<TestApp['http']['get']>]> => [
     [
@@ -351,7 +360,7 @@ describe('passwordless accounts', () => {
 
   it('answer 403 NO_LOCAL_PASSWORD on the routes that need the password', async () => {
     const svc = await serviceUser(t);
-    for (const [route, req] of passwordRoutes(sessionToken(svc))) {
+    for (const [route, req] of passwordRoutes(await sessionToken(svc))) {
       const res = await req;
       expect({ route, status: res.status, code: res.body.code }).toEqual({
         route,
@@ -369,7 +378,10 @@ describe('passwordless accounts', () => {
     const svc = await serviceUser(t);
     const person = await t.http.get('/users/me').set(alice.auth).expect(200);
     expect(person.body).toMatchObject({ id: alice.id, kind: 'person', hasPassword: true, identities: [] });
-    const service = await t.http.get('/users/me').set(sessionToken(svc)).expect(200);
+    const service = await t.http
+      .get('/users/me')
+      .set(await sessionToken(svc))
+      .expect(200);
     expect(service.body).toMatchObject({ id: svc.id, kind: 'service', hasPassword: false, identities: [] });
     const patched = await t.http.patch('/users/me').set(alice.auth).send({ displayName: 'Alice' }).expect(200);
     expect(patched.body.kind).toBe('person');

@@ -28,26 +28,26 @@ function withJsonwebtoken(service: AccessTokenService, token: string): string {
 }
 
 describe('AccessTokenService encoding', () => {
-  it('HS256: the very token jsonwebtoken signs', () => {
+  it('HS256: the very token jsonwebtoken signs', async () => {
     const service = new AccessTokenService(parseConfig({ JWT_SECRETS: 'x'.repeat(40) }), new Clock(), noSecrets);
-    const token = service.sign(user, '6a1f2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b', auth, 1_700_000_100, {
+    const token = await service.sign(user, '6a1f2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b', auth, 1_700_000_100, {
       id: 'tenant-1',
       roles: ['admin'],
     });
     expect(token).toBe(withJsonwebtoken(service, token));
-    const client = service.signClient(
+    const { token: client } = await service.signClient(
       { serviceUserId: user.id, clientId: 'c1', secretId: 's1', roles: ['user'], scopes: ['b', 'a'] },
       60,
-    ).token;
+    );
     expect(client).toBe(withJsonwebtoken(service, client));
   });
 
-  it('ES256: the same header and claims bytes, and a 64-byte r‖s signature that jsonwebtoken verifies', () => {
+  it('ES256: the same header and claims bytes, and a 64-byte r‖s signature that jsonwebtoken verifies', async () => {
     const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' })
       .privateKey.export({ format: 'pem', type: 'pkcs8' })
       .toString();
     const service = new AccessTokenService(parseConfig({ JWT_KEYS: pem }), new Clock(), noSecrets);
-    const token = service.sign(user, '6a1f2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b', auth);
+    const token = await service.sign(user, '6a1f2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b', auth);
     const [header, payload, signature] = segments(token);
     const reference = segments(withJsonwebtoken(service, token));
     expect(header).toBe(reference[0]);
@@ -66,12 +66,12 @@ describe('AccessTokenService encoding', () => {
     );
   });
 
-  it('RS256: the very token jsonwebtoken signs (RSASSA-PKCS1-v1_5 is deterministic)', () => {
+  it('RS256: the very token jsonwebtoken signs (RSASSA-PKCS1-v1_5 is deterministic)', async () => {
     const pem = generateKeyPairSync('rsa', { modulusLength: 2048 })
       .privateKey.export({ format: 'pem', type: 'pkcs8' })
       .toString();
     const service = new AccessTokenService(parseConfig({ JWT_KEYS: pem }), new Clock(), noSecrets);
-    const token = service.sign(user, '6a1f2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b', auth);
+    const token = await service.sign(user, '6a1f2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b', auth);
     expect(token).toBe(withJsonwebtoken(service, token));
   });
 });
