@@ -77,7 +77,8 @@ export class TokenVerifier {
    * libuv's thread pool (verifyCold()), so that the event loop goes on serving meanwhile.
    */
   verifyBearer(token: string): Principal | Promise<Principal> {
-    if (this.cache.get(token, this.clock.nowMs()) !== undefined) return this.verify(token);
+    const cached = this.cache.get(token, this.clock.nowMs());
+    if (cached !== undefined) return this.admit(token, cached, true);
     if (this.external !== null) {
       const iss = this.external.claimedIssuer(token);
       if (iss !== null && iss !== this.config.JWT_ISSUER) {
@@ -88,7 +89,7 @@ export class TokenVerifier {
     // Past MAX_COLD_IN_FLIGHT (a flood of new or forged tokens), on the event loop as before:
     // the pool's queue is first in, first out, and the signatures of refreshes and logins
     // must not wait behind thousands of checks.
-    if (this.coldInFlight >= MAX_COLD_IN_FLIGHT) return this.verify(token);
+    if (this.coldInFlight >= MAX_COLD_IN_FLIGHT) return this.admit(token, this.decode(token), false);
     this.coldInFlight++;
     return this.verifyCold(token).finally(() => this.coldInFlight--);
   }
@@ -99,10 +100,9 @@ export class TokenVerifier {
     return cached ? this.admit(token, cached, true) : this.admit(token, this.decode(token), false);
   }
 
-  /** verify(), with the signature of a token not in the cache checked off the event loop. */
+  /** verify() of a token not in the cache, its signature checked off the event loop. */
   private async verifyCold(token: string): Promise<Principal> {
-    const cached = this.cache.get(token, this.clock.nowMs());
-    return cached ? this.admit(token, cached, true) : this.admit(token, await this.decodeOffLoop(token), false);
+    return this.admit(token, await this.decodeOffLoop(token), false);
   }
 
   /** The checks of every request, cached or not: expiry (of a new token) and revocation. */
