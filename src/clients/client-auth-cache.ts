@@ -22,7 +22,7 @@ interface Entry<C extends { id: string; secretId: string; serviceUserId: string 
  * database once per TTL. Failures are never cached (each one must be counted and pay the
  * full work), and nothing here holds a secret or the hash stored in the database.
  *
- * Safety rests on three things (see ClientsService.authenticateForIntrospection):
+ * Safety rests on three things (see ClientsService.authenticateCached):
  * - an entry is void as soon as its secret or its service user has a revocation entry from
  *   about its read on (checked on every hit against RevocationService, which learns of a
  *   revocation here at once and from other instances through Redis): that covers a secret

@@ -415,16 +415,18 @@ export class ClientsService implements OnModuleInit {
   }
 
   /**
-   * authenticate() for POST /oauth/introspect, where one client asks many times a second:
-   * a success is remembered for CLIENT_AUTH_CACHE_TTL_MS (ClientAuthCache), so a repeated
-   * right secret costs a hash and a map lookup instead of a query. A hit is taken only while
-   * neither the secret nor the service user has been revoked since about its read (checked
-   * against the revocation entries, which this instance learns of at once and the others
-   * through Redis, as for every access token), and every other change of the client drops it
-   * on every instance. The token endpoint does not use it: a token's `iat` and roles come
-   * from one fresh read (see OAuthService.issueToken).
+   * authenticate() for the calls a client makes many times a second: POST /oauth/introspect,
+   * and POST /oauth/token with the client-credentials grant. A success is remembered for
+   * CLIENT_AUTH_CACHE_TTL_MS (ClientAuthCache), so a repeated right secret costs a hash and a
+   * map lookup instead of a query. A hit is taken only while neither the secret nor the
+   * service user has been revoked since about its read (checked against the revocation
+   * entries, which this instance learns of at once and the others through Redis, as for
+   * every access token): that covers everything that takes something away from the client's
+   * tokens (a secret revoked, the client disabled, deleted or losing a scope, its service
+   * user disabled or given other roles). Every other change of the client drops it on every
+   * instance after its commit. Token exchange never comes here (OAuthService.issueToken).
    */
-  async authenticateForIntrospection(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
+  async authenticateCached(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
     // A malformed id is refused by check() with the full work; it is never a key here.
     if (!CLIENT_ID_PATTERN.test(clientId)) return this.authenticate(clientId, secret);
     const key = ClientAuthCache.keyOf(clientId, secret);

@@ -88,17 +88,24 @@ export class OAuthService {
   /**
    * POST /oauth/token (RFC 6749 §4.4). The client authenticates first (so nothing about the
    * request is answered to an unauthenticated caller), then the grant and the scope are
-   * checked. The token's `iat` is when the client (its roles, its secret) was read; if the
-   * service user or the secret was revoked about then or since, the server waits until a
-   * token signed now would not be born revoked (at most a second) and reads the client
-   * again: a client enabled again right after a disable gets a working token, and one
-   * disabled meanwhile gets none.
+   * checked. The token's `iat` is when the request began (`readAt`, before the client is
+   * read); if the service user or the secret was revoked about then or since, the server
+   * waits until a token signed now would not be born revoked (at most a second) and reads
+   * the client again: a client enabled again right after a disable gets a working token,
+   * and one disabled meanwhile gets none.
+   *
+   * The client-credentials grant may take the client from the cache of recent successes
+   * (ClientsService.authenticateCached): a hit is void once the secret or the service user
+   * has a revocation entry from about its read on, so its roles and scopes are those of the
+   * last change that took anything away, and the check of `readAt` above still applies.
+   * Token exchange always reads the client: `tokenExchange` turned off is not a revocation,
+   * and a cached `true` must not outlive it on an instance that missed the announcement.
    */
   async issueToken(form: OAuthForm, authorization: string | undefined, who: ClientInfo): Promise<ClientTokenResponse> {
     const credentials = presentedCredentials(form, authorization);
     let readAt = this.clock.nowMs();
-    let client = await this.authenticate(credentials, who);
     const grantType = form.grant_type;
+    let client = await this.authenticate(credentials, who, grantType === CLIENT_CREDENTIALS);
     if (grantType === undefined) throw invalidRequest('grant_type is required');
     if (grantType === TOKEN_EXCHANGE) {
       if (!client.tokenExchange) {
@@ -225,7 +232,7 @@ export class OAuthService {
     who: ClientInfo,
   ): Promise<IntrospectionResponse> {
     // A resource server introspects on every request it serves: its own authentication may
-    // come from the cache of recent successes (ClientsService.authenticateForIntrospection).
+    // come from the cache of recent successes (ClientsService.authenticateCached).
     const client = await this.authenticate(presentedCredentials(form, authorization), who, true);
     if (!client.allowedScopes.includes(INTROSPECTION_SCOPE)) {
       throw oauthError('insufficient_scope', `Introspection needs the ${INTROSPECTION_SCOPE} scope`);
@@ -314,11 +321,11 @@ export class OAuthService {
   private async authenticate(
     credentials: PresentedCredentials,
     who: ClientInfo,
-    forIntrospection = false,
+    cached = false,
   ): Promise<AuthenticatedClient> {
     const attempt = await this.throttle.admitClient(credentials.clientId, who.ip ?? 'unknown');
-    const client = forIntrospection
-      ? await this.clients.authenticateForIntrospection(credentials.clientId, credentials.secret)
+    const client = cached
+      ? await this.clients.authenticateCached(credentials.clientId, credentials.secret)
       : await this.clients.authenticate(credentials.clientId, credentials.secret);
     if (!client) {
       // Only a well-formed id is recorded: a client that swapped id and secret, or sent
