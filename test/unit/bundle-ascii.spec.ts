@@ -10,7 +10,8 @@ const { asciiOnly } = (await import('../../scripts/bundle-server.mjs' as string)
   asciiOnly: (code: string) => string;
 };
 
-const SOURCE = String.raw`
+const SOURCE =
+  String.raw`
 const words = ['ПРИВЕТ', 'привет', 'HELLO', 'Ё', 'Ελλάδα', 'naïve', '😀😀', '😁', 'x/y', ''];
 const half = 4 / 2, third = 9 / 3 / 1;
 const expressions = {
@@ -30,7 +31,9 @@ for (const [name, re] of Object.entries(expressions)) {
 }
 results.arithmetic = [half, third];
 results.string = 'Я'.length;
-results.raw = String.raw` + '`Я\\u042F`' + String.raw`;
+results.raw = String.raw` +
+  '`Я\\u042F`' +
+  String.raw`;
 return results;
 `;
 
