@@ -415,8 +415,21 @@ export class ClientsService implements OnModuleInit {
   }
 
   /**
+   * authenticate() for POST /oauth/token's client-credentials grant: authenticateCached() on a
+   * single instance (no REDIS_URL), where every revocation and every change reaches the cache
+   * synchronously, and a fresh read with Redis. With several instances, one that missed the
+   * announcement of a revocation (its Redis connection broken meanwhile) would keep issuing
+   * tokens from its entry for up to CLIENT_AUTH_CACHE_TTL_MS, and those tokens, born after the
+   * revocation's not-before, would be accepted everywhere; a fresh read refuses them.
+   */
+  async authenticateForToken(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
+    return this.events.crossInstance ? this.authenticate(clientId, secret) : this.authenticateCached(clientId, secret);
+  }
+
+  /**
    * authenticate() for the calls a client makes many times a second: POST /oauth/introspect,
-   * and POST /oauth/token with the client-credentials grant. A success is remembered for
+   * and POST /oauth/token with the client-credentials grant on a single instance
+   * (authenticateForToken). A success is remembered for
    * CLIENT_AUTH_CACHE_TTL_MS (ClientAuthCache), so a repeated right secret costs a hash and a
    * map lookup instead of a query. A hit is taken only while neither the secret nor the
    * service user has been revoked since about its read (checked against the revocation

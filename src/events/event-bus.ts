@@ -90,6 +90,16 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
     this.emitter.setMaxListeners(0);
   }
 
+  /**
+   * Whether events travel to other instances (REDIS_URL), where one can be missed: Redis
+   * delivers a published message only to the subscribers connected at that moment. Without
+   * Redis there is one instance (REDIS_URL is required for more) and every event reaches its
+   * handlers here, synchronously, before emit() returns.
+   */
+  get crossInstance(): boolean {
+    return this.redis !== null;
+  }
+
   async onModuleInit(): Promise<void> {
     if (!this.redis) return;
     this.subscriber = this.redis.duplicate();

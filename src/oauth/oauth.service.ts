@@ -94,10 +94,11 @@ export class OAuthService {
    * the client again: a client enabled again right after a disable gets a working token,
    * and one disabled meanwhile gets none.
    *
-   * The client-credentials grant may take the client from the cache of recent successes
-   * (ClientsService.authenticateCached): a hit is void once the secret or the service user
-   * has a revocation entry from about its read on, so its roles and scopes are those of the
-   * last change that took anything away, and the check of `readAt` above still applies.
+   * On a single instance, the client-credentials grant may take the client from the cache of
+   * recent successes (ClientsService.authenticateForToken): a hit is void once the secret or
+   * the service user has a revocation entry from about its read on, so its roles and scopes
+   * are those of the last change that took anything away, and the check of `readAt` above
+   * still applies. With Redis (several instances) it reads the client every time.
    * Token exchange always reads the client: `tokenExchange` turned off is not a revocation,
    * and a cached `true` must not outlive it on an instance that missed the announcement.
    */
@@ -105,7 +106,7 @@ export class OAuthService {
     const credentials = presentedCredentials(form, authorization);
     let readAt = this.clock.nowMs();
     const grantType = form.grant_type;
-    let client = await this.authenticate(credentials, who, grantType === CLIENT_CREDENTIALS);
+    let client = await this.authenticate(credentials, who, grantType === CLIENT_CREDENTIALS ? 'token' : 'fresh');
     if (grantType === undefined) throw invalidRequest('grant_type is required');
     if (grantType === TOKEN_EXCHANGE) {
       if (!client.tokenExchange) {
@@ -233,7 +234,7 @@ export class OAuthService {
   ): Promise<IntrospectionResponse> {
     // A resource server introspects on every request it serves: its own authentication may
     // come from the cache of recent successes (ClientsService.authenticateCached).
-    const client = await this.authenticate(presentedCredentials(form, authorization), who, true);
+    const client = await this.authenticate(presentedCredentials(form, authorization), who, 'cached');
     if (!client.allowedScopes.includes(INTROSPECTION_SCOPE)) {
       throw oauthError('insufficient_scope', `Introspection needs the ${INTROSPECTION_SCOPE} scope`);
     }
@@ -321,12 +322,16 @@ export class OAuthService {
   private async authenticate(
     credentials: PresentedCredentials,
     who: ClientInfo,
-    cached = false,
+    read: 'fresh' | 'cached' | 'token' = 'fresh',
   ): Promise<AuthenticatedClient> {
     const attempt = await this.throttle.admitClient(credentials.clientId, who.ip ?? 'unknown');
-    const client = cached
-      ? await this.clients.authenticateCached(credentials.clientId, credentials.secret)
-      : await this.clients.authenticate(credentials.clientId, credentials.secret);
+    const { clientId, secret } = credentials;
+    const client =
+      read === 'cached'
+        ? await this.clients.authenticateCached(clientId, secret)
+        : read === 'token'
+          ? await this.clients.authenticateForToken(clientId, secret)
+          : await this.clients.authenticate(clientId, secret);
     if (!client) {
       // Only a well-formed id is recorded: a client that swapped id and secret, or sent
       // "id:secret" as the id, must not leave its secret in the audit log.

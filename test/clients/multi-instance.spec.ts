@@ -223,32 +223,15 @@ describe.runIf(onPostgres)('machine clients on several instances sharing Postgre
     await within(1000, async () => (await introspectStatus(b, rotated)) === 401, scheduledAtMs);
   });
 
-  it("B's token endpoint, with the client cached, refuses it once A disables it and takes A's other changes within 1 s", async () => {
+  it('with Redis the token endpoint reads the client every time: what B could have missed is refused at once', async () => {
     const c = await createClient(a, ['resources:read']);
-    const tokenOnB = async () => {
-      const res = await tokenRequest(b, c.client.clientId, c.secret.value);
-      expect({ status: res.status, body: res.text }).toMatchObject({ status: 200 });
-      return res.body as { expires_in: number };
-    };
     const before = b.app.get(ClientsService).cachedAuthentications;
-    expect((await tokenOnB()).expires_in).toBe(900);
-    expect(b.app.get(ClientsService).cachedAuthentications).toBe(before + 1);
+    expect(await resourcesStatus(a, await accessToken(b, c.client.clientId, c.secret.value))).toBe(200);
+    expect(b.app.get(ClientsService).cachedAuthentications).toBe(before);
 
-    // A new lifetime (no revocation): B drops its entry on clients.changed.
-    await from(a.http.patch(`/oauth/clients/${c.client.id}`))
-      .set(await adminAuth(a))
-      .send({ accessTokenTtl: 120 })
-      .expect(200);
-    await within(1000, async () => (await tokenOnB()).expires_in === 120);
-
-    // A disable: B learns of it through Redis (the secret's revocation entry).
-    await setDisabled(a, c, true);
-    const disabledAtMs = Date.now();
-    await within(
-      1000,
-      async () => (await tokenRequest(b, c.client.clientId, c.secret.value)).status === 401,
-      disabledAtMs,
-    );
+    // Disabled with no announcement at all, as for an instance whose Redis connection was down
+    // when it was made: B reads the client and refuses at once.
+    await a.prisma.oAuthClient.update({ where: { id: c.client.id }, data: { disabled: true } });
     expectInvalidClient(await tokenRequest(b, c.client.clientId, c.secret.value));
   });
 
