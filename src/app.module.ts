@@ -1,8 +1,5 @@
 import { Module, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
-import { ClsPluginTransactional } from '@nestjs-cls/transactional';
-import { TransactionalAdapterPrisma } from '@nestjs-cls/transactional-adapter-prisma';
-import { ClsModule } from 'nestjs-cls';
 import { AccessModule } from './access/access.module.js';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AuditModule } from './audit/audit.module.js';
@@ -14,8 +11,8 @@ import { JsonBodyMiddleware } from './common/http/json-body.middleware.js';
 import { validationPipe } from './common/http/validation.pipe.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
+import { transactionalCls } from './database/cls.module.js';
 import { DatabaseModule } from './database/database.module.js';
-import { PrismaService } from './database/prisma.service.js';
 import { EventsModule } from './events/events.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MailModule } from './mail/mail.module.js';
@@ -51,15 +48,7 @@ export class AppModule implements NestModule {
       imports: [
         ConfigModule.forRoot(config),
         DatabaseModule,
-        ClsModule.forRoot({
-          global: true,
-          plugins: [
-            new ClsPluginTransactional({
-              imports: [DatabaseModule],
-              adapter: new TransactionalAdapterPrisma({ prismaInjectionToken: PrismaService }),
-            }),
-          ],
-        }),
+        transactionalCls(),
         RedisModule,
         EventsModule,
         TokensModule,

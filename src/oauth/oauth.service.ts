@@ -325,13 +325,13 @@ export class OAuthService {
     read: 'fresh' | 'cached' | 'token' = 'fresh',
   ): Promise<AuthenticatedClient> {
     const attempt = await this.throttle.admitClient(credentials.clientId, who.ip ?? 'unknown');
-    const { clientId, secret } = credentials;
+    const { clientId: id, secret } = credentials;
     const client =
       read === 'cached'
-        ? await this.clients.authenticateCached(clientId, secret)
+        ? await this.clients.authenticateCached(id, secret)
         : read === 'token'
-          ? await this.clients.authenticateForToken(clientId, secret)
-          : await this.clients.authenticate(clientId, secret);
+          ? await this.clients.authenticateForToken(id, secret)
+          : await this.clients.authenticate(id, secret);
     if (!client) {
       // Only a well-formed id is recorded: a client that swapped id and secret, or sent
       // "id:secret" as the id, must not leave its secret in the audit log.
