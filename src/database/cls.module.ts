@@ -14,13 +14,12 @@ import { PrismaService } from './prisma.service.js';
  * interceptor all the same, which do nothing when not mounted (`() => true`,
  * `next.handle()`), but their presence alone makes NestJS run every request's handler through
  * its guard and interceptor chains: for the interceptor, an RxJS pipeline per request (about
- * 3% of a refresh's CPU in `node bench/profile.mjs refresh`). They are left out here; a guard or
- * an interceptor that the options mount is kept.
+ * 3% of a refresh's CPU in `node bench/profile.mjs refresh`). They are left out here, which is
+ * right only while nothing is mounted (the defaults kept below): mounting one would need them.
  */
 export function transactionalCls(): DynamicModule {
-  const options = { global: true, guard: { mount: false }, interceptor: { mount: false } } as const;
   const module = ClsModule.forRoot({
-    ...options,
+    global: true,
     plugins: [
       new ClsPluginTransactional({
         imports: [DatabaseModule],
