@@ -31,8 +31,10 @@ interface Entry<C extends { id: string; secretId: string; serviceUserId: string 
  * - every other change of a client (a secret's expiry scheduled, token exchange or the
  *   lifetime changed, a scope added, enabled again) drops the client's entries on every
  *   instance after its commit (`clients.changed`);
- * - the TTL bounds what is left: an event lost with a Redis outage, a change made in the
- *   database by hand.
+ * - the whole cache is dropped, and bypassed, while this instance's Redis subscription is
+ *   broken (EventBus.synced): announcements made meanwhile are lost to it;
+ * - the TTL bounds what is left: an announcement lost before the break was noticed (about
+ *   3 s), a change made in the database by hand.
  */
 export class ClientAuthCache<C extends { id: string; secretId: string; serviceUserId: string }> {
   private readonly entries: BoundedMap<string, Entry<C>>;
@@ -83,6 +85,12 @@ export class ClientAuthCache<C extends { id: string; secretId: string; serviceUs
   delete(key: string): void {
     this.epoch++;
     this.entries.delete(key);
+  }
+
+  /** Drops every entry: announcements of changes may have been missed (EventBus.synced). */
+  clear(): void {
+    this.epoch++;
+    this.entries.clear();
   }
 
   /** Drops every entry of the client (row id). Rare (admin changes): a scan is fine. */

@@ -171,6 +171,9 @@ export class ClientsService implements OnModuleInit {
   onModuleInit(): void {
     // Published after the commit of every admin change but a new secret, here and elsewhere.
     this.events.on('clients.changed', ({ id }) => this.authCache.forgetClient(id));
+    // Changes announced while the Redis subscription was broken are lost: nothing cached
+    // before the break is trusted again, and nothing is cached until it works again.
+    this.events.onSync(() => this.authCache.clear());
   }
 
   /**
@@ -437,11 +440,13 @@ export class ClientsService implements OnModuleInit {
    * every access token): that covers everything that takes something away from the client's
    * tokens (a secret revoked, the client disabled, deleted or losing a scope, its service
    * user disabled or given other roles). Every other change of the client drops it on every
-   * instance after its commit. Token exchange never comes here (OAuthService.issueToken).
+   * instance after its commit. While this instance's Redis subscription is broken, nothing is
+   * taken from or put in the cache (EventBus.synced). Token exchange never comes here
+   * (OAuthService.issueToken).
    */
   async authenticateCached(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
     // A malformed id is refused by check() with the full work; it is never a key here.
-    if (!CLIENT_ID_PATTERN.test(clientId)) return this.authenticate(clientId, secret);
+    if (!CLIENT_ID_PATTERN.test(clientId) || !this.events.synced) return this.authenticate(clientId, secret);
     const key = ClientAuthCache.keyOf(clientId, secret);
     const now = this.clock.now();
     const hit = this.authCache.get(key, now.getTime());

@@ -24,6 +24,10 @@ export class BoundedMap<K, V> {
     return this.entries.delete(key);
   }
 
+  clear(): void {
+    this.entries.clear();
+  }
+
   /** Sets `key` as the newest entry; returns the oldest entry when it was dropped to make room. */
   set(key: K, value: V): [K, V] | undefined {
     let dropped: [K, V] | undefined;

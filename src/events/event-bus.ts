@@ -7,6 +7,14 @@ import { InjectRedis } from '../redis/redis.module.js';
 /** The Redis channel every instance publishes its events on and listens to. */
 export const EVENTS_CHANNEL = 'gatehouse:events';
 
+/** How often an instance with Redis publishes a beat on EVENTS_CHANNEL that it must hear back. */
+export const BEAT_INTERVAL_MS = 1000;
+/**
+ * A subscription that has not heard its own beat for this long is taken as broken: events
+ * published meanwhile may have been lost (see EventBus.synced).
+ */
+export const BEAT_TIMEOUT_MS = 3000;
+
 /**
  * Every event, by name, with its payload (JSON-serialisable: it crosses instances).
  * - `tokens.revoked`: revocation entries (key, notBefore in epoch seconds, until in epoch ms;
@@ -73,6 +81,13 @@ export interface EventMeta {
 type Handler<K extends EventName> = (payload: GatehouseEvents[K], meta: EventMeta) => void;
 
 /**
+ * Told when this instance's subscription breaks (`synced` false: events from the other
+ * instances may be lost from about `sinceMs`, epoch ms of real time, on) and when it works
+ * again (`synced` true).
+ */
+export type SyncHandler = (synced: boolean, sinceMs: number) => void;
+
+/**
  * A typed in-process event bus that also reaches the other instances: `emit` calls this
  * instance's handlers at once and, with REDIS_URL, publishes the event on
  * `gatehouse:events`, where every other instance hands it to its own handlers. Handlers
@@ -85,6 +100,13 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   /** Tells this instance's own messages apart when Redis echoes them back. */
   private readonly instanceId = randomUUID();
   private subscriber: Redis | null = null;
+  private readonly syncHandlers = new Set<SyncHandler>();
+  private inSync = true;
+  /** Real time (epoch ms) when this instance last heard its own beat. */
+  private heardMs = 0;
+  /** Real time when the beat being published was sent (0: none outstanding). */
+  private beatSentMs = 0;
+  private beater: NodeJS.Timeout | undefined;
 
   constructor(@InjectRedis() private readonly redis: Redis | null) {
     this.emitter.setMaxListeners(0);
@@ -100,17 +122,85 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
     return this.redis !== null;
   }
 
+  /**
+   * False while this instance may be missing the other instances' events: its Redis
+   * subscription broke (the connection closed, or its own beat was not heard back within
+   * BEAT_TIMEOUT_MS, as when the connection hangs without closing). Redis keeps nothing for
+   * a subscriber that is away, so what was published meanwhile is lost for good: the
+   * consumers whose state events keep fresh catch up from the database (RevocationService)
+   * or stop trusting their caches (onSync). Always true without Redis.
+   */
+  get synced(): boolean {
+    return this.inSync;
+  }
+
+  /** Calls `handler` on every change of `synced`; returns the function that unsubscribes. */
+  onSync(handler: SyncHandler): () => void {
+    this.syncHandlers.add(handler);
+    return () => this.syncHandlers.delete(handler);
+  }
+
   async onModuleInit(): Promise<void> {
     if (!this.redis) return;
     this.subscriber = this.redis.duplicate();
     this.subscriber.on('error', (err: Error) => this.logger.warn(`subscriber: ${err.message}`));
     this.subscriber.on('message', (_channel: string, message: string) => this.receive(message));
+    // ioredis subscribes again by itself once it has reconnected; the beat tells when.
+    this.subscriber.on('close', () => this.setSynced(false, 'its connection closed'));
     await this.subscriber.subscribe(EVENTS_CHANNEL);
+    this.heardMs = Date.now();
+    // Real time, not the injectable clock: this is about the network.
+    this.beater = setInterval(() => this.beat(), BEAT_INTERVAL_MS);
+    this.beater.unref();
   }
 
   async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.beater);
+    this.syncHandlers.clear();
     await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
     this.emitter.removeAllListeners();
+  }
+
+  /**
+   * Checks that the last beat came back in time, and publishes the next one (one at a time:
+   * a publish hanging on a broken connection is not joined by another every second, unless
+   * it has hung for BEAT_TIMEOUT_MS).
+   */
+  private beat(): void {
+    const now = Date.now();
+    if (now - this.heardMs > BEAT_TIMEOUT_MS)
+      this.setSynced(false, `its own beat was not heard for ${now - this.heardMs} ms`);
+    if (this.beatSentMs !== 0 && now - this.beatSentMs < BEAT_TIMEOUT_MS) return;
+    this.beatSentMs = now;
+    this.redis!.publish(EVENTS_CHANNEL, JSON.stringify({ from: this.instanceId, beat: now }))
+      .catch(() => undefined) // the missing echo says it
+      .finally(() => {
+        if (this.beatSentMs === now) this.beatSentMs = 0;
+      });
+  }
+
+  private setSynced(synced: boolean, reason: string): void {
+    if (this.inSync === synced || (!synced && this.subscriber === null)) return;
+    this.inSync = synced;
+    // Lost from about the last beat heard on (it may have broken just after it).
+    const sinceMs = synced ? Date.now() : this.heardMs;
+    if (synced) this.logger.log(`subscribed again (${reason}): events from the other instances reach this one`);
+    else this.logger.warn(`subscription broken (${reason}): catching up from the database until it works again`);
+    for (const handler of this.syncHandlers) {
+      try {
+        handler(synced, sinceMs);
+      } catch (error) {
+        this.logger.error(`sync handler failed: ${String(error)}`);
+      }
+    }
+  }
+
+  /**
+   * Hands events to this instance's handlers as if another instance had published them
+   * (`remote`), without publishing: what a consumer catching up found in the database.
+   */
+  replay<K extends EventName>(name: K, payload: GatehouseEvents[K]): void {
+    this.emitter.emit(name, payload, { remote: true });
   }
 
   /** Subscribes; returns the function that unsubscribes. */
@@ -144,14 +234,22 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   }
 
   private receive(message: string): void {
-    let parsed: { from?: unknown; name?: unknown; payload?: unknown };
+    let parsed: { from?: unknown; name?: unknown; payload?: unknown; beat?: unknown };
     try {
       parsed = JSON.parse(message) as typeof parsed;
     } catch {
       this.logger.warn('ignored a malformed event message');
       return;
     }
-    if (parsed.from === this.instanceId || typeof parsed.name !== 'string' || parsed.payload === undefined) return;
+    if (parsed.from === this.instanceId) {
+      if (parsed.beat !== undefined) {
+        this.heardMs = Date.now();
+        this.setSynced(true, 'its own beat came back');
+      }
+      return;
+    }
+    // Other instances' beats have no name: ignored here, as by earlier versions.
+    if (typeof parsed.name !== 'string' || parsed.payload === undefined) return;
     this.emitter.emit(parsed.name, parsed.payload, { remote: true });
   }
 }

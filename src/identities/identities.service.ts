@@ -69,6 +69,9 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
       this.cache.forgetUser(userId);
       this.cache.forget(issuer, subject);
     });
+    // Links changed while the Redis subscription was broken were announced in vain: nothing
+    // cached before the break is trusted again, and nothing is cached until it works again.
+    this.events.onSync(() => this.cache.clear());
     const names = this.config.federationIssuers.map((i) => `${i.name} (${i.issuer})`).join(', ');
     this.logger.log(`trusting tokens of ${names}`);
   }
@@ -125,7 +128,7 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
   async userFor(token: ExternalToken, client: ClientInfo | null): Promise<LinkedUser> {
     const { issuer } = token;
     const subject = token.claims.sub;
-    const cached = this.cache.get(issuer.issuer, subject, this.clock.nowMs());
+    const cached = this.events.synced ? this.cache.get(issuer.issuer, subject, this.clock.nowMs()) : undefined;
     if (cached) return cached;
     // A miss is never cached: the identity may be linked a moment later.
     const version = this.cache.version;
@@ -134,7 +137,7 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
     if (found) {
       // Not cached when the user was revoked (disabled, roles changed) about when it was read:
       // the answer may predate that change, and only the next read is sure to see it.
-      if (!found.disabled && !this.revocation.userRevokedSince(found.userId, readAtMs)) {
+      if (!found.disabled && this.events.synced && !this.revocation.userRevokedSince(found.userId, readAtMs)) {
         this.cache.set(issuer.issuer, subject, found, this.clock.nowMs(), version);
       }
       await this.repo.touch(found.identityId, this.clock.now()).catch(() => undefined);

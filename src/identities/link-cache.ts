@@ -65,6 +65,13 @@ export class LinkCache {
     this.keysOfUser.delete(userId);
   }
 
+  /** Drops every entry: announcements of changes may have been missed (EventBus.synced). */
+  clear(): void {
+    this.epoch++;
+    this.entries.clear();
+    this.keysOfUser.clear();
+  }
+
   private drop(key: string, userId: string): void {
     this.entries.delete(key);
     const keys = this.keysOfUser.get(userId);

@@ -13,6 +13,14 @@ import { Prisma } from '../generated/prisma/client.js';
 const SKEW_MS = 60_000;
 /** The not-before of a key that refuses every token (the largest `integer` column value). */
 const FOREVER = 2_147_483_647;
+/** How often the entries are read from the database while the Redis subscription is broken. */
+const CATCH_UP_INTERVAL_MS = 1000;
+/**
+ * How long the reading goes on once the subscription works again: a revocation is announced
+ * before its transaction commits (at most 10 s later, the transactions' timeout), so an
+ * announcement lost in the break may have its row committed after the subscription is back.
+ */
+const CATCH_UP_GRACE_MS = 15_000;
 
 /** What a token says about itself that revocation looks at. */
 export interface RevocationSubject {
@@ -79,6 +87,12 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
   private retry: ClockTimer | undefined;
   /** False until the entries persisted before this start are in memory. */
   private loaded = false;
+  /** While catching up: the entries written from about this epoch ms (the clock's) on are read. */
+  private catchUpFromMs: number | null = null;
+  /** Real time until which catching up goes on (Infinity while the subscription is broken). */
+  private catchUpUntilMs = 0;
+  private catchUp: NodeJS.Timeout | undefined;
+  private catchingUp = false;
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -99,6 +113,7 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     this.events.on('tokens.revoked', ({ entries }, { remote }) => {
       if (remote) for (const e of entries) this.remember(e.key, { notBefore: e.notBefore, untilMs: e.untilMs });
     });
+    this.events.onSync((synced, sinceMs) => this.onSync(synced, sinceMs));
     // Subscribed first, then load what was revoked before this instance (re)started. With the
     // database away the server still starts (degraded, as /health says); the entries are
     // loaded as soon as it answers, and until then no access token is accepted (503).
@@ -127,7 +142,67 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.catchUp);
     this.retry?.cancel();
+  }
+
+  /**
+   * The Redis subscription broke or works again (EventBus.synced). Announcements published
+   * while it was broken are lost, but every revocation has its row: from the break on, the
+   * rows written since about then are read every CATCH_UP_INTERVAL_MS, and go on being read
+   * for CATCH_UP_GRACE_MS after the subscription is back. What they add is handed to this
+   * instance's handlers as announcements from elsewhere (EventBus.replay): real-time
+   * connections close and cached federation links are dropped as for any revocation.
+   */
+  private onSync(synced: boolean, sinceMs: number): void {
+    if (synced) {
+      this.catchUpUntilMs = Date.now() + CATCH_UP_GRACE_MS;
+    } else {
+      // sinceMs is real time; the rows carry the clock's time (the same, unless a test moved it).
+      const from = this.clock.nowMs() - (Date.now() - sinceMs);
+      this.catchUpFromMs = Math.min(this.catchUpFromMs ?? from, from);
+      this.catchUpUntilMs = Infinity;
+    }
+    if (this.catchUp === undefined) {
+      this.catchUp = setInterval(() => void this.catchUpOnce(), CATCH_UP_INTERVAL_MS);
+      this.catchUp.unref();
+    }
+    void this.catchUpOnce();
+  }
+
+  private async catchUpOnce(): Promise<void> {
+    if (this.catchingUp || this.catchUpFromMs === null) return;
+    if (Date.now() > this.catchUpUntilMs) {
+      clearInterval(this.catchUp);
+      this.catchUp = undefined;
+      this.catchUpFromMs = null;
+      return;
+    }
+    this.catchingUp = true;
+    try {
+      // A row's expires_at is its revocation time + ttlMs (GREATEST on a key revoked again):
+      // the rows of revocations made from SKEW_MS before the break on (clock skew between
+      // instances, a break that started before it was seen) and still live.
+      const nowMs = this.clock.nowMs();
+      const floor = new Date(Math.max(nowMs, this.catchUpFromMs - SKEW_MS + this.ttlMs));
+      const rows = await this.txHost.tx.$queryRaw<Array<{ key: string; notBefore: number; expiresAt: Date }>>`
+        SELECT key, not_before AS "notBefore", expires_at AS "expiresAt"
+        FROM revocations WHERE expires_at > ${floor}`;
+      const news = rows
+        .filter((row) => {
+          const known = this.entries.get(row.key);
+          return known === undefined || known.notBefore < row.notBefore;
+        })
+        .map((row) => ({ key: row.key, notBefore: row.notBefore, untilMs: row.expiresAt.getTime() }));
+      if (news.length > 0) {
+        for (const e of news) this.remember(e.key, e);
+        this.events.replay('tokens.revoked', { entries: news });
+      }
+    } catch (error) {
+      this.logger.warn(`catching up on revocations failed, retrying: ${String(error)}`);
+    } finally {
+      this.catchingUp = false;
+    }
   }
 
   /** True when the token was issued before a revocation of its session or of its user. */

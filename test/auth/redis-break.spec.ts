@@ -1,0 +1,149 @@
+import { randomInt } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ClientsService } from '../../src/clients/clients.service.js';
+import { EventBus } from '../../src/events/event-bus.js';
+import { FORM, basic, form, type Created } from '../clients/oauth-helpers.js';
+import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
+import { bearer, decodeJwt, refreshCookie, refreshCookieOf, uniqueUsername } from '../support/factories.js';
+import { es256KeyPair } from '../support/jwt.js';
+import { redisProxy, type RedisProxy } from '../support/tcp-proxy.js';
+import { startApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * Two instances on one PostgreSQL database and one Redis, B's Redis connections through a
+ * proxy that breaks its subscription: Redis keeps nothing for a subscriber that is away, so
+ * the announcements of revocations made meanwhile are lost to B. B must notice (its own beat
+ * does not come back, or the connection closes) and catch up from the database, where every
+ * revocation is written; once subscribed again, announcements reach it at once again.
+ */
+describe.runIf(onPostgres)('an instance whose Redis subscription breaks', () => {
+  const keys = es256KeyPair();
+  const clientIp = `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+  const env = {
+    ...ROOMY_LIMITS,
+    REDIS_URL: TEST_REDIS_URL,
+    JWT_KEYS: keys.pem,
+    TRUST_PROXY: 'true',
+    ADMIN_USERNAME: 'root',
+    ADMIN_PASSWORD: 'root password 123',
+  };
+  let proxy: RedisProxy;
+  let a: TestApp;
+  let b: TestApp;
+  const synced = () => b.app.get(EventBus).synced;
+
+  beforeAll(async () => {
+    proxy = await redisProxy(TEST_REDIS_URL);
+    a = await startApp(env);
+    b = await startApp({ ...env, REDIS_URL: proxy.url }, { databaseUrl: a.databaseUrl });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close(); // drops the database last
+    await proxy?.close();
+  });
+  // Each test starts with B subscribed again.
+  afterEach(async () => {
+    proxy.cutSubscribers();
+    await within(10_000, async () => synced());
+  });
+
+  const post = (app: TestApp, path: string) => app.http.post(path).set('X-Forwarded-For', clientIp);
+  const status = async (app: TestApp, path: string, token: string) =>
+    (await app.http.get(path).set('X-Forwarded-For', clientIp).set(bearer(token))).status;
+
+  async function signupOn(app: TestApp) {
+    const username = uniqueUsername('break');
+    const res = await post(app, '/auth/signup').send({ username, password: 'correct horse battery' }).expect(201);
+    return { username, accessToken: res.body.accessToken as string, refreshToken: refreshCookieOf(res)! };
+  }
+  /** Polls until `check` holds; fails if that takes longer than `withinMs`. */
+  async function within(withinMs: number, check: () => Promise<boolean>) {
+    const start = Date.now();
+    while (!(await check())) {
+      if (Date.now() - start > withinMs) throw new Error(`not within ${withinMs} ms`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return Date.now() - start;
+  }
+
+  it('notices a subscription that hangs, and refuses from the database the tokens revoked meanwhile', async () => {
+    const u = await signupOn(a);
+    const root = (await post(a, '/auth/login').send({ username: 'root', password: 'root password 123' }).expect(200))
+      .body.accessToken as string;
+    const admin = await signupOn(a);
+    const adminId = decodeJwt(admin.accessToken).payload.sub as string;
+    const patchRoles = (roles: string[]) =>
+      a.http.patch(`/users/${adminId}`).set('X-Forwarded-For', clientIp).set(bearer(root)).send({ roles }).expect(200);
+    await patchRoles(['user', 'admin']);
+    const promoted = (await post(a, '/auth/refresh').set('Cookie', refreshCookie(admin.refreshToken)).expect(200)).body
+      .accessToken as string;
+    expect(await status(b, '/auth/sessions', u.accessToken)).toBe(200);
+    expect(await status(b, '/users', promoted)).toBe(200);
+
+    proxy.hangSubscribers();
+    // Revoked on A while B hears nothing: a session (logout) and a user's roles (demotion).
+    await post(a, '/auth/logout').set('Cookie', refreshCookie(u.refreshToken)).expect(204);
+    await patchRoles(['user']);
+    expect(await status(a, '/auth/sessions', u.accessToken)).toBe(401);
+    expect(await status(a, '/users', promoted)).toBe(401);
+
+    // B sees its own beat missing within ~3 s, then reads the revocations every second.
+    await within(6000, async () => !synced());
+    await within(3000, async () => (await status(b, '/auth/sessions', u.accessToken)) === 401);
+    await within(3000, async () => (await status(b, '/users', promoted)) === 401);
+    // A revocation made after the break was noticed is read too.
+    const later = await signupOn(a);
+    expect(await status(b, '/auth/sessions', later.accessToken)).toBe(200);
+    await post(a, '/auth/logout').set('Cookie', refreshCookie(later.refreshToken)).expect(204);
+    await within(3000, async () => (await status(b, '/auth/sessions', later.accessToken)) === 401);
+    expect(synced()).toBe(false); // all of it from the database
+  });
+
+  it('catches up after a connection that closed and came back before any beat was missed', async () => {
+    const u = await signupOn(a);
+    expect(await status(b, '/auth/sessions', u.accessToken)).toBe(200);
+    proxy.hangSubscribers();
+    await post(a, '/auth/logout').set('Cookie', refreshCookie(u.refreshToken)).expect(204); // lost to B
+    proxy.cutSubscribers(); // B reconnects and subscribes again at once
+    await within(3000, async () => (await status(b, '/auth/sessions', u.accessToken)) === 401);
+  });
+
+  it('trusts no cached client authentication while it may miss the announcements of changes', async () => {
+    const root = (await post(a, '/auth/login').send({ username: 'root', password: 'root password 123' }).expect(200))
+      .body.accessToken as string;
+    const c = (
+      await post(a, '/oauth/clients')
+        .set(bearer(root))
+        .send({ name: 'introspector', allowedScopes: ['introspection'] })
+        .expect(201)
+    ).body as Created;
+    const introspect = () =>
+      post(b, '/oauth/introspect')
+        .set('Content-Type', FORM)
+        .set(basic(c.client.clientId, c.secret.value))
+        .send(form({ token: root }));
+    const clients = b.app.get(ClientsService);
+    expect((await introspect()).status).toBe(200);
+    expect(clients.cachedAuthentications).toBeGreaterThan(0);
+
+    proxy.hangSubscribers();
+    await within(6000, async () => !synced());
+    expect(clients.cachedAuthentications).toBe(0);
+    // Revoked in the database alone (no announcement, no revocation entry): read at once.
+    await a.prisma.oAuthClientSecret.update({ where: { id: c.secret.id }, data: { revokedAt: new Date() } });
+    expect((await introspect()).status).toBe(401);
+    expect(clients.cachedAuthentications).toBe(0);
+  });
+
+  it('hears announcements at once again once subscribed again', async () => {
+    proxy.hangSubscribers();
+    await within(6000, async () => !synced());
+    proxy.cutSubscribers();
+    await within(6000, async () => synced());
+    const u = await signupOn(a);
+    expect(await status(b, '/auth/sessions', u.accessToken)).toBe(200);
+    await post(a, '/auth/logout').set('Cookie', refreshCookie(u.refreshToken)).expect(204);
+    await within(1000, async () => (await status(b, '/auth/sessions', u.accessToken)) === 401);
+  });
+});

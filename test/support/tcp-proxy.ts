@@ -1,0 +1,63 @@
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+
+/**
+ * A TCP proxy in front of Redis that can break an instance's subscription the way a network
+ * fault does: `hangSubscribers()` silently drops what Redis sends to the connections that
+ * subscribed (the connection stays open, nothing says it is broken), `cutSubscribers()`
+ * closes them (the client reconnects and subscribes again). Other connections pass as is.
+ */
+export interface RedisProxy {
+  url: string;
+  hangSubscribers(): void;
+  cutSubscribers(): void;
+  close(): Promise<void>;
+}
+
+interface Pair {
+  client: Socket;
+  upstream: Socket;
+  subscriber: boolean;
+}
+
+export async function redisProxy(target: string): Promise<RedisProxy> {
+  const { hostname, port } = new URL(target);
+  const pairs = new Set<Pair>();
+  let hanging = false;
+  const server = createServer((client) => {
+    const upstream = connect(Number(port || 6379), hostname);
+    const pair: Pair = { client, upstream, subscriber: false };
+    pairs.add(pair);
+    client.on('data', (chunk: Buffer) => {
+      if (/subscribe/i.test(chunk.toString('latin1'))) pair.subscriber = true;
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!(hanging && pair.subscriber)) client.write(chunk);
+    });
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [client, upstream]) {
+      socket.on('close', end);
+      socket.on('error', end);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: own } = server.address() as AddressInfo;
+  return {
+    url: `redis://127.0.0.1:${own}`,
+    hangSubscribers: () => {
+      hanging = true;
+    },
+    cutSubscribers: () => {
+      hanging = false;
+      for (const pair of pairs) if (pair.subscriber) pair.client.destroy();
+    },
+    close: async () => {
+      for (const pair of pairs) pair.client.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
