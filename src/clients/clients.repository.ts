@@ -274,6 +274,19 @@ export class ClientsRepository {
     };
   }
 
+  /**
+   * Waits until no transaction that locked or changed the client's row or its service user's
+   * row is still open (FOR SHARE waits for them; the locks are released with the statement
+   * outside a transaction). Every change of a client locks its row before it announces its
+   * revocation, and a change of a user locks or updates the user's row: a read after this
+   * sees the change once its announcement has been seen.
+   */
+  async waitForChanges(clientId: string): Promise<void> {
+    await this.db.$queryRaw`
+      SELECT 1 FROM oauth_clients c JOIN users u ON u.id = c.service_user_id
+      WHERE c.client_id = ${clientId} FOR SHARE OF c, u`;
+  }
+
   /** Records a successful use of the secret. */
   async touchSecret(secretId: string, now: Date): Promise<void> {
     await this.db.oAuthClientSecret.updateMany({ where: { id: secretId }, data: { lastUsedAt: now } });

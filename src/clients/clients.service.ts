@@ -418,6 +418,16 @@ export class ClientsService implements OnModuleInit {
   }
 
   /**
+   * authenticate() once every change of the client or its service user that is still
+   * committing has committed: for a signer that saw a revocation announced (announcements
+   * come before the commit) and must not sign from rows that predate it.
+   */
+  async authenticateAfterChanges(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
+    if (CLIENT_ID_PATTERN.test(clientId)) await this.repo.waitForChanges(clientId);
+    return this.authenticate(clientId, secret);
+  }
+
+  /**
    * authenticate() for POST /oauth/token's client-credentials grant: authenticateCached() on a
    * single instance (no REDIS_URL), where every revocation and every change reaches the cache
    * synchronously, and a fresh read with Redis. With several instances, one that missed the

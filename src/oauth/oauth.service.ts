@@ -121,7 +121,9 @@ export class OAuthService {
     if (this.revokedSince(client, readAt)) {
       await this.revocation.untilSignable(client.serviceUserId, `sid:${client.secretId}`);
       readAt = this.clock.nowMs();
-      const again = await this.clients.authenticate(credentials.clientId, credentials.secret);
+      // The revoking transaction may still be open (a revocation is announced before its
+      // commit, and the commit may come later than the wait): read once it has committed.
+      const again = await this.clients.authenticateAfterChanges(credentials.clientId, credentials.secret);
       if (!again || again.secretId !== client.secretId) throw invalidClient();
       client = again;
       // As allowed now (an admin may have taken a scope away meanwhile).
