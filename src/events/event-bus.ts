@@ -102,6 +102,7 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   private subscriber: Redis | null = null;
   private readonly syncHandlers = new Set<SyncHandler>();
   private inSync = true;
+  private breakCount = 0;
   /** Real time (epoch ms) when this instance last heard its own beat. */
   private heardMs = 0;
   /** Real time when the beat being published was sent (0: none outstanding). */
@@ -132,6 +133,11 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
    */
   get synced(): boolean {
     return this.inSync;
+  }
+
+  /** How many times this instance's subscription has broken since it started (metrics). */
+  get breaks(): number {
+    return this.breakCount;
   }
 
   /** Calls `handler` on every change of `synced`; returns the function that unsubscribes. */
@@ -182,6 +188,7 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   private setSynced(synced: boolean, reason: string): void {
     if (this.inSync === synced || (!synced && this.subscriber === null)) return;
     this.inSync = synced;
+    if (!synced) this.breakCount++;
     // Lost from about the last beat heard on (it may have broken just after it).
     const sinceMs = synced ? Date.now() : this.heardMs;
     if (synced) this.logger.log(`subscribed again (${reason}): events from the other instances reach this one`);

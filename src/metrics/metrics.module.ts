@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { promClient } from './prom-client.js';
 import { AuthMetrics } from './auth-metrics.js';
 import { DatabaseMetrics } from './database-metrics.js';
+import { EventsMetrics } from './events-metrics.js';
 import { HttpMetrics } from './http-metrics.js';
 import { MetricsRegistry } from './metrics.registry.js';
 import { MetricsServer } from './metrics-server.js';
@@ -13,7 +14,7 @@ import { MetricsServer } from './metrics-server.js';
  * at METRICS_HOST:METRICS_PORT/metrics by a server of their own.
  */
 @Module({
-  providers: [MetricsRegistry, HttpMetrics, AuthMetrics, DatabaseMetrics, MetricsServer],
+  providers: [MetricsRegistry, HttpMetrics, AuthMetrics, DatabaseMetrics, EventsMetrics, MetricsServer],
   exports: [MetricsRegistry, HttpMetrics, MetricsServer],
 })
 export class MetricsModule {}
