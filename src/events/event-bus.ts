@@ -107,7 +107,12 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   private heardMs = 0;
   /** Real time when the beat being published was sent (0: none outstanding). */
   private beatSentMs = 0;
+  /** The number of the last beat published, and of the last one heard back. */
+  private beatSeq = 0;
+  private heardSeq = 0;
   private beater: NodeJS.Timeout | undefined;
+  /** Shutting down: the subscriber's connection closes on purpose. */
+  private closing = false;
 
   constructor(@InjectRedis() private readonly redis: Redis | null) {
     this.emitter.setMaxListeners(0);
@@ -161,6 +166,7 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.closing = true;
     clearInterval(this.beater);
     this.syncHandlers.clear();
     await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
@@ -178,7 +184,8 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
       this.setSynced(false, `its own beat was not heard for ${now - this.heardMs} ms`);
     if (this.beatSentMs !== 0 && now - this.beatSentMs < BEAT_TIMEOUT_MS) return;
     this.beatSentMs = now;
-    this.redis!.publish(EVENTS_CHANNEL, JSON.stringify({ from: this.instanceId, beat: now }))
+    const seq = ++this.beatSeq;
+    this.redis!.publish(EVENTS_CHANNEL, JSON.stringify({ from: this.instanceId, beat: seq }))
       .catch(() => undefined) // the missing echo says it
       .finally(() => {
         if (this.beatSentMs === now) this.beatSentMs = 0;
@@ -186,7 +193,7 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   }
 
   private setSynced(synced: boolean, reason: string): void {
-    if (this.inSync === synced || (!synced && this.subscriber === null)) return;
+    if (this.inSync === synced || this.closing || (!synced && this.subscriber === null)) return;
     this.inSync = synced;
     if (!synced) this.breakCount++;
     // Lost from about the last beat heard on (it may have broken just after it).
@@ -200,6 +207,19 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
         this.logger.error(`sync handler failed: ${String(error)}`);
       }
     }
+  }
+
+  /**
+   * One of this instance's beats came back. Beats are published one at a time, each once the
+   * one before was delivered: one missing before it means that what was published in between
+   * was lost too (bytes dropped on a connection that did not close), however short the gap.
+   */
+  private heard(seq: number): void {
+    if (seq <= this.heardSeq) return;
+    if (seq > this.heardSeq + 1) this.setSynced(false, `beat ${this.heardSeq + 1} was lost`);
+    this.heardSeq = seq;
+    this.heardMs = Date.now();
+    this.setSynced(true, 'its own beat came back');
   }
 
   /**
@@ -249,10 +269,7 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     if (parsed.from === this.instanceId) {
-      if (parsed.beat !== undefined) {
-        this.heardMs = Date.now();
-        this.setSynced(true, 'its own beat came back');
-      }
+      if (typeof parsed.beat === 'number') this.heard(parsed.beat);
       return;
     }
     // Other instances' beats have no name: ignored here, as by earlier versions.

@@ -138,6 +138,9 @@ export class RealtimeGateway
       this.events.on('resources.changed', (e) => this.onResourceChanged(e)),
       this.events.on('tenants.access_changed', (e) => this.onTenantAccessChanged(e)),
       this.events.on('identities.changed', (e) => this.onIdentitiesChanged(e)),
+      this.events.onSync((synced) => {
+        if (synced) this.recheckAllTenants();
+      }),
     ];
     // Liveness runs on real time (not the injectable clock): it is about the network.
     this.pinger = setInterval(() => this.ping(), (this.config.WS_PING_INTERVAL * 1000) / this.pingSlots.length);
@@ -587,6 +590,19 @@ export class RealtimeGateway
     // Roles changed (one member's, or a role's definition): the permissions are read again.
     const affected = userId === null ? subscribers : subscribers.filter((c) => c.principal?.userId === userId);
     for (const conn of affected) void this.recheck(conn, tenantId);
+  }
+
+  /**
+   * This instance's Redis subscription works again after a break: changes of who may see a
+   * tenant announced meanwhile were lost, so every tenant subscription reads its permissions
+   * again (a member removed meanwhile is told `tenant.member_removed` and unsubscribed).
+   * Revocations need nothing here: RevocationService replays those it finds in the database.
+   */
+  private recheckAllTenants(): void {
+    this.accessEpoch++;
+    for (const conn of this.connections.values()) {
+      for (const tenantId of conn.tenants.keys()) void this.recheck(conn, tenantId);
+    }
   }
 
   private async recheck(conn: Connection, tenantId: string): Promise<void> {

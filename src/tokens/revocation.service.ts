@@ -170,21 +170,23 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     void this.catchUpOnce();
   }
 
+  /**
+   * One read of the rows written since about `catchUpFromMs`. Each successful read moves that
+   * point to its own start, so a long break reads about a minute's revocations each time,
+   * not the whole table. The reading ends with the first successful read that starts after
+   * the grace period (a database away meanwhile does not end it).
+   */
   private async catchUpOnce(): Promise<void> {
     if (this.catchingUp || this.catchUpFromMs === null) return;
-    if (Date.now() > this.catchUpUntilMs) {
-      clearInterval(this.catchUp);
-      this.catchUp = undefined;
-      this.catchUpFromMs = null;
-      return;
-    }
     this.catchingUp = true;
+    const startedAt = Date.now();
+    const startedAtClock = this.clock.nowMs();
     try {
       // A row's expires_at is its revocation time + ttlMs (GREATEST on a key revoked again):
-      // the rows of revocations made from SKEW_MS before the break on (clock skew between
-      // instances, a break that started before it was seen) and still live.
-      const nowMs = this.clock.nowMs();
-      const floor = new Date(Math.max(nowMs, this.catchUpFromMs - SKEW_MS + this.ttlMs));
+      // the rows of revocations made from SKEW_MS before the last read (or the break) on, and
+      // still live. The margin covers clock skew between instances, a break that started
+      // before it was seen, and transactions that commit after the read (10 s at most).
+      const floor = new Date(Math.max(startedAtClock, this.catchUpFromMs - SKEW_MS + this.ttlMs));
       const rows = await this.txHost.tx.$queryRaw<Array<{ key: string; notBefore: number; expiresAt: Date }>>`
         SELECT key, not_before AS "notBefore", expires_at AS "expiresAt"
         FROM revocations WHERE expires_at > ${floor}`;
@@ -195,14 +197,36 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
         })
         .map((row) => ({ key: row.key, notBefore: row.notBefore, untilMs: row.expiresAt.getTime() }));
       if (news.length > 0) {
+        const signedOut = await this.signedOut(news.map((e) => e.key));
         for (const e of news) this.remember(e.key, e);
-        this.events.replay('tokens.revoked', { entries: news });
+        this.events.replay('tokens.revoked', {
+          entries: news.map((e) => (signedOut.has(e.key) ? { ...e, signOut: true } : e)),
+        });
+      }
+      this.catchUpFromMs = Math.max(this.catchUpFromMs, startedAtClock);
+      if (startedAt > this.catchUpUntilMs) {
+        clearInterval(this.catchUp);
+        this.catchUp = undefined;
+        this.catchUpFromMs = null;
       }
     } catch (error) {
       this.logger.warn(`catching up on revocations failed, retrying: ${String(error)}`);
     } finally {
       this.catchingUp = false;
     }
+  }
+
+  /**
+   * The user keys among `keys` whose account is gone or disabled: their entries sign the
+   * user out (RevocationRequest.signOut), which the rows do not record.
+   */
+  private async signedOut(keys: string[]): Promise<Set<string>> {
+    const ids = keys.filter((k) => k.startsWith('user:')).map((k) => k.slice(5));
+    if (ids.length === 0) return new Set();
+    const enabled = await this.txHost.tx.$queryRaw<Array<{ id: string }>>`
+      SELECT id::text AS id FROM users WHERE id::text IN (${Prisma.join(ids)}) AND NOT disabled`;
+    const live = new Set(enabled.map((r) => `user:${r.id}`));
+    return new Set(ids.map((id) => `user:${id}`).filter((k) => !live.has(k)));
   }
 
   /** True when the token was issued before a revocation of its session or of its user. */

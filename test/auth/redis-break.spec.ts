@@ -7,10 +7,12 @@ import { parseSamples, sampleKey } from '../metrics/scrape.js';
 import { freePort } from '../reliability/support/net.js';
 import { FORM, basic, form, type Created } from '../clients/oauth-helpers.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
-import { bearer, decodeJwt, refreshCookie, refreshCookieOf, uniqueUsername } from '../support/factories.js';
+import { bearer, decodeJwt, refreshCookie, refreshCookieOf, signup, uniqueUsername } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
 import { redisProxy, type RedisProxy } from '../support/tcp-proxy.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { WsClient, listen } from '../realtime/ws-helpers.js';
+import { addMember, createTenant } from '../tenants/tenant-helpers.js';
 
 /**
  * Two instances on one PostgreSQL database and one Redis, B's Redis connections through a
@@ -55,10 +57,12 @@ describe.runIf(onPostgres)('an instance whose Redis subscription breaks', () => 
     await a?.close(); // drops the database last
     await proxy?.close();
   });
-  // Each test starts with B subscribed again.
+  // Each test starts with B subscribed again, after a break it has seen (the cut's close
+  // reaches B a moment later).
   afterEach(async () => {
+    const breaks = synced() ? b.app.get(EventBus).breaks : -1;
     proxy.cutSubscribers();
-    await within(10_000, async () => synced());
+    await within(10_000, async () => b.app.get(EventBus).breaks > breaks && synced());
   });
 
   const post = (app: TestApp, path: string) => app.http.post(path).set('X-Forwarded-For', clientIp);
@@ -122,6 +126,16 @@ describe.runIf(onPostgres)('an instance whose Redis subscription breaks', () => 
     await within(6000, async () => (await status(b, '/auth/sessions', u.accessToken)) === 401);
   });
 
+  it('catches up after a hang too short for the beat to be missed for long, from the lost beat', async () => {
+    const u = await signupOn(a);
+    expect(await status(b, '/auth/sessions', u.accessToken)).toBe(200);
+    proxy.hangSubscribers();
+    await post(a, '/auth/logout').set('Cookie', refreshCookie(u.refreshToken)).expect(204); // lost to B
+    await new Promise((r) => setTimeout(r, 1500)); // at least one beat lost with it
+    proxy.resumeSubscribers(); // the connection never closed
+    await within(6000, async () => (await status(b, '/auth/sessions', u.accessToken)) === 401);
+  });
+
   it('trusts no cached client authentication while it may miss the announcements of changes', async () => {
     const root = (await post(a, '/auth/login').send({ username: 'root', password: 'root password 123' }).expect(200))
       .body.accessToken as string;
@@ -147,6 +161,28 @@ describe.runIf(onPostgres)('an instance whose Redis subscription breaks', () => 
     await a.prisma.oAuthClientSecret.update({ where: { id: c.secret.id }, data: { revokedAt: new Date() } });
     expect((await introspect()).status).toBe(401);
     expect(clients.cachedAuthentications).toBe(0);
+  });
+
+  it("reads its WebSockets' tenant permissions again once subscribed again: a removal lost in the break ends them", async () => {
+    const owner = await signup(a);
+    const member = await signup(a);
+    const tenant = await createTenant(a, owner);
+    await addMember(a, tenant.id, owner, member, ['member']);
+    const w = await WsClient.open(await listen(b), { headers: { 'X-Forwarded-For': clientIp } });
+    try {
+      await w.authenticate(member.accessToken);
+      w.send({ event: 'subscribe', data: { topics: [`tenant:${tenant.id}`] }, id: 'sub' });
+      expect((await w.next('subscribed')).data).toMatchObject({ topics: [`tenant:${tenant.id}`] });
+
+      proxy.hangSubscribers();
+      await a.http.delete(`/tenants/${tenant.id}/members/${member.id}`).set(owner.auth).expect(204); // lost to B
+      await within(10_000, async () => !synced());
+      proxy.cutSubscribers();
+      await within(10_000, async () => synced());
+      expect((await w.next('tenant.member_removed')).data).toEqual({ tenantId: tenant.id, userId: member.id });
+    } finally {
+      w.ws.terminate();
+    }
   });
 
   it('hears announcements at once again once subscribed again; the metrics tell', async () => {

@@ -3,12 +3,14 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 /**
  * A TCP proxy in front of Redis that can break an instance's subscription the way a network
  * fault does: `hangSubscribers()` silently drops what Redis sends to the connections that
- * subscribed (the connection stays open, nothing says it is broken), `cutSubscribers()`
- * closes them (the client reconnects and subscribes again). Other connections pass as is.
+ * subscribed (the connection stays open, nothing says it is broken), `resumeSubscribers()`
+ * lets them through again (what was dropped stays lost), `cutSubscribers()` closes them (the
+ * client reconnects and subscribes again). Other connections pass as is.
  */
 export interface RedisProxy {
   url: string;
   hangSubscribers(): void;
+  resumeSubscribers(): void;
   cutSubscribers(): void;
   close(): Promise<void>;
 }
@@ -50,6 +52,9 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
     url: `redis://127.0.0.1:${own}`,
     hangSubscribers: () => {
       hanging = true;
+    },
+    resumeSubscribers: () => {
+      hanging = false;
     },
     cutSubscribers: () => {
       hanging = false;
