@@ -4,6 +4,7 @@ import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt, refreshCookie, refreshCookieOf, uniqueUsername } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { within } from '../support/within.js';
 
 /**
  * Two (or three) instances on one PostgreSQL database and one Redis, as in production.
@@ -48,15 +49,6 @@ describe.runIf(onPostgres)('several instances sharing PostgreSQL and Redis', () 
   async function loginOn(app: TestApp, username: string, password: string) {
     const res = await post(app, '/auth/login').send({ username, password }).expect(200);
     return { accessToken: res.body.accessToken as string, refreshToken: refreshCookieOf(res)! };
-  }
-  /** Polls until `check` holds; fails if that takes longer than `withinMs`. */
-  async function within(withinMs: number, check: () => Promise<boolean>) {
-    const start = Date.now();
-    while (!(await check())) {
-      if (Date.now() - start > withinMs) throw new Error(`not within ${withinMs} ms`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return Date.now() - start;
   }
 
   it('refreshes on B a session opened on A, and on A the token B issued', async () => {

@@ -11,6 +11,7 @@ import { bearer, decodeJwt, refreshCookie, refreshCookieOf, signup, uniqueUserna
 import { es256KeyPair } from '../support/jwt.js';
 import { redisProxy, type RedisProxy } from '../support/tcp-proxy.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { within } from '../support/within.js';
 import { WsClient, listen } from '../realtime/ws-helpers.js';
 import { addMember, createTenant } from '../tenants/tenant-helpers.js';
 
@@ -73,15 +74,6 @@ describe.runIf(onPostgres)('an instance whose Redis subscription breaks', () => 
     const username = uniqueUsername('break');
     const res = await post(app, '/auth/signup').send({ username, password: 'correct horse battery' }).expect(201);
     return { username, accessToken: res.body.accessToken as string, refreshToken: refreshCookieOf(res)! };
-  }
-  /** Polls until `check` holds; fails if that takes longer than `withinMs`. */
-  async function within(withinMs: number, check: () => Promise<boolean>) {
-    const start = Date.now();
-    while (!(await check())) {
-      if (Date.now() - start > withinMs) throw new Error(`not within ${withinMs} ms`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return Date.now() - start;
   }
 
   it('notices a subscription that hangs, and refuses from the database the tokens revoked meanwhile', async () => {

@@ -6,6 +6,7 @@ import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { within } from '../support/within.js';
 import { ADMIN, FORM, basic, form, type Created } from './oauth-helpers.js';
 
 /**
@@ -108,15 +109,6 @@ describe.runIf(onPostgres)('machine clients on several instances sharing Postgre
     expect(res.body).toMatchObject({ error: 'invalid_client', code: 'INVALID_CLIENT' });
     expect(res.headers['www-authenticate']).toBe('Basic realm="gatehouse"');
   };
-
-  /** Polls until `check` holds; fails if that takes longer than `withinMs` after `sinceMs`. */
-  async function within(withinMs: number, check: () => Promise<boolean>, sinceMs = Date.now()) {
-    while (!(await check())) {
-      if (Date.now() - sinceMs > withinMs) throw new Error(`not within ${withinMs} ms`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return Date.now() - sinceMs;
-  }
 
   it("revoking a secret on A refuses its tokens everywhere, the other secret's live on", async () => {
     const c = await createClient(a, ['resources:read']);
