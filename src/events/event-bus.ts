@@ -14,6 +14,12 @@ export const BEAT_INTERVAL_MS = 1000;
  * published meanwhile may have been lost (see EventBus.synced).
  */
 export const BEAT_TIMEOUT_MS = 3000;
+/**
+ * While no beat comes back, the subscriber's connection is dropped and made again this often:
+ * a connection that hangs without closing (a proxy that keeps it open) would otherwise stay
+ * broken until TCP gives up on it.
+ */
+const RECONNECT_EVERY_MS = 10_000;
 
 /**
  * Every event, by name, with its payload (JSON-serialisable: it crosses instances).
@@ -110,6 +116,10 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
   /** The number of the last beat published, and of the last one heard back. */
   private beatSeq = 0;
   private heardSeq = 0;
+  /** Beats whose publish failed: never delivered, so their absence is no gap. */
+  private readonly unsentBeats = new Set<number>();
+  /** Real time of the last reconnection forced on a hanging subscription. */
+  private reconnectedMs = 0;
   private beater: NodeJS.Timeout | undefined;
   /** Shutting down: the subscriber's connection closes on purpose. */
   private closing = false;
@@ -180,13 +190,23 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
    */
   private beat(): void {
     const now = Date.now();
-    if (now - this.heardMs > BEAT_TIMEOUT_MS)
+    if (now - this.heardMs > BEAT_TIMEOUT_MS) {
       this.setSynced(false, `its own beat was not heard for ${now - this.heardMs} ms`);
+      // A subscription that hangs is made again (ioredis subscribes again on reconnecting).
+      if (now - this.reconnectedMs >= RECONNECT_EVERY_MS && !this.closing) {
+        this.reconnectedMs = now;
+        this.subscriber?.disconnect(true);
+      }
+    }
     if (this.beatSentMs !== 0 && now - this.beatSentMs < BEAT_TIMEOUT_MS) return;
     this.beatSentMs = now;
     const seq = ++this.beatSeq;
     this.redis!.publish(EVENTS_CHANNEL, JSON.stringify({ from: this.instanceId, beat: seq }))
-      .catch(() => undefined) // the missing echo says it
+      .catch(() => {
+        // Not delivered (as far as Redis said): its absence is no gap; the missing echo says
+        // the rest. Bounded: forgotten once a later beat is heard.
+        this.unsentBeats.add(seq);
+      })
       .finally(() => {
         if (this.beatSentMs === now) this.beatSentMs = 0;
       });
@@ -211,12 +231,19 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * One of this instance's beats came back. Beats are published one at a time, each once the
-   * one before was delivered: one missing before it means that what was published in between
-   * was lost too (bytes dropped on a connection that did not close), however short the gap.
+   * one before was delivered (or its publish failed, or hung for BEAT_TIMEOUT_MS): a delivered
+   * one missing before it means that what was published in between was lost too (bytes
+   * dropped on a connection that did not close), however short the gap.
    */
   private heard(seq: number): void {
     if (seq <= this.heardSeq) return;
-    if (seq > this.heardSeq + 1) this.setSynced(false, `beat ${this.heardSeq + 1} was lost`);
+    for (let missing = this.heardSeq + 1; missing < seq; missing++) {
+      if (!this.unsentBeats.has(missing)) {
+        this.setSynced(false, `beat ${missing} was lost`);
+        break;
+      }
+    }
+    for (const unsent of this.unsentBeats) if (unsent < seq) this.unsentBeats.delete(unsent);
     this.heardSeq = seq;
     this.heardMs = Date.now();
     this.setSynced(true, 'its own beat came back');

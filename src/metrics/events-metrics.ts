@@ -26,7 +26,7 @@ export class EventsMetrics {
     registry.registry.registerMetric(
       new Counter({
         name: 'gatehouse_events_subscription_breaks_total',
-        help: 'Times the Redis subscription of this instance broke (connection closed, or its own beat not heard for 3 s)',
+        help: 'Times the Redis subscription of this instance broke (connection closed, its own beat not heard for more than 3 s, or a beat lost)',
         registers: [],
         collect() {
           this.reset();

@@ -21,6 +21,7 @@ const CATCH_UP_INTERVAL_MS = 1000;
  * announcement lost in the break may have its row committed after the subscription is back.
  */
 const CATCH_UP_GRACE_MS = 15_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** What a token says about itself that revocation looks at. */
 export interface RevocationSubject {
@@ -93,6 +94,7 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
   private catchUpUntilMs = 0;
   private catchUp: NodeJS.Timeout | undefined;
   private catchingUp = false;
+  private stopped = false;
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -141,6 +143,7 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
+    this.stopped = true;
     clearInterval(this.sweeper);
     clearInterval(this.catchUp);
     this.retry?.cancel();
@@ -155,6 +158,7 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
    * connections close and cached federation links are dropped as for any revocation.
    */
   private onSync(synced: boolean, sinceMs: number): void {
+    if (this.stopped) return;
     if (synced) {
       this.catchUpUntilMs = Date.now() + CATCH_UP_GRACE_MS;
     } else {
@@ -197,8 +201,9 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
         })
         .map((row) => ({ key: row.key, notBefore: row.notBefore, untilMs: row.expiresAt.getTime() }));
       if (news.length > 0) {
-        const signedOut = await this.signedOut(news.map((e) => e.key));
+        // Refused at once; the sign-out lookup only decides how WebSockets are closed.
         for (const e of news) this.remember(e.key, e);
+        const signedOut = await this.signedOut(news.map((e) => e.key)).catch(() => new Set<string>());
         this.events.replay('tokens.revoked', {
           entries: news.map((e) => (signedOut.has(e.key) ? { ...e, signOut: true } : e)),
         });
@@ -221,10 +226,14 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
    * user out (RevocationRequest.signOut), which the rows do not record.
    */
   private async signedOut(keys: string[]): Promise<Set<string>> {
-    const ids = keys.filter((k) => k.startsWith('user:')).map((k) => k.slice(5));
+    const ids = keys
+      .filter((k) => k.startsWith('user:'))
+      .map((k) => k.slice(5))
+      .filter((id) => UUID.test(id));
     if (ids.length === 0) return new Set();
+    // One array parameter (however many ids), compared as uuid (the primary key's index).
     const enabled = await this.txHost.tx.$queryRaw<Array<{ id: string }>>`
-      SELECT id::text AS id FROM users WHERE id::text IN (${Prisma.join(ids)}) AND NOT disabled`;
+      SELECT id::text AS id FROM users WHERE id = ANY(${ids}::uuid[]) AND NOT disabled`;
     const live = new Set(enabled.map((r) => `user:${r.id}`));
     return new Set(ids.map((id) => `user:${id}`).filter((k) => !live.has(k)));
   }
@@ -267,17 +276,27 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
       ...(request.secrets ?? []).map((id) => ({ key: `sid:${id}`, notBefore, untilMs })),
     ];
     if (entries.length === 0) return;
-    // Refused here and announced before the entry is written: a token signed from now on,
-    // here or elsewhere, sees the revocation (see userRevokedSince).
-    for (const e of entries) this.remember(e.key, e);
-    await this.events.emit('tokens.revoked', { entries });
     const expiresAt = new Date(untilMs);
-    await this.txHost.tx.$executeRaw`
+    const write = () => this.txHost.tx.$executeRaw`
       INSERT INTO revocations (key, not_before, expires_at)
       VALUES ${Prisma.join(entries.map((e) => Prisma.sql`(${e.key}, ${e.notBefore}, ${expiresAt})`))}
       ON CONFLICT (key) DO UPDATE
       SET not_before = GREATEST(revocations.not_before, EXCLUDED.not_before),
           expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`;
+    for (const e of entries) this.remember(e.key, e);
+    if (!this.txHost.isTransactionActive()) {
+      // Nothing to commit after it (a session already revoked, a single token): the row
+      // first, so that a failed or late announcement still leaves it for the instances that
+      // read the table (at start-up, or catching up after a broken subscription).
+      await write();
+      await this.events.emit('tokens.revoked', { entries });
+      return;
+    }
+    // Refused here and announced before the entry is written: a token signed from now on,
+    // here or elsewhere, sees the revocation (see userRevokedSince); the row commits with the
+    // change.
+    await this.events.emit('tokens.revoked', { entries });
+    await write();
   }
 
   /**

@@ -128,6 +128,18 @@ describe.runIf(onPostgres)('an instance whose Redis subscription breaks', () => 
     await within(6000, async () => (await status(b, '/auth/sessions', u.accessToken)) === 401);
   });
 
+  it('makes a hanging subscription again by itself', async () => {
+    const opened = proxy.subscribersOpened;
+    proxy.hangSubscribers();
+    await within(10_000, async () => !synced());
+    // Dropped and made again (every 10 s while no beat comes back): still hanging, still broken.
+    await within(15_000, async () => proxy.subscribersOpened > opened);
+    expect(synced()).toBe(false);
+    // The reply to its SUBSCRIBE may have been dropped too: the next reconnection mends it.
+    proxy.resumeSubscribers();
+    await within(25_000, async () => synced());
+  }, 60_000);
+
   it('trusts no cached client authentication while it may miss the announcements of changes', async () => {
     const root = (await post(a, '/auth/login').send({ username: 'root', password: 'root password 123' }).expect(200))
       .body.accessToken as string;

@@ -9,6 +9,8 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
  */
 export interface RedisProxy {
   url: string;
+  /** How many subscriber connections have been opened through the proxy so far. */
+  readonly subscribersOpened: number;
   hangSubscribers(): void;
   resumeSubscribers(): void;
   cutSubscribers(): void;
@@ -25,12 +27,16 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
   const { hostname, port } = new URL(target);
   const pairs = new Set<Pair>();
   let hanging = false;
+  let subscribersOpened = 0;
   const server = createServer((client) => {
     const upstream = connect(Number(port || 6379), hostname);
     const pair: Pair = { client, upstream, subscriber: false };
     pairs.add(pair);
     client.on('data', (chunk: Buffer) => {
-      if (/subscribe/i.test(chunk.toString('latin1'))) pair.subscriber = true;
+      if (!pair.subscriber && /subscribe/i.test(chunk.toString('latin1'))) {
+        pair.subscriber = true;
+        subscribersOpened++;
+      }
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
@@ -50,6 +56,9 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
   const { port: own } = server.address() as AddressInfo;
   return {
     url: `redis://127.0.0.1:${own}`,
+    get subscribersOpened() {
+      return subscribersOpened;
+    },
     hangSubscribers: () => {
       hanging = true;
     },
