@@ -128,10 +128,15 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  private async load(): Promise<void> {
-    const rows = await this.txHost.tx.$queryRaw<Array<{ key: string; notBefore: number; expiresAt: Date }>>`
+  /** The persisted entries that expire after `floor` (the live ones: `floor` >= now). */
+  private rowsExpiringAfter(floor: Date): Promise<Array<{ key: string; notBefore: number; expiresAt: Date }>> {
+    return this.txHost.tx.$queryRaw`
       SELECT key, not_before AS "notBefore", expires_at AS "expiresAt"
-      FROM revocations WHERE expires_at > ${this.clock.now()}`;
+      FROM revocations WHERE expires_at > ${floor}`;
+  }
+
+  private async load(): Promise<void> {
+    const rows = await this.rowsExpiringAfter(this.clock.now());
     for (const row of rows) this.remember(row.key, { notBefore: row.notBefore, untilMs: row.expiresAt.getTime() });
     this.loaded = true;
   }
@@ -191,9 +196,7 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
       // still live. The margin covers clock skew between instances, a break that started
       // before it was seen, and transactions that commit after the read (10 s at most).
       const floor = new Date(Math.max(startedAtClock, this.catchUpFromMs - SKEW_MS + this.ttlMs));
-      const rows = await this.txHost.tx.$queryRaw<Array<{ key: string; notBefore: number; expiresAt: Date }>>`
-        SELECT key, not_before AS "notBefore", expires_at AS "expiresAt"
-        FROM revocations WHERE expires_at > ${floor}`;
+      const rows = await this.rowsExpiringAfter(floor);
       const news = rows
         .filter((row) => {
           const known = this.entries.get(row.key);
