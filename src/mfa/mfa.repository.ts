@@ -28,9 +28,10 @@ export interface CountedAttempt {
   confirmedAt: Date | null;
 }
 
-export interface OpenChallenge {
+/** countAttempt(): the challenge's user, and the guess when it was counted. */
+export interface GuessOutcome {
   userId: string;
-  full: boolean;
+  attempt: CountedAttempt | null;
 }
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
@@ -190,35 +191,22 @@ export class MfaRepository {
   }
 
   /**
-   * The user of an unconsumed, unexpired challenge, and whether its guesses are all counted
-   * (`full`; some of them may still be given back, see uncountAttempt()); null when there is
-   * no such challenge.
-   */
-  async openChallenge(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<OpenChallenge | null> {
-    // The second step's first statements, outside its transaction: prepared statements on
-    // PostgreSQL (see database/prepared-statements.ts).
-    const rows = await queryPrepared<OpenChallenge>(
-      this.txHost,
-      this.prisma,
-      'gatehouse_mfa_open_challenge_v1',
-      Prisma.sql`
-        SELECT user_id AS "userId", attempts >= ${maxAttempts} AS "full" FROM mfa_challenges
-        WHERE token_hash = ${tokenHash} AND consumed_at IS NULL AND expires_at > ${now}
-        LIMIT 1`,
-    );
-    return rows[0] ?? null;
-  }
-
-  /**
    * Counts one guess against a live challenge before it is checked, in one statement: of
-   * concurrent guesses at most `maxAttempts` ever get past here. Null when the challenge is
-   * unknown, consumed, expired or out of guesses.
+   * concurrent guesses at most `maxAttempts` ever get past here. Answers the counted guess
+   * (`attempt`), or, when the challenge is live but its guesses are all counted (some of
+   * them may still be given back, see uncountAttempt()), only its user (`attempt` null), so
+   * that the caller can answer a throttled account's 429 either way; null when the
+   * challenge is unknown, consumed or expired. A prepared statement on PostgreSQL: the
+   * second step's first statement, outside its transaction (see
+   * database/prepared-statements.ts).
    */
-  async countAttempt(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<CountedAttempt | null> {
-    const rows = await queryPrepared<CountedAttempt>(
+  async countAttempt(tokenHash: Buffer, now: Date, maxAttempts: number): Promise<GuessOutcome | null> {
+    const rows = await queryPrepared<Nullable<CountedAttempt> & { userId: string }>(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_count_attempt_v3',
+      'gatehouse_mfa_count_attempt_v4',
+      // The second SELECT reads the statement's snapshot, from before the UPDATE: it answers
+      // only when the UPDATE counted nothing, and then sees the challenge as it was.
       Prisma.sql`
         WITH counted AS (
           UPDATE mfa_challenges SET attempts = attempts + 1
@@ -227,9 +215,18 @@ export class MfaRepository {
         )
         SELECT counted.id, counted.user_id AS "userId", counted.password_hash AS "passwordHash", counted.ip,
                t.secret_enc AS "secretEnc", t.secret_key_id AS "secretKeyId", t.confirmed_at AS "confirmedAt"
-        FROM counted LEFT JOIN mfa_totp t ON t.user_id = counted.user_id AND t.confirmed_at IS NOT NULL`,
+        FROM counted LEFT JOIN mfa_totp t ON t.user_id = counted.user_id AND t.confirmed_at IS NOT NULL
+        UNION ALL
+        SELECT NULL, c.user_id, NULL, NULL, NULL, NULL, NULL FROM mfa_challenges c
+        WHERE c.token_hash = ${tokenHash} AND c.consumed_at IS NULL AND c.expires_at > ${now}
+          AND NOT EXISTS (SELECT 1 FROM counted)
+        LIMIT 1`,
     );
-    return rows[0] ?? null;
+    const row = rows[0];
+    if (!row) return null;
+    const { id, passwordHash } = row;
+    if (id === null || passwordHash === null) return { userId: row.userId, attempt: null };
+    return { userId: row.userId, attempt: { ...row, id, passwordHash } };
   }
 
   /**

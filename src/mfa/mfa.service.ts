@@ -279,19 +279,20 @@ export class MfaService {
 
   /**
    * The second step of a login. In this order:
-   * 1. the challenge must be unconsumed and unexpired (401 MFA_TOKEN_INVALID);
-   * 2. the account must not be waiting out its wrong codes (429 TOO_MANY_ATTEMPTS), a read
-   *    that counts nothing;
-   * 3. the guess is counted against the challenge, atomically (401 MFA_TOKEN_INVALID when its
-   *    guesses are all counted: the account is not charged);
-   * 4. then against the account (429 when the account's budget ran out since 2, and the
-   *    challenge is given its guess back, as no code is checked);
-   * 5. the code is checked (401 INVALID_MFA_CODE).
+   * 1. the guess is counted against the challenge, atomically, in the statement that finds it
+   *    (401 MFA_TOKEN_INVALID when it is unknown, consumed or expired; when its guesses are
+   *    all counted, 429 TOO_MANY_ATTEMPTS if the account is waiting out its wrong codes, a
+   *    read that counts nothing, else 401 MFA_TOKEN_INVALID: the account is not charged);
+   * 2. then against the account (429 when the account must wait, and the challenge is given
+   *    its guess back, as no code is checked);
+   * 3. the code is checked (401 INVALID_MFA_CODE).
    * The challenge counts before the account so that a burst on one challenge takes at most
    * MFA_MAX_ATTEMPTS places of the account's budget: counted the other way round, every guess
    * in flight held a place in the account's budget until its challenge refused it, and a
-   * burst larger than MFA_RATE_LIMIT drew a 429 for a challenge that had simply run out. The
-   * read in 2 keeps a throttled account's guesses from holding the challenge's places in 3.
+   * burst larger than MFA_RATE_LIMIT drew a 429 for a challenge that had simply run out. A
+   * throttled account's guesses hold the challenge's places only between 1 and 2 (they all get
+   * the 429, and so does any guess the challenge turns away meanwhile): one statement less on
+   * every second step than reading the account's wait before counting.
    * When the account's budget runs out during a burst, the challenge's places are briefly
    * held by guesses that 4 refuses: a guess the challenge turns away then asks the account
    * again, and gets the 429 once the account must wait, so that a live challenge is not
@@ -305,12 +306,11 @@ export class MfaService {
     if (!MFA_TOKEN.test(mfaToken)) throw tokenInvalid();
     const tokenHash = hashToken(mfaToken);
     const max = this.config.MFA_MAX_ATTEMPTS;
-    const challenge = await this.repo.openChallenge(tokenHash, this.clock.now(), max);
-    if (!challenge) throw tokenInvalid();
-    await this.throttle.refuseSecondFactorIfWaiting(challenge.userId);
-    const attempt = challenge.full ? null : await this.repo.countAttempt(tokenHash, this.clock.now(), max);
+    const guess = await this.repo.countAttempt(tokenHash, this.clock.now(), max);
+    if (!guess) throw tokenInvalid();
+    const { attempt } = guess;
     if (!attempt) {
-      await this.throttle.refuseSecondFactorIfWaiting(challenge.userId);
+      await this.throttle.refuseSecondFactorIfWaiting(guess.userId);
       throw tokenInvalid();
     }
     try {
