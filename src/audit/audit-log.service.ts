@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
+import { queryPrepared } from '../database/prepared-statements.js';
 import { PrismaService } from '../database/prisma.service.js';
-import type { Prisma } from '../generated/prisma/client.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { Prisma } from '../generated/prisma/client.js';
 import type { Position } from '../common/http/pagination.js';
 import type { AuditEventType } from './audit.service.js';
 
@@ -82,24 +84,48 @@ const NEWEST_FIRST: Prisma.AuditEventOrderByWithRelationInput[] = [{ createdAt: 
  */
 @Injectable()
 export class AuditLogService {
-  constructor(private readonly prisma: PrismaService) {}
+  constructor(
+    private readonly txHost: TransactionHost<PrismaTx>,
+    private readonly prisma: PrismaService,
+  ) {}
 
-  /** Up to `take` events matching the filter, after `before` (the last row of the previous page). */
+  /**
+   * Up to `take` events matching the filter, after `before` (the last row of the previous
+   * page), with the usernames of their account and actor: one statement, run on the pool
+   * without Prisma's work on PostgreSQL.
+   */
   async page(filter: AuditFilter, take: number, before?: Position): Promise<AuditEntry[]> {
-    const and: Prisma.AuditEventWhereInput[] = [];
-    if (filter.userId !== undefined) and.push({ userId: filter.userId });
-    if (filter.actorId !== undefined) and.push({ actorId: filter.actorId });
-    const kinds: Prisma.AuditEventWhereInput[] = [
-      ...(filter.types?.length ? [{ type: { in: [...filter.types] } }] : []),
-      // Family names are lower-case letters only (validated), so no LIKE wildcard reaches here.
-      ...(filter.families ?? []).map((f) => ({ type: { startsWith: `${f}.` } })),
-    ];
-    if (kinds.length > 0) and.push({ OR: kinds });
-    if (filter.from !== undefined) and.push({ createdAt: { gte: filter.from } });
-    if (filter.to !== undefined) and.push({ createdAt: { lt: filter.to } });
-    if (before) and.push(olderThan(before));
-    const rows = await this.prisma.auditEvent.findMany({ where: { AND: and }, orderBy: NEWEST_FIRST, take });
-    return this.withUsernames(rows);
+    const and: Prisma.Sql[] = [];
+    if (filter.userId !== undefined) and.push(Prisma.sql`e.user_id = ${filter.userId}::uuid`);
+    if (filter.actorId !== undefined) and.push(Prisma.sql`e.actor_id = ${filter.actorId}::uuid`);
+    const kinds: Prisma.Sql[] = [];
+    if (filter.types?.length) kinds.push(Prisma.sql`e.type = ANY(${[...filter.types]}::text[])`);
+    // Family names are lower-case letters only (validated), so no LIKE wildcard reaches here.
+    if (filter.families?.length)
+      kinds.push(Prisma.sql`e.type LIKE ANY(${filter.families.map((f) => `${f}.%`)}::text[])`);
+    if (kinds.length > 0) and.push(Prisma.sql`(${Prisma.join(kinds, ' OR ')})`);
+    if (filter.from !== undefined) and.push(Prisma.sql`e.created_at >= ${filter.from}`);
+    if (filter.to !== undefined) and.push(Prisma.sql`e.created_at < ${filter.to}`);
+    // Rows after the keyset position, with the index bound of olderThan().
+    if (before) {
+      and.push(
+        Prisma.sql`e.created_at <= ${before.createdAt} AND (e.created_at < ${before.createdAt} OR (e.created_at = ${before.createdAt} AND e.id < ${before.id}::uuid))`,
+      );
+    }
+    const statement = Prisma.sql`
+      SELECT e.id, e.type, e.created_at AS "createdAt", e.user_id AS "userId", u.username,
+             e.actor_id AS "actorId", a.username AS "actorUsername", e.session_id AS "sessionId",
+             e.ip, e.user_agent AS "userAgent", e.request_id AS "requestId", e.details
+      FROM audit_events AS e
+      LEFT JOIN users AS u ON u.id = e.user_id
+      LEFT JOIN users AS a ON a.id = e.actor_id
+      WHERE ${and.length > 0 ? Prisma.join(and, ' AND ') : Prisma.sql`TRUE`}
+      ORDER BY e.created_at DESC, e.id DESC
+      LIMIT ${take}`;
+    // Unnamed: planned for its values at each call. As a prepared statement, PostgreSQL's
+    // generic plan (after five calls) for a page 90 % down an account's 50,000 events read
+    // 16,668 index entries and sorted them (23 ms); planned for the values, it reads 74 (0.2 ms).
+    return queryPrepared<AuditEntry>(this.txHost, this.prisma, null, statement);
   }
 
   /** The user's own security events (ACTIVITY_TYPES), newest first. */
@@ -136,28 +162,6 @@ export class AuditLogService {
     const first = new Map<string, Date>();
     for (const r of rows) if (r.userAgent !== null && r._min.createdAt) first.set(r.userAgent, r._min.createdAt);
     return first;
-  }
-
-  /** Adds the usernames of the accounts and actors named on a page, in one query. */
-  private async withUsernames(rows: Array<Omit<AuditEntry, 'username' | 'actorUsername'>>): Promise<AuditEntry[]> {
-    const ids = new Set<string>();
-    for (const r of rows) {
-      if (r.userId) ids.add(r.userId);
-      if (r.actorId) ids.add(r.actorId);
-    }
-    const names = new Map<string, string>();
-    if (ids.size > 0) {
-      const users = await this.prisma.user.findMany({
-        where: { id: { in: [...ids] } },
-        select: { id: true, username: true },
-      });
-      for (const u of users) names.set(u.id, u.username);
-    }
-    return rows.map((r) => ({
-      ...r,
-      username: r.userId ? (names.get(r.userId) ?? null) : null,
-      actorUsername: r.actorId ? (names.get(r.actorId) ?? null) : null,
-    }));
   }
 }
 

@@ -11,18 +11,21 @@ import type { PrismaTx, TransactionHost } from './transactions.js';
  * Prisma's `$queryRaw` runs the same object where no prepared statement is used: on PGlite,
  * inside a transaction (whose statements must go through its own connection), or when a
  * connection cannot use one (below). A name must always carry the same text: only the values
- * may vary between calls.
+ * may vary between calls. Without a name (null), the statement is planned at each call for its
+ * values, still without Prisma's work: for a statement whose best plan depends on them, where
+ * PostgreSQL's generic plan of a prepared statement would be a poor one for some values.
  */
 export async function queryPrepared<T>(
   txHost: TransactionHost<PrismaTx>,
   prisma: PrismaService | null | undefined,
-  name: string,
+  name: string | null,
   statement: Prisma.Sql,
 ): Promise<T[]> {
   const pool: pg.Pool | null | undefined = prisma?.pgPool();
   if (pool && !txHost.isTransactionActive()) {
     try {
-      return (await pool.query<T & pg.QueryResultRow>({ name, text: statement.text, values: statement.values })).rows;
+      const query = name === null ? { text: statement.text } : { name, text: statement.text };
+      return (await pool.query<T & pg.QueryResultRow>({ ...query, values: statement.values })).rows;
     } catch (error) {
       // The statement did not run, and Prisma runs it unprepared, when the connection cannot
       // use a named prepared statement: a migration changed a returned column's type while
