@@ -668,8 +668,8 @@ async function wsConnectAuthScenario(server, ctx) {
  * provider (FEDERATION_ISSUERS). The provider runs in this process (bench/lib/idp.mjs: RS256,
  * discovery and JWK Set on 127.0.0.1). P.connections connections, each with its own identity;
  * the sanity requests before the warm-up create their accounts (jit), so the rounds measure the
- * steady state: the key set and the links are cached, and every request verifies an RS256
- * signature and looks its account up in the link cache.
+ * steady state: the key set, the verified tokens and the links are cached, and every request
+ * finds its token among the verified ones and its account in the link cache.
  */
 async function federatedGuardScenario() {
   const audience = 'gatehouse-bench';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { BoundedMap } from '../common/bounded-map.js';
 import { Clock } from '../common/clock.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
@@ -19,6 +20,9 @@ export interface ExternalToken {
   /** What identifies this token for replay checks and revocation: its `jti`, or its SHA-256. */
   replayId: string;
 }
+
+/** Verified external tokens remembered (oldest out first), as many as Gatehouse's own. */
+const VERIFIED_CAPACITY = 10_000;
 
 /** Longest accepted `sub` (contract v2 §D). */
 const SUB_MAX = 255;
@@ -52,6 +56,18 @@ export class ExternalTokens {
   private readonly logger = new Logger('Federation');
   /** When each issuer's unavailability was last logged (at most once per 10 s each). */
   private readonly loggedAtMs = new Map<string, number>();
+  /**
+   * Tokens that passed every check, by their exact text, with the key set that verified
+   * them: a client repeating requests with its provider's token is not checked again (an
+   * RS256 signature through WebCrypto, the claims, the replay id's SHA-256) while the token
+   * is unexpired and those keys are the issuer's current ones, neither fetched again since
+   * nor older than FEDERATION_JWKS_CACHE_TTL (a key the provider withdrew stops its tokens
+   * at the next fetch, as without this). Only what the token itself proves is kept: the
+   * account behind it is looked up on every request (IdentitiesService.userFor).
+   */
+  private readonly verified = new BoundedMap<string, { keys: RemoteKeySet; generation: number; result: ExternalToken }>(
+    VERIFIED_CAPACITY,
+  );
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -98,10 +114,23 @@ export class ExternalTokens {
   }
 
   async verify(token: string): Promise<ExternalToken> {
+    const verified = this.verified.get(token);
+    if (verified !== undefined) {
+      const { keys, generation, result } = verified;
+      // jose's own expiry test (exp ≤ now − tolerance is expired), with the same clock.
+      const nowMs = this.clock.nowMs();
+      const live = result.claims.exp > Math.floor(nowMs / 1000) - this.config.FEDERATION_CLOCK_TOLERANCE;
+      if (live && keys.isCurrent(generation, nowMs)) return result;
+      // Checked again from the start: an expired token gets its 401, keys fetched since decide.
+      this.verified.delete(token);
+    }
     const iss = this.claimedIssuer(token);
     const entry = iss === null ? undefined : this.byIssuer.get(iss);
     if (!entry) throw new TokenRejected('unknown issuer');
     const { issuer, keys, options } = entry;
+    // Taken before the check: should the keys be fetched again meanwhile, the entry is
+    // already stale, and the next use checks the token with the new ones.
+    const generation = keys.generation;
     let claims: JWTPayload;
     try {
       ({ payload: claims } = await jwtVerify(token, keys.getKey, { ...options, currentDate: this.clock.now() }));
@@ -141,12 +170,14 @@ export class ExternalTokens {
         : `sha256:${createHash('sha256')
             .update(token.slice(0, token.lastIndexOf('.')))
             .digest('base64url')}`;
-    return {
+    const result: ExternalToken = {
       issuer,
       claims: claims as ExternalToken['claims'],
       iat: issuedAt,
       replayId,
     };
+    this.verified.set(token, { keys, generation, result });
+    return result;
   }
 
   /** Why the provider could not be used (which URL, timeout or status), once per 10 s. */

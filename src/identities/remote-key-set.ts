@@ -44,6 +44,8 @@ export class RemoteKeySet {
   private jwksUri: string | null;
   /** Key-set fetches made (discovery not counted), for logs and tests. */
   fetches = 0;
+  /** Goes up with every key set fetched: what was verified with an earlier one is checked again. */
+  generation = 0;
 
   constructor(
     private readonly issuer: string,
@@ -51,6 +53,14 @@ export class RemoteKeySet {
     private readonly options: RemoteKeySetOptions,
   ) {
     this.jwksUri = jwksUri;
+  }
+
+  /**
+   * Whether keys of `generation` are the ones held now and still young enough to be used
+   * without fetching them again: a verification made with them still stands.
+   */
+  isCurrent(generation: number, nowMs: number): boolean {
+    return generation === this.generation && nowMs < this.fetchedAtMs + this.options.cacheMaxAgeMs;
   }
 
   /** jose's key-resolution function: the key for this token's header, fetching as needed. */
@@ -99,6 +109,7 @@ export class RemoteKeySet {
       );
       this.keys = createLocalJWKSet({ keys });
       this.fetchedAtMs = this.options.clock.nowMs();
+      this.generation++;
     } catch (error) {
       this.failedAtMs = this.options.clock.nowMs();
       if (error instanceof ProviderUnavailable) throw error;

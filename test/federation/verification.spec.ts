@@ -50,6 +50,8 @@ let down: FakeIdp;
 let slow: FakeIdp;
 let mismatch: FakeIdp;
 let cached: FakeIdp;
+/** Tokens presented again after being accepted (test 8). */
+let remembered: FakeIdp;
 /** Publishes malformed keys next to its good one. */
 let broken: FakeIdp;
 let fed: FedApp;
@@ -68,8 +70,8 @@ beforeAll(async () => {
   esKey = await es.addKey('ES256');
   stranger = await FakeIdp.start({ path: '/stranger' });
   noBearer = await FakeIdp.start({ path: '/no-bearer' });
-  [rot, removal, flood, down, slow, mismatch, cached, broken] = await Promise.all(
-    ['/rot', '/removal', '/flood', '/down', '/slow', '/mismatch', '/cached', '/broken'].map((path) =>
+  [rot, removal, flood, down, slow, mismatch, cached, broken, remembered] = await Promise.all(
+    ['/rot', '/removal', '/flood', '/down', '/slow', '/mismatch', '/cached', '/broken', '/remembered'].map((path) =>
       FakeIdp.start({ path }),
     ),
   );
@@ -91,6 +93,7 @@ beforeAll(async () => {
       { idp: mismatch, entry: { name: 'mismatch' } },
       { idp: cached, entry: { name: 'cached', jwksUri: cached.jwksUri } },
       { idp: broken, entry: { name: 'broken', jwksUri: broken.jwksUri } },
+      { idp: remembered, entry: { name: 'remembered', jwksUri: remembered.jwksUri } },
     ],
     { FEDERATION_HTTP_TIMEOUT: '1' },
   );
@@ -662,6 +665,56 @@ describe('federated bearer tokens: the provider key set over time', () => {
       cached.mode = 'up';
       t.clock.advance(2);
       expectStatus(await getMe(await fedAuth(t, cached, { sub: 'cached' })), 200);
+    });
+  });
+});
+
+/**
+ * A token already accepted is not checked again on its next requests (its verification is
+ * remembered): these present the same token again after what must end that.
+ */
+describe('federated bearer tokens: the same token again', () => {
+  describe('8. a token already accepted', () => {
+    it('is refused once expired beyond the clock tolerance', async () => {
+      const token = bearer(await tokenAt(t, remembered, { sub: 'again-exp' })); // exp = now + 300
+      expectStatus(await getMe(token), 200);
+      t.clock.advance(329); // exp = now − 29: within FEDERATION_CLOCK_TOLERANCE (30 s)
+      expectStatus(await getMe(token), 200);
+      t.clock.advance(1);
+      expectInvalidToken(await getMe(token), 'expired');
+    });
+
+    it('is refused once the key set is fetched again without its key', async () => {
+      const old = remembered.currentKey;
+      const token = bearer(await tokenAt(t, remembered, { sub: 'again-key' }, { key: old }));
+      expectStatus(await getMe(token), 200);
+      const fetched = remembered.jwksHits;
+      const fresh = await remembered.rotate();
+      remembered.remove(old.kid);
+      // The cached keys still have it: accepted, nothing fetched.
+      expectStatus(await getMe(token), 200);
+      expect(remembered.jwksHits).toBe(fetched);
+      // A token of the new key, past the cooldown, fetches the set: the old key is gone.
+      t.clock.advance(31);
+      expectStatus(await getMe(await fedAuth(t, remembered, { sub: 'again-key' }, { key: fresh })), 200);
+      expect(remembered.jwksHits).toBe(fetched + 1);
+      expectInvalidToken(await getMe(token), 'no matching key');
+    });
+
+    it('is not accepted on keys older than FEDERATION_JWKS_CACHE_TTL (503 while the provider is down)', async () => {
+      const token = bearer(await tokenAt(t, remembered, { sub: 'again-ttl' }, { ttl: 600 }));
+      expectStatus(await getMe(token), 200);
+      remembered.mode = 'down';
+      try {
+        t.clock.advance(300);
+        expectStatus(await getMe(token), 200);
+        t.clock.advance(301); // the keys that verified it are now too old to use
+        expectUnavailable(await getMe(token));
+      } finally {
+        remembered.mode = 'up';
+      }
+      t.clock.advance(2); // past the hold after the failed fetch
+      expectStatus(await getMe(token), 200);
     });
   });
 });
