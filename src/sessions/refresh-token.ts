@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+import { pooledRandomBytes } from '../common/random-pool.js';
 
 /**
  * Refresh tokens: 32 random bytes (256 bits) in base64url, opaque to clients. The database
@@ -14,7 +15,7 @@ const SEAL_INFO_BLOCK = Buffer.concat([SEAL_INFO, Buffer.from([1])]);
 const NO_SALT = Buffer.alloc(32);
 
 export function newRefreshToken(): string {
-  return randomBytes(TOKEN_BYTES).toString('base64url');
+  return pooledRandomBytes(TOKEN_BYTES).toString('base64url');
 }
 
 export function isWellFormedRefreshToken(token: unknown): token is string {
@@ -33,7 +34,7 @@ export function hashRefreshToken(token: string): Buffer {
  * AES-256-GCM with a random 96-bit IV.
  */
 export function sealSuccessor(previous: string, successor: string): Buffer {
-  const iv = randomBytes(12);
+  const iv = pooledRandomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', sealKey(previous), iv);
   const ciphertext = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()]);
   return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
