@@ -24,6 +24,25 @@ export interface ExternalToken {
 /** Verified external tokens remembered (oldest out first), as many as Gatehouse's own. */
 const VERIFIED_CAPACITY = 10_000;
 
+/** Longest token remembered once verified (a provider's access token is 1–3 KiB). */
+const VERIFIED_MAX_LENGTH = 8192;
+/** A compact JWS in its one canonical spelling: unpadded base64url, nothing else (RFC 7515 §2, §7.1). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * Whether a token is spelled as a signer writes it: jose's decoder also takes a signature
+ * with padding, whitespace or non-zero unused trailing bits, so one signed token has many
+ * spellings that all verify. Only the canonical one (the signature re-encodes to the same
+ * text) is remembered, so that no one fills the cache with copies of one token; the others
+ * are checked in full every time, as before. The cache is keyed by the token's SHA-256, so
+ * that a long token costs it 43 characters, not its length.
+ */
+function isCanonical(token: string): boolean {
+  if (!COMPACT_JWS.test(token)) return false;
+  const signature = token.slice(token.lastIndexOf('.') + 1);
+  return Buffer.from(signature, 'base64url').toString('base64url') === signature;
+}
+
 /** Longest accepted `sub` (contract v2 §D). */
 const SUB_MAX = 255;
 /** No NUL and no unpaired UTF-16 surrogate. */
@@ -57,13 +76,14 @@ export class ExternalTokens {
   /** When each issuer's unavailability was last logged (at most once per 10 s each). */
   private readonly loggedAtMs = new Map<string, number>();
   /**
-   * Tokens that passed every check, by their exact text, with the key set that verified
-   * them: a client repeating requests with its provider's token is not checked again (an
-   * RS256 signature through WebCrypto, the claims, the replay id's SHA-256) while the token
-   * is unexpired and those keys are the issuer's current ones, neither fetched again since
-   * nor older than FEDERATION_JWKS_CACHE_TTL (a key the provider withdrew stops its tokens
-   * at the next fetch, as without this). Only what the token itself proves is kept: the
-   * account behind it is looked up on every request (IdentitiesService.userFor).
+   * Tokens that passed every check, by the SHA-256 of their exact text (canonical ones up
+   * to 8 KiB only: isCanonical), with the key set that verified them: a client repeating
+   * requests with its provider's token is not checked again (an RS256 signature through
+   * WebCrypto, the claims, the replay id's SHA-256) while the token is unexpired and those
+   * keys are the issuer's current ones, neither fetched again since nor older than
+   * FEDERATION_JWKS_CACHE_TTL (a key the provider withdrew stops its tokens at the next
+   * fetch, as without this). Only what the token itself proves is kept: the account behind
+   * it is looked up on every request (IdentitiesService.userFor).
    */
   private readonly verified = new BoundedMap<string, { keys: RemoteKeySet; generation: number; result: ExternalToken }>(
     VERIFIED_CAPACITY,
@@ -114,15 +134,17 @@ export class ExternalTokens {
   }
 
   async verify(token: string): Promise<ExternalToken> {
-    const verified = this.verified.get(token);
-    if (verified !== undefined) {
+    const cacheKey =
+      token.length <= VERIFIED_MAX_LENGTH ? createHash('sha256').update(token).digest('base64url') : null;
+    const verified = cacheKey === null ? undefined : this.verified.get(cacheKey);
+    if (verified !== undefined && cacheKey !== null) {
       const { keys, generation, result } = verified;
       // jose's own expiry test (exp ≤ now − tolerance is expired), with the same clock.
       const nowMs = this.clock.nowMs();
       const live = result.claims.exp > Math.floor(nowMs / 1000) - this.config.FEDERATION_CLOCK_TOLERANCE;
       if (live && keys.isCurrent(generation, nowMs)) return result;
       // Checked again from the start: an expired token gets its 401, keys fetched since decide.
-      this.verified.delete(token);
+      this.verified.delete(cacheKey);
     }
     const iss = this.claimedIssuer(token);
     const entry = iss === null ? undefined : this.byIssuer.get(iss);
@@ -176,7 +198,7 @@ export class ExternalTokens {
       iat: issuedAt,
       replayId,
     };
-    this.verified.set(token, { keys, generation, result });
+    if (cacheKey !== null && isCanonical(token)) this.verified.set(cacheKey, { keys, generation, result });
     return result;
   }
 

@@ -5,6 +5,7 @@ import { bearer, type SignedUp } from '../support/factories.js';
 import { FakeIdp, startCanary, type FakeKey } from '../support/fake-idp.js';
 import { signHs256, unsignedJwt } from '../support/jwt.js';
 import type { TestApp } from '../support/test-app.js';
+import { ExternalTokens } from '../../src/identities/external-tokens.js';
 import {
   adminOf,
   claimsOf,
@@ -675,6 +676,25 @@ describe('federated bearer tokens: the provider key set over time', () => {
  */
 describe('federated bearer tokens: the same token again', () => {
   describe('8. a token already accepted', () => {
+    it('is remembered in its canonical spelling only: a re-spelled signature is checked in full each time', async () => {
+      const token = await tokenAt(t, remembered, { sub: 'again-spelling' });
+      const remembers = (t.app.get(ExternalTokens) as unknown as { verified: { size: number } }).verified;
+      expectStatus(await getMe(bearer(token)), 200);
+      const size = remembers.size;
+      // The signature's last character carries unused low bits (2,048 bits in 342 characters):
+      // flipping one of them spells the same signature another way, which jose accepts.
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const last = alphabet.indexOf(token.at(-1)!);
+      const respelled = token.slice(0, -1) + alphabet[last ^ 1];
+      expect(Buffer.from(respelled.split('.')[2]!, 'base64url')).toEqual(
+        Buffer.from(token.split('.')[2]!, 'base64url'),
+      );
+      for (let i = 0; i < 3; i++) expectStatus(await getMe(bearer(respelled)), 200);
+      expect(remembers.size).toBe(size);
+      expectStatus(await getMe(bearer(token)), 200);
+      expect(remembers.size).toBe(size);
+    });
+
     it('is refused once expired beyond the clock tolerance', async () => {
       const token = bearer(await tokenAt(t, remembered, { sub: 'again-exp' })); // exp = now + 300
       expectStatus(await getMe(token), 200);
