@@ -127,6 +127,9 @@ function rowsRead(plan: PlanNode): number {
 
 const LOG = () => join(cluster.dir, 'server.log');
 
+/** A statement reading audit_events, as Prisma writes it (`"public"."audit_events"`) or by hand. */
+const AUDIT_EVENTS_READ = /\bFROM\s+(?:"public"\.)?"?audit_events"?(?:\s|$)/;
+
 /**
  * GET `path` as the admin, and the plan auto_explain logged for its read of audit_events (the
  * one statement of the request that selects from audit_events in order).
@@ -138,7 +141,7 @@ async function pageWithPlan(path: string): Promise<{ items: Array<Record<string,
   const items = (res.json as { items: Array<Record<string, string>> }).items;
   for (let attempt = 0; attempt < 40; attempt++) {
     const plans = loggedPlans(readFileSync(LOG()).subarray(from).toString('utf8')).filter(
-      (p) => p['Query Text'].includes('FROM "public"."audit_events"') && p['Query Text'].includes('ORDER BY'),
+      (p) => AUDIT_EVENTS_READ.test(p['Query Text']) && p['Query Text'].includes('ORDER BY'),
     );
     if (plans.length > 1) throw new Error(`${plans.length} ordered reads of audit_events for one page of ${path}`);
     if (plans.length === 1) return { items, plan: plans[0]!.Plan };
