@@ -294,7 +294,7 @@ export class MfaService {
    * the 429, and so does any guess the challenge turns away meanwhile): one statement less on
    * every second step than reading the account's wait before counting.
    * When the account's budget runs out during a burst, the challenge's places are briefly
-   * held by guesses that 4 refuses: a guess the challenge turns away then asks the account
+   * held by guesses that 2 refuses: a guess the challenge turns away then asks the account
    * again, and gets the 429 once the account must wait, so that a live challenge is not
    * answered MFA_TOKEN_INVALID (which sends the user back to the password). On success, all
    * or nothing (one statement for a TOTP code, one transaction for a recovery code): the code
