@@ -19,11 +19,12 @@
  * Modules loaded with createRequire (prom-client, pino-pretty) are not followed by the bundler.
  *
  * The other files of the build (the CLI, the modules the benchmarks import) stay as `tsc` wrote
- * them. `tsc` rewrites main.js on every build; a main.js that is already a bundle is left alone.
+ * them. Files the server loads by name at run time (RUNTIME_FILES: bcrypt's worker threads)
+ * are copied from src/ beside the module that names them and beside the bundle. `tsc` rewrites main.js on every build; a main.js that is already a bundle is left alone.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import ts from 'typescript';
 
@@ -36,12 +37,25 @@ const EXTERNAL = [
   'ioredis',
   'nodemailer',
   'bcrypt',
+  // Loaded at the first login; it starts its worker threads from a file of its own package.
+  'piscina',
   // Optional packages of NestJS and @nestjs/swagger, not installed.
   '@nestjs/microservices',
   '@nestjs/microservices/*',
   '@nestjs/platform-socket.io',
   '@fastify/static',
 ];
+
+/** JavaScript files of src/ loaded by file name at run time, not imported: neither tsc nor esbuild copies them. */
+const RUNTIME_FILES = ['accounts/bcrypt-worker.mjs'];
+
+function copyRuntimeFiles(buildDir) {
+  const src = fileURLToPath(new URL('../src/', import.meta.url));
+  for (const file of RUNTIME_FILES) {
+    copyFileSync(join(src, file), join(resolve(buildDir), file));
+    copyFileSync(join(src, file), join(resolve(buildDir), basename(file)));
+  }
+}
 
 /** Bundles `<buildDir>/main.js` in place; false when it already is a bundle. */
 async function bundleServer(buildDir) {
@@ -118,6 +132,7 @@ export function asciiOnly(code) {
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const dir = process.argv[2] ?? 'dist';
+  copyRuntimeFiles(dir);
   const bundled = await bundleServer(dir);
   console.log(bundled ? `bundle-server: ${dir}/main.js bundled` : `bundle-server: ${dir}/main.js already bundled`);
 }

@@ -1,7 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { availableParallelism } from 'node:os';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import bcrypt from 'bcrypt';
-import pLimit from 'p-limit';
+import type { Piscina } from 'piscina';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { SecretsService } from '../config/secrets.service.js';
@@ -21,27 +22,27 @@ const DUMMY_REFRESH_MS = 15 * 60 * 1000;
 const MIN_COST = 4;
 const MIN_COST_HASH = /^\$2b\$04\$([./A-Za-z0-9]{53})$/;
 
-/**
- * The size of libuv's thread pool, read from UV_THREADPOOL_SIZE as libuv reads it when the
- * pool starts: 4 when unset, an unreadable value or 0 is 1, at most 1024.
- */
-export function threadPoolSize(value = process.env.UV_THREADPOOL_SIZE): number {
-  if (value === undefined) return 4;
-  const n = Number.parseInt(value, 10);
-  if (Number.isNaN(n) || n === 0) return 1;
-  return n < 0 || n > 1024 ? 1024 : n;
-}
+/** bcrypt's worker threads: one per core, as many comparisons at once as the CPU can run. */
+export const BCRYPT_THREADS = availableParallelism();
 
 /**
- * How many bcrypt hashes or comparisons run at once: all of libuv's thread pool but one
- * thread. Access tokens are signed and verified on that pool too (AccessTokenService), each
- * in well under a millisecond; without a thread left free they would queue behind every
- * pending bcrypt job (tens of milliseconds each) during a login flood, and a refresh or a
- * guarded request with a new token would wait as long as a login. bcrypt is CPU-bound: on a
- * machine with fewer cores than threads, the jobs it gives up leave its throughput as it was
- * (`npm run bench`, `login`). A pool of one thread is shared (a warning says so at start).
+ * How much lower than the rest of the process bcrypt's threads are scheduled (a nice value
+ * added to theirs, Linux only). A login is a few hundred milliseconds of CPU that nobody waits
+ * on to the millisecond; the event loop answers requests that take a fraction of one. With both
+ * at one priority, a login flood that fills every core makes each cheap request wait for the
+ * scheduler to take a core back from bcrypt (several milliseconds at p99 on 2 cores:
+ * `login_latency` in `npm run bench`). Lowered, bcrypt still gets every cycle the rest leaves
+ * (login throughput unchanged when nothing else runs), and the event loop gets a core as soon
+ * as it has work. 10 rather than 19: under a CPU saturated by requests, logins still get about a
+ * tenth of a core each instead of starving.
  */
-export const BCRYPT_CONCURRENCY = Math.max(1, threadPoolSize() - 1);
+export const BCRYPT_NICE_INCREMENT = 10;
+
+/** How long an idle bcrypt thread beyond the first is kept before it ends. */
+const BCRYPT_IDLE_MS = 60_000;
+
+/** The workers' code: beside this module in src/, and copied beside the bundle's main.js. */
+const BCRYPT_WORKER = new URL('./bcrypt-worker.mjs', import.meta.url).href;
 
 /**
  * A well-formed bcrypt hash at `cost` that no known password matches, made without doing the
@@ -60,8 +61,10 @@ async function dummyHashAt(cost: number): Promise<string> {
 }
 
 /**
- * Password hashing with bcrypt (native, asynchronous: the work runs on libuv's thread pool
- * and the event loop stays free).
+ * Password hashing with bcrypt (native), on worker threads of its own at a lower priority
+ * (BCRYPT_THREADS, BCRYPT_NICE_INCREMENT): the event loop stays free, and so does libuv's
+ * thread pool, where access tokens are signed and checked (AccessTokenService). The threads
+ * start at the first hash or comparison, not with the server.
  *
  * bcrypt reads only the first 72 bytes of its input, and the contract accepts passwords of
  * up to 128 characters (up to 512 bytes in UTF-8), so a password is never given to bcrypt
@@ -77,7 +80,7 @@ async function dummyHashAt(cost: number): Promise<string> {
  * a success of the raw form as needing a rehash (which login does, from the NFC form).
  */
 @Injectable()
-export class PasswordHasher implements OnApplicationBootstrap {
+export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Passwords');
   /**
    * Verified against when the account does not exist, so that an unknown username costs
@@ -92,8 +95,11 @@ export class PasswordHasher implements OnApplicationBootstrap {
    */
   private dummyHash = '';
   private dummyCheckedMs = 0;
-  /** Every bcrypt job goes through this queue (BCRYPT_CONCURRENCY at once). */
-  private readonly bcryptJobs = pLimit(BCRYPT_CONCURRENCY);
+  /**
+   * bcrypt's threads (piscina, loaded with the first job: a server that no one logs in to
+   * neither loads it nor starts them); its queue holds the jobs beyond them.
+   */
+  private pool: Promise<Piscina> | undefined;
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -102,10 +108,14 @@ export class PasswordHasher implements OnApplicationBootstrap {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    if (threadPoolSize() < 2) {
-      this.logger.warn('UV_THREADPOOL_SIZE is 1: token signatures wait behind password hashing; set it to 2 or more');
-    }
     await this.refreshDummyHash();
+  }
+
+  /** Ends bcrypt's threads (after the server has stopped taking requests). */
+  async onApplicationShutdown(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await (await pool)?.destroy();
   }
 
   /** The bcrypt cost of the hash verified against for unknown accounts. */
@@ -127,12 +137,13 @@ export class PasswordHasher implements OnApplicationBootstrap {
     }
     cost = Math.min(31, Math.max(4, cost));
     if (this.dummyHash && bcrypt.getRounds(this.dummyHash) === cost) return;
-    this.dummyHash = await this.bcryptJobs(() => dummyHashAt(cost));
+    // A cost-4 hash (about a millisecond): on libuv's pool, without starting bcrypt's threads.
+    this.dummyHash = await dummyHashAt(cost);
   }
 
   hash(password: string): Promise<string> {
     const prehashed = this.prehash(password.normalize('NFC'));
-    return this.bcryptJobs(() => bcrypt.hash(prehashed, this.config.BCRYPT_COST));
+    return this.run<string>('hash', { data: prehashed, cost: this.config.BCRYPT_COST });
   }
 
   /** Compares in constant time (bcrypt.compare); `hash` null means "no such user". */
@@ -167,7 +178,23 @@ export class PasswordHasher implements OnApplicationBootstrap {
 
   /** bcrypt.compare, in its turn among the bcrypt jobs. */
   private compare(prehashed: string, hash: string): Promise<boolean> {
-    return this.bcryptJobs(() => bcrypt.compare(prehashed, hash));
+    return this.run<boolean>('compare', { data: prehashed, hash });
+  }
+
+  /** One job of bcrypt-worker.mjs on bcrypt's threads (queued while they are all busy). */
+  private async run<T>(name: 'compare' | 'hash', task: Record<string, unknown>): Promise<T> {
+    this.pool ??= import('piscina').then(
+      ({ Piscina }) =>
+        new Piscina({
+          filename: BCRYPT_WORKER,
+          minThreads: 1,
+          maxThreads: BCRYPT_THREADS,
+          idleTimeout: BCRYPT_IDLE_MS,
+          // Linux only: elsewhere nice() may lower the whole process (macOS) or mean something else.
+          niceIncrement: process.platform === 'linux' ? BCRYPT_NICE_INCREMENT : 0,
+        }),
+    );
+    return (await this.pool).run(task, { name }) as Promise<T>;
   }
 
   private prehash(password: string): string {
