@@ -1,5 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { access, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import bcrypt from 'bcrypt';
 import type { Piscina } from 'piscina';
@@ -22,8 +24,28 @@ const DUMMY_REFRESH_MS = 15 * 60 * 1000;
 const MIN_COST = 4;
 const MIN_COST_HASH = /^\$2b\$04\$([./A-Za-z0-9]{53})$/;
 
-/** bcrypt's worker threads: one per core, as many comparisons at once as the CPU can run. */
-export const BCRYPT_THREADS = availableParallelism();
+/**
+ * The cores this process may use: Node's count (the CPUs it may run on), or fewer when a
+ * cgroup v2 CPU quota (`cpu.max`: quota and period in microseconds, or `max`) allows less, as
+ * a container's CPU limit does. Node 20's libuv does not read quotas: in a container limited to
+ * 2 CPUs on a 64-core host it counts 64.
+ */
+export function cpuBudget(cpuMax: string | null = readCpuMax(), cores = availableParallelism()): number {
+  const [quota, period] = (cpuMax ?? '').trim().split(/\s+/).map(Number);
+  if (quota === undefined || period === undefined || !(quota > 0) || !(period > 0)) return cores;
+  return Math.max(1, Math.min(cores, Math.ceil(quota / period)));
+}
+
+function readCpuMax(): string | null {
+  try {
+    return readFileSync('/sys/fs/cgroup/cpu.max', 'utf8');
+  } catch {
+    return null; // no cgroup v2 here (or not Linux)
+  }
+}
+
+/** bcrypt's worker threads: one per core it may use, as many comparisons at once as the CPU can run. */
+export const BCRYPT_THREADS = cpuBudget();
 
 /**
  * How much lower than the rest of the process bcrypt's threads are scheduled (a nice value
@@ -100,6 +122,7 @@ export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShut
    * neither loads it nor starts them); its queue holds the jobs beyond them.
    */
   private pool: Promise<Piscina> | undefined;
+  private closed = false;
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -108,14 +131,26 @@ export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShut
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    // The threads start at the first hash: a build without the workers' file must fail here,
+    // at start-up, not at the first signup or login.
+    const worker = fileURLToPath(BCRYPT_WORKER);
+    await new Promise<void>((resolve, reject) =>
+      access(worker, (error) =>
+        error ? reject(new Error(`bcrypt's worker file is missing: ${worker} (build with npm run build)`)) : resolve(),
+      ),
+    );
     await this.refreshDummyHash();
   }
 
-  /** Ends bcrypt's threads (after the server has stopped taking requests). */
+  /**
+   * Ends bcrypt's threads (after the server has stopped taking requests). A job that comes
+   * later still gets its answer, from bcrypt on libuv's pool, without starting threads again.
+   */
   async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
     const pool = this.pool;
     this.pool = undefined;
-    await (await pool)?.destroy();
+    await (await pool?.catch(() => undefined))?.destroy();
   }
 
   /** The bcrypt cost of the hash verified against for unknown accounts. */
@@ -146,7 +181,7 @@ export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShut
     return this.run<string>('hash', { data: prehashed, cost: this.config.BCRYPT_COST });
   }
 
-  /** Compares in constant time (bcrypt.compare); `hash` null means "no such user". */
+  /** Compares in constant time (bcrypt's compare); `hash` null means "no such user". */
   async verify(password: string, hash: string | null): Promise<boolean> {
     return (await this.verifyWithRehash(password, hash)).ok;
   }
@@ -176,25 +211,49 @@ export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShut
     return bcrypt.getRounds(hash) < this.config.BCRYPT_COST;
   }
 
-  /** bcrypt.compare, in its turn among the bcrypt jobs. */
+  /** bcrypt's comparison, in its turn among the bcrypt jobs. */
   private compare(prehashed: string, hash: string): Promise<boolean> {
     return this.run<boolean>('compare', { data: prehashed, hash });
   }
 
   /** One job of bcrypt-worker.mjs on bcrypt's threads (queued while they are all busy). */
-  private async run<T>(name: 'compare' | 'hash', task: Record<string, unknown>): Promise<T> {
-    this.pool ??= import('piscina').then(
-      ({ Piscina }) =>
-        new Piscina({
-          filename: BCRYPT_WORKER,
-          minThreads: 1,
-          maxThreads: BCRYPT_THREADS,
-          idleTimeout: BCRYPT_IDLE_MS,
-          // Linux only: elsewhere nice() may lower the whole process (macOS) or mean something else.
-          niceIncrement: process.platform === 'linux' ? BCRYPT_NICE_INCREMENT : 0,
-        }),
-    );
-    return (await this.pool).run(task, { name }) as Promise<T>;
+  private async run<T>(name: 'compare' | 'hash', task: { data: string; hash?: string; cost?: number }): Promise<T> {
+    if (this.closed) {
+      return (
+        name === 'compare' ? bcrypt.compare(task.data, task.hash ?? '') : bcrypt.hash(task.data, task.cost ?? 12)
+      ) as Promise<T>;
+    }
+    const pool = (this.pool ??= this.startPool());
+    return (await pool).run(task, { name }) as Promise<T>;
+  }
+
+  private startPool(): Promise<Piscina> {
+    const started = import('piscina').then(({ Piscina }) => {
+      const pool = new Piscina({
+        filename: BCRYPT_WORKER,
+        minThreads: 1,
+        maxThreads: BCRYPT_THREADS,
+        idleTimeout: BCRYPT_IDLE_MS,
+        // Jobs start in the order they came (piscina's default may put one back behind newer ones).
+        stricterFIFO: true,
+        // Linux only: elsewhere nice() may lower the whole process (macOS) or mean something else.
+        niceIncrement: process.platform === 'linux' ? BCRYPT_NICE_INCREMENT : 0,
+      });
+      // A thread that cannot start (its file or bcrypt unloadable): piscina stops starting
+      // threads and emits 'error', which unheard would end the process. The pool is dropped,
+      // its queued jobs fail (500s), and the next job starts a new one.
+      pool.on('error', (error: unknown) => {
+        this.logger.error(`bcrypt's worker threads failed: ${error instanceof Error ? error.message : String(error)}`);
+        if (this.pool === started) this.pool = undefined;
+        void pool.destroy().catch(() => undefined);
+      });
+      return pool;
+    });
+    // A failed start is not kept: the next job tries again.
+    started.catch(() => {
+      if (this.pool === started) this.pool = undefined;
+    });
+    return started;
   }
 
   private prehash(password: string): string {

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import bcrypt from 'bcrypt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BCRYPT_NICE_INCREMENT, PasswordHasher } from '../../src/accounts/password-hasher.service.js';
+import { BCRYPT_NICE_INCREMENT, PasswordHasher, cpuBudget } from '../../src/accounts/password-hasher.service.js';
 import type { UsersRepository } from '../../src/accounts/users.repository.js';
 import { Clock } from '../../src/common/clock.js';
 import { parseConfig } from '../../src/config/config.schema.js';
@@ -20,18 +20,19 @@ const hasher = (cost: number) =>
     { mostCommonPasswordCost: async () => cost } as unknown as UsersRepository,
   );
 
-/** The nice value of each of this process's threads (Linux: /proc/self/task/<tid>/stat, field 19). */
-function threadNiceness(): number[] {
-  return readdirSync('/proc/self/task').flatMap((tid) => {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      // After the command name's closing parenthesis: field 3 (state) onwards.
-      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
-    } catch {
-      return []; // the thread ended meanwhile
-    }
-  });
+/** The nice value of a thread of this process (Linux: /proc/self/task/<tid>/stat, field 19). */
+function niceOf(tid: string | number): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // After the command name's closing parenthesis: field 3 (state) onwards.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  } catch {
+    return null; // the thread ended meanwhile
+  }
 }
+
+/** How many threads of this process run at `nice`. */
+const threadsAt = (nice: number) => readdirSync('/proc/self/task').filter((tid) => niceOf(tid) === nice).length;
 
 describe('bcrypt on its own threads', () => {
   let h: PasswordHasher | undefined;
@@ -54,17 +55,32 @@ describe('bcrypt on its own threads', () => {
   it.runIf(process.platform === 'linux')(
     'runs bcrypt on threads scheduled BCRYPT_NICE_INCREMENT below the process, ended at shutdown',
     async () => {
-      const own = threadNiceness()[0]; // the main thread's task comes first
-      const lowered = () => threadNiceness().filter((n) => n === Math.min(19, own + BCRYPT_NICE_INCREMENT)).length;
+      const own = niceOf(process.pid) ?? 0; // the main thread's task id is the process id
+      const lowered = () => threadsAt(Math.min(19, own + BCRYPT_NICE_INCREMENT));
       const before = lowered();
       h = hasher(4);
       await h.verify('a password', await h.hash('a password'));
       expect(lowered()).toBeGreaterThan(before);
       await h.onApplicationShutdown();
-      h = undefined;
       expect(lowered()).toBe(before);
+      // After shutdown a late job still gets its answer, without starting threads again.
+      const late = await h.hash('late');
+      expect(await h.verify('late', late)).toBe(true);
+      expect(await h.verify('not late', late)).toBe(false);
+      expect(lowered()).toBe(before);
+      h = undefined;
     },
   );
+
+  it('takes as many threads as the cgroup CPU quota allows, never more than the cores', () => {
+    expect(cpuBudget(null, 8)).toBe(8); // no cgroup v2
+    expect(cpuBudget('max 100000\n', 8)).toBe(8); // no quota
+    expect(cpuBudget('200000 100000\n', 64)).toBe(2); // a limit of 2 CPUs on 64 cores
+    expect(cpuBudget('150000 100000', 64)).toBe(2); // 1.5 CPUs: two threads share them
+    expect(cpuBudget('50000 100000', 64)).toBe(1);
+    expect(cpuBudget('800000 100000', 4)).toBe(4);
+    expect(cpuBudget('garbage', 4)).toBe(4);
+  });
 
   it('signs an ES256 token before any of a queue of slow bcrypt comparisons ends', async () => {
     const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' })
