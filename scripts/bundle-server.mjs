@@ -19,8 +19,9 @@
  * Modules loaded with createRequire (prom-client, pino-pretty) are not followed by the bundler.
  *
  * The other files of the build (the CLI, the modules the benchmarks import) stay as `tsc` wrote
- * them. Files the server loads by name at run time (RUNTIME_FILES: bcrypt's worker threads)
- * are copied from src/ beside the module that names them and beside the bundle. `tsc` rewrites main.js on every build; a main.js that is already a bundle is left alone.
+ * them. Files the server loads by name at run time (RUNTIME_FILES: bcrypt's worker threads) are
+ * copied from src/ beside the bundle, where its `import.meta.url` finds them. `tsc` rewrites
+ * main.js on every build; a main.js that is already a bundle is left alone.
  */
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -51,10 +52,7 @@ const RUNTIME_FILES = ['accounts/bcrypt-worker.mjs'];
 
 function copyRuntimeFiles(buildDir) {
   const src = fileURLToPath(new URL('../src/', import.meta.url));
-  for (const file of RUNTIME_FILES) {
-    copyFileSync(join(src, file), join(resolve(buildDir), file));
-    copyFileSync(join(src, file), join(resolve(buildDir), basename(file)));
-  }
+  for (const file of RUNTIME_FILES) copyFileSync(join(src, file), join(resolve(buildDir), basename(file)));
 }
 
 /** Bundles `<buildDir>/main.js` in place; false when it already is a bundle. */

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -345,6 +345,19 @@ describe('start-up that must fail', () => {
     expect(output).toMatch(/Start-up failed: .*(unreachable|migrations)/);
     expect(output).not.toContain('s3cret-pw');
     expect(output).not.toMatch(STACK_FRAME);
+  });
+
+  it("exits non-zero with one clear line when bcrypt's worker file is missing from the build", async () => {
+    const worker = join(BUILD_DIR, 'bcrypt-worker.mjs');
+    renameSync(worker, `${worker}.away`);
+    try {
+      const { code, output } = await runToExit({ DATA_DIR: tempDir('data') });
+      expect(code).toBe(1);
+      expect(output).toMatch(/^Start-up failed: bcrypt's worker file is missing: .*bcrypt-worker\.mjs/m);
+      expect(output).not.toMatch(STACK_FRAME);
+    } finally {
+      renameSync(`${worker}.away`, worker);
+    }
   });
 
   it('exits non-zero with one clear line when the port is taken', async () => {

@@ -1,10 +1,12 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { access, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import bcrypt from 'bcrypt';
 import type { Piscina } from 'piscina';
+import { StartupError } from '../common/errors/startup-error.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { SecretsService } from '../config/secrets.service.js';
@@ -134,11 +136,9 @@ export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShut
     // The threads start at the first hash: a build without the workers' file must fail here,
     // at start-up, not at the first signup or login.
     const worker = fileURLToPath(BCRYPT_WORKER);
-    await new Promise<void>((resolve, reject) =>
-      access(worker, (error) =>
-        error ? reject(new Error(`bcrypt's worker file is missing: ${worker} (build with npm run build)`)) : resolve(),
-      ),
-    );
+    await access(worker).catch(() => {
+      throw new StartupError(`bcrypt's worker file is missing: ${worker} (build with npm run build)`);
+    });
     await this.refreshDummyHash();
   }
 
@@ -178,7 +178,8 @@ export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShut
 
   hash(password: string): Promise<string> {
     const prehashed = this.prehash(password.normalize('NFC'));
-    return this.run<string>('hash', { data: prehashed, cost: this.config.BCRYPT_COST });
+    const cost = this.config.BCRYPT_COST;
+    return this.closed ? bcrypt.hash(prehashed, cost) : this.run<string>('hash', { data: prehashed, cost });
   }
 
   /** Compares in constant time (bcrypt's compare); `hash` null means "no such user". */
@@ -211,18 +212,19 @@ export class PasswordHasher implements OnApplicationBootstrap, OnApplicationShut
     return bcrypt.getRounds(hash) < this.config.BCRYPT_COST;
   }
 
-  /** bcrypt's comparison, in its turn among the bcrypt jobs. */
+  /**
+   * bcrypt's comparison, in its turn among the bcrypt jobs. After shutdown (hash() too): on
+   * libuv's pool, without starting threads again.
+   */
   private compare(prehashed: string, hash: string): Promise<boolean> {
-    return this.run<boolean>('compare', { data: prehashed, hash });
+    return this.closed ? bcrypt.compare(prehashed, hash) : this.run<boolean>('compare', { data: prehashed, hash });
   }
 
   /** One job of bcrypt-worker.mjs on bcrypt's threads (queued while they are all busy). */
-  private async run<T>(name: 'compare' | 'hash', task: { data: string; hash?: string; cost?: number }): Promise<T> {
-    if (this.closed) {
-      return (
-        name === 'compare' ? bcrypt.compare(task.data, task.hash ?? '') : bcrypt.hash(task.data, task.cost ?? 12)
-      ) as Promise<T>;
-    }
+  private async run<T>(
+    name: 'compare' | 'hash',
+    task: { data: string; hash: string } | { data: string; cost: number },
+  ): Promise<T> {
     const pool = (this.pool ??= this.startPool());
     return (await pool).run(task, { name }) as Promise<T>;
   }
