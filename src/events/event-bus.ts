@@ -26,7 +26,8 @@ const RECONNECT_EVERY_MS = 10_000;
  * - `tokens.revoked`: revocation entries (key, notBefore in epoch seconds, until in epoch ms;
  *   `signOut` on a user key whose account was deleted or disabled); every instance adds them
  *   to its cache, and real-time connections close on them.
- * - `identities.changed`: an external identity linked or unlinked (federation link cache).
+ * - `identities.changed`, `identities.changing`: an external identity linked or unlinked
+ *   (federation link cache), after and before the change commits.
  */
 export interface GatehouseEvents {
   'tokens.revoked': { entries: Array<{ key: string; notBefore: number; untilMs: number; signOut?: boolean }> };
@@ -35,6 +36,14 @@ export interface GatehouseEvents {
    * it cached about that (issuer, subject) and that user.
    */
   'identities.changed': { userId: string; issuer: string; subject: string };
+  /**
+   * The same, announced inside the transaction that links or unlinks, before it commits:
+   * every instance forgets the identity's link and caches it again only once the change has
+   * surely committed or rolled back (a read meanwhile may still see the row as it was). The
+   * announcement travels while the change commits, so it is heard before anyone can learn of
+   * the change and send the next request elsewhere; `identities.changed` follows the commit.
+   */
+  'identities.changing': { userId: string; issuer: string; subject: string };
   /**
    * A client's row or one of its secrets changed (any admin change but a new secret): every
    * instance drops what it cached about that client's authentications (ClientAuthCache).

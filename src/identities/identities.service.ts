@@ -29,6 +29,12 @@ import { IdentitiesRepository, type LinkedUser } from './identities.repository.j
 import { LinkCache } from './link-cache.js';
 
 const DISPLAY_NAME_MAX = 64;
+/**
+ * How long an identity announced as changing (`identities.changing`) is not cached: longer
+ * than a transaction may run (10 s, PrismaService), so that its change has committed or
+ * rolled back by then and a read sees the outcome.
+ */
+const CHANGE_HOLD_MS = 15_000;
 const EMAIL_MAX = 254;
 
 /**
@@ -68,6 +74,11 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
     this.events.on('identities.changed', ({ userId, issuer, subject }) => {
       this.cache.forgetUser(userId);
       this.cache.forget(issuer, subject);
+    });
+    this.events.on('identities.changing', ({ userId, issuer, subject }) => {
+      const nowMs = this.clock.nowMs();
+      this.cache.forgetUser(userId);
+      this.cache.hold(issuer, subject, nowMs, nowMs + CHANGE_HOLD_MS);
     });
     // Links changed while the Redis subscription was broken were announced in vain: nothing
     // cached before the break is trusted again, and nothing is cached until it works again.
@@ -170,6 +181,16 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
       jti: token.replayId,
       ...(this.config.FEDERATION_DEFAULT_ACCESS === 'tenants-only' ? { tenantsOnly: true } : {}),
     };
+  }
+
+  /**
+   * Inside the transaction that links or unlinks, before it commits: every instance forgets
+   * the identity's link and does not cache it again until the change has surely ended. The
+   * announcement after the commit (announce()) alone can reach another instance after the
+   * user's next request there, which would then be answered from its cache.
+   */
+  async changing(userId: string, issuer: string, subject: string): Promise<void> {
+    await this.events.emit('identities.changing', { userId, issuer, subject });
   }
 
   /** Tells every instance that this identity's link changed (linking, unlinking). */

@@ -16,6 +16,11 @@ export class LinkCache {
    * not be undone by caching what was read before it.
    */
   private epoch = 0;
+  /**
+   * Identities whose link is being changed by a transaction not known to have ended: not
+   * cached until the time given (epoch ms), in the order they were held.
+   */
+  private readonly held = new Map<string, number>();
 
   constructor(
     private readonly ttlMs: number,
@@ -43,6 +48,7 @@ export class LinkCache {
   set(issuer: string, subject: string, user: LinkedUser, nowMs: number, readAtVersion: number): void {
     if (this.ttlMs <= 0 || readAtVersion !== this.epoch) return;
     const key = keyOf(issuer, subject);
+    if ((this.held.get(key) ?? 0) > nowMs) return;
     const previous = this.entries.get(key);
     if (previous) this.drop(key, previous.user.userId);
     const dropped = this.entries.set(key, { user, untilMs: nowMs + this.ttlMs });
@@ -57,6 +63,23 @@ export class LinkCache {
     const key = keyOf(issuer, subject);
     const entry = this.entries.get(key);
     if (entry) this.drop(key, entry.user.userId);
+  }
+
+  /**
+   * forget(), and nothing cached for this identity before `untilMs`: a transaction changing
+   * its link has not committed yet, and reads until it does answer the link as it was.
+   */
+  hold(issuer: string, subject: string, nowMs: number, untilMs: number): void {
+    this.forget(issuer, subject);
+    const key = keyOf(issuer, subject);
+    // Kept in the order held (a key held again moves to the end), so that the expired ones
+    // are at the front: bounded by the changes of the last hold period.
+    this.held.delete(key);
+    this.held.set(key, untilMs);
+    for (const [k, until] of this.held) {
+      if (until > nowMs) break;
+      this.held.delete(k);
+    }
   }
 
   forgetUser(userId: string): void {

@@ -125,6 +125,7 @@ export class IdentityLinksService {
         }
         // Seen now when the owner proved it with a token; an admin's pre-link has not been seen.
         const created = await this.repo.link({ ...data, now: this.clock.now(), seen: spend !== null });
+        await this.identities.changing(data.userId, data.issuer, data.subject);
         await this.audit.record('identity.linked', { userId: data.userId }, client, {
           issuer: data.issuerName,
           identityId: created.id,
@@ -152,6 +153,7 @@ export class IdentityLinksService {
       if (!identity) return null;
       if (user.passwordHash === null && (await this.repo.countOf(userId)) <= 1) return 'last' as const;
       await this.repo.unlink(userId, identityId);
+      await this.identities.changing(userId, identity.issuer, identity.subject);
       await this.audit.record('identity.unlinked', { userId }, client, {
         issuer: identity.issuerName,
         identityId,

@@ -1,11 +1,14 @@
 import { randomInt } from 'node:crypto';
+import pg from 'pg';
 import type { Test } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, refreshCookieOf } from '../support/factories.js';
 import { FakeIdp } from '../support/fake-idp.js';
 import { es256KeyPair } from '../support/jwt.js';
+import { redisProxy, type RedisProxy } from '../support/tcp-proxy.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { within } from '../support/within.js';
 import { ADMIN, BASE_ENV, expectBearerRejected, expectError, expectOk, uniqueSubject } from './accounts-helpers.js';
 
 /**
@@ -17,7 +20,8 @@ import { ADMIN, BASE_ENV, expectBearerRejected, expectError, expectOk, uniqueSub
  *
  * Every request comes from this run's own client address (TRUST_PROXY=true), so that the
  * per-IP counters this run leaves in the shared Redis cannot meet another run's; subjects
- * and user names are unique. Nothing global in Redis is flushed.
+ * and user names are unique. Nothing global in Redis is flushed. B reaches Redis through a
+ * proxy that can make what it hears from there late.
  */
 describe.runIf(onPostgres)('federated accounts on two instances sharing PostgreSQL and Redis', () => {
   const keys = es256KeyPair();
@@ -26,6 +30,7 @@ describe.runIf(onPostgres)('federated accounts on two instances sharing PostgreS
   let locked: FakeIdp;
   let a: TestApp;
   let b: TestApp;
+  let proxy: RedisProxy;
 
   beforeAll(async () => {
     idp = await FakeIdp.start();
@@ -40,12 +45,14 @@ describe.runIf(onPostgres)('federated accounts on two instances sharing PostgreS
         locked.entry({ name: 'locked-idp', provisioning: 'linked-only' }),
       ]),
     };
+    proxy = await redisProxy(TEST_REDIS_URL);
     a = await startApp(env);
-    b = await startApp(env, { databaseUrl: a.databaseUrl });
+    b = await startApp({ ...env, REDIS_URL: proxy.url }, { databaseUrl: a.databaseUrl });
   });
   afterAll(async () => {
     await b?.close();
     await a?.close(); // drops the database last
+    await proxy?.close();
     await idp?.close();
     await locked?.close();
   });
@@ -179,6 +186,53 @@ describe.runIf(onPostgres)('federated accounts on two instances sharing PostgreS
       expectError(await on(here).get('/users/me').set(bearer(token)), 403, 'FEDERATED_USER_NOT_PROVISIONED');
     });
   }
+
+  it('an unlink on A acts on B at the very next request though B hears announcements 300 ms late', async () => {
+    const user = await signupOn(a);
+    const sub = uniqueSubject('late');
+    const identityId = await linkOn(a, user, sub);
+    const token = await tokenFor(sub);
+    await warm(token, user.id);
+
+    // A's unlink is held before its commit (its audit row waits for this lock) for longer
+    // than B's delay: the announcement made in its transaction reaches B before the commit.
+    // The one made after the commit alone would reach B 300 ms after the answer.
+    const db = new pg.Client({ connectionString: a.databaseUrl });
+    await db.connect();
+    const lockWaits = async () => {
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      );
+      return rows[0]!.n;
+    };
+    proxy.delaySubscribers(300);
+    try {
+      await db.query('BEGIN');
+      await db.query('LOCK TABLE audit_events IN SHARE MODE');
+      const unlinked = on(a)
+        .delete(`/users/me/identities/${identityId}`)
+        .set(user.auth)
+        .then((r) => r);
+      await within(5000, async () => (await lockWaits()) === 1);
+      await new Promise((r) => setTimeout(r, 600));
+      // A request on B meanwhile reads the link as it stands before the commit (its read waits
+      // for the unlink's lock on the account, then answers from its snapshot); B must not
+      // keep that answer once the unlink has committed.
+      const during = whoOn(b, token);
+      await within(5000, async () => (await lockWaits()) === 2);
+      await db.query('COMMIT');
+      expectOk(await unlinked, 204);
+      expect(await during).toBe(user.id);
+      const fresh = await whoOn(b, token);
+      expect(fresh).not.toBe(user.id);
+      expect(await whoOn(a, token)).toBe(fresh);
+    } finally {
+      proxy.delaySubscribers(0);
+      await new Promise((r) => setTimeout(r, 400)); // what is still on its way reaches B
+      await db.query('ROLLBACK').catch(() => undefined);
+      await db.end();
+    }
+  });
 
   it('a role change on A acts on the federated bearer token on B at once', async () => {
     const user = await signupOn(a);

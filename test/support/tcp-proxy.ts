@@ -5,7 +5,8 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
  * fault does: `hangSubscribers()` silently drops what Redis sends to the connections that
  * subscribed (the connection stays open, nothing says it is broken), `resumeSubscribers()`
  * lets them through again (what was dropped stays lost), `cutSubscribers()` closes them (the
- * client reconnects and subscribes again). Other connections pass as is.
+ * client reconnects and subscribes again), `delaySubscribers(ms)` hands them what Redis sends
+ * that much later, in order (a slow path; 0 ends it). Other connections pass as is.
  */
 export interface RedisProxy {
   url: string;
@@ -14,6 +15,7 @@ export interface RedisProxy {
   hangSubscribers(): void;
   resumeSubscribers(): void;
   cutSubscribers(): void;
+  delaySubscribers(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -21,16 +23,29 @@ interface Pair {
   client: Socket;
   upstream: Socket;
   subscriber: boolean;
+  /** What Redis sent, waiting for delaySubscribers()'s delay. */
+  late: Array<{ dueMs: number; chunk: Buffer }>;
 }
 
 export async function redisProxy(target: string): Promise<RedisProxy> {
   const { hostname, port } = new URL(target);
   const pairs = new Set<Pair>();
   let hanging = false;
+  let delayMs = 0;
   let subscribersOpened = 0;
+  /** Writes `chunk` delayMs from now, after every chunk still waiting (the stream's order). */
+  const later = (pair: Pair, chunk: Buffer) => {
+    pair.late.push({ dueMs: Date.now() + delayMs, chunk });
+    if (pair.late.length > 1) return;
+    const drain = () => {
+      while (pair.late.length > 0 && pair.late[0]!.dueMs <= Date.now()) pair.client.write(pair.late.shift()!.chunk);
+      if (pair.late.length > 0) setTimeout(drain, pair.late[0]!.dueMs - Date.now());
+    };
+    setTimeout(drain, delayMs);
+  };
   const server = createServer((client) => {
     const upstream = connect(Number(port || 6379), hostname);
-    const pair: Pair = { client, upstream, subscriber: false };
+    const pair: Pair = { client, upstream, subscriber: false, late: [] };
     pairs.add(pair);
     client.on('data', (chunk: Buffer) => {
       if (!pair.subscriber && /subscribe/i.test(chunk.toString('latin1'))) {
@@ -40,7 +55,9 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (!(hanging && pair.subscriber)) client.write(chunk);
+      if (hanging && pair.subscriber) return;
+      if ((delayMs > 0 && pair.subscriber) || pair.late.length > 0) later(pair, chunk);
+      else client.write(chunk);
     });
     const end = () => {
       pairs.delete(pair);
@@ -64,6 +81,9 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
     },
     resumeSubscribers: () => {
       hanging = false;
+    },
+    delaySubscribers: (ms: number) => {
+      delayMs = ms;
     },
     cutSubscribers: () => {
       hanging = false;
