@@ -1,7 +1,10 @@
 import { Injectable } from '@nestjs/common';
+import { queryPrepared } from '../database/prepared-statements.js';
 import { PrismaService } from '../database/prisma.service.js';
-import type { Prisma, Resource } from '../generated/prisma/client.js';
+import { TransactionHost, type PrismaTx } from '../database/transactions.js';
+import { Prisma, type Resource } from '../generated/prisma/client.js';
 import type { Position } from '../common/http/pagination.js';
+import { membershipQuery, type MembershipRecord } from '../tenants/tenants.repository.js';
 
 export type ResourceRecord = Resource;
 
@@ -21,7 +24,10 @@ export type ChangeRight = { kind: 'admin' } | { kind: 'personal' } | { kind: 'te
 /** The Prisma queries on resources, named by intent. */
 @Injectable()
 export class ResourcesRepository {
-  constructor(private readonly prisma: PrismaService) {}
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly txHost: TransactionHost<PrismaTx>,
+  ) {}
 
   create(data: {
     ownerId: string;
@@ -67,19 +73,72 @@ export class ResourcesRepository {
   /**
    * Keyset page, newest first: items inserted meanwhile never shift later pages. `personal`:
    * the owner's resources outside any tenant; `tenant`: one tenant's (the caller's membership
-   * was checked for this request); `all`: everyone's (global admins).
+   * was checked for this request); `all`: everyone's (global admins). The first two are read
+   * on every list: prepared statements on PostgreSQL (database/prepared-statements.ts), one
+   * per shape (first page, later page), each planned for its index once.
    */
   page(
     filter: { personal: string } | { tenant: string } | { all: true },
     limit: number,
     after?: Position,
   ): Promise<ResourceRecord[]> {
-    const where: Prisma.ResourceWhereInput = {
-      ...('personal' in filter ? { ownerId: filter.personal, tenantId: null } : {}),
-      ...('tenant' in filter ? { tenantId: filter.tenant } : {}),
-      ...keysetAfter(after),
+    if ('all' in filter) {
+      return this.prisma.resource.findMany({
+        where: keysetAfter(after),
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: limit,
+      });
+    }
+    const [name, where] =
+      'personal' in filter
+        ? ['personal', Prisma.sql`r.owner_id = ${filter.personal}::uuid AND r.tenant_id IS NULL`]
+        : ['tenant', Prisma.sql`r.tenant_id = ${filter.tenant}::uuid`];
+    return queryPrepared<ResourceRecord>(
+      this.txHost,
+      this.prisma,
+      `gatehouse_resources_${name}${after ? '_after' : ''}_v1`,
+      Prisma.sql`SELECT ${COLUMNS} FROM resources r WHERE ${where} ${positionedAfter(after)}
+        ORDER BY r.created_at DESC, r.id DESC LIMIT ${limit}`,
+    );
+  }
+
+  /**
+   * The caller's membership of a tenant and, if they are a member, a page of its resources, in
+   * one statement: a list aimed at a tenant costs one round trip, as a personal one does. The
+   * page is read whatever the member's permissions; the caller decides (ResourcesService.list).
+   */
+  async tenantPage(
+    tenantId: string,
+    userId: string,
+    limit: number,
+    after?: Position,
+  ): Promise<{ membership: MembershipRecord | null; rows: ResourceRecord[] }> {
+    // The membership's row first (read once: MATERIALIZED), then the page only if there is
+    // one; the page's rows do not repeat the membership, so it is parsed once.
+    const rows = await queryPrepared<
+      Partial<MembershipRecord> & { [K in keyof ResourceRecord]: ResourceRecord[K] | null }
+    >(
+      this.txHost,
+      this.prisma,
+      `gatehouse_resources_tenant_member${after ? '_after' : ''}_v1`,
+      Prisma.sql`
+        WITH m AS MATERIALIZED (${membershipQuery(tenantId, userId)})
+        SELECT m.roles, m.custom, NULL::uuid AS id, NULL::uuid AS "ownerId", NULL::uuid AS "tenantId", NULL AS title,
+               NULL AS body, NULL::"Visibility" AS visibility, NULL::timestamptz AS "createdAt", NULL::timestamptz AS "updatedAt"
+        FROM m
+        UNION ALL
+        (SELECT NULL, NULL, ${COLUMNS} FROM resources r
+         WHERE EXISTS (SELECT 1 FROM m) AND r.tenant_id = ${tenantId}::uuid ${positionedAfter(after)}
+         ORDER BY r.created_at DESC, r.id DESC LIMIT ${limit})`,
+    );
+    const member = rows.find((r) => r.id === null);
+    if (!member?.roles || !member.custom) return { membership: null, rows: [] };
+    return {
+      membership: { roles: member.roles, custom: member.custom },
+      rows: rows
+        .filter((r) => r.id !== null)
+        .map(({ roles: _r, custom: _c, ...resource }) => resource as ResourceRecord),
     };
-    return this.prisma.resource.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: limit });
   }
 
   /**
@@ -89,8 +148,7 @@ export class ResourcesRepository {
    */
   pageAcrossMemberships(userId: string, limit: number, after?: Position): Promise<ResourceRecord[]> {
     return this.prisma.$queryRaw<ResourceRecord[]>`
-      SELECT r.id, r.owner_id AS "ownerId", r.tenant_id AS "tenantId", r.title, r.body, r.visibility,
-             r.created_at AS "createdAt", r.updated_at AS "updatedAt"
+      SELECT ${COLUMNS}
       FROM resources r
       WHERE ((r.tenant_id IS NULL AND r.owner_id = ${userId}::uuid)
              OR r.tenant_id IN (
@@ -105,6 +163,17 @@ export class ResourcesRepository {
       ORDER BY r.created_at DESC, r.id DESC
       LIMIT ${limit}`;
   }
+}
+
+/** The columns of a ResourceRecord, from `resources r`, as Prisma names them. */
+const COLUMNS = Prisma.sql`r.id, r.owner_id AS "ownerId", r.tenant_id AS "tenantId", r.title, r.body, r.visibility,
+  r.created_at AS "createdAt", r.updated_at AS "updatedAt"`;
+
+/** The keyset condition of a later page (after the last item of the one before). */
+function positionedAfter(after: Position | undefined): Prisma.Sql {
+  return after
+    ? Prisma.sql`AND (r.created_at, r.id) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`
+    : Prisma.empty;
 }
 
 function keysetAfter(after: Position | undefined): Prisma.ResourceWhereInput {

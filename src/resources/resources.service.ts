@@ -3,7 +3,7 @@ import type { Principal } from '../tokens/principal.js';
 import { Clock } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
-import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
+import { DEFAULT_PAGE_SIZE, decodeCursor, toPage, type Position } from '../common/http/pagination.js';
 import { ResourceDto, type CreateResourceDto, type UpdateResourceDto } from './dto/resources.dto.js';
 import { ResourcesRepository, type ChangeRight, type ResourceRecord, type Viewer } from './resources.repository.js';
 import { ADMIN_POWERS_SCOPE, hasAdminPowers, stepUpRequired } from '../access/step-up.js';
@@ -88,24 +88,35 @@ export class ResourcesService {
   ) {
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const after = decodeCursor(query.cursor);
+    if (query.scope === undefined) return this.listOne(caller, header, limit, after);
     // Checked on every list, scoped or not: a malformed, conflicting or foreign tenant is refused.
-    const context = await this.tenants.context(caller, header, query.scope === 'memberships');
+    await this.tenants.context(caller, header, query.scope === 'memberships');
     if (query.scope === 'all') {
       if (!caller.roles.includes('admin')) throw new AppError(ErrorCode.INSUFFICIENT_ROLE, 'scope=all is for admins');
       if (!caller.scopes.includes(ADMIN_POWERS_SCOPE)) throw insufficientScope([ADMIN_POWERS_SCOPE]);
       if (!hasAdminPowers(caller, this.config)) throw stepUpRequired();
       return toPage(await this.resources.page({ all: true }, limit + 1, after), limit, (r) => ResourceDto.from(r));
     }
-    if (query.scope === 'memberships') {
-      const rows = await this.resources.pageAcrossMemberships(caller.userId, limit + 1, after);
+    // scope=memberships
+    const rows = await this.resources.pageAcrossMemberships(caller.userId, limit + 1, after);
+    return toPage(rows, limit, (r) => ResourceDto.from(r));
+  }
+
+  /**
+   * The personal list, or one tenant's (X-Tenant-Id or `tid`): the membership and the page
+   * are read by one statement, then the membership is checked as context() would.
+   */
+  private async listOne(caller: Principal, header: TenantHeader, limit: number, after: Position | undefined) {
+    const tenantId = this.tenants.requested(caller, header);
+    if (tenantId === null) {
+      const rows = await this.resources.page({ personal: caller.userId }, limit + 1, after);
       return toPage(rows, limit, (r) => ResourceDto.from(r));
     }
-    if (context && !context.permissions.has('resources:read')) throw insufficientTenantPermission('resources:read');
-    const rows = await this.resources.page(
-      context ? { tenant: context.tenantId } : { personal: caller.userId },
-      limit + 1,
-      after,
-    );
+    const found = await this.resources.tenantPage(tenantId, caller.userId, limit + 1, after);
+    const context = await this.tenants.forTenantWith(caller, tenantId, found.membership);
+    if (!context.permissions.has('resources:read')) throw insufficientTenantPermission('resources:read');
+    // A global admin acting in a tenant they are not a member of: the statement read no page.
+    const rows = found.membership ? found.rows : await this.resources.page({ tenant: tenantId }, limit + 1, after);
     return toPage(rows, limit, (r) => ResourceDto.from(r));
   }
 

@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { hasAdminPowers } from '../access/step-up.js';
 import type { Principal } from '../tokens/principal.js';
 import { OWNER, TENANT_PERMISSIONS, permissionsOf, type TenantPermission } from './permissions.js';
-import { TenantsRepository } from './tenants.repository.js';
+import { TenantsRepository, type MembershipRecord } from './tenants.repository.js';
 
 /** What the caller may do in one tenant, as looked up for this request. */
 export interface TenantAccess {
@@ -45,17 +45,8 @@ export class TenantAccessService {
   ) {}
 
   /** The caller's membership in a tenant (roles and permissions), or null. */
-  async membership(
-    tenantId: string,
-    userId: string,
-  ): Promise<{ roles: string[]; permissions: ReadonlySet<TenantPermission> } | null> {
-    const row = await this.repo.membership(tenantId, userId);
-    return row
-      ? {
-          roles: row.roles,
-          permissions: permissionsOf(row.roles, new Map(row.custom.map((c) => [c.name, c.permissions]))),
-        }
-      : null;
+  async membership(tenantId: string, userId: string): Promise<Membership | null> {
+    return membershipOf(await this.repo.membership(tenantId, userId));
   }
 
   /**
@@ -63,7 +54,15 @@ export class TenantAccessService {
    * admin's override; 404 TENANT_NOT_FOUND otherwise (existence is not revealed).
    */
   async forTenant(caller: Principal, tenantId: string): Promise<TenantAccess> {
-    const found = await this.membership(tenantId, caller.userId);
+    return this.forTenantWith(caller, tenantId, await this.repo.membership(tenantId, caller.userId));
+  }
+
+  /**
+   * forTenant() with the caller's membership already read (`row`, null for none), in the
+   * statement that also read what the request asked for.
+   */
+  async forTenantWith(caller: Principal, tenantId: string, row: MembershipRecord | null): Promise<TenantAccess> {
+    const found = membershipOf(row);
     const exists = found !== null || (hasAdminPowers(caller, this.config) && (await this.repo.exists(tenantId)));
     return this.accessOf(caller, tenantId, found, exists);
   }
@@ -73,12 +72,7 @@ export class TenantAccessService {
    * aal2 under ADMIN_REQUIRE_MFA) may act in any tenant as an owner would: `override` marks
    * it, for the audit trail (contract v2 §E). Anyone else gets 404.
    */
-  private accessOf(
-    caller: Principal,
-    tenantId: string,
-    found: { roles: string[]; permissions: ReadonlySet<TenantPermission> } | null,
-    exists: boolean,
-  ): TenantAccess {
+  private accessOf(caller: Principal, tenantId: string, found: Membership | null, exists: boolean): TenantAccess {
     const admin = hasAdminPowers(caller, this.config);
     const roles = found?.roles ?? [];
     if (found && (roles.includes(OWNER) || !admin)) {
@@ -108,6 +102,15 @@ export class TenantAccessService {
     header: string | string[] | undefined,
     personalAllowed = false,
   ): Promise<TenantAccess | null> {
+    const tenantId = this.requested(caller, header, personalAllowed);
+    return tenantId === null ? null : this.forTenant(caller, tenantId);
+  }
+
+  /**
+   * The tenant of context(), not yet looked up: its id, or null for a personal request (400
+   * and 403 as context()). The caller then checks it with forTenant() or forTenantWith().
+   */
+  requested(caller: Principal, header: string | string[] | undefined, personalAllowed = false): string | null {
     const tenantId = requestedTenant(caller, header);
     if (tenantId === null && caller.tenantsOnly && !personalAllowed) {
       // FEDERATION_DEFAULT_ACCESS=tenants-only (contract v2 §D): an external issuer's user
@@ -117,8 +120,23 @@ export class TenantAccessService {
         'Name one of your tenants with X-Tenant-Id: this account acts only inside its tenants',
       );
     }
-    return tenantId === null ? null : this.forTenant(caller, tenantId);
+    return tenantId;
   }
+}
+
+/** A member's roles and what they allow. */
+interface Membership {
+  roles: string[];
+  permissions: ReadonlySet<TenantPermission>;
+}
+
+function membershipOf(row: MembershipRecord | null): Membership | null {
+  return row
+    ? {
+        roles: row.roles,
+        permissions: permissionsOf(row.roles, new Map(row.custom.map((c) => [c.name, c.permissions]))),
+      }
+    : null;
 }
 
 /** The tenant id a request names (header or `tid`), validated; null for a personal request. */

@@ -55,6 +55,20 @@ export interface MembershipRecord {
   custom: Array<{ name: string; permissions: string[] }>;
 }
 
+/**
+ * The membership lookup (one row, or none): the member's roles and the definitions of the
+ * custom ones among them. Also read in the statement of a request that needs it with other
+ * rows (ResourcesRepository.tenantPage).
+ */
+export function membershipQuery(tenantId: string, userId: string): Prisma.Sql {
+  return Prisma.sql`
+      SELECT m.roles,
+             COALESCE((SELECT json_agg(json_build_object('name', r.name, 'permissions', r.permissions))
+                       FROM tenant_roles r WHERE r.tenant_id = m.tenant_id AND r.name = ANY (m.roles)), '[]'::json) AS custom
+      FROM tenant_memberships m
+      WHERE m.tenant_id = ${tenantId}::uuid AND m.user_id = ${userId}::uuid`;
+}
+
 const INVITATION_SELECT = {
   id: true,
   tenantId: true,
@@ -102,12 +116,7 @@ export class TenantsRepository {
       this.txHost,
       this.prisma,
       'gatehouse_tenant_membership_v1',
-      Prisma.sql`
-      SELECT m.roles,
-             COALESCE((SELECT json_agg(json_build_object('name', r.name, 'permissions', r.permissions))
-                       FROM tenant_roles r WHERE r.tenant_id = m.tenant_id AND r.name = ANY (m.roles)), '[]'::json) AS custom
-      FROM tenant_memberships m
-      WHERE m.tenant_id = ${tenantId}::uuid AND m.user_id = ${userId}::uuid`,
+      membershipQuery(tenantId, userId),
     );
     return rows[0] ?? null;
   }

@@ -220,6 +220,44 @@ describe('tenants: review findings', () => {
     }
   });
 
+  it("lists a tenant's resources page by page alike for a member and for a global admin who is not one; empty and unknown tenants", async () => {
+    const c = client(t);
+    const owner = await signupAs(c, { email: null });
+    const member = await signupAs(c, { email: null });
+    const tenant = await createTenant(t, owner);
+    await addMember(t, tenant.id, owner, member, ['member']);
+    const pages = async (who: { Authorization: string }, tenantId: string): Promise<string[]> => {
+      const titles: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res: Response = await c
+          .get(`/resources?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+          .set(who)
+          .set(inTenant(tenantId));
+        expectOk(res);
+        titles.push(...(res.body.items as Array<{ title: string }>).map((r) => r.title));
+        cursor = res.body.nextCursor as string | null;
+      } while (cursor !== null);
+      return titles;
+    };
+    // A tenant without resources: an empty page, for both.
+    expect(await pages(member.auth, tenant.id)).toEqual([]);
+    expect(await pages(admin.auth, tenant.id)).toEqual([]);
+    for (let i = 0; i < 5; i++) await createTenantResource(t, owner.auth, tenant.id, { title: `r${i}` });
+    expectOk(await c.post('/resources').set(owner.auth).send({ title: 'personal' }), 201);
+    // Each once, in one order for both (creation times may tie: the id breaks the tie).
+    const seen = await pages(member.auth, tenant.id);
+    expect([...seen].sort()).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+    expect(await pages(admin.auth, tenant.id)).toEqual(seen);
+    expect(await isMember(tenant.id, admin.id)).toBe(false);
+    // Another tenant's id, or none at all: 404 for the member, and for the admin when there is none.
+    const other = await createTenant(t, owner);
+    expectError(await c.get('/resources').set(member.auth).set(inTenant(other.id)), 404, 'TENANT_NOT_FOUND');
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    expectError(await c.get('/resources').set(member.auth).set(inTenant(unknown)), 404, 'TENANT_NOT_FOUND');
+    expectError(await c.get('/resources').set(admin.auth).set(inTenant(unknown)), 404, 'TENANT_NOT_FOUND');
+  });
+
   it('creating a resource in a tenant while it is being deleted gets 201 or 404 TENANT_NOT_FOUND, never 5xx, and leaves no orphan', async () => {
     const c = client(t);
     const owner = await signupAs(c, { email: null });
