@@ -29,14 +29,20 @@ export class IdentitiesRepository {
    * The user linked to (issuer, subject), with what the guard decides on: one statement. The
    * user row is read FOR SHARE: a disable or role change still committing is waited for, so
    * the answer is never older than a change already under way (outside a transaction the
-   * lock ends with the statement).
+   * lock ends with the statement). The identity row is read FOR KEY SHARE for the same reason:
+   * an unlink still committing is waited for and then seen (the row is gone), where FOR SHARE
+   * of the user alone waits for the unlink's lock on the account and then answers the link
+   * from the statement's snapshot. FOR KEY SHARE does not wait for touch()'s UPDATE. The user
+   * is locked first, as the unlink does (account, then identity): in the other order a read
+   * between the unlink's two locks holds the identity while waiting for the account, and
+   * PostgreSQL ends one of the two as a deadlock.
    */
   async findLink(issuer: string, subject: string): Promise<LinkedUser | null> {
     const rows = await this.db.$queryRaw<LinkedUser[]>`
       SELECT i.id AS "identityId", u.id AS "userId", u.roles::text[] AS roles, u.disabled, u.kind::text AS kind
       FROM external_identities i JOIN users u ON u.id = i.user_id
       WHERE i.issuer = ${issuer} AND i.subject = ${subject}
-      FOR SHARE OF u`;
+      FOR SHARE OF u FOR KEY SHARE OF i`;
     return rows[0] ?? null;
   }
 

@@ -30,11 +30,11 @@ import { LinkCache } from './link-cache.js';
 
 const DISPLAY_NAME_MAX = 64;
 /**
- * How long an identity announced as changing (`identities.changing`) is not cached: longer
- * than a transaction may run (10 s, PrismaService), so that its change has committed or
- * rolled back by then and a read sees the outcome.
+ * How long nothing is cached once the Redis subscription works again: a link or an unlink
+ * announced (before its commit) while it was broken may commit up to a transaction's timeout
+ * later (10 s, PrismaService), and its announcement after the commit may have been lost too.
  */
-const CHANGE_HOLD_MS = 15_000;
+const RESYNC_PAUSE_MS = 15_000;
 const EMAIL_MAX = 254;
 
 /**
@@ -75,14 +75,18 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
       this.cache.forgetUser(userId);
       this.cache.forget(issuer, subject);
     });
+    // Before the commit: a read from now on waits for the change (findLink's locks) and sees it.
     this.events.on('identities.changing', ({ userId, issuer, subject }) => {
-      const nowMs = this.clock.nowMs();
       this.cache.forgetUser(userId);
-      this.cache.hold(issuer, subject, nowMs, nowMs + CHANGE_HOLD_MS);
+      this.cache.forget(issuer, subject);
     });
     // Links changed while the Redis subscription was broken were announced in vain: nothing
-    // cached before the break is trusted again, and nothing is cached until it works again.
-    this.events.onSync(() => this.cache.clear());
+    // cached before the break is trusted again, and nothing is cached until it works again
+    // and for RESYNC_PAUSE_MS more.
+    this.events.onSync((synced) => {
+      this.cache.clear();
+      if (synced) this.cache.pause(this.clock.nowMs() + RESYNC_PAUSE_MS);
+    });
     const names = this.config.federationIssuers.map((i) => `${i.name} (${i.issuer})`).join(', ');
     this.logger.log(`trusting tokens of ${names}`);
   }
@@ -184,19 +188,24 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
   }
 
   /**
-   * Inside the transaction that links or unlinks, before it commits: every instance forgets
-   * the identity's link and does not cache it again until the change has surely ended. The
-   * announcement after the commit (announce()) alone can reach another instance after the
-   * user's next request there, which would then be answered from its cache.
+   * Inside the transaction that links or unlinks, once its row is written and before it
+   * commits: every instance forgets the identity's link, and their reads from then on wait
+   * for the commit (findLink). The announcement after the commit alone can reach another
+   * instance after the user's next request there, answered from its cache. A failure to
+   * publish fails the change: it rolls back rather than commit unannounced.
    */
   async changing(userId: string, issuer: string, subject: string): Promise<void> {
     await this.events.emit('identities.changing', { userId, issuer, subject });
   }
 
-  /** Tells every instance that this identity's link changed (linking, unlinking). */
-  async announce(userId: string, issuer: string, subject: string): Promise<void> {
+  /**
+   * After the commit: every instance forgets again what it may have cached meanwhile, and
+   * real-time connections of the user opened with an external token verify again. Never
+   * throws (the change is made): a failure is logged.
+   */
+  announce(userId: string, issuer: string, subject: string): void {
     // The bus delivers here at once too (onModuleInit's handler forgets the entries).
-    await this.events.emit('identities.changed', { userId, issuer, subject });
+    this.events.notify('identities.changed', { userId, issuer, subject });
   }
 
   /**

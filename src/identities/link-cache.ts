@@ -16,11 +16,8 @@ export class LinkCache {
    * not be undone by caching what was read before it.
    */
   private epoch = 0;
-  /**
-   * Identities whose link is being changed by a transaction not known to have ended: not
-   * cached until the time given (epoch ms), in the order they were held.
-   */
-  private readonly held = new Map<string, number>();
+  /** Nothing is cached before this time (epoch ms): see pause(). */
+  private pausedUntilMs = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -47,8 +44,8 @@ export class LinkCache {
 
   set(issuer: string, subject: string, user: LinkedUser, nowMs: number, readAtVersion: number): void {
     if (this.ttlMs <= 0 || readAtVersion !== this.epoch) return;
+    if (nowMs < this.pausedUntilMs) return;
     const key = keyOf(issuer, subject);
-    if ((this.held.get(key) ?? 0) > nowMs) return;
     const previous = this.entries.get(key);
     if (previous) this.drop(key, previous.user.userId);
     const dropped = this.entries.set(key, { user, untilMs: nowMs + this.ttlMs });
@@ -66,20 +63,11 @@ export class LinkCache {
   }
 
   /**
-   * forget(), and nothing cached for this identity before `untilMs`: a transaction changing
-   * its link has not committed yet, and reads until it does answer the link as it was.
+   * Caches nothing before `untilMs`: announcements may have been missed, and the changes they
+   * announced may still be committing (until a transaction's timeout).
    */
-  hold(issuer: string, subject: string, nowMs: number, untilMs: number): void {
-    this.forget(issuer, subject);
-    const key = keyOf(issuer, subject);
-    // Kept in the order held (a key held again moves to the end), so that the expired ones
-    // are at the front: bounded by the changes of the last hold period.
-    this.held.delete(key);
-    this.held.set(key, untilMs);
-    for (const [k, until] of this.held) {
-      if (until > nowMs) break;
-      this.held.delete(k);
-    }
+  pause(untilMs: number): void {
+    this.pausedUntilMs = Math.max(this.pausedUntilMs, untilMs);
   }
 
   forgetUser(userId: string): void {

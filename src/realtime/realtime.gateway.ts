@@ -104,6 +104,11 @@ export class RealtimeGateway
   private nextPingSlot = 0;
   private pingTick = 0;
   private closing = false;
+  /**
+   * Links and unlinks of external identities heard so far (before and after their commit):
+   * a verification of an external token that one overlapped may have read the link as it was.
+   */
+  private identityChanges = 0;
   private failureLog = { count: 0, lastLogMs: 0, lastReason: '' };
 
   constructor(
@@ -138,6 +143,7 @@ export class RealtimeGateway
       this.events.on('resources.changed', (e) => this.onResourceChanged(e)),
       this.events.on('tenants.access_changed', (e) => this.onTenantAccessChanged(e)),
       this.events.on('identities.changed', (e) => this.onIdentitiesChanged(e)),
+      this.events.on('identities.changing', () => this.identityChanges++),
       this.events.onSync((synced) => {
         if (synced) this.recheckAllTenants();
       }),
@@ -310,7 +316,7 @@ export class RealtimeGateway
     if (token === null) return this.refuse(conn, CLOSE.INVALID_TOKEN, 'no token');
     let principal: Principal;
     try {
-      principal = await this.verifier.verifyBearer(token);
+      principal = await this.verifyBearer(token);
     } catch (error) {
       if (error instanceof TokenRejected) {
         return this.refuse(
@@ -354,6 +360,21 @@ export class RealtimeGateway
       message.id,
     );
     if (principal.exp * 1000 - this.clock.nowMs() <= this.config.WS_EXPIRY_WARNING * 1000) this.warn(conn);
+  }
+
+  /**
+   * The token's principal. An external token's is verified again when a link or an unlink was
+   * announced meanwhile (this connection is not indexed yet, so no announcement would close
+   * it): the first answer may name the account the identity was linked to before. A few
+   * times at most; then the change is taken as still under way (503, the client retries).
+   */
+  private async verifyBearer(token: string): Promise<Principal> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const changes = this.identityChanges;
+      const principal = await this.verifier.verifyBearer(token);
+      if (principal.kind !== 'federated' || changes === this.identityChanges) return principal;
+    }
+    throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'External identities are changing; retry shortly');
   }
 
   /** Timers at exp − WS_EXPIRY_WARNING (auth.expiring) and at exp (4401 TOKEN_EXPIRED). */
@@ -517,6 +538,7 @@ export class RealtimeGateway
    * then no longer reaches this account.
    */
   private onIdentitiesChanged({ userId }: GatehouseEvents['identities.changed']): void {
+    this.identityChanges++;
     for (const conn of Array.from(this.ownConnections(userId))) {
       if (conn.principal!.kind === 'federated') this.close(conn, CLOSE.INVALID_TOKEN);
     }

@@ -140,7 +140,7 @@ export class IdentityLinksService {
       }
       throw error;
     }
-    await this.identities.announce(data.userId, data.issuer, data.subject);
+    this.identities.announce(data.userId, data.issuer, data.subject);
     return identity;
   }
 
@@ -168,7 +168,7 @@ export class IdentityLinksService {
         'This is the only way to sign in to the account: set a password (forgot-password) or link another identity first',
       );
     }
-    await this.identities.announce(userId, removed.issuer, removed.subject);
+    this.identities.announce(userId, removed.issuer, removed.subject);
   }
 }
 

@@ -6,6 +6,7 @@ import { TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, refreshCookieOf } from '../support/factories.js';
 import { FakeIdp } from '../support/fake-idp.js';
 import { es256KeyPair } from '../support/jwt.js';
+import { IdentitiesRepository } from '../../src/identities/identities.repository.js';
 import { redisProxy, type RedisProxy } from '../support/tcp-proxy.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 import { within } from '../support/within.js';
@@ -40,6 +41,8 @@ describe.runIf(onPostgres)('federated accounts on two instances sharing PostgreS
       REDIS_URL: TEST_REDIS_URL,
       JWT_KEYS: keys.pem,
       TRUST_PROXY: 'true',
+      // No retention job: its DELETE of audit events would wait for a test's lock too.
+      AUDIT_RETENTION: '0',
       FEDERATION_ISSUERS: JSON.stringify([
         idp.entry(),
         locked.entry({ name: 'locked-idp', provisioning: 'linked-only' }),
@@ -215,20 +218,40 @@ describe.runIf(onPostgres)('federated accounts on two instances sharing PostgreS
         .then((r) => r);
       await within(5000, async () => (await lockWaits()) === 1);
       await new Promise((r) => setTimeout(r, 600));
-      // A request on B meanwhile reads the link as it stands before the commit (its read waits
-      // for the unlink's lock on the account, then answers from its snapshot); B must not
-      // keep that answer once the unlink has committed.
+      // A request on B meanwhile no longer finds the link in B's cache: its read waits for the
+      // unlink (on the account's and the identity's locks), then sees it: the sub starts over.
       const during = whoOn(b, token);
       await within(5000, async () => (await lockWaits()) === 2);
       await db.query('COMMIT');
       expectOk(await unlinked, 204);
-      expect(await during).toBe(user.id);
-      const fresh = await whoOn(b, token);
+      const fresh = await during;
       expect(fresh).not.toBe(user.id);
+      expect(await whoOn(b, token)).toBe(fresh);
       expect(await whoOn(a, token)).toBe(fresh);
     } finally {
       proxy.delaySubscribers(0);
       await new Promise((r) => setTimeout(r, 400)); // what is still on its way reaches B
+      await db.query('ROLLBACK').catch(() => undefined);
+      await db.end();
+    }
+  });
+
+  it('a link read while an unlink holds the account (before it deletes) waits, then finds nothing: no deadlock', async () => {
+    const user = await signupOn(a);
+    const sub = uniqueSubject('order');
+    await linkOn(a, user, sub);
+    // What the unlink does, by hand: the account's lock, a pause, then the identity's row.
+    const db = new pg.Client({ connectionString: a.databaseUrl });
+    await db.connect();
+    try {
+      await db.query('BEGIN');
+      await db.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [user.id]);
+      const read = b.app.get(IdentitiesRepository).findLink(idp.issuer, sub);
+      await new Promise((r) => setTimeout(r, 200));
+      await db.query('DELETE FROM external_identities WHERE issuer = $1 AND subject = $2', [idp.issuer, sub]);
+      await db.query('COMMIT');
+      expect(await read).toBeNull();
+    } finally {
       await db.query('ROLLBACK').catch(() => undefined);
       await db.end();
     }

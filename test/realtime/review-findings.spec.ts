@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { WebSocket } from 'ws';
 import { ADMIN, FORM, GRANT, basic, form, type Created } from '../clients/oauth-helpers.js';
 import { TenantAccessService } from '../../src/tenants/tenant-access.service.js';
+import { TokenVerifier } from '../../src/tokens/token-verifier.js';
 import { ROOMY_LIMITS } from '../support/env.js';
 import { bearer, decodeJwt, login, signup, type SignedUp } from '../support/factories.js';
 import { FakeIdp } from '../support/fake-idp.js';
@@ -390,6 +391,32 @@ describe('real-time review findings', () => {
       expect(local.closed).toBeNull();
       const { ok: ok4 } = await s.authed(await idp.sign({ sub: sub2 }, { now: now() }));
       expect(ok4.data.userId).toBe(u.id);
+    });
+
+    it('an unlink that commits while the token is being verified is not missed: the socket is verified again, and refused', async () => {
+      const u = await signup(t);
+      const sub = `rt-${randomUUID()}`;
+      const identityId = await linkIdentity(u.id, sub);
+      const external = await idp.sign({ sub }, { now: now() });
+      // The first verification has read the link; the unlink then commits (and is announced)
+      // before the connection is known as the account's, so that no announcement reaches it.
+      const verifier = t.app.get(TokenVerifier);
+      const verify = verifier.verifyBearer.bind(verifier);
+      const spy = vi.spyOn(verifier, 'verifyBearer').mockImplementationOnce(async (token: string) => {
+        const principal = await verify(token);
+        await t.http.delete(`/users/${u.id}/identities/${identityId}`).set(admin.auth).expect(204);
+        return principal;
+      });
+      try {
+        const w = await s.connect();
+        w.auth(external);
+        expect(await w.closing()).toEqual(INVALID_TOKEN);
+        expect(w.all('auth.ok')).toEqual([]);
+        // Twice for the socket's token (the admin's request is verified in between).
+        expect(spy.mock.calls.filter(([token]) => token === external)).toHaveLength(2);
+      } finally {
+        spy.mockRestore();
+      }
     });
   });
 

@@ -61,34 +61,20 @@ describe('LinkCache on a BoundedMap', () => {
     expect(cache.get('iss', 'c', 1)).toBeUndefined();
   });
 
-  it('caches nothing for an identity held until the hold ends, and drops what it had', () => {
+  it('caches nothing while paused, and again afterwards', () => {
     const cache = new LinkCache(60_000);
     cache.set('iss', 'a', linked('u1'), 0, cache.version);
-    cache.set('iss', 'b', linked('u2'), 0, cache.version);
-    cache.hold('iss', 'a', 100, 1_100);
-    expect(cache.get('iss', 'a', 100)).toBeUndefined();
-    cache.set('iss', 'a', linked('u1'), 1_099, cache.version);
-    expect(cache.get('iss', 'a', 1_099)).toBeUndefined();
-    // Other identities are untouched.
-    expect(cache.get('iss', 'b', 100)?.userId).toBe('u2');
-    cache.set('iss', 'b', linked('u3'), 200, cache.version);
-    expect(cache.get('iss', 'b', 200)?.userId).toBe('u3');
-    // Held again later: the later end counts.
-    cache.hold('iss', 'a', 500, 2_000);
-    cache.set('iss', 'a', linked('u1'), 1_500, cache.version);
-    expect(cache.get('iss', 'a', 1_500)).toBeUndefined();
-    cache.set('iss', 'a', linked('u4'), 2_000, cache.version);
-    expect(cache.get('iss', 'a', 2_001)?.userId).toBe('u4');
-  });
-
-  it('forgets holds that have ended while holding others', () => {
-    const cache = new LinkCache(60_000);
-    for (let i = 0; i < 1000; i++) cache.hold('iss', `s${i}`, i, i + 10);
-    // At 2,000 every earlier hold has ended: the new one is the only one left.
-    cache.hold('iss', 'last', 2_000, 2_010);
-    expect((cache as unknown as { held: Map<string, number> }).held.size).toBe(1);
-    cache.set('iss', 's999', linked('u1'), 2_000, cache.version);
-    expect(cache.get('iss', 's999', 2_000)?.userId).toBe('u1');
+    cache.pause(1_000);
+    // What it holds stays (clear() is the caller's), but nothing new is kept until then.
+    expect(cache.get('iss', 'a', 10)?.userId).toBe('u1');
+    cache.set('iss', 'b', linked('u2'), 999, cache.version);
+    expect(cache.get('iss', 'b', 999)).toBeUndefined();
+    // A shorter pause does not end a longer one.
+    cache.pause(500);
+    cache.set('iss', 'b', linked('u2'), 999, cache.version);
+    expect(cache.get('iss', 'b', 999)).toBeUndefined();
+    cache.set('iss', 'b', linked('u2'), 1_000, cache.version);
+    expect(cache.get('iss', 'b', 1_001)?.userId).toBe('u2');
   });
 
   it('never caches what was read before an invalidation', () => {
