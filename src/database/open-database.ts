@@ -99,6 +99,14 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
   // is released (it is no longer queryable).
   pool.on('connect', (client) => {
     client.on('error', (err) => new Logger('Database').warn(`connection lost: ${err.message}`));
+    // Every connection speaks UTC, whatever the database's or the server's TimeZone: Prisma's
+    // adapter writes a Date's UTC digits without an offset and reads timestamps back as UTC,
+    // so in another zone it would store shifted instants, and the statements that read
+    // through this pool directly (prepared-statements.ts) would show them shifted. Sent before
+    // any other statement on the connection (pg runs a client's queries in order).
+    client.query('SET TIME ZONE UTC').catch((err: Error) => {
+      new Logger('Database').warn(`could not set the connection's time zone to UTC: ${err.message}`);
+    });
   });
   let closed: Promise<void> | undefined;
   return {

@@ -113,8 +113,9 @@ export class ResourcesRepository {
     limit: number,
     after?: Position,
   ): Promise<{ membership: MembershipRecord | null; rows: ResourceRecord[] }> {
-    // The membership's row first (read once: MATERIALIZED), then the page only if there is
-    // one; the page's rows do not repeat the membership, so it is parsed once.
+    // The membership's row (read once: MATERIALIZED), then the page only if there is one; the
+    // page's rows do not repeat the membership, so it is parsed once. The outer ORDER BY puts
+    // the membership's row (its nulls) first and keeps the page's order (eleven rows at most).
     const rows = await queryPrepared<
       Partial<MembershipRecord> & { [K in keyof ResourceRecord]: ResourceRecord[K] | null }
     >(
@@ -129,7 +130,8 @@ export class ResourcesRepository {
         UNION ALL
         (SELECT NULL, NULL, ${COLUMNS} FROM resources r
          WHERE EXISTS (SELECT 1 FROM m) AND r.tenant_id = ${tenantId}::uuid ${positionedAfter(after)}
-         ORDER BY r.created_at DESC, r.id DESC LIMIT ${limit})`,
+         ORDER BY r.created_at DESC, r.id DESC LIMIT ${limit})
+        ORDER BY "createdAt" DESC NULLS FIRST, id DESC NULLS FIRST`,
     );
     const member = rows.find((r) => r.id === null);
     if (!member?.roles || !member.custom) return { membership: null, rows: [] };
