@@ -342,6 +342,10 @@ describe('tenants in the browser client', () => {
     await logIn(tabB, bob);
     await visible(tabB, '#app-view');
     await tabB.page.locator('#profile-username', { hasText: bob }).waitFor();
+    // The tenant list loads beside the profile: the option comes when it has.
+    await tabB.page
+      .locator('#tenant-select option', { hasText: `${tenantName} (${slug})` })
+      .waitFor({ state: 'attached' });
     expect(await switcherOptions(tabB)).toEqual(['Personal', `${tenantName} (${slug})`]);
     expect(await tabB.page.getByLabel('Working in').inputValue()).toBe('');
     expect(await resourceTitles(tabB)).toEqual([]);
