@@ -38,10 +38,10 @@ export interface GatehouseEvents {
   'identities.changed': { userId: string; issuer: string; subject: string };
   /**
    * The same, announced inside the transaction that links or unlinks, before it commits:
-   * every instance forgets the identity's link and caches it again only once the change has
-   * surely committed or rolled back (a read meanwhile may still see the row as it was). The
-   * announcement travels while the change commits, so it is heard before anyone can learn of
-   * the change and send the next request elsewhere; `identities.changed` follows the commit.
+   * every instance forgets the identity's link, and its reads from then on wait for the
+   * change and see it (IdentitiesRepository.findLink's locks). The announcement travels while
+   * the change commits, so it is usually heard before anyone can learn of the change and send
+   * the next request elsewhere; `identities.changed` follows the commit.
    */
   'identities.changing': { userId: string; issuer: string; subject: string };
   /**

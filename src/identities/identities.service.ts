@@ -18,7 +18,7 @@ import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import type { FederationIssuer } from '../config/federation-issuers.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
-import { EventBus } from '../events/event-bus.js';
+import { EventBus, type GatehouseEvents } from '../events/event-bus.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { Principal } from '../tokens/principal.js';
 import { userTokenScopes } from '../tokens/scopes.js';
@@ -29,13 +29,13 @@ import { IdentitiesRepository, type LinkedUser } from './identities.repository.j
 import { LinkCache } from './link-cache.js';
 
 const DISPLAY_NAME_MAX = 64;
+const EMAIL_MAX = 254;
 /**
  * How long nothing is cached once the Redis subscription works again: a link or an unlink
  * announced (before its commit) while it was broken may commit up to a transaction's timeout
  * later (10 s, PrismaService), and its announcement after the commit may have been lost too.
  */
 const RESYNC_PAUSE_MS = 15_000;
-const EMAIL_MAX = 254;
 
 /**
  * Who an external token speaks for (contract v2 §D): identity = (issuer, sub), stored
@@ -71,15 +71,14 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
     this.events.on('tokens.revoked', ({ entries }) => {
       for (const { key } of entries) if (key.startsWith('user:')) this.cache.forgetUser(key.slice(5));
     });
-    this.events.on('identities.changed', ({ userId, issuer, subject }) => {
+    // Before the commit (changing: a read from then on waits for the change, findLink's locks,
+    // and sees it) and after it (changed).
+    const forget = ({ userId, issuer, subject }: GatehouseEvents['identities.changed']) => {
       this.cache.forgetUser(userId);
       this.cache.forget(issuer, subject);
-    });
-    // Before the commit: a read from now on waits for the change (findLink's locks) and sees it.
-    this.events.on('identities.changing', ({ userId, issuer, subject }) => {
-      this.cache.forgetUser(userId);
-      this.cache.forget(issuer, subject);
-    });
+    };
+    this.events.on('identities.changing', forget);
+    this.events.on('identities.changed', forget);
     // Links changed while the Redis subscription was broken were announced in vain: nothing
     // cached before the break is trusted again, and nothing is cached until it works again
     // and for RESYNC_PAUSE_MS more.

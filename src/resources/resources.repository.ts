@@ -73,26 +73,21 @@ export class ResourcesRepository {
   /**
    * Keyset page, newest first: items inserted meanwhile never shift later pages. `personal`:
    * the owner's resources outside any tenant; `tenant`: one tenant's (the caller's membership
-   * was checked for this request); `all`: everyone's (global admins). The first two are read
-   * on every list: prepared statements on PostgreSQL (database/prepared-statements.ts), one
-   * per shape (first page, later page), each planned for its index once.
+   * was checked for this request); `all`: everyone's (global admins). Prepared statements on
+   * PostgreSQL (database/prepared-statements.ts), one per shape (first page, later page),
+   * each planned for its index once.
    */
   page(
     filter: { personal: string } | { tenant: string } | { all: true },
     limit: number,
     after?: Position,
   ): Promise<ResourceRecord[]> {
-    if ('all' in filter) {
-      return this.prisma.resource.findMany({
-        where: keysetAfter(after),
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: limit,
-      });
-    }
     const [name, where] =
       'personal' in filter
         ? ['personal', Prisma.sql`r.owner_id = ${filter.personal}::uuid AND r.tenant_id IS NULL`]
-        : ['tenant', Prisma.sql`r.tenant_id = ${filter.tenant}::uuid`];
+        : 'tenant' in filter
+          ? ['tenant', Prisma.sql`r.tenant_id = ${filter.tenant}::uuid`]
+          : ['all', Prisma.sql`TRUE`];
     return queryPrepared<ResourceRecord>(
       this.txHost,
       this.prisma,
@@ -176,12 +171,6 @@ function positionedAfter(after: Position | undefined): Prisma.Sql {
   return after
     ? Prisma.sql`AND (r.created_at, r.id) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`
     : Prisma.empty;
-}
-
-function keysetAfter(after: Position | undefined): Prisma.ResourceWhereInput {
-  return after
-    ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] }
-    : {};
 }
 
 /**
