@@ -364,6 +364,41 @@ describe('/resources: creation and access control', () => {
       expect(seen.length).toBe(await t.prisma.resource.count());
     });
 
+    it('pages scope=all by cursor: every resource once, newest first, as the table orders them', async () => {
+      // Several owners' rows, six of them given the same instant, so that the cursor's tie-break
+      // on id is exercised across owners and across pages.
+      const made = await Promise.all(
+        [alice, bob, admin].flatMap((u) => [1, 2, 3].map(() => createResource(t, u.auth))),
+      );
+      await t.prisma.resource.updateMany({
+        where: { id: { in: made.slice(0, 6).map((r) => r.id) } },
+        data: { createdAt: new Date() },
+      });
+      type Item = { id: string; createdAt: string };
+      const seen: Item[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const query: Record<string, string | number> = cursor
+          ? { scope: 'all', limit: 2, cursor }
+          : { scope: 'all', limit: 2 };
+        const page: { items: Item[]; nextCursor: string | null } = (
+          await t.http.get('/resources').query(query).set(admin.auth).expect(200)
+        ).body;
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items);
+        cursor = page.nextCursor;
+        pages += 1;
+      } while (cursor);
+      const expected = await t.prisma.resource.findMany({
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        select: { id: true },
+      });
+      expect(pages).toBeGreaterThanOrEqual(Math.ceil(expected.length / 2));
+      expect(seen.map((i) => i.id)).toEqual(expected.map((r) => r.id));
+      expect(new Set(seen.map((i) => i.id)).size).toBe(seen.length);
+    });
+
     it('answers 403 to scope=all from a non-admin', async () => {
       const res = await t.http.get('/resources').query({ scope: 'all' }).set(bob.auth).expect(403);
       expect(res.body).toMatchObject({ statusCode: 403, code: expect.any(String) });
