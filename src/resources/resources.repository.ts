@@ -77,23 +77,13 @@ export class ResourcesRepository {
    * PostgreSQL (database/prepared-statements.ts), one per shape (first page, later page),
    * each planned for its index once.
    */
-  page(
-    filter: { personal: string } | { tenant: string } | { all: true },
-    limit: number,
-    after?: Position,
-  ): Promise<ResourceRecord[]> {
-    const [name, where] =
-      'personal' in filter
-        ? ['personal', Prisma.sql`r.owner_id = ${filter.personal}::uuid AND r.tenant_id IS NULL`]
-        : 'tenant' in filter
-          ? ['tenant', Prisma.sql`r.tenant_id = ${filter.tenant}::uuid`]
-          : ['all', Prisma.sql`TRUE`];
+  page(filter: PageFilter, limit: number, after?: Position): Promise<ResourceRecord[]> {
+    const name = 'personal' in filter ? 'personal' : 'tenant' in filter ? 'tenant' : 'all';
     return queryPrepared<ResourceRecord>(
       this.txHost,
       this.prisma,
       `gatehouse_resources_${name}${after ? '_after' : ''}_v1`,
-      Prisma.sql`SELECT ${COLUMNS} FROM resources r WHERE ${where} ${positionedAfter(after)}
-        ORDER BY r.created_at DESC, r.id DESC LIMIT ${limit}`,
+      pageSql(filter, limit, after),
     );
   }
 
@@ -160,6 +150,25 @@ export class ResourcesRepository {
       ORDER BY r.created_at DESC, r.id DESC
       LIMIT ${limit}`;
   }
+}
+
+/** Whose resources a page lists (ResourcesRepository.page). */
+export type PageFilter = { personal: string } | { tenant: string } | { all: true };
+
+/**
+ * The statement of a page. A personal page reads the partial index `resources_personal_idx`
+ * (the owner's rows outside tenants, in the page's order): with the owner's index over all
+ * rows, an owner with many tenant resources had them all read and thrown away first.
+ */
+export function pageSql(filter: PageFilter, limit: number, after?: Position): Prisma.Sql {
+  const where =
+    'personal' in filter
+      ? Prisma.sql`r.owner_id = ${filter.personal}::uuid AND r.tenant_id IS NULL`
+      : 'tenant' in filter
+        ? Prisma.sql`r.tenant_id = ${filter.tenant}::uuid`
+        : Prisma.sql`TRUE`;
+  return Prisma.sql`SELECT ${COLUMNS} FROM resources r WHERE ${where} ${positionedAfter(after)}
+    ORDER BY r.created_at DESC, r.id DESC LIMIT ${limit}`;
 }
 
 /** The columns of a ResourceRecord, from `resources r`, as Prisma names them. */
