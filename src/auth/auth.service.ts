@@ -104,7 +104,10 @@ export class AuthService {
     // The attempt takes its place in the budget (counted as a failure) before the password is
     // verified: concurrent guesses cannot all pass a check made before any of them counted.
     const attempt = await this.throttle.admit(accountKey, ip).catch(async (error: unknown) => {
-      await this.audit.record('login.throttled', {}, client, { login });
+      // Only a refusal is one (not a throttle that could not be asked: Redis away answers 503).
+      if (error instanceof AppError && error.code === ErrorCode.TOO_MANY_ATTEMPTS) {
+        await this.audit.record('login.throttled', {}, client, { login });
+      }
       throw error;
     });
     // A passwordless account (a machine client's service user) takes the unknown-account

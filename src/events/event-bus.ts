@@ -177,6 +177,9 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
     this.subscriber.on('message', (_channel: string, message: string) => this.receive(message));
     // ioredis subscribes again by itself once it has reconnected; the beat tells when.
     this.subscriber.on('close', () => this.setSynced(false, 'its connection closed'));
+    // Connected first: without an offline queue (redis.module.ts), a command sent while the
+    // client connects fails.
+    await this.subscriber.connect();
     await this.subscriber.subscribe(EVENTS_CHANNEL);
     this.heardMs = Date.now();
     // Real time, not the injectable clock: this is about the network.

@@ -15,7 +15,11 @@ async function connectRedis(config: AppConfig): Promise<Redis | null> {
   const client = new RedisClient(config.REDIS_URL, {
     lazyConnect: true,
     connectTimeout: 2000,
-    // Fail a command quickly while Redis is away instead of holding the request.
+    // While Redis is away a command fails at once (the request answers 503 SERVICE_UNAVAILABLE,
+    // see redis-errors.ts) rather than waiting in a queue through the reconnection attempts:
+    // with the queue, each command of a request waited up to a few seconds before failing.
+    // The client keeps reconnecting in the background.
+    enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
   });
   client.on('error', (err: Error) => logger.warn(err.message));

@@ -7,6 +7,8 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
  * lets them through again (what was dropped stays lost), `cutSubscribers()` closes them (the
  * client reconnects and subscribes again), `delaySubscribers(ms)` hands them what Redis sends
  * that much later, in order (a slow path; 0 ends it). Other connections pass as is.
+ * `stop()` is Redis gone: every connection closes and new ones are closed as they open, until
+ * `start()`.
  */
 export interface RedisProxy {
   url: string;
@@ -16,6 +18,8 @@ export interface RedisProxy {
   resumeSubscribers(): void;
   cutSubscribers(): void;
   delaySubscribers(ms: number): void;
+  stop(): void;
+  start(): void;
   close(): Promise<void>;
 }
 
@@ -31,6 +35,7 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
   const { hostname, port } = new URL(target);
   const pairs = new Set<Pair>();
   let hanging = false;
+  let stopped = false;
   let delayMs = 0;
   let subscribersOpened = 0;
   /** Writes `chunk` delayMs from now, after every chunk still waiting (the stream's order). */
@@ -44,6 +49,10 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
     setTimeout(drain, delayMs);
   };
   const server = createServer((client) => {
+    if (stopped) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(Number(port || 6379), hostname);
     const pair: Pair = { client, upstream, subscriber: false, late: [] };
     pairs.add(pair);
@@ -88,6 +97,13 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
     cutSubscribers: () => {
       hanging = false;
       for (const pair of pairs) if (pair.subscriber) pair.client.destroy();
+    },
+    stop: () => {
+      stopped = true;
+      for (const pair of pairs) pair.client.destroy();
+    },
+    start: () => {
+      stopped = false;
     },
     close: async () => {
       for (const pair of pairs) pair.client.destroy();

@@ -4,6 +4,7 @@ import type { Request, Response } from 'express';
 import { AppError } from './app-error.js';
 import { isDatabaseUnavailable } from './database-errors.js';
 import { ErrorCode } from './error-codes.js';
+import { isRedisUnavailable } from './redis-errors.js';
 
 export interface ErrorBody {
   statusCode: number;
@@ -27,7 +28,7 @@ const DEFAULT_CODES: Record<number, ErrorCode> = {
  * The one place where failures become HTTP responses: domain exceptions, Nest's HTTP
  * exceptions, validation errors and anything unexpected all leave in the contract's shape
  * `{statusCode, error, message, code}`. Unexpected errors are logged with the request id and
- * answered with a generic 500 (503 when the database cannot be reached): no stack, no SQL.
+ * answered with a generic 500 (503 when the database or Redis cannot be reached): no stack, no SQL.
  * The log line has the error (type, message, stack), the method and the path without its
  * query string (which may hold a token); never the request's body or headers.
  */
@@ -84,6 +85,19 @@ export class AllExceptionsFilter implements ExceptionFilter {
           HttpStatus.SERVICE_UNAVAILABLE,
           'The database is unavailable; retry shortly',
           ErrorCode.DATABASE_UNAVAILABLE,
+        ),
+        headers: { 'Retry-After': '5' },
+      };
+    }
+    if (isRedisUnavailable(exception)) {
+      // Fails closed: a throttle, a rate limit or a revocation's announcement that cannot
+      // reach Redis refuses the request; nothing it would have changed was kept.
+      this.logger.warn(`redis unavailable: ${describe(exception)}`, { reqId: requestId });
+      return {
+        body: this.body(
+          HttpStatus.SERVICE_UNAVAILABLE,
+          'A service this request needs is unavailable; retry shortly',
+          ErrorCode.SERVICE_UNAVAILABLE,
         ),
         headers: { 'Retry-After': '5' },
       };

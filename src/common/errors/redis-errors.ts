@@ -1,0 +1,17 @@
+/**
+ * Recognises "Redis cannot be reached" among the errors of ioredis, so that a request that
+ * needs Redis (a throttle, a rate limit, a revocation's announcement) answers 503 instead of
+ * 500 while it is away:
+ * - a command sent while the client is not connected (no offline queue: redis.module.ts);
+ * - a command whose connection closed before its reply;
+ * - a command that waited through its reconnection attempts (maxRetriesPerRequest).
+ */
+const UNAVAILABLE_MESSAGES =
+  /^(Stream isn't writeable and enableOfflineQueue options is false|Connection is closed\.)$/;
+
+export function isRedisUnavailable(error: unknown, depth = 0): boolean {
+  if (depth > 5 || !(error instanceof Error)) return false;
+  if (error.name === 'MaxRetriesPerRequestError') return true;
+  if (UNAVAILABLE_MESSAGES.test(error.message)) return true;
+  return isRedisUnavailable(error.cause, depth + 1);
+}
