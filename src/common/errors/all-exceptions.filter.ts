@@ -78,27 +78,26 @@ export class AllExceptionsFilter implements ExceptionFilter {
       return { body: this.body(status, message, code), headers: {} };
     }
     const requestId = req.id ?? 'unknown';
-    if (isDatabaseUnavailable(exception)) {
-      this.logger.warn(`database unavailable: ${describe(exception)}`, { reqId: requestId });
+    // A dependency out of reach: 503 with Retry-After, logged as a warning. Redis fails closed:
+    // a throttle, a rate limit or a revocation's announcement that cannot reach it refuses the
+    // request (see docs/deployment.md, Redis).
+    const away = isDatabaseUnavailable(exception)
+      ? {
+          what: 'database',
+          message: 'The database is unavailable; retry shortly',
+          code: ErrorCode.DATABASE_UNAVAILABLE,
+        }
+      : isRedisUnavailable(exception)
+        ? {
+            what: 'redis',
+            message: 'A service this request needs is unavailable; retry shortly',
+            code: ErrorCode.SERVICE_UNAVAILABLE,
+          }
+        : null;
+    if (away) {
+      this.logger.warn(`${away.what} unavailable: ${describe(exception)}`, { reqId: requestId });
       return {
-        body: this.body(
-          HttpStatus.SERVICE_UNAVAILABLE,
-          'The database is unavailable; retry shortly',
-          ErrorCode.DATABASE_UNAVAILABLE,
-        ),
-        headers: { 'Retry-After': '5' },
-      };
-    }
-    if (isRedisUnavailable(exception)) {
-      // Fails closed: a throttle, a rate limit or a revocation's announcement that cannot
-      // reach Redis refuses the request; nothing it would have changed was kept.
-      this.logger.warn(`redis unavailable: ${describe(exception)}`, { reqId: requestId });
-      return {
-        body: this.body(
-          HttpStatus.SERVICE_UNAVAILABLE,
-          'A service this request needs is unavailable; retry shortly',
-          ErrorCode.SERVICE_UNAVAILABLE,
-        ),
+        body: this.body(HttpStatus.SERVICE_UNAVAILABLE, away.message, away.code),
         headers: { 'Retry-After': '5' },
       };
     }
