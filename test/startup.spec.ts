@@ -347,6 +347,20 @@ describe('start-up that must fail', () => {
     expect(output).not.toMatch(STACK_FRAME);
   });
 
+  it('exits non-zero with one clear line naming REDIS_URL when Redis is unreachable', async () => {
+    const port = await freePort();
+    const { code, output } = await runToExit({
+      REDIS_URL: `redis://:s3cret-pw@127.0.0.1:${port}`,
+      DATA_DIR: tempDir('data'),
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(
+      new RegExp(`Start-up failed: Redis at 127\\.0\\.0\\.1:${port} is unreachable \\(check REDIS_URL\\)`),
+    );
+    expect(output).not.toContain('s3cret-pw');
+    expect(output).not.toMatch(STACK_FRAME);
+  });
+
   it("exits non-zero with one clear line when bcrypt's worker file is missing from the build", async () => {
     const worker = join(BUILD_DIR, 'bcrypt-worker.mjs');
     renameSync(worker, `${worker}.away`);

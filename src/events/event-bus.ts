@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { InjectRedis } from '../redis/redis.module.js';
+import { InjectRedis, connectOrExplain } from '../redis/redis.module.js';
 
 /** The Redis channel every instance publishes its events on and listens to. */
 export const EVENTS_CHANNEL = 'gatehouse:events';
@@ -172,15 +172,26 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     if (!this.redis) return;
-    this.subscriber = this.redis.duplicate();
+    // Whichever lifecycle hook runs first connects the shared client (RedisModule's, or this one).
+    if (this.redis.status === 'wait') await connectOrExplain(this.redis);
+    // Subscribed again by the 'ready' handler below rather than by ioredis itself, whose own
+    // SUBSCRIBE after a reconnection has no catch: failing (Redis gone again at that moment),
+    // it was an unhandled rejection, which ends the process.
+    this.subscriber = this.redis.duplicate({ autoResubscribe: false });
     this.subscriber.on('error', (err: Error) => this.logger.warn(`subscriber: ${err.message}`));
     this.subscriber.on('message', (_channel: string, message: string) => this.receive(message));
-    // ioredis subscribes again by itself once it has reconnected; the beat tells when.
     this.subscriber.on('close', () => this.setSynced(false, 'its connection closed'));
     // Connected first: without an offline queue (redis.module.ts), a command sent while the
     // client connects fails.
-    await this.subscriber.connect();
+    await connectOrExplain(this.subscriber);
     await this.subscriber.subscribe(EVENTS_CHANNEL);
+    // After each reconnection; the beat tells when it works (a failure here is retried by the
+    // beat's reconnection, RECONNECT_EVERY_MS).
+    this.subscriber.on('ready', () => {
+      this.subscriber?.subscribe(EVENTS_CHANNEL).catch((error: unknown) => {
+        this.logger.warn(`subscriber: subscribing again failed: ${String(error)}`);
+      });
+    });
     this.heardMs = Date.now();
     // Real time, not the injectable clock: this is about the network.
     this.beater = setInterval(() => this.beat(), BEAT_INTERVAL_MS);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { Clock } from '../common/clock.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
@@ -77,6 +77,7 @@ export const throttleAccountKey = (userId: string | null, canonicalLogin: string
  */
 @Injectable()
 export class LoginThrottleService {
+  private readonly logger = new Logger('Throttle');
   private readonly store: AttemptStore;
   private readonly pairLimit: number;
   private readonly accountLimit: number;
@@ -159,8 +160,9 @@ export class LoginThrottleService {
     if (wait > 0) throw tooManyWrongCodes(wait);
   }
 
+  /** Never throws: see forget(). */
   async clearSecondFactor(userId: string): Promise<void> {
-    await this.store.reset(secondFactorKey(userId));
+    await this.forget([secondFactorKey(userId)]);
   }
 
   /**
@@ -211,7 +213,21 @@ export class LoginThrottleService {
    * account start over (guesses at the old password say nothing about the new one).
    */
   async clearAccount(accountKey: string, ip: string): Promise<void> {
-    await Promise.all([this.store.reset(`acct:${accountKey}`), this.store.reset(pairKey(accountKey, ip))]);
+    await this.forget([`acct:${accountKey}`, pairKey(accountKey, ip)]);
+  }
+
+  /**
+   * Starts these counters over, and never throws: it follows a change already committed (a
+   * login's session, an enrolment, a new password), whose answer must not be lost to a Redis
+   * outage. Counters left as they were run out by themselves (15 minutes).
+   */
+  private async forget(keys: readonly string[]): Promise<void> {
+    try {
+      await Promise.all(keys.map((key) => this.store.reset(key)));
+    } catch (error) {
+      // The keys stay out of the log: they hold addresses and login names.
+      this.logger.warn(`${keys.length} throttle counter(s) not reset after a change that succeeded: ${String(error)}`);
+    }
   }
 
   /** Milliseconds still to wait before the next attempt under this record (0: go ahead). */

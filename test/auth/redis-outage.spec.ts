@@ -1,8 +1,20 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
-import { bearer, refreshCookie, refreshCookieOf, signup, uniqueUsername } from '../support/factories.js';
+import { OneTimeTokensService } from '../../src/accounts/one-time-tokens.service.js';
+import { EventBus } from '../../src/events/event-bus.js';
+import { advanceToFreshStep, enrol, expectStatus, loginMfa, passwordStep, startMfaApp } from '../mfa/mfa-helpers.js';
+import { TEST_REDIS_URL, onPostgres } from '../support/env.js';
+import {
+  bearer,
+  refreshCookie,
+  refreshCookieOf,
+  signup,
+  uniqueEmail,
+  uniqueUsername,
+  type SignedUp,
+} from '../support/factories.js';
 import { redisProxy, type RedisProxy } from '../support/tcp-proxy.js';
-import { startApp, type TestApp } from '../support/test-app.js';
+import type { TestApp } from '../support/test-app.js';
 import { within } from '../support/within.js';
 
 const NEW_PASSWORD = 'another long password 1';
@@ -10,21 +22,29 @@ const NEW_PASSWORD = 'another long password 1';
 /**
  * Redis away (every connection closed, new ones refused): the requests that need it (the login
  * throttles, the rate limits, a revocation's announcement) answer 503 SERVICE_UNAVAILABLE with
- * Retry-After, in the contract's error body, never 500; what they would have changed is not
- * kept; and once Redis is back, the same requests succeed without a restart.
+ * Retry-After, in the contract's error body, never 500, and without waiting (or, when Redis
+ * stops answering, within its command timeout); what they would have changed is not kept; a
+ * change already committed keeps its answer; the instance stays up however Redis comes and
+ * goes; and once Redis is back, the same requests succeed without a restart.
  */
 describe.runIf(onPostgres)('an instance whose Redis is away', () => {
   let proxy: RedisProxy;
   let t: TestApp;
+  /** An account without a second factor, whose login says that Redis works again. */
+  let probe: SignedUp;
   beforeAll(async () => {
     proxy = await redisProxy(TEST_REDIS_URL);
-    t = await startApp({ ...ROOMY_LIMITS, REDIS_URL: proxy.url });
+    t = await startMfaApp({ REDIS_URL: proxy.url });
+    probe = await signup(t);
   });
   afterAll(async () => {
     await t?.close();
     await proxy?.close();
   });
-  afterEach(() => proxy.start());
+  afterEach(() => {
+    proxy.unmute();
+    proxy.start();
+  });
 
   const expect503 = (res: { status: number; body: unknown; headers: Record<string, unknown> }) => {
     expect({ status: res.status, body: res.body }).toMatchObject({ status: 503 });
@@ -38,10 +58,11 @@ describe.runIf(onPostgres)('an instance whose Redis is away', () => {
   };
 
   /** Redis back: the client reconnects by itself and a login goes through again. */
-  async function back(u: { username: string; password: string }): Promise<void> {
+  async function back(): Promise<void> {
+    proxy.unmute();
     proxy.start();
     await within(15_000, async () => {
-      const res = await t.http.post('/auth/login').send({ username: u.username, password: u.password });
+      const res = await t.http.post('/auth/login').send({ username: probe.username, password: probe.password });
       return res.status === 200;
     });
   }
@@ -59,7 +80,7 @@ describe.runIf(onPostgres)('an instance whose Redis is away', () => {
     expect(await t.prisma.auditEvent.count({ where: { type: 'login.throttled' } })).toBe(0);
     // The guard itself needs no Redis: a valid access token still works.
     await t.http.get('/users/me').set(bearer(u.accessToken)).expect(200);
-    await back(u);
+    await back();
     // The refresh refused while Redis was away did not rotate: the cookie is still the current one.
     const rotated = await t.http.post('/auth/refresh').set('Cookie', refreshCookie(u.refreshToken)).expect(200);
     expect(refreshCookieOf(rotated)).toBeDefined();
@@ -74,7 +95,7 @@ describe.runIf(onPostgres)('an instance whose Redis is away', () => {
         .set(bearer(u.accessToken))
         .send({ currentPassword: u.password, newPassword: NEW_PASSWORD }),
     );
-    await back(u);
+    await back();
     await t.http.post('/auth/login').send({ username: u.username, password: NEW_PASSWORD }).expect(401);
   });
 
@@ -95,5 +116,95 @@ describe.runIf(onPostgres)('an instance whose Redis is away', () => {
       return res.status === 204;
     });
     expect(await live()).toBe(0);
+  });
+});
+
+describe.runIf(onPostgres)('an instance whose Redis fails at the wrong moment', () => {
+  let proxy: RedisProxy;
+  let t: TestApp;
+  let probe: SignedUp;
+  beforeAll(async () => {
+    proxy = await redisProxy(TEST_REDIS_URL);
+    t = await startMfaApp({ REDIS_URL: proxy.url });
+    probe = await signup(t);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await proxy?.close();
+  });
+  afterEach(() => {
+    proxy.unmute();
+    proxy.start();
+  });
+
+  async function back(): Promise<void> {
+    proxy.unmute();
+    proxy.start();
+    await within(15_000, async () => {
+      const res = await t.http.post('/auth/login').send({ username: probe.username, password: probe.password });
+      return res.status === 200;
+    });
+  }
+
+  it('answers 503 when Redis stops answering (connections open, no reply), instead of holding the request', async () => {
+    proxy.mute();
+    const res = await t.http.post('/auth/login').send({ username: probe.username, password: probe.password });
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('SERVICE_UNAVAILABLE');
+    expect(res.headers['retry-after']).toBe('5');
+    await back();
+  });
+
+  it('answers 200 to a second step whose throttle reset fails after its session opened', async () => {
+    const m = await enrol(t);
+    const mfaToken = await passwordStep(t, m);
+    const live = () => t.prisma.session.count({ where: { userId: m.id, revokedAt: null } });
+    const before = await live();
+    proxy.cutOn(/del[\s\S]*gatehouse:attempts:mfa:/i);
+    const res = await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, m.secret) });
+    expect(proxy.stopped).toBe(true); // the reset was the command that met the outage
+    expectStatus(res, 200);
+    expect(refreshCookieOf(res)).toBeDefined();
+    expect(await live()).toBe(before + 1);
+    await back();
+    await t.http
+      .get('/users/me')
+      .set(bearer(res.body.accessToken as string))
+      .expect(200);
+  });
+
+  it('answers 204 to a password reset whose throttle reset fails after the new password committed', async () => {
+    const email = uniqueEmail('outage');
+    const u = await signup(t, { email });
+    const token = await t.app.get(OneTimeTokensService).issue({
+      userId: u.id,
+      purpose: 'reset_password',
+      targetEmail: email,
+      ttlSeconds: 3600,
+      ip: null,
+    });
+    proxy.cutOn(/del[\s\S]*gatehouse:attempts:acct:/i);
+    const res = await t.http.post('/auth/password/reset').send({ token, newPassword: NEW_PASSWORD });
+    expect(proxy.stopped).toBe(true);
+    expectStatus(res, 204);
+    await back();
+    await t.http.post('/auth/login').send({ username: u.username, password: NEW_PASSWORD }).expect(200);
+  });
+
+  it('stays up when subscribing again fails, and subscribes once Redis is back', async () => {
+    const bus = t.app.get(EventBus);
+    await within(15_000, async () => bus.synced); // over the outages of the tests before
+    const breaks = bus.breaks;
+    // The subscriber's connection closes; the SUBSCRIBE it sends once reconnected meets an outage.
+    proxy.cutOn(/subscribe/i);
+    proxy.cutSubscribers();
+    await within(10_000, async () => proxy.stopped);
+    // A rejection nobody handles would end the process (and fails this test run).
+    await sleep(1000);
+    proxy.start();
+    await within(20_000, async () => bus.synced && bus.breaks > breaks);
+    expect(bus.synced).toBe(true);
+    expect(bus.breaks).toBeGreaterThan(breaks);
+    await back();
   });
 });

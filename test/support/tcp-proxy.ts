@@ -8,7 +8,9 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
  * client reconnects and subscribes again), `delaySubscribers(ms)` hands them what Redis sends
  * that much later, in order (a slow path; 0 ends it). Other connections pass as is.
  * `stop()` is Redis gone: every connection closes and new ones are closed as they open, until
- * `start()`.
+ * `start()`. `cutOn(pattern)` stops it the first time a client sends a command matching
+ * `pattern` (the command goes nowhere). `mute()` is a Redis that stalls: connections open, and
+ * what it answers reaches them only at `unmute()`, late and in order.
  */
 export interface RedisProxy {
   url: string;
@@ -20,6 +22,11 @@ export interface RedisProxy {
   delaySubscribers(ms: number): void;
   stop(): void;
   start(): void;
+  cutOn(pattern: RegExp): void;
+  /** True from stop() (or a cutOn match) to start(). */
+  readonly stopped: boolean;
+  mute(): void;
+  unmute(): void;
   close(): Promise<void>;
 }
 
@@ -29,6 +36,8 @@ interface Pair {
   subscriber: boolean;
   /** What Redis sent, waiting for delaySubscribers()'s delay. */
   late: Array<{ dueMs: number; chunk: Buffer }>;
+  /** What Redis sent while muted. */
+  held: Buffer[];
 }
 
 export async function redisProxy(target: string): Promise<RedisProxy> {
@@ -36,6 +45,8 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
   const pairs = new Set<Pair>();
   let hanging = false;
   let stopped = false;
+  let muted = false;
+  let cutPattern: RegExp | null = null;
   let delayMs = 0;
   let subscribersOpened = 0;
   /** Writes `chunk` delayMs from now, after every chunk still waiting (the stream's order). */
@@ -54,9 +65,14 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
       return;
     }
     const upstream = connect(Number(port || 6379), hostname);
-    const pair: Pair = { client, upstream, subscriber: false, late: [] };
+    const pair: Pair = { client, upstream, subscriber: false, late: [], held: [] };
     pairs.add(pair);
     client.on('data', (chunk: Buffer) => {
+      if (cutPattern?.test(chunk.toString('latin1'))) {
+        cutPattern = null;
+        stop();
+        return;
+      }
       if (!pair.subscriber && /subscribe/i.test(chunk.toString('latin1'))) {
         pair.subscriber = true;
         subscribersOpened++;
@@ -65,6 +81,10 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
     });
     upstream.on('data', (chunk: Buffer) => {
       if (hanging && pair.subscriber) return;
+      if (muted) {
+        pair.held.push(chunk);
+        return;
+      }
       if ((delayMs > 0 && pair.subscriber) || pair.late.length > 0) later(pair, chunk);
       else client.write(chunk);
     });
@@ -78,6 +98,10 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
       socket.on('error', end);
     }
   });
+  const stop = () => {
+    stopped = true;
+    for (const pair of pairs) pair.client.destroy();
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port: own } = server.address() as AddressInfo;
   return {
@@ -98,12 +122,22 @@ export async function redisProxy(target: string): Promise<RedisProxy> {
       hanging = false;
       for (const pair of pairs) if (pair.subscriber) pair.client.destroy();
     },
-    stop: () => {
-      stopped = true;
-      for (const pair of pairs) pair.client.destroy();
+    stop,
+    get stopped() {
+      return stopped;
     },
     start: () => {
       stopped = false;
+    },
+    cutOn: (pattern: RegExp) => {
+      cutPattern = pattern;
+    },
+    mute: () => {
+      muted = true;
+    },
+    unmute: () => {
+      muted = false;
+      for (const pair of pairs) for (const chunk of pair.held.splice(0)) pair.client.write(chunk);
     },
     close: async () => {
       for (const pair of pairs) pair.client.destroy();

@@ -4,10 +4,13 @@
  * 500 while it is away:
  * - a command sent while the client is not connected (no offline queue: redis.module.ts);
  * - a command whose connection closed before its reply;
- * - a command that waited through its reconnection attempts (maxRetriesPerRequest).
+ * - a command that waited through its reconnection attempts (maxRetriesPerRequest);
+ * - a command without a reply in time (REDIS_COMMAND_TIMEOUT_MS);
+ * - a Redis that cannot take writes now: a read-only replica (after a failover, or a stale
+ *   endpoint), one still loading its data, or one whose master is down.
  */
 const UNAVAILABLE_MESSAGES =
-  /^(Stream isn't writeable and enableOfflineQueue options is false|Connection is closed\.)$/;
+  /^(Stream isn't writeable and enableOfflineQueue options is false|Connection is closed\.|Command timed out)$|^(READONLY|LOADING|MASTERDOWN) /;
 
 export function isRedisUnavailable(error: unknown, depth = 0): boolean {
   if (depth > 5 || !(error instanceof Error)) return false;
