@@ -74,6 +74,15 @@ export interface GatehouseEvents {
     change: 'member_added' | 'member_removed' | 'roles_changed' | 'tenant_changed' | 'tenant_deleted';
     member?: object;
   };
+  /**
+   * The same kind of change, announced inside its transaction once it is written and before it
+   * commits, when it can take access away (a member removed or given other roles, a role
+   * redefined, the tenant deleted; `userId` null for the whole tenant). A failure to publish
+   * fails the change: it rolls back rather than commit unannounced. The other instances wait
+   * for the commit and read the subscribers' permissions again, so a lost
+   * `tenants.access_changed` after the commit cannot leave a removed member subscribed there.
+   */
+  'tenants.access_changing': { tenantId: string; userId: string | null };
 }
 
 /** A session as the real-time events show it (GET /auth/sessions's item without `current`). */

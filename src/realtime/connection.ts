@@ -10,6 +10,12 @@ export class Connection {
   keys: string[] = [];
   /** Subscribed tenants, with the caller's permissions there when checked. */
   readonly tenants = new Map<string, ReadonlySet<string>>();
+  /**
+   * Tenants a re-check found it removed from and told so (`tenant.member_removed`): the
+   * removal's own announcement, arriving after, is not told again. Emptied of a tenant when
+   * the user is added back or subscribes to it again.
+   */
+  readonly toldRemoved = new Set<string>();
   /** The no-`auth` timer, then the expiry warning and the expiry itself. */
   authTimer: ClockTimer | null = null;
   warnTimer: ClockTimer | null = null;

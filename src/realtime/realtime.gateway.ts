@@ -142,6 +142,7 @@ export class RealtimeGateway
       this.events.on('sessions.revoked', (e) => this.onSessionsRevoked(e)),
       this.events.on('resources.changed', (e) => this.onResourceChanged(e)),
       this.events.on('tenants.access_changed', (e) => this.onTenantAccessChanged(e)),
+      this.events.on('tenants.access_changing', (e, meta) => this.onTenantAccessChanging(e, meta.remote)),
       this.events.on('identities.changed', (e) => this.onIdentitiesChanged(e)),
       this.events.on('identities.changing', () => this.identityChanges++),
       this.events.onSync((synced) => {
@@ -583,6 +584,7 @@ export class RealtimeGateway
         }
       }
       for (const conn of this.ownConnections(userId)) {
+        conn.toldRemoved.delete(tenantId);
         if (!told.has(conn) && mayReadTenants(conn)) this.send(conn, 'tenant.member_added', data);
       }
       return;
@@ -597,7 +599,9 @@ export class RealtimeGateway
         }
       }
       for (const conn of this.ownConnections(userId)) {
-        if (!told.has(conn) && mayReadTenants(conn)) this.send(conn, 'tenant.member_removed', data);
+        // A re-check after this change's announcement inside its transaction may have told it already.
+        const already = conn.toldRemoved.delete(tenantId);
+        if (!told.has(conn) && !already && mayReadTenants(conn)) this.send(conn, 'tenant.member_removed', data);
         this.removeSubscription(conn, tenantId);
       }
       return;
@@ -612,6 +616,45 @@ export class RealtimeGateway
     // Roles changed (one member's, or a role's definition): the permissions are read again.
     const affected = userId === null ? subscribers : subscribers.filter((c) => c.principal?.userId === userId);
     for (const conn of affected) void this.recheck(conn, tenantId);
+  }
+
+  /**
+   * Another instance is changing who may see a tenant, not yet committed
+   * (TenantsService.changing): once the change ends, the subscriptions it may concern read
+   * their permissions again, as its announcement after the commit would have them do, which
+   * is lost if that instance loses Redis in between. This instance's own changes need nothing:
+   * their announcement after the commit is delivered in-process.
+   */
+  private onTenantAccessChanging(
+    { tenantId, userId }: GatehouseEvents['tenants.access_changing'],
+    remote: boolean,
+  ): void {
+    if (!remote) return;
+    // A membership being read now may be read before the commit: read again.
+    this.accessEpoch++;
+    void this.recheckAfterCommit(tenantId, userId);
+  }
+
+  private async recheckAfterCommit(tenantId: string, userId: string | null): Promise<void> {
+    let failure: unknown = null;
+    try {
+      await this.tenants.awaitChanges(tenantId);
+    } catch (error) {
+      failure = error;
+    }
+    // The subscriptions as they are once the change has ended, with those made while it
+    // committed (a membership read before the commit, returned after: read again).
+    this.accessEpoch++;
+    const affected = [...(this.byTenant.get(tenantId) ?? [])].filter(
+      (conn) => userId === null || conn.principal?.userId === userId,
+    );
+    for (const conn of affected) {
+      if (failure === null) {
+        void this.recheck(conn, tenantId);
+      } else {
+        this.dropUnknown(conn, tenantId, failure);
+      }
+    }
   }
 
   /**
@@ -634,15 +677,21 @@ export class RealtimeGateway
       if (permissions === null) {
         this.send(conn, 'tenant.member_removed', { tenantId, userId: conn.principal!.userId });
         this.removeSubscription(conn, tenantId);
+        conn.toldRemoved.add(tenantId);
       } else {
         conn.tenants.set(tenantId, permissions);
       }
     } catch (error) {
-      // Fail closed: without its permissions known, the subscription ends.
-      this.logger.warn(`tenant subscription dropped (permissions unknown): ${String(error)}`);
-      this.removeSubscription(conn, tenantId);
-      this.sendError(conn, ErrorCode.SERVICE_UNAVAILABLE, `Subscription to tenant:${tenantId} ended; subscribe again`);
+      this.dropUnknown(conn, tenantId, error);
     }
+  }
+
+  /** Fail closed: without its permissions known, the subscription ends. */
+  private dropUnknown(conn: Connection, tenantId: string, error: unknown): void {
+    if (conn.closed || !conn.tenants.has(tenantId)) return;
+    this.logger.warn(`tenant subscription dropped (permissions unknown): ${String(error)}`);
+    this.removeSubscription(conn, tenantId);
+    this.sendError(conn, ErrorCode.SERVICE_UNAVAILABLE, `Subscription to tenant:${tenantId} ended; subscribe again`);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -685,6 +734,7 @@ export class RealtimeGateway
 
   private addSubscription(conn: Connection, tenantId: string, permissions: ReadonlySet<string>): void {
     conn.tenants.set(tenantId, permissions);
+    conn.toldRemoved.delete(tenantId);
     let set = this.byTenant.get(tenantId);
     if (!set) this.byTenant.set(tenantId, (set = new Set()));
     set.add(conn);

@@ -169,6 +169,7 @@ export class TenantsService {
       }
       await this.repo.delete(tenantId);
       await this.record('tenant.deleted', caller, client, { tenantId, slug: tenant.slug }, access);
+      await this.changing(tenantId, null);
     });
     this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_deleted' });
   }
@@ -251,6 +252,7 @@ export class TenantsService {
         { tenantId, memberId: userId, from: target.roles, to: roles },
         access,
       );
+      await this.changing(tenantId, userId);
       return { ...target, roles };
     });
     this.events.notify('tenants.access_changed', { tenantId, userId, change: 'roles_changed' });
@@ -276,6 +278,7 @@ export class TenantsService {
         { tenantId, memberId: userId, left: leaving },
         leaving ? undefined : access,
       );
+      await this.changing(tenantId, userId);
     });
     this.events.notify('tenants.access_changed', { tenantId, userId, change: 'member_removed' });
   }
@@ -458,6 +461,7 @@ export class TenantsService {
       }
       await this.repo.putRole(tenantId, name, wanted, this.clock.now());
       await this.record('tenant.role_defined', caller, client, { tenantId, role: name, permissions: wanted }, access);
+      await this.changing(tenantId, null);
     });
     this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_changed' });
     return { name, builtIn: false, permissions: wanted };
@@ -481,6 +485,19 @@ export class TenantsService {
       await this.repo.deleteRole(tenantId, name);
       await this.record('tenant.role_deleted', caller, client, { tenantId, role: name }, access);
     });
+  }
+
+  /**
+   * Announces, inside the change's transaction and last before its commit, a change that can
+   * take access to the tenant's events away (`userId` null: anyone's). Every other instance
+   * waits for the commit and reads its subscribers' permissions again: the announcement after
+   * the commit is lost when Redis fails in between, and a removed member would otherwise keep
+   * receiving the tenant's events on a WebSocket held elsewhere. A failure to publish (503)
+   * rolls the change back. This instance needs none: its own announcement after the commit is
+   * delivered in-process and cannot be lost.
+   */
+  private changing(tenantId: string, userId: string | null): Promise<void> {
+    return this.events.emit('tenants.access_changing', { tenantId, userId });
   }
 
   /**

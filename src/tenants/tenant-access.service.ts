@@ -49,6 +49,11 @@ export class TenantAccessService {
     return membershipOf(await this.repo.membership(tenantId, userId));
   }
 
+  /** Waits for a change to the tenant's memberships or roles in progress to end (its commit). */
+  awaitChanges(tenantId: string): Promise<void> {
+    return this.repo.awaitChanges(tenantId);
+  }
+
   /**
    * The access of `caller` to the tenant of a /tenants/:id route: a member's, or a global
    * admin's override; 404 TENANT_NOT_FOUND otherwise (existence is not revealed).

@@ -126,6 +126,15 @@ export class TenantsRepository {
   }
 
   /**
+   * Returns once no change to the tenant is in progress: a share lock on its row, outside any
+   * transaction, waits for the change holding lock() to commit or roll back and is released
+   * at once. What is read afterwards is the change's outcome.
+   */
+  async awaitChanges(tenantId: string): Promise<void> {
+    await this.prisma.$queryRaw`SELECT 1 FROM tenants WHERE id = ${tenantId}::uuid FOR SHARE`;
+  }
+
+  /**
    * Locks the tenant's row until the transaction ends; false when there is no such tenant.
    * Every change to memberships, invitations and roles takes it first, so the last-owner and
    * member-limit checks and the changes they guard run one at a time per tenant.

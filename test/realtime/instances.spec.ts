@@ -1,16 +1,22 @@
 import { randomInt } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { REDIS } from '../../src/redis/redis.module.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt, refreshCookieOf, uniqueUsername } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
+import { redisProxy, type RedisProxy } from '../support/tcp-proxy.js';
 import { startApp, type TestApp } from '../support/test-app.js';
+import { within } from '../support/within.js';
+import { addMember, createTenant, createTenantResource, expectError } from '../tenants/tenant-helpers.js';
 import { WsClient, listen } from './ws-helpers.js';
 
 /**
  * Real-time connections across instances (contract v2 §F test 5, second case, and its
  * routing rule): two apps on one PostgreSQL database and one Redis, with the same signing
  * keys. A socket on B closes within 1 s of a sign-out on A, and events of changes made
- * through A reach their owner's sockets on B only. Every request comes from this run's own
+ * through A reach their owner's sockets on B only. A reaches Redis through a proxy, which
+ * takes Redis away from A alone (the tenant tests). Every request comes from this run's own
  * client address (TRUST_PROXY), so that per-address counters left in the shared Redis by
  * other runs never meet this one's.
  */
@@ -19,23 +25,43 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
   const clientIp = `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
   const env = { ...ROOMY_LIMITS, REDIS_URL: TEST_REDIS_URL, JWT_KEYS: keys.pem, TRUST_PROXY: 'true' };
   const PASSWORD = 'correct horse battery';
+  let proxy: RedisProxy;
   let a: TestApp;
   let b: TestApp;
   let urlB: string;
   const clients: WsClient[] = [];
+  /** How many times A's Redis client has become ready. */
+  let readies = 0;
 
   beforeAll(async () => {
-    a = await startApp(env);
+    proxy = await redisProxy(TEST_REDIS_URL);
+    a = await startApp({ ...env, REDIS_URL: proxy.url });
     b = await startApp(env, { databaseUrl: a.databaseUrl });
     urlB = await listen(b);
+    a.app.get<Redis>(REDIS).on('ready', () => readies++);
   });
   afterAll(async () => {
     await b?.close();
     await a?.close(); // drops the database last
+    await proxy?.close();
   });
-  afterEach(() => {
+  afterEach(async () => {
     for (const c of clients.splice(0)) if (!c.closed) c.ws.terminate();
+    await redisBackOnA();
   });
+
+  /**
+   * Redis back for A: its client reconnects by itself (and sends again the command it had
+   * in flight when cut off, which is why a second cut waits for this). After a cut the client
+   * may not have seen its connection close yet: a reconnection is waited for.
+   */
+  async function redisBackOnA(): Promise<void> {
+    const before = readies;
+    const cut = proxy.stopped;
+    proxy.start();
+    const redis = a.app.get<Redis>(REDIS);
+    await within(15_000, async () => (!cut || readies > before) && redis.status === 'ready');
+  }
 
   const post = (app: TestApp, path: string) => app.http.post(path).set('X-Forwarded-For', clientIp);
 
@@ -123,5 +149,88 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       .expect(204);
     const closes = await Promise.all(sockets.map((s) => s.closing(1000)));
     for (const close of closes) expect(close).toEqual({ code: 4410, reason: 'SESSION_REVOKED' });
+  });
+
+  describe('tenant access changed on A while A loses Redis', () => {
+    /** Owner O and member M (role `member`) of a tenant made on A; M's socket on B subscribed to it. */
+    async function team(): Promise<{ tenantId: string; o: Session; m: Session; w: WsClient }> {
+      const [o, m] = [await signupOnA(), await signupOnA()];
+      const tenant = await createTenant(a, o);
+      await addMember(a, tenant.id, o, m, ['member']);
+      const w = await onB(m.accessToken);
+      w.send({ event: 'subscribe', data: { topics: [`tenant:${tenant.id}`] }, id: 'sub' });
+      expect((await w.next('subscribed')).id).toBe('sub');
+      return { tenantId: tenant.id, o, m, w };
+    }
+
+    /** Whether a tenant resource created on B by `by` now reaches the socket (after a round trip). */
+    async function reaches(w: WsClient, by: Session, tenantId: string): Promise<boolean> {
+      const r = await createTenantResource(b, by.auth, tenantId);
+      await probe(w);
+      return w.all('resource.created').some((f) => f.data.id === r.id);
+    }
+
+    it("a removal whose announcement after the commit is lost still ends the member's subscription on B", async () => {
+      const { tenantId, o, m, w } = await team();
+      expect(await reaches(w, o, tenantId)).toBe(true);
+
+      // Redis goes away from A when A announces the committed removal: only the announcement
+      // made inside the transaction reached B.
+      proxy.cutOn(/tenants\.access_changed/);
+      await a.http.delete(`/tenants/${tenantId}/members/${m.id}`).set(o.auth).expect(204);
+      expect(proxy.stopped).toBe(true);
+
+      expect((await w.next('tenant.member_removed')).data).toEqual({ tenantId, userId: m.id });
+      expect(await reaches(w, o, tenantId)).toBe(false);
+      expect(w.closed).toBeNull();
+
+      // Reconnected, A's client sends the lost announcement again, late: B does not tell the
+      // member twice. The member added back is told after it (A's messages keep their order).
+      await redisBackOnA();
+      await addMember(a, tenantId, o, m, ['member']);
+      expect((await w.next('tenant.member_added')).data).toMatchObject({ tenantId, member: { userId: m.id } });
+      expect(w.all('tenant.member_removed')).toHaveLength(1);
+    });
+
+    it('a role change and a tenant deletion whose announcements are lost act on B too', async () => {
+      const { tenantId, o, m, w } = await team();
+      // A custom role without resources:read.
+      await a.http
+        .put(`/tenants/${tenantId}/roles/lookers`)
+        .set(o.auth)
+        .send({ permissions: ['members:read'] })
+        .expect(200);
+      proxy.cutOn(/tenants\.access_changed/);
+      await a.http
+        .patch(`/tenants/${tenantId}/members/${m.id}`)
+        .set(o.auth)
+        .send({ roles: ['lookers'] })
+        .expect(200);
+      expect(proxy.stopped).toBe(true);
+      // The re-check on B runs once the change has committed; no event tells when it is done.
+      let reached = true;
+      for (let i = 0; i < 8 && reached; i++) reached = await reaches(w, o, tenantId);
+      expect(reached).toBe(false);
+
+      // The owner's own socket on B, subscribed: told when the tenant is deleted on A.
+      await redisBackOnA();
+      const wo = await onB(o.accessToken);
+      wo.send({ event: 'subscribe', data: { topics: [`tenant:${tenantId}`] }, id: 'sub-o' });
+      expect((await wo.next('subscribed')).id).toBe('sub-o');
+      const slug = (await a.http.get(`/tenants/${tenantId}`).set(o.auth).expect(200)).body.slug as string;
+      proxy.cutOn(/tenants\.access_changed/);
+      await a.http.delete(`/tenants/${tenantId}`).set(o.auth).send({ confirm: slug }).expect(204);
+      expect(proxy.stopped).toBe(true);
+      expect((await wo.next('tenant.member_removed')).data).toEqual({ tenantId, userId: o.id });
+    });
+
+    it('a removal on A while Redis is away from A answers 503 and changes nothing', async () => {
+      const { tenantId, o, m, w } = await team();
+      proxy.stop();
+      const res = await a.http.delete(`/tenants/${tenantId}/members/${m.id}`).set(o.auth);
+      expectError(res, 503, 'SERVICE_UNAVAILABLE');
+      await b.http.get(`/tenants/${tenantId}`).set(m.auth).expect(200);
+      expect(await reaches(w, o, tenantId)).toBe(true);
+    });
   });
 });
