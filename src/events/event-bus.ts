@@ -181,8 +181,7 @@ export class EventBus implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     if (!this.redis) return;
-    // Whichever lifecycle hook runs first connects the shared client (RedisModule's, or this one).
-    if (this.redis.status === 'wait') await connectOrExplain(this.redis);
+    await connectOrExplain(this.redis);
     // Subscribed again by the 'ready' handler below rather than by ioredis itself, whose own
     // SUBSCRIBE after a reconnection has no catch: failing (Redis gone again at that moment),
     // it was an unhandled rejection, which ends the process.

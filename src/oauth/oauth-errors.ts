@@ -1,8 +1,8 @@
 import { Catch, type ArgumentsHost } from '@nestjs/common';
 import { AllExceptionsFilter } from '../common/errors/all-exceptions.filter.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
-import { isDatabaseUnavailable } from '../common/errors/database-errors.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
+import { unavailableDependency } from '../common/errors/unavailable.js';
 
 /**
  * The OAuth form endpoints' errors (contract v2 §0.8): RFC 6749 §5.2's body merged with v1's,
@@ -102,13 +102,13 @@ export function asOAuthError(exception: unknown): unknown {
       },
     );
   }
-  if (isDatabaseUnavailable(exception)) {
-    const description = 'The database is unavailable; retry shortly';
+  const away = unavailableDependency(exception);
+  if (away) {
     return new AppError(
-      ErrorCode.DATABASE_UNAVAILABLE,
-      description,
+      away.code,
+      away.message,
       { ...NO_STORE, ...retryAfter(5) },
-      { error: 'temporarily_unavailable', extra: { error_description: description } },
+      { error: 'temporarily_unavailable', extra: { error_description: away.message } },
     );
   }
   return exception;

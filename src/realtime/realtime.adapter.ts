@@ -5,8 +5,7 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { isDatabaseUnavailable } from '../common/errors/database-errors.js';
-import { isRedisUnavailable } from '../common/errors/redis-errors.js';
+import { unavailableDependency } from '../common/errors/unavailable.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { SUBPROTOCOL } from './protocol.js';
 import { RealtimeGateway } from './realtime.gateway.js';
@@ -71,7 +70,7 @@ export class RealtimeAdapter extends WsAdapter {
           },
           (error: unknown) => {
             // A dependency out of reach (every upgrade fails alike while it lasts): a warning.
-            if (isRedisUnavailable(error) || isDatabaseUnavailable(error)) {
+            if (unavailableDependency(error)) {
               this.log.warn(`upgrade refused, a dependency is unavailable: ${String(error)}`);
             } else {
               this.log.error(`upgrade check failed: ${String(error)}`);

@@ -40,6 +40,8 @@ async function createRedis(config: AppConfig): Promise<Redis | null> {
  * start-up ends it with main.ts's one line (a StartupError) rather than Nest's logged stack.
  */
 export async function connectOrExplain(client: Redis): Promise<void> {
+  // Whichever lifecycle hook runs first connects the shared client (RedisModule's or the event bus's).
+  if (client.status !== 'wait') return;
   try {
     await client.connect();
   } catch (error) {
@@ -61,7 +63,7 @@ export class RedisModule implements OnModuleInit, OnApplicationShutdown {
   constructor(@InjectRedis() private readonly redis: Redis | null) {}
 
   async onModuleInit(): Promise<void> {
-    if (this.redis && this.redis.status === 'wait') await connectOrExplain(this.redis);
+    if (this.redis) await connectOrExplain(this.redis);
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,11 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, FORM, GRANT, basic, form, type Created } from '../clients/oauth-helpers.js';
 import { OneTimeTokensService } from '../../src/accounts/one-time-tokens.service.js';
 import { EventBus } from '../../src/events/event-bus.js';
 import { advanceToFreshStep, enrol, expectStatus, loginMfa, passwordStep, startMfaApp } from '../mfa/mfa-helpers.js';
 import { TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import {
   bearer,
+  login,
   refreshCookie,
   refreshCookieOf,
   signup,
@@ -34,7 +36,7 @@ describe.runIf(onPostgres)('an instance whose Redis is away', () => {
   let probe: SignedUp;
   beforeAll(async () => {
     proxy = await redisProxy(TEST_REDIS_URL);
-    t = await startMfaApp({ REDIS_URL: proxy.url });
+    t = await startMfaApp({ ...ADMIN, REDIS_URL: proxy.url });
     probe = await signup(t);
   });
   afterAll(async () => {
@@ -84,6 +86,29 @@ describe.runIf(onPostgres)('an instance whose Redis is away', () => {
     // The refresh refused while Redis was away did not rotate: the cookie is still the current one.
     const rotated = await t.http.post('/auth/refresh').set('Cookie', refreshCookie(u.refreshToken)).expect(200);
     expect(refreshCookieOf(rotated)).toBeDefined();
+  });
+
+  it("answers the token endpoint's 503 as an OAuth error (temporarily_unavailable), and issues once Redis is back", async () => {
+    const admin = await login(t, ADMIN.ADMIN_USERNAME, ADMIN.ADMIN_PASSWORD);
+    const created = await t.http
+      .post('/oauth/clients')
+      .set(admin.auth)
+      .send({ name: 'outage', allowedScopes: ['resources:read'] })
+      .expect(201);
+    const { client, secret } = created.body as Created;
+    const token = () =>
+      t.http.post('/oauth/token').set('Content-Type', FORM).set(basic(client.clientId, secret.value)).send(form(GRANT));
+    proxy.stop();
+    const res = await token();
+    expect({ status: res.status, body: res.body }).toMatchObject({
+      status: 503,
+      body: { statusCode: 503, error: 'temporarily_unavailable', code: 'SERVICE_UNAVAILABLE' },
+    });
+    expect(res.body.error_description).toBe(res.body.message);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.headers['cache-control']).toBe('no-store');
+    await back();
+    await token().expect(200);
   });
 
   it('answers 503 to a password change, and keeps the old password', async () => {

@@ -2,9 +2,8 @@ import { STATUS_CODES } from 'node:http';
 import { ArgumentsHost, Catch, HttpException, HttpStatus, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AppError } from './app-error.js';
-import { isDatabaseUnavailable } from './database-errors.js';
 import { ErrorCode } from './error-codes.js';
-import { isRedisUnavailable } from './redis-errors.js';
+import { unavailableDependency } from './unavailable.js';
 
 export interface ErrorBody {
   statusCode: number;
@@ -78,22 +77,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       return { body: this.body(status, message, code), headers: {} };
     }
     const requestId = req.id ?? 'unknown';
-    // A dependency out of reach: 503 with Retry-After, logged as a warning. Redis fails closed:
-    // a throttle, a rate limit or a revocation's announcement that cannot reach it refuses the
-    // request (see docs/deployment.md, Redis).
-    const away = isDatabaseUnavailable(exception)
-      ? {
-          what: 'database',
-          message: 'The database is unavailable; retry shortly',
-          code: ErrorCode.DATABASE_UNAVAILABLE,
-        }
-      : isRedisUnavailable(exception)
-        ? {
-            what: 'redis',
-            message: 'A service this request needs is unavailable; retry shortly',
-            code: ErrorCode.SERVICE_UNAVAILABLE,
-          }
-        : null;
+    // A dependency out of reach: 503 with Retry-After, logged as a warning.
+    const away = unavailableDependency(exception);
     if (away) {
       this.logger.warn(`${away.what} unavailable: ${describe(exception)}`, { reqId: requestId });
       return {
