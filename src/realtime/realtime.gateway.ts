@@ -51,6 +51,13 @@ const FAILURE_LOG_PERIOD_MS = 10_000;
 const PING_TICK_MS = 250;
 /** At most this many ping slots (a long WS_PING_INTERVAL gets longer ticks instead). */
 const MAX_PING_SLOTS = 240;
+/**
+ * Tenant events held for one subscription while a change of the tenant's access commits
+ * elsewhere (usually milliseconds): beyond it the subscription ends with an error.
+ */
+const MAX_HELD_EVENTS = 1000;
+/** Waits for another instance's tenant change to commit, at once (each holds a pooled connection). */
+const MAX_CHANGE_WAITS = 3;
 
 /** Why an upgrade is refused: an HTTP status and the contract's error body. */
 export interface UpgradeRefusal {
@@ -87,10 +94,26 @@ export class RealtimeGateway
   /** Unauthenticated connections per address. */
   private readonly pendingByIp = new Map<string, number>();
   /**
-   * Counts changes of who may see any tenant's events: a membership read while one happened
-   * is read again (it may predate a removal whose event was handled meanwhile).
+   * Counts the times every tenant's permissions had to be read again (the Redis subscription
+   * came back): a membership read while it happened is read again.
    */
-  private accessEpoch = 0;
+  private resyncs = 0;
+  /**
+   * Membership reads in flight, per tenant, and the changes of who may see that tenant heard
+   * while they ran: a read that one overlapped is read again (it may predate a removal whose
+   * event was handled meanwhile). Per tenant: one tenant's changes never disturb another's
+   * subscriptions. An entry lives as long as its reads.
+   */
+  private readonly reads = new Map<string, { readers: number; changes: number }>();
+  /**
+   * Tenants whose access another instance is changing (heard before the commit): their
+   * events for the subscribers the change may concern (`userId`, or everyone for null) wait
+   * in the connection (Connection.held) until those subscribers' permissions are read again.
+   */
+  private readonly holds = new Map<string, Set<{ userId: string | null }>>();
+  /** Waits for tenant changes to commit: running, and queued per tenant (at most one each). */
+  private changeWaitsRunning = 0;
+  private readonly changeWaitsQueued = new Map<string, { start: () => void; done: Promise<void> }>();
   private readonly failures: AttemptStore;
   private readonly trust: (addr: string, i: number) => boolean;
   private readonly allowedOrigins: ReadonlySet<string>;
@@ -492,13 +515,27 @@ export class RealtimeGateway
    * see the tenant changed while it was being read.
    */
   private async currentPermissions(conn: Connection, tenantId: string): Promise<ReadonlySet<string> | null> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const epoch = this.accessEpoch;
-      const membership = await this.tenants.membership(tenantId, conn.principal!.userId);
-      if (this.accessEpoch === epoch) return membership?.permissions ?? null;
+    let entry = this.reads.get(tenantId);
+    if (!entry) this.reads.set(tenantId, (entry = { readers: 0, changes: 0 }));
+    entry.readers++;
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const changes = entry.changes;
+        const resyncs = this.resyncs;
+        const membership = await this.tenants.membership(tenantId, conn.principal!.userId);
+        if (entry.changes === changes && this.resyncs === resyncs) return membership?.permissions ?? null;
+      }
+    } finally {
+      if (--entry.readers === 0 && this.reads.get(tenantId) === entry) this.reads.delete(tenantId);
     }
-    // Memberships keep changing under the read: nothing stable to grant on.
+    // This tenant's memberships keep changing under the read: nothing stable to grant on.
     throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'Tenant memberships are changing; subscribe again');
+  }
+
+  /** Who may see the tenant changed: its membership reads in flight are read again. */
+  private accessChanged(tenantId: string): void {
+    const entry = this.reads.get(tenantId);
+    if (entry) entry.changes++;
   }
 
   private unsubscribe(conn: Connection, message: ClientMessage): void {
@@ -566,13 +603,48 @@ export class RealtimeGateway
       return;
     }
     for (const conn of this.byTenant.get(tenantId) ?? []) {
-      if (mayRead(conn) && conn.tenants.get(tenantId)?.has('resources:read')) this.send(conn, event, resource);
+      if (!mayRead(conn) || !conn.tenants.get(tenantId)?.has('resources:read')) continue;
+      if (this.isHeld(conn, tenantId)) this.hold(conn, tenantId, event, resource);
+      else this.send(conn, event, resource);
+    }
+  }
+
+  /** Whether a change of the tenant's access in progress may concern this subscriber. */
+  private isHeld(conn: Connection, tenantId: string): boolean {
+    for (const hold of this.holds.get(tenantId) ?? []) {
+      if (hold.userId === null || hold.userId === conn.principal!.userId) return true;
+    }
+    return false;
+  }
+
+  /** Keeps a tenant event for the subscriber until its permissions are read again. */
+  private hold(conn: Connection, tenantId: string, event: string, data: unknown): void {
+    let held = conn.held.get(tenantId);
+    if (!held) conn.held.set(tenantId, (held = []));
+    if (held.length >= MAX_HELD_EVENTS) {
+      this.dropUnknown(conn, tenantId, new Error(`more than ${MAX_HELD_EVENTS} events held`));
+      return;
+    }
+    held.push({ event, data });
+  }
+
+  /**
+   * Sends the events held for the tenant's subscribers that no change in progress concerns
+   * any more, if they may still read them; a subscription that ended dropped its own.
+   */
+  private releaseHeld(tenantId: string): void {
+    for (const conn of this.byTenant.get(tenantId) ?? []) {
+      const held = conn.held.get(tenantId);
+      if (!held || this.isHeld(conn, tenantId)) continue;
+      conn.held.delete(tenantId);
+      if (!conn.tenants.get(tenantId)?.has('resources:read')) continue;
+      for (const { event, data } of held) this.send(conn, event, data);
     }
   }
 
   private onTenantAccessChanged(e: GatehouseEvents['tenants.access_changed']): void {
     const { tenantId, userId, change } = e;
-    this.accessEpoch++;
+    this.accessChanged(tenantId);
     const subscribers = [...(this.byTenant.get(tenantId) ?? [])];
     if (change === 'member_added' && userId !== null) {
       const data = { tenantId, member: e.member ?? { userId } };
@@ -631,29 +703,74 @@ export class RealtimeGateway
   ): void {
     if (!remote) return;
     // A membership being read now may be read before the commit: read again.
-    this.accessEpoch++;
+    this.accessChanged(tenantId);
     void this.recheckAfterCommit(tenantId, userId);
   }
 
   private async recheckAfterCommit(tenantId: string, userId: string | null): Promise<void> {
-    let failure: unknown = null;
+    // From now until the re-check, the tenant's events for the subscribers concerned wait.
+    const hold = { userId };
+    let holds = this.holds.get(tenantId);
+    if (!holds) this.holds.set(tenantId, (holds = new Set()));
+    holds.add(hold);
     try {
-      await this.tenants.awaitChanges(tenantId);
-    } catch (error) {
-      failure = error;
-    }
-    // The subscriptions as they are once the change has ended, with those made while it
-    // committed (a membership read before the commit, returned after: read again).
-    this.accessEpoch++;
-    const affected = [...(this.byTenant.get(tenantId) ?? [])].filter(
-      (conn) => userId === null || conn.principal?.userId === userId,
-    );
-    for (const conn of affected) {
-      if (failure === null) {
-        void this.recheck(conn, tenantId);
-      } else {
-        this.dropUnknown(conn, tenantId, failure);
+      let failure: unknown = null;
+      try {
+        await this.changeEnded(tenantId);
+      } catch (error) {
+        failure = error;
       }
+      // The subscriptions as they are once the change has ended, with those made while it
+      // committed (a membership read before the commit, returned after: read again).
+      this.accessChanged(tenantId);
+      const affected = [...(this.byTenant.get(tenantId) ?? [])].filter(
+        (conn) => userId === null || conn.principal?.userId === userId,
+      );
+      if (failure !== null) {
+        for (const conn of affected) this.dropUnknown(conn, tenantId, failure);
+        return;
+      }
+      await Promise.all(affected.map((conn) => this.recheck(conn, tenantId)));
+    } finally {
+      holds.delete(hold);
+      if (holds.size === 0 && this.holds.get(tenantId) === holds) this.holds.delete(tenantId);
+      this.releaseHeld(tenantId);
+    }
+  }
+
+  /**
+   * Resolves once the change to the tenant in progress has ended (TenantAccessService
+   * .awaitChanges, which holds a pooled database connection while it waits). At most
+   * MAX_CHANGE_WAITS run at once, so that a burst of changes to many tenants leaves the pool
+   * to the requests; a change heard while another wait for the same tenant is still queued
+   * joins it (that wait starts later, behind the new change's lock).
+   */
+  private changeEnded(tenantId: string): Promise<void> {
+    const queued = this.changeWaitsQueued.get(tenantId);
+    if (queued) return queued.done;
+    let start!: () => void;
+    const done = new Promise<void>((resolve, reject) => {
+      start = () => {
+        this.changeWaitsQueued.delete(tenantId);
+        this.changeWaitsRunning++;
+        this.tenants
+          .awaitChanges(tenantId)
+          .then(resolve, reject)
+          .finally(() => {
+            this.changeWaitsRunning--;
+            this.startChangeWaits();
+          });
+      };
+    });
+    this.changeWaitsQueued.set(tenantId, { start, done });
+    this.startChangeWaits();
+    return done;
+  }
+
+  private startChangeWaits(): void {
+    for (const next of this.changeWaitsQueued.values()) {
+      if (this.changeWaitsRunning >= MAX_CHANGE_WAITS) return;
+      next.start();
     }
   }
 
@@ -664,7 +781,7 @@ export class RealtimeGateway
    * Revocations need nothing here: RevocationService replays those it finds in the database.
    */
   private recheckAllTenants(): void {
-    this.accessEpoch++;
+    this.resyncs++;
     for (const conn of this.connections.values()) {
       for (const tenantId of conn.tenants.keys()) void this.recheck(conn, tenantId);
     }
@@ -742,6 +859,7 @@ export class RealtimeGateway
 
   private removeSubscription(conn: Connection, tenantId: string): void {
     conn.tenants.delete(tenantId);
+    conn.held.delete(tenantId);
     const set = this.byTenant.get(tenantId);
     set?.delete(conn);
     if (set?.size === 0) this.byTenant.delete(tenantId);

@@ -1,6 +1,8 @@
 import { randomInt } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
+import { EventBus } from '../../src/events/event-bus.js';
 import { REDIS } from '../../src/redis/redis.module.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt, refreshCookieOf, uniqueUsername } from '../support/factories.js';
@@ -222,6 +224,46 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       await a.http.delete(`/tenants/${tenantId}`).set(o.auth).send({ confirm: slug }).expect(204);
       expect(proxy.stopped).toBe(true);
       expect((await wo.next('tenant.member_removed')).data).toEqual({ tenantId, userId: o.id });
+    });
+
+    it("holds the tenant's events for a member whose access is changing until B has read it again", async () => {
+      const { tenantId, o, m, w } = await team();
+      const db = new pg.Client({ connectionString: a.databaseUrl });
+      await db.connect();
+      const bus = b.app.get(EventBus);
+      /**
+       * A change of M's access in progress, as another instance makes it: the tenant's row
+       * locked (FOR NO KEY UPDATE: resources can still be inserted), the change announced
+       * before the commit. `change` runs inside the transaction, before the announcement.
+       */
+      const changing = async (change: () => Promise<unknown>) => {
+        await db.query('BEGIN');
+        await db.query('SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]);
+        await change();
+        bus.replay('tenants.access_changing', { tenantId, userId: m.id });
+      };
+      const created = (id: string) => w.all('resource.created').some((f) => f.data.id === id);
+      try {
+        // M keeps the access: the resource created meanwhile reaches M after the commit.
+        await changing(async () => undefined);
+        const kept = await createTenantResource(b, o.auth, tenantId);
+        await probe(w);
+        expect(created(kept.id)).toBe(false);
+        await db.query('COMMIT');
+        expect((await w.next('resource.created')).data.id).toBe(kept.id);
+
+        // M removed: the resource created meanwhile never reaches M.
+        await changing(() =>
+          db.query('DELETE FROM tenant_memberships WHERE tenant_id = $1 AND user_id = $2', [tenantId, m.id]),
+        );
+        const hidden = await createTenantResource(b, o.auth, tenantId);
+        await db.query('COMMIT');
+        expect((await w.next('tenant.member_removed')).data).toEqual({ tenantId, userId: m.id });
+        await probe(w);
+        expect(created(hidden.id)).toBe(false);
+      } finally {
+        await db.end();
+      }
     });
 
     it('a removal on A while Redis is away from A answers 503 and changes nothing', async () => {

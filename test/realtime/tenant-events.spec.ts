@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EventBus } from '../../src/events/event-bus.js';
+import { TenantAccessService } from '../../src/tenants/tenant-access.service.js';
 import { ROOMY_LIMITS } from '../support/env.js';
 import { createResource, decodeJwt, login, signup, type SignedUp } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
@@ -198,6 +200,29 @@ describe('real-time tenant events and routing', () => {
         { event: 'subscribed', data: { topics: [topic(tenant.id)] }, id: 7 },
       ]),
     );
+    expect(await reaches(wm, o, tenant.id)).toBe(true);
+  });
+
+  it("a change of another tenant's access during every membership read does not disturb a subscription", async () => {
+    const { tenant, o, m } = await team();
+    const wm = await socketOf(m);
+    // Each read of a membership is overlapped by a change of another tenant's access.
+    const bus = t.app.get(EventBus);
+    const access = t.app.get(TenantAccessService);
+    const read = access.membership.bind(access);
+    let overlapped = 0;
+    const spy = vi.spyOn(access, 'membership').mockImplementation(async (tenantId, userId) => {
+      const found = await read(tenantId, userId);
+      bus.replay('tenants.access_changed', { tenantId: randomUUID(), userId: null, change: 'tenant_changed' });
+      overlapped++;
+      return found;
+    });
+    try {
+      await subscribe(wm, tenant.id);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(overlapped).toBeGreaterThan(0);
     expect(await reaches(wm, o, tenant.id)).toBe(true);
   });
 
