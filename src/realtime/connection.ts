@@ -17,7 +17,7 @@ export class Connection {
    */
   readonly toldRemoved = new Set<string>();
   /** Tenant events kept for it while a change of that tenant's access commits (the gateway's holds). */
-  readonly held = new Map<string, Array<{ event: string; data: unknown }>>();
+  readonly held = new Map<string, Array<{ permission: string; event: string; data: unknown }>>();
   /** The no-`auth` timer, then the expiry warning and the expiry itself. */
   authTimer: ClockTimer | null = null;
   warnTimer: ClockTimer | null = null;

@@ -58,6 +58,12 @@ const MAX_PING_SLOTS = 240;
 const MAX_HELD_EVENTS = 1000;
 /** Waits for another instance's tenant change to commit, at once (each holds a pooled connection). */
 const MAX_CHANGE_WAITS = 3;
+/**
+ * How long a wait for another instance's tenant change to commit may last: beyond it (that
+ * instance frozen or cut off while its transaction holds the tenant's row) the subscriptions
+ * the change concerns end with an error, and the wait frees its place for other tenants'.
+ */
+export const CHANGE_WAIT_TIMEOUT_MS = 3000;
 
 /** Why an upgrade is refused: an HTTP status and the contract's error body. */
 export interface UpgradeRefusal {
@@ -603,10 +609,20 @@ export class RealtimeGateway
       return;
     }
     for (const conn of this.byTenant.get(tenantId) ?? []) {
-      if (!mayRead(conn) || !conn.tenants.get(tenantId)?.has('resources:read')) continue;
-      if (this.isHeld(conn, tenantId)) this.hold(conn, tenantId, event, resource);
-      else this.send(conn, event, resource);
+      if (mayRead(conn) && conn.tenants.get(tenantId)?.has('resources:read')) {
+        this.sendTenant(conn, tenantId, 'resources:read', event, resource);
+      }
     }
+  }
+
+  /**
+   * Sends a tenant's event to a subscriber that holds `permission` there, or, while a change
+   * of the tenant's access that may concern it is committing elsewhere, keeps it until its
+   * permissions have been read again (releaseHeld).
+   */
+  private sendTenant(conn: Connection, tenantId: string, permission: string, event: string, data: unknown): void {
+    if (this.isHeld(conn, tenantId)) this.hold(conn, tenantId, permission, event, data);
+    else this.send(conn, event, data);
   }
 
   /** Whether a change of the tenant's access in progress may concern this subscriber. */
@@ -618,14 +634,14 @@ export class RealtimeGateway
   }
 
   /** Keeps a tenant event for the subscriber until its permissions are read again. */
-  private hold(conn: Connection, tenantId: string, event: string, data: unknown): void {
+  private hold(conn: Connection, tenantId: string, permission: string, event: string, data: unknown): void {
     let held = conn.held.get(tenantId);
     if (!held) conn.held.set(tenantId, (held = []));
     if (held.length >= MAX_HELD_EVENTS) {
       this.dropUnknown(conn, tenantId, new Error(`more than ${MAX_HELD_EVENTS} events held`));
       return;
     }
-    held.push({ event, data });
+    held.push({ permission, event, data });
   }
 
   /**
@@ -637,8 +653,8 @@ export class RealtimeGateway
       const held = conn.held.get(tenantId);
       if (!held || this.isHeld(conn, tenantId)) continue;
       conn.held.delete(tenantId);
-      if (!conn.tenants.get(tenantId)?.has('resources:read')) continue;
-      for (const { event, data } of held) this.send(conn, event, data);
+      const permissions = conn.tenants.get(tenantId);
+      for (const { permission, event, data } of held) if (permissions?.has(permission)) this.send(conn, event, data);
     }
   }
 
@@ -651,7 +667,8 @@ export class RealtimeGateway
       const told = new Set<Connection>();
       for (const conn of subscribers) {
         if (conn.tenants.get(tenantId)?.has('members:read')) {
-          this.send(conn, 'tenant.member_added', data);
+          if (conn.principal?.userId === userId) this.send(conn, 'tenant.member_added', data);
+          else this.sendTenant(conn, tenantId, 'members:read', 'tenant.member_added', data);
           told.add(conn);
         }
       }
@@ -665,8 +682,11 @@ export class RealtimeGateway
       const data = { tenantId, userId };
       const told = new Set<Connection>();
       for (const conn of subscribers) {
-        if (conn.principal?.userId === userId || conn.tenants.get(tenantId)?.has('members:read')) {
+        if (conn.principal?.userId === userId) {
           this.send(conn, 'tenant.member_removed', data);
+          told.add(conn);
+        } else if (conn.tenants.get(tenantId)?.has('members:read')) {
+          this.sendTenant(conn, tenantId, 'members:read', 'tenant.member_removed', data);
           told.add(conn);
         }
       }
@@ -740,7 +760,8 @@ export class RealtimeGateway
 
   /**
    * Resolves once the change to the tenant in progress has ended (TenantAccessService
-   * .awaitChanges, which holds a pooled database connection while it waits). At most
+   * .awaitChanges, which holds a pooled database connection while it waits; rejects after
+   * CHANGE_WAIT_TIMEOUT_MS). At most
    * MAX_CHANGE_WAITS run at once, so that a burst of changes to many tenants leaves the pool
    * to the requests; a change heard while another wait for the same tenant is still queued
    * joins it (that wait starts later, behind the new change's lock).
@@ -754,7 +775,7 @@ export class RealtimeGateway
         this.changeWaitsQueued.delete(tenantId);
         this.changeWaitsRunning++;
         this.tenants
-          .awaitChanges(tenantId)
+          .awaitChanges(tenantId, CHANGE_WAIT_TIMEOUT_MS)
           .then(resolve, reject)
           .finally(() => {
             this.changeWaitsRunning--;

@@ -49,9 +49,12 @@ export class TenantAccessService {
     return membershipOf(await this.repo.membership(tenantId, userId));
   }
 
-  /** Waits for a change to the tenant's memberships or roles in progress to end (its commit). */
-  awaitChanges(tenantId: string): Promise<void> {
-    return this.repo.awaitChanges(tenantId);
+  /**
+   * Waits for a change to the tenant's memberships or roles in progress to end (its commit);
+   * fails if it has not ended after `timeoutMs`.
+   */
+  awaitChanges(tenantId: string, timeoutMs: number): Promise<void> {
+    return this.repo.awaitChanges(tenantId, timeoutMs);
   }
 
   /**

@@ -126,12 +126,17 @@ export class TenantsRepository {
   }
 
   /**
-   * Returns once no change to the tenant is in progress: a share lock on its row, outside any
-   * transaction, waits for the change holding lock() to commit or roll back and is released
-   * at once. What is read afterwards is the change's outcome.
+   * Returns once no change to the tenant is in progress: a share lock on its row, in a
+   * transaction of its own, waits for the change holding lock() to commit or roll back and is
+   * released at once. What is read afterwards is the change's outcome. Fails (lock_timeout,
+   * SQLSTATE 55P03) when the change is still running after `timeoutMs`: an instance frozen or
+   * cut off in the middle of a change holds its lock until PostgreSQL notices.
    */
-  async awaitChanges(tenantId: string): Promise<void> {
-    await this.prisma.$queryRaw`SELECT 1 FROM tenants WHERE id = ${tenantId}::uuid FOR SHARE`;
+  async awaitChanges(tenantId: string, timeoutMs: number): Promise<void> {
+    await this.prisma.$transaction([
+      this.prisma.$queryRaw`SELECT set_config('lock_timeout', ${`${timeoutMs}ms`}, true)`,
+      this.prisma.$queryRaw`SELECT 1 FROM tenants WHERE id = ${tenantId}::uuid FOR SHARE`,
+    ]);
   }
 
   /**

@@ -1,8 +1,9 @@
-import { randomInt } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { EventBus } from '../../src/events/event-bus.js';
+import { CHANGE_WAIT_TIMEOUT_MS } from '../../src/realtime/realtime.gateway.js';
 import { REDIS } from '../../src/redis/redis.module.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt, refreshCookieOf, uniqueUsername } from '../support/factories.js';
@@ -242,25 +243,48 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
         await change();
         bus.replay('tenants.access_changing', { tenantId, userId: m.id });
       };
-      const created = (id: string) => w.all('resource.created').some((f) => f.data.id === id);
-      try {
-        // M keeps the access: the resource created meanwhile reaches M after the commit.
-        await changing(async () => undefined);
-        const kept = await createTenantResource(b, o.auth, tenantId);
+      /** Meanwhile: a resource created through B, and a member added as another instance announces it. */
+      const meanwhile = async () => {
+        const resource = await createTenantResource(b, o.auth, tenantId);
+        const member = { userId: randomUUID() };
+        bus.replay('tenants.access_changed', { tenantId, userId: member.userId, change: 'member_added', member });
         await probe(w);
-        expect(created(kept.id)).toBe(false);
+        return { resourceId: resource.id, memberId: member.userId };
+      };
+      const got = (ids: { resourceId: string; memberId: string }) => ({
+        resource: w.all('resource.created').some((f) => f.data.id === ids.resourceId),
+        member: w.all('tenant.member_added').some((f) => (f.data.member as { userId: string }).userId === ids.memberId),
+      });
+      try {
+        // M keeps the access: what happened meanwhile reaches M after the commit, in order.
+        await changing(async () => undefined);
+        const kept = await meanwhile();
+        expect(got(kept)).toEqual({ resource: false, member: false });
         await db.query('COMMIT');
-        expect((await w.next('resource.created')).data.id).toBe(kept.id);
+        expect((await w.next('resource.created')).data.id).toBe(kept.resourceId);
+        expect((await w.next('tenant.member_added')).data.member).toEqual({ userId: kept.memberId });
 
-        // M removed: the resource created meanwhile never reaches M.
+        // Still running after CHANGE_WAIT_TIMEOUT_MS (its instance frozen): the subscription
+        // ends with an error, and nothing held is sent.
+        await changing(async () => undefined);
+        const stalled = await meanwhile();
+        const error = await w.next('error', CHANGE_WAIT_TIMEOUT_MS + 5000);
+        expect(error.data).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+        await db.query('ROLLBACK');
+        await probe(w);
+        expect(got(stalled)).toEqual({ resource: false, member: false });
+        w.send({ event: 'subscribe', data: { topics: [`tenant:${tenantId}`] }, id: 'again' });
+        expect((await w.next('subscribed')).id).toBe('again');
+
+        // M removed: what happened meanwhile never reaches M.
         await changing(() =>
           db.query('DELETE FROM tenant_memberships WHERE tenant_id = $1 AND user_id = $2', [tenantId, m.id]),
         );
-        const hidden = await createTenantResource(b, o.auth, tenantId);
+        const hidden = await meanwhile();
         await db.query('COMMIT');
         expect((await w.next('tenant.member_removed')).data).toEqual({ tenantId, userId: m.id });
         await probe(w);
-        expect(created(hidden.id)).toBe(false);
+        expect(got(hidden)).toEqual({ resource: false, member: false });
       } finally {
         await db.end();
       }

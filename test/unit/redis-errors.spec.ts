@@ -15,6 +15,14 @@ describe('isRedisUnavailable', () => {
     ['a read-only replica', named('ReplyError', "READONLY You can't write against a read only replica.")],
     ['a Redis loading its data', named('ReplyError', 'LOADING Redis is loading the dataset in memory')],
     ['a master down', named('ReplyError', 'MASTERDOWN Link with MASTER is down')],
+    ['a Redis out of memory', named('ReplyError', "OOM command not allowed when used memory > 'maxmemory'.")],
+    [
+      'a Redis whose snapshots fail',
+      named(
+        'ReplyError',
+        'MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.',
+      ),
+    ],
     ['any of them as a cause', new Error('wrapped', { cause: new Error('Connection is closed.') })],
   ])('recognises %s', (_name, error) => {
     expect(isRedisUnavailable(error)).toBe(true);

@@ -7,10 +7,11 @@
  * - a command that waited through its reconnection attempts (maxRetriesPerRequest);
  * - a command without a reply in time (REDIS_COMMAND_TIMEOUT_MS);
  * - a Redis that cannot take writes now: a read-only replica (after a failover, or a stale
- *   endpoint), one still loading its data, or one whose master is down.
+ *   endpoint), one still loading its data, one whose master is down, one out of memory
+ *   (maxmemory with noeviction) or one refusing writes because its snapshots fail (MISCONF).
  */
 const UNAVAILABLE_MESSAGES =
-  /^(Stream isn't writeable and enableOfflineQueue options is false|Connection is closed\.|Command timed out)$|^(READONLY|LOADING|MASTERDOWN) /;
+  /^(Stream isn't writeable and enableOfflineQueue options is false|Connection is closed\.|Command timed out)$|^(READONLY|LOADING|MASTERDOWN|OOM|MISCONF) /;
 
 export function isRedisUnavailable(error: unknown, depth = 0): boolean {
   if (depth > 5 || !(error instanceof Error)) return false;
