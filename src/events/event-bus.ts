@@ -73,6 +73,8 @@ export interface GatehouseEvents {
     userId: string | null;
     change: 'member_added' | 'member_removed' | 'roles_changed' | 'tenant_changed' | 'tenant_deleted';
     member?: object;
+    /** The change's id, as in its `tenants.access_changing` (those announced twice). */
+    changeId?: string;
   };
   /**
    * The same kind of change, announced inside its transaction once it is written and before it
@@ -82,7 +84,7 @@ export interface GatehouseEvents {
    * for the commit and read the subscribers' permissions again, so a lost
    * `tenants.access_changed` after the commit cannot leave a removed member subscribed there.
    */
-  'tenants.access_changing': { tenantId: string; userId: string | null };
+  'tenants.access_changing': { tenantId: string; userId: string | null; changeId: string };
 }
 
 /** A session as the real-time events show it (GET /auth/sessions's item without `current`). */

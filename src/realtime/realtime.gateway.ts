@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws';
 import { Clock, type ClockTimer } from '../common/clock.js';
 import { AppError } from '../common/errors/app-error.js';
 import { isDatabaseUnavailable } from '../common/errors/database-errors.js';
+import { BoundedMap } from '../common/bounded-map.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
@@ -117,6 +118,13 @@ export class RealtimeGateway
    * in the connection (Connection.held) until those subscribers' permissions are read again.
    */
   private readonly holds = new Map<string, Set<{ userId: string | null }>>();
+  /**
+   * Changes whose announcement before the commit was heard (by id): their subscribers'
+   * permissions are read again once they commit, so the announcement after the commit need
+   * not have them read a second time. Bounded: an id whose second announcement was lost is
+   * forgotten in time.
+   */
+  private readonly changesRechecked = new BoundedMap<string, true>(1000);
   /** Waits for tenant changes to commit: running, and queued per tenant (at most one each). */
   private changeWaitsRunning = 0;
   private readonly changeWaitsQueued = new Map<string, { start: () => void; done: Promise<void> }>();
@@ -661,6 +669,8 @@ export class RealtimeGateway
   private onTenantAccessChanged(e: GatehouseEvents['tenants.access_changed']): void {
     const { tenantId, userId, change } = e;
     this.accessChanged(tenantId);
+    // Its permissions were read again already after the change's first announcement.
+    const rechecked = e.changeId !== undefined && this.changesRechecked.delete(e.changeId);
     const subscribers = [...(this.byTenant.get(tenantId) ?? [])];
     if (change === 'member_added' && userId !== null) {
       const data = { tenantId, member: e.member ?? { userId } };
@@ -705,7 +715,9 @@ export class RealtimeGateway
       }
       return;
     }
-    // Roles changed (one member's, or a role's definition): the permissions are read again.
+    // Roles changed (one member's, or a role's definition): the permissions are read again,
+    // unless that was done already after the change's first announcement.
+    if (rechecked) return;
     const affected = userId === null ? subscribers : subscribers.filter((c) => c.principal?.userId === userId);
     for (const conn of affected) void this.recheck(conn, tenantId);
   }
@@ -718,10 +730,11 @@ export class RealtimeGateway
    * their announcement after the commit is delivered in-process.
    */
   private onTenantAccessChanging(
-    { tenantId, userId }: GatehouseEvents['tenants.access_changing'],
+    { tenantId, userId, changeId }: GatehouseEvents['tenants.access_changing'],
     remote: boolean,
   ): void {
     if (!remote) return;
+    this.changesRechecked.set(changeId, true);
     // A membership being read now may be read before the commit: read again.
     this.accessChanged(tenantId);
     void this.recheckAfterCommit(tenantId, userId);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AuditService, type AuditEventType } from '../audit/audit.service.js';
 import { emailKey, usernameKey } from '../accounts/users.repository.js';
@@ -160,6 +160,7 @@ export class TenantsService {
 
   /** Deletes the tenant with its resources, memberships, roles and invitations (cascade). */
   async remove(caller: Principal, tenantId: string, confirm: string, client: ClientInfo): Promise<void> {
+    const changeId = randomUUID();
     await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'tenant:delete');
       const tenant = await this.repo.find(tenantId);
@@ -169,9 +170,9 @@ export class TenantsService {
       }
       await this.repo.delete(tenantId);
       await this.record('tenant.deleted', caller, client, { tenantId, slug: tenant.slug }, access);
-      await this.changing(tenantId, null);
+      await this.changing(tenantId, null, changeId);
     });
-    this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_deleted' });
+    this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_deleted', changeId });
   }
 
   async members(
@@ -233,6 +234,7 @@ export class TenantsService {
     requested: string[],
     client: ClientInfo,
   ): Promise<MemberDto> {
+    const changeId = randomUUID();
     const member = await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'members:write');
       const target = await this.repo.findMember(tenantId, userId);
@@ -252,15 +254,16 @@ export class TenantsService {
         { tenantId, memberId: userId, from: target.roles, to: roles },
         access,
       );
-      await this.changing(tenantId, userId);
+      await this.changing(tenantId, userId, changeId);
       return { ...target, roles };
     });
-    this.events.notify('tenants.access_changed', { tenantId, userId, change: 'roles_changed' });
+    this.events.notify('tenants.access_changed', { tenantId, userId, change: 'roles_changed', changeId });
     return MemberDto.from(member);
   }
 
   /** Removes a member; the caller removing themselves is leaving, which needs no permission. */
   async removeMember(caller: Principal, tenantId: string, userId: string, client: ClientInfo): Promise<void> {
+    const changeId = randomUUID();
     await this.changeTenant(caller, tenantId, async (access) => {
       const leaving = userId === caller.userId;
       if (!leaving) this.require(access, 'members:write');
@@ -278,9 +281,9 @@ export class TenantsService {
         { tenantId, memberId: userId, left: leaving },
         leaving ? undefined : access,
       );
-      await this.changing(tenantId, userId);
+      await this.changing(tenantId, userId, changeId);
     });
-    this.events.notify('tenants.access_changed', { tenantId, userId, change: 'member_removed' });
+    this.events.notify('tenants.access_changed', { tenantId, userId, change: 'member_removed', changeId });
   }
 
   async invite(
@@ -445,6 +448,7 @@ export class TenantsService {
   ): Promise<TenantRoleDto> {
     checkRoleName(name);
     const wanted = permissions.filter(isTenantPermission).sort();
+    const changeId = randomUUID();
     await this.changeTenant(caller, tenantId, async (access) => {
       this.require(access, 'roles:write');
       const custom = await this.repo.customRoles(tenantId);
@@ -461,9 +465,9 @@ export class TenantsService {
       }
       await this.repo.putRole(tenantId, name, wanted, this.clock.now());
       await this.record('tenant.role_defined', caller, client, { tenantId, role: name, permissions: wanted }, access);
-      await this.changing(tenantId, null);
+      await this.changing(tenantId, null, changeId);
     });
-    this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_changed' });
+    this.events.notify('tenants.access_changed', { tenantId, userId: null, change: 'tenant_changed', changeId });
     return { name, builtIn: false, permissions: wanted };
   }
 
@@ -494,10 +498,12 @@ export class TenantsService {
    * the commit is lost when Redis fails in between, and a removed member would otherwise keep
    * receiving the tenant's events on a WebSocket held elsewhere. A failure to publish (503)
    * rolls the change back. This instance needs none: its own announcement after the commit is
-   * delivered in-process and cannot be lost.
+   * delivered in-process and cannot be lost. `changeId` names the change in both
+   * announcements: an instance that re-read permissions after the first skips that after the
+   * second.
    */
-  private changing(tenantId: string, userId: string | null): Promise<void> {
-    return this.events.emit('tenants.access_changing', { tenantId, userId });
+  private changing(tenantId: string, userId: string | null, changeId: string): Promise<void> {
+    return this.events.emit('tenants.access_changing', { tenantId, userId, changeId });
   }
 
   /**

@@ -1,9 +1,9 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Redis } from 'ioredis';
 import { EventBus } from '../../src/events/event-bus.js';
-import { CHANGE_WAIT_TIMEOUT_MS } from '../../src/realtime/realtime.gateway.js';
+import { CHANGE_WAIT_TIMEOUT_MS, RealtimeGateway } from '../../src/realtime/realtime.gateway.js';
 import { REDIS } from '../../src/redis/redis.module.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt, refreshCookieOf, uniqueUsername } from '../support/factories.js';
@@ -241,7 +241,7 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
         await db.query('BEGIN');
         await db.query('SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]);
         await change();
-        bus.replay('tenants.access_changing', { tenantId, userId: m.id });
+        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId: randomUUID() });
       };
       /** Meanwhile: a resource created through B, and a member added as another instance announces it. */
       const meanwhile = async () => {
@@ -287,6 +287,37 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
         expect(got(hidden)).toEqual({ resource: false, member: false });
       } finally {
         await db.end();
+      }
+    });
+
+    it("re-checks a subscriber's permissions on B once per role change made on A", async () => {
+      const { tenantId, o, m, w } = await team();
+      // The gateway's own re-check (a membership read may be repeated within it, when
+      // another announcement of the change arrives during the read).
+      const gateway = b.app.get(RealtimeGateway) as unknown as {
+        recheck(conn: unknown, tenant: string): Promise<void>;
+      };
+      const recheck = gateway.recheck.bind(gateway);
+      let rechecks = 0;
+      const spy = vi.spyOn(gateway, 'recheck').mockImplementation((conn, tenant) => {
+        if (tenant === tenantId) rechecks++;
+        return recheck(conn, tenant);
+      });
+      try {
+        await a.http
+          .patch(`/tenants/${tenantId}/members/${m.id}`)
+          .set(o.auth)
+          .send({ roles: ['admin'] })
+          .expect(200);
+        // A's messages arrive in order: once M's own resource created after it is on B's
+        // socket, B has handled the change's second announcement.
+        const mine = await a.http.post('/resources').set(m.auth).send({ title: 'after' }).expect(201);
+        expect((await w.next('resource.created')).data.id).toBe(mine.body.id);
+        await within(5000, async () => rechecks >= 1);
+        await probe(w);
+        expect(rechecks).toBe(1);
+      } finally {
+        spy.mockRestore();
       }
     });
 
