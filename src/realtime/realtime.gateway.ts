@@ -127,7 +127,7 @@ export class RealtimeGateway
   private readonly changesRechecked = new BoundedMap<string, true>(1000);
   /** Waits for tenant changes to commit: running, and queued per tenant (at most one each). */
   private changeWaitsRunning = 0;
-  private readonly changeWaitsQueued = new Map<string, { start: () => void; done: Promise<void> }>();
+  private readonly changeWaitsQueued = new Map<string, { changeId: string; start: () => void; done: Promise<void> }>();
   private readonly failures: AttemptStore;
   private readonly trust: (addr: string, i: number) => boolean;
   private readonly allowedOrigins: ReadonlySet<string>;
@@ -662,7 +662,14 @@ export class RealtimeGateway
       if (!held || this.isHeld(conn, tenantId)) continue;
       conn.held.delete(tenantId);
       const permissions = conn.tenants.get(tenantId);
-      for (const { permission, event, data } of held) if (permissions?.has(permission)) this.send(conn, event, data);
+      // As when it was held: the permission in the tenant, and a resource's scope (the token
+      // may have been swapped for a narrower one meanwhile).
+      const scopes = conn.principal?.scopes ?? [];
+      for (const { permission, event, data } of held) {
+        if (permissions?.has(permission) && (permission !== 'resources:read' || scopes.includes('resources:read'))) {
+          this.send(conn, event, data);
+        }
+      }
     }
   }
 
@@ -737,10 +744,10 @@ export class RealtimeGateway
     this.changesRechecked.set(changeId, true);
     // A membership being read now may be read before the commit: read again.
     this.accessChanged(tenantId);
-    void this.recheckAfterCommit(tenantId, userId);
+    void this.recheckAfterCommit(tenantId, userId, changeId);
   }
 
-  private async recheckAfterCommit(tenantId: string, userId: string | null): Promise<void> {
+  private async recheckAfterCommit(tenantId: string, userId: string | null, changeId: string): Promise<void> {
     // From now until the re-check, the tenant's events for the subscribers concerned wait.
     const hold = { userId };
     let holds = this.holds.get(tenantId);
@@ -749,7 +756,7 @@ export class RealtimeGateway
     try {
       let failure: unknown = null;
       try {
-        await this.changeEnded(tenantId);
+        await this.changeEnded(tenantId, changeId);
       } catch (error) {
         failure = error;
       }
@@ -772,23 +779,27 @@ export class RealtimeGateway
   }
 
   /**
-   * Resolves once the change to the tenant in progress has ended (TenantAccessService
-   * .awaitChanges, which holds a pooled database connection while it waits; rejects after
-   * CHANGE_WAIT_TIMEOUT_MS). At most
+   * Resolves once the change has ended (TenantAccessService.awaitChange, which holds a pooled
+   * database connection while it waits; rejects after CHANGE_WAIT_TIMEOUT_MS). At most
    * MAX_CHANGE_WAITS run at once, so that a burst of changes to many tenants leaves the pool
-   * to the requests; a change heard while another wait for the same tenant is still queued
-   * joins it (that wait starts later, behind the new change's lock).
+   * to the requests. A change heard while a wait for an earlier change of the same tenant is
+   * still queued takes that wait over: changes to one tenant run one at a time (its row lock),
+   * and Redis delivers their announcements in that order, so the earlier one has ended.
    */
-  private changeEnded(tenantId: string): Promise<void> {
+  private changeEnded(tenantId: string, changeId: string): Promise<void> {
     const queued = this.changeWaitsQueued.get(tenantId);
-    if (queued) return queued.done;
+    if (queued) {
+      queued.changeId = changeId;
+      return queued.done;
+    }
     let start!: () => void;
-    const done = new Promise<void>((resolve, reject) => {
+    const entry = { changeId, start: () => start(), done: Promise.resolve() };
+    entry.done = new Promise<void>((resolve, reject) => {
       start = () => {
         this.changeWaitsQueued.delete(tenantId);
         this.changeWaitsRunning++;
         this.tenants
-          .awaitChanges(tenantId, CHANGE_WAIT_TIMEOUT_MS)
+          .awaitChange(entry.changeId, CHANGE_WAIT_TIMEOUT_MS)
           .then(resolve, reject)
           .finally(() => {
             this.changeWaitsRunning--;
@@ -796,9 +807,9 @@ export class RealtimeGateway
           });
       };
     });
-    this.changeWaitsQueued.set(tenantId, { start, done });
+    this.changeWaitsQueued.set(tenantId, entry);
     this.startChangeWaits();
-    return done;
+    return entry.done;
   }
 
   private startChangeWaits(): void {

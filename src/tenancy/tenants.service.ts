@@ -499,11 +499,12 @@ export class TenantsService {
    * receiving the tenant's events on a WebSocket held elsewhere. A failure to publish (503)
    * rolls the change back. This instance needs none: its own announcement after the commit is
    * delivered in-process and cannot be lost. `changeId` names the change in both
-   * announcements: an instance that re-read permissions after the first skips that after the
-   * second.
+   * announcements (an instance that re-read permissions after the first skips that after the
+   * second) and in the lock the others wait on for its commit (TenantsRepository.holdChange).
    */
-  private changing(tenantId: string, userId: string | null, changeId: string): Promise<void> {
-    return this.events.emit('tenants.access_changing', { tenantId, userId, changeId });
+  private async changing(tenantId: string, userId: string | null, changeId: string): Promise<void> {
+    if (this.events.crossInstance) await this.repo.holdChange(changeId);
+    await this.events.emit('tenants.access_changing', { tenantId, userId, changeId });
   }
 
   /**

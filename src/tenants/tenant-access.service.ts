@@ -50,11 +50,11 @@ export class TenantAccessService {
   }
 
   /**
-   * Waits for a change to the tenant's memberships or roles in progress to end (its commit);
-   * fails if it has not ended after `timeoutMs`.
+   * Waits for a change to a tenant's memberships or roles, announced by another instance, to
+   * end (its commit or rollback); fails if it has not ended after `timeoutMs`.
    */
-  awaitChanges(tenantId: string, timeoutMs: number): Promise<void> {
-    return this.repo.awaitChanges(tenantId, timeoutMs);
+  awaitChange(changeId: string, timeoutMs: number): Promise<void> {
+    return this.repo.awaitChange(changeId, timeoutMs);
   }
 
   /**

@@ -126,16 +126,29 @@ export class TenantsRepository {
   }
 
   /**
-   * Returns once no change to the tenant is in progress: a share lock on its row, in a
-   * transaction of its own, waits for the change holding lock() to commit or roll back and is
-   * released at once. What is read afterwards is the change's outcome. Fails (lock_timeout,
-   * SQLSTATE 55P03) when the change is still running after `timeoutMs`: an instance frozen or
-   * cut off in the middle of a change holds its lock until PostgreSQL notices.
+   * Takes, until the transaction ends, a lock that stands for this change alone (an advisory
+   * lock on the change's id): awaitChange() on another instance waits on it, for this change's
+   * commit or rollback and nothing else. Waiting on the tenant's row instead also waited
+   * behind every transaction queued for that row after the change (a slow deletion, a change
+   * stuck on its own announcement), long after the change had committed.
    */
-  async awaitChanges(tenantId: string, timeoutMs: number): Promise<void> {
+  async holdChange(changeId: string): Promise<void> {
+    if (!this.txHost.isTransactionActive()) throw new Error('a change lock needs a transaction');
+    await this.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${changeId}, 0))`;
+  }
+
+  /**
+   * Returns once the change holding holdChange(changeId) has ended (at once if it has, or if
+   * there is no such change): a shared lock on the same key, in a transaction of its own,
+   * released at once. Locks are released after a commit becomes visible, so what is read
+   * afterwards is the change's outcome. Fails (lock_timeout, SQLSTATE 55P03) when the change
+   * is still running after `timeoutMs`: an instance frozen or cut off in the middle of a change
+   * holds its lock until PostgreSQL notices.
+   */
+  async awaitChange(changeId: string, timeoutMs: number): Promise<void> {
     await this.prisma.$transaction([
       this.prisma.$queryRaw`SELECT set_config('lock_timeout', ${`${timeoutMs}ms`}, true)`,
-      this.prisma.$queryRaw`SELECT 1 FROM tenants WHERE id = ${tenantId}::uuid FOR SHARE`,
+      this.prisma.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtextextended(${changeId}, 0))`,
     ]);
   }
 

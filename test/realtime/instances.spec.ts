@@ -233,15 +233,16 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       await db.connect();
       const bus = b.app.get(EventBus);
       /**
-       * A change of M's access in progress, as another instance makes it: the tenant's row
-       * locked (FOR NO KEY UPDATE: resources can still be inserted), the change announced
-       * before the commit. `change` runs inside the transaction, before the announcement.
+       * A change of M's access in progress, as another instance makes it: the change's own
+       * lock taken (TenantsRepository.holdChange), the change announced before the commit.
+       * `change` runs inside the transaction, before the announcement.
        */
       const changing = async (change: () => Promise<unknown>) => {
+        const changeId = randomUUID();
         await db.query('BEGIN');
-        await db.query('SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]);
+        await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [changeId]);
         await change();
-        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId: randomUUID() });
+        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId });
       };
       /** Meanwhile: a resource created through B, and a member added as another instance announces it. */
       const meanwhile = async () => {
@@ -263,6 +264,25 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
         await db.query('COMMIT');
         expect((await w.next('resource.created')).data.id).toBe(kept.resourceId);
         expect((await w.next('tenant.member_added')).data.member).toEqual({ userId: kept.memberId });
+
+        // Another transaction waits for the tenant's row (a slow deletion, say) as the change
+        // commits: the change's end is what B waits for, not that transaction's.
+        const other = new pg.Client({ connectionString: a.databaseUrl });
+        await other.connect();
+        try {
+          await other.query('BEGIN');
+          // FOR NO KEY UPDATE: it blocks the wait on the row of the earlier design, and not
+          // the resource inserted meanwhile (its foreign key's check).
+          await other.query('SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]);
+          await changing(async () => undefined);
+          const queued = await meanwhile();
+          expect(got(queued)).toEqual({ resource: false, member: false });
+          await db.query('COMMIT');
+          expect((await w.next('resource.created')).data.id).toBe(queued.resourceId);
+          expect((await w.next('tenant.member_added')).data.member).toEqual({ userId: queued.memberId });
+        } finally {
+          await other.end();
+        }
 
         // Still running after CHANGE_WAIT_TIMEOUT_MS (its instance frozen): the subscription
         // ends with an error, and nothing held is sent.
