@@ -61,7 +61,7 @@ const MAX_HELD_EVENTS = 1000;
 const MAX_CHANGE_WAITS = 3;
 /**
  * How long a wait for another instance's tenant change to commit may last: beyond it (that
- * instance frozen or cut off while its transaction holds the tenant's row) the subscriptions
+ * instance frozen or cut off while its transaction holds the change's lock) the subscriptions
  * the change concerns end with an error, and the wait frees its place for other tenants'.
  */
 export const CHANGE_WAIT_TIMEOUT_MS = 3000;
@@ -609,26 +609,35 @@ export class RealtimeGateway
   private onResourceChanged({ action, ownerId, tenantId, resource }: GatehouseEvents['resources.changed']): void {
     const event = `resource.${action}`;
     // A connection gets what its token could read over HTTP: the resources:read scope, and
-    // in a tenant the resources:read permission.
-    const mayRead = (conn: Connection) => conn.principal!.scopes.includes('resources:read');
+    // in a tenant the resources:read permission (mayReceive).
     if (tenantId === null) {
       if (ownerId === null) return;
-      for (const conn of this.ownConnections(ownerId)) if (mayRead(conn)) this.send(conn, event, resource);
+      for (const conn of this.ownConnections(ownerId)) {
+        if (conn.principal!.scopes.includes('resources:read')) this.send(conn, event, resource);
+      }
       return;
     }
-    for (const conn of this.byTenant.get(tenantId) ?? []) {
-      if (mayRead(conn) && conn.tenants.get(tenantId)?.has('resources:read')) {
-        this.sendTenant(conn, tenantId, 'resources:read', event, resource);
-      }
-    }
+    for (const conn of this.byTenant.get(tenantId) ?? [])
+      this.sendTenant(conn, tenantId, 'resources:read', event, resource);
   }
 
   /**
-   * Sends a tenant's event to a subscriber that holds `permission` there, or, while a change
-   * of the tenant's access that may concern it is committing elsewhere, keeps it until its
-   * permissions have been read again (releaseHeld).
+   * Whether a subscriber may receive a tenant event needing `permission`: it holds it in the
+   * tenant and, for resources, its token has the resources:read scope (what the token could
+   * read over HTTP).
+   */
+  private mayReceive(conn: Connection, tenantId: string, permission: string): boolean {
+    if (!conn.tenants.get(tenantId)?.has(permission)) return false;
+    return permission !== 'resources:read' || conn.principal!.scopes.includes('resources:read');
+  }
+
+  /**
+   * Sends a tenant's event to a subscriber that may receive it, or, while a change of the
+   * tenant's access that may concern it is committing elsewhere, keeps it until its
+   * permissions have been read again (releaseHeld, which asks mayReceive again).
    */
   private sendTenant(conn: Connection, tenantId: string, permission: string, event: string, data: unknown): void {
+    if (!this.mayReceive(conn, tenantId, permission)) return;
     if (this.isHeld(conn, tenantId)) this.hold(conn, tenantId, permission, event, data);
     else this.send(conn, event, data);
   }
@@ -661,14 +670,9 @@ export class RealtimeGateway
       const held = conn.held.get(tenantId);
       if (!held || this.isHeld(conn, tenantId)) continue;
       conn.held.delete(tenantId);
-      const permissions = conn.tenants.get(tenantId);
-      // As when it was held: the permission in the tenant, and a resource's scope (the token
-      // may have been swapped for a narrower one meanwhile).
-      const scopes = conn.principal?.scopes ?? [];
+      // Asked again: the permissions were read again, and the token may have been swapped.
       for (const { permission, event, data } of held) {
-        if (permissions?.has(permission) && (permission !== 'resources:read' || scopes.includes('resources:read'))) {
-          this.send(conn, event, data);
-        }
+        if (this.mayReceive(conn, tenantId, permission)) this.send(conn, event, data);
       }
     }
   }
@@ -792,21 +796,23 @@ export class RealtimeGateway
       queued.changeId = changeId;
       return queued.done;
     }
-    let start!: () => void;
-    const entry = { changeId, start: () => start(), done: Promise.resolve() };
-    entry.done = new Promise<void>((resolve, reject) => {
-      start = () => {
+    let settle!: { resolve: () => void; reject: (error: unknown) => void };
+    const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    const entry = {
+      changeId,
+      done,
+      start: () => {
         this.changeWaitsQueued.delete(tenantId);
         this.changeWaitsRunning++;
         this.tenants
           .awaitChange(entry.changeId, CHANGE_WAIT_TIMEOUT_MS)
-          .then(resolve, reject)
+          .then(settle.resolve, settle.reject)
           .finally(() => {
             this.changeWaitsRunning--;
             this.startChangeWaits();
           });
-      };
-    });
+      },
+    };
     this.changeWaitsQueued.set(tenantId, entry);
     this.startChangeWaits();
     return entry.done;

@@ -256,14 +256,18 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
         resource: w.all('resource.created').some((f) => f.data.id === ids.resourceId),
         member: w.all('tenant.member_added').some((f) => (f.data.member as { userId: string }).userId === ids.memberId),
       });
+      /** The change commits: what happened meanwhile reaches M, in order. */
+      const committed = async (ids: { resourceId: string; memberId: string }) => {
+        await db.query('COMMIT');
+        expect((await w.next('resource.created')).data.id).toBe(ids.resourceId);
+        expect((await w.next('tenant.member_added')).data.member).toEqual({ userId: ids.memberId });
+      };
       try {
         // M keeps the access: what happened meanwhile reaches M after the commit, in order.
         await changing(async () => undefined);
         const kept = await meanwhile();
         expect(got(kept)).toEqual({ resource: false, member: false });
-        await db.query('COMMIT');
-        expect((await w.next('resource.created')).data.id).toBe(kept.resourceId);
-        expect((await w.next('tenant.member_added')).data.member).toEqual({ userId: kept.memberId });
+        await committed(kept);
 
         // Another transaction waits for the tenant's row (a slow deletion, say) as the change
         // commits: the change's end is what B waits for, not that transaction's.
@@ -277,9 +281,7 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
           await changing(async () => undefined);
           const queued = await meanwhile();
           expect(got(queued)).toEqual({ resource: false, member: false });
-          await db.query('COMMIT');
-          expect((await w.next('resource.created')).data.id).toBe(queued.resourceId);
-          expect((await w.next('tenant.member_added')).data.member).toEqual({ userId: queued.memberId });
+          await committed(queued);
         } finally {
           await other.end();
         }
