@@ -13,7 +13,7 @@ import { InjectConfig } from '../config/config.token.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { EventBus, type GatehouseEvents } from '../events/event-bus.js';
 import { InjectRedis } from '../redis/redis.module.js';
-import { TenantAccessService } from '../tenants/tenant-access.service.js';
+import { TenantAccessService, type Membership } from '../tenants/tenant-access.service.js';
 import { MemoryAttemptStore, RedisAttemptStore, type AttemptStore } from '../throttle/attempt-store.js';
 import type { Principal } from '../tokens/principal.js';
 import { RevocationService } from '../tokens/revocation.service.js';
@@ -524,11 +524,17 @@ export class RealtimeGateway
     if (accepted.length > 0) this.send(conn, 'subscribed', { topics: accepted.map((t) => `tenant:${t}`) }, message.id);
   }
 
-  /**
-   * The caller's permissions in a tenant now (null: not a member), read again when who may
-   * see the tenant changed while it was being read.
-   */
+  /** The caller's permissions in a tenant now (null: not a member). */
   private async currentPermissions(conn: Connection, tenantId: string): Promise<ReadonlySet<string> | null> {
+    const membership = await this.stableRead(tenantId, () => this.tenants.membership(tenantId, conn.principal!.userId));
+    return membership?.permissions ?? null;
+  }
+
+  /**
+   * A read of a tenant's memberships, made again when who may see the tenant changed while it
+   * was being read (a change heard meanwhile, or a Redis resubscription).
+   */
+  private async stableRead<T>(tenantId: string, read: () => Promise<T>): Promise<T> {
     let entry = this.reads.get(tenantId);
     if (!entry) this.reads.set(tenantId, (entry = { readers: 0, changes: 0 }));
     entry.readers++;
@@ -536,8 +542,8 @@ export class RealtimeGateway
       for (let attempt = 0; attempt < 5; attempt++) {
         const changes = entry.changes;
         const resyncs = this.resyncs;
-        const membership = await this.tenants.membership(tenantId, conn.principal!.userId);
-        if (entry.changes === changes && this.resyncs === resyncs) return membership?.permissions ?? null;
+        const result = await read();
+        if (entry.changes === changes && this.resyncs === resyncs) return result;
       }
     } finally {
       if (--entry.readers === 0 && this.reads.get(tenantId) === entry) this.reads.delete(tenantId);
@@ -730,7 +736,7 @@ export class RealtimeGateway
     // unless that was done already after the change's first announcement.
     if (rechecked) return;
     const affected = userId === null ? subscribers : subscribers.filter((c) => c.principal?.userId === userId);
-    for (const conn of affected) void this.recheck(conn, tenantId);
+    void this.recheck(affected, tenantId);
   }
 
   /**
@@ -774,7 +780,7 @@ export class RealtimeGateway
         for (const conn of affected) this.dropUnknown(conn, tenantId, failure);
         return;
       }
-      await Promise.all(affected.map((conn) => this.recheck(conn, tenantId)));
+      await this.recheck(affected, tenantId);
     } finally {
       holds.delete(hold);
       if (holds.size === 0 && this.holds.get(tenantId) === holds) this.holds.delete(tenantId);
@@ -833,24 +839,43 @@ export class RealtimeGateway
    */
   private recheckAllTenants(): void {
     this.resyncs++;
+    const byTenant = new Map<string, Connection[]>();
     for (const conn of this.connections.values()) {
-      for (const tenantId of conn.tenants.keys()) void this.recheck(conn, tenantId);
+      for (const tenantId of conn.tenants.keys()) {
+        let conns = byTenant.get(tenantId);
+        if (!conns) byTenant.set(tenantId, (conns = []));
+        conns.push(conn);
+      }
     }
+    for (const [tenantId, conns] of byTenant) void this.recheck(conns, tenantId);
   }
 
-  private async recheck(conn: Connection, tenantId: string): Promise<void> {
+  /**
+   * Reads the permissions of these subscriptions to a tenant again, for all of them in one
+   * statement (a change of a role's definition concerns every subscriber of the tenant: one
+   * read each stalled the event loop and the pool with 10,000 subscribers), and applies them:
+   * a subscriber who is no longer a member is told `tenant.member_removed` and unsubscribed.
+   */
+  private async recheck(conns: readonly Connection[], tenantId: string): Promise<void> {
+    if (conns.length === 0) return;
+    let found: Map<string, Membership>;
     try {
-      const permissions = await this.currentPermissions(conn, tenantId);
-      if (conn.closed || !conn.tenants.has(tenantId)) return;
-      if (permissions === null) {
+      const userIds = [...new Set(conns.map((conn) => conn.principal!.userId))];
+      found = await this.stableRead(tenantId, () => this.tenants.memberships(tenantId, userIds));
+    } catch (error) {
+      for (const conn of conns) this.dropUnknown(conn, tenantId, error);
+      return;
+    }
+    for (const conn of conns) {
+      if (conn.closed || !conn.tenants.has(tenantId)) continue;
+      const membership = found.get(conn.principal!.userId);
+      if (membership === undefined) {
         this.send(conn, 'tenant.member_removed', { tenantId, userId: conn.principal!.userId });
         this.removeSubscription(conn, tenantId);
         conn.toldRemoved.add(tenantId);
       } else {
-        conn.tenants.set(tenantId, permissions);
+        conn.tenants.set(tenantId, membership.permissions);
       }
-    } catch (error) {
-      this.dropUnknown(conn, tenantId, error);
     }
   }
 

@@ -49,6 +49,13 @@ export class TenantAccessService {
     return membershipOf(await this.repo.membership(tenantId, userId));
   }
 
+  /** The memberships of several users in one tenant, read in one statement; non-members are absent. */
+  async memberships(tenantId: string, userIds: readonly string[]): Promise<Map<string, Membership>> {
+    const found = new Map<string, Membership>();
+    for (const [userId, row] of await this.repo.memberships(tenantId, userIds)) found.set(userId, membershipOf(row)!);
+    return found;
+  }
+
   /**
    * Waits for a change to a tenant's memberships or roles, announced by another instance, to
    * end (its commit or rollback); fails if it has not ended after `timeoutMs`.
@@ -133,7 +140,7 @@ export class TenantAccessService {
 }
 
 /** A member's roles and what they allow. */
-interface Membership {
+export interface Membership {
   roles: string[];
   permissions: ReadonlySet<TenantPermission>;
 }

@@ -55,6 +55,11 @@ export interface MembershipRecord {
   custom: Array<{ name: string; permissions: string[] }>;
 }
 
+/** A membership's roles, and the definitions of the custom roles among them (`m`: the membership row). */
+const MEMBERSHIP_COLUMNS = Prisma.sql`m.roles,
+             COALESCE((SELECT json_agg(json_build_object('name', r.name, 'permissions', r.permissions))
+                       FROM tenant_roles r WHERE r.tenant_id = m.tenant_id AND r.name = ANY (m.roles)), '[]'::json) AS custom`;
+
 /**
  * The membership lookup (one row, or none): the member's roles and the definitions of the
  * custom ones among them. Also read in the statement of a request that needs it with other
@@ -62,9 +67,7 @@ export interface MembershipRecord {
  */
 export function membershipQuery(tenantId: string, userId: string): Prisma.Sql {
   return Prisma.sql`
-      SELECT m.roles,
-             COALESCE((SELECT json_agg(json_build_object('name', r.name, 'permissions', r.permissions))
-                       FROM tenant_roles r WHERE r.tenant_id = m.tenant_id AND r.name = ANY (m.roles)), '[]'::json) AS custom
+      SELECT ${MEMBERSHIP_COLUMNS}
       FROM tenant_memberships m
       WHERE m.tenant_id = ${tenantId}::uuid AND m.user_id = ${userId}::uuid`;
 }
@@ -119,6 +122,24 @@ export class TenantsRepository {
       membershipQuery(tenantId, userId),
     );
     return rows[0] ?? null;
+  }
+
+  /**
+   * The memberships of several users in one tenant, in one statement (users who are not
+   * members are absent from the map): a re-check of a tenant's subscribers after a change of
+   * its roles reads them all at once, not one statement per subscriber.
+   */
+  async memberships(tenantId: string, userIds: readonly string[]): Promise<Map<string, MembershipRecord>> {
+    const rows = await queryPrepared<MembershipRecord & { userId: string }>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_tenant_memberships_v1',
+      Prisma.sql`
+        SELECT m.user_id AS "userId", ${MEMBERSHIP_COLUMNS}
+        FROM tenant_memberships m
+        WHERE m.tenant_id = ${tenantId}::uuid AND m.user_id = ANY (${[...userIds]}::uuid[])`,
+    );
+    return new Map(rows.map(({ userId, roles, custom }) => [userId, { roles, custom }]));
   }
 
   async exists(tenantId: string): Promise<boolean> {

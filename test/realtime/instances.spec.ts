@@ -317,13 +317,13 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       // The gateway's own re-check (a membership read may be repeated within it, when
       // another announcement of the change arrives during the read).
       const gateway = b.app.get(RealtimeGateway) as unknown as {
-        recheck(conn: unknown, tenant: string): Promise<void>;
+        recheck(conns: unknown[], tenant: string): Promise<void>;
       };
       const recheck = gateway.recheck.bind(gateway);
       let rechecks = 0;
-      const spy = vi.spyOn(gateway, 'recheck').mockImplementation((conn, tenant) => {
+      const spy = vi.spyOn(gateway, 'recheck').mockImplementation((conns, tenant) => {
         if (tenant === tenantId) rechecks++;
-        return recheck(conn, tenant);
+        return recheck(conns, tenant);
       });
       try {
         await a.http

@@ -378,6 +378,41 @@ describe('real-time tenant events and routing', () => {
     expect(await reaches(ws, o, tenant.id)).toBe(false);
   });
 
+  it("redefining a role reads all its subscribers' memberships in one read, not one per subscriber", async () => {
+    const { tenant, o } = await team();
+    await defineRole(t, tenant.id, o, 'watcher', ['members:read']);
+    const watchers = [await signup(t), await signup(t), await signup(t)];
+    for (const w of watchers) await addMember(t, tenant.id, o, w, ['watcher']);
+    // Four sockets of three users (the first has two), and the owner's.
+    const theirs = await Promise.all([...watchers, watchers[0]].map((w) => socketOf(w)));
+    const wo = await socketOf(o);
+    for (const w of [...theirs, wo]) await subscribe(w, tenant.id);
+
+    const access = t.app.get(TenantAccessService);
+    const readMany = access.memberships.bind(access);
+    const batches: string[][] = [];
+    let single = 0;
+    const many = vi.spyOn(access, 'memberships').mockImplementation(async (tenantId, userIds) => {
+      if (tenantId === tenant.id) batches.push([...userIds].sort());
+      return readMany(tenantId, userIds);
+    });
+    const one = vi.spyOn(access, 'membership');
+    try {
+      await defineRole(t, tenant.id, o, 'watcher', ['members:read', 'resources:read']);
+      for (const w of theirs) expect(await becomes(w, o, tenant.id, true)).toBe(true);
+      // The PUT reads the owner's own membership; no subscriber's is read alone.
+      single = one.mock.calls.filter(
+        ([tenantId, userId]) => tenantId === tenant.id && watchers.some((w) => w.id === userId),
+      ).length;
+    } finally {
+      many.mockRestore();
+      one.mockRestore();
+    }
+    expect(batches).toEqual([[...watchers.map((w) => w.id), o.id].sort()]);
+    expect(single).toBe(0);
+    expect(await reaches(wo, o, tenant.id)).toBe(true);
+  });
+
   it('deleting the tenant sends each subscriber tenant.member_removed with its own userId, then nothing', async () => {
     const { tenant, o, m } = await team();
     const k = await signup(t);
