@@ -176,7 +176,6 @@ export class UsersRepository {
     return count > 0;
   }
 
-  /** Deletes the user; sessions and resources go with it (ON DELETE CASCADE). */
   /**
    * Deletes the account and its personal resources; its tenant resources stay with their
    * tenant, with `ownerId` null (contract v2 §E). Sessions and memberships cascade.
@@ -191,7 +190,6 @@ export class UsersRepository {
     return count > 0;
   }
 
-  /** Keyset page ordered by (createdAt, id). */
   /**
    * Users in order of creation; with `search`, only those whose username, email or display
    * name contains it (case-insensitive; `%`, `_` and `\\` in it match themselves).

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOMY_LIMITS } from '../support/env.js';
+import { ROOMY_LIMITS, onPostgres } from '../support/env.js';
 import { createResource, signup, type SignedUp } from '../support/factories.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 import { addMember, createTenant, inTenant, type CreatedTenant } from './tenant-helpers.js';
@@ -165,4 +165,37 @@ describe('account deletion and tenants (DELETE /users/me)', () => {
     }
     expect((await memberIds(tenant, owner)).sort()).toEqual([owner.id, member.id].sort());
   });
+
+  // PostgreSQL only: the test waits 11 s, which the embedded database would spend the same way.
+  it.runIf(onPostgres)(
+    'deletes an account whose resources take longer to detach than the usual 10 s transaction limit',
+    async () => {
+      const owner = await signup(t);
+      const member = await signup(t);
+      const tenant = await createTenant(t, owner);
+      await addMember(t, tenant.id, owner, member, ['member']);
+      const kept = await createIn(tenant, member, 'kept');
+      // Detaching this member's resources takes 11 s (what hundreds of thousands of rows take).
+      await t.prisma.$executeRawUnsafe(`
+        CREATE FUNCTION slow_detach() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_sleep(11); RETURN NEW; END $$`);
+      await t.prisma.$executeRawUnsafe(`
+        CREATE TRIGGER slow_detach BEFORE UPDATE ON resources FOR EACH ROW
+        WHEN (OLD.owner_id = '${member.id}' AND NEW.owner_id IS NULL) EXECUTE FUNCTION slow_detach()`);
+      try {
+        await deleteAccount(member).expect(204);
+      } finally {
+        await t.prisma.$executeRawUnsafe('DROP TRIGGER slow_detach ON resources');
+        await t.prisma.$executeRawUnsafe('DROP FUNCTION slow_detach()');
+      }
+      expect(await t.prisma.user.count({ where: { id: member.id } })).toBe(0);
+      expect(
+        (await t.http.get(`/resources/${kept.id}`).set(owner.auth).set(inTenant(tenant.id)).expect(200)).body,
+      ).toMatchObject({
+        id: kept.id,
+        ownerId: null,
+      });
+    },
+    30_000,
+  );
 });
