@@ -168,12 +168,14 @@ describe('account deletion and tenants (DELETE /users/me)', () => {
 
   // PostgreSQL only: the test waits 11 s, which the embedded database would spend the same way.
   it.runIf(onPostgres)(
-    'deletes an account whose resources take longer to detach than the usual 10 s transaction limit',
+    'deletes an account whose resources take longer to detach than the usual 10 s; a change of its tenant waiting that long answers 503',
     async () => {
       const owner = await signup(t);
       const member = await signup(t);
+      const other = await signup(t);
       const tenant = await createTenant(t, owner);
       await addMember(t, tenant.id, owner, member, ['member']);
+      await addMember(t, tenant.id, owner, other, ['member']);
       const kept = await createIn(tenant, member, 'kept');
       // Detaching this member's resources takes 11 s (what hundreds of thousands of rows take).
       await t.prisma.$executeRawUnsafe(`
@@ -183,18 +185,27 @@ describe('account deletion and tenants (DELETE /users/me)', () => {
         CREATE TRIGGER slow_detach BEFORE UPDATE ON resources FOR EACH ROW
         WHEN (OLD.owner_id = '${member.id}' AND NEW.owner_id IS NULL) EXECUTE FUNCTION slow_detach()`);
       try {
-        await deleteAccount(member).expect(204);
+        const deletion = deleteAccount(member).then((res) => res);
+        // Once the deletion holds the tenant, a change of its members waits for it, past the
+        // 10 s of its own transaction: rolled back, 503 with Retry-After.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const change = await t.http
+          .patch(`/tenants/${tenant.id}/members/${other.id}`)
+          .set(owner.auth)
+          .send({ roles: ['admin'] });
+        expect(change.status).toBe(503);
+        expect(change.body).toMatchObject({ statusCode: 503, code: 'DATABASE_UNAVAILABLE' });
+        expect(change.headers['retry-after']).toBe('5');
+        expect((await deletion).status).toBe(204);
       } finally {
         await t.prisma.$executeRawUnsafe('DROP TRIGGER slow_detach ON resources');
         await t.prisma.$executeRawUnsafe('DROP FUNCTION slow_detach()');
       }
       expect(await t.prisma.user.count({ where: { id: member.id } })).toBe(0);
-      expect(
-        (await t.http.get(`/resources/${kept.id}`).set(owner.auth).set(inTenant(tenant.id)).expect(200)).body,
-      ).toMatchObject({
-        id: kept.id,
-        ownerId: null,
-      });
+      const found = await t.http.get(`/resources/${kept.id}`).set(owner.auth).set(inTenant(tenant.id)).expect(200);
+      expect(found.body).toMatchObject({ id: kept.id, ownerId: null });
+      const roles = await t.prisma.tenantMembership.findFirst({ where: { tenantId: tenant.id, userId: other.id } });
+      expect(roles?.roles).toEqual(['member']);
     },
     30_000,
   );

@@ -55,6 +55,17 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
 }
 
 /**
+ * A transaction that ran past its time limit (Prisma's P2028 "expired transaction"), most often
+ * because it waited that long for a lock another transaction held: it was rolled back, nothing
+ * of it was done, and the same request may well succeed a moment later.
+ */
+export function isTransactionExpired(error: unknown): boolean {
+  if (error === null || typeof error !== 'object') return false;
+  const e = error as { code?: unknown; message?: unknown };
+  return e.code === 'P2028' && typeof e.message === 'string' && /expired transaction/i.test(e.message);
+}
+
+/**
  * Prisma's unique-constraint violation, with the constrained fields when known, else the
  * violated index's name ("external_identities_issuer_subject_key"): @prisma/adapter-pg
  * reports the index rather than the fields, so callers match on names that appear in both.

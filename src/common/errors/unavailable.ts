@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from './database-errors.js';
+import { isDatabaseUnavailable, isTransactionExpired } from './database-errors.js';
 import { ErrorCode } from './error-codes.js';
 import { isRedisUnavailable } from './redis-errors.js';
 
@@ -14,6 +14,11 @@ const DATABASE: Unavailable = {
   code: ErrorCode.DATABASE_UNAVAILABLE,
   message: 'The database is unavailable; retry shortly',
 };
+const DATABASE_BUSY: Unavailable = {
+  what: 'database',
+  code: ErrorCode.DATABASE_UNAVAILABLE,
+  message: 'The database did not complete the request in time; retry shortly',
+};
 // Redis is not named to clients: a throttle, a rate limit or an announcement could not be made.
 const REDIS: Unavailable = {
   what: 'redis',
@@ -27,6 +32,8 @@ const REDIS: Unavailable = {
  */
 export function unavailableDependency(error: unknown): Unavailable | null {
   if (isDatabaseUnavailable(error)) return DATABASE;
+  // Rolled back after its time limit (waiting for a lock): nothing done, worth retrying.
+  if (isTransactionExpired(error)) return DATABASE_BUSY;
   if (isRedisUnavailable(error)) return REDIS;
   return null;
 }
