@@ -10,6 +10,7 @@ import { isDatabaseUnavailable } from '../common/errors/database-errors.js';
 import { BoundedMap } from '../common/bounded-map.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { InjectConfig } from '../config/config.token.js';
+import { withTimeout } from '../database/open-database.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { EventBus, type GatehouseEvents } from '../events/event-bus.js';
 import { InjectRedis } from '../redis/redis.module.js';
@@ -65,6 +66,12 @@ const MAX_CHANGE_WAITS = 3;
  * the change concerns end with an error, and the wait frees its place for other tenants'.
  */
 export const CHANGE_WAIT_TIMEOUT_MS = 3000;
+/**
+ * The same limit kept on this side, a little later: `lock_timeout` is the database's to
+ * enforce, and a connection that hangs without a word (the server or the network gone
+ * silent) would otherwise hold its place among the MAX_CHANGE_WAITS for good.
+ */
+const CHANGE_WAIT_GIVE_UP_MS = CHANGE_WAIT_TIMEOUT_MS + 2000;
 
 /** Why an upgrade is refused: an HTTP status and the contract's error body. */
 export interface UpgradeRefusal {
@@ -810,8 +817,7 @@ export class RealtimeGateway
       start: () => {
         this.changeWaitsQueued.delete(tenantId);
         this.changeWaitsRunning++;
-        this.tenants
-          .awaitChange(entry.changeId, CHANGE_WAIT_TIMEOUT_MS)
+        withTimeout(this.tenants.awaitChange(entry.changeId, CHANGE_WAIT_TIMEOUT_MS), CHANGE_WAIT_GIVE_UP_MS)
           .then(settle.resolve, settle.reject)
           .finally(() => {
             this.changeWaitsRunning--;

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { EventBus } from '../../src/events/event-bus.js';
 import { CHANGE_WAIT_TIMEOUT_MS, RealtimeGateway } from '../../src/realtime/realtime.gateway.js';
 import { REDIS } from '../../src/redis/redis.module.js';
+import { TenantAccessService } from '../../src/tenants/tenant-access.service.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt, refreshCookieOf, uniqueUsername } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
@@ -310,6 +311,41 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       } finally {
         await db.end();
       }
+    });
+
+    it('a wait whose database connection never answers gives up too, and frees its place for other tenants', async () => {
+      // Four tenants, one more than the waits B runs at once (MAX_CHANGE_WAITS): each wait
+      // hangs as on a connection cut off without a word (lock_timeout cannot end it).
+      const teams = [await team(), await team(), await team(), await team()];
+      const access = b.app.get(TenantAccessService);
+      const hang = vi.spyOn(access, 'awaitChange').mockImplementation(() => new Promise<void>(() => undefined));
+      const bus = b.app.get(EventBus);
+      const announce = ({ tenantId, m }: (typeof teams)[number]) =>
+        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId: randomUUID() });
+      try {
+        for (const each of teams.slice(0, 3)) announce(each);
+        // The fourth tenant's change queues behind them.
+        announce(teams[3]!);
+        for (const { w } of teams.slice(0, 3)) {
+          expect((await w.next('error', CHANGE_WAIT_TIMEOUT_MS + 5000)).data).toMatchObject({
+            code: 'SERVICE_UNAVAILABLE',
+          });
+        }
+      } finally {
+        hang.mockRestore();
+      }
+      // Its turn came once the others gave up; its own wait hangs too (begun before the
+      // restore), so it ends the same way: the queue moved.
+      expect((await teams[3]!.w.next('error', CHANGE_WAIT_TIMEOUT_MS + 5000)).data).toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+      });
+      // With the database answering again, a change is waited for and read as usual.
+      const { tenantId, o, m, w } = teams[0]!;
+      w.send({ event: 'subscribe', data: { topics: [`tenant:${tenantId}`] }, id: 'again' });
+      expect((await w.next('subscribed')).id).toBe('again');
+      bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId: randomUUID() });
+      const r = await createTenantResource(b, o.auth, tenantId);
+      expect((await w.next('resource.created')).data.id).toBe(r.id);
     });
 
     it("re-checks a subscriber's permissions on B once per role change made on A", async () => {
