@@ -785,6 +785,9 @@ export class RealtimeGateway
       );
       if (failure !== null) {
         for (const conn of affected) this.dropUnknown(conn, tenantId, failure);
+        // Not read after the change: its announcement after the commit must read again, for
+        // the subscriptions made meanwhile (a read before a late commit sees the old roles).
+        this.changesRechecked.delete(changeId);
         return;
       }
       await this.recheck(affected, tenantId);
@@ -866,7 +869,8 @@ export class RealtimeGateway
     if (conns.length === 0) return;
     let found: Map<string, Membership>;
     try {
-      const userIds = [...new Set(conns.map((conn) => conn.principal!.userId))];
+      // PostgreSQL answers ids in lower case; a token's `sub` is compared the same way.
+      const userIds = [...new Set(conns.map((conn) => conn.principal!.userId.toLowerCase()))];
       found = await this.stableRead(tenantId, () => this.tenants.memberships(tenantId, userIds));
     } catch (error) {
       for (const conn of conns) this.dropUnknown(conn, tenantId, error);
@@ -874,7 +878,7 @@ export class RealtimeGateway
     }
     for (const conn of conns) {
       if (conn.closed || !conn.tenants.has(tenantId)) continue;
-      const membership = found.get(conn.principal!.userId);
+      const membership = found.get(conn.principal!.userId.toLowerCase());
       if (membership === undefined) {
         this.send(conn, 'tenant.member_removed', { tenantId, userId: conn.principal!.userId });
         this.removeSubscription(conn, tenantId);

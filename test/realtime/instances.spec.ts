@@ -313,6 +313,43 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       }
     });
 
+    it('a change that commits after B gave up waiting is read again at its announcement after the commit', async () => {
+      const { tenantId, o, m, w } = await team();
+      await a.http
+        .put(`/tenants/${tenantId}/roles/lookers`)
+        .set(o.auth)
+        .send({ permissions: ['members:read'] })
+        .expect(200);
+      const db = new pg.Client({ connectionString: a.databaseUrl });
+      await db.connect();
+      const bus = b.app.get(EventBus);
+      const changeId = randomUUID();
+      try {
+        // Another instance gives M a role without resources:read, and commits late.
+        await db.query('BEGIN');
+        await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [changeId]);
+        await db.query(`UPDATE tenant_memberships SET roles = '{lookers}' WHERE tenant_id = $1 AND user_id = $2`, [
+          tenantId,
+          m.id,
+        ]);
+        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId });
+        expect((await w.next('error', CHANGE_WAIT_TIMEOUT_MS + 5000)).data).toMatchObject({
+          code: 'SERVICE_UNAVAILABLE',
+        });
+        // M subscribes again, as told: read before the commit, with the old roles.
+        w.send({ event: 'subscribe', data: { topics: [`tenant:${tenantId}`] }, id: 'again' });
+        expect((await w.next('subscribed')).id).toBe('again');
+        await db.query('COMMIT');
+      } finally {
+        await db.end();
+      }
+      bus.replay('tenants.access_changed', { tenantId, userId: m.id, change: 'roles_changed', changeId });
+      // The re-check runs after the announcement; no event tells when it is done.
+      let reached = true;
+      for (let i = 0; i < 8 && reached; i++) reached = await reaches(w, o, tenantId);
+      expect(reached).toBe(false);
+    });
+
     it('a wait whose database connection never answers gives up too, and frees its place for other tenants', async () => {
       // Four tenants, one more than the waits B runs at once (MAX_CHANGE_WAITS): each wait
       // hangs as on a connection cut off without a word (lock_timeout cannot end it).
