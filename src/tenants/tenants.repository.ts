@@ -242,12 +242,15 @@ export class TenantsRepository {
 
   /**
    * Locks, in a stable order, every tenant `userId` belongs to (before deleting the account,
-   * so that no owner leaves meanwhile); returns their ids.
+   * so that no owner leaves meanwhile); returns their ids. FOR NO KEY UPDATE still waits for
+   * and holds off every change of those tenants (lock() takes FOR UPDATE), but not the foreign
+   * key check of a resource created in them meanwhile: a long deletion (very many resources)
+   * does not hold every member's writes, nor gather them on the database pool.
    */
   async lockTenantsOf(userId: string): Promise<string[]> {
     const rows = await this.db.$queryRaw<Array<{ id: string }>>`
       SELECT t.id FROM tenants t JOIN tenant_memberships m ON m.tenant_id = t.id
-      WHERE m.user_id = ${userId}::uuid ORDER BY t.id FOR UPDATE OF t`;
+      WHERE m.user_id = ${userId}::uuid ORDER BY t.id FOR NO KEY UPDATE OF t`;
     return rows.map((r) => r.id);
   }
 

@@ -185,10 +185,22 @@ describe('account deletion and tenants (DELETE /users/me)', () => {
         CREATE TRIGGER slow_detach BEFORE UPDATE ON resources FOR EACH ROW
         WHEN (OLD.owner_id = '${member.id}' AND NEW.owner_id IS NULL) EXECUTE FUNCTION slow_detach()`);
       try {
-        const deletion = deleteAccount(member).then((res) => res);
-        // Once the deletion holds the tenant, a change of its members waits for it, past the
-        // 10 s of its own transaction: rolled back, 503 with Retry-After.
+        let deleted = false;
+        const deletion = deleteAccount(member).then((res) => {
+          deleted = true;
+          return res;
+        });
         await new Promise((resolve) => setTimeout(resolve, 500));
+        // Another member's resource in the tenant is created meanwhile, without waiting.
+        await t.http
+          .post('/resources')
+          .set(other.auth)
+          .set(inTenant(tenant.id))
+          .send({ title: 'meanwhile' })
+          .expect(201);
+        expect(deleted).toBe(false);
+        // A change of the tenant's members waits for the deletion, past the 10 s of its own
+        // transaction: rolled back, 503 with Retry-After.
         const change = await t.http
           .patch(`/tenants/${tenant.id}/members/${other.id}`)
           .set(owner.auth)

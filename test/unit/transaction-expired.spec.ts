@@ -17,7 +17,12 @@ describe('isTransactionExpired', () => {
   ])('recognises %s, answered 503 DATABASE_UNAVAILABLE', (_name, message) => {
     const error = prismaError('P2028', message);
     expect(isTransactionExpired(error)).toBe(true);
-    expect(unavailableDependency(error)).toMatchObject({ what: 'database', code: 'DATABASE_UNAVAILABLE' });
+    // Answered 503, but logged as an error: a transaction that takes too long may be a fault.
+    expect(unavailableDependency(error)).toMatchObject({
+      what: 'database',
+      code: 'DATABASE_UNAVAILABLE',
+      logAsError: true,
+    });
   });
 
   it.each([
@@ -32,4 +37,10 @@ describe('isTransactionExpired', () => {
     expect(isTransactionExpired(error)).toBe(false);
     expect(unavailableDependency(error)).toBeNull();
   });
+});
+
+it('a database out of reach stays a warning', () => {
+  expect(unavailableDependency(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toEqual(
+    expect.not.objectContaining({ logAsError: true }),
+  );
 });

@@ -80,7 +80,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
     // A dependency out of reach: 503 with Retry-After, logged as a warning.
     const away = unavailableDependency(exception);
     if (away) {
-      this.logger.warn(`${away.what} unavailable: ${describe(exception)}`, { reqId: requestId });
+      if (away.logAsError) this.logUnexpected(exception, req);
+      else this.logger.warn(`${away.what} unavailable: ${describe(exception)}`, { reqId: requestId });
       return {
         body: this.body(HttpStatus.SERVICE_UNAVAILABLE, away.message, away.code),
         headers: { 'Retry-After': '5' },

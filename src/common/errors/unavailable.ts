@@ -7,6 +7,11 @@ export interface Unavailable {
   what: 'database' | 'redis';
   code: ErrorCode;
   message: string;
+  /**
+   * Logged as an error rather than a warning: nothing is out of reach, a transaction took too
+   * long, which may be a fault of its own (a lock held too long, a slow statement).
+   */
+  logAsError?: true;
 }
 
 const DATABASE: Unavailable = {
@@ -18,6 +23,7 @@ const DATABASE_BUSY: Unavailable = {
   what: 'database',
   code: ErrorCode.DATABASE_UNAVAILABLE,
   message: 'The database did not complete the request in time; retry shortly',
+  logAsError: true,
 };
 // Redis is not named to clients: a throttle, a rate limit or an announcement could not be made.
 const REDIS: Unavailable = {
@@ -32,7 +38,8 @@ const REDIS: Unavailable = {
  */
 export function unavailableDependency(error: unknown): Unavailable | null {
   if (isDatabaseUnavailable(error)) return DATABASE;
-  // Rolled back after its time limit (waiting for a lock): nothing done, worth retrying.
+  // Rolled back after its time limit (waiting for a lock): its database changes undone, worth
+  // retrying. What it announced before (revocations fail closed) may have taken effect.
   if (isTransactionExpired(error)) return DATABASE_BUSY;
   if (isRedisUnavailable(error)) return REDIS;
   return null;
