@@ -69,7 +69,8 @@ export const CHANGE_WAIT_TIMEOUT_MS = 3000;
 /**
  * The same limit kept on this side, a little later: `lock_timeout` is the database's to
  * enforce, and a connection that hangs without a word (the server or the network gone
- * silent) would otherwise hold its place among the MAX_CHANGE_WAITS for good.
+ * silent) would otherwise hold its place among the MAX_CHANGE_WAITS for good. Such a
+ * connection is then closed, not given back to the pool (TenantsRepository.awaitChange).
  */
 const CHANGE_WAIT_GIVE_UP_MS = CHANGE_WAIT_TIMEOUT_MS + 2000;
 
@@ -820,7 +821,11 @@ export class RealtimeGateway
       start: () => {
         this.changeWaitsQueued.delete(tenantId);
         this.changeWaitsRunning++;
-        withTimeout(this.tenants.awaitChange(entry.changeId, CHANGE_WAIT_TIMEOUT_MS), CHANGE_WAIT_GIVE_UP_MS)
+        // Bounded here too: the place among MAX_CHANGE_WAITS is freed whatever the wait does.
+        withTimeout(
+          this.tenants.awaitChange(entry.changeId, CHANGE_WAIT_TIMEOUT_MS, CHANGE_WAIT_GIVE_UP_MS),
+          CHANGE_WAIT_GIVE_UP_MS,
+        )
           .then(settle.resolve, settle.reject)
           .finally(() => {
             this.changeWaitsRunning--;

@@ -58,10 +58,11 @@ export class TenantAccessService {
 
   /**
    * Waits for a change to a tenant's memberships or roles, announced by another instance, to
-   * end (its commit or rollback); fails if it has not ended after `timeoutMs`.
+   * end (its commit or rollback); fails if it has not ended after `timeoutMs`, or if the
+   * database has not answered after `giveUpMs`.
    */
-  awaitChange(changeId: string, timeoutMs: number): Promise<void> {
-    return this.repo.awaitChange(changeId, timeoutMs);
+  awaitChange(changeId: string, timeoutMs: number, giveUpMs: number): Promise<void> {
+    return this.repo.awaitChange(changeId, timeoutMs, giveUpMs);
   }
 
   /**

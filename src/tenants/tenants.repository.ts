@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { DatabaseTimeoutError, withTimeout } from '../database/open-database.js';
 import { queryPrepared } from '../database/prepared-statements.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
@@ -164,13 +165,45 @@ export class TenantsRepository {
    * released at once. Locks are released after a commit becomes visible, so what is read
    * afterwards is the change's outcome. Fails (lock_timeout, SQLSTATE 55P03) when the change
    * is still running after `timeoutMs`: an instance frozen or cut off in the middle of a change
-   * holds its lock until PostgreSQL notices.
+   * holds its lock until PostgreSQL notices. Fails too after `giveUpMs` without an answer
+   * (the database or the network to it gone silent, where lock_timeout cannot act): on
+   * PostgreSQL the connection then leaves the pool, closed, rather than be handed out again.
    */
-  async awaitChange(changeId: string, timeoutMs: number): Promise<void> {
-    await this.prisma.$transaction([
-      this.prisma.$queryRaw`SELECT set_config('lock_timeout', ${`${timeoutMs}ms`}, true)`,
-      this.prisma.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtextextended(${changeId}, 0))`,
-    ]);
+  async awaitChange(changeId: string, timeoutMs: number, giveUpMs: number): Promise<void> {
+    const pool = this.prisma.pgPool();
+    if (!pool) {
+      await withTimeout(
+        this.prisma.$transaction([
+          this.prisma.$queryRaw`SELECT set_config('lock_timeout', ${`${timeoutMs}ms`}, true)`,
+          this.prisma.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtextextended(${changeId}, 0))`,
+        ]),
+        giveUpMs,
+      );
+      return;
+    }
+    const client = await pool.connect();
+    const wait = (async () => {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${timeoutMs}ms`]);
+      await client.query('SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))', [changeId]);
+      await client.query('COMMIT');
+    })();
+    let broken: Error | undefined;
+    try {
+      await withTimeout(wait, giveUpMs);
+    } catch (error) {
+      if (error instanceof DatabaseTimeoutError) {
+        broken = error;
+        wait.catch(() => undefined);
+      } else {
+        // lock_timeout (55P03) or a failed statement: the transaction is rolled back.
+        await client.query('ROLLBACK').catch((failed: Error) => (broken = failed));
+      }
+      throw error;
+    } finally {
+      // With an error, pg's pool closes the connection and forgets it.
+      client.release(broken);
+    }
   }
 
   /**

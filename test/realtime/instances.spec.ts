@@ -6,6 +6,7 @@ import { EventBus } from '../../src/events/event-bus.js';
 import { CHANGE_WAIT_TIMEOUT_MS, RealtimeGateway } from '../../src/realtime/realtime.gateway.js';
 import { REDIS } from '../../src/redis/redis.module.js';
 import { TenantAccessService } from '../../src/tenants/tenant-access.service.js';
+import { TenantsRepository } from '../../src/tenants/tenants.repository.js';
 import { ROOMY_LIMITS, TEST_REDIS_URL, onPostgres } from '../support/env.js';
 import { bearer, decodeJwt, refreshCookieOf, uniqueUsername } from '../support/factories.js';
 import { es256KeyPair } from '../support/jwt.js';
@@ -383,6 +384,31 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId: randomUUID() });
       const r = await createTenantResource(b, o.auth, tenantId);
       expect((await w.next('resource.created')).data.id).toBe(r.id);
+    });
+
+    it('a wait on a database connection gone silent is given up, and the connection leaves the pool', async () => {
+      // A third instance reaching PostgreSQL through a proxy that can stop its answers.
+      const pgProxy = await redisProxy(a.databaseUrl);
+      const through = new URL(a.databaseUrl);
+      through.port = new URL(pgProxy.url).port;
+      const c = await startApp(env, { databaseUrl: through.toString() });
+      try {
+        const tenants = c.app.get(TenantsRepository);
+        const pool = c.prisma.pgPool()!;
+        let removed = 0;
+        pool.on('remove', () => removed++);
+        pgProxy.mute();
+        const started = Date.now();
+        await expect(tenants.awaitChange(randomUUID(), CHANGE_WAIT_TIMEOUT_MS, 1000)).rejects.toThrow(/timeout/);
+        expect(Date.now() - started).toBeLessThan(CHANGE_WAIT_TIMEOUT_MS);
+        // Closed and forgotten by the pool, not given back to be handed out again.
+        await within(5000, async () => removed === 1);
+        pgProxy.unmute();
+        await c.http.get('/health').expect(200);
+      } finally {
+        await c.close();
+        await pgProxy.close();
+      }
     });
 
     it("re-checks a subscriber's permissions on B once per role change made on A", async () => {
