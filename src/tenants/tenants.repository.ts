@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DatabaseTimeoutError, withTimeout } from '../database/open-database.js';
+import { withTimeout } from '../database/open-database.js';
 import { queryPrepared } from '../database/prepared-statements.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
@@ -181,28 +181,39 @@ export class TenantsRepository {
       );
       return;
     }
-    const client = await pool.connect();
-    const wait = (async () => {
-      await client.query('BEGIN');
-      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${timeoutMs}ms`]);
-      await client.query('SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))', [changeId]);
-      await client.query('COMMIT');
-    })();
-    let broken: Error | undefined;
+    // One deadline for the whole wait, the pool's connection included.
+    const deadline = Date.now() + giveUpMs;
+    const connecting = pool.connect();
+    let client: Awaited<typeof connecting>;
     try {
-      await withTimeout(wait, giveUpMs);
+      client = await withTimeout(connecting, giveUpMs);
     } catch (error) {
-      if (error instanceof DatabaseTimeoutError) {
-        broken = error;
-        wait.catch(() => undefined);
-      } else {
-        // lock_timeout (55P03) or a failed statement: the transaction is rolled back.
-        await client.query('ROLLBACK').catch((failed: Error) => (broken = failed));
-      }
+      // A connection that comes after the deadline goes straight back.
+      connecting.then(
+        (late) => late.release(),
+        () => undefined,
+      );
+      throw error;
+    }
+    let failure: Error | undefined;
+    try {
+      await withTimeout(
+        (async () => {
+          await client.query('BEGIN');
+          await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${timeoutMs}ms`]);
+          await client.query('SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))', [changeId]);
+          await client.query('COMMIT');
+        })(),
+        Math.max(0, deadline - Date.now()),
+      );
+    } catch (error) {
+      failure = error instanceof Error ? error : new Error(String(error));
       throw error;
     } finally {
-      // With an error, pg's pool closes the connection and forgets it.
-      client.release(broken);
+      // On any failure (lock_timeout, no answer) the connection is closed, not rolled back:
+      // a ROLLBACK could hang on a silent connection too, and PostgreSQL rolls back the
+      // transaction of a connection that ends. With an error, pg's pool closes and forgets it.
+      client.release(failure);
     }
   }
 
