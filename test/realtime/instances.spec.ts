@@ -175,6 +175,15 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       return w.all('resource.created').some((f) => f.data.id === r.id);
     }
 
+    /** Defines, on A, the custom role `lookers`: members:read without resources:read. */
+    async function defineLookers(tenantId: string, o: Session): Promise<void> {
+      await a.http
+        .put(`/tenants/${tenantId}/roles/lookers`)
+        .set(o.auth)
+        .send({ permissions: ['members:read'] })
+        .expect(200);
+    }
+
     it("a removal whose announcement after the commit is lost still ends the member's subscription on B", async () => {
       const { tenantId, o, m, w } = await team();
       expect(await reaches(w, o, tenantId)).toBe(true);
@@ -199,12 +208,7 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
 
     it('a role change and a tenant deletion whose announcements are lost act on B too', async () => {
       const { tenantId, o, m, w } = await team();
-      // A custom role without resources:read.
-      await a.http
-        .put(`/tenants/${tenantId}/roles/lookers`)
-        .set(o.auth)
-        .send({ permissions: ['members:read'] })
-        .expect(200);
+      await defineLookers(tenantId, o);
       proxy.cutOn(/tenants\.access_changed/);
       await a.http
         .patch(`/tenants/${tenantId}/members/${m.id}`)
@@ -316,11 +320,7 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
 
     it('a change that commits after B gave up waiting is read again at its announcement after the commit', async () => {
       const { tenantId, o, m, w } = await team();
-      await a.http
-        .put(`/tenants/${tenantId}/roles/lookers`)
-        .set(o.auth)
-        .send({ permissions: ['members:read'] })
-        .expect(200);
+      await defineLookers(tenantId, o);
       const db = new pg.Client({ connectionString: a.databaseUrl });
       await db.connect();
       const bus = b.app.get(EventBus);
