@@ -56,8 +56,9 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
 
 /**
  * A transaction that ran past its time limit (Prisma's P2028 "expired transaction"), most often
- * because it waited that long for a lock another transaction held: it was rolled back, nothing
- * of it was done, and the same request may well succeed a moment later.
+ * because it waited that long for a lock another transaction held: its database changes were
+ * rolled back (what it announced outside the database before may have taken effect), and the
+ * same request may well succeed a moment later.
  */
 export function isTransactionExpired(error: unknown): boolean {
   if (error === null || typeof error !== 'object') return false;
