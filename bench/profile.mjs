@@ -106,8 +106,14 @@ try {
     const names = Array.from({ length: n }, () => `bench_mfa${made++}`);
     const enrolled = await mapLimit(names, 16, (u) => signupWithMfa(server.url, u, codeOf));
     const tokens = await mapLimit(names, 16, (u) => mfaChallenge(server.url, u));
-    // The next step's code: newer than the confirmation's, inside the server's ±1 window.
-    return enrolled.map((a, i) => ({ mfaToken: tokens[i], code: codeOf(a.secret, a.confirmedAt + 30_000) }));
+    // A code newer than the confirmation's, of the step current when the load starts (making
+    // many accounts takes longer than the server's ±1 window: a code of the confirmation's
+    // next step would be refused by then).
+    const now = Date.now();
+    return enrolled.map((a, i) => ({
+      mfaToken: tokens[i],
+      code: codeOf(a.secret, Math.max(a.confirmedAt + 30_000, now)),
+    }));
   };
   const clients =
     scenario === 'introspect'
