@@ -91,6 +91,16 @@ interface MigrationRow {
 const MIGRATION_ROWS =
   'SELECT migration_name, checksum, finished_at, rolled_back_at, logs, applied_steps_count FROM _prisma_migrations ORDER BY started_at';
 const TABLE_NAMES = `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations' ORDER BY tablename`;
+/** The tables and indexes PostgreSQL writes no WAL for: the login challenges alone. */
+const UNLOGGED_RELATIONS = `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = 'public' AND c.relpersistence = 'u' AND c.relkind IN ('r', 'i') ORDER BY c.relname`;
+const UNLOGGED = [
+  'mfa_challenges',
+  'mfa_challenges_expires_at_idx',
+  'mfa_challenges_pkey',
+  'mfa_challenges_token_hash_key',
+  'mfa_challenges_user_id_idx',
+];
 
 async function expectRecorded(rows: MigrationRow[], names: string[], dir = migrationsDir): Promise<void> {
   expect(rows.map((row) => row.migration_name)).toEqual(names);
@@ -162,6 +172,7 @@ describe('applyMigrations on in-memory PGlite', () => {
       expect(await applyMigrations(adapter)).toEqual([]);
 
       expect((await db.query<{ tablename: string }>(TABLE_NAMES)).rows.map((r) => r.tablename)).toEqual(TABLES);
+      expect((await db.query<{ relname: string }>(UNLOGGED_RELATIONS)).rows.map((r) => r.relname)).toEqual(UNLOGGED);
       const rows = (await db.query<MigrationRow>(MIGRATION_ROWS)).rows;
       expect(rows.map((r) => r.migration_name)).toEqual(committed);
       expect(rows[0]!.migration_name).toMatch(/_init$/);
@@ -298,6 +309,7 @@ describe.runIf(serverUrl)('applyMigrations on PostgreSQL (TEST_DATABASE_URL)', (
     expect(await applyMigrations(new PrismaPg({ connectionString: url }))).toEqual([]);
 
     expect((await query<{ tablename: string }>(url, TABLE_NAMES)).map((r) => r.tablename)).toEqual(TABLES);
+    expect((await query<{ relname: string }>(url, UNLOGGED_RELATIONS)).map((r) => r.relname)).toEqual(UNLOGGED);
     await expectRecorded(await query<MigrationRow>(url, MIGRATION_ROWS), committed);
   });
 
