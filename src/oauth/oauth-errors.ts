@@ -1,4 +1,5 @@
 import { Catch, type ArgumentsHost } from '@nestjs/common';
+import type { Request } from 'express';
 import { AllExceptionsFilter } from '../common/errors/all-exceptions.filter.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
@@ -114,10 +115,16 @@ export function asOAuthError(exception: unknown): unknown {
   return exception;
 }
 
-/** The global filter, with asOAuthError() first: on the OAuth form endpoints' controller. */
+/**
+ * The global filter, with asOAuthError() first: on the OAuth form endpoints' controller. A
+ * dependency out of reach is logged here, as the global filter logs it elsewhere: once it is
+ * an OAuth error, the global filter sees an answer, not the failure behind it.
+ */
 @Catch()
 export class OAuthExceptionFilter extends AllExceptionsFilter {
   override catch(exception: unknown, host: ArgumentsHost): void {
+    const away = unavailableDependency(exception);
+    if (away) this.logUnavailable(away, exception, host.switchToHttp().getRequest<Request>());
     super.catch(asOAuthError(exception), host);
   }
 }

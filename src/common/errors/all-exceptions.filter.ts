@@ -3,7 +3,7 @@ import { ArgumentsHost, Catch, HttpException, HttpStatus, Logger, type Exception
 import type { Request, Response } from 'express';
 import { AppError } from './app-error.js';
 import { ErrorCode } from './error-codes.js';
-import { unavailableDependency } from './unavailable.js';
+import { unavailableDependency, type Unavailable } from './unavailable.js';
 
 export interface ErrorBody {
   statusCode: number;
@@ -80,8 +80,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     // A dependency out of reach: 503 with Retry-After, logged as a warning.
     const away = unavailableDependency(exception);
     if (away) {
-      if (away.logAsError) this.logUnexpected(exception, req);
-      else this.logger.warn(`${away.what} unavailable: ${describe(exception)}`, { reqId: requestId });
+      this.logUnavailable(away, exception, req);
       return {
         body: this.body(HttpStatus.SERVICE_UNAVAILABLE, away.message, away.code),
         headers: { 'Retry-After': '5' },
@@ -100,6 +99,15 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   private body(statusCode: number, message: string | string[], code: string): ErrorBody {
     return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code };
+  }
+
+  /**
+   * A dependency out of reach, found in `exception`: one warning line, or the error's log with
+   * its stack when the wait may be a fault of its own (an expired transaction, see Unavailable).
+   */
+  protected logUnavailable(away: Unavailable, exception: unknown, req: Request): void {
+    if (away.logAsError) this.logUnexpected(exception, req);
+    else this.logger.warn(`${away.what} unavailable: ${describe(exception)}`, { reqId: req.id ?? 'unknown' });
   }
 
   private logUnexpected(exception: unknown, req: Request): void {
