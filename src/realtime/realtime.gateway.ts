@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger, type BeforeApplicationShutdown, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection, type OnGatewayDisconnect } from '@nestjs/websockets';
 import type { Redis } from 'ioredis';
@@ -73,6 +74,16 @@ export const CHANGE_WAIT_TIMEOUT_MS = 3000;
  * connection is then closed, not given back to the pool (TenantsRepository.awaitChange).
  */
 const CHANGE_WAIT_GIVE_UP_MS = CHANGE_WAIT_TIMEOUT_MS + 2000;
+/**
+ * After a wait gave up, the change is waited for again in the background for this long: the
+ * longest transaction a change of a tenant's access is part of (an account's deletion, see
+ * ACCOUNT_DELETION_TIMEOUT_MS), so that its subscribers are read again once it ends even if
+ * its announcement after the commit is lost.
+ */
+export const CHANGE_FOLLOW_UP_MS = 120_000;
+/** The pause before the first wait again, doubled after each (up to the last). */
+const CHANGE_FOLLOW_UP_FIRST_PAUSE_MS = 1000;
+const CHANGE_FOLLOW_UP_LAST_PAUSE_MS = 16_000;
 
 /** Why an upgrade is refused: an HTTP status and the contract's error body. */
 export interface UpgradeRefusal {
@@ -133,6 +144,8 @@ export class RealtimeGateway
    * forgotten in time.
    */
   private readonly changesRechecked = new BoundedMap<string, true>(1000);
+  /** Changes waited for again in the background after a wait gave up (see followUp), by id. */
+  private readonly followingUp = new Set<string>();
   /** Waits for tenant changes to commit: running, and queued per tenant (at most one each). */
   private changeWaitsRunning = 0;
   private readonly changeWaitsQueued = new Map<string, { changeId: string; start: () => void; done: Promise<void> }>();
@@ -696,6 +709,7 @@ export class RealtimeGateway
     this.accessChanged(tenantId);
     // Its permissions were read again already after the change's first announcement.
     const rechecked = e.changeId !== undefined && this.changesRechecked.delete(e.changeId);
+    if (e.changeId !== undefined) this.followingUp.delete(e.changeId);
     const subscribers = [...(this.byTenant.get(tenantId) ?? [])];
     if (change === 'member_added' && userId !== null) {
       const data = { tenantId, member: e.member ?? { userId } };
@@ -781,14 +795,14 @@ export class RealtimeGateway
       // The subscriptions as they are once the change has ended, with those made while it
       // committed (a membership read before the commit, returned after: read again).
       this.accessChanged(tenantId);
-      const affected = [...(this.byTenant.get(tenantId) ?? [])].filter(
-        (conn) => userId === null || conn.principal?.userId === userId,
-      );
+      const affected = this.concerned(tenantId, userId);
       if (failure !== null) {
         for (const conn of affected) this.dropUnknown(conn, tenantId, failure);
         // Not read after the change: its announcement after the commit must read again, for
-        // the subscriptions made meanwhile (a read before a late commit sees the old roles).
+        // the subscriptions made meanwhile (a read before a late commit sees the old roles),
+        // and so does the wait in the background, should that announcement be lost too.
         this.changesRechecked.delete(changeId);
+        void this.followUp(tenantId, userId, changeId);
         return;
       }
       await this.recheck(affected, tenantId);
@@ -797,6 +811,56 @@ export class RealtimeGateway
       if (holds.size === 0 && this.holds.get(tenantId) === holds) this.holds.delete(tenantId);
       this.releaseHeld(tenantId);
     }
+  }
+
+  /** The subscriptions to a tenant that a change of one member's access (or everyone's: null) concerns. */
+  private concerned(tenantId: string, userId: string | null): Connection[] {
+    return [...(this.byTenant.get(tenantId) ?? [])].filter(
+      (conn) => userId === null || conn.principal?.userId === userId,
+    );
+  }
+
+  /**
+   * A change whose wait gave up: the subscriptions it concerns have ended, and their members
+   * subscribe again, reading their permissions from before the change. Its announcement
+   * after the commit has them read again; should it be lost as well (the other instance
+   * losing Redis as it commits), this waits for the change again, after growing pauses, for
+   * CHANGE_FOLLOW_UP_MS at most, and reads the permissions of the subscriptions it concerns
+   * once it has ended. These waits give way to those of changes just heard.
+   */
+  private async followUp(tenantId: string, userId: string | null, changeId: string): Promise<void> {
+    this.followingUp.add(changeId);
+    try {
+      await this.followUpUntilEnded(tenantId, userId, changeId);
+    } finally {
+      this.followingUp.delete(changeId);
+    }
+  }
+
+  private async followUpUntilEnded(tenantId: string, userId: string | null, changeId: string): Promise<void> {
+    const until = Date.now() + CHANGE_FOLLOW_UP_MS;
+    let pause = CHANGE_FOLLOW_UP_FIRST_PAUSE_MS;
+    while (Date.now() + pause < until) {
+      // Unreferenced: a shutdown does not wait for it.
+      await sleep(pause, undefined, { ref: false });
+      pause = Math.min(pause * 2, CHANGE_FOLLOW_UP_LAST_PAUSE_MS);
+      // Its announcement after the commit came (and had them read again), or the instance stops.
+      if (this.closing || !this.followingUp.has(changeId)) return;
+      // Changes heard just now come first: this wait takes a place only when none is queued,
+      // and never the last free one (a wait on a change stuck for good takes 3 s each time).
+      if (this.changeWaitsQueued.size > 0 || this.changeWaitsRunning >= MAX_CHANGE_WAITS - 1) continue;
+      try {
+        await this.changeEnded(tenantId, changeId);
+      } catch {
+        continue;
+      }
+      this.accessChanged(tenantId);
+      await this.recheck(this.concerned(tenantId, userId), tenantId);
+      return;
+    }
+    this.logger.warn(
+      `tenant ${tenantId}: change ${changeId} had not ended after ${CHANGE_FOLLOW_UP_MS / 1000} s; its subscribers are read again at its announcement, or when this instance's Redis subscription comes back`,
+    );
   }
 
   /**

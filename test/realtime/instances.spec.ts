@@ -1,4 +1,5 @@
 import { randomInt, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Redis } from 'ioredis';
@@ -350,6 +351,47 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       for (let i = 0; i < 8 && reached; i++) reached = await reaches(w, o, tenantId);
       expect(reached).toBe(false);
     });
+
+    it('a change that commits after B gave up waiting, whose announcement after the commit is lost, is read again once it has ended', async () => {
+      const { tenantId, o, m, w } = await team();
+      await defineLookers(tenantId, o);
+      const db = new pg.Client({ connectionString: a.databaseUrl });
+      await db.connect();
+      const bus = b.app.get(EventBus);
+      const changeId = randomUUID();
+      try {
+        // Another instance gives M a role without resources:read, commits late, and its
+        // announcement after the commit never comes (that instance lost Redis).
+        await db.query('BEGIN');
+        await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [changeId]);
+        await db.query(`UPDATE tenant_memberships SET roles = '{lookers}' WHERE tenant_id = $1 AND user_id = $2`, [
+          tenantId,
+          m.id,
+        ]);
+        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId });
+        expect((await w.next('error', CHANGE_WAIT_TIMEOUT_MS + 5000)).data).toMatchObject({
+          code: 'SERVICE_UNAVAILABLE',
+        });
+        // M subscribes again, as told: read before the commit, with the old roles.
+        w.send({ event: 'subscribe', data: { topics: [`tenant:${tenantId}`] }, id: 'again' });
+        expect((await w.next('subscribed')).id).toBe('again');
+        expect(await reaches(w, o, tenantId)).toBe(true);
+        await db.query('COMMIT');
+      } finally {
+        await db.end();
+      }
+      // B waits for the change again in the background (first after 1 s) and, once it has
+      // ended, reads M's permissions again; no event tells when it is done.
+      const deadline = Date.now() + 15_000;
+      let reached = true;
+      while (reached && Date.now() < deadline) {
+        reached = await reaches(w, o, tenantId);
+        // One probe a second: the socket may send 30 messages in 10 s (WS_MESSAGE_RATE_LIMIT).
+        if (reached) await sleep(1000);
+      }
+      expect(reached).toBe(false);
+      expect(w.closed).toBeNull();
+    }, 30_000);
 
     it('a wait whose database connection never answers gives up too, and frees its place for other tenants', async () => {
       // Four tenants, one more than the waits B runs at once (MAX_CHANGE_WAITS): each wait
