@@ -75,15 +75,25 @@ export const CHANGE_WAIT_TIMEOUT_MS = 3000;
  */
 const CHANGE_WAIT_GIVE_UP_MS = CHANGE_WAIT_TIMEOUT_MS + 2000;
 /**
- * After a wait gave up, the change is waited for again in the background for this long: the
- * longest transaction a change of a tenant's access is part of (an account's deletion, see
- * ACCOUNT_DELETION_TIMEOUT_MS), so that its subscribers are read again once it ends even if
- * its announcement after the commit is lost.
+ * After a wait gave up, whether the change has ended is asked again (without waiting) for this
+ * long: the longest transaction a change of a tenant's access is part of (an account's
+ * deletion, see ACCOUNT_DELETION_TIMEOUT_MS). See followUp().
  */
 export const CHANGE_FOLLOW_UP_MS = 120_000;
-/** The pause before the first wait again, doubled after each (up to the last). */
+/** The pause before it is first asked again, doubled after each time (up to the last). */
 const CHANGE_FOLLOW_UP_FIRST_PAUSE_MS = 1000;
 const CHANGE_FOLLOW_UP_LAST_PAUSE_MS = 16_000;
+/** Tenants followed up at once (see followUp); beyond it, the least recent is no longer. */
+const MAX_FOLLOW_UPS = 1000;
+
+/** A tenant's follow-up of changes whose wait gave up (RealtimeGateway.followUp). */
+interface FollowUp {
+  changeId: string;
+  /** The members those changes concern; null: every subscriber. */
+  userIds: Set<string> | null;
+  /** When it ends, with the subscriptions concerned, if the change has not ended by then. */
+  until: number;
+}
 
 /** Why an upgrade is refused: an HTTP status and the contract's error body. */
 export interface UpgradeRefusal {
@@ -144,8 +154,13 @@ export class RealtimeGateway
    * forgotten in time.
    */
   private readonly changesRechecked = new BoundedMap<string, true>(1000);
-  /** Changes waited for again in the background after a wait gave up (see followUp), by id. */
-  private readonly followingUp = new Set<string>();
+  /**
+   * Tenants with a change whose wait gave up (see followUp): the latest such change (a
+   * tenant's changes run one at a time, under its row lock, so its end is the end of the
+   * earlier ones), the members those changes concern (null: every subscriber) and the time the
+   * follow-up ends.
+   */
+  private readonly followUps = new BoundedMap<string, FollowUp>(MAX_FOLLOW_UPS);
   /** Waits for tenant changes to commit: running, and queued per tenant (at most one each). */
   private changeWaitsRunning = 0;
   private readonly changeWaitsQueued = new Map<string, { changeId: string; start: () => void; done: Promise<void> }>();
@@ -709,7 +724,7 @@ export class RealtimeGateway
     this.accessChanged(tenantId);
     // Its permissions were read again already after the change's first announcement.
     const rechecked = e.changeId !== undefined && this.changesRechecked.delete(e.changeId);
-    if (e.changeId !== undefined) this.followingUp.delete(e.changeId);
+    this.followUpAnnounced(tenantId, e.changeId);
     const subscribers = [...(this.byTenant.get(tenantId) ?? [])];
     if (change === 'member_added' && userId !== null) {
       const data = { tenantId, member: e.member ?? { userId } };
@@ -801,8 +816,8 @@ export class RealtimeGateway
         // Not read after the change: its announcement after the commit must read again, for
         // the subscriptions made meanwhile (a read before a late commit sees the old roles),
         // and so does the wait in the background, should that announcement be lost too.
-        this.changesRechecked.delete(changeId);
-        void this.followUp(tenantId, userId, changeId);
+        // (Not when that announcement has come already: it read them.)
+        if (this.changesRechecked.delete(changeId)) this.followUp(tenantId, userId, changeId);
         return;
       }
       await this.recheck(affected, tenantId);
@@ -815,8 +830,12 @@ export class RealtimeGateway
 
   /** The subscriptions to a tenant that a change of one member's access (or everyone's: null) concerns. */
   private concerned(tenantId: string, userId: string | null): Connection[] {
+    return this.concernedBy(tenantId, userId === null ? null : new Set([userId]));
+  }
+
+  private concernedBy(tenantId: string, userIds: ReadonlySet<string> | null): Connection[] {
     return [...(this.byTenant.get(tenantId) ?? [])].filter(
-      (conn) => userId === null || conn.principal?.userId === userId,
+      (conn) => userIds === null || (conn.principal !== null && userIds.has(conn.principal.userId)),
     );
   }
 
@@ -824,43 +843,70 @@ export class RealtimeGateway
    * A change whose wait gave up: the subscriptions it concerns have ended, and their members
    * subscribe again, reading their permissions from before the change. Its announcement
    * after the commit has them read again; should it be lost as well (the other instance
-   * losing Redis as it commits), this waits for the change again, after growing pauses, for
-   * CHANGE_FOLLOW_UP_MS at most, and reads the permissions of the subscriptions it concerns
-   * once it has ended. These waits give way to those of changes just heard.
+   * losing Redis as it commits), this instance asks again, after growing pauses, whether the
+   * change has ended, without waiting for it (no place among MAX_CHANGE_WAITS, one short
+   * statement), and reads the permissions of the subscriptions concerned once it has. One
+   * follow-up per tenant, for its latest such change and every member they concern. Still
+   * running after CHANGE_FOLLOW_UP_MS (or the database not answering), those subscriptions
+   * end with an error, as after the first wait: subscribing again reads what is current.
    */
-  private async followUp(tenantId: string, userId: string | null, changeId: string): Promise<void> {
-    this.followingUp.add(changeId);
-    try {
-      await this.followUpUntilEnded(tenantId, userId, changeId);
-    } finally {
-      this.followingUp.delete(changeId);
+  private followUp(tenantId: string, userId: string | null, changeId: string): void {
+    const until = Date.now() + CHANGE_FOLLOW_UP_MS;
+    const running = this.followUps.get(tenantId);
+    if (running) {
+      running.changeId = changeId;
+      running.until = until;
+      if (userId === null) running.userIds = null;
+      else running.userIds?.add(userId);
+      return;
     }
+    const entry: FollowUp = { changeId, userIds: userId === null ? null : new Set([userId]), until };
+    this.followUps.set(tenantId, entry);
+    void this.followUpUntilEnded(tenantId, entry);
   }
 
-  private async followUpUntilEnded(tenantId: string, userId: string | null, changeId: string): Promise<void> {
-    const until = Date.now() + CHANGE_FOLLOW_UP_MS;
+  private async followUpUntilEnded(tenantId: string, entry: FollowUp): Promise<void> {
     let pause = CHANGE_FOLLOW_UP_FIRST_PAUSE_MS;
-    while (Date.now() + pause < until) {
+    for (;;) {
       // Unreferenced: a shutdown does not wait for it.
       await sleep(pause, undefined, { ref: false });
       pause = Math.min(pause * 2, CHANGE_FOLLOW_UP_LAST_PAUSE_MS);
-      // Its announcement after the commit came (and had them read again), or the instance stops.
-      if (this.closing || !this.followingUp.has(changeId)) return;
-      // Changes heard just now come first: this wait takes a place only when none is queued,
-      // and never the last free one (a wait on a change stuck for good takes 3 s each time).
-      if (this.changeWaitsQueued.size > 0 || this.changeWaitsRunning >= MAX_CHANGE_WAITS - 1) continue;
+      // Its announcement came (and they were read), the tenant was evicted, or the instance stops.
+      if (this.closing || this.followUps.get(tenantId) !== entry) return;
+      let ended = false;
       try {
-        await this.changeEnded(tenantId, changeId);
+        ended = await this.tenants.hasChangeEnded(entry.changeId, CHANGE_WAIT_GIVE_UP_MS);
       } catch {
-        continue;
+        // Asked again after the next pause, or given up at the end.
       }
+      if (this.closing || this.followUps.get(tenantId) !== entry) return;
+      if (!ended && Date.now() < entry.until) continue;
+      this.followUps.delete(tenantId);
       this.accessChanged(tenantId);
-      await this.recheck(this.concerned(tenantId, userId), tenantId);
+      const conns = this.concernedBy(tenantId, entry.userIds);
+      if (ended) {
+        await this.recheck(conns, tenantId);
+        return;
+      }
+      this.logger.warn(
+        `tenant ${tenantId}: change ${entry.changeId} still running after ${CHANGE_FOLLOW_UP_MS / 1000} s (or the database did not answer); the subscriptions it concerns end`,
+      );
+      const failure = new Error('a change of the tenant did not end in time');
+      for (const conn of conns) this.dropUnknown(conn, tenantId, failure);
       return;
     }
-    this.logger.warn(
-      `tenant ${tenantId}: change ${changeId} had not ended after ${CHANGE_FOLLOW_UP_MS / 1000} s; its subscribers are read again at its announcement, or when this instance's Redis subscription comes back`,
-    );
+  }
+
+  /**
+   * The announcement after the commit of a change: if it is the one a follow-up asks about,
+   * the change has ended, and the members of every change the follow-up stood for are read
+   * again now (the announcement reads only those of its own change).
+   */
+  private followUpAnnounced(tenantId: string, changeId: string | undefined): void {
+    const entry = this.followUps.get(tenantId);
+    if (changeId === undefined || entry?.changeId !== changeId) return;
+    this.followUps.delete(tenantId);
+    void this.recheck(this.concernedBy(tenantId, entry.userIds), tenantId);
   }
 
   /**

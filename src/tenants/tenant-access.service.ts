@@ -65,6 +65,11 @@ export class TenantAccessService {
     return this.repo.awaitChange(changeId, timeoutMs, giveUpMs);
   }
 
+  /** Whether that change has ended, without waiting for it; fails if the database has not answered after `giveUpMs`. */
+  hasChangeEnded(changeId: string, giveUpMs: number): Promise<boolean> {
+    return this.repo.hasChangeEnded(changeId, giveUpMs);
+  }
+
   /**
    * The access of `caller` to the tenant of a /tenants/:id route: a member's, or a global
    * admin's override; 404 TENANT_NOT_FOUND otherwise (existence is not revealed).

@@ -218,6 +218,22 @@ export class TenantsRepository {
   }
 
   /**
+   * Whether the change holding holdChange(changeId) has ended (true too if there is no such
+   * change), without waiting: a shared lock on the same key is tried, in a transaction of its
+   * own, and released at once. Fails after `giveUpMs` without an answer.
+   */
+  async hasChangeEnded(changeId: string, giveUpMs: number): Promise<boolean> {
+    const [rows] = await withTimeout(
+      this.prisma.$transaction([
+        this.prisma.$queryRaw<Array<{ ended: boolean }>>`
+          SELECT pg_try_advisory_xact_lock_shared(hashtextextended(${changeId}, 0)) AS ended`,
+      ]),
+      giveUpMs,
+    );
+    return rows[0]?.ended ?? false;
+  }
+
+  /**
    * Locks the tenant's row until the transaction ends; false when there is no such tenant.
    * Every change to memberships, invitations and roles takes it first, so the last-owner and
    * member-limit checks and the changes they guard run one at a time per tenant.

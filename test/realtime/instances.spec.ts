@@ -319,33 +319,48 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       }
     });
 
-    it('a change that commits after B gave up waiting is read again at its announcement after the commit', async () => {
-      const { tenantId, o, m, w } = await team();
-      await defineLookers(tenantId, o);
+    /**
+     * Another instance gives M the role `lookers` (no resources:read) and commits late: B gives
+     * up waiting (M's subscription ends with an error), M subscribes again as told (read before
+     * the commit, with the old roles), `beforeCommit` runs, then the change commits. Its
+     * announcement after the commit is the caller's to send, or not. Answers the change's id.
+     */
+    async function lateLookersChange(
+      { tenantId, m, w }: { tenantId: string; m: Session; w: WsClient },
+      beforeCommit: () => Promise<void> = async () => undefined,
+    ): Promise<string> {
       const db = new pg.Client({ connectionString: a.databaseUrl });
       await db.connect();
-      const bus = b.app.get(EventBus);
       const changeId = randomUUID();
       try {
-        // Another instance gives M a role without resources:read, and commits late.
         await db.query('BEGIN');
         await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [changeId]);
         await db.query(`UPDATE tenant_memberships SET roles = '{lookers}' WHERE tenant_id = $1 AND user_id = $2`, [
           tenantId,
           m.id,
         ]);
-        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId });
+        b.app.get(EventBus).replay('tenants.access_changing', { tenantId, userId: m.id, changeId });
         expect((await w.next('error', CHANGE_WAIT_TIMEOUT_MS + 5000)).data).toMatchObject({
           code: 'SERVICE_UNAVAILABLE',
         });
-        // M subscribes again, as told: read before the commit, with the old roles.
         w.send({ event: 'subscribe', data: { topics: [`tenant:${tenantId}`] }, id: 'again' });
         expect((await w.next('subscribed')).id).toBe('again');
+        await beforeCommit();
         await db.query('COMMIT');
       } finally {
         await db.end();
       }
-      bus.replay('tenants.access_changed', { tenantId, userId: m.id, change: 'roles_changed', changeId });
+      return changeId;
+    }
+
+    it('a change that commits after B gave up waiting is read again at its announcement after the commit', async () => {
+      const team1 = await team();
+      const { tenantId, o, m, w } = team1;
+      await defineLookers(tenantId, o);
+      const changeId = await lateLookersChange(team1);
+      b.app
+        .get(EventBus)
+        .replay('tenants.access_changed', { tenantId, userId: m.id, change: 'roles_changed', changeId });
       // The re-check runs after the announcement; no event tells when it is done.
       let reached = true;
       for (let i = 0; i < 8 && reached; i++) reached = await reaches(w, o, tenantId);
@@ -353,33 +368,13 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
     });
 
     it('a change that commits after B gave up waiting, whose announcement after the commit is lost, is read again once it has ended', async () => {
-      const { tenantId, o, m, w } = await team();
+      const team1 = await team();
+      const { tenantId, o, w } = team1;
       await defineLookers(tenantId, o);
-      const db = new pg.Client({ connectionString: a.databaseUrl });
-      await db.connect();
-      const bus = b.app.get(EventBus);
-      const changeId = randomUUID();
-      try {
-        // Another instance gives M a role without resources:read, commits late, and its
-        // announcement after the commit never comes (that instance lost Redis).
-        await db.query('BEGIN');
-        await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [changeId]);
-        await db.query(`UPDATE tenant_memberships SET roles = '{lookers}' WHERE tenant_id = $1 AND user_id = $2`, [
-          tenantId,
-          m.id,
-        ]);
-        bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId });
-        expect((await w.next('error', CHANGE_WAIT_TIMEOUT_MS + 5000)).data).toMatchObject({
-          code: 'SERVICE_UNAVAILABLE',
-        });
-        // M subscribes again, as told: read before the commit, with the old roles.
-        w.send({ event: 'subscribe', data: { topics: [`tenant:${tenantId}`] }, id: 'again' });
-        expect((await w.next('subscribed')).id).toBe('again');
+      // The announcement after the commit never comes (that instance lost Redis as it committed).
+      await lateLookersChange(team1, async () => {
         expect(await reaches(w, o, tenantId)).toBe(true);
-        await db.query('COMMIT');
-      } finally {
-        await db.end();
-      }
+      });
       // B waits for the change again in the background (first after 1 s) and, once it has
       // ended, reads M's permissions again; no event tells when it is done.
       const deadline = Date.now() + 15_000;
@@ -392,6 +387,27 @@ describe.runIf(onPostgres)('WebSockets across two instances (PostgreSQL + Redis)
       expect(reached).toBe(false);
       expect(w.closed).toBeNull();
     }, 30_000);
+
+    it('follows up one change per tenant after waits gave up: the latest of the changes heard, asked without waiting', async () => {
+      const { tenantId, m, w } = await team();
+      const access = b.app.get(TenantAccessService);
+      const lockTimeout = Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
+      const fail = vi.spyOn(access, 'awaitChange').mockRejectedValue(lockTimeout);
+      const asked = vi.spyOn(access, 'hasChangeEnded');
+      const bus = b.app.get(EventBus);
+      const changes = Array.from({ length: 20 }, () => randomUUID());
+      try {
+        for (const changeId of changes) bus.replay('tenants.access_changing', { tenantId, userId: m.id, changeId });
+        expect((await w.next('error')).data).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+        // The first follow-up asks after 1 s: once, for the latest change, not once per change.
+        await within(5000, async () => asked.mock.calls.length > 0);
+        await sleep(500);
+        expect(asked.mock.calls.map(([changeId]) => changeId)).toEqual([changes.at(-1)]);
+      } finally {
+        fail.mockRestore();
+        asked.mockRestore();
+      }
+    });
 
     it('a wait whose database connection never answers gives up too, and frees its place for other tenants', async () => {
       // Four tenants, one more than the waits B runs at once (MAX_CHANGE_WAITS): each wait
