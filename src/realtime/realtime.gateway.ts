@@ -772,8 +772,7 @@ export class RealtimeGateway
     // Roles changed (one member's, or a role's definition): the permissions are read again,
     // unless that was done already after the change's first announcement.
     if (rechecked) return;
-    const affected = userId === null ? subscribers : subscribers.filter((c) => c.principal?.userId === userId);
-    void this.recheck(affected, tenantId);
+    void this.recheck(this.concerned(tenantId, userId), tenantId);
   }
 
   /**

@@ -219,15 +219,14 @@ export class TenantsRepository {
 
   /**
    * Whether the change holding holdChange(changeId) has ended (true too if there is no such
-   * change), without waiting: a shared lock on the same key is tried, in a transaction of its
-   * own, and released at once. Fails after `giveUpMs` without an answer.
+   * change), without waiting: a shared lock on the same key is tried by one statement outside
+   * any transaction, so that it is released as the statement ends. Fails after `giveUpMs`
+   * without an answer.
    */
   async hasChangeEnded(changeId: string, giveUpMs: number): Promise<boolean> {
-    const [rows] = await withTimeout(
-      this.prisma.$transaction([
-        this.prisma.$queryRaw<Array<{ ended: boolean }>>`
-          SELECT pg_try_advisory_xact_lock_shared(hashtextextended(${changeId}, 0)) AS ended`,
-      ]),
+    const rows = await withTimeout(
+      this.prisma.$queryRaw<Array<{ ended: boolean }>>`
+        SELECT pg_try_advisory_xact_lock_shared(hashtextextended(${changeId}, 0)) AS ended`,
       giveUpMs,
     );
     return rows[0]?.ended ?? false;
