@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { queryPrepared } from '../database/prepared-statements.js';
 import { PrismaService } from '../database/prisma.service.js';
@@ -36,13 +37,24 @@ export interface GuessOutcome {
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
+/** A user's confirmed TOTP factor as read with a challenge (its sealed secret, and which factor it is). */
+export interface ConfirmedFactor {
+  secretEnc: Uint8Array;
+  secretKeyId: string;
+  confirmedAt: Date;
+}
+
 /** What completeTotpLogin() did. */
 export type TotpLoginOutcome =
   /** `user`: the account row as locked by the statement (its roles go into the access token). */
   | { kind: 'opened'; user: PublicUserFields }
-  /** The code's step was used already (or the factor changed): nothing was written. */
+  /** The code's step was used already: the guess is counted (when asked to), nothing else written. */
   | { kind: 'step_used' }
-  /** The challenge was consumed meanwhile, or the account changed since the password step: nothing was written. */
+  /** The user's factor is no longer the one confirmed at `confirmedAt` (removed, enrolled again): nothing was written. */
+  | { kind: 'factor_changed' }
+  /** The challenge is live but has no guess left to count (only with `countGuess`): nothing was written. */
+  | { kind: 'no_guess_left' }
+  /** The challenge was consumed or expired meanwhile, or the account changed since the password step: nothing was written. */
   | { kind: 'challenge_gone' };
 
 /**
@@ -168,6 +180,11 @@ export class MfaRepository {
     return count === 1;
   }
 
+  /**
+   * Stores a login challenge, and answers the user's confirmed TOTP factor as it stands (null
+   * without one) in the same statement: the instance that opens a challenge keeps it for the
+   * second step (MfaService.completeLogin), which then needs no read before checking the code.
+   */
   async createChallenge(c: {
     userId: string;
     tokenHash: Buffer;
@@ -176,18 +193,22 @@ export class MfaRepository {
     expiresAt: Date;
     ip: string | null;
     userAgent: string | null;
-  }): Promise<void> {
-    await this.db.mfaChallenge.create({
-      data: {
-        userId: c.userId,
-        tokenHash: new Uint8Array(c.tokenHash),
-        passwordHash: c.passwordHash,
-        expiresAt: c.expiresAt,
-        ip: c.ip,
-        userAgent: c.userAgent,
-        createdAt: c.now,
-      },
-    });
+  }): Promise<ConfirmedFactor | null> {
+    const rows = await queryPrepared<ConfirmedFactor>(
+      this.txHost,
+      this.prisma,
+      'gatehouse_mfa_create_challenge_v1',
+      Prisma.sql`
+        WITH created AS (
+          INSERT INTO mfa_challenges (id, user_id, token_hash, password_hash, expires_at, attempts, ip, user_agent, created_at)
+          VALUES (${randomUUID()}::uuid, ${c.userId}::uuid, ${c.tokenHash}, ${c.passwordHash}, ${c.expiresAt}, 0, ${c.ip},
+                  ${c.userAgent}, ${c.now})
+          RETURNING user_id
+        )
+        SELECT t.secret_enc AS "secretEnc", t.secret_key_id AS "secretKeyId", t.confirmed_at AS "confirmedAt"
+        FROM created JOIN mfa_totp t ON t.user_id = created.user_id AND t.confirmed_at IS NOT NULL`,
+    );
+    return rows[0] ?? null;
   }
 
   /**
@@ -240,73 +261,107 @@ export class MfaRepository {
 
   /**
    * A login's second step with a TOTP code that matched time step `step` of the factor
-   * confirmed at `confirmedAt` (as read with the guess), as one statement (a prepared one on PostgreSQL): atomic without a
-   * transaction, and one round trip instead of ten. In this order, each part only when the
+   * confirmed at `confirmedAt`, as one statement (a prepared one on PostgreSQL): atomic without
+   * a transaction, and one round trip instead of ten. In this order, each part only when the
    * one before it took effect:
    * 1. the user row, `FOR SHARE`, while its password hash is still the one the first step
    *    verified and the account enabled (a password change or disable committing first is
    *    waited for, one committing later waits for this statement: see
    *    SessionsRepository.createIfCredentialsCurrent);
-   * 2. the challenge, unconsumed, `FOR UPDATE`: a concurrent second step on it is waited for
-   *    and, if it succeeded, this one stops here;
-   * 3. the step is used, if newer than the last one used and the factor still the one read
-   *    (its confirmation time: a secret re-encrypted under a newer key meanwhile is the same
-   *    factor, one disabled and enrolled again is not) (RFC 6238 §5.2: a code works once);
-   * 4. the challenge is consumed, the session inserted and the audit event written.
-   * Rows locked in 1 and 2 keep 4 from failing once 3 has run: the code is never spent
-   * without a session, and nothing is written unless all of it is. The account's public
-   * fields come back from the row of 1, so that the answer needs no other read. The cap on
-   * sessions per user is not applied here: it must see sessions that logins racing this one
-   * commit after it starts (SessionsService.opened applies it, in a statement of its own).
+   * 2. the factor is still the one confirmed at `confirmedAt` (a secret re-encrypted under a
+   *    newer key meanwhile is the same factor, one disabled and enrolled again is not);
+   * 3. the challenge, live and unconsumed, `FOR UPDATE`: a concurrent second step on it is
+   *    waited for and, if it succeeded, this one stops here. With `countGuess`, only while it
+   *    has a guess left (fewer than `maxAttempts` counted), re-checked on the row as locked;
+   * 4. the step is used, if newer than the last one used (RFC 6238 §5.2: a code works once);
+   * 5. the challenge is updated once: the guess counted (with `countGuess`) and, when 4 took
+   *    effect, consumed; the session inserted and the audit event written.
+   * With `countGuess` the guess is counted in the statement that completes the login, so a
+   * code succeeds only as one of the challenge's first `maxAttempts` guesses, as when it is
+   * counted before it is checked (countAttempt()): the caller that checked the code before
+   * any statement (MfaService.completeLogin, a challenge this instance opened) needs one
+   * statement instead of two. Without it, the guess was counted already.
+   * Rows locked in 1 and 3 keep 5 from failing once 4 has run: the code is never spent
+   * without a session, and nothing is written unless all of it is (the counted guess of a
+   * used step aside). The account's public fields come back from the row of 1, so that the
+   * answer needs no other read. The cap on sessions per user is not applied here: it must see
+   * sessions that logins racing this one commit after it starts (SessionsService.opened
+   * applies it, in a statement of its own).
    */
   async completeTotpLogin(p: {
-    challengeId: string;
+    tokenHash: Buffer;
     userId: string;
     passwordHash: string;
     confirmedAt: Date;
     step: number;
     now: Date;
+    countGuess: { maxAttempts: number } | null;
     session: PreparedSession;
     audit: AuditRow;
   }): Promise<TotpLoginOutcome> {
     const { session } = p;
+    // Without countGuess: nothing counted, and no limit (the guess counted already is within it).
+    const counted = p.countGuess ? 1 : 0;
+    const maxAttempts = p.countGuess?.maxAttempts ?? 2_147_483_647;
     const rows = await queryPrepared<
-      { challenge: boolean; used: boolean; opened: boolean } & Nullable<Omit<PublicUserFields, 'id'>>
+      {
+        account: boolean;
+        factor: boolean;
+        challenge: boolean;
+        live: boolean;
+        used: boolean;
+        opened: boolean;
+      } & Nullable<Omit<PublicUserFields, 'id'>>
     >(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_complete_totp_login_v3',
+      'gatehouse_mfa_complete_totp_login_v4',
       Prisma.sql`
         WITH account AS (
           SELECT id, roles, username, email, email_verified_at, display_name, kind, mfa_enabled, created_at FROM users
           WHERE id = ${p.userId}::uuid AND password_hash = ${p.passwordHash} AND NOT disabled
           FOR SHARE
+        ), factor AS (
+          SELECT 1 FROM mfa_totp
+          WHERE user_id = ${p.userId}::uuid AND confirmed_at = ${p.confirmedAt} AND EXISTS (SELECT 1 FROM account)
         ), challenge AS (
           SELECT id FROM mfa_challenges
-          WHERE id = ${p.challengeId}::uuid AND consumed_at IS NULL AND EXISTS (SELECT 1 FROM account)
+          WHERE token_hash = ${p.tokenHash} AND user_id = ${p.userId}::uuid AND consumed_at IS NULL
+            AND expires_at > ${p.now} AND attempts + ${counted}::int <= ${maxAttempts}::int AND EXISTS (SELECT 1 FROM factor)
           FOR UPDATE
         ), used AS (
           UPDATE mfa_totp SET last_used_step = ${p.step}, last_used_at = ${p.now}
           WHERE user_id = ${p.userId}::uuid AND confirmed_at = ${p.confirmedAt}
             AND last_used_step < ${p.step} AND EXISTS (SELECT 1 FROM challenge)
           RETURNING user_id
-        ), consumed AS (
-          UPDATE mfa_challenges SET consumed_at = ${p.now}
-          WHERE id IN (SELECT id FROM challenge) AND EXISTS (SELECT 1 FROM used)
-          RETURNING id
-        ), opened AS (${insertSessionSql(session.id, session.session, Prisma.sql`account WHERE EXISTS (SELECT 1 FROM consumed)`)}
+        ), settled AS (
+          -- One UPDATE of the challenge row: a statement must not update a row twice.
+          UPDATE mfa_challenges
+          SET attempts = attempts + ${counted}::int,
+              consumed_at = CASE WHEN EXISTS (SELECT 1 FROM used) THEN ${p.now}::timestamptz END
+          WHERE id IN (SELECT id FROM challenge) AND (${counted}::int = 1 OR EXISTS (SELECT 1 FROM used))
+          RETURNING consumed_at IS NOT NULL AS consumed
+        ), opened AS (${insertSessionSql(session.id, session.session, Prisma.sql`account WHERE EXISTS (SELECT 1 FROM settled WHERE consumed)`)}
         ), audited AS (${auditInsertSql(p.audit, Prisma.sql`opened`)})
-        SELECT EXISTS (SELECT 1 FROM challenge) AS challenge, EXISTS (SELECT 1 FROM used) AS used,
+        SELECT EXISTS (SELECT 1 FROM account) AS account, EXISTS (SELECT 1 FROM factor) AS factor,
+               EXISTS (SELECT 1 FROM challenge) AS challenge,
+               -- Only asked when the challenge was not locked: live (as the statement began) but without a guess left
+               CASE WHEN EXISTS (SELECT 1 FROM challenge) THEN TRUE
+                    ELSE EXISTS (SELECT 1 FROM mfa_challenges
+                                 WHERE token_hash = ${p.tokenHash} AND consumed_at IS NULL AND expires_at > ${p.now}) END AS live,
+               EXISTS (SELECT 1 FROM used) AS used,
                EXISTS (SELECT 1 FROM opened) AS opened, a.roles::text[] AS roles, a.username, a.email,
                a.email_verified_at AS "emailVerifiedAt", a.display_name AS "displayName", a.kind::text AS kind,
                a.mfa_enabled AS "mfaEnabled", a.created_at AS "createdAt"
         FROM (SELECT 1) AS one LEFT JOIN account AS a ON TRUE`,
     );
     const r = rows[0];
-    if (!r?.challenge) return { kind: 'challenge_gone' };
+    if (!r?.account) return { kind: 'challenge_gone' };
+    if (!r.factor) return { kind: 'factor_changed' };
+    if (!r.challenge) return { kind: r.live && p.countGuess ? 'no_guess_left' : 'challenge_gone' };
     if (!r.used) return { kind: 'step_used' };
     const { roles, username, email, emailVerifiedAt, displayName, kind, mfaEnabled, createdAt } = r;
-    // Unreachable while the rows of 1 and 2 stay locked; never a session that was not opened.
+    // Unreachable while the rows of 1 and 3 stay locked; never a session that was not opened.
     if (
       !r.opened ||
       roles === null ||

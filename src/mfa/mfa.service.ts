@@ -15,7 +15,8 @@ import { CredentialsService, requireLocalPassword } from '../accounts/credential
 import { UsersRepository, type PublicUserFields, type UserRecord } from '../accounts/users.repository.js';
 import { SessionsService, type IssuedSession, type SessionAuth } from '../sessions/sessions.service.js';
 import { LoginThrottleService } from '../throttle/login-throttle.service.js';
-import { MfaRepository, type CountedAttempt } from './mfa.repository.js';
+import { BoundedMap } from '../common/bounded-map.js';
+import { MfaRepository, type ConfirmedFactor, type CountedAttempt, type TotpLoginOutcome } from './mfa.repository.js';
 import { newRecoveryCode, normaliseRecoveryCode, recoveryCodeHash } from './recovery-codes.js';
 import { SecretBox } from './secret-box.js';
 import {
@@ -66,6 +67,27 @@ export interface MfaLogin {
 const hashToken = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
 
 /**
+ * How many open login challenges an instance keeps for their second step (see HeldChallenge):
+ * about 400 bytes each, so at most some 8 MB; beyond that the oldest go, and their second
+ * steps take the path that reads the challenge first (as on any other instance).
+ */
+export const HELD_CHALLENGES = 20_000;
+
+/**
+ * What the instance that opened a login challenge keeps of it until it expires or completes:
+ * the user, the password hash verified in the first step and the user's confirmed factor
+ * (its secret stays sealed). A right code can then be checked before any statement, and the
+ * login completed in one (MfaRepository.completeTotpLogin with countGuess). The database
+ * stays the judge: the statement re-checks every part of this against the rows.
+ */
+interface HeldChallenge {
+  userId: string;
+  passwordHash: string;
+  factor: ConfirmedFactor;
+  expiresAtMs: number;
+}
+
+/**
  * Two-step sign-in (contract v2 §B): TOTP enrolment and confirmation, recovery codes, the
  * login challenge between the password and the code, disabling, the admin reset.
  *
@@ -78,6 +100,8 @@ const hashToken = (token: string): Buffer => createHash('sha256').update(token, 
 export class MfaService {
   private readonly logger = new Logger('Mfa');
   private readonly pepper: Buffer;
+  /** The login challenges this instance opened, by their token's hash (base64), oldest first. */
+  private readonly held = new BoundedMap<string, HeldChallenge>(HELD_CHALLENGES);
 
   constructor(
     @InjectConfig() private readonly config: AppConfig,
@@ -264,15 +288,26 @@ export class MfaService {
   async openChallenge(user: UserRecord, passwordHash: string, client: ClientInfo) {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock.now();
-    await this.repo.createChallenge({
+    const tokenHash = hashToken(token);
+    const expiresAt = new Date(now.getTime() + this.config.MFA_CHALLENGE_TTL * 1000);
+    const factor = await this.repo.createChallenge({
       userId: user.id,
-      tokenHash: hashToken(token),
+      tokenHash,
       passwordHash,
       now,
-      expiresAt: new Date(now.getTime() + this.config.MFA_CHALLENGE_TTL * 1000),
+      expiresAt,
       ip: client.ip,
       userAgent: client.userAgent?.slice(0, 512) ?? null,
     });
+    if (factor) {
+      this.dropExpiredHeld(now.getTime());
+      this.held.set(tokenHash.toString('base64'), {
+        userId: user.id,
+        passwordHash,
+        factor,
+        expiresAtMs: expiresAt.getTime(),
+      });
+    }
     await this.audit.record('login.mfa_required', { userId: user.id }, client);
     return { mfaToken: token, expiresIn: this.config.MFA_CHALLENGE_TTL };
   }
@@ -305,6 +340,10 @@ export class MfaService {
   async completeLogin(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<MfaLogin> {
     if (!MFA_TOKEN.test(mfaToken)) throw tokenInvalid();
     const tokenHash = hashToken(mfaToken);
+    if ('code' in factor) {
+      const done = await this.completeHeld(tokenHash, factor.code, client);
+      if (done) return done;
+    }
     const max = this.config.MFA_MAX_ATTEMPTS;
     const guess = await this.repo.countAttempt(tokenHash, this.clock.now(), max);
     if (!guess) throw tokenInvalid();
@@ -325,7 +364,7 @@ export class MfaService {
     }
     const outcome =
       'code' in factor
-        ? await this.completeWithTotp(attempt, factor.code, client)
+        ? await this.completeWithTotp(attempt, tokenHash, factor.code, client)
         : await this.completeWithRecoveryCode(attempt, factor.recoveryCode, client);
     if (outcome === 'wrong_code') {
       await this.audit.record('mfa.challenge_failed', { userId: attempt.userId }, client, {
@@ -333,6 +372,7 @@ export class MfaService {
       });
       throw wrongCode(401);
     }
+    this.held.delete(tokenHash.toString('base64'));
     await this.throttle.clearSecondFactor(attempt.userId);
     if ('user' in outcome) return outcome;
     const user = await this.users.findById(attempt.userId);
@@ -347,41 +387,151 @@ export class MfaService {
    */
   private async completeWithTotp(
     attempt: CountedAttempt,
+    tokenHash: Buffer,
     code: string,
     client: ClientInfo,
   ): Promise<MfaLogin | 'wrong_code'> {
-    if (attempt.secretEnc === null || attempt.secretKeyId === null || attempt.confirmedAt === null) return 'wrong_code';
-    const secret = this.openSecret(attempt.userId, attempt.secretEnc, attempt.secretKeyId);
+    const { secretEnc, secretKeyId, confirmedAt } = attempt;
+    if (secretEnc === null || secretKeyId === null || confirmedAt === null) return 'wrong_code';
+    const secret = this.openSecret(attempt.userId, secretEnc, secretKeyId);
     if (!secret) return 'wrong_code';
     const now = this.clock.now();
     const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
     if (step === null) return 'wrong_code';
-    const prepared = this.sessions.prepareOpen(attempt.userId, client, { amr: [...TOTP_AUTH.amr], acr: TOTP_AUTH.acr });
-    const auditRow = this.audit.row('login.mfa_succeeded', { userId: attempt.userId, sessionId: prepared.id }, client, {
+    const { userId, passwordHash } = attempt;
+    const done = await this.finishTotpLogin(
+      { userId, passwordHash, factor: { secretEnc, secretKeyId, confirmedAt } },
+      {
+        tokenHash,
+        secret,
+        step,
+        now,
+        countGuess: false,
+        clearWrongCodes: false,
+        client,
+      },
+    );
+    if (done.kind === 'opened') return done.login;
+    // A factor removed or enrolled again since the guess was counted: the code was not its.
+    if (done.kind === 'step_used' || done.kind === 'factor_changed') return 'wrong_code';
+    throw tokenInvalid();
+  }
+
+  /**
+   * The second step with a TOTP code on the instance that opened the challenge (HeldChallenge):
+   * the code is checked first, then counted and the login completed in one statement. Null when
+   * the usual path (completeLogin) must answer instead: the challenge is not held here, or
+   * expired; the code is wrong (that path counts it against the challenge and the account, as
+   * any wrong code); the account is waiting out its wrong codes; the factor changed since the
+   * challenge was opened.
+   * The answers are those of the usual path for the same code, after the same work: a guess
+   * with no place left on its challenge is 401 MFA_TOKEN_INVALID (or the account's 429) after
+   * one statement either way, and while the account waits every code takes the usual path, so
+   * that the time of an answer does not tell a right code from a wrong one when neither may be
+   * tried. A right code is not counted against the account (the budget of wrong codes; a
+   * success clears it anyway); a used step is, as a wrong code.
+   */
+  private async completeHeld(tokenHash: Buffer, code: string, client: ClientInfo): Promise<MfaLogin | null> {
+    const key = tokenHash.toString('base64');
+    const held = this.held.get(key);
+    if (!held) return null;
+    const now = this.clock.now();
+    if (held.expiresAtMs <= now.getTime()) {
+      this.held.delete(key);
+      return null;
+    }
+    const secret = this.box.open(held.factor.secretEnc, held.factor.secretKeyId, held.userId);
+    if (!secret) return null;
+    const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
+    if (step === null) return null;
+    const wrongCodes = await this.throttle.secondFactorWait(held.userId);
+    if (wrongCodes.waitMs > 0) return null;
+    const done = await this.finishTotpLogin(held, {
+      tokenHash,
+      secret,
+      step,
+      now,
+      countGuess: true,
+      clearWrongCodes: wrongCodes.counted,
+      client,
+    });
+    switch (done.kind) {
+      case 'opened':
+        return done.login;
+      case 'factor_changed':
+        this.held.delete(key);
+        return null;
+      case 'no_guess_left':
+        await this.throttle.refuseSecondFactorIfWaiting(held.userId);
+        throw tokenInvalid();
+      case 'step_used':
+        // Counted against the challenge by the statement; against the account here.
+        await this.throttle.admitSecondFactor(held.userId);
+        await this.audit.record('mfa.challenge_failed', { userId: held.userId }, client, { method: 'totp' });
+        throw wrongCode(401);
+    }
+    // challenge_gone: consumed or expired meanwhile, or the account changed since the first step.
+    this.held.delete(key);
+    throw tokenInvalid();
+  }
+
+  /**
+   * The statement of a second step with a TOTP code whose step matched (MfaRepository.completeTotpLogin),
+   * and what follows an opened session: the challenge is no longer held, the account's wrong
+   * codes are cleared (when asked: the usual path clears them itself), the secret re-sealed
+   * under the current key.
+   */
+  private async finishTotpLogin(
+    held: Omit<HeldChallenge, 'expiresAtMs'>,
+    c: {
+      tokenHash: Buffer;
+      secret: Uint8Array;
+      step: number;
+      now: Date;
+      countGuess: boolean;
+      /** The account's wrong codes, read before (the usual path clears them itself). */
+      clearWrongCodes: boolean;
+      client: ClientInfo;
+    },
+  ): Promise<{ kind: 'opened'; login: MfaLogin } | { kind: Exclude<TotpLoginOutcome['kind'], 'opened'> }> {
+    const { userId } = held;
+    const prepared = this.sessions.prepareOpen(userId, c.client, { amr: [...TOTP_AUTH.amr], acr: TOTP_AUTH.acr });
+    const auditRow = this.audit.row('login.mfa_succeeded', { userId, sessionId: prepared.id }, c.client, {
       method: 'totp',
     });
     const done = await this.repo.completeTotpLogin({
-      challengeId: attempt.id,
-      userId: attempt.userId,
-      passwordHash: attempt.passwordHash,
-      confirmedAt: attempt.confirmedAt,
-      step,
-      now,
+      tokenHash: c.tokenHash,
+      userId,
+      passwordHash: held.passwordHash,
+      confirmedAt: held.factor.confirmedAt,
+      step: c.step,
+      now: c.now,
+      countGuess: c.countGuess ? { maxAttempts: this.config.MFA_MAX_ATTEMPTS } : null,
       session: prepared,
       audit: auditRow,
     });
-    if (done.kind === 'challenge_gone') throw tokenInvalid();
-    if (done.kind === 'step_used') return 'wrong_code';
+    if (done.kind !== 'opened') return done;
     this.audit.written(auditRow.type);
+    this.held.delete(c.tokenHash.toString('base64'));
     // The session is open and the code spent: what follows must not fail the answer.
+    if (c.clearWrongCodes) await this.throttle.clearSecondFactor(userId);
     try {
-      await this.resealIfOld(attempt.userId, secret, attempt.secretKeyId);
+      await this.resealIfOld(userId, c.secret, held.factor.secretKeyId);
     } catch (error) {
-      this.logger.warn(
-        `the TOTP secret of user ${attempt.userId} stays under its old key until next used: ${String(error)}`,
-      );
+      this.logger.warn(`the TOTP secret of user ${userId} stays under its old key until next used: ${String(error)}`);
     }
-    return { user: done.user, session: await this.sessions.opened(prepared, done.user.roles) };
+    return {
+      kind: 'opened',
+      login: { user: done.user, session: await this.sessions.opened(prepared, done.user.roles) },
+    };
+  }
+
+  /** Forgets held challenges that have expired (the oldest first: they expire in the order they were opened). */
+  private dropExpiredHeld(nowMs: number): void {
+    for (const [key, held] of this.held) {
+      if (held.expiresAtMs > nowMs) return;
+      this.held.delete(key);
+    }
   }
 
   /**

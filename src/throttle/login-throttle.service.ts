@@ -156,8 +156,18 @@ export class LoginThrottleService {
    * guesses do not hold the challenge's places (see MfaService.completeLogin).
    */
   async refuseSecondFactorIfWaiting(userId: string): Promise<void> {
-    const wait = this.waitMs(await this.store.get(secondFactorKey(userId)), this.secondFactorLimit);
-    if (wait > 0) throw tooManyWrongCodes(wait);
+    const { waitMs } = await this.secondFactorWait(userId);
+    if (waitMs > 0) throw tooManyWrongCodes(waitMs);
+  }
+
+  /**
+   * The account's wrong two-step codes, read without counting anything: how long the next
+   * one must wait (0: it may be tried), and whether any are counted (a right code then clears
+   * them). For a code checked before it is counted (MfaService.completeLogin).
+   */
+  async secondFactorWait(userId: string): Promise<{ waitMs: number; counted: boolean }> {
+    const record = await this.store.get(secondFactorKey(userId));
+    return { waitMs: this.waitMs(record, this.secondFactorLimit), counted: record !== null && record.failures > 0 };
   }
 
   /** Never throws: see forget(). */

@@ -44,12 +44,13 @@ describe('the second step as one statement', () => {
       args: (over: Partial<Parameters<MfaRepository['completeTotpLogin']>[0]> = {}) => {
         const session = sessions.prepareOpen(user.id, CLIENT, { amr: [...TOTP_AUTH.amr], acr: TOTP_AUTH.acr });
         return {
-          challengeId: challenge.id,
+          tokenHash: Buffer.from(challenge.tokenHash),
           userId: user.id,
           passwordHash: challenge.passwordHash,
           confirmedAt: totp.confirmedAt!,
           step: Number(totp.lastUsedStep) + ahead,
           now: t.clock.now(),
+          countGuess: null as { maxAttempts: number } | null,
           session,
           audit: audit.row('login.mfa_succeeded', { userId: user.id, sessionId: session.id }, CLIENT, {
             method: 'totp',
@@ -134,19 +135,95 @@ describe('the second step as one statement', () => {
     await expectNothingWritten(s, b);
   });
 
-  it('a step not newer than the last one used, or a factor enrolled again since it was read: step_used, nothing written', async () => {
+  it('a step not newer than the last one used: step_used; a factor enrolled again since it was read: factor_changed; nothing written', async () => {
     const s = await setUp(undefined, 0);
     const a = s.args();
     expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'step_used' });
     await expectNothingWritten(s, a);
 
     // Disabled and enrolled again: a new confirmation time (and a new secret).
-    const b = s.args({
-      step: Number(s.totp.lastUsedStep) + 1,
-      confirmedAt: new Date(s.totp.confirmedAt!.getTime() - 1),
+    for (const countGuess of [null, { maxAttempts: 5 }]) {
+      const b = s.args({
+        step: Number(s.totp.lastUsedStep) + 1,
+        confirmedAt: new Date(s.totp.confirmedAt!.getTime() - 1),
+        countGuess,
+      });
+      expect(await repo.completeTotpLogin(b)).toEqual({ kind: 'factor_changed' });
+      await expectNothingWritten(s, b);
+      expect((await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id: s.challenge.id } })).attempts).toBe(
+        s.challenge.attempts,
+      );
+    }
+  });
+
+  describe('counting the guess in the same statement (countGuess)', () => {
+    const attemptsOf = async (id: string) =>
+      (await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id } })).attempts;
+
+    it('opens the session and counts the guess; without countGuess nothing more is counted', async () => {
+      const s = await setUp();
+      const a = s.args({ countGuess: { maxAttempts: 5 } });
+      expect(await repo.completeTotpLogin(a)).toMatchObject({ kind: 'opened' });
+      expect(await attemptsOf(s.challenge.id)).toBe(s.challenge.attempts + 1);
+      expect(await t.prisma.session.count({ where: { id: a.session.id } })).toBe(1);
+
+      const u = await setUp();
+      expect(await repo.completeTotpLogin(u.args())).toMatchObject({ kind: 'opened' });
+      expect(await attemptsOf(u.challenge.id)).toBe(u.challenge.attempts);
     });
-    expect(await repo.completeTotpLogin(b)).toEqual({ kind: 'step_used' });
-    await expectNothingWritten(s, b);
+
+    it('a used step is counted, and nothing else written; the last guess then finds none left', async () => {
+      const s = await setUp(undefined, 0);
+      await t.prisma.mfaChallenge.update({ where: { id: s.challenge.id }, data: { attempts: 2 } });
+      s.challenge.attempts = 2;
+      const a = s.args({ countGuess: { maxAttempts: 3 } });
+      expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'step_used' });
+      expect(await attemptsOf(s.challenge.id)).toBe(3);
+      await expectNothingWritten(s, a);
+
+      // Three counted of three: a right code finds no guess left, and is not counted.
+      const b = s.args({ step: Number(s.totp.lastUsedStep) + 1, countGuess: { maxAttempts: 3 } });
+      expect(await repo.completeTotpLogin(b)).toEqual({ kind: 'no_guess_left' });
+      expect(await attemptsOf(s.challenge.id)).toBe(3);
+      await expectNothingWritten(s, b);
+      // Already counted before (the usual path): the same code completes.
+      expect(await repo.completeTotpLogin({ ...b, countGuess: null })).toMatchObject({ kind: 'opened' });
+    });
+
+    it('a consumed or expired challenge is gone, not out of guesses', async () => {
+      const s = await setUp();
+      await t.prisma.mfaChallenge.update({ where: { id: s.challenge.id }, data: { consumedAt: t.clock.now() } });
+      s.challenge.consumedAt = (
+        await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id: s.challenge.id } })
+      ).consumedAt;
+      const a = s.args({ countGuess: { maxAttempts: 5 } });
+      expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'challenge_gone' });
+      await expectNothingWritten(s, a);
+
+      const e = await setUp();
+      const b = e.args({ countGuess: { maxAttempts: 5 }, now: new Date(e.challenge.expiresAt.getTime() + 1) });
+      expect(await repo.completeTotpLogin(b)).toEqual({ kind: 'challenge_gone' });
+      await expectNothingWritten(e, b);
+      expect(await attemptsOf(e.challenge.id)).toBe(e.challenge.attempts);
+    });
+
+    it('of concurrent guesses counted with the completion, at most the places left get through', async () => {
+      for (let round = 0; round < 3; round++) {
+        const s = await setUp(undefined, 0);
+        await t.prisma.mfaChallenge.update({ where: { id: s.challenge.id }, data: { attempts: 3 } });
+        // Four used steps and one right one, at once, with two places left.
+        const used = Array.from({ length: 4 }, () => s.args({ countGuess: { maxAttempts: 5 } }));
+        const right = s.args({ step: Number(s.totp.lastUsedStep) + 1, countGuess: { maxAttempts: 5 } });
+        const done = await Promise.all([...used, right].map((a) => repo.completeTotpLogin(a)));
+        // Every guess that got through was counted, and no more than the two places left did
+        // (fewer when the right one consumed the challenge before a second one came).
+        const through = done.filter((d) => d.kind === 'step_used' || d.kind === 'opened').length;
+        expect(through).toBeGreaterThanOrEqual(1);
+        expect(through).toBeLessThanOrEqual(2);
+        expect(await attemptsOf(s.challenge.id)).toBe(3 + through);
+        expect(done.filter((d) => d.kind === 'opened').length).toBeLessThanOrEqual(1);
+      }
+    });
   });
 
   it('a secret re-encrypted under a newer key since it was read is the same factor: the step is used', async () => {

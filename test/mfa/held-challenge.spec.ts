@@ -1,0 +1,155 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MfaRepository } from '../../src/mfa/mfa.repository.js';
+import type { TestApp } from '../support/test-app.js';
+import {
+  advanceToFreshStep,
+  challengeAttempts,
+  enrol,
+  expectError,
+  expectStatus,
+  loginMfa,
+  outcome,
+  passwordStep,
+  startMfaApp,
+  wrongCode,
+} from './mfa-helpers.js';
+
+/**
+ * The instance that opened a login challenge keeps it (MfaService's held challenges): a right
+ * TOTP code is checked before any statement, then counted and the login completed in one. The
+ * answers must be those of the usual path (count, then check), for every code and every state
+ * of the challenge and the account; only the number of statements differs, and only for a
+ * right code that may still be tried.
+ */
+describe('the second step on the instance that opened the challenge', () => {
+  let t: TestApp;
+  let repo: MfaRepository;
+  beforeAll(async () => {
+    t = await startMfaApp({ MFA_MAX_ATTEMPTS: '3', MFA_RATE_LIMIT: '4' });
+    repo = t.app.get(MfaRepository);
+  });
+  afterEach(() => vi.restoreAllMocks());
+  afterAll(async () => t?.close());
+
+  /** Spies on the two statements of the second step: the usual path's count, and the completion. */
+  const statements = () => ({
+    count: vi.spyOn(repo, 'countAttempt'),
+    complete: vi.spyOn(repo, 'completeTotpLogin'),
+  });
+
+  it('a right code: one statement, the guess counted on the challenge, the challenge consumed', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    const code = advanceToFreshStep(t, u.secret);
+    const s = statements();
+    expectStatus(await loginMfa(t, mfaToken, { code }), 200);
+    expect(s.count).not.toHaveBeenCalled();
+    expect(s.complete).toHaveBeenCalledTimes(1);
+    expect(await challengeAttempts(t, u.id)).toEqual([1]);
+    // Used once: the same token again is a consumed challenge, answered as by the usual path.
+    expectError(await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, u.secret) }), 401, 'MFA_TOKEN_INVALID');
+  });
+
+  it('a wrong code takes the usual path (counted on the challenge and the account); a right one then completes', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    const s = statements();
+    expectError(await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    expect(s.count).toHaveBeenCalledTimes(1);
+    expect(s.complete).not.toHaveBeenCalled();
+    expect(await challengeAttempts(t, u.id)).toEqual([1]);
+    expectStatus(await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, u.secret) }), 200);
+    expect(s.count).toHaveBeenCalledTimes(1);
+    expect(await challengeAttempts(t, u.id)).toEqual([2]);
+  });
+
+  it('a challenge with every guess counted: a right code and a wrong one get the same answer, after one statement each', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    for (let i = 0; i < 3; i++) {
+      expectError(await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    }
+    const right = advanceToFreshStep(t, u.secret);
+    let s = statements();
+    const wrongAnswer = await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) });
+    expect(s.count.mock.calls.length + s.complete.mock.calls.length).toBe(1);
+    vi.restoreAllMocks();
+    s = statements();
+    const rightAnswer = await loginMfa(t, mfaToken, { code: right });
+    expect(s.count.mock.calls.length + s.complete.mock.calls.length).toBe(1);
+    expect(outcome(rightAnswer)).toBe(outcome(wrongAnswer));
+    expect(outcome(rightAnswer)).toBe('401 MFA_TOKEN_INVALID');
+    expect(await challengeAttempts(t, u.id)).toEqual([3]);
+  });
+
+  it('while the account waits out its wrong codes, a right code takes the usual path too: 429, the challenge untouched', async () => {
+    const u = await enrol(t);
+    // The clock moves first: the account's wait is counted in the frozen clock's time.
+    const right = advanceToFreshStep(t, u.secret);
+    // Four wrong codes over two challenges: the account's budget (MFA_RATE_LIMIT=4) is spent.
+    for (const n of [3, 1]) {
+      const spent = await passwordStep(t, u);
+      for (let i = 0; i < n; i++) {
+        expectError(await loginMfa(t, spent, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+      }
+    }
+    const mfaToken = await passwordStep(t, u);
+    const s = statements();
+    const answers = [
+      await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }),
+      await loginMfa(t, mfaToken, { code: right }),
+    ];
+    for (const res of answers) expectError(res, 429, 'TOO_MANY_ATTEMPTS');
+    expect(answers[1]!.headers['retry-after']).toBeTruthy();
+    // Both counted on the challenge and given back (the usual path), neither completed.
+    expect(s.count).toHaveBeenCalledTimes(2);
+    expect(s.complete).not.toHaveBeenCalled();
+    expect((await challengeAttempts(t, u.id)).at(-1)).toBe(0);
+  });
+
+  it('a right code after the challenge expired: 401 MFA_TOKEN_INVALID by the usual path, no session', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    t.clock.advance(301); // MFA_CHALLENGE_TTL (300 s) and a second
+    const code = advanceToFreshStep(t, u.secret);
+    const before = await t.prisma.session.count({ where: { userId: u.id } });
+    const s = statements();
+    expectError(await loginMfa(t, mfaToken, { code }), 401, 'MFA_TOKEN_INVALID');
+    expect(s.count).toHaveBeenCalledTimes(1);
+    expect(s.complete).not.toHaveBeenCalled();
+    expect(await t.prisma.session.count({ where: { userId: u.id } })).toBe(before);
+  });
+
+  it('a password changed since the first step: a right code opens nothing (401 MFA_TOKEN_INVALID)', async () => {
+    const u = await enrol(t);
+    const mfaToken = await passwordStep(t, u);
+    // A change the challenge's row does not see (a new hash written directly: the password
+    // change route would also delete the challenge).
+    await t.prisma.user.update({
+      where: { id: u.id },
+      data: { passwordHash: '$2b$04$changedchangedchangedchangedchangedchangedchangedcha' },
+    });
+    const before = await t.prisma.session.count({ where: { userId: u.id } });
+    expectError(await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, u.secret) }), 401, 'MFA_TOKEN_INVALID');
+    expect(await t.prisma.session.count({ where: { userId: u.id } })).toBe(before);
+  });
+
+  it('a used step is a wrong code, counted on the challenge and the account', async () => {
+    const u = await enrol(t);
+    const first = await passwordStep(t, u);
+    const code = advanceToFreshStep(t, u.secret);
+    expectStatus(await loginMfa(t, first, { code }), 200);
+    const mfaToken = await passwordStep(t, u);
+    const s = statements();
+    expectError(await loginMfa(t, mfaToken, { code }), 401, 'INVALID_MFA_CODE');
+    expect(s.count).not.toHaveBeenCalled();
+    expect(await challengeAttempts(t, u.id)).toEqual([1, 1]);
+    // The account's budget counted it: three more wrong codes (4 in all) and the next waits.
+    const other = await passwordStep(t, u);
+    for (let i = 0; i < 3; i++) {
+      expectError(await loginMfa(t, other, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    }
+    const last = await passwordStep(t, u);
+    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
+  });
+});
