@@ -68,10 +68,11 @@ const hashToken = (token: string): Buffer => createHash('sha256').update(token, 
 
 /**
  * How many open login challenges an instance keeps for their second step (see HeldChallenge):
- * about 400 bytes each, so at most some 8 MB; beyond that the oldest go, and their second
- * steps take the path that reads the challenge first (as on any other instance).
+ * about 1 KB of heap each, so at most some 10 MB (enough for 33 first steps a second held
+ * for MFA_CHALLENGE_TTL's default 300 s); beyond that the oldest go, and their second steps
+ * take the path that reads the challenge first (as on any other instance).
  */
-export const HELD_CHALLENGES = 20_000;
+export const HELD_CHALLENGES = 10_000;
 
 /**
  * What the instance that opened a login challenge keeps of it until it expires or completes:
@@ -304,7 +305,8 @@ export class MfaService {
       this.held.set(tokenHash.toString('base64'), {
         userId: user.id,
         passwordHash,
-        factor,
+        // A copy: the driver's bytes may be a slice of a larger buffer, which would stay alive with it.
+        factor: { ...factor, secretEnc: new Uint8Array(factor.secretEnc) },
         expiresAtMs: expiresAt.getTime(),
       });
     }
