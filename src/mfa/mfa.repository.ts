@@ -48,8 +48,8 @@ export interface ConfirmedFactor {
 export type TotpLoginOutcome =
   /** `user`: the account row as locked by the statement (its roles go into the access token). */
   | { kind: 'opened'; user: PublicUserFields }
-  /** The code's step was used already: the guess is counted (when asked to), nothing else written. */
-  | { kind: 'step_used' }
+  /** The code matched no step, or its step was used already: the guess is counted (when asked to) on challenge `challengeId`, nothing else written. */
+  | { kind: 'step_used'; challengeId: string }
   /** The user's factor is no longer the one confirmed at `confirmedAt` (removed, enrolled again): nothing was written. */
   | { kind: 'factor_changed' }
   /** The challenge is live but has no guess left to count (only with `countGuess`): nothing was written. */
@@ -261,39 +261,43 @@ export class MfaRepository {
 
   /**
    * A login's second step with a TOTP code that matched time step `step` of the factor
-   * confirmed at `confirmedAt`, as one statement (a prepared one on PostgreSQL): atomic without
-   * a transaction, and one round trip instead of ten. In this order, each part only when the
+   * confirmed at `confirmedAt` (`step` null: a code that matched none, only counted, see
+   * countGuess), as one statement (a prepared one on PostgreSQL): atomic without a
+   * transaction, and one round trip instead of ten. In this order, each part only when the
    * one before it took effect:
-   * 1. the user row, `FOR SHARE`, while its password hash is still the one the first step
+   * 1. the challenge is live and has a guess left (as the statement starts; nothing is locked
+   *    or written for one that has none);
+   * 2. the user row, `FOR SHARE`, while its password hash is still the one the first step
    *    verified and the account enabled (a password change or disable committing first is
    *    waited for, one committing later waits for this statement: see
    *    SessionsRepository.createIfCredentialsCurrent);
-   * 2. the factor is still the one confirmed at `confirmedAt` (a secret re-encrypted under a
+   * 3. the factor is still the one confirmed at `confirmedAt` (a secret re-encrypted under a
    *    newer key meanwhile is the same factor, one disabled and enrolled again is not);
-   * 3. the challenge, live and unconsumed, `FOR UPDATE`: a concurrent second step on it is
-   *    waited for and, if it succeeded, this one stops here. With `countGuess`, only while it
-   *    has a guess left (fewer than `maxAttempts` counted), re-checked on the row as locked;
-   * 4. the step is used, if newer than the last one used (RFC 6238 §5.2: a code works once);
-   * 5. the challenge is updated once: the guess counted (with `countGuess`) and, when 4 took
+   * 4. the challenge, `FOR UPDATE`: a concurrent second step on it is waited for and, if it
+   *    succeeded, this one stops here; 1 is checked again on the row as locked;
+   * 5. the step is used, if newer than the last one used (RFC 6238 §5.2: a code works once);
+   * 6. the challenge is updated once: the guess counted (with `countGuess`) and, when 5 took
    *    effect, consumed; the session inserted and the audit event written.
-   * With `countGuess` the guess is counted in the statement that completes the login, so a
-   * code succeeds only as one of the challenge's first `maxAttempts` guesses, as when it is
-   * counted before it is checked (countAttempt()): the caller that checked the code before
-   * any statement (MfaService.completeLogin, a challenge this instance opened) needs one
-   * statement instead of two. Without it, the guess was counted already.
-   * Rows locked in 1 and 3 keep 5 from failing once 4 has run: the code is never spent
+   * With `countGuess` the guess is counted in this statement, so a code succeeds only as one
+   * of the challenge's first `maxAttempts` guesses, as when it is counted before it is checked
+   * (countAttempt()): the caller that checks the code before any statement
+   * (MfaService.completeLogin, on a challenge this instance opened) needs one statement
+   * instead of two, and sends its wrong codes through the same statement, so that a right code
+   * and a wrong one cost the same work whenever neither can succeed. Without it, the guess
+   * was counted already.
+   * Rows locked in 2 and 4 keep 6 from failing once 5 has run: the code is never spent
    * without a session, and nothing is written unless all of it is (the counted guess of a
-   * used step aside). The account's public fields come back from the row of 1, so that the
-   * answer needs no other read. The cap on sessions per user is not applied here: it must see
-   * sessions that logins racing this one commit after it starts (SessionsService.opened
-   * applies it, in a statement of its own).
+   * code that did not succeed aside). The account's public fields come back from the row of
+   * 2, so that the answer needs no other read. The cap on sessions per user is not applied
+   * here: it must see sessions that logins racing this one commit after it starts
+   * (SessionsService.opened applies it, in a statement of its own).
    */
   async completeTotpLogin(p: {
     tokenHash: Buffer;
     userId: string;
     passwordHash: string;
     confirmedAt: Date;
-    step: number;
+    step: number | null;
     now: Date;
     countGuess: { maxAttempts: number } | null;
     session: PreparedSession;
@@ -305,21 +309,28 @@ export class MfaRepository {
     const maxAttempts = p.countGuess?.maxAttempts ?? 2_147_483_647;
     const rows = await queryPrepared<
       {
+        live: boolean;
+        roomy: boolean;
         account: boolean;
         factor: boolean;
         challenge: boolean;
-        live: boolean;
         used: boolean;
         opened: boolean;
+        challengeId: string | null;
       } & Nullable<Omit<PublicUserFields, 'id'>>
     >(
       this.txHost,
       this.prisma,
       'gatehouse_mfa_complete_totp_login_v4',
       Prisma.sql`
-        WITH account AS (
+        WITH roomy AS (
+          SELECT 1 FROM mfa_challenges
+          WHERE token_hash = ${p.tokenHash} AND user_id = ${p.userId}::uuid AND consumed_at IS NULL
+            AND expires_at > ${p.now} AND attempts + ${counted}::int <= ${maxAttempts}::int
+        ), account AS (
           SELECT id, roles, username, email, email_verified_at, display_name, kind, mfa_enabled, created_at FROM users
           WHERE id = ${p.userId}::uuid AND password_hash = ${p.passwordHash} AND NOT disabled
+            AND EXISTS (SELECT 1 FROM roomy)
           FOR SHARE
         ), factor AS (
           SELECT 1 FROM mfa_totp
@@ -330,9 +341,9 @@ export class MfaRepository {
             AND expires_at > ${p.now} AND attempts + ${counted}::int <= ${maxAttempts}::int AND EXISTS (SELECT 1 FROM factor)
           FOR UPDATE
         ), used AS (
-          UPDATE mfa_totp SET last_used_step = ${p.step}, last_used_at = ${p.now}
+          UPDATE mfa_totp SET last_used_step = ${p.step}::bigint, last_used_at = ${p.now}
           WHERE user_id = ${p.userId}::uuid AND confirmed_at = ${p.confirmedAt}
-            AND last_used_step < ${p.step} AND EXISTS (SELECT 1 FROM challenge)
+            AND last_used_step < ${p.step}::bigint AND EXISTS (SELECT 1 FROM challenge)
           RETURNING user_id
         ), settled AS (
           -- One UPDATE of the challenge row: a statement must not update a row twice.
@@ -343,25 +354,28 @@ export class MfaRepository {
           RETURNING consumed_at IS NOT NULL AS consumed
         ), opened AS (${insertSessionSql(session.id, session.session, Prisma.sql`account WHERE EXISTS (SELECT 1 FROM settled WHERE consumed)`)}
         ), audited AS (${auditInsertSql(p.audit, Prisma.sql`opened`)})
-        SELECT EXISTS (SELECT 1 FROM account) AS account, EXISTS (SELECT 1 FROM factor) AS factor,
-               EXISTS (SELECT 1 FROM challenge) AS challenge,
-               -- Only asked when the challenge was not locked: live (as the statement began) but without a guess left
-               CASE WHEN EXISTS (SELECT 1 FROM challenge) THEN TRUE
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM roomy) THEN TRUE
                     ELSE EXISTS (SELECT 1 FROM mfa_challenges
                                  WHERE token_hash = ${p.tokenHash} AND consumed_at IS NULL AND expires_at > ${p.now}) END AS live,
-               EXISTS (SELECT 1 FROM used) AS used,
-               EXISTS (SELECT 1 FROM opened) AS opened, a.roles::text[] AS roles, a.username, a.email,
-               a.email_verified_at AS "emailVerifiedAt", a.display_name AS "displayName", a.kind::text AS kind,
-               a.mfa_enabled AS "mfaEnabled", a.created_at AS "createdAt"
+               EXISTS (SELECT 1 FROM roomy) AS roomy, EXISTS (SELECT 1 FROM account) AS account,
+               EXISTS (SELECT 1 FROM factor) AS factor, EXISTS (SELECT 1 FROM challenge) AS challenge,
+               EXISTS (SELECT 1 FROM used) AS used, EXISTS (SELECT 1 FROM opened) AS opened,
+               (SELECT id FROM challenge) AS "challengeId", a.roles::text[] AS roles, a.username, a.email, a.email_verified_at AS "emailVerifiedAt",
+               a.display_name AS "displayName", a.kind::text AS kind, a.mfa_enabled AS "mfaEnabled",
+               a.created_at AS "createdAt"
         FROM (SELECT 1) AS one LEFT JOIN account AS a ON TRUE`,
     );
     const r = rows[0];
-    if (!r?.account) return { kind: 'challenge_gone' };
+    // Live, but every guess counted (as the statement started, or by the time its row was locked).
+    const noGuessLeft = { kind: p.countGuess ? 'no_guess_left' : 'challenge_gone' } as const;
+    if (!r?.live) return { kind: 'challenge_gone' };
+    if (!r.roomy) return noGuessLeft;
+    if (!r.account) return { kind: 'challenge_gone' };
     if (!r.factor) return { kind: 'factor_changed' };
-    if (!r.challenge) return { kind: r.live && p.countGuess ? 'no_guess_left' : 'challenge_gone' };
-    if (!r.used) return { kind: 'step_used' };
+    if (!r.challenge || r.challengeId === null) return noGuessLeft;
+    if (!r.used) return { kind: 'step_used', challengeId: r.challengeId };
     const { roles, username, email, emailVerifiedAt, displayName, kind, mfaEnabled, createdAt } = r;
-    // Unreachable while the rows of 1 and 3 stay locked; never a session that was not opened.
+    // Unreachable while the rows of 2 and 4 stay locked; never a session that was not opened.
     if (
       !r.opened ||
       roles === null ||

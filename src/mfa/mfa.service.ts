@@ -354,16 +354,7 @@ export class MfaService {
       await this.throttle.refuseSecondFactorIfWaiting(guess.userId);
       throw tokenInvalid();
     }
-    try {
-      await this.throttle.admitSecondFactor(attempt.userId);
-    } catch (error) {
-      // A throttled account's guess is not checked, so the challenge does not keep it. Should
-      // that fail, the challenge keeps one guess too many, and the answer is still the 429.
-      await this.repo.uncountAttempt(attempt.id).catch((uncount: unknown) => {
-        this.logger.warn(`challenge ${attempt.id} keeps a guess that was not checked: ${String(uncount)}`);
-      });
-      throw error;
-    }
+    await this.admitSecondFactor(attempt.userId, attempt.id);
     const outcome =
       'code' in factor
         ? await this.completeWithTotp(attempt, tokenHash, factor.code, client)
@@ -421,17 +412,17 @@ export class MfaService {
 
   /**
    * The second step with a TOTP code on the instance that opened the challenge (HeldChallenge):
-   * the code is checked first, then counted and the login completed in one statement. Null when
-   * the usual path (completeLogin) must answer instead: the challenge is not held here, or
-   * expired; the code is wrong (that path counts it against the challenge and the account, as
-   * any wrong code); the account is waiting out its wrong codes; the factor changed since the
-   * challenge was opened.
-   * The answers are those of the usual path for the same code, after the same work: a guess
-   * with no place left on its challenge is 401 MFA_TOKEN_INVALID (or the account's 429) after
-   * one statement either way, and while the account waits every code takes the usual path, so
-   * that the time of an answer does not tell a right code from a wrong one when neither may be
-   * tried. A right code is not counted against the account (the budget of wrong codes; a
-   * success clears it anyway); a used step is, as a wrong code.
+   * the code is checked first, then counted, and the login completed, in one statement. Null
+   * when the usual path (completeLogin) must answer instead, for any code: the challenge is not
+   * held here, or expired; the account is waiting out its wrong codes; the factor changed since
+   * the challenge was opened.
+   * The answers are those of the usual path, and so is the work for every code that cannot
+   * succeed: a wrong code goes through the same statement as a right one (it only counts the
+   * guess), the account's wait is read before the code is checked, and a challenge without a
+   * guess left is neither locked nor written by that statement. So the time of an answer does
+   * not tell a right code from a wrong one where neither may be tried. A right code is not
+   * counted against the account (its budget of wrong codes: a success clears it anyway); a
+   * wrong one and a used step are, as on the usual path, after the challenge.
    */
   private async completeHeld(tokenHash: Buffer, code: string, client: ClientInfo): Promise<MfaLogin | null> {
     const key = tokenHash.toString('base64');
@@ -442,12 +433,11 @@ export class MfaService {
       this.held.delete(key);
       return null;
     }
+    const wrongCodes = await this.throttle.secondFactorWait(held.userId);
+    if (wrongCodes.waitMs > 0) return null;
     const secret = this.box.open(held.factor.secretEnc, held.factor.secretKeyId, held.userId);
     if (!secret) return null;
     const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
-    if (step === null) return null;
-    const wrongCodes = await this.throttle.secondFactorWait(held.userId);
-    if (wrongCodes.waitMs > 0) return null;
     const done = await this.finishTotpLogin(held, {
       tokenHash,
       secret,
@@ -468,13 +458,29 @@ export class MfaService {
         throw tokenInvalid();
       case 'step_used':
         // Counted against the challenge by the statement; against the account here.
-        await this.throttle.admitSecondFactor(held.userId);
+        await this.admitSecondFactor(held.userId, done.challengeId);
         await this.audit.record('mfa.challenge_failed', { userId: held.userId }, client, { method: 'totp' });
         throw wrongCode(401);
     }
     // challenge_gone: consumed or expired meanwhile, or the account changed since the first step.
     this.held.delete(key);
     throw tokenInvalid();
+  }
+
+  /**
+   * Counts a guess that its challenge counted against the account's budget of wrong codes.
+   * When the account must wait (429), the challenge is given the guess back, as no code is
+   * checked; should that fail, it keeps one guess too many, and the answer is still the 429.
+   */
+  private async admitSecondFactor(userId: string, challengeId: string): Promise<void> {
+    try {
+      await this.throttle.admitSecondFactor(userId);
+    } catch (error) {
+      await this.repo.uncountAttempt(challengeId).catch((uncount: unknown) => {
+        this.logger.warn(`challenge ${challengeId} keeps a guess that was not checked: ${String(uncount)}`);
+      });
+      throw error;
+    }
   }
 
   /**
@@ -488,14 +494,15 @@ export class MfaService {
     c: {
       tokenHash: Buffer;
       secret: Uint8Array;
-      step: number;
+      /** Null: a wrong code, only counted (with countGuess). */
+      step: number | null;
       now: Date;
       countGuess: boolean;
       /** The account's wrong codes, read before (the usual path clears them itself). */
       clearWrongCodes: boolean;
       client: ClientInfo;
     },
-  ): Promise<{ kind: 'opened'; login: MfaLogin } | { kind: Exclude<TotpLoginOutcome['kind'], 'opened'> }> {
+  ): Promise<{ kind: 'opened'; login: MfaLogin } | Exclude<TotpLoginOutcome, { kind: 'opened' }>> {
     const { userId } = held;
     const prepared = this.sessions.prepareOpen(userId, c.client, { amr: [...TOTP_AUTH.amr], acr: TOTP_AUTH.acr });
     const auditRow = this.audit.row('login.mfa_succeeded', { userId, sessionId: prepared.id }, c.client, {

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MfaRepository } from '../../src/mfa/mfa.repository.js';
+import { LoginThrottleService } from '../../src/throttle/login-throttle.service.js';
 import type { TestApp } from '../support/test-app.js';
 import {
   advanceToFreshStep,
@@ -18,8 +19,9 @@ import {
  * The instance that opened a login challenge keeps it (MfaService's held challenges): a right
  * TOTP code is checked before any statement, then counted and the login completed in one. The
  * answers must be those of the usual path (count, then check), for every code and every state
- * of the challenge and the account; only the number of statements differs, and only for a
- * right code that may still be tried.
+ * of the challenge and the account; and where a code cannot succeed (no guess left, the
+ * account waiting), a right code and a wrong one must cost the same work, so that the time of
+ * the answer does not tell them apart.
  */
 describe('the second step on the instance that opened the challenge', () => {
   let t: TestApp;
@@ -50,35 +52,51 @@ describe('the second step on the instance that opened the challenge', () => {
     expectError(await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, u.secret) }), 401, 'MFA_TOKEN_INVALID');
   });
 
-  it('a wrong code takes the usual path (counted on the challenge and the account); a right one then completes', async () => {
+  it('a wrong code goes through the same statement, counted on the challenge and the account; a right one then completes', async () => {
     const u = await enrol(t);
     const mfaToken = await passwordStep(t, u);
     const s = statements();
     expectError(await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
-    expect(s.count).toHaveBeenCalledTimes(1);
-    expect(s.complete).not.toHaveBeenCalled();
+    expect(s.count).not.toHaveBeenCalled();
+    expect(s.complete).toHaveBeenCalledTimes(1);
     expect(await challengeAttempts(t, u.id)).toEqual([1]);
     expectStatus(await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, u.secret) }), 200);
-    expect(s.count).toHaveBeenCalledTimes(1);
+    expect(s.count).not.toHaveBeenCalled();
     expect(await challengeAttempts(t, u.id)).toEqual([2]);
+    // The wrong code was counted against the account too (MFA_RATE_LIMIT=4), and the success
+    // cleared it: four wrong codes on a new challenge before the account waits.
+    const next = await passwordStep(t, u);
+    for (let i = 0; i < 3; i++) {
+      expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    }
+    const last = await passwordStep(t, u);
+    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
   });
 
-  it('a challenge with every guess counted: a right code and a wrong one get the same answer, after one statement each', async () => {
+  it('a challenge with every guess counted: a right code and a wrong one get the same answer after the same work, and neither is counted', async () => {
     const u = await enrol(t);
     const mfaToken = await passwordStep(t, u);
     for (let i = 0; i < 3; i++) {
       expectError(await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
     }
     const right = advanceToFreshStep(t, u.secret);
-    let s = statements();
-    const wrongAnswer = await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) });
-    expect(s.count.mock.calls.length + s.complete.mock.calls.length).toBe(1);
-    vi.restoreAllMocks();
-    s = statements();
-    const rightAnswer = await loginMfa(t, mfaToken, { code: right });
-    expect(s.count.mock.calls.length + s.complete.mock.calls.length).toBe(1);
-    expect(outcome(rightAnswer)).toBe(outcome(wrongAnswer));
-    expect(outcome(rightAnswer)).toBe('401 MFA_TOKEN_INVALID');
+    const xmax = async () =>
+      (await t.prisma.$queryRaw<Array<{ x: string }>>`SELECT xmax::text AS x FROM users WHERE id = ${u.id}::uuid`)[0]!
+        .x;
+    const before = await xmax();
+    const answers = [];
+    for (const code of [wrongCode(t, u.secret), right, right, wrongCode(t, u.secret)]) {
+      const s = statements();
+      answers.push(outcome(await loginMfa(t, mfaToken, { code })));
+      // One statement, the same one, for either code.
+      expect(s.count).not.toHaveBeenCalled();
+      expect(s.complete).toHaveBeenCalledTimes(1);
+      vi.restoreAllMocks();
+    }
+    expect(answers).toEqual(Array(4).fill('401 MFA_TOKEN_INVALID'));
+    // No row lock taken for either (a lock stamps the user row's xmax and commits a write).
+    expect(await xmax()).toBe(before);
     expect(await challengeAttempts(t, u.id)).toEqual([3]);
   });
 
@@ -95,13 +113,16 @@ describe('the second step on the instance that opened the challenge', () => {
     }
     const mfaToken = await passwordStep(t, u);
     const s = statements();
+    const wait = vi.spyOn(t.app.get(LoginThrottleService), 'secondFactorWait');
     const answers = [
       await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }),
       await loginMfa(t, mfaToken, { code: right }),
     ];
     for (const res of answers) expectError(res, 429, 'TOO_MANY_ATTEMPTS');
     expect(answers[1]!.headers['retry-after']).toBeTruthy();
-    // Both counted on the challenge and given back (the usual path), neither completed.
+    // The wait read for both codes, before either is checked; both then counted on the
+    // challenge and given back (the usual path), neither completed.
+    expect(wait).toHaveBeenCalledTimes(2);
     expect(s.count).toHaveBeenCalledTimes(2);
     expect(s.complete).not.toHaveBeenCalled();
     expect((await challengeAttempts(t, u.id)).at(-1)).toBe(0);

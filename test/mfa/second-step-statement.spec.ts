@@ -97,7 +97,7 @@ describe('the second step as one statement', () => {
       },
     });
     const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
-    expect(totp.lastUsedStep).toBe(BigInt(a.step));
+    expect(totp.lastUsedStep).toBe(BigInt(a.step!));
     const challenge = await t.prisma.mfaChallenge.findUniqueOrThrow({ where: { id: s.challenge.id } });
     expect(challenge.consumedAt).not.toBeNull();
     const row = await t.prisma.session.findUniqueOrThrow({ where: { id: a.session.id } });
@@ -138,7 +138,7 @@ describe('the second step as one statement', () => {
   it('a step not newer than the last one used: step_used; a factor enrolled again since it was read: factor_changed; nothing written', async () => {
     const s = await setUp(undefined, 0);
     const a = s.args();
-    expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'step_used' });
+    expect(await repo.completeTotpLogin(a)).toMatchObject({ kind: 'step_used' });
     await expectNothingWritten(s, a);
 
     // Disabled and enrolled again: a new confirmation time (and a new secret).
@@ -177,7 +177,7 @@ describe('the second step as one statement', () => {
       await t.prisma.mfaChallenge.update({ where: { id: s.challenge.id }, data: { attempts: 2 } });
       s.challenge.attempts = 2;
       const a = s.args({ countGuess: { maxAttempts: 3 } });
-      expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'step_used' });
+      expect(await repo.completeTotpLogin(a)).toMatchObject({ kind: 'step_used' });
       expect(await attemptsOf(s.challenge.id)).toBe(3);
       await expectNothingWritten(s, a);
 
@@ -188,6 +188,33 @@ describe('the second step as one statement', () => {
       await expectNothingWritten(s, b);
       // Already counted before (the usual path): the same code completes.
       expect(await repo.completeTotpLogin({ ...b, countGuess: null })).toMatchObject({ kind: 'opened' });
+    });
+
+    it('a code that matched no step (step null) is only counted', async () => {
+      const s = await setUp();
+      const a = s.args({ step: null, countGuess: { maxAttempts: 5 } });
+      expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'step_used', challengeId: s.challenge.id });
+      expect(await attemptsOf(s.challenge.id)).toBe(s.challenge.attempts + 1);
+      await expectNothingWritten(s, a);
+    });
+
+    it('a challenge without a guess left is neither locked nor written, whatever the code', async () => {
+      const s = await setUp();
+      await t.prisma.mfaChallenge.update({ where: { id: s.challenge.id }, data: { attempts: 5 } });
+      const xmax = async () =>
+        (
+          await t.prisma.$queryRaw<
+            Array<{ x: string }>
+          >`SELECT xmax::text AS x FROM users WHERE id = ${s.user.id}::uuid`
+        )[0]!.x;
+      const before = await xmax();
+      for (const step of [null, Number(s.totp.lastUsedStep) + 1]) {
+        const a = s.args({ step, countGuess: { maxAttempts: 5 } });
+        expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'no_guess_left' });
+        await expectNothingWritten(s, a);
+      }
+      // A row lock (FOR SHARE) would have stamped the user row's xmax.
+      expect(await xmax()).toBe(before);
     });
 
     it('a consumed or expired challenge is gone, not out of guesses', async () => {
@@ -237,7 +264,7 @@ describe('the second step as one statement', () => {
     const a = s.args();
     expect(await repo.completeTotpLogin(a)).toMatchObject({ kind: 'opened', user: { id: s.user.id, roles: ['user'] } });
     const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
-    expect(totp.lastUsedStep).toBe(BigInt(a.step));
+    expect(totp.lastUsedStep).toBe(BigInt(a.step!));
   });
 
   it('a second step over HTTP keeps MAX_SESSIONS_PER_USER live sessions, the new one included', async () => {
@@ -267,7 +294,7 @@ describe('the second step as one statement', () => {
       const winner = done[0]!.kind === 'opened' ? a : b;
       // The loser's step was not spent: the step recorded is the winner's.
       const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
-      expect(totp.lastUsedStep).toBe(BigInt(winner.step));
+      expect(totp.lastUsedStep).toBe(BigInt(winner.step!));
       expect(await t.prisma.session.count({ where: { id: { in: [a.session.id, b.session.id] } } })).toBe(1);
     }
   });
