@@ -12,6 +12,7 @@ import {
   outcome,
   passwordStep,
   startMfaApp,
+  userRowXmax,
   wrongCode,
 } from './mfa-helpers.js';
 
@@ -81,10 +82,7 @@ describe('the second step on the instance that opened the challenge', () => {
       expectError(await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
     }
     const right = advanceToFreshStep(t, u.secret);
-    const xmax = async () =>
-      (await t.prisma.$queryRaw<Array<{ x: string }>>`SELECT xmax::text AS x FROM users WHERE id = ${u.id}::uuid`)[0]!
-        .x;
-    const before = await xmax();
+    const before = await userRowXmax(t, u.id);
     const answers = [];
     for (const code of [wrongCode(t, u.secret), right, right, wrongCode(t, u.secret)]) {
       const s = statements();
@@ -96,7 +94,7 @@ describe('the second step on the instance that opened the challenge', () => {
     }
     expect(answers).toEqual(Array(4).fill('401 MFA_TOKEN_INVALID'));
     // No row lock taken for either (a lock stamps the user row's xmax and commits a write).
-    expect(await xmax()).toBe(before);
+    expect(await userRowXmax(t, u.id)).toBe(before);
     expect(await challengeAttempts(t, u.id)).toEqual([3]);
   });
 

@@ -176,3 +176,14 @@ export const liveSessions = (t: TestApp, userId: string) =>
 
 /** Every session row of a user. */
 export const allSessions = (t: TestApp, userId: string) => t.prisma.session.count({ where: { userId } });
+
+/**
+ * The user row's xmax: a row lock (FOR SHARE, FOR UPDATE) or an update stamps it with its
+ * transaction, so an unchanged value means nothing locked or wrote the row.
+ */
+export async function userRowXmax(t: TestApp, userId: string): Promise<string> {
+  const rows = await t.prisma.$queryRaw<
+    Array<{ x: string }>
+  >`SELECT xmax::text AS x FROM users WHERE id = ${userId}::uuid`;
+  return rows[0]!.x;
+}

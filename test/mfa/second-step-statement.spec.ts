@@ -4,7 +4,7 @@ import { MfaRepository } from '../../src/mfa/mfa.repository.js';
 import { TOTP_AUTH } from '../../src/mfa/mfa.service.js';
 import { SessionsService } from '../../src/sessions/sessions.service.js';
 import type { TestApp } from '../support/test-app.js';
-import { enrol, liveSessions, mfaLogin, passwordStep, startMfaApp, type MfaUser } from './mfa-helpers.js';
+import { enrol, liveSessions, mfaLogin, passwordStep, startMfaApp, userRowXmax, type MfaUser } from './mfa-helpers.js';
 
 const MAX_SESSIONS = 3;
 const CLIENT = { ip: '203.0.113.9', userAgent: 'second-step-test', requestId: null };
@@ -201,20 +201,14 @@ describe('the second step as one statement', () => {
     it('a challenge without a guess left is neither locked nor written, whatever the code', async () => {
       const s = await setUp();
       await t.prisma.mfaChallenge.update({ where: { id: s.challenge.id }, data: { attempts: 5 } });
-      const xmax = async () =>
-        (
-          await t.prisma.$queryRaw<
-            Array<{ x: string }>
-          >`SELECT xmax::text AS x FROM users WHERE id = ${s.user.id}::uuid`
-        )[0]!.x;
-      const before = await xmax();
+      const before = await userRowXmax(t, s.user.id);
       for (const step of [null, Number(s.totp.lastUsedStep) + 1]) {
         const a = s.args({ step, countGuess: { maxAttempts: 5 } });
         expect(await repo.completeTotpLogin(a)).toEqual({ kind: 'no_guess_left' });
         await expectNothingWritten(s, a);
       }
       // A row lock (FOR SHARE) would have stamped the user row's xmax.
-      expect(await xmax()).toBe(before);
+      expect(await userRowXmax(t, s.user.id)).toBe(before);
     });
 
     it('a consumed or expired challenge is gone, not out of guesses', async () => {
