@@ -86,6 +86,10 @@ interface HeldChallenge {
   passwordHash: string;
   factor: ConfirmedFactor;
   expiresAtMs: number;
+  /** A second step on this challenge is on its way through MfaService.completeHeld. */
+  busy: boolean;
+  /** Second steps with a TOTP code on this challenge that reached this instance. */
+  arrivals: number;
 }
 
 /**
@@ -308,6 +312,8 @@ export class MfaService {
         // A copy: the driver's bytes may be a slice of a larger buffer, which would stay alive with it.
         factor: { ...factor, secretEnc: new Uint8Array(factor.secretEnc) },
         expiresAtMs: expiresAt.getTime(),
+        busy: false,
+        arrivals: 0,
       });
     }
     await this.audit.record('login.mfa_required', { userId: user.id }, client);
@@ -354,7 +360,16 @@ export class MfaService {
       await this.throttle.refuseSecondFactorIfWaiting(guess.userId);
       throw tokenInvalid();
     }
-    await this.admitSecondFactor(attempt.userId, attempt.id);
+    try {
+      await this.throttle.admitSecondFactor(attempt.userId);
+    } catch (error) {
+      // A throttled account's guess is not checked, so the challenge does not keep it. Should
+      // that fail, the challenge keeps one guess too many, and the answer is still the 429.
+      await this.repo.uncountAttempt(attempt.id).catch((uncount: unknown) => {
+        this.logger.warn(`challenge ${attempt.id} keeps a guess that was not checked: ${String(uncount)}`);
+      });
+      throw error;
+    }
     const outcome =
       'code' in factor
         ? await this.completeWithTotp(attempt, tokenHash, factor.code, client)
@@ -400,7 +415,6 @@ export class MfaService {
         step,
         now,
         countGuess: false,
-        clearWrongCodes: false,
         client,
       },
     );
@@ -412,85 +426,97 @@ export class MfaService {
 
   /**
    * The second step with a TOTP code on the instance that opened the challenge (HeldChallenge):
-   * the code is checked first, then counted, and the login completed, in one statement. Null
-   * when the usual path (completeLogin) must answer instead, for any code: the challenge is not
-   * held here, or expired; the account is waiting out its wrong codes; the factor changed since
-   * the challenge was opened.
-   * The answers are those of the usual path, and so is the work for every code that cannot
-   * succeed: a wrong code goes through the same statement as a right one (it only counts the
-   * guess), the account's wait is read before the code is checked, and a challenge without a
-   * guess left is neither locked nor written by that statement. So the time of an answer does
-   * not tell a right code from a wrong one where neither may be tried. A right code is not
-   * counted against the account (its budget of wrong codes: a success clears it anyway); a
-   * wrong one and a used step are, as on the usual path, after the challenge.
+   * the guess is counted against the account, the code checked, then the guess counted against
+   * the challenge and the login completed, in one statement. Null when the usual path
+   * (completeLogin) must answer instead, whatever the code: the challenge is not held here, or
+   * expired; it has a guess of this path in flight, or more codes than MFA_MAX_ATTEMPTS came
+   * for it (so a burst on one challenge holds at most one place of the account's budget that
+   * the challenge then refuses, for a moment: on the usual path the challenge counts first,
+   * and a burst on a spent challenge is answered 401, not 429); the factor changed since the
+   * challenge was opened.
+   * The answers are those of the usual path. Every code, right or wrong, is counted against
+   * the account before it is checked (429 when the account must wait, as there), so that
+   * simultaneous codes get no more checks than the account's budget; a success clears the
+   * count, a guess its challenge had no place for is taken back out (it was not checked by the
+   * challenge's rule), and a wrong code keeps it. A wrong code goes through the same statement
+   * as a right one (it only counts the guess), which neither locks nor writes a challenge
+   * without a guess left: where neither may succeed, a right code and a wrong one cost the
+   * same work, so the time of an answer does not tell them apart.
    */
   private async completeHeld(tokenHash: Buffer, code: string, client: ClientInfo): Promise<MfaLogin | null> {
     const key = tokenHash.toString('base64');
     const held = this.held.get(key);
     if (!held) return null;
+    held.arrivals += 1;
+    if (held.busy || held.arrivals > this.config.MFA_MAX_ATTEMPTS) return null;
     const now = this.clock.now();
     if (held.expiresAtMs <= now.getTime()) {
       this.held.delete(key);
       return null;
     }
-    const wrongCodes = await this.throttle.secondFactorWait(held.userId);
-    if (wrongCodes.waitMs > 0) return null;
-    const secret = this.box.open(held.factor.secretEnc, held.factor.secretKeyId, held.userId);
-    if (!secret) return null;
+    held.busy = true;
+    try {
+      return await this.completeHeldGuess(key, held, tokenHash, code, now, client);
+    } finally {
+      held.busy = false;
+    }
+  }
+
+  private async completeHeldGuess(
+    key: string,
+    held: HeldChallenge,
+    tokenHash: Buffer,
+    code: string,
+    now: Date,
+    client: ClientInfo,
+  ): Promise<MfaLogin | null> {
+    const { userId } = held;
+    const reservation = await this.throttle.admitSecondFactor(userId);
+    const secret = this.box.open(held.factor.secretEnc, held.factor.secretKeyId, userId);
+    if (!secret) {
+      // The usual path answers (and logs it), and counts the guess itself.
+      await this.throttle.releaseSecondFactor(reservation);
+      return null;
+    }
     const step = matchingStep(secret, code, now.getTime(), this.config.MFA_TOTP_WINDOW);
-    const done = await this.finishTotpLogin(held, {
-      tokenHash,
-      secret,
-      step,
-      now,
-      countGuess: true,
-      clearWrongCodes: wrongCodes.counted,
-      client,
-    });
+    let done: Awaited<ReturnType<MfaService['finishTotpLogin']>>;
+    try {
+      done = await this.finishTotpLogin(held, { tokenHash, secret, step, now, countGuess: true, client });
+    } catch (error) {
+      // Nothing was counted against the challenge: neither is it against the account.
+      await this.throttle.releaseSecondFactor(reservation);
+      throw error;
+    }
     switch (done.kind) {
       case 'opened':
         return done.login;
+      case 'step_used':
+        // A wrong code, or a used step: counted against the challenge and the account.
+        await this.audit.record('mfa.challenge_failed', { userId }, client, { method: 'totp' });
+        throw wrongCode(401);
       case 'factor_changed':
+        // The usual path counts it, against both.
+        await this.throttle.releaseSecondFactor(reservation);
         this.held.delete(key);
         return null;
       case 'no_guess_left':
-        await this.throttle.refuseSecondFactorIfWaiting(held.userId);
+        await this.throttle.releaseSecondFactor(reservation);
+        await this.throttle.refuseSecondFactorIfWaiting(userId);
         throw tokenInvalid();
-      case 'step_used':
-        // Counted against the challenge by the statement; against the account here.
-        await this.admitSecondFactor(held.userId, done.challengeId);
-        await this.audit.record('mfa.challenge_failed', { userId: held.userId }, client, { method: 'totp' });
-        throw wrongCode(401);
     }
     // challenge_gone: consumed or expired meanwhile, or the account changed since the first step.
+    await this.throttle.releaseSecondFactor(reservation);
     this.held.delete(key);
     throw tokenInvalid();
   }
 
   /**
-   * Counts a guess that its challenge counted against the account's budget of wrong codes.
-   * When the account must wait (429), the challenge is given the guess back, as no code is
-   * checked; should that fail, it keeps one guess too many, and the answer is still the 429.
-   */
-  private async admitSecondFactor(userId: string, challengeId: string): Promise<void> {
-    try {
-      await this.throttle.admitSecondFactor(userId);
-    } catch (error) {
-      await this.repo.uncountAttempt(challengeId).catch((uncount: unknown) => {
-        this.logger.warn(`challenge ${challengeId} keeps a guess that was not checked: ${String(uncount)}`);
-      });
-      throw error;
-    }
-  }
-
-  /**
    * The statement of a second step with a TOTP code whose step matched (MfaRepository.completeTotpLogin),
    * and what follows an opened session: the challenge is no longer held, the account's wrong
-   * codes are cleared (when asked: the usual path clears them itself), the secret re-sealed
-   * under the current key.
+   * codes are cleared, the secret re-sealed under the current key.
    */
   private async finishTotpLogin(
-    held: Omit<HeldChallenge, 'expiresAtMs'>,
+    held: Pick<HeldChallenge, 'userId' | 'passwordHash' | 'factor'>,
     c: {
       tokenHash: Buffer;
       secret: Uint8Array;
@@ -498,8 +524,6 @@ export class MfaService {
       step: number | null;
       now: Date;
       countGuess: boolean;
-      /** The account's wrong codes, read before (the usual path clears them itself). */
-      clearWrongCodes: boolean;
       client: ClientInfo;
     },
   ): Promise<{ kind: 'opened'; login: MfaLogin } | Exclude<TotpLoginOutcome, { kind: 'opened' }>> {
@@ -523,7 +547,8 @@ export class MfaService {
     this.audit.written(auditRow.type);
     this.held.delete(c.tokenHash.toString('base64'));
     // The session is open and the code spent: what follows must not fail the answer.
-    if (c.clearWrongCodes) await this.throttle.clearSecondFactor(userId);
+    // The usual path (without countGuess) clears the account's wrong codes itself.
+    if (c.countGuess) await this.throttle.clearSecondFactor(userId);
     try {
       await this.resealIfOld(userId, c.secret, held.factor.secretKeyId);
     } catch (error) {

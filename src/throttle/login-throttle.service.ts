@@ -140,13 +140,28 @@ export class LoginThrottleService {
    * password; clearSecondFactor() after a right code starts it over. Without it, someone who
    * holds the password could open challenge after challenge and keep guessing.
    */
-  async admitSecondFactor(userId: string): Promise<void> {
+  async admitSecondFactor(userId: string): Promise<Reservation> {
     const outcome = await this.store.reserve(
       [{ key: secondFactorKey(userId), limit: this.secondFactorLimit }],
       this.clock.nowMs(),
       BACKOFF,
     );
     if (!outcome.admitted) throw tooManyWrongCodes(outcome.waitMs);
+    return outcome.reservation;
+  }
+
+  /**
+   * Takes a guess admitSecondFactor() counted back out, as if it had not come: it turned out
+   * not to be a guess at all (its challenge had no place left for it, or was gone). Never
+   * throws: should that fail, the account keeps one wrong code too many, which runs out by
+   * itself.
+   */
+  async releaseSecondFactor(reservation: Reservation): Promise<void> {
+    try {
+      await this.store.release(reservation.counts, reservation.atMs);
+    } catch (error) {
+      this.logger.warn(`a second-factor guess was not taken back out of its counter: ${String(error)}`);
+    }
   }
 
   /**
@@ -156,18 +171,8 @@ export class LoginThrottleService {
    * guesses do not hold the challenge's places (see MfaService.completeLogin).
    */
   async refuseSecondFactorIfWaiting(userId: string): Promise<void> {
-    const { waitMs } = await this.secondFactorWait(userId);
-    if (waitMs > 0) throw tooManyWrongCodes(waitMs);
-  }
-
-  /**
-   * The account's wrong two-step codes, read without counting anything: how long the next
-   * one must wait (0: it may be tried), and whether any are counted (a right code then clears
-   * them). For a code checked before it is counted (MfaService.completeLogin).
-   */
-  async secondFactorWait(userId: string): Promise<{ waitMs: number; counted: boolean }> {
-    const record = await this.store.get(secondFactorKey(userId));
-    return { waitMs: this.waitMs(record, this.secondFactorLimit), counted: record !== null && record.failures > 0 };
+    const wait = this.waitMs(await this.store.get(secondFactorKey(userId)), this.secondFactorLimit);
+    if (wait > 0) throw tooManyWrongCodes(wait);
   }
 
   /** Never throws: see forget(). */

@@ -10,6 +10,7 @@ import {
   expectStatus,
   loginMfa,
   outcome,
+  outcomeCounts,
   passwordStep,
   startMfaApp,
   userRowXmax,
@@ -78,27 +79,39 @@ describe('the second step on the instance that opened the challenge', () => {
   it('a challenge with every guess counted: a right code and a wrong one get the same answer after the same work, and neither is counted', async () => {
     const u = await enrol(t);
     const mfaToken = await passwordStep(t, u);
-    for (let i = 0; i < 3; i++) {
-      expectError(await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
-    }
+    // Spent by another instance: no code has reached this one yet.
+    await t.prisma.mfaChallenge.updateMany({ where: { userId: u.id }, data: { attempts: 3 } });
     const right = advanceToFreshStep(t, u.secret);
     const before = await userRowXmax(t, u.id);
-    const answers = [];
-    for (const code of [wrongCode(t, u.secret), right, right, wrongCode(t, u.secret)]) {
+    const probe = async (code: string, path: 'held' | 'usual') => {
       const s = statements();
-      answers.push(outcome(await loginMfa(t, mfaToken, { code })));
+      const answer = outcome(await loginMfa(t, mfaToken, { code }));
       // One statement, the same one, for either code.
-      expect(s.count).not.toHaveBeenCalled();
-      expect(s.complete).toHaveBeenCalledTimes(1);
+      expect(s.count).toHaveBeenCalledTimes(path === 'usual' ? 1 : 0);
+      expect(s.complete).toHaveBeenCalledTimes(path === 'held' ? 1 : 0);
       vi.restoreAllMocks();
-    }
-    expect(answers).toEqual(Array(4).fill('401 MFA_TOKEN_INVALID'));
+      return answer;
+    };
+    const answers = [];
+    // Three codes (MFA_MAX_ATTEMPTS) take the held path, right or wrong; the ones after them
+    // the usual path, right or wrong.
+    for (const code of [wrongCode(t, u.secret), right, wrongCode(t, u.secret)]) answers.push(await probe(code, 'held'));
+    for (const code of [right, wrongCode(t, u.secret)]) answers.push(await probe(code, 'usual'));
+    expect(answers).toEqual(Array(5).fill('401 MFA_TOKEN_INVALID'));
     // No row lock taken for either (a lock stamps the user row's xmax and commits a write).
     expect(await userRowXmax(t, u.id)).toBe(before);
     expect(await challengeAttempts(t, u.id)).toEqual([3]);
+    // Nothing was counted against the account: its four wrong codes are still free.
+    const next = await passwordStep(t, u);
+    for (let i = 0; i < 3; i++) {
+      expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    }
+    const last = await passwordStep(t, u);
+    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
   });
 
-  it('while the account waits out its wrong codes, a right code takes the usual path too: 429, the challenge untouched', async () => {
+  it('while the account waits out its wrong codes, a right code is refused as a wrong one: 429 before any check or statement', async () => {
     const u = await enrol(t);
     // The clock moves first: the account's wait is counted in the frozen clock's time.
     const right = advanceToFreshStep(t, u.secret);
@@ -111,19 +124,43 @@ describe('the second step on the instance that opened the challenge', () => {
     }
     const mfaToken = await passwordStep(t, u);
     const s = statements();
-    const wait = vi.spyOn(t.app.get(LoginThrottleService), 'secondFactorWait');
+    const admit = vi.spyOn(t.app.get(LoginThrottleService), 'admitSecondFactor');
     const answers = [
       await loginMfa(t, mfaToken, { code: wrongCode(t, u.secret) }),
       await loginMfa(t, mfaToken, { code: right }),
     ];
     for (const res of answers) expectError(res, 429, 'TOO_MANY_ATTEMPTS');
     expect(answers[1]!.headers['retry-after']).toBeTruthy();
-    // The wait read for both codes, before either is checked; both then counted on the
-    // challenge and given back (the usual path), neither completed.
-    expect(wait).toHaveBeenCalledTimes(2);
-    expect(s.count).toHaveBeenCalledTimes(2);
+    expect(admit).toHaveBeenCalledTimes(2);
+    expect(s.count).not.toHaveBeenCalled();
     expect(s.complete).not.toHaveBeenCalled();
     expect((await challengeAttempts(t, u.id)).at(-1)).toBe(0);
+  });
+
+  it('simultaneous codes over several challenges get no more checks than the account has places left', async () => {
+    const u = await enrol(t);
+    const right = advanceToFreshStep(t, u.secret);
+    // Three wrong codes: one place left of the account's four (MFA_RATE_LIMIT).
+    const spent = await passwordStep(t, u);
+    for (let i = 0; i < 3; i++) {
+      expectError(await loginMfa(t, spent, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    }
+    // Six challenges; five wrong codes and the right one at once, each on its own challenge,
+    // with slow statements: every code reaches the server before any statement ends.
+    const tokens = [];
+    for (let i = 0; i < 6; i++) tokens.push(await passwordStep(t, u));
+    const complete = repo.completeTotpLogin.bind(repo);
+    vi.spyOn(repo, 'completeTotpLogin').mockImplementation(async (p) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return complete(p);
+    });
+    const codes = [...Array.from({ length: 5 }, () => wrongCode(t, u.secret)), right];
+    const answers = await Promise.all(tokens.map((mfaToken, i) => loginMfa(t, mfaToken, { code: codes[i] })));
+    // One code checked, whichever came first: the right one opens the session only if it was
+    // that one (counted before it is checked, like a wrong one); the others are 429.
+    const counts = outcomeCounts(answers);
+    expect((counts['401 INVALID_MFA_CODE'] ?? 0) + (counts['200 undefined'] ?? 0)).toBe(1);
+    expect(counts['429 TOO_MANY_ATTEMPTS']).toBe(5);
   });
 
   it('a right code after the challenge expired: 401 MFA_TOKEN_INVALID by the usual path, no session', async () => {
