@@ -437,8 +437,8 @@ export class MfaService {
    * The answers are those of the usual path. Every code, right or wrong, is counted against
    * the account before it is checked (429 when the account must wait, as there), so that
    * simultaneous codes get no more checks than the account's budget; a success clears the
-   * count, a guess its challenge had no place for is taken back out (it was not checked by the
-   * challenge's rule), and a wrong code keeps it. A wrong code goes through the same statement
+   * count, a guess its challenge had no place for is taken back out and answered by the usual
+   * path, and a wrong code keeps it. A wrong code goes through the same statement
    * as a right one (it only counts the guess), which neither locks nor writes a challenge
    * without a guess left: where neither may succeed, a right code and a wrong one cost the
    * same work, so the time of an answer does not tell them apart.
@@ -500,9 +500,13 @@ export class MfaService {
         this.held.delete(key);
         return null;
       case 'no_guess_left':
+        // The challenge refused the guess: it was not one for the account either, and the
+        // usual path answers it (429 while the account waits, else 401), as it would have,
+        // after the same work for a right code and a wrong one. Its places may be held by
+        // guesses the account is about to turn away (429) and give back; answering 401 here
+        // would send a live challenge back to the password.
         await this.throttle.releaseSecondFactor(reservation);
-        await this.throttle.refuseSecondFactorIfWaiting(userId);
-        throw tokenInvalid();
+        return null;
     }
     // challenge_gone: consumed or expired meanwhile, or the account changed since the first step.
     await this.throttle.releaseSecondFactor(reservation);
