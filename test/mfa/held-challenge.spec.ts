@@ -15,6 +15,7 @@ import {
   startMfaApp,
   userRowXmax,
   wrongCode,
+  type MfaUser,
 } from './mfa-helpers.js';
 
 /**
@@ -41,6 +42,17 @@ describe('the second step on the instance that opened the challenge', () => {
     complete: vi.spyOn(repo, 'completeTotpLogin'),
   });
 
+  /** The account has all of its four wrong codes (MFA_RATE_LIMIT) free: four are judged, the fifth waits. */
+  async function expectWholeBudget(u: MfaUser) {
+    const next = await passwordStep(t, u);
+    for (let i = 0; i < 3; i++) {
+      expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    }
+    const last = await passwordStep(t, u);
+    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
+    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
+  }
+
   it('a right code: one statement, the guess counted on the challenge, the challenge consumed', async () => {
     const u = await enrol(t);
     const mfaToken = await passwordStep(t, u);
@@ -65,15 +77,8 @@ describe('the second step on the instance that opened the challenge', () => {
     expectStatus(await loginMfa(t, mfaToken, { code: advanceToFreshStep(t, u.secret) }), 200);
     expect(s.count).not.toHaveBeenCalled();
     expect(await challengeAttempts(t, u.id)).toEqual([2]);
-    // The wrong code was counted against the account too (MFA_RATE_LIMIT=4), and the success
-    // cleared it: four wrong codes on a new challenge before the account waits.
-    const next = await passwordStep(t, u);
-    for (let i = 0; i < 3; i++) {
-      expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
-    }
-    const last = await passwordStep(t, u);
-    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
-    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
+    // The wrong code was counted against the account too, and the success cleared it.
+    await expectWholeBudget(u);
   });
 
   it('a challenge with every guess counted: a right code and a wrong one get the same answer after the same work, and neither is counted', async () => {
@@ -102,14 +107,8 @@ describe('the second step on the instance that opened the challenge', () => {
     // No row lock taken for either (a lock stamps the user row's xmax and commits a write).
     expect(await userRowXmax(t, u.id)).toBe(before);
     expect(await challengeAttempts(t, u.id)).toEqual([3]);
-    // Nothing was counted against the account: its four wrong codes are still free.
-    const next = await passwordStep(t, u);
-    for (let i = 0; i < 3; i++) {
-      expectError(await loginMfa(t, next, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
-    }
-    const last = await passwordStep(t, u);
-    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 401, 'INVALID_MFA_CODE');
-    expectError(await loginMfa(t, last, { code: wrongCode(t, u.secret) }), 429, 'TOO_MANY_ATTEMPTS');
+    // Nothing was counted against the account.
+    await expectWholeBudget(u);
   });
 
   it('while the account waits out its wrong codes, a right code is refused as a wrong one: 429 before any check or statement', async () => {
