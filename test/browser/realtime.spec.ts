@@ -276,6 +276,11 @@ describe('live events in the browser client', () => {
     await logIn(phone, username);
     await live(phone);
 
+    // The laptop renews its token (ACCESS_TOKEN_TTL is 4 s here) about every 3 s: a renewal that
+    // met the end first would sign it out by its refresh's 401 and close its socket itself (1000).
+    // Just after one, the next is seconds away, so the end reaches the laptop by its socket.
+    await laptop.page.waitForResponse((r) => r.url().endsWith('/auth/refresh') && r.ok(), { timeout: 15_000 });
+    const beforeEnd = laptop.requests.length;
     await phone.page.getByRole('button', { name: 'Sign out everywhere' }).click();
     await visible(phone, '#login-view');
     // The phone asked for it: its own socket's 4410 is its own sign-out.
@@ -287,6 +292,7 @@ describe('live events in the browser client', () => {
     expect(await laptop.page.isVisible('#app-view')).toBe(false);
     expect(await laptop.page.isVisible('#account-bar')).toBe(false);
     expect(await text(laptop, '#whoami')).toBe('');
+    expect(laptop.requests.slice(beforeEnd)).toEqual([]);
     const closed = await sockets(laptop);
     expect(closed.at(-1)?.close).toEqual({ code: 4410, reason: 'SESSION_REVOKED' });
     expect(closed.every((s) => s.close !== null)).toBe(true);
