@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { onPostgres } from './support/env.js';
 import { bearer } from './support/factories.js';
 import { freshDatabase, startApp, type TestApp } from './support/test-app.js';
@@ -61,5 +61,55 @@ describe.runIf(onPostgres)('a database in another time zone', () => {
     } finally {
       await db.end();
     }
+  });
+
+  it('refuses a new connection whose time zone cannot be set: 503 DATABASE_UNAVAILABLE, then serves once it can', async () => {
+    const signup = await t.http
+      .post('/auth/signup')
+      .send({ username: 'kolkata_refused', password: 'correct horse battery' })
+      .expect(201);
+    const auth = bearer(signup.body.accessToken as string);
+    // The next connections the pool opens are refused the setting (as a server could refuse a
+    // parameter's value); the open ones are ended, so that the pool must open new ones.
+    const query = pg.Client.prototype.query;
+    const refuse = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (
+      this: pg.Client,
+      ...args: unknown[]
+    ) {
+      if (args[0] === 'SET TIME ZONE UTC') {
+        return Promise.reject(
+          Object.assign(new Error('invalid value for parameter "TimeZone": "UTC"'), { code: '22023' }),
+        ) as never;
+      }
+      return (query as (...a: unknown[]) => unknown).apply(this, args) as never;
+    });
+    try {
+      const admin = new pg.Client({ connectionString: database.url });
+      await admin.connect();
+      try {
+        await query.call(
+          admin,
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+        );
+      } finally {
+        await admin.end();
+      }
+      let refused: { status: number; body: { code?: string } } | undefined;
+      for (let i = 0; i < 20 && refused === undefined; i++) {
+        const res = await t.http.post('/resources').set(auth).send({ title: 'shifted?' });
+        if (res.status !== 201) refused = res;
+      }
+      expect(refused?.status).toBe(503);
+      expect(refused?.body.code).toBe('DATABASE_UNAVAILABLE');
+      expect(refuse).toHaveBeenCalledWith('SET TIME ZONE UTC');
+    } finally {
+      refuse.mockRestore();
+    }
+    // Set again on the connections opened now: served, and the instant is right.
+    const before = t.clock.nowMs();
+    const created = await t.http.post('/resources').set(auth).send({ title: 'on time' }).expect(201);
+    const at = Date.parse(created.body.createdAt as string);
+    expect(at).toBeGreaterThanOrEqual(before);
+    expect(at).toBeLessThanOrEqual(t.clock.nowMs());
   });
 });

@@ -89,6 +89,9 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
+    // pg-pool runs it on each new connection before handing it out; a connection it fails on
+    // is closed, and the request that waited for it fails.
+    onConnect: prepareConnection,
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => new Logger('Database').warn(`idle connection lost: ${err.message}`));
@@ -99,14 +102,6 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
   // is released (it is no longer queryable).
   pool.on('connect', (client) => {
     client.on('error', (err) => new Logger('Database').warn(`connection lost: ${err.message}`));
-    // Every connection speaks UTC, whatever the database's or the server's TimeZone: Prisma's
-    // adapter writes a Date's UTC digits without an offset and reads timestamps back as UTC,
-    // so in another zone it would store shifted instants, and the statements that read
-    // through this pool directly (prepared-statements.ts) would show them shifted. Sent before
-    // any other statement on the connection (pg runs a client's queries in order).
-    client.query('SET TIME ZONE UTC').catch((err: Error) => {
-      new Logger('Database').warn(`could not set the connection's time zone to UTC: ${err.message}`);
-    });
   });
   let closed: Promise<void> | undefined;
   return {
@@ -150,4 +145,23 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new DatabaseTimeoutError(ms)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Every connection speaks UTC, whatever the database's or the server's TimeZone: Prisma's
+ * adapter writes a Date's UTC digits without an offset and reads timestamps back as UTC, so in
+ * another zone it would store shifted instants, and the statements that read through the pool
+ * directly (prepared-statements.ts) would show them shifted. A connection that cannot be set so
+ * is refused as a connection failure (SQLSTATE class 08, connection_exception): its request is
+ * answered 503 DATABASE_UNAVAILABLE, like one that could not connect, and never uses it.
+ */
+export async function prepareConnection(client: Pick<pg.ClientBase, 'query'>): Promise<void> {
+  try {
+    await client.query('SET TIME ZONE UTC');
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw Object.assign(new Error(`could not set the connection's time zone to UTC: ${reason}`, { cause: error }), {
+      code: '08000',
+    });
+  }
 }
