@@ -5,7 +5,9 @@
  *   node bench/profile.mjs <scenario> [--duration=15] [--no-build]
  *   node bench/profile.mjs --summarize <file.cpuprofile>
  *
- * scenarios: guard (the public resource with a token), resource (the same without: the guard's baseline), guard_hs256, resource_hs256, login,
+ * scenarios: guard (the public resource with a token), guard_cold (the same with 12,000 tokens in
+ * turn, more than the verified-token cache holds, as bench/run.mjs's guard_cold), resource (the
+ * same without: the guard's baseline), guard_hs256, resource_hs256, login,
  * refresh, mfa_login (the second step, POST /auth/login/mfa, on a server with BCRYPT_COST=4;
  * each run of it makes --bodies accounts and their challenges first: single-use requests, so
  * the load may end before the window does), introspect (POST /oauth/introspect of ten
@@ -30,6 +32,7 @@ import {
   freshSessions,
   login,
   mapLimit,
+  mintAccessTokens,
   mfaChallenge,
   signupMany,
   signupWithMfa,
@@ -53,6 +56,7 @@ if (argv[0] === '--summarize') {
 const scenario = argv[0];
 const SCENARIOS = [
   'guard',
+  'guard_cold',
   'resource',
   'guard_hs256',
   'resource_hs256',
@@ -135,6 +139,18 @@ try {
             perConnectionHeaders: accounts.map((a) => ({ authorization: `Bearer ${a.accessToken}` })),
           },
         ];
+      case 'guard_cold': {
+        const chains = await freshSessions(server.url, usernames);
+        const tokens = await mintAccessTokens(server.url, chains, 12_000);
+        return [
+          {
+            ...base,
+            path: `/resources/${resourceId}`,
+            duration: seconds,
+            rotatingHeaders: tokens.map((t) => ({ authorization: `Bearer ${t}` })),
+          },
+        ];
+      }
       case 'resource':
       case 'resource_hs256':
         return [{ ...base, path: `/resources/${resourceId}`, duration: seconds }];
