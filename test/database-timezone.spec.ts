@@ -71,7 +71,7 @@ describe.runIf(onPostgres)('a database in another time zone', () => {
     const auth = bearer(signup.body.accessToken as string);
     // The next connections the pool opens are refused the setting (as a server could refuse a
     // parameter's value); the open ones are ended, so that the pool must open new ones.
-    const query = pg.Client.prototype.query;
+    const query = pg.Client.prototype.query as (this: pg.Client, ...args: unknown[]) => Promise<unknown>;
     const refuse = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (
       this: pg.Client,
       ...args: unknown[]
@@ -81,7 +81,7 @@ describe.runIf(onPostgres)('a database in another time zone', () => {
           Object.assign(new Error('invalid value for parameter "TimeZone": "UTC"'), { code: '22023' }),
         ) as never;
       }
-      return (query as (...a: unknown[]) => unknown).apply(this, args) as never;
+      return query.apply(this, args) as never;
     });
     try {
       const admin = new pg.Client({ connectionString: database.url });

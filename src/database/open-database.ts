@@ -90,8 +90,9 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     // pg-pool runs it on each new connection before handing it out; a connection it fails on
-    // is closed, and the request that waited for it fails.
-    onConnect: prepareConnection,
+    // is closed, and the request that waited for it fails. Bounded like connecting: a server
+    // that accepts the connection and then never answers must not keep a place of the pool.
+    onConnect: (client) => prepareConnection(client, options.connectTimeoutMs),
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => new Logger('Database').warn(`idle connection lost: ${err.message}`));
@@ -152,12 +153,13 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * adapter writes a Date's UTC digits without an offset and reads timestamps back as UTC, so in
  * another zone it would store shifted instants, and the statements that read through the pool
  * directly (prepared-statements.ts) would show them shifted. A connection that cannot be set so
- * is refused as a connection failure (SQLSTATE class 08, connection_exception): its request is
- * answered 503 DATABASE_UNAVAILABLE, like one that could not connect, and never uses it.
+ * (an error, or no answer within `timeoutMs`) is refused as a connection failure (SQLSTATE class
+ * 08, connection_exception): its request is answered 503 DATABASE_UNAVAILABLE, like one that
+ * could not connect, and never uses it.
  */
-export async function prepareConnection(client: Pick<pg.ClientBase, 'query'>): Promise<void> {
+export async function prepareConnection(client: Pick<pg.ClientBase, 'query'>, timeoutMs: number): Promise<void> {
   try {
-    await client.query('SET TIME ZONE UTC');
+    await withTimeout(client.query('SET TIME ZONE UTC'), timeoutMs);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw Object.assign(new Error(`could not set the connection's time zone to UTC: ${reason}`, { cause: error }), {
