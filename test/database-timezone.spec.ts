@@ -71,7 +71,10 @@ describe.runIf(onPostgres)('a database in another time zone', () => {
     const auth = bearer(signup.body.accessToken as string);
     // The next connections the pool opens are refused the setting (as a server could refuse a
     // parameter's value); the open ones are ended, so that the pool must open new ones.
-    const query = pg.Client.prototype.query as (this: pg.Client, ...args: unknown[]) => Promise<unknown>;
+    const query = Reflect.get(pg.Client.prototype, 'query') as (
+      this: pg.Client,
+      ...args: unknown[]
+    ) => Promise<unknown>;
     const refuse = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (
       this: pg.Client,
       ...args: unknown[]

@@ -82,18 +82,21 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
       },
     };
   }
-  const pool = new pg.Pool({
+  // pg-pool (3.14) runs `onConnect` on each new connection and waits for its promise before
+  // handing the connection out; a connection it fails on is closed, and the request that waited
+  // for it fails. (@types/pg declares the hook as returning void, hence the type here.) Bounded
+  // like connecting: a server that accepts the connection and then never answers must not keep
+  // a place of the pool.
+  const poolConfig: Omit<pg.PoolConfig, 'onConnect'> & { onConnect: (client: pg.ClientBase) => Promise<void> } = {
     connectionString: target.url,
     max: 10,
     // Fail fast while the server is unreachable instead of queueing requests behind it.
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
-    // pg-pool runs it on each new connection before handing it out; a connection it fails on
-    // is closed, and the request that waited for it fails. Bounded like connecting: a server
-    // that accepts the connection and then never answers must not keep a place of the pool.
-    onConnect: (client) => prepareConnection(client, options.connectTimeoutMs),
-  });
+    onConnect: (client) => prepareConnection(client as NewConnection, options.connectTimeoutMs),
+  };
+  const pool = new pg.Pool(poolConfig as pg.PoolConfig);
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => new Logger('Database').warn(`idle connection lost: ${err.message}`));
   // Nor may a client that is checked out (held by a transaction between two statements)
@@ -148,6 +151,9 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** A new pg client, as far as prepareConnection uses it (`connection.stream`: pg's socket). */
+export type NewConnection = Pick<pg.ClientBase, 'query'> & { connection?: { stream?: { destroy(): void } } };
+
 /**
  * Every connection speaks UTC, whatever the database's or the server's TimeZone: Prisma's
  * adapter writes a Date's UTC digits without an offset and reads timestamps back as UTC, so in
@@ -157,10 +163,15 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * 08, connection_exception): its request is answered 503 DATABASE_UNAVAILABLE, like one that
  * could not connect, and never uses it.
  */
-export async function prepareConnection(client: Pick<pg.ClientBase, 'query'>, timeoutMs: number): Promise<void> {
+export async function prepareConnection(client: NewConnection, timeoutMs: number): Promise<void> {
   try {
     await withTimeout(client.query('SET TIME ZONE UTC'), timeoutMs);
   } catch (error) {
+    // Closed at once, as pg-pool closes a connection that took too long to open: the pool's
+    // client.end() after a failed hook closes gently when no statement is in flight (an error
+    // answered), and waits for the server's close, holding the request until then; a server
+    // that answers an error and then goes silent would hold it for good.
+    client.connection?.stream?.destroy();
     const reason = error instanceof Error ? error.message : String(error);
     throw Object.assign(new Error(`could not set the connection's time zone to UTC: ${reason}`, { cause: error }), {
       code: '08000',

@@ -5,12 +5,15 @@ import { prepareConnection } from '../../src/database/open-database.js';
 /** A stand-in for a new pg client: records what it is asked, answers as `answer` says. */
 function client(answer: (sql: string) => Promise<unknown>) {
   const asked: string[] = [];
+  const socket = { destroyed: false };
   return {
     asked,
+    socket,
     query: ((sql: string) => {
       asked.push(sql);
       return answer(sql);
     }) as never,
+    connection: { stream: { destroy: () => void (socket.destroyed = true) } },
   };
 }
 
@@ -19,14 +22,15 @@ describe('prepareConnection (each new PostgreSQL connection, before the pool han
     const c = client(async () => ({ rows: [] }));
     await prepareConnection(c, 1000);
     expect(c.asked).toEqual(['SET TIME ZONE UTC']);
+    expect(c.socket.destroyed).toBe(false);
   });
 
   it('refuses the connection as unreachable when the server refuses the setting', async () => {
     const refused = Object.assign(new Error('invalid value for parameter "TimeZone": "UTC"'), { code: '22023' });
-    const error: unknown = await prepareConnection(
-      client(() => Promise.reject(refused)),
-      1000,
-    ).catch((e: unknown) => e);
+    const c = client(() => Promise.reject(refused));
+    const error: unknown = await prepareConnection(c, 1000).catch((e: unknown) => e);
+    // Closed at once: the pool's gentle end() would wait for a server that may never close.
+    expect(c.socket.destroyed).toBe(true);
     expect(error).toBeInstanceOf(Error);
     expect(error).toMatchObject({ code: '08000', cause: refused });
     expect((error as Error).message).toContain('invalid value for parameter "TimeZone"');
@@ -37,10 +41,9 @@ describe('prepareConnection (each new PostgreSQL connection, before the pool han
 
   it('gives up when the server never answers, within its bound', async () => {
     const started = performance.now();
-    const error: unknown = await prepareConnection(
-      client(() => new Promise(() => undefined)),
-      50,
-    ).catch((e: unknown) => e);
+    const c = client(() => new Promise(() => undefined));
+    const error: unknown = await prepareConnection(c, 50).catch((e: unknown) => e);
+    expect(c.socket.destroyed).toBe(true);
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(error).toMatchObject({ code: '08000' });
     expect((error as Error).message).toContain('database timeout after 50 ms');
