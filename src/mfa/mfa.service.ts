@@ -516,8 +516,9 @@ export class MfaService {
 
   /**
    * The statement of a second step with a TOTP code (MfaRepository.completeTotpLogin; `step`
-   * null for a code that matched none, which it only counts), and what follows an opened session: the challenge is no longer held, the account's wrong
-   * codes are cleared, the secret re-sealed under the current key.
+   * null for a code that matched none, which it only counts), and what follows an opened
+   * session: the challenge is no longer held, the account's wrong codes are cleared, the secret
+   * re-sealed under the current key.
    */
   private async finishTotpLogin(
     held: Pick<HeldChallenge, 'userId' | 'passwordHash' | 'factor'>,
