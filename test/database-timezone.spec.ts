@@ -97,13 +97,15 @@ describe.runIf(onPostgres)('a database in another time zone', () => {
       } finally {
         await admin.end();
       }
-      let refused: { status: number; body: { code?: string } } | undefined;
+      let refused: { status: number; body: { code?: string }; headers: Record<string, string> } | undefined;
       for (let i = 0; i < 20 && refused === undefined; i++) {
         const res = await t.http.post('/resources').set(auth).send({ title: 'shifted?' });
         if (res.status !== 201) refused = res;
       }
       expect(refused?.status).toBe(503);
       expect(refused?.body.code).toBe('DATABASE_UNAVAILABLE');
+      // A passing outage: the client is told when to try again, as for any unreachable database.
+      expect(refused?.headers['retry-after']).toBe('5');
       expect(refuse).toHaveBeenCalledWith('SET TIME ZONE UTC');
     } finally {
       refuse.mockRestore();
