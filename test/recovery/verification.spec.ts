@@ -147,6 +147,24 @@ describe('email verification', () => {
     expect(mails.map((m) => m.to)).toEqual([[user.email]]);
     linkToken(mails[0]!, VERIFY_LINK);
   });
+
+  it('anonymous verify-request with a null, missing or malformed email answers 400 VALIDATION_FAILED and mails nothing', async () => {
+    const c = client(t);
+    await mailIdle(t);
+    const before = smtp.received.length;
+    // null once reached the address's normalisation and answered 500.
+    for (const body of [{ email: null }, {}, { email: 12 }, { email: 'not an address' }]) {
+      const res = await c.post('/auth/email/verify-request').send(body);
+      expect({ body, status: res.status, code: res.body.code }).toEqual({
+        body,
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
+      expect(res.body.message).toContain('email must be a valid email address');
+    }
+    await mailIdle(t);
+    expect(smtp.received.length).toBe(before);
+  });
 });
 
 describe('REQUIRE_EMAIL_VERIFICATION=true', () => {

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsIn, IsOptional, IsString, Length, MaxLength } from 'class-validator';
+import { IsEmail, IsIn, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
 import { IsPassword } from '../../common/account-rules.js';
 import { IsUnambiguousEmail } from '../../common/http/visible-text.validator.js';
 
@@ -9,9 +9,12 @@ const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? val
 /** A token from a mailed link: any string is looked at, but it is never longer than this. */
 const TOKEN_MAX = 512;
 
+/** Optional, but never null: @IsOptional would let null through to the address's normalisation. */
+const present = (_: object, value: unknown): boolean => value !== undefined;
+
 export class VerifyRequestDto {
   @ApiPropertyOptional({ maxLength: 254, description: 'Anonymous requests only: the address to verify' })
-  @IsOptional()
+  @ValidateIf(present)
   @Transform(trim)
   @IsEmail({}, { message: 'email must be a valid email address' })
   @MaxLength(254)
