@@ -193,13 +193,15 @@ export class UsersService implements OnApplicationBootstrap {
       await this.tenants.lockCreationsOf(user.id);
       await this.tenants.lockTenantsOf(user.id);
       if ((await this.tenants.soleOwnerships(user.id)).length > 0) return 'last_owner';
-      await this.users.delete(user.id);
+      // A concurrent deletion with the same token committed first: nothing more to record.
+      if (!(await this.users.delete(user.id))) return 'gone';
       await this.revocation.revoke({ users: [user.id], signOut: true });
       await this.audit.record('account.deleted', { userId: user.id, sessionId: caller.sessionId }, client, {
         username: user.username,
       });
       return 'deleted';
     });
+    if (outcome === 'gone') throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
     if (outcome === 'last_admin')
       throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot delete their account');
     if (outcome === 'last_owner')

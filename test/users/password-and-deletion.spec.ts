@@ -186,5 +186,20 @@ describe('/users/me: password change and account deletion', () => {
       const again = await signup(t, { username: u.username });
       expect(again.id).not.toBe(u.id);
     });
+
+    it('five deletions at once with one token: one 204, the others 401, one account.deleted event', async () => {
+      const u = await signup(t);
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () => t.http.delete('/users/me').set(u.auth).send({ password: u.password })),
+      );
+      const statuses = answers.map((r) => r.status).sort();
+      expect(statuses).toEqual([204, 401, 401, 401, 401]);
+      for (const r of answers.filter((a) => a.status === 401)) {
+        // Refused by the guard (the session revoked) or, once past it, because the account is gone.
+        expect(['INVALID_TOKEN', 'UNAUTHORIZED']).toContain(r.body.code);
+      }
+      expect(await t.prisma.auditEvent.count({ where: { userId: u.id, type: 'account.deleted' } })).toBe(1);
+      expect(await t.prisma.user.count({ where: { id: u.id } })).toBe(0);
+    });
   });
 });
