@@ -254,6 +254,15 @@ describe('HTTP basics', () => {
       }
     });
 
+    it('answers a path whose percent-encoding is malformed with 400 VALIDATION_FAILED, its message a list', async () => {
+      const u = await signup(h);
+      for (const path of ['/users/%ZZ', '/resources/%E0%A4%A', '/tenants/%ZZ/members', '/no/such/route/%ZZ']) {
+        const res = await h.http.get(path).set(u.auth);
+        expectErrorBody(res, 400, 'VALIDATION_FAILED');
+        expect(res.body.message).toEqual([expect.stringMatching(/^Failed to decode param/)]);
+      }
+    });
+
     it('answers an unexpected error with a generic 500 INTERNAL_ERROR carrying the request id and no internals', async () => {
       const res = await h.http.get('/__test/boom').set('X-Request-Id', 'boom-request-1');
       expectErrorBody(res, 500, 'INTERNAL_ERROR');

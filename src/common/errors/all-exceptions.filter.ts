@@ -74,7 +74,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
           ? (response as { code: string }).code
           : (DEFAULT_CODES[status] ?? (status >= 500 ? ErrorCode.INTERNAL_ERROR : 'ERROR'));
       if (status >= 500) this.logUnexpected(exception, req);
-      return { body: this.body(status, message, code), headers: {} };
+      // VALIDATION_FAILED's message is always a list (one entry per problem), also when the
+      // framework said it in a sentence (e.g. the router's "Failed to decode param" for a
+      // path whose percent-encoding is malformed).
+      const said = code === ErrorCode.VALIDATION_FAILED && typeof message === 'string' ? [message] : message;
+      return { body: this.body(status, said, code), headers: {} };
     }
     const requestId = req.id ?? 'unknown';
     // A dependency out of reach: 503 with Retry-After, logged as a warning.
