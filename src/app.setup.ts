@@ -7,6 +7,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { AppModule } from './app.module.js';
+import { answerClientErrors } from './common/http/client-errors.js';
 import { requestId } from './common/http/request-id.middleware.js';
 import type { AppConfig } from './config/config.schema.js';
 import { createAppLogger, type AppLogger } from './logging/app-logger.js';
@@ -53,6 +54,8 @@ export function configureApp(app: NestExpressApplication, config: AppConfig, log
   if (config.WS_ENABLED) app.useWebSocketAdapter(new RealtimeAdapter(app, config));
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Requests Node's parser refuses get the contract's error body too.
+  answerClientErrors(app.getHttpServer());
   // Prometheus metrics (METRICS_PORT): their middleware comes first, so that every answer is
   // counted, the static files', the 404s' and the body parser's included.
   if (config.METRICS_PORT !== undefined) {

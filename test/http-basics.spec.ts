@@ -263,6 +263,33 @@ describe('HTTP basics', () => {
       }
     });
 
+    it("answers what Node's HTTP parser refuses in the same shape, and closes the connection", async () => {
+      const head = (lines: string) => `${lines}\r\nConnection: close\r\n\r\n`;
+      const refused: Array<[string, number, string]> = [
+        [head(`GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}`), 431, 'HEADERS_TOO_LARGE'],
+        [
+          head('POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked') + '{}',
+          400,
+          'MALFORMED_REQUEST',
+        ],
+        [head('GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2'), 400, 'MALFORMED_REQUEST'],
+        [head('GET /health HTTP/1.1\r\nHost: x\r\nBad Header: 1'), 400, 'MALFORMED_REQUEST'],
+        [head('GET health HTTP/1.1\r\nHost: x'), 400, 'MALFORMED_REQUEST'],
+      ];
+      for (const [payload, status, code] of refused) {
+        const raw = await rawRequest(h, payload);
+        expect({ status: raw.status, type: raw.headers['content-type'], connection: raw.headers.connection }).toEqual({
+          status,
+          type: 'application/json; charset=utf-8',
+          connection: 'close',
+        });
+        const body = JSON.parse(raw.body) as Record<string, unknown>;
+        expect(Object.keys(body).sort()).toEqual(ERROR_KEYS);
+        expect(body).toMatchObject({ statusCode: status, code });
+        expect(Buffer.byteLength(raw.body)).toBe(Number(raw.headers['content-length']));
+      }
+    });
+
     it('answers an unexpected error with a generic 500 INTERNAL_ERROR carrying the request id and no internals', async () => {
       const res = await h.http.get('/__test/boom').set('X-Request-Id', 'boom-request-1');
       expectErrorBody(res, 500, 'INTERNAL_ERROR');
