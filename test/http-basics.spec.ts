@@ -232,6 +232,29 @@ describe('HTTP basics', () => {
       await h.http.post('/auth/signup').send({ username, password: 'good password' }).expect(201);
     });
 
+    it('refuses names every object inherits (toString, hasOwnProperty, …) as unknown properties, in bodies and queries', async () => {
+      const u = await signup(h);
+      for (const name of ['toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__lookupGetter__']) {
+        const login = await h.http.post('/auth/login').send({ username: u.username, password: u.password, [name]: 1 });
+        expectErrorBody(login, 400, 'VALIDATION_FAILED');
+        expect(login.body.message).toEqual([`${name}: property ${name} should not exist`]);
+        const patch = await h.http
+          .patch('/users/me')
+          .set(u.auth)
+          .send({ displayName: 'Ada', [name]: [] });
+        expectErrorBody(patch, 400, 'VALIDATION_FAILED');
+        const list = await h.http.get(`/resources?${name}=1`).set(u.auth);
+        expectErrorBody(list, 400, 'VALIDATION_FAILED');
+        expect(list.body.message).toEqual([`${name}: property ${name} should not exist`]);
+      }
+      for (const name of ['__proto__', 'constructor', 'prototype']) {
+        expectErrorBody(await h.http.get(`/resources?${name}=1`).set(u.auth), 400, 'VALIDATION_FAILED');
+      }
+      // Still a plain unknown property, and the display name was never changed.
+      expectErrorBody(await h.http.get('/resources?foo=1').set(u.auth), 400, 'VALIDATION_FAILED');
+      expect((await h.http.get('/users/me').set(u.auth).expect(200)).body.displayName).toBeNull();
+    });
+
     it('refuses a login carrying an unknown property with 400', async () => {
       const res = await h.http.post('/auth/login').send({ username: 'abc', password: 'abcdefgh', remember: true });
       expectErrorBody(res, 400, 'VALIDATION_FAILED');

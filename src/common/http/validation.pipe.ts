@@ -36,36 +36,47 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 const unsafeText = (s: string): boolean => s.includes('\0') || LONE_SURROGATE.test(s);
 
 /**
+ * Names that every object inherits (`toString`, `hasOwnProperty`, `__proto__`, …) and
+ * `prototype`: class-validator's whitelist looks a property up in a plain object of known
+ * names, where these are always found, so `{"toString": 1}` or `?valueOf=1` passed as
+ * known properties. Refused here as unknown ones, anywhere in a body or query.
+ */
+const INHERITED_NAMES = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
+
+/**
  * Refuses (400) request text that is not storable Unicode before it reaches a validator or the
  * database: PostgreSQL rejects NUL in text (22021) and validator's isEmail throws URIError on
- * a lone surrogate, and both used to come out as 500.
+ * a lone surrogate, and both used to come out as 500. Also refuses the inherited names above.
  */
 class TextSafeValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type !== 'custom') {
-      const where = unsafeTextAt(value, metadata.type === 'body' ? '' : (metadata.data ?? metadata.type));
-      if (where !== undefined) {
-        throw new AppError(ErrorCode.VALIDATION_FAILED, [
-          `${where || 'body'} must not contain NUL characters or unpaired surrogates`,
-        ]);
-      }
+      const problem = refusedAt(value, metadata.type === 'body' ? '' : (metadata.data ?? metadata.type));
+      if (problem !== undefined) throw new AppError(ErrorCode.VALIDATION_FAILED, [problem]);
     }
     return super.transform(value, metadata);
   }
 }
 
-/** Path of the first string (value or key) with unsafe text, iteratively; undefined when none. */
-function unsafeTextAt(value: unknown, root: string): string | undefined {
-  const stack: Array<[unknown, string]> = [[value, root]];
+/**
+ * The first problem with a string (value or key) or a key, iteratively; undefined when none.
+ * `root` names the value in the message about text; a refused key is named by its path in the
+ * DTO, as class-validator names an unknown property.
+ */
+function refusedAt(value: unknown, root: string): string | undefined {
+  const unsafe = (where: string) => `${where || 'body'} must not contain NUL characters or unpaired surrogates`;
+  const stack: Array<[unknown, string, string]> = [[value, root, '']];
   while (stack.length > 0) {
-    const [current, path] = stack.pop()!;
+    const [current, path, field] = stack.pop()!;
     if (typeof current === 'string') {
-      if (unsafeText(current)) return path;
+      if (unsafeText(current)) return unsafe(path);
     } else if (current !== null && typeof current === 'object') {
+      const list = Array.isArray(current);
       for (const [key, child] of Object.entries(current)) {
-        const childPath = path ? `${path}.${key}` : key;
-        if (unsafeText(key)) return path || 'body';
-        stack.push([child, childPath]);
+        if (unsafeText(key)) return unsafe(path);
+        const childField = field ? `${field}.${key}` : key;
+        if (!list && INHERITED_NAMES.has(key)) return `${childField}: property ${key} should not exist`;
+        stack.push([child, path ? `${path}.${key}` : key, childField]);
       }
     }
   }
