@@ -166,8 +166,12 @@ export class UsersService implements OnApplicationBootstrap {
       event: 'password.changed',
       client,
     });
-    // The hash changed since it was verified: a concurrent change with the same old password won.
-    if (!changed) throw new AppError(ErrorCode.INVALID_PASSWORD, 'The current password is wrong');
+    if (!changed) {
+      // The account was deleted meanwhile (by a concurrent DELETE /users/me): 401, as after it.
+      await this.existing(caller);
+      // The hash changed since it was verified: a concurrent change with the same old password won.
+      throw new AppError(ErrorCode.INVALID_PASSWORD, 'The current password is wrong');
+    }
   }
 
   /**

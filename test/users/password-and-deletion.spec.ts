@@ -201,5 +201,22 @@ describe('/users/me: password change and account deletion', () => {
       expect(await t.prisma.auditEvent.count({ where: { userId: u.id, type: 'account.deleted' } })).toBe(1);
       expect(await t.prisma.user.count({ where: { id: u.id } })).toBe(0);
     });
+
+    it('a password change racing the deletion of its account is never answered 403 INVALID_PASSWORD (the password was right)', async () => {
+      for (let round = 0; round < 3; round++) {
+        const u = await signup(t);
+        const [deleted, changed] = await Promise.all([
+          t.http.delete('/users/me').set(u.auth).send({ password: u.password }),
+          t.http
+            .post('/users/me/password')
+            .set(u.auth)
+            .send({ currentPassword: u.password, newPassword: 'another good one' }),
+        ]);
+        expect(deleted.status).toBe(204);
+        // Changed before the deletion (204), or refused because the account is gone (401).
+        expect([204, 401]).toContain(changed.status);
+        expect(await t.prisma.user.count({ where: { id: u.id } })).toBe(0);
+      }
+    });
   });
 });
