@@ -249,6 +249,13 @@ describe('HTTP basics', () => {
       }
       for (const name of ['__proto__', 'constructor', 'prototype']) {
         expectErrorBody(await h.http.get(`/resources?${name}=1`).set(u.auth), 400, 'VALIDATION_FAILED');
+        // In a body they are refused as it is parsed, in the same words.
+        const body = await h.http
+          .post('/auth/login')
+          .set('Content-Type', 'application/json')
+          .send(`{"username":"x_y_z","password":"good password","${name}":{}}`);
+        expectErrorBody(body, 400, 'VALIDATION_FAILED');
+        expect(body.body.message).toEqual([`${name}: property ${name} should not exist`]);
       }
       // Still a plain unknown property, and the display name was never changed.
       expectErrorBody(await h.http.get('/resources?foo=1').set(u.auth), 400, 'VALIDATION_FAILED');

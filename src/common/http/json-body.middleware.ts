@@ -59,7 +59,7 @@ export class JsonBodyMiddleware implements NestMiddleware {
     // would let them pass silently; they are unknown properties (and prototype-pollution bait).
     const forbidden = forbiddenKey(req.body);
     if (forbidden !== undefined) {
-      throw new AppError(ErrorCode.VALIDATION_FAILED, [`property ${forbidden} should not exist`]);
+      throw new AppError(ErrorCode.VALIDATION_FAILED, [`${forbidden}: property ${forbidden} should not exist`]);
     }
     next();
   }
