@@ -71,6 +71,7 @@ export class IdentityLinksService {
       client,
       // A proof is used once: the same token cannot link again nor open a session.
       { replayId: token.replayId, expiresAt: new Date(token.claims.exp * 1000) },
+      () => new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists'),
     );
     return toDto(identity);
   }
@@ -98,6 +99,7 @@ export class IdentityLinksService {
         admin.userId,
         client,
         null,
+        () => new AppError(ErrorCode.USER_NOT_FOUND, 'No such user'),
       ),
     );
   }
@@ -116,10 +118,16 @@ export class IdentityLinksService {
     by: string,
     client: ClientInfo,
     spend: { replayId: string; expiresAt: Date } | null,
+    /** The answer when the account is gone by now (deleted while the link was on its way). */
+    gone: () => AppError,
   ): Promise<IdentityRecord> {
     let identity: IdentityRecord;
     try {
       identity = await this.txHost.withTransaction(async () => {
+        // The account row is locked, as unlink() does: a deletion committed meanwhile is seen
+        // here (once refused by the identity's foreign key, as a 500), and none starts until
+        // this link has committed (the deletion then takes the identity with the account).
+        if (!(await this.users.lockById(data.userId))) throw gone();
         if (spend && !(await this.repo.spend(data.issuer, spend.replayId, spend.expiresAt))) {
           throw new AppError(ErrorCode.FEDERATED_TOKEN_REUSED, 'This external token was already used');
         }

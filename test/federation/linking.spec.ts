@@ -300,6 +300,30 @@ describe('federated accounts: linking', () => {
     expect((await me(t, owner.auth)).identities).toHaveLength(1);
   });
 
+  it('a link racing the deletion of its account is answered 401 (own) or 404 (admin), never 500', async () => {
+    for (let round = 0; round < 3; round++) {
+      const user = await signup(t);
+      const subjectToken = await tokenOf(t, idp, { sub: uniqueSubject('race') });
+      const [deleted, own, byAdmin] = await Promise.all([
+        t.http.delete('/users/me').set(user.auth).send({ password: user.password }),
+        linkOwn(user.auth, { subjectToken, password: user.password }),
+        t.http
+          .post(`/users/${user.id}/identities`)
+          .set(admin.auth)
+          .send({ issuer: idp.issuer, subject: uniqueSubject('race-admin') }),
+      ]);
+      expect(deleted.status).toBe(204);
+      // Linked before the deletion (201: the identity went with the account), or refused after it.
+      expect({ status: own.status, code: own.status === 201 ? 'linked' : own.body.code }).toSatisfy(
+        (o: { status: number; code: string }) =>
+          (o.status === 201 && o.code === 'linked') ||
+          (o.status === 401 && ['UNAUTHORIZED', 'INVALID_TOKEN'].includes(o.code)),
+      );
+      expect([201, 404]).toContain(byAdmin.status);
+      expect(await t.prisma.externalIdentity.count({ where: { userId: user.id } })).toBe(0);
+    }
+  });
+
   it('answers 401 without a token', async () => {
     expect((await t.http.get('/users/me/identities')).status).toBe(401);
     expect((await t.http.post('/users/me/identities').send({ subjectToken: 'x', password: 'y' })).status).toBe(401);
