@@ -1,6 +1,6 @@
 import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ErrorCode } from '../errors/error-codes.js';
+import { ERROR_STATUS, ErrorCode } from '../errors/error-codes.js';
 
 /**
  * What Node's HTTP parser refuses before any route sees the request (a malformed request line
@@ -19,12 +19,13 @@ export function answerClientErrors(server: Server): void {
 }
 
 function answer(cause: string | undefined): string {
-  const [status, code, message] =
+  const [code, message] =
     cause === 'HPE_HEADER_OVERFLOW'
-      ? [431, ErrorCode.HEADERS_TOO_LARGE, 'The request headers are larger than the server accepts']
+      ? [ErrorCode.HEADERS_TOO_LARGE, 'The request headers are larger than the server accepts']
       : cause === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, ErrorCode.REQUEST_TIMEOUT, 'The request was not received in time']
-        : [400, ErrorCode.MALFORMED_REQUEST, 'The request is not valid HTTP/1.1'];
+        ? [ErrorCode.REQUEST_TIMEOUT, 'The request was not received in time']
+        : [ErrorCode.MALFORMED_REQUEST, 'The request is not valid HTTP/1.1'];
+  const status = ERROR_STATUS[code];
   const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message, code });
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +

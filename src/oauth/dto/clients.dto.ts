@@ -17,10 +17,9 @@ import {
 import { OAuthClientDto } from '../../clients/client.dto.js';
 import { PageDto } from '../../common/http/pagination.js';
 import { IsVisibleText } from '../../common/http/visible-text.validator.js';
+import { present } from '../../common/http/present.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
-/** Optional, but never null (a NOT NULL column). */
-const present = (_: object, value: unknown): boolean => value !== undefined;
 /** Required, but may be null. */
 const notNull = (_: object, value: unknown): boolean => value !== null;
 

@@ -3,14 +3,12 @@ import { Transform } from 'class-transformer';
 import { IsEmail, IsIn, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
 import { IsPassword } from '../../common/account-rules.js';
 import { IsUnambiguousEmail } from '../../common/http/visible-text.validator.js';
+import { present } from '../../common/http/present.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
 /** A token from a mailed link: any string is looked at, but it is never longer than this. */
 const TOKEN_MAX = 512;
-
-/** Optional, but never null: @IsOptional would let null through to the address's normalisation. */
-const present = (_: object, value: unknown): boolean => value !== undefined;
 
 export class VerifyRequestDto {
   @ApiPropertyOptional({ maxLength: 254, description: 'Anonymous requests only: the address to verify' })

@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
 import { PageDto, PageQueryDto } from '../../common/http/pagination.js';
 import type { ResourceRecord } from '../resources.repository.js';
+import { present } from '../../common/http/present.js';
 
 export const VISIBILITIES = ['private', 'public'] as const;
 export type VisibilityValue = (typeof VISIBILITIES)[number];
@@ -23,9 +24,6 @@ export class CreateResourceDto {
   @IsIn(VISIBILITIES)
   visibility?: VisibilityValue;
 }
-
-/** Optional in a PATCH, but never null: null would reach the NOT NULL columns (500). */
-const present = (_: object, value: unknown): boolean => value !== undefined;
 
 export class UpdateResourceDto {
   @ApiPropertyOptional({ minLength: 1, maxLength: 200 })

@@ -22,6 +22,7 @@ import {
   TENANT_PERMISSIONS,
 } from '../../tenants/permissions.js';
 import type { InvitationRow, MemberRow, TenantRow } from '../../tenants/tenants.repository.js';
+import { present } from '../../common/http/present.js';
 
 /** Tenant slugs (contract v2 §E): 3–40 lower-case letters, digits and inner hyphens. */
 export const SLUG = /^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/;
@@ -48,9 +49,6 @@ export class CreateTenantDto {
   @Matches(SLUG, { message: 'slug must be 3–40 lower-case letters, digits and inner hyphens' })
   slug!: string;
 }
-
-/** Optional in a PATCH, but never null: null would reach the NOT NULL column. */
-const present = (_: object, value: unknown): boolean => value !== undefined;
 
 export class UpdateTenantDto {
   @ApiPropertyOptional({ minLength: 1, maxLength: 100 })

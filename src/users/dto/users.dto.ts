@@ -17,6 +17,7 @@ import { IsPassword, ROLES, type Role } from '../../common/account-rules.js';
 import { PageDto } from '../../common/http/pagination.js';
 import { IsUnambiguousEmail, IsVisibleText } from '../../common/http/visible-text.validator.js';
 import { UserDto } from '../../accounts/user.dto.js';
+import { present } from '../../common/http/present.js';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -68,9 +69,6 @@ export class DeleteAccountDto {
   @MaxLength(64)
   confirm?: string;
 }
-
-/** Optional, but never null: `disabled: null` reached the NOT NULL column (500). */
-const present = (_: object, value: unknown): boolean => value !== undefined;
 
 export class AdminUpdateUserDto {
   @ApiPropertyOptional({ enum: ROLES, isArray: true, example: ['user', 'admin'], description: '"user" is always kept' })
