@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { Controller, Get, Module } from '@nestjs/common';
 import type request from 'supertest';
@@ -320,6 +321,40 @@ describe('HTTP basics', () => {
       }
     });
 
+    it("answers a HEAD request the parser refuses with the same head and no body, which Node's client reads", async () => {
+      const filler = 'a'.repeat(20_000);
+      for (const [payload, status] of [
+        [`HEAD /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${filler}\r\n\r\n`, 431],
+        ['HEAD /health HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n', 400],
+      ] as const) {
+        const raw = await rawRequest(h, payload);
+        expect({ status: raw.status, type: raw.headers['content-type'], body: raw.body }).toEqual({
+          status,
+          type: 'application/json; charset=utf-8',
+          body: '',
+        });
+      }
+      // What a client sees: the status, not a transport error about bytes after the answer.
+      const port = await listeningPort(h);
+      const answered = await new Promise<number | string>((resolve) => {
+        const req = httpRequest({
+          port,
+          host: '127.0.0.1',
+          method: 'HEAD',
+          path: '/health',
+          headers: { 'x-filler': filler },
+        });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        });
+        req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        req.end();
+      });
+      expect(answered).toBe(431);
+    });
+
     it('answers an unexpected error with a generic 500 INTERNAL_ERROR carrying the request id and no internals', async () => {
       const res = await h.http.get('/__test/boom').set('X-Request-Id', 'boom-request-1');
       expectErrorBody(res, 500, 'INTERNAL_ERROR');
@@ -536,14 +571,19 @@ describe('HTTP basics', () => {
   });
 });
 
+/** The port of the harness's server, listening on loopback from the first call. */
+async function listeningPort(h: Harness): Promise<number> {
+  const server = h.app.getHttpServer();
+  if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as { port: number }).port;
+}
+
 /** A hand-written HTTP/1.1 request over a socket, for what supertest cannot send. */
 async function rawRequest(
   h: Harness,
   payload: string | Buffer,
 ): Promise<{ status: number; headers: Record<string, string>; body: string }> {
-  const server = h.app.getHttpServer();
-  if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
+  const port = await listeningPort(h);
   const data = await new Promise<Buffer>((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];

@@ -8,17 +8,27 @@ import { ERROR_STATUS, ErrorCode } from '../errors/error-codes.js';
  * not received within the server's timeouts), answered in the contract's shape like every
  * other error instead of Node's bodiless default. Node's rules are kept: an answer only while
  * nothing of a response has been written on the connection, and the connection then closed.
+ * A HEAD request gets the same head without the body (RFC 9110 §9.3.2): a client reading the
+ * answer to HEAD takes no body, and bytes after it on a closing connection are an error to it.
+ * The method is read from the start of the bytes the parser refused, which is where the request
+ * begins whenever it arrived in one read (a request split across reads, or timed out, is taken
+ * as not HEAD).
  */
 export function answerClientErrors(server: Server): void {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     // The response in flight on this connection, if any (Node's own check, lib/_http_server.js).
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && inFlight?.headersSent !== true) socket.write(answer(error.code));
+    if (socket.writable && inFlight?.headersSent !== true) socket.write(answer(error.code, isHead(error)));
     socket.destroy();
   });
 }
 
-function answer(cause: string | undefined): string {
+function isHead(error: NodeJS.ErrnoException): boolean {
+  const raw = (error as { rawPacket?: unknown }).rawPacket;
+  return Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+}
+
+function answer(cause: string | undefined, head: boolean): string {
   const [code, message] =
     cause === 'HPE_HEADER_OVERFLOW'
       ? [ErrorCode.HEADERS_TOO_LARGE, 'The request headers are larger than the server accepts']
@@ -32,6 +42,6 @@ function answer(cause: string | undefined): string {
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     'Connection: close\r\n\r\n' +
-    body
+    (head ? '' : body)
   );
 }
