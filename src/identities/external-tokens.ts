@@ -123,13 +123,13 @@ export class ExternalTokens {
     return this.byIssuer.get(iss)?.issuer;
   }
 
-  /** The `iss` a token claims, unverified (null when it is not a JWT with a string `iss`). */
-  claimedIssuer(token: string): string | null {
+  /** The `iss` a token claims, unverified: null when it has no string `iss`, undefined when it is not a JWT. */
+  claimedIssuer(token: string): string | null | undefined {
     try {
       const iss = decodeJwt(token).iss;
       return typeof iss === 'string' ? iss : null;
     } catch {
-      return null;
+      return undefined;
     }
   }
 
@@ -147,7 +147,7 @@ export class ExternalTokens {
       this.verified.delete(cacheKey);
     }
     const iss = this.claimedIssuer(token);
-    const entry = iss === null ? undefined : this.byIssuer.get(iss);
+    const entry = typeof iss === 'string' ? this.byIssuer.get(iss) : undefined;
     if (!entry) throw new TokenRejected('unknown issuer');
     const { issuer, keys, options } = entry;
     // Taken before the check: should the keys be fetched again meanwhile, the entry is

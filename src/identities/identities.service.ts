@@ -94,7 +94,7 @@ export class IdentitiesService implements OnModuleInit, ExternalBearerTokens {
     return this.external.issuer(iss)?.acceptBearer === true;
   }
 
-  claimedIssuer(token: string): string | null {
+  claimedIssuer(token: string): string | null | undefined {
     return this.external.claimedIssuer(token);
   }
 

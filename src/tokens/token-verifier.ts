@@ -26,8 +26,11 @@ export interface ExternalBearerTokens {
   acceptsBearer(iss: string): boolean;
   /** The principal of a valid token of such an issuer; TokenRejected or an AppError otherwise. */
   principal(token: string): Promise<Principal>;
-  /** The unverified `iss` of a token (null if it has none). */
-  claimedIssuer(token: string): string | null;
+  /**
+   * The unverified `iss` of a token: a string, null when its payload has no string `iss`,
+   * undefined when it is not a JWT at all.
+   */
+  claimedIssuer(token: string): string | null | undefined;
 }
 
 /**
@@ -81,8 +84,10 @@ export class TokenVerifier {
     if (cached !== undefined) return this.admit(token, cached, true);
     if (this.external !== null) {
       const iss = this.external.claimedIssuer(token);
-      if (iss !== null && iss !== this.config.JWT_ISSUER) {
-        if (!this.external.acceptsBearer(iss)) throw new TokenRejected('unknown issuer');
+      // A JWT without a string iss is no token of ours either (ours always carry JWT_ISSUER):
+      // "unknown issuer", as the contract says of anything but a configured issuer.
+      if (iss !== undefined && iss !== this.config.JWT_ISSUER) {
+        if (iss === null || !this.external.acceptsBearer(iss)) throw new TokenRejected('unknown issuer');
         return this.external.principal(token);
       }
     }

@@ -306,6 +306,10 @@ describe('federated bearer tokens: claims, algorithms, keys and users', () => {
       );
       // A configured issuer's URL with a trailing slash is another issuer.
       expectInvalidToken(await t.http.get(ME).set(await fedAuth(t, rs, { iss: `${rs.issuer}/` })), 'unknown issuer');
+      // No iss, or one that is not a string, names no issuer at all (and is no token of ours).
+      expectInvalidToken(await t.http.get(ME).set(bearer(await rs.sign({}, { omit: ['iss'] }))), 'unknown issuer');
+      expectInvalidToken(await t.http.get(ME).set(await fedAuth(t, rs, { iss: 42 })), 'unknown issuer');
+      expectInvalidToken(await t.http.get(ME).set(await fedAuth(t, rs, { iss: [rs.issuer] })), 'unknown issuer');
       expect([...stranger.hits.values()].reduce((a, b) => a + b, 0)).toBe(0);
     });
 
