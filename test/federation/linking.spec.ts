@@ -119,8 +119,15 @@ describe('federated accounts: linking', () => {
     const sub = uniqueSubject('taken');
     await linked(owner, sub);
     const dave = await signup(t);
-    const res = await linkOwn(dave.auth, { subjectToken: await tokenOf(t, idp, { sub }), password: dave.password });
+    const refusedToken = await tokenOf(t, idp, { sub });
+    const res = await linkOwn(dave.auth, { subjectToken: refusedToken, password: dave.password });
     expectError(res, 409, 'IDENTITY_ALREADY_LINKED');
+    // A refused link does not use the token up: it still opens a session, of the owner's account.
+    const exchanged = await t.http.post('/auth/federated/session').send({ subjectToken: refusedToken });
+    expect({ status: exchanged.status, user: (exchanged.body as { user?: { id: string } }).user?.id }).toEqual({
+      status: 200,
+      user: owner.id,
+    });
     // Linked to the same account again: also taken.
     const again = await linkOwn(owner.auth, { subjectToken: await tokenOf(t, idp, { sub }), password: owner.password });
     expectError(again, 409, 'IDENTITY_ALREADY_LINKED');
