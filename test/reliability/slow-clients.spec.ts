@@ -101,6 +101,16 @@ describe('slow clients', () => {
     expect(Math.max(...bodyEnds.map((e) => e.ms))).toBeLessThan(REQUEST_TIMEOUT_MS + CUT_SLACK_MS);
     // Not before their time either: the timeouts cut slow clients, not merely slow networks.
     expect(Math.min(...headerEnds.map((e) => e.ms))).toBeGreaterThan(HEADERS_TIMEOUT_MS - 1_000);
+    // Each is told why, in the contract's error shape (408 REQUEST_TIMEOUT), before the close.
+    const answers = new Set([...headerEnds, ...bodyEnds].map((e) => e.response.split('\r\n\r\n')[1] ?? e.how));
+    expect([...answers]).toEqual([
+      JSON.stringify({
+        statusCode: 408,
+        error: 'Request Timeout',
+        message: 'The request was not received in time',
+        code: 'REQUEST_TIMEOUT',
+      }),
+    ]);
     expect(app.dead).toBe(false);
     expect((await call(app.url, 'GET', '/health')).status).toBe(200);
   });
