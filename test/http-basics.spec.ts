@@ -20,6 +20,13 @@ const SECRET_MARKER = 'secret-internal-detail /srv/app/src/x.ts SELECT * FROM "U
 @Controller('__test')
 class ExplodingController {
   @Public()
+  @Get('slow')
+  async slow(): Promise<{ ok: true }> {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return { ok: true };
+  }
+
+  @Public()
   @Get('boom')
   boom(): never {
     const error = new Error(SECRET_MARKER);
@@ -334,25 +341,53 @@ describe('HTTP basics', () => {
           body: '',
         });
       }
-      // What a client sees: the status, not a transport error about bytes after the answer.
-      const port = await listeningPort(h);
-      const answered = await new Promise<number | string>((resolve) => {
-        const req = httpRequest({
-          port,
-          host: '127.0.0.1',
-          method: 'HEAD',
-          path: '/health',
-          headers: { 'x-filler': filler },
+      // What a client sees: the status, not a transport error about bytes after the answer,
+      // whether the request reaches the server in one read or in two.
+      for (const split of [false, true]) expect(await nodeHeadStatus(h, filler, split)).toBe(431);
+    });
+
+    it('answers without any body when it cannot tell that the request is not HEAD (its start in an earlier read)', async () => {
+      const filler = 'a'.repeat(20_000);
+      for (const [pieces, status] of [
+        [['HEAD /health HTTP/1.1\r\nHost: x\r\n', `X-Filler: ${filler}\r\n\r\n`], 431],
+        [['GET /health HTTP/1.1\r\nHost: x\r\n', `X-Filler: ${filler}\r\n\r\n`], 431],
+        [['HEAD /health HTTP/1.1\r\nHost: x\r\n', 'Bad Header: 1\r\n\r\n'], 400],
+      ] as const) {
+        const raw = await rawRequest(h, [...pieces]);
+        expect({ status: raw.status, length: raw.headers['content-length'], body: raw.body }).toEqual({
+          status,
+          length: '0',
+          body: '',
         });
-        req.on('response', (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-          res.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-        });
-        req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-        req.end();
+      }
+      // Empty lines before a request line are skipped (RFC 9112 §2.2): a HEAD is still seen.
+      const blank = await rawRequest(h, `\r\nHEAD /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${filler}\r\n\r\n`);
+      expect({ status: blank.status, type: blank.headers['content-type'], body: blank.body }).toEqual({
+        status: 431,
+        type: 'application/json; charset=utf-8',
+        body: '',
       });
-      expect(answered).toBe(431);
+    });
+
+    it('shapes the answer for the request still being answered, which the client pairs it with', async () => {
+      const bad = 'Host: x\r\nBad Header: 1\r\n\r\n';
+      // A slow GET in flight, then a malformed HEAD: the client reads the 400 as the GET's answer.
+      const afterGet = await rawRequest(h, [
+        'GET /__test/slow HTTP/1.1\r\nHost: x\r\n\r\n',
+        `HEAD /health HTTP/1.1\r\n${bad}`,
+      ]);
+      expect(afterGet.status).toBe(400);
+      expect(JSON.parse(afterGet.body)).toMatchObject({ statusCode: 400, code: 'MALFORMED_REQUEST' });
+      // A slow HEAD in flight, then a malformed GET: no body, the client reads it as the HEAD's.
+      const afterHead = await rawRequest(h, [
+        'HEAD /__test/slow HTTP/1.1\r\nHost: x\r\n\r\n',
+        `GET /health HTTP/1.1\r\n${bad}`,
+      ]);
+      expect({ status: afterHead.status, type: afterHead.headers['content-type'], body: afterHead.body }).toEqual({
+        status: 400,
+        type: 'application/json; charset=utf-8',
+        body: '',
+      });
     });
 
     it('answers an unexpected error with a generic 500 INTERNAL_ERROR carrying the request id and no internals', async () => {
@@ -578,20 +613,63 @@ async function listeningPort(h: Harness): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
+/** The status Node's own client sees for a HEAD with oversized headers (or its transport error's code). */
+async function nodeHeadStatus(h: Harness, filler: string, split: boolean): Promise<number | string> {
+  const port = await listeningPort(h);
+  return new Promise<number | string>((resolve) => {
+    const req = httpRequest({
+      port,
+      host: '127.0.0.1',
+      method: 'HEAD',
+      path: '/health',
+      headers: { 'x-filler': filler },
+    });
+    req.on('socket', (socket) => {
+      if (!split) return;
+      // The request in two reads, as over a real link: its first 1,400 bytes, the rest later.
+      socket.setNoDelay(true);
+      const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      let first = true;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        if (!first || !(typeof chunk === 'string' || Buffer.isBuffer(chunk))) return write(chunk, ...rest);
+        first = false;
+        const bytes = Buffer.from(chunk);
+        write(bytes.subarray(0, 1_400));
+        setTimeout(() => write(bytes.subarray(1_400), ...rest), 50);
+        return true;
+      }) as typeof socket.write;
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    req.end();
+  });
+}
+
 /** A hand-written HTTP/1.1 request over a socket, for what supertest cannot send. */
 async function rawRequest(
   h: Harness,
-  payload: string | Buffer,
+  payload: string | Buffer | string[],
 ): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   const port = await listeningPort(h);
+  // Pieces of a list are written 50 ms apart: they reach the server in separate reads.
+  const pieces = Array.isArray(payload) ? payload : [payload];
   const data = await new Promise<Buffer>((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('end', () => resolve(Buffer.concat(chunks)));
     socket.on('error', reject);
     socket.setTimeout(5000, () => socket.destroy(new Error('raw request timed out')));
-    socket.write(payload);
+    pieces.forEach((piece, i) =>
+      setTimeout(() => {
+        if (!socket.destroyed) socket.write(piece);
+      }, i * 50),
+    );
   });
   const text = data.toString('utf8');
   const [head = '', ...rest] = text.split('\r\n\r\n');

@@ -1,4 +1,4 @@
-import { STATUS_CODES, type Server } from 'node:http';
+import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ERROR_STATUS, ErrorCode } from '../errors/error-codes.js';
 
@@ -8,27 +8,49 @@ import { ERROR_STATUS, ErrorCode } from '../errors/error-codes.js';
  * not received within the server's timeouts), answered in the contract's shape like every
  * other error instead of Node's bodiless default. Node's rules are kept: an answer only while
  * nothing of a response has been written on the connection, and the connection then closed.
- * A HEAD request gets the same head without the body (RFC 9110 §9.3.2): a client reading the
- * answer to HEAD takes no body, and bytes after it on a closing connection are an error to it.
- * The method is read from the start of the bytes the parser refused, which is where the request
- * begins whenever it arrived in one read (a request split across reads, or timed out, is taken
- * as not HEAD).
+ *
+ * The body goes only where the client will read it (RFC 9110 §9.3.2: no content in answer to
+ * HEAD; a client that reads a body after such an answer sees bytes past a closing answer, an
+ * error). A client takes the answer for its oldest unanswered request: the one whose response
+ * is in flight on the connection, if any, else the refused one. The refused request's method
+ * is known only when the bytes the parser refused begin with its request line (it arrived in
+ * one read); when it is not known (split across reads, timed out before its headers ended),
+ * the answer has no body at all (Content-Length: 0), which every client reads correctly.
  */
 export function answerClientErrors(server: Server): void {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     // The response in flight on this connection, if any (Node's own check, lib/_http_server.js).
-    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && inFlight?.headersSent !== true) socket.write(answer(error.code, isHead(error)));
+    const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+    if (socket.writable && inFlight?.headersSent !== true) socket.write(answer(error.code, form(error, inFlight)));
     socket.destroy();
   });
 }
 
-function isHead(error: NodeJS.ErrnoException): boolean {
+/** Whole (with the body), head (HEAD: the headers of the whole answer), or empty (no body, length 0). */
+type Form = 'whole' | 'head' | 'empty';
+
+/**
+ * A whole request line (RFC 9112 §3: method, target, version), after optional empty lines
+ * (§2.2); its method captured. A whole line, so that a header line of a request begun in an
+ * earlier read ("Bad Header: 1") is not taken for one.
+ */
+const REQUEST_LINE = /^(?:\r?\n)*([!#$%&'*+.^_`|~0-9A-Za-z-]+) [^\s]+ HTTP\/\d\.\d\r?\n/;
+
+/** How far into the refused bytes a request line is looked for (a longer one is not recognised). */
+const REQUEST_LINE_MAX = 8 * 1024;
+
+function form(error: NodeJS.ErrnoException, inFlight: ServerResponse | null): Form {
+  if (inFlight) return inFlight.req.method === 'HEAD' ? 'head' : 'whole';
   const raw = (error as { rawPacket?: unknown }).rawPacket;
-  return Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+  if (!Buffer.isBuffer(raw)) return 'empty';
+  const method = REQUEST_LINE.exec(raw.subarray(0, REQUEST_LINE_MAX).toString('latin1'))?.[1];
+  if (method === undefined) return 'empty';
+  // A request answered already within the same read may precede a refused HEAD: not known.
+  if (method === 'HEAD') return 'head';
+  return raw.includes('\r\nHEAD ', 0, 'latin1') ? 'empty' : 'whole';
 }
 
-function answer(cause: string | undefined, head: boolean): string {
+function answer(cause: string | undefined, shape: Form): string {
   const [code, message] =
     cause === 'HPE_HEADER_OVERFLOW'
       ? [ErrorCode.HEADERS_TOO_LARGE, 'The request headers are larger than the server accepts']
@@ -36,12 +58,14 @@ function answer(cause: string | undefined, head: boolean): string {
         ? [ErrorCode.REQUEST_TIMEOUT, 'The request was not received in time']
         : [ErrorCode.MALFORMED_REQUEST, 'The request is not valid HTTP/1.1'];
   const status = ERROR_STATUS[code];
+  const statusLine = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
+  if (shape === 'empty') return `${statusLine}Content-Length: 0\r\nConnection: close\r\n\r\n`;
   const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message, code });
   return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+    statusLine +
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     'Connection: close\r\n\r\n' +
-    (head ? '' : body)
+    (shape === 'head' ? '' : body)
   );
 }
