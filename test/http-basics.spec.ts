@@ -360,6 +360,33 @@ describe('HTTP basics', () => {
           body: '',
         });
       }
+      // A later read that looks like a request line is not taken for one: here the rest of a
+      // HEAD's header value, then of a GET's.
+      const pad = `X-Pad: ${filler}\r\n\r\n`;
+      for (const [first, second] of [
+        ['HEAD /health HTTP/1.1\r\nHost: x\r\nX-Original: ', `GET /a HTTP/1.1\r\n${pad}`],
+        ['GET /health HTTP/1.1\r\nHost: x\r\nX-Original: ', `HEAD /a HTTP/1.1\r\n${pad}`],
+      ]) {
+        const raw = await rawRequest(h, [first!, second!]);
+        expect({ status: raw.status, length: raw.headers['content-length'], body: raw.body }).toEqual({
+          status: 431,
+          length: '0',
+          body: '',
+        });
+      }
+      // Nor the unread body of a request answered before, on a kept-alive connection (415: not JSON).
+      const leftover = await rawRequest(
+        h,
+        [
+          'POST /health HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 17\r\n\r\n',
+          'GET / HTTP/1.1\r\nXHEAD /health HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n',
+        ],
+        300,
+      );
+      expect(leftover.status).toBe(415);
+      expect(leftover.text.endsWith('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')).toBe(
+        true,
+      );
       // Empty lines before a request line are skipped (RFC 9112 §2.2): a HEAD is still seen.
       const blank = await rawRequest(h, `\r\nHEAD /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${filler}\r\n\r\n`);
       expect({ status: blank.status, type: blank.headers['content-type'], body: blank.body }).toEqual({
@@ -653,9 +680,10 @@ async function nodeHeadStatus(h: Harness, filler: string, split: boolean): Promi
 async function rawRequest(
   h: Harness,
   payload: string | Buffer | string[],
-): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  gapMs = 50,
+): Promise<{ status: number; headers: Record<string, string>; body: string; text: string }> {
   const port = await listeningPort(h);
-  // Pieces of a list are written 50 ms apart: they reach the server in separate reads.
+  // Pieces of a list are written gapMs apart: they reach the server in separate reads.
   const pieces = Array.isArray(payload) ? payload : [payload];
   const data = await new Promise<Buffer>((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
@@ -668,7 +696,7 @@ async function rawRequest(
     pieces.forEach((piece, i) =>
       setTimeout(() => {
         if (!socket.destroyed) socket.write(piece);
-      }, i * 50),
+      }, i * gapMs),
     );
   });
   const text = data.toString('utf8');
@@ -681,7 +709,7 @@ async function rawRequest(
   }
   let body = rest.join('\r\n\r\n');
   if (headers['transfer-encoding'] === 'chunked') body = dechunk(body);
-  return { status: Number(statusLine.split(' ')[1]), headers, body };
+  return { status: Number(statusLine.split(' ')[1]), headers, body, text };
 }
 
 function dechunk(body: string): string {

@@ -11,17 +11,20 @@ import { ERROR_STATUS, ErrorCode } from '../errors/error-codes.js';
  *
  * The body goes only where the client will read it (RFC 9110 §9.3.2: no content in answer to
  * HEAD; a client that reads a body after such an answer sees bytes past a closing answer, an
- * error). A client takes the answer for its oldest unanswered request: the one whose response
- * is in flight on the connection, if any, else the refused one. The refused request's method
- * is known only when the bytes the parser refused begin with its request line (it arrived in
- * one read); when it is not known (split across reads, timed out before its headers ended),
- * the answer has no body at all (Content-Length: 0), which every client reads correctly.
+ * error; one told a length that never comes sees an aborted answer). A client takes the answer
+ * for its oldest unanswered request: the one whose response is in flight on the connection,
+ * if any, else the refused one. Node's parser keeps no method before a request's headers end,
+ * so the refused request's method is taken only from bytes that cannot belong to another
+ * request: the connection's first read, beginning with a whole request line. Whenever that
+ * does not hold (a later read, a timeout), the answer has no body at all (Content-Length: 0),
+ * which every client reads correctly.
  */
 export function answerClientErrors(server: Server): void {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     // The response in flight on this connection, if any (Node's own check, lib/_http_server.js).
     const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
-    if (socket.writable && inFlight?.headersSent !== true) socket.write(answer(error.code, form(error, inFlight)));
+    if (socket.writable && inFlight?.headersSent !== true)
+      socket.write(answer(error.code, form(error, socket, inFlight)));
     socket.destroy();
   });
 }
@@ -39,15 +42,18 @@ const REQUEST_LINE = /^(?:\r?\n)*([!#$%&'*+.^_`|~0-9A-Za-z-]+) [^\s]+ HTTP\/\d\.
 /** How far into the refused bytes a request line is looked for (a longer one is not recognised). */
 const REQUEST_LINE_MAX = 8 * 1024;
 
-function form(error: NodeJS.ErrnoException, inFlight: ServerResponse | null): Form {
+function form(error: NodeJS.ErrnoException, socket: Duplex, inFlight: ServerResponse | null): Form {
   if (inFlight) return inFlight.req.method === 'HEAD' ? 'head' : 'whole';
   const raw = (error as { rawPacket?: unknown }).rawPacket;
-  if (!Buffer.isBuffer(raw)) return 'empty';
-  const method = REQUEST_LINE.exec(raw.subarray(0, REQUEST_LINE_MAX).toString('latin1'))?.[1];
+  // The refused bytes are the parser's current read: only the connection's first starts at a
+  // request. Within that read the refused request is the first one: a request before it would
+  // have its response on the connection still (in flight, or written and not yet finished, when
+  // Node writes no answer at all).
+  if (!Buffer.isBuffer(raw) || (socket as { bytesRead?: number }).bytesRead !== raw.length) return 'empty';
+  const text = raw.subarray(0, REQUEST_LINE_MAX).toString('latin1');
+  const method = REQUEST_LINE.exec(text)?.[1];
   if (method === undefined) return 'empty';
-  // A request answered already within the same read may precede a refused HEAD: not known.
-  if (method === 'HEAD') return 'head';
-  return raw.includes('\r\nHEAD ', 0, 'latin1') ? 'empty' : 'whole';
+  return method === 'HEAD' ? 'head' : 'whole';
 }
 
 function answer(cause: string | undefined, shape: Form): string {
