@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
-import { AppError } from '../common/errors/app-error.js';
+import { accountGone, AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { TransactionHost, type PrismaTx } from '../database/transactions.js';
 import { AccountMailService } from '../accounts/account-mail.service.js';
@@ -197,7 +197,7 @@ export class AuthService {
     const { recoveryCodes, auth } = await this.mfa.confirmEnrolment(caller, code, client);
     const rolesReadAt = this.clock.nowMs();
     const roles = await this.users.currentRoles(caller.userId);
-    if (!roles) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (!roles) throw accountGone();
     const token = await this.tokenResponse({
       userId: caller.userId,
       sessionId: caller.sessionId,

@@ -11,7 +11,7 @@ import type { Response } from 'express';
 import { CurrentSession, type SessionPrincipal } from '../access/auth.decorators.js';
 import { Public } from '../access/public.decorator.js';
 import { UsersRepository } from '../accounts/users.repository.js';
-import { AppError } from '../common/errors/app-error.js';
+import { accountGone, AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { ApiErrors } from '../common/http/api-errors.decorator.js';
 import { Client } from '../common/http/client.decorator.js';
@@ -145,7 +145,7 @@ export class MfaController {
 
   private async me(caller: SessionPrincipal) {
     const user = await this.users.findById(caller.userId);
-    if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (!user) throw accountGone();
     return user;
   }
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service.js';
 import { Clock } from '../common/clock.js';
-import { AppError } from '../common/errors/app-error.js';
+import { AppError, userNotFound } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import { InjectConfig } from '../config/config.token.js';
@@ -275,7 +275,7 @@ export class MfaService {
       });
       return 'done';
     });
-    if (outcome === 'not_found') throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+    if (outcome === 'not_found') throw userNotFound();
     if (outcome === 'not_enabled') throw notEnabled();
     await this.throttle.clearSecondFactor(targetId);
     await this.notify(targetId, mailTemplates.mfaResetByAdmin(), 'mfa_reset');

@@ -7,7 +7,7 @@ import { OneTimeTokensService, type ConsumeFailure, type Consumed } from '../acc
 import { emailKey, usernameKey, UsersRepository, type UserRecord } from '../accounts/users.repository.js';
 import { AuditService } from '../audit/audit.service.js';
 import { Clock } from '../common/clock.js';
-import { AppError } from '../common/errors/app-error.js';
+import { accountGone, AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import type { ClientInfo } from '../common/http/client-info.js';
 import { InjectConfig } from '../config/config.token.js';
@@ -57,7 +57,7 @@ export class RecoveryService {
   /** POST /auth/email/verify-request from a signed-in user: a link for their own address. */
   async requestOwnVerification(caller: { userId: string }, client: ClientInfo): Promise<void> {
     const user = await this.users.findById(caller.userId);
-    if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (!user) throw accountGone();
     if (!user.email) throw new AppError(ErrorCode.NO_EMAIL, 'The account has no email address');
     if (user.emailVerifiedAt)
       throw new AppError(ErrorCode.EMAIL_ALREADY_VERIFIED, 'The email address is already verified');
@@ -187,7 +187,7 @@ export class RecoveryService {
     client: ClientInfo,
   ): Promise<{ pendingEmail: string; confirmationsRequired: Array<'new' | 'current'> }> {
     const user = await this.users.findById(caller.userId);
-    if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (!user) throw accountGone();
     await this.credentials.recheck(user, password, client, 'The password is wrong');
     if (user.emailKey === emailKey(newEmail))
       throw new AppError(ErrorCode.EMAIL_UNCHANGED, 'That is already the email address of the account');

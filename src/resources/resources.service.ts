@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Principal } from '../tokens/principal.js';
 import { Clock } from '../common/clock.js';
-import { AppError } from '../common/errors/app-error.js';
+import { accountGone, AppError } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage, type Position } from '../common/http/pagination.js';
 import { ResourceDto, type CreateResourceDto, type UpdateResourceDto } from './dto/resources.dto.js';
@@ -73,7 +73,7 @@ export class ResourcesService {
     } catch (error) {
       // The tenant (or the account) was deleted between the check and the insert.
       if (!isForeignKeyViolation(error)) throw error;
-      throw context ? tenantNotFound() : new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+      throw context ? tenantNotFound() : accountGone();
     }
     if (context?.override) await this.audited(caller, client, 'resource.created', created);
     const view = ResourceDto.from(created);

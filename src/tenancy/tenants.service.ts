@@ -5,7 +5,7 @@ import { emailKey, usernameKey } from '../accounts/users.repository.js';
 import { ADMIN_POWERS_SCOPE, hasAdminPowers, stepUpRequired } from '../access/step-up.js';
 import { insufficientScope } from '../access/scopes.guard.js';
 import { Clock } from '../common/clock.js';
-import { AppError } from '../common/errors/app-error.js';
+import { accountGone, AppError, userNotFound } from '../common/errors/app-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { uniqueViolationTarget } from '../common/errors/database-errors.js';
 import type { ClientInfo } from '../common/http/client-info.js';
@@ -201,7 +201,7 @@ export class TenantsService {
       this.checkGrant(access, roles, custom);
       const userId = await this.repo.userIdByUsernameKey(usernameKey(dto.username));
       if (!userId || !(await this.repo.holdAccount(userId))) {
-        throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+        throw userNotFound();
       }
       if (await this.repo.findMember(tenantId, userId)) throw alreadyMember();
       await this.checkMemberLimit(tenantId);
@@ -638,7 +638,6 @@ export class TenantsService {
   }
 }
 
-const accountGone = (): AppError => new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
 const invitationInvalid = (): AppError =>
   new AppError(ErrorCode.INVITATION_INVALID, 'This invitation link is not valid (used, revoked or unknown)');
 

@@ -4,7 +4,7 @@ import { CredentialsService } from '../accounts/credentials.service.js';
 import { LinkedIdentityDto } from '../accounts/user.dto.js';
 import { UsersRepository } from '../accounts/users.repository.js';
 import { Clock } from '../common/clock.js';
-import { AppError } from '../common/errors/app-error.js';
+import { accountGone, AppError, userNotFound } from '../common/errors/app-error.js';
 import { uniqueViolationTarget } from '../common/errors/database-errors.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import type { ClientInfo } from '../common/http/client-info.js';
@@ -47,7 +47,7 @@ export class IdentityLinksService {
     client: ClientInfo,
   ): Promise<LinkedIdentityDto> {
     const user = await this.users.findById(caller.userId);
-    if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (!user) throw accountGone();
     await this.credentials.recheck(user, password, client, 'The password is wrong');
     const token = await this.identities.verifyFreshSubjectToken(subjectToken);
     // A linked-only issuer's users are admitted by an administrator: linking oneself would
@@ -69,9 +69,9 @@ export class IdentityLinksService {
       },
       caller.userId,
       client,
-      // A proof is used once: the same token cannot link again nor open a session.
+      // A proof that links is used once: the same token cannot link again nor open a session.
       { replayId: token.replayId, expiresAt: new Date(token.claims.exp * 1000) },
-      () => new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists'),
+      accountGone,
     );
     return toDto(identity);
   }
@@ -89,7 +89,7 @@ export class IdentityLinksService {
       throw new AppError(ErrorCode.VALIDATION_FAILED, ['issuer must be the exact iss URL of a configured issuer']);
     }
     const user = await this.users.findById(userId);
-    if (!user) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+    if (!user) throw userNotFound();
     if (user.kind !== 'person') {
       throw new AppError(ErrorCode.VALIDATION_FAILED, ['only people can have external identities, not service users']);
     }
@@ -99,7 +99,7 @@ export class IdentityLinksService {
         admin.userId,
         client,
         null,
-        () => new AppError(ErrorCode.USER_NOT_FOUND, 'No such user'),
+        userNotFound,
       ),
     );
   }
@@ -109,7 +109,7 @@ export class IdentityLinksService {
   }
 
   async unlinkByAdmin(admin: Principal, userId: string, identityId: string, client: ClientInfo): Promise<void> {
-    if (!(await this.users.findById(userId))) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+    if (!(await this.users.findById(userId))) throw userNotFound();
     await this.unlink(userId, identityId, admin.userId, client);
   }
 

@@ -9,7 +9,7 @@ import type { Role } from '../common/account-rules.js';
 import type { SessionPrincipal } from '../access/auth.decorators.js';
 import type { Principal } from '../tokens/principal.js';
 import { Clock } from '../common/clock.js';
-import { AppError } from '../common/errors/app-error.js';
+import { accountGone, AppError, userNotFound } from '../common/errors/app-error.js';
 import { StartupError } from '../common/errors/startup-error.js';
 import { ErrorCode } from '../common/errors/error-codes.js';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../common/http/pagination.js';
@@ -128,7 +128,7 @@ export class UsersService implements OnApplicationBootstrap {
     }
     const before = dto.email !== undefined ? await this.existing(caller) : null;
     const user = await this.users.updateProfile(caller.userId, { displayName: dto.displayName, email: dto.email });
-    if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (!user) throw accountGone();
     if (before && before.emailKey !== user.emailKey) {
       // The previous address, if it was proved, hears of it (a stolen token moving the address
       // is then at least seen), and the new one is sent a verification link.
@@ -205,7 +205,7 @@ export class UsersService implements OnApplicationBootstrap {
       });
       return 'deleted';
     });
-    if (outcome === 'gone') throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (outcome === 'gone') throw accountGone();
     if (outcome === 'last_admin')
       throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot delete their account');
     if (outcome === 'last_owner')
@@ -319,7 +319,7 @@ export class UsersService implements OnApplicationBootstrap {
     });
     if (updated === 'last_admin')
       throw new AppError(ErrorCode.LAST_ADMIN, 'The last admin cannot be demoted or disabled');
-    if (!updated) throw new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
+    if (!updated) throw userNotFound();
     return UserDto.from(updated);
   }
 
@@ -372,7 +372,7 @@ export class UsersService implements OnApplicationBootstrap {
 
   private async existing(caller: Principal): Promise<UserRecord> {
     const user = await this.users.findById(caller.userId);
-    if (!user) throw new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+    if (!user) throw accountGone();
     return user;
   }
 }

@@ -1,4 +1,4 @@
-import { ERROR_STATUS, type ErrorCode } from './error-codes.js';
+import { ERROR_STATUS, ErrorCode } from './error-codes.js';
 
 /**
  * A failure the client is told about, by stable code (the contract's `code`) and message.
@@ -50,3 +50,9 @@ export interface AppErrorOptions {
 export const retryAfter = (seconds: number): Record<string, string> => ({
   'Retry-After': String(Math.max(1, Math.ceil(seconds))),
 });
+
+/** 401: the caller's account was deleted while its access token was still valid. */
+export const accountGone = (): AppError => new AppError(ErrorCode.UNAUTHORIZED, 'The account no longer exists');
+
+/** 404 USER_NOT_FOUND: no account with that id (routes that name a user). */
+export const userNotFound = (): AppError => new AppError(ErrorCode.USER_NOT_FOUND, 'No such user');
