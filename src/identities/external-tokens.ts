@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { BoundedMap } from '../common/bounded-map.js';
 import { Clock } from '../common/clock.js';
 import { AppError, retryAfter } from '../common/errors/app-error.js';
@@ -123,9 +123,14 @@ export class ExternalTokens {
     return this.byIssuer.get(iss)?.issuer;
   }
 
-  /** The `iss` a token claims, unverified: null when it has no string `iss`, undefined when it is not a JWT. */
+  /**
+   * The `iss` a token claims, unverified: null when it has no string `iss`, undefined when it is
+   * not a JWT (its header or its payload not a JSON object: a token of ours would be refused as
+   * "malformed token", and so is this one).
+   */
   claimedIssuer(token: string): string | null | undefined {
     try {
+      decodeProtectedHeader(token);
       const iss = decodeJwt(token).iss;
       return typeof iss === 'string' ? iss : null;
     } catch {
@@ -147,7 +152,8 @@ export class ExternalTokens {
       this.verified.delete(cacheKey);
     }
     const iss = this.claimedIssuer(token);
-    const entry = typeof iss === 'string' ? this.byIssuer.get(iss) : undefined;
+    if (iss === undefined) throw new TokenRejected('malformed or invalid token');
+    const entry = iss === null ? undefined : this.byIssuer.get(iss);
     if (!entry) throw new TokenRejected('unknown issuer');
     const { issuer, keys, options } = entry;
     // Taken before the check: should the keys be fetched again meanwhile, the entry is

@@ -187,7 +187,10 @@ describe('POST /auth/federated/session', () => {
         unknownIssuer: await stranger.sign({ sub }, { now: appNow(t) }),
         otherKey: await stranger.sign({ sub, iss: idp.issuer }, { now: appNow(t) }),
         gatehouse: local.accessToken,
+        // A header that is not JSON, before the provider's own payload and signature.
+        notJsonHeader: `${Buffer.from('not json').toString('base64url')}.${(await tokenOf(t, idp, { sub })).split('.').slice(1).join('.')}`,
       };
+      const messages: Record<string, unknown> = {};
       for (const [name, token] of Object.entries(tokens)) {
         const res = await exchange(t, token, ip());
         expect({ name, status: res.status, code: res.body?.code }).toEqual({
@@ -196,7 +199,17 @@ describe('POST /auth/federated/session', () => {
           code: 'FEDERATED_TOKEN_INVALID',
         });
         expect(setCookiesOf(res)).toEqual([]);
+        messages[name] = res.body?.message;
       }
+      // No JWT at all is malformed, whatever its payload claims; a JWT of another issuer is unknown.
+      const reason = (why: string) => `The external token is not valid: ${why}`;
+      expect(messages).toMatchObject({
+        garbage: reason('malformed or invalid token'),
+        dots: reason('malformed or invalid token'),
+        notJsonHeader: reason('malformed or invalid token'),
+        unknownIssuer: reason('unknown issuer'),
+        expired: reason('expired'),
+      });
     } finally {
       await stranger.close();
     }

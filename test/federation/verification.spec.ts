@@ -313,6 +313,15 @@ describe('federated bearer tokens: claims, algorithms, keys and users', () => {
       expect([...stranger.hits.values()].reduce((a, b) => a + b, 0)).toBe(0);
     });
 
+    it('refuse a token whose header is not JSON as "malformed token", whatever its payload claims', async () => {
+      const header = Buffer.from('not json').toString('base64url');
+      for (const signed of [await rs.sign({}, { omit: ['iss'] }), await rs.sign({}), await stranger.sign({})]) {
+        const [, payload, signature] = signed.split('.');
+        expectInvalidToken(await t.http.get(ME).set(bearer(`${header}.${payload}.${signature}`)), 'malformed token');
+      }
+      expect([...stranger.hits.values()].reduce((a, b) => a + b, 0)).toBe(0);
+    });
+
     it('refuse the bearer tokens of an issuer configured with acceptBearer: false, without calling it', async () => {
       expectInvalidToken(await t.http.get(ME).set(await fedAuth(t, noBearer, { sub: 'no-bearer' })), 'unknown issuer');
       expect([...noBearer.hits.values()].reduce((a, b) => a + b, 0)).toBe(0);
