@@ -240,6 +240,32 @@ describe('HTTP basics', () => {
       await h.http.post('/auth/signup').send({ username, password: 'good password' }).expect(201);
     });
 
+    it('names a value of the wrong type once, not with every check of its text', async () => {
+      const login = await h.http.post('/auth/login').send({ username: 5, password: 'x' });
+      expectErrorBody(login, 400, 'VALIDATION_FAILED');
+      expect(login.body.message).toEqual(['username must be a string']);
+      for (const email of [null, 5, ['ada@example.com'], 'not an address']) {
+        const res = await h.http.post('/auth/email/verify-request').send({ email });
+        expectErrorBody(res, 400, 'VALIDATION_FAILED');
+        expect({ email, message: res.body.message }).toEqual({
+          email,
+          message: ['email must be a valid email address'],
+        });
+      }
+      // An address over 254 characters is no address (RFC 5321 §4.5.3.1.3): said once.
+      const long = await h.http
+        .post('/auth/email/verify-request')
+        .send({ email: `${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.example` });
+      expectErrorBody(long, 400, 'VALIDATION_FAILED');
+      expect(long.body.message).toEqual(['email must be a valid email address']);
+      // A length that is the only problem is still said.
+      const short = await h.http.post('/auth/signup').send({ username: 'ab', password: 'good password' });
+      expectErrorBody(short, 400, 'VALIDATION_FAILED');
+      expect(short.body.message).toEqual([
+        expect.stringMatching(/^username must be longer than or equal to 3 characters/),
+      ]);
+    });
+
     it('refuses names every object inherits (toString, hasOwnProperty, …) as unknown properties, in bodies and queries', async () => {
       const u = await signup(h);
       for (const name of ['toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__lookupGetter__']) {

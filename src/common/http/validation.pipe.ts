@@ -22,12 +22,28 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
   const out: string[] = [];
   for (const e of errors) {
     const path = prefix ? `${prefix}.${e.property}` : e.property;
-    for (const message of Object.values(e.constraints ?? {})) {
+    for (const message of worthReading(e.constraints ?? {})) {
       out.push(message.startsWith(e.property) ? message.replace(e.property, path) : `${path}: ${message}`);
     }
     if (e.children?.length) out.push(...flatten(e.children, path));
   }
   return out;
+}
+
+/**
+ * The failed checks of one property that tell the client something. A value of the wrong type
+ * fails every check of its text as well (`{"username": 5}` was also "shorter than or equal to
+ * 254 characters" and "longer than or equal to 1 characters"): the type is said alone. An
+ * address that is no address is not also said to be too long (`{"email": null}`).
+ */
+function worthReading(constraints: Record<string, string>): string[] {
+  if (constraints.isString !== undefined) return [constraints.isString];
+  if (constraints.isEmail !== undefined && constraints.maxLength !== undefined) {
+    return Object.entries(constraints)
+      .filter(([name]) => name !== 'maxLength')
+      .map(([, message]) => message);
+  }
+  return Object.values(constraints);
 }
 
 /** A UTF-16 surrogate without its pair. */
