@@ -258,6 +258,28 @@ describe('HTTP basics', () => {
         .send({ email: `${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.example` });
       expectErrorBody(long, 400, 'VALIDATION_FAILED');
       expect(long.body.message).toEqual(['email must be a valid email address']);
+      // A list that is not one is said to be no list; a list's items keep each of their problems.
+      const owner = await signup(h);
+      const tenant = await h.http
+        .post('/tenants')
+        .set(owner.auth)
+        .send({ name: 'Wrong types', slug: `wt-${Math.random().toString(36).slice(2, 10)}` })
+        .expect(201);
+      const members = `/tenants/${tenant.body.id}/members`;
+      for (const roles of [5, null, {}, 'member']) {
+        const res = await h.http.post(members).set(owner.auth).send({ username: 'someone', roles });
+        expectErrorBody(res, 400, 'VALIDATION_FAILED');
+        expect({ roles, message: res.body.message }).toEqual({ roles, message: ['roles must be an array'] });
+      }
+      const items = await h.http
+        .post(members)
+        .set(owner.auth)
+        .send({ username: 'someone', roles: [5, 'Not A Role'] });
+      expectErrorBody(items, 400, 'VALIDATION_FAILED');
+      expect(items.body.message).toHaveLength(2);
+      expect(items.body.message).toEqual(
+        expect.arrayContaining(['roles: each role must be a role name', 'roles: each value in roles must be a string']),
+      );
       // A length that is the only problem is still said.
       const short = await h.http.post('/auth/signup').send({ username: 'ab', password: 'good password' });
       expectErrorBody(short, 400, 'VALIDATION_FAILED');
