@@ -125,8 +125,8 @@ export class ExternalTokens {
 
   /**
    * The `iss` a token claims, unverified: null when it has no string `iss`, undefined when it is
-   * not a JWT (its header or its payload not a JSON object: a token of ours would be refused as
-   * "malformed token", and so is this one).
+   * not a JWT (its header or its payload not a JSON object): a bearer token is then checked as
+   * one of ours, and verify() refuses it as malformed.
    */
   claimedIssuer(token: string): string | null | undefined {
     try {

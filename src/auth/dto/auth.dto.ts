@@ -43,7 +43,6 @@ export class SignupDto {
   @Transform(trim)
   @IsEmail({}, { message: 'email must be a valid email address' })
   @IsUnambiguousEmail()
-  @MaxLength(254)
   email?: string | null;
 
   @ApiPropertyOptional({ type: String, nullable: true, minLength: 1, maxLength: 64 })

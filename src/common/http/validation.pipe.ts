@@ -34,20 +34,17 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
  * The failed checks of one property that tell the client something. A value of the wrong type
  * fails every check of its text as well (`{"username": 5}` was also "shorter than or equal to
  * 254 characters" and "longer than or equal to 1 characters"): the type is said alone, and so
- * is a list that is not one (`{"roles": 5}`). An address that is no address is not also said to
- * be too long (`{"email": null}`; validator's isEmail refuses over 254 characters itself).
+ * is a list that is not one (`{"roles": 5}`). (Email fields carry no length rule of their own:
+ * validator's isEmail refuses an address over 254 characters, RFC 5321 §4.5.3.1.3, so
+ * `{"email": null}` gets one message.)
  */
 function worthReading(constraints: Record<string, string>): string[] {
   // Not a list where one is expected: its items' rules (`each`) were tried on the value itself.
   if (constraints.isArray !== undefined) return [constraints.isArray];
-  // A list's items each have their own problems: all of them are said.
+  // A list's items each have their own problems: all of them are said (class-validator words
+  // an `each` rule's default message "each value in <property> …").
   if (constraints.isString !== undefined && !constraints.isString.startsWith('each value in '))
     return [constraints.isString];
-  if (constraints.isEmail !== undefined && constraints.maxLength !== undefined) {
-    return Object.entries(constraints)
-      .filter(([name]) => name !== 'maxLength')
-      .map(([, message]) => message);
-  }
   return Object.values(constraints);
 }
 

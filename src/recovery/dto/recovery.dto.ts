@@ -15,7 +15,6 @@ export class VerifyRequestDto {
   @ValidateIf(present)
   @Transform(trim)
   @IsEmail({}, { message: 'email must be a valid email address' })
-  @MaxLength(254)
   email?: string;
 }
 
@@ -45,7 +44,6 @@ export class ChangeEmailDto {
   @Transform(trim)
   @IsEmail({}, { message: 'newEmail must be a valid email address' })
   @IsUnambiguousEmail()
-  @MaxLength(254)
   newEmail!: string;
 
   @ApiProperty()

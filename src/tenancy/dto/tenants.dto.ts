@@ -93,7 +93,6 @@ export class AddMemberDto extends RoleListDto {
 export class InviteDto extends RoleListDto {
   @ApiProperty({ example: 'alice@example.com' })
   @IsString()
-  @MaxLength(254)
   @IsEmail({ allow_display_name: false, require_tld: false, allow_ip_domain: false })
   @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value))
   email!: string;

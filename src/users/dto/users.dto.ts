@@ -37,7 +37,6 @@ export class UpdateProfileDto {
   @ValidateIf((_, v) => v !== null)
   @IsEmail({}, { message: 'email must be a valid email address' })
   @IsUnambiguousEmail()
-  @MaxLength(254)
   email?: string | null;
 }
 
