@@ -1502,8 +1502,12 @@ const totpCodeOfStep = (secret, step) =>
  * duration, or at the last answer when the list runs out first.
  *
  * The baselines enforce no replay rule (the validation is the cost, not its uniqueness): each
- * is sent, round and round, one body per account known at its start ({ a 43-character token
- * of that account, the current code }: the server's body's shape and size).
+ * is sent, round and round, one body per account made for the baselines ({ a 43-character
+ * token of that account, the current code }: the server's body's shape and size). Those
+ * accounts are never signed in by the scenario: the baselines insert tens of thousands of
+ * live sessions a round, and in an account the scenario signs in, its logins would revoke
+ * them down to MAX_SESSIONS_PER_USER (hundreds of sessions each, and their revocations),
+ * work that the baselines make and no real user's login has.
  */
 async function mfaLoginScenario() {
   const db = await dbs.create('mfa');
@@ -1511,18 +1515,18 @@ async function mfaLoginScenario() {
   const baselines = [];
   try {
     const postgres = db.kind === 'postgres';
-    const pool = []; // { username, userId, secret, lastStep, baseToken }
+    const pool = []; // { username, userId, secret, lastStep }: the accounts the scenario signs in
     const codeAt = (secret, ms) => totpCodeOfStep(secret, totpStep(ms));
-    const grow = async (n) => {
-      const from = pool.length;
-      log(`mfa_login: ${n} more accounts with two-step sign-in (${from + n} in all)`);
-      const made = await mapLimit(
-        Array.from({ length: n }, (_, i) => `bench_mfa${from + i}`),
+    const enrol = (prefix, from, n) =>
+      mapLimit(
+        Array.from({ length: n }, (_, i) => `${prefix}${from + i}`),
         16,
         (username) => signupWithMfa(server.url, username, codeAt),
       );
-      for (const a of made)
-        pool.push({ ...a, lastStep: totpStep(a.confirmedAt), baseToken: randomBytes(32).toString('base64url') });
+    const grow = async (n) => {
+      const from = pool.length;
+      log(`mfa_login: ${n} more accounts with two-step sign-in (${from + n} in all)`);
+      for (const a of await enrol('bench_mfa', from, n)) pool.push({ ...a, lastStep: totpStep(a.confirmedAt) });
     };
     /** `n` accounts that can sign in now, each with a first step done; answers [{ account, mfaToken }]. */
     const challenges = async (n) => {
@@ -1565,13 +1569,21 @@ async function mfaLoginScenario() {
     probe.account.lastStep = probeStep;
 
     let targets = null; // [NestJS, node:http]
+    /** The baselines' accounts, never signed in by the scenario (see above): { userId, secret, baseToken }. */
+    let known = [];
     if (postgres) {
+      const n = QUICK ? 200 : 400;
+      log(`mfa_login: ${n} accounts with two-step sign-in for the baselines`);
+      known = (await enrol('bench_mfa_base', 0, n)).map((a) => ({
+        ...a,
+        baseToken: randomBytes(32).toString('base64url'),
+      }));
       for (const stack of ['nest', 'node'])
         baselines.push(
           await startChild('mfa-baseline.mjs', {
             stack,
             url: db.url,
-            accounts: pool.map((a) => ({ token: a.baseToken, userId: a.userId, secret: a.secret })),
+            accounts: known.map((a) => ({ token: a.baseToken, userId: a.userId, secret: a.secret })),
             window: 1, // MFA_TOTP_WINDOW's default, which this server runs with
             responseBytes,
             connections: P.connections,
@@ -1582,7 +1594,6 @@ async function mfaLoginScenario() {
         `mfa_login: baselines (one TOTP check, one INSERT): NestJS on ${targets[0].url}, node:http on ${targets[1].url}`,
       );
     }
-    const known = pool.slice(); // the accounts the baselines were given
     const baselineRun = (target, extra = {}) => {
       const now = totpStep(Date.now());
       const bodies = known.map((a) => ({ mfaToken: a.baseToken, code: totpCodeOfStep(a.secret, now) }));
