@@ -446,6 +446,15 @@ describe('browser client', () => {
     const device = await open(await withoutLiveUpdates(await context({ userAgent: SAFARI_ON_MAC })));
     await logIn(device, username);
     await visible(device, '#app-view');
+    // The signed-in page shows before it reads what it lists (app.ts, enterApp): a read that
+    // reached the server after the sign-out below would send this page to the login form
+    // before its next action. Each of them has its answer first.
+    const reads = ['/users/me', '/auth/mfa', '/tenants', '/resources', '/auth/sessions', '/users/me/activity'];
+    await expect
+      .poll(() => reads.every((path) => device.responses.some((r) => r.method === 'GET' && r.path === path)), {
+        timeout: 15_000,
+      })
+      .toBe(true);
 
     await a.page.getByRole('button', { name: 'Sign out everywhere' }).click();
     await visible(a, '#login-view');
