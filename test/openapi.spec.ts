@@ -8,6 +8,7 @@ type Operation = {
   parameters?: Array<{ name: string; in: string }>;
   responses?: Record<string, unknown>;
 };
+type RequestBodied = { requestBody?: { content?: Record<string, { schema?: { $ref?: string } }> } };
 type Doc = {
   openapi: string;
   paths: Record<string, Record<string, Operation>>;
@@ -216,6 +217,26 @@ describe('OpenAPI document and UI', () => {
     const user = Object.entries(doc.components.schemas).find(([name]) => /^User(Dto)?$/.test(name));
     expect(user).toBeDefined();
     expect(Object.keys(user![1].properties ?? {}).sort()).toEqual(USER_KEYS);
+  });
+
+  it('documents the 254-character bound of every email address a request body takes', () => {
+    // isEmail refuses an address over 254 characters (RFC 5321 §4.5.3.1.3): a client
+    // generated from the document must learn the bound that the server answers 400 for.
+    const bodies = new Set(
+      Object.values(doc.paths)
+        .flatMap((operations) => Object.values(operations))
+        .flatMap((op) => Object.values((op as RequestBodied).requestBody?.content ?? {}))
+        .map((media) => media.schema?.$ref?.replace('#/components/schemas/', '')),
+    );
+    const emails = Object.entries(doc.components.schemas)
+      .filter(([name]) => bodies.has(name))
+      .flatMap(([name, schema]) =>
+        Object.entries(schema.properties ?? {})
+          .filter(([property]) => /^(e|newE)mail$/.test(property))
+          .map(([property, p]) => [`${name}.${property}`, (p as { maxLength?: number }).maxLength] as const),
+      );
+    expect(emails.length).toBeGreaterThan(3);
+    expect(emails.filter(([, max]) => max !== 254)).toEqual([]);
   });
 
   it('GET /docs serves the UI as HTML, with its assets', async () => {

@@ -308,6 +308,23 @@ describe('tenant invitations (real SMTP)', () => {
     await invited(c, owner, other, uniqueEmail('rl4'), ['member']);
   });
 
+  it('an address of 254 characters is invited; one of 255 gets 400 VALIDATION_FAILED (the bound the document gives)', async () => {
+    const c = client(t);
+    const owner = await signupAs(c, { email: null });
+    const tenant = await createTenant(t, owner);
+    // 64 + 1 + 189: the longest local part, and labels of at most 63 characters.
+    const domain = (last: number) => `${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(last)}.test`;
+    const longest = `${randomBytes(16).toString('hex')}${'a'.repeat(32)}@${domain(56)}`;
+    expect(longest).toHaveLength(254);
+    const tooLong = `${randomBytes(16).toString('hex')}${'a'.repeat(32)}@${domain(57)}`;
+    expect(tooLong).toHaveLength(255);
+    expectError(await invite(c, owner, tenant.id, tooLong, ['member']), 400, 'VALIDATION_FAILED');
+    const res = await invite(c, owner, tenant.id, longest, ['member']);
+    expectOk(res, 201);
+    expect(res.body).toMatchObject({ tenantId: tenant.id, email: longest });
+    expect((await pending(c, owner, tenant.id)).items.map((i) => i.email)).toEqual([longest]);
+  });
+
   it('a member without invitations:write gets 403; one with it may invite only to roles within their permissions', async () => {
     const c = client(t);
     const owner = await signupAs(c, { email: null });

@@ -91,7 +91,7 @@ export class AddMemberDto extends RoleListDto {
 }
 
 export class InviteDto extends RoleListDto {
-  @ApiProperty({ example: 'alice@example.com' })
+  @ApiProperty({ example: 'alice@example.com', maxLength: 254 })
   @IsString()
   @IsEmail({ allow_display_name: false, require_tld: false, allow_ip_domain: false })
   @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value))
