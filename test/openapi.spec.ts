@@ -7,8 +7,8 @@ type Operation = {
   security?: Array<Record<string, string[]>>;
   parameters?: Array<{ name: string; in: string }>;
   responses?: Record<string, unknown>;
+  requestBody?: { content?: Record<string, { schema?: { $ref?: string } }> };
 };
-type RequestBodied = { requestBody?: { content?: Record<string, { schema?: { $ref?: string } }> } };
 type Doc = {
   openapi: string;
   paths: Record<string, Record<string, Operation>>;
@@ -225,7 +225,7 @@ describe('OpenAPI document and UI', () => {
     const bodies = new Set(
       Object.values(doc.paths)
         .flatMap((operations) => Object.values(operations))
-        .flatMap((op) => Object.values((op as RequestBodied).requestBody?.content ?? {}))
+        .flatMap((op) => Object.values(op.requestBody?.content ?? {}))
         .map((media) => media.schema?.$ref?.replace('#/components/schemas/', '')),
     );
     const emails = Object.entries(doc.components.schemas)
