@@ -124,6 +124,13 @@ describe('migrations vs schema.prisma', () => {
     expect((await diffMigrationsToSchema()).trim()).toBe('');
   });
 
+  it('has no semicolon in a comment: on PostgreSQL the driver adapter splits a migration at every one', async () => {
+    for (const name of committed) {
+      const commented = (await migrationSql(name)).split('\n').filter((line) => /--.*;/.test(line));
+      expect({ name, commented }).toEqual({ name, commented: [] });
+    }
+  });
+
   it('detects a schema change the migrations lack', async () => {
     const sql = await diffMigrationsToSchema({ schemaPath: await schemaWithNickname() });
     expect(sql).toMatch(/ALTER TABLE "users" ADD COLUMN\s+"nick_name" TEXT;/);
