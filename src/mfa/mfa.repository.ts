@@ -7,7 +7,7 @@ import { Prisma } from '../generated/prisma/client.js';
 import { auditInsertSql, type AuditRow } from '../audit/audit.service.js';
 import type { PublicUserFields } from '../accounts/users.repository.js';
 import type { PreparedSession } from '../sessions/sessions.service.js';
-import { insertSessionSql } from '../sessions/sessions.repository.js';
+import { NEXT_SESSION_SEQ, insertSessionSql, withinCapSql } from '../sessions/sessions.repository.js';
 
 export interface TotpRow {
   secretEnc: Uint8Array;
@@ -46,8 +46,11 @@ export interface ConfirmedFactor {
 
 /** What completeTotpLogin() did. */
 export type TotpLoginOutcome =
-  /** `user`: the account row as locked by the statement (its roles go into the access token). */
-  | { kind: 'opened'; user: PublicUserFields }
+  /**
+   * `user`: the account row as locked by the statement (its roles go into the access token);
+   * `withinCap`: the cap on sessions per user has nothing to revoke (see withinCapSql).
+   */
+  | { kind: 'opened'; user: PublicUserFields; withinCap: boolean }
   /** The code matched no step, or its step was used already: the guess is counted (when asked to) on challenge `challengeId`, nothing else written. */
   | { kind: 'step_used'; challengeId: string }
   /** The user's factor is no longer the one confirmed at `confirmedAt` (removed, enrolled again): nothing was written. */
@@ -267,10 +270,10 @@ export class MfaRepository {
    * one before it took effect:
    * 1. the challenge is live and has a guess left (as the statement starts; nothing is locked
    *    or written for one that has none);
-   * 2. the user row, `FOR SHARE`, while its password hash is still the one the first step
-   *    verified and the account enabled (a password change or disable committing first is
-   *    waited for, one committing later waits for this statement: see
-   *    SessionsRepository.createIfCredentialsCurrent);
+   * 2. the user row, locked by the UPDATE that moves its session_seq on, while its password
+   *    hash is still the one the first step verified and the account enabled (a password
+   *    change or disable committing first is waited for, one committing later waits for this
+   *    statement: see SessionsRepository.createIfCredentialsCurrent);
    * 3. the factor is still the one confirmed at `confirmedAt` (a secret re-encrypted under a
    *    newer key meanwhile is the same factor, one disabled and enrolled again is not);
    * 4. the challenge, `FOR UPDATE`: a concurrent second step on it is waited for and, if it
@@ -287,10 +290,11 @@ export class MfaRepository {
    * was counted already.
    * Rows locked in 2 and 4 keep 6 from failing once 5 has run: the code is never spent
    * without a session, and nothing is written unless all of it is (the counted guess of a
-   * code that did not succeed aside). The account's public fields come back from the row of
-   * 2, so that the answer needs no other read. The cap on sessions per user is not applied
-   * here: it must see sessions that logins racing this one commit after it starts
-   * (SessionsService.opened applies it, in a statement of its own).
+   * code that did not succeed, and the session_seq of 2, aside). The account's public fields
+   * come back from the row of 2, so that the answer needs no other read. The cap on sessions
+   * per user is not applied here: it must see sessions that logins racing this one commit
+   * after it starts. The statement tells whether it has anything to revoke (`withinCap`, see
+   * withinCapSql); when it may, SessionsService.opened applies it, in a statement of its own.
    */
   async completeTotpLogin(p: {
     tokenHash: Buffer;
@@ -302,6 +306,8 @@ export class MfaRepository {
     countGuess: { maxAttempts: number } | null;
     session: PreparedSession;
     audit: AuditRow;
+    /** MAX_SESSIONS_PER_USER, for `withinCap` (see withinCapSql). */
+    keep: number;
   }): Promise<TotpLoginOutcome> {
     const { session } = p;
     // Without countGuess: nothing counted, and no limit (the guess counted already is within it).
@@ -317,21 +323,22 @@ export class MfaRepository {
         used: boolean;
         opened: boolean;
         challengeId: string | null;
+        withinCap: boolean | null;
       } & Nullable<Omit<PublicUserFields, 'id'>>
     >(
       this.txHost,
       this.prisma,
-      'gatehouse_mfa_complete_totp_login_v4',
+      'gatehouse_mfa_complete_totp_login_v5',
       Prisma.sql`
         WITH roomy AS (
           SELECT 1 FROM mfa_challenges
           WHERE token_hash = ${p.tokenHash} AND user_id = ${p.userId}::uuid AND consumed_at IS NULL
             AND expires_at > ${p.now} AND attempts + ${counted}::int <= ${maxAttempts}::int
         ), account AS (
-          SELECT id, roles, username, email, email_verified_at, display_name, kind, mfa_enabled, created_at FROM users
+          UPDATE users SET session_seq = ${NEXT_SESSION_SEQ}
           WHERE id = ${p.userId}::uuid AND password_hash = ${p.passwordHash} AND NOT disabled
             AND EXISTS (SELECT 1 FROM roomy)
-          FOR SHARE
+          RETURNING id, roles, username, email, email_verified_at, display_name, kind, mfa_enabled, created_at, session_seq
         ), factor AS (
           SELECT 1 FROM mfa_totp
           WHERE user_id = ${p.userId}::uuid AND confirmed_at = ${p.confirmedAt} AND EXISTS (SELECT 1 FROM account)
@@ -362,7 +369,8 @@ export class MfaRepository {
                EXISTS (SELECT 1 FROM used) AS used, EXISTS (SELECT 1 FROM opened) AS opened,
                (SELECT id FROM challenge) AS "challengeId", a.roles::text[] AS roles, a.username, a.email, a.email_verified_at AS "emailVerifiedAt",
                a.display_name AS "displayName", a.kind::text AS kind, a.mfa_enabled AS "mfaEnabled",
-               a.created_at AS "createdAt"
+               a.created_at AS "createdAt",
+               ${withinCapSql(p.userId, p.keep, session.session.now, Prisma.sql`a.session_seq`)} AS "withinCap"
         FROM (SELECT 1) AS one LEFT JOIN account AS a ON TRUE`,
     );
     const r = rows[0];
@@ -389,6 +397,7 @@ export class MfaRepository {
     return {
       kind: 'opened',
       user: { id: p.userId, roles, username, email, emailVerifiedAt, displayName, kind, mfaEnabled, createdAt },
+      withinCap: r.withinCap === true,
     };
   }
 
@@ -405,7 +414,8 @@ export class MfaRepository {
    * Takes the user's row lock first, in every transaction that changes second factors or
    * opens a session with one: the same order everywhere (user, then MFA rows, then sessions),
    * so that concurrent ones wait for each other instead of deadlocking. FOR SHARE lets
-   * logins run side by side; FOR UPDATE serialises changes. False when the user is gone.
+   * readers run side by side; FOR UPDATE serialises changes (and the logins of the user, whose
+   * statements lock the row by updating it). False when the user is gone.
    */
   async lockUser(userId: string, mode: 'share' | 'update'): Promise<boolean> {
     const rows =

@@ -547,6 +547,7 @@ export class MfaService {
       countGuess: c.countGuess ? { maxAttempts: this.config.MFA_MAX_ATTEMPTS } : null,
       session: prepared,
       audit: auditRow,
+      keep: this.config.MAX_SESSIONS_PER_USER,
     });
     if (done.kind !== 'opened') return done;
     this.audit.written(auditRow.type);
@@ -561,7 +562,7 @@ export class MfaService {
     }
     return {
       kind: 'opened',
-      login: { user: done.user, session: await this.sessions.opened(prepared, done.user.roles) },
+      login: { user: done.user, session: await this.sessions.opened(prepared, done.user.roles, done.withinCap) },
     };
   }
 

@@ -93,6 +93,32 @@ export function insertSessionSql(id: string, s: NewSession, source: Prisma.Sql):
 }
 
 /**
+ * The new value of `users.session_seq`, in the SET of the UPDATE that locks the user's row in
+ * every statement that opens a session for them (it counts modulo 2^31 - 1 to stay an INTEGER).
+ */
+export const NEXT_SESSION_SEQ = Prisma.sql`(session_seq + 1) % 2147483647`;
+
+/**
+ * Whether the cap on live sessions per user has nothing to revoke after this statement
+ * opens a session, so that SessionsService need not run its statement (revokeBeyond). Every
+ * statement that opens a session moves `users.session_seq` on in the UPDATE that locks the
+ * user's row (`lockedSeq`: the value that UPDATE returned). When it is one more than the
+ * value this statement's snapshot reads, no other session of the user was committed between
+ * the snapshot and the lock, and none can be until this one commits (it would wait for the
+ * lock): the live sessions the snapshot holds are then all the user has besides the new one.
+ * True when those leave room for it (fewer than `keep`). False otherwise, and whenever
+ * another opening came between: the cap's own statement then runs after the commit, as the
+ * last committed of racing logins must (SessionsService.evictBeyondLimit).
+ */
+export function withinCapSql(userId: string, keep: number, now: Date, lockedSeq: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`(${lockedSeq} = (SELECT ${NEXT_SESSION_SEQ} FROM users WHERE id = ${userId}::uuid)
+    AND (SELECT count(*) FROM (
+           SELECT 1 FROM sessions
+           WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
+           LIMIT ${keep}::int) AS live) < ${keep}::int)`;
+}
+
+/**
  * Revokes the user's live sessions beyond the `keep` most recently used ones (the cap on
  * live sessions per user), returning their ids. The UPDATE's own scan names the user too:
  * with `revoked_at IS NULL` alone, a generic plan made while the table's statistics were
@@ -124,52 +150,51 @@ export class SessionsRepository {
     return this.txHost.tx;
   }
 
+  /**
+   * Opens a session for a user whose checks the caller made (in its transaction, with the
+   * row locked where it matters); moves the user's session_seq on like every opening (see
+   * withinCapSql).
+   */
   async create(s: NewSession): Promise<{ id: string }> {
-    return this.db.session.create({
-      data: {
-        userId: s.userId,
-        tokenHash: new Uint8Array(s.tokenHash),
-        createdAt: s.now,
-        lastUsedAt: s.now,
-        expiresAt: s.expiresAt,
-        absoluteExpiresAt: s.absoluteExpiresAt,
-        userAgent: s.userAgent,
-        ip: s.ip,
-        amr: s.auth.amr,
-        acr: s.auth.acr,
-        authTime: s.auth.authTime,
-      },
-      select: { id: true },
-    });
+    const rows = await this.db.$queryRaw<Array<{ id: string }>>`
+      WITH account AS (
+        UPDATE users SET session_seq = ${NEXT_SESSION_SEQ} WHERE id = ${s.userId}::uuid RETURNING id
+      ) ${insertSessionSql(randomUUID(), s, Prisma.sql`account`)}`;
+    if (!rows[0]) throw new Error(`no session opened: user ${s.userId} does not exist`);
+    return rows[0];
   }
 
   /**
    * Opens a session only if the account is still enabled and its password hash is still
-   * the one the caller verified, in one statement. The user row is read `FOR SHARE`: a
-   * password change or a disable that is committing first makes this wait and then find
-   * the row changed (no session); one that comes later waits for this insert, and its
-   * revoke-all then sees the new session. So a login racing a password change or a disable
-   * never leaves a session that escapes the revocation. `passwordOnly`: the session proves
-   * the password alone, so the account must also have no second factor. Null when nothing
-   * was opened.
+   * the one the caller verified, in one statement. The user row is locked by the UPDATE that
+   * moves its session_seq on: a password change or a disable that is committing first makes
+   * this wait and then find the row changed (no session); one that comes later waits for
+   * this insert, and its revoke-all then sees the new session. So a login racing a password
+   * change or a disable never leaves a session that escapes the revocation. `passwordOnly`:
+   * the session proves the password alone, so the account must also have no second factor.
+   * `withinCap`: see withinCapSql (`keep`: MAX_SESSIONS_PER_USER). Null when nothing was
+   * opened.
    */
   async createIfCredentialsCurrent(
     s: NewSession,
     passwordHash: string,
     passwordOnly: boolean,
-  ): Promise<{ id: string; roles: Role[] } | null> {
+    keep: number,
+  ): Promise<{ id: string; roles: Role[]; withinCap: boolean } | null> {
     // The roles come from the same locked row: a role change still committing is waited for.
     // A session opened with the password alone also needs the account to have no second
     // factor: a login racing the confirmation of an enrolment (which revokes every other
     // session) waits for it here and then opens nothing.
-    const rows = await this.db.$queryRaw<Array<{ id: string; roles: Role[] }>>`
+    const rows = await this.db.$queryRaw<Array<{ id: string; roles: Role[]; withinCap: boolean }>>`
       WITH account AS (
-        SELECT id, roles FROM users
+        UPDATE users SET session_seq = ${NEXT_SESSION_SEQ}
         WHERE id = ${s.userId}::uuid AND password_hash = ${passwordHash} AND NOT disabled
           AND (NOT ${passwordOnly} OR NOT mfa_enabled)
-        FOR SHARE
+        RETURNING id, roles, session_seq
       ), opened AS (${insertSessionSql(randomUUID(), s, Prisma.sql`account`)})
-      SELECT opened.id, account.roles::text[] AS roles FROM opened, account`;
+      SELECT opened.id, account.roles::text[] AS roles,
+             ${withinCapSql(s.userId, keep, s.now, Prisma.sql`account.session_seq`)} AS "withinCap"
+      FROM opened, account`;
     return rows[0] ?? null;
   }
 

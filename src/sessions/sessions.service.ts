@@ -103,6 +103,9 @@ export class SessionsService {
    * statement does not see rows that concurrent ones commit after it starts). Logins that
    * open their session in a transaction lock the user row `FOR UPDATE` first (a second step
    * with a recovery code, a federated sign-in), so that concurrent ones wait for them.
+   * Skipped when the statement that opened the session could tell that the cap has nothing
+   * to revoke (`withinCap`, see SessionsRepository's withinCapSql): it saw every live session
+   * of the user, and they left room for the new one.
    */
   private async evictBeyondLimit(userId: string, now: Date): Promise<void> {
     const sessionIds = await this.repo.revokeBeyond(userId, this.config.MAX_SESSIONS_PER_USER, now);
@@ -173,10 +176,11 @@ export class SessionsService {
   ): Promise<IssuedSession | null> {
     const { session, refreshToken } = this.newSession(user.id, client, auth);
     const rolesReadAt = this.clock.nowMs();
-    const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash, auth === undefined);
+    const keep = this.config.MAX_SESSIONS_PER_USER;
+    const opened = await this.repo.createIfCredentialsCurrent(session, user.passwordHash, auth === undefined, keep);
     if (!opened) return null;
     this.announceCreated(user.id, opened.id, session);
-    await this.evictBeyondLimit(user.id, session.now);
+    if (!opened.withinCap) await this.evictBeyondLimit(user.id, session.now);
     return {
       sessionId: opened.id,
       userId: user.id,
@@ -208,14 +212,15 @@ export class SessionsService {
   /**
    * After a caller's statement opened `prepared` (read `roles` from the locked user row) and
    * committed: what opening a session here announces, the cap on live sessions per user (as
-   * after a password login, in a statement of its own: see evictBeyondLimit), and the session.
-   * Never throws: the session is open, and its answer must not be lost.
+   * after a password login, in a statement of its own unless the caller's statement found it
+   * has nothing to revoke, `withinCap`: see evictBeyondLimit), and the session. Never throws:
+   * the session is open, and its answer must not be lost.
    */
-  async opened(prepared: PreparedSession, roles: Role[]): Promise<IssuedSession> {
+  async opened(prepared: PreparedSession, roles: Role[], withinCap: boolean): Promise<IssuedSession> {
     const { id, session } = prepared;
     this.announceCreated(session.userId, id, session);
     try {
-      await this.evictBeyondLimit(session.userId, session.now);
+      if (!withinCap) await this.evictBeyondLimit(session.userId, session.now);
     } catch (error) {
       // Sessions over the cap stay live until the user's next login applies it.
       this.logger.error(`the session cap of user ${session.userId} was not applied: ${String(error)}`);

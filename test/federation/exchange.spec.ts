@@ -52,6 +52,16 @@ describe('POST /auth/federated/session', () => {
     await idp?.close();
   });
 
+  it("moves the user's session_seq on, as every statement that opens a session does", async () => {
+    // A login racing the exchange tells from it that a session was opened (see withinCapSql).
+    const sub = uniqueSubject('seq');
+    const s = await federatedSession(t, idp, sub); // creates the account and opens its first session
+    const seq = async () => (await t.prisma.user.findUniqueOrThrow({ where: { id: s.id } })).sessionSeq;
+    const first = await seq();
+    await federatedSession(t, idp, sub);
+    expect(await seq()).toBe(first + 1);
+  });
+
   it("opens a cookie session like a login's: the body, the cookie's attributes, amr fed", async () => {
     const local = await signup(t);
     const login = await t.http

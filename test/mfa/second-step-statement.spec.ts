@@ -55,6 +55,7 @@ describe('the second step as one statement', () => {
           audit: audit.row('login.mfa_succeeded', { userId: user.id, sessionId: session.id }, CLIENT, {
             method: 'totp',
           }),
+          keep: MAX_SESSIONS,
           ...over,
         };
       },
@@ -95,6 +96,8 @@ describe('the second step as one statement', () => {
         mfaEnabled: true,
         createdAt: account.createdAt,
       },
+      // No other live session: the cap on sessions per user has nothing to revoke.
+      withinCap: true,
     });
     const totp = await t.prisma.mfaTotp.findUniqueOrThrow({ where: { userId: s.user.id } });
     expect(totp.lastUsedStep).toBe(BigInt(a.step!));

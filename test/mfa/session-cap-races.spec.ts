@@ -17,7 +17,8 @@ const MAX_SESSIONS = 3;
 /**
  * MAX_SESSIONS_PER_USER holds once concurrent logins of one user have all answered, whatever
  * the way in: a login's cap must see the sessions that logins racing it committed (on
- * PostgreSQL they run side by side; PGlite runs one statement at a time).
+ * PostgreSQL they run at once, each statement queuing for the user's row lock only; PGlite
+ * runs one statement at a time).
  */
 describe('the session cap under concurrent logins of one user', () => {
   let t: TestApp;
