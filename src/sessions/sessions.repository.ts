@@ -93,6 +93,15 @@ export function insertSessionSql(id: string, s: NewSession, source: Prisma.Sql):
 }
 
 /**
+ * The condition on `sessions` of the user's live sessions at `now`, as the cap on sessions per
+ * user counts them: the same in the count that may skip the cap (withinCapSql) and in the cap
+ * itself (revokeBeyondSql), so that a skipped cap is one that had nothing to revoke.
+ */
+function liveSessionsOfSql(userId: string, now: Date): Prisma.Sql {
+  return Prisma.sql`user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}`;
+}
+
+/**
  * The new value of `users.session_seq`, in the SET of the UPDATE that locks the user's row in
  * every statement that opens a session for them (it counts modulo 2^31 - 1 to stay an INTEGER).
  */
@@ -112,10 +121,8 @@ export const NEXT_SESSION_SEQ = Prisma.sql`(session_seq + 1) % 2147483647`;
  */
 export function withinCapSql(userId: string, keep: number, now: Date, lockedSeq: Prisma.Sql): Prisma.Sql {
   return Prisma.sql`(${lockedSeq} = (SELECT ${NEXT_SESSION_SEQ} FROM users WHERE id = ${userId}::uuid)
-    AND (SELECT count(*) FROM (
-           SELECT 1 FROM sessions
-           WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
-           LIMIT ${keep}::int) AS live) < ${keep}::int)`;
+    AND (SELECT count(*) FROM (SELECT 1 FROM sessions WHERE ${liveSessionsOfSql(userId, now)} LIMIT ${keep}::int) AS live)
+        < ${keep}::int)`;
 }
 
 /**
@@ -130,7 +137,7 @@ function revokeBeyondSql(userId: string, keep: number, now: Date): Prisma.Sql {
     UPDATE sessions SET revoked_at = ${now}, revoked_reason = 'session_limit'
     WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND id IN (
       SELECT id FROM sessions
-      WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND expires_at > ${now} AND absolute_expires_at > ${now}
+      WHERE ${liveSessionsOfSql(userId, now)}
       ORDER BY last_used_at DESC, created_at DESC, id DESC
       OFFSET ${keep}
     )
