@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -374,6 +374,26 @@ describe('start-up that must fail', () => {
       expect(output).not.toMatch(STACK_FRAME);
     } finally {
       renameSync(`${worker}.away`, worker);
+    }
+  });
+
+  it("keeps Prisma's query compiler beside the bundle, not in it, and fails the start with one clear line without it", async () => {
+    // scripts/bundle-server.mjs: the compiler's base64 text is a file of its own, read when
+    // the first query needs it (at start-up), not 4.5 MB of the bundle's source.
+    const [name] = readdirSync(BUILD_DIR).filter((f) => /^query_compiler_.+\.wasm-base64\.txt$/.test(f));
+    expect(name).toBeDefined();
+    const compiler = join(BUILD_DIR, name!);
+    const text = readFileSync(compiler, 'latin1');
+    expect(text).toMatch(/^AGFzbQ/); // "\0asm", a WebAssembly module's magic number
+    expect(readFileSync(MAIN, 'utf8')).not.toContain(text.slice(0, 4096));
+    renameSync(compiler, `${compiler}.away`);
+    try {
+      const { code, output } = await runToExit({ DATA_DIR: tempDir('data') });
+      expect(code).toBe(1);
+      expect(output).toMatch(/^Start-up failed: Prisma's query compiler file is missing: .*wasm-base64\.txt/m);
+      expect(output).not.toMatch(STACK_FRAME);
+    } finally {
+      renameSync(`${compiler}.away`, compiler);
     }
   });
 
