@@ -58,13 +58,14 @@ function copyRuntimeFiles(buildDir) {
 /**
  * Prisma's query compiler is a WebAssembly module (3.4 MB) that the generated client imports
  * from a JavaScript module holding it as one base64 string: 4.5 MB of the 9.7 MB bundle. Bundled
- * as it is, that string is decoded from UTF-8 with the rest of the file, scanned by the parser
- * and then kept in the heap with the script's source for as long as the process lives, although
- * it is read once, when the first query needs the compiler. This plugin writes the string to a
- * file of its own beside the bundle (`<module name>.txt`, ASCII) and bundles in place of the
- * module one that reads that file when it is first imported: spawn to the first 200 on /health
- * went from 1,050 to 965 ms (median of 7 alternating starts each on PostgreSQL). A missing file
- * fails the start with one line (a StartupError, by name, as main.ts expects).
+ * as it is, that string is decoded from UTF-8 with the rest of the file and scanned by the
+ * parser at every start, and stays part of the script's source, which V8 keeps in the heap. This
+ * plugin writes the string to a file of its own beside the bundle (`<module name>.txt`, ASCII)
+ * and bundles in place of the module one that reads that file when it is first imported, when
+ * the first query needs the compiler (the string itself is then kept by the module's export, as
+ * Prisma's module kept it): spawn to the first 200 on /health went from 1,028 to 962 ms (median
+ * of 10 alternating starts each on PostgreSQL). A file that is missing or cannot be read fails
+ * the start with one line (a StartupError, by name, as main.ts expects).
  */
 const QUERY_COMPILER = /[\\/]@prisma[\\/]client[\\/]runtime[\\/]query_compiler_[\w.]+\.wasm-base64\.mjs$/;
 
@@ -92,10 +93,11 @@ const file = fileURLToPath(new URL(${JSON.stringify(`./${name}`)}, import.meta.u
 let text;
 try {
   text = readFileSync(file, 'latin1');
-} catch {
-  const missing = new Error(\`Prisma's query compiler file is missing: \${file} (build with npm run build)\`);
-  missing.name = 'StartupError';
-  throw missing;
+} catch (error) {
+  const why = error?.code === 'ENOENT' ? 'is missing' : \`cannot be read (\${error?.code ?? error})\`;
+  const failed = new Error(\`Prisma's query compiler file \${why}: \${file} (build with npm run build)\`);
+  failed.name = 'StartupError';
+  throw failed;
 }
 export const wasm = text;
 `;
