@@ -23,7 +23,8 @@
  * copied from src/ beside the bundle, where its `import.meta.url` finds them. `tsc` rewrites
  * main.js on every build; a main.js that is already a bundle is left alone.
  */
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -56,57 +57,116 @@ function copyRuntimeFiles(buildDir) {
 }
 
 /**
- * Prisma's query compiler is a WebAssembly module (3.4 MB) that the generated client imports
- * from a JavaScript module holding it as one base64 string: 4.5 MB of the 9.7 MB bundle. Bundled
- * as it is, that string is decoded from UTF-8 with the rest of the file and scanned by the
- * parser at every start, and stays part of the script's source, which V8 keeps in the heap. This
- * plugin writes the string to a file of its own beside the bundle (`<module name>.txt`, ASCII)
- * and bundles in place of the module one that reads that file when it is first imported, when
- * the first query needs the compiler (the string itself is then kept by the module's export, as
- * Prisma's module kept it): spawn to the first 200 on /health went from 1,028 to 962 ms (median
- * of 10 alternating starts each on PostgreSQL). A file that is missing or cannot be read fails
+ * Prisma's query compiler is a WebAssembly module (3.4 MB). The generated client imports it, when
+ * the first query needs it (at start-up), from a JavaScript module that holds it as one base64
+ * string (4.5 MB), decodes it and compiles it. Bundled as it is, that string was 4.5 MB of the
+ * 9.7 MB bundle: decoded from UTF-8 with the rest of the file and scanned by the parser at every
+ * start, and kept in the heap as part of the script's source. This plugin writes the module's
+ * bytes to a file of their own beside the bundle (`<module name>.wasm`) and has the generated
+ * client compile that file instead, so that a start neither reads 4.5 MB of text into a string
+ * nor decodes it, and the heap does not keep it. Spawn to the first 200 on /health on
+ * PostgreSQL (medians of alternating starts): 1,028 to 962 ms with the string in a text file of
+ * its own (10 starts each), then 887 to 862 ms with the bytes instead (15 starts each; the
+ * server's CPU time to that answer 1,010 to 970 ms). The build fails if the
+ * generated client no longer loads the compiler as this expects, or is not bundled under this
+ * name (a new Prisma version is then looked at rather than bundled half-changed); the text file
+ * of the builds before this one is removed. A file that is missing or cannot be read fails
  * the start with one line (a StartupError, by name, as main.ts expects).
  */
-const QUERY_COMPILER = /[\\/]@prisma[\\/]client[\\/]runtime[\\/]query_compiler_[\w.]+\.wasm-base64\.mjs$/;
+const GENERATED_CLIENT = /[\\/]generated[\\/]prisma[\\/]internal[\\/]class\.js$/;
+const COMPILER_IMPORT =
+  /const \{ wasm \} = await import\("(@prisma\/client\/runtime\/(query_compiler_[\w.]+))\.wasm-base64\.mjs"\);\s*return await decodeBase64AsWasm\(wasm\);/g;
 
-function queryCompilerBesideBundle(buildDir) {
+function queryCompilerBesideBundle(buildDir, applied) {
   return {
     name: 'query-compiler-beside-bundle',
     setup(esbuild) {
-      esbuild.onLoad({ filter: QUERY_COMPILER }, async (args) => {
-        const { wasm } = await import(pathToFileURL(args.path).href);
+      esbuild.onLoad({ filter: GENERATED_CLIENT }, async (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        const found = [...source.matchAll(COMPILER_IMPORT)];
+        if (found.length !== 1)
+          throw new Error(`${args.path} no longer loads the query compiler once from a base64 module`);
+        const [call, specifier, name] = found[0];
+        const base64 = createRequire(args.path).resolve(`${specifier}.wasm-base64.mjs`);
+        const { wasm } = await import(pathToFileURL(base64).href);
         if (typeof wasm !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(wasm))
-          throw new Error(`${args.path} no longer exports the query compiler as a base64 string \`wasm\``);
-        const name = `${basename(args.path, '.mjs')}.txt`;
-        writeFileSync(join(buildDir, name), wasm, 'latin1');
-        return { loader: 'js', contents: queryCompilerModule(name) };
+          throw new Error(`${base64} no longer exports the query compiler as a base64 string \`wasm\``);
+        const bytes = Buffer.from(wasm, 'base64');
+        if (!WebAssembly.validate(bytes)) throw new Error(`${base64} does not hold a valid WebAssembly module`);
+        writeFileSync(join(buildDir, `${name}.wasm`), bytes);
+        // What a build before this one wrote instead (the base64 text), so that it is not deployed.
+        rmSync(join(buildDir, `${name}.wasm-base64.txt`), { force: true });
+        const replaced = source.replace(call, `return ${QUERY_COMPILER_LOADER}(${JSON.stringify(`./${name}.wasm`)});`);
+        applied.add('query-compiler-beside-bundle');
+        return { loader: 'js', contents: `${replaced}\n${queryCompilerLoader()}` };
       });
     },
   };
 }
 
-/** The module bundled in place of Prisma's: `wasm`, the same base64 string, read from `name` beside the bundle. */
-export function queryCompilerModule(name) {
-  return `import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-const file = fileURLToPath(new URL(${JSON.stringify(`./${name}`)}, import.meta.url));
-let text;
-try {
-  text = readFileSync(file, 'latin1');
-} catch (error) {
-  const why = error?.code === 'ENOENT' ? 'is missing' : \`cannot be read (\${error?.code ?? error})\`;
-  const failed = new Error(\`Prisma's query compiler file \${why}: \${file} (build with npm run build)\`);
-  failed.name = 'StartupError';
-  throw failed;
+const QUERY_COMPILER_LOADER = '__gatehouseQueryCompiler';
+
+/**
+ * What the plugin appends to the generated client: a function that compiles the query compiler
+ * from the file `path` names, relative to the bundle (the imports are hoisted: an ES module's
+ * import declarations may stand anywhere at its top level).
+ */
+function queryCompilerLoader() {
+  return `import { readFileSync as __gatehouseReadFileSync } from 'node:fs';
+import { fileURLToPath as __gatehouseFileURLToPath } from 'node:url';
+function ${QUERY_COMPILER_LOADER}(path) {
+  const file = __gatehouseFileURLToPath(new URL(path, import.meta.url));
+  let bytes;
+  try {
+    bytes = __gatehouseReadFileSync(file);
+  } catch (error) {
+    const why = error?.code === 'ENOENT' ? 'is missing' : \`cannot be read (\${error?.code ?? error})\`;
+    const failed = new Error(\`Prisma's query compiler file \${why}: \${file} (build with npm run build)\`);
+    failed.name = 'StartupError';
+    throw failed;
+  }
+  return new WebAssembly.Module(bytes);
 }
-export const wasm = text;
 `;
+}
+
+/**
+ * node-postgres picks its socket functions when its `lib/stream.js` is loaded, asking whether it
+ * runs in Cloudflare Workers: without a global `navigator` (Node 20 has none), it constructs a
+ * `Response`, and the first use of that global loads Node's whole fetch implementation (undici):
+ * 35–50 ms on a 2-core machine, at every start of a server that only fetches when an external
+ * issuer's keys are needed (spawn to the first 200 on /health on PostgreSQL: median of 15
+ * alternating starts 920 to 887 ms). The bundle is built for Node (`platform: 'node'`), so this plugin
+ * gives that module Node's socket functions without the probe. The build fails if the module no
+ * longer has the call it replaces, or is not bundled at all, so that a new pg version is looked
+ * at rather than bundled half-changed. (From Node 21 on, pg finds `navigator` and skips the
+ * probe by itself.)
+ */
+const PG_STREAM = /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/;
+const PG_PROBE = 'if (isCloudflareRuntime()) {';
+
+function pgWithoutRuntimeProbe(applied) {
+  return {
+    name: 'pg-without-runtime-probe',
+    setup(esbuild) {
+      esbuild.onLoad({ filter: PG_STREAM }, (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        if (source.split(PG_PROBE).length !== 2)
+          throw new Error(`${args.path} no longer calls isCloudflareRuntime() once as \`${PG_PROBE}\``);
+        applied.add('pg-without-runtime-probe');
+        return { loader: 'js', contents: source.replace(PG_PROBE, 'if (false) {') };
+      });
+    },
+  };
 }
 
 /** Bundles `<buildDir>/main.js` in place; false when it already is a bundle. */
 async function bundleServer(buildDir) {
   const main = join(resolve(buildDir), 'main.js');
   if (readFileSync(main, 'utf8').startsWith(MARKER)) return false;
+  // Each plugin adds its name once it changed its module.
+  const applied = new Set();
+  const plugins = [queryCompilerBesideBundle(resolve(buildDir), applied), pgWithoutRuntimeProbe(applied)];
   await build({
     entryPoints: [main],
     outfile: main,
@@ -116,7 +176,7 @@ async function bundleServer(buildDir) {
     format: 'esm',
     target: 'node20',
     external: EXTERNAL,
-    plugins: [queryCompilerBesideBundle(resolve(buildDir))],
+    plugins,
     minifyWhitespace: true,
     minifySyntax: true,
     legalComments: 'none',
@@ -126,6 +186,9 @@ async function bundleServer(buildDir) {
       js: `${MARKER}\nimport { createRequire as __gatehouseCreateRequire } from 'node:module';\nconst require = __gatehouseCreateRequire(import.meta.url);`,
     },
   });
+  // A plugin whose module was not bundled at all (a package that moved its code) changed nothing.
+  for (const { name } of plugins)
+    if (!applied.has(name)) throw new Error(`bundle-server: the plugin ${name} found no module to change`);
   writeFileSync(main, asciiOnly(readFileSync(main, 'utf8')));
   return true;
 }

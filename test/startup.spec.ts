@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -245,6 +246,29 @@ describe('a server on the embedded database in DATABASE_URL=file:<dir>', () => {
     expect(ms).toBeLessThan(5_000);
     expect(server.output()).not.toMatch(/shutdown timeout/);
   });
+
+  it("starts and serves without loading Node's fetch implementation, which it only needs for an external issuer's keys", async () => {
+    // scripts/bundle-server.mjs: node-postgres's Cloudflare probe constructed a Response at
+    // load time, and on Node 20 that loaded undici (35-50 ms of every start; from Node 21 on,
+    // pg skips the probe by itself). A module loaded first (NODE_OPTIONS=--import, which worker
+    // threads load too) reports, as the main thread exits, whether undici was loaded.
+    const hook = join(tempDir('hook'), 'report-undici.mjs');
+    writeFileSync(
+      hook,
+      [
+        "import { isMainThread } from 'node:worker_threads';",
+        'if (isMainThread)',
+        "  process.on('exit', () => process.stderr.write(`undici loaded: ${process.moduleLoadList.some((m) => m.includes('undici'))}\\n`));",
+        '',
+      ].join('\n'),
+    );
+    server = await startServer({ ...env, NODE_OPTIONS: `--import=${pathToFileURL(hook).href}` }, { cwd });
+    expect((await post(server, '/auth/login', alice)).status).toBe(200);
+    expect((await stop(server)).code).toBe(0);
+    // The line is the last the process writes: its pipe may be read just after the exit.
+    await vi.waitFor(() => expect(server.output()).toMatch(/^undici loaded: /m));
+    expect(server.output().match(/^undici loaded: .*$/gm)).toEqual(['undici loaded: false']);
+  });
 });
 
 describe('a server with nothing configured but DATA_DIR', () => {
@@ -378,19 +402,25 @@ describe('start-up that must fail', () => {
   });
 
   it("keeps Prisma's query compiler beside the bundle, not in it, and fails the start with one clear line without it", async () => {
-    // scripts/bundle-server.mjs: the compiler's base64 text is a file of its own, read when
-    // the first query needs it (at start-up), not 4.5 MB of the bundle's source.
-    const [name] = readdirSync(BUILD_DIR).filter((f) => /^query_compiler_.+\.wasm-base64\.txt$/.test(f));
+    // scripts/bundle-server.mjs: the compiler's bytes are a file of their own, compiled when the
+    // first query needs them (at start-up), not 4.5 MB of base64 in the bundle's source.
+    const [name] = readdirSync(BUILD_DIR).filter((f) => /^query_compiler_.+\.wasm$/.test(f));
     expect(name).toBeDefined();
     const compiler = join(BUILD_DIR, name!);
-    const text = readFileSync(compiler, 'latin1');
-    expect(text).toMatch(/^AGFzbQ/); // "\0asm", a WebAssembly module's magic number
-    expect(readFileSync(MAIN, 'utf8')).not.toContain(text.slice(0, 4096));
+    const bytes = readFileSync(compiler);
+    expect(WebAssembly.validate(bytes)).toBe(true);
+    // Prisma's module holds the same bytes as base64; none of that text is in the bundle.
+    const base64 = readFileSync(
+      createRequire(import.meta.url).resolve(`@prisma/client/runtime/${name!.replace(/\.wasm$/, '.wasm-base64.mjs')}`),
+      'latin1',
+    );
+    expect(base64).toContain(bytes.subarray(0, 3072).toString('base64'));
+    expect(readFileSync(MAIN, 'latin1')).not.toContain(bytes.subarray(0, 3072).toString('base64'));
     renameSync(compiler, `${compiler}.away`);
     try {
       const { code, output } = await runToExit({ DATA_DIR: tempDir('data') });
       expect(code).toBe(1);
-      expect(output).toMatch(/^Start-up failed: Prisma's query compiler file is missing: .*wasm-base64\.txt/m);
+      expect(output).toMatch(/^Start-up failed: Prisma's query compiler file is missing: .*query_compiler_.+\.wasm /m);
       expect(output).not.toMatch(STACK_FRAME);
     } finally {
       renameSync(`${compiler}.away`, compiler);
