@@ -71,37 +71,29 @@ function copyRuntimeFiles(buildDir) {
  * generated client no longer loads the compiler as this expects, or is not bundled under this
  * name (a new Prisma version is then looked at rather than bundled half-changed); the text file
  * of the builds before this one is removed. A file that is missing or cannot be read fails
- * the start with one line (a StartupError, by name, as main.ts expects).
+ * the start with one line (the project's StartupError, as main.ts expects).
  */
 const GENERATED_CLIENT = /[\\/]generated[\\/]prisma[\\/]internal[\\/]class\.js$/;
 const COMPILER_IMPORT =
   /const \{ wasm \} = await import\("(@prisma\/client\/runtime\/(query_compiler_[\w.]+))\.wasm-base64\.mjs"\);\s*return await decodeBase64AsWasm\(wasm\);/g;
 
 function queryCompilerBesideBundle(buildDir, applied) {
-  return {
-    name: 'query-compiler-beside-bundle',
-    setup(esbuild) {
-      esbuild.onLoad({ filter: GENERATED_CLIENT }, async (args) => {
-        const source = readFileSync(args.path, 'utf8');
-        const found = [...source.matchAll(COMPILER_IMPORT)];
-        if (found.length !== 1)
-          throw new Error(`${args.path} no longer loads the query compiler once from a base64 module`);
-        const [call, specifier, name] = found[0];
-        const base64 = createRequire(args.path).resolve(`${specifier}.wasm-base64.mjs`);
-        const { wasm } = await import(pathToFileURL(base64).href);
-        if (typeof wasm !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(wasm))
-          throw new Error(`${base64} no longer exports the query compiler as a base64 string \`wasm\``);
-        const bytes = Buffer.from(wasm, 'base64');
-        if (!WebAssembly.validate(bytes)) throw new Error(`${base64} does not hold a valid WebAssembly module`);
-        writeFileSync(join(buildDir, `${name}.wasm`), bytes);
-        // What a build before this one wrote instead (the base64 text), so that it is not deployed.
-        rmSync(join(buildDir, `${name}.wasm-base64.txt`), { force: true });
-        const replaced = source.replace(call, `return ${QUERY_COMPILER_LOADER}(${JSON.stringify(`./${name}.wasm`)});`);
-        applied.add('query-compiler-beside-bundle');
-        return { loader: 'js', contents: `${replaced}\n${queryCompilerLoader()}` };
-      });
-    },
-  };
+  return rewriteModule('query-compiler-beside-bundle', GENERATED_CLIENT, applied, async (source, path) => {
+    const found = [...source.matchAll(COMPILER_IMPORT)];
+    if (found.length !== 1) throw new Error(`${path} no longer loads the query compiler once from a base64 module`);
+    const [call, specifier, name] = found[0];
+    const base64 = createRequire(path).resolve(`${specifier}.wasm-base64.mjs`);
+    const { wasm } = await import(pathToFileURL(base64).href);
+    if (typeof wasm !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(wasm))
+      throw new Error(`${base64} no longer exports the query compiler as a base64 string \`wasm\``);
+    const bytes = Buffer.from(wasm, 'base64');
+    if (!WebAssembly.validate(bytes)) throw new Error(`${base64} does not hold a valid WebAssembly module`);
+    writeFileSync(join(buildDir, `${name}.wasm`), bytes);
+    // What a build before this one wrote instead (the base64 text), so that it is not deployed.
+    rmSync(join(buildDir, `${name}.wasm-base64.txt`), { force: true });
+    const replaced = source.replace(call, `return ${QUERY_COMPILER_LOADER}(${JSON.stringify(`./${name}.wasm`)});`);
+    return `${replaced}\n${queryCompilerLoader()}`;
+  });
 }
 
 const QUERY_COMPILER_LOADER = '__gatehouseQueryCompiler';
@@ -109,11 +101,13 @@ const QUERY_COMPILER_LOADER = '__gatehouseQueryCompiler';
 /**
  * What the plugin appends to the generated client: a function that compiles the query compiler
  * from the file `path` names, relative to the bundle (the imports are hoisted: an ES module's
- * import declarations may stand anywhere at its top level).
+ * import declarations may stand anywhere at its top level; the project's StartupError is
+ * imported relative to the generated client's place in the build, `generated/prisma/internal/`).
  */
 function queryCompilerLoader() {
   return `import { readFileSync as __gatehouseReadFileSync } from 'node:fs';
 import { fileURLToPath as __gatehouseFileURLToPath } from 'node:url';
+import { StartupError as __gatehouseStartupError } from '../../../common/errors/startup-error.js';
 function ${QUERY_COMPILER_LOADER}(path) {
   const file = __gatehouseFileURLToPath(new URL(path, import.meta.url));
   let bytes;
@@ -121,9 +115,7 @@ function ${QUERY_COMPILER_LOADER}(path) {
     bytes = __gatehouseReadFileSync(file);
   } catch (error) {
     const why = error?.code === 'ENOENT' ? 'is missing' : \`cannot be read (\${error?.code ?? error})\`;
-    const failed = new Error(\`Prisma's query compiler file \${why}: \${file} (build with npm run build)\`);
-    failed.name = 'StartupError';
-    throw failed;
+    throw new __gatehouseStartupError(\`Prisma's query compiler file \${why}: \${file} (build with npm run build)\`);
   }
   return new WebAssembly.Module(bytes);
 }
@@ -146,15 +138,26 @@ const PG_STREAM = /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/;
 const PG_PROBE = 'if (isCloudflareRuntime()) {';
 
 function pgWithoutRuntimeProbe(applied) {
+  return rewriteModule('pg-without-runtime-probe', PG_STREAM, applied, (source, path) => {
+    if (source.split(PG_PROBE).length !== 2)
+      throw new Error(`${path} no longer calls isCloudflareRuntime() once as \`${PG_PROBE}\``);
+    return source.replace(PG_PROBE, 'if (false) {');
+  });
+}
+
+/**
+ * An esbuild plugin that bundles the module `filter` matches as `rewrite(source, path)` returns
+ * it (rewrite throws when the source is not what it expects), and adds its name to `applied`
+ * once it has done so: bundleServer() fails the build for a plugin that rewrote nothing.
+ */
+function rewriteModule(name, filter, applied, rewrite) {
   return {
-    name: 'pg-without-runtime-probe',
+    name,
     setup(esbuild) {
-      esbuild.onLoad({ filter: PG_STREAM }, (args) => {
-        const source = readFileSync(args.path, 'utf8');
-        if (source.split(PG_PROBE).length !== 2)
-          throw new Error(`${args.path} no longer calls isCloudflareRuntime() once as \`${PG_PROBE}\``);
-        applied.add('pg-without-runtime-probe');
-        return { loader: 'js', contents: source.replace(PG_PROBE, 'if (false) {') };
+      esbuild.onLoad({ filter }, async (args) => {
+        const contents = await rewrite(readFileSync(args.path, 'utf8'), args.path);
+        applied.add(name);
+        return { loader: 'js', contents };
       });
     },
   };
@@ -164,8 +167,7 @@ function pgWithoutRuntimeProbe(applied) {
 async function bundleServer(buildDir) {
   const main = join(resolve(buildDir), 'main.js');
   if (readFileSync(main, 'utf8').startsWith(MARKER)) return false;
-  // Each plugin adds its name once it changed its module.
-  const applied = new Set();
+  const applied = new Set(); // the names of the plugins that rewrote their module
   const plugins = [queryCompilerBesideBundle(resolve(buildDir), applied), pgWithoutRuntimeProbe(applied)];
   await build({
     entryPoints: [main],
