@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import { isDatabaseUnavailable } from './common/errors/database-errors.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
 import { describeDatabase } from './database/describe-database.js';
+import { loaderState } from './boot/loader-state.js';
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -47,6 +48,8 @@ async function main(): Promise<void> {
   // The bound port, which differs from PORT when PORT=0 asks for any free one.
   const { port } = server.address() as AddressInfo;
   logger.log(`listening on http://${config.HOST}:${port} (pid ${process.pid})`);
+  // Started through dist/main.js: V8's code cache of the bundle, for the next start (src/boot/run-bundle.ts).
+  void loaderState()?.codeCache.save();
   if (config.database.kind === 'pglite') {
     logger.warn('running on the embedded database: this set-up is for development, use PostgreSQL in production');
   }

@@ -5,8 +5,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { crc32 } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { decodeCodeCache, encodeCodeCache, SAVE_DELAY_MS } from '../src/boot/run-bundle.js';
 import { onPostgres } from './support/env.js';
 import { buildServerInto } from './support/private-build.js';
 import { freshDatabase } from './support/test-app.js';
@@ -25,6 +27,7 @@ import { freshDatabase } from './support/test-app.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BUILD_DIR = join(ROOT, 'node_modules', '.cache', `gatehouse-startup-test-${process.pid}`);
 const MAIN = join(BUILD_DIR, 'main.js');
+const BUNDLE = join(BUILD_DIR, 'server.cjs');
 const DB_CLI = join(BUILD_DIR, 'cli', 'db.js');
 const STARTUP_DEADLINE_MS = 150_000; // the first start applies the migrations with the WebAssembly engine
 const STACK_FRAME = /^\s+at .+/m;
@@ -269,6 +272,70 @@ describe('a server on the embedded database in DATABASE_URL=file:<dir>', () => {
     await vi.waitFor(() => expect(server.output()).toMatch(/^undici loaded: /m));
     expect(server.output().match(/^undici loaded: .*$/gm)).toEqual(['undici loaded: false']);
   });
+
+  it("writes V8's code cache of the bundle once it serves, uses it at the next start, and never gives V8 one that is damaged or made for another bundle", async () => {
+    // src/boot/run-bundle.ts. A module loaded first reports, as the main thread exits, what the
+    // start did with the cache (the loader's state, under its registered symbol).
+    const hook = join(tempDir('hook'), 'report-code-cache.mjs');
+    writeFileSync(
+      hook,
+      [
+        "import { isMainThread } from 'node:worker_threads';",
+        'if (isMainThread)',
+        "  process.on('exit', () => process.stderr.write(`code cache: ${globalThis[Symbol.for('gatehouse.loader')]?.codeCache.status}\\n`));",
+        '',
+      ].join('\n'),
+    );
+    const cacheFile = `${BUNDLE}.cache`;
+    const sourceCrc = crc32(readFileSync(BUNDLE));
+    const usable = () => decodeCodeCache(readFileSync(cacheFile), sourceCrc) instanceof Buffer;
+    /** One start that serves a login, stopped once `until` holds; what the start did with the cache. */
+    const startStop = async (until: () => void, nodeOptions = ''): Promise<string[]> => {
+      server = await startServer(
+        { ...env, NODE_OPTIONS: `--import=${pathToFileURL(hook).href} ${nodeOptions}`.trim() },
+        { cwd },
+      );
+      expect((await post(server, '/auth/login', alice)).status).toBe(200);
+      await vi.waitFor(until, { timeout: 30_000, interval: 100 });
+      expect((await stop(server)).code).toBe(0);
+      await vi.waitFor(() => expect(server.output()).toMatch(/^code cache: /m));
+      return server.output().match(/^code cache: .*$/gm) ?? [];
+    };
+
+    rmSync(cacheFile, { force: true });
+    expect(await startStop(() => expect(existsSync(cacheFile)).toBe(true))).toEqual(['code cache: absent']);
+    expect(usable()).toBe(true);
+    const written = readFileSync(cacheFile);
+    // What the start compiled is in it, not only the bundle's top level (about 0.3 MB).
+    expect(written.length).toBeGreaterThan(2_000_000);
+
+    // The next start uses it, and leaves the file as it was.
+    const since = performance.now();
+    const pastSaveDelay = () => expect(performance.now() - since).toBeGreaterThan(SAVE_DELAY_MS + 1_000);
+    expect(await startStop(pastSaveDelay)).toEqual(['code cache: used']);
+    expect(readFileSync(cacheFile).equals(written)).toBe(true);
+
+    // One byte changed in V8's part, a cache made for a bundle with other contents, a file that is
+    // not a cache: none is given to V8; the server starts, serves, and writes a usable one.
+    const flipped = Buffer.from(written);
+    const middle = flipped.length >> 1;
+    flipped[middle] = flipped[middle]! ^ 0xff;
+    const otherBundle = encodeCodeCache(sourceCrc ^ 1, written.subarray(16));
+    for (const [status, bytes] of [
+      ['damaged', flipped],
+      ['stale', otherBundle],
+      ['damaged', Buffer.from('not a cache')],
+    ] as const) {
+      writeFileSync(cacheFile, bytes);
+      expect(await startStop(() => expect(usable()).toBe(true))).toEqual([`code cache: ${status}`]);
+    }
+
+    // A cache V8 refuses (made with other V8 flags) is replaced too.
+    expect(
+      await startStop(() => expect(readFileSync(cacheFile).equals(written)).toBe(false), '--max-old-space-size=1000'),
+    ).toEqual(['code cache: rejected']);
+    expect(usable()).toBe(true);
+  });
 });
 
 describe('a server with nothing configured but DATA_DIR', () => {
@@ -415,7 +482,7 @@ describe('start-up that must fail', () => {
       'latin1',
     );
     expect(base64).toContain(bytes.subarray(0, 3072).toString('base64'));
-    expect(readFileSync(MAIN, 'latin1')).not.toContain(bytes.subarray(0, 3072).toString('base64'));
+    expect(readFileSync(BUNDLE, 'latin1')).not.toContain(bytes.subarray(0, 3072).toString('base64'));
     renameSync(compiler, `${compiler}.away`);
     try {
       const { code, output } = await runToExit({ DATA_DIR: tempDir('data') });
