@@ -49,7 +49,8 @@ async function main(): Promise<void> {
   const { port } = server.address() as AddressInfo;
   logger.log(`listening on http://${config.HOST}:${port} (pid ${process.pid})`);
   // Started through dist/main.js: V8's code cache of the bundle, for the next start (src/boot/run-bundle.ts).
-  void loaderState()?.codeCache.save();
+  const codeCache = loaderState()?.codeCache;
+  void codeCache?.save().then((saved) => logger.debug(`code cache: ${codeCache.status} at start, ${saved}`));
   if (config.database.kind === 'pglite') {
     logger.warn('running on the embedded database: this set-up is for development, use PostgreSQL in production');
   }
