@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -1749,6 +1750,7 @@ async function timedStart(name, script, env, { withoutCodeCache = false } = {}) 
   // The start after a build: no code cache of the bundle yet (src/boot/run-bundle.ts); it
   // writes one a second after it serves, which the next start uses.
   if (withoutCodeCache) rmSync(CODE_CACHE, { force: true });
+  const codeCache = existsSync(CODE_CACHE);
   const port = await freePort();
   const logFile = join(logDir, `${name}.log`);
   const fd = openSync(logFile, 'a');
@@ -1783,7 +1785,7 @@ async function timedStart(name, script, env, { withoutCodeCache = false } = {}) 
     await sleep(IDLE.idleMs);
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
     const rssMb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]) / 1024;
-    return { ms, rssMb };
+    return { ms, rssMb, codeCache };
   } finally {
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
@@ -1857,6 +1859,8 @@ async function startupScenario() {
       starts: g.length,
       migrateOnStart: false,
       withoutCodeCacheMedianMs: Math.round(median(withoutCache.map((r) => r.ms))),
+      // Each start of the row should have found the cache an earlier start wrote.
+      startsWithCodeCache: g.filter((r) => r.codeCache).length,
     },
   });
 }

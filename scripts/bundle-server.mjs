@@ -25,7 +25,7 @@
  * beside the bundle, where its `import.meta.url` finds them. `tsc` rewrites main.js on every
  * build; a main.js that is already the loader is left alone.
  */
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -177,22 +177,22 @@ const BUNDLE = 'server.cjs';
 const DYNAMIC_IMPORT = '__gatehouseImport';
 
 /**
- * The first lines of the bundle: strict mode, which the ES modules it is made of ran in (esbuild
- * writes no directive of its own in CommonJS output); `import.meta.url`, which esbuild replaces
+ * The first lines of the bundle: strict mode, which the ES modules it is made of ran in (esbuild's
+ * own "use strict" comes after these lines, where it is no longer a directive); `import.meta.url`, which esbuild replaces
  * with the constant defined here: the bundle's own URL, in the build directory where every
  * module's relative paths were written to resolve, as they did from the ES module bundle; and
  * the function its dynamic imports call.
  */
 const BUNDLE_BANNER = `"use strict";
 const __gatehouseImportMetaUrl = require('node:url').pathToFileURL(__filename).href;
-const ${DYNAMIC_IMPORT} = globalThis[Symbol.for('gatehouse.loader')]?.import ?? ((specifier) => import(specifier));
+const ${DYNAMIC_IMPORT} = globalThis[Symbol.for('gatehouse.loader')]?.import ?? ((specifier, options) => import(specifier, options));
 `;
 
 /** dist/main.js: runs the bundle with V8's code cache (src/boot/run-bundle.ts). */
 const LOADER = `${MARKER}: runs ${BUNDLE} (scripts/bundle-server.mjs, src/boot/run-bundle.ts)
 import './runtime-flags.js';
 import { runBundle } from './boot/run-bundle.js';
-runBundle(new URL('./${BUNDLE}', import.meta.url), (specifier) => import(specifier));
+runBundle(new URL('./${BUNDLE}', import.meta.url), (specifier, options) => import(specifier, options));
 `;
 
 /**
@@ -234,6 +234,9 @@ async function bundleServer(buildDir) {
   // The cache of the previous build's bundle is of no use to this one (run-bundle.ts would
   // replace it at the first start): not deployed.
   rmSync(`${bundle}.cache`, { force: true });
+  // And the temporary files of a write that a crash cut short (`<bundle>.cache.<random>.tmp`).
+  for (const name of readdirSync(dir))
+    if (name.startsWith(`${BUNDLE}.cache.`) && name.endsWith('.tmp')) rmSync(join(dir, name), { force: true });
   writeFileSync(main, LOADER);
   return true;
 }

@@ -17,7 +17,7 @@ export type CodeCacheStatus = 'used' | 'absent' | 'stale' | 'damaged' | 'rejecte
 
 export interface LoaderState {
   /** `import()` as the loader's module does it: the bundle's dynamic imports go through it. */
-  import(specifier: string): Promise<unknown>;
+  import(specifier: string, options?: ImportCallOptions): Promise<unknown>;
   codeCache: {
     status: CodeCacheStatus;
     /**

@@ -31,8 +31,9 @@
  *   serves).
  */
 import { isAscii } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { createRequire, Module } from 'node:module';
 import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -44,6 +45,9 @@ import { LOADER_STATE, type CodeCacheStatus, type LoaderState } from './loader-s
 
 /** After the server starts serving, before the cache is written (what the start compiled is then in it). */
 export const SAVE_DELAY_MS = 1_000;
+
+/** The end of the name of a cache being written (`<bundle>.cache.<random>.tmp`); the build removes any left behind. */
+const TEMPORARY_SUFFIX = '.tmp';
 
 const MAGIC = Buffer.from('GHCC0001', 'latin1');
 const HEADER_BYTES = MAGIC.length + 8;
@@ -72,7 +76,12 @@ export function decodeCodeCache(file: Buffer, sourceCrc: number): Buffer | 'stal
  * routed to it (bundle-server.mjs), since `import()` inside a script compiled by `vm` needs an
  * experimental flag on Node.js 20.
  */
-export function runBundle(bundle: URL, importModule: (specifier: string) => Promise<unknown>): void {
+export function runBundle(
+  bundle: URL,
+  importModule: (specifier: string, options?: ImportCallOptions) => Promise<unknown>,
+): void {
+  // Left off after the cache is written when whoever started Node turned it off.
+  const flushing = !process.execArgv.some((arg) => /^--no[-_]flush[-_]bytecode$/.test(arg));
   setFlagsFromString('--no-flush-bytecode');
   const file = fileURLToPath(bundle);
   const cacheFile = `${file}.cache`;
@@ -91,7 +100,10 @@ export function runBundle(bundle: URL, importModule: (specifier: string) => Prom
   } catch {
     status = 'absent'; // missing or unreadable: the start compiles from the text, as without a cache
   }
-  const script = new Script(Module.wrap(source), { filename: file, cachedData });
+  // Named by its URL in stack traces, as the ES module bundle was: Prisma reads the file a stack
+  // frame names to quote the code around a failed query, and would quote the bundle's minified
+  // lines (hundreds of KB) into its error messages.
+  const script = new Script(Module.wrap(source), { filename: bundle.href, cachedData });
   if (cachedData !== undefined && script.cachedDataRejected === true) status = 'rejected';
 
   let saved: Promise<string> | undefined;
@@ -101,7 +113,9 @@ export function runBundle(bundle: URL, importModule: (specifier: string) => Prom
       status,
       save: () =>
         (saved ??= (status === 'used' ? Promise.resolve('kept') : writeCache(script, cacheFile, sourceCrc)).finally(
-          () => setFlagsFromString('--flush-bytecode'),
+          () => {
+            if (flushing) setFlagsFromString('--flush-bytecode');
+          },
         )),
     },
   };
@@ -112,14 +126,28 @@ export function runBundle(bundle: URL, importModule: (specifier: string) => Prom
   run.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
 }
 
+/**
+ * Writes the cache through a temporary file of this process (a random name, created exclusively:
+ * servers sharing one build, or containers all running as pid 1, never write the same file),
+ * renamed over the old cache. The file is created before V8 serialises anything (about 60 ms on
+ * the event loop), so that a directory the server may not write to costs nothing.
+ */
 async function writeCache(script: Script, cacheFile: string, sourceCrc: number): Promise<string> {
   await delay(SAVE_DELAY_MS, undefined, { ref: false });
-  const temporary = `${cacheFile}.${process.pid}.tmp`;
+  const temporary = `${cacheFile}.${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`;
+  let handle: FileHandle;
   try {
-    await writeFile(temporary, encodeCodeCache(sourceCrc, script.createCachedData()));
+    handle = await open(temporary, 'wx');
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+  try {
+    await handle.writeFile(encodeCodeCache(sourceCrc, script.createCachedData()));
+    await handle.close();
     await rename(temporary, cacheFile);
     return 'written';
   } catch (error) {
+    await handle.close().catch(() => undefined);
     await rm(temporary, { force: true }).catch(() => undefined);
     return (error as NodeJS.ErrnoException).code ?? String(error);
   }
