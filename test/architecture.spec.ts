@@ -12,6 +12,7 @@ const LAYERS: Record<string, number> = {
   common: 0,
   config: 0,
   generated: 0,
+  boot: 0, // the loader of the bundled server (dist/main.js)
   // infrastructure
   database: 1,
   redis: 1,
