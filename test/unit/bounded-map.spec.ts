@@ -29,6 +29,48 @@ describe('BoundedMap', () => {
     ]);
   });
 
+  it('evicts in insertion order through deletes, re-sets, clears and refills (against a list)', () => {
+    // A fixed pseudo-random sequence (Park and Miller's generator, exact in doubles), checked at
+    // every step against a plain list kept oldest first: the map keeps one iterator between
+    // evictions. About 6,000 of the steps evict.
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 48_271) % 2_147_483_647;
+      return Math.floor((seed / 2_147_483_647) * n);
+    };
+    const capacity = 8;
+    const map = new BoundedMap<string, number>(capacity);
+    let model: [string, number][] = [];
+    // What each step answered and the size after it, from the map and from the list.
+    const actual: unknown[] = [];
+    const expected: unknown[] = [];
+    for (let step = 0; step < 20_000; step++) {
+      const key = `k${random(20)}`;
+      const op = random(100);
+      const at = model.findIndex(([k]) => k === key);
+      if (op < 70) {
+        if (at >= 0) model.splice(at, 1);
+        expected.push(at < 0 && model.length >= capacity ? model.shift() : undefined);
+        model.push([key, step]);
+        actual.push(map.set(key, step));
+      } else if (op < 90) {
+        if (at >= 0) model.splice(at, 1);
+        expected.push(at >= 0);
+        actual.push(map.delete(key));
+      } else if (op < 91) {
+        map.clear();
+        model = [];
+      } else {
+        expected.push(model[at]?.[1]);
+        actual.push(map.get(key));
+      }
+      expected.push(model.length);
+      actual.push(map.size);
+    }
+    expect(actual).toEqual(expected);
+    expect([...map]).toEqual(model);
+  });
+
   it('refuses a capacity that is not a positive integer', () => {
     expect(() => new BoundedMap(0)).toThrow(RangeError);
     expect(() => new BoundedMap(1.5)).toThrow(RangeError);
