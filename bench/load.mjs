@@ -33,9 +33,11 @@ async function runAutocannon(job) {
   const bodies = job.perConnectionBodies ?? null;
   const chains = job.refreshTokens ? [...job.refreshTokens] : null;
   // rotatingHeaders: every request, whatever its connection, takes the next header set of the
-  // list in turn (guard_cold: more distinct tokens than the server's verified-token cache holds).
+  // list in turn (guard_cold: more distinct tokens than the server's verified-token cache holds),
+  // from `rotateFrom`: a caller that passes on the last run's `rotatedTo` continues the turn, so
+  // that a run never starts with the tokens that the one before it has just put in that cache.
   const rotating = job.rotatingHeaders ?? null;
-  let nextRequest = 0;
+  let nextRequest = job.rotateFrom ?? 0;
   let nextClient = 0;
   const setupClient = (client) => {
     const i = nextClient++;
@@ -122,6 +124,7 @@ async function runAutocannon(job) {
     },
     statusCodes: result.statusCodeStats,
     refreshTokens: chains ?? undefined,
+    rotatedTo: rotating ? nextRequest % rotating.length : undefined,
   };
 }
 

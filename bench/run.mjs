@@ -395,7 +395,15 @@ async function guardScenario(key, server, ctx, tokens = null) {
   const withToken = tokens
     ? { rotatingHeaders: tokens.map((t) => ({ authorization: `Bearer ${t}` })) }
     : { perConnectionHeaders: ctx.bearer };
-  const scenario = (extra = {}) => load(httpJob(server, path, { ...withToken, ...extra }));
+  // guard_cold: each run goes on with the token after the last one the run before it sent (the
+  // warm-up's included). Started again from the first, a run would begin with the tokens
+  // still in the cache and be served from it for its first seconds.
+  let rotateFrom = 0;
+  const scenario = async (extra = {}) => {
+    const results = await load(httpJob(server, path, { ...withToken, ...(tokens ? { rotateFrom } : {}), ...extra }));
+    if (tokens) rotateFrom = results[0].rotatedTo;
+    return results;
+  };
   const baseline = (extra = {}) => load(httpJob(server, path, extra));
   log(`${key}: warm-up`);
   await scenario({ duration: P.warmup, skipS: 0 });
