@@ -54,7 +54,7 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
     // PGlite and its adapter are loaded only here: a server on PostgreSQL never holds their
     // code (a few MB of heap and some start-up time). Loading starts at once; the factory
     // waits for it on its first connection.
-    const opened = openPglite(target.dataDir);
+    const opened = openPglite(target.dataDir, target.template);
     opened.catch(() => undefined); // reported by the first connect() or ping()
     return {
       target,
@@ -127,12 +127,15 @@ export const PGLITE_ADAPTER_NAME = 'pglite-prisma-adapter';
 
 async function openPglite(
   dataDir: string | undefined,
+  template: Blob | undefined,
 ): Promise<{ db: PGlite; factory: SqlMigrationAwareDriverAdapterFactory }> {
   const [{ PGlite }, { PrismaPGlite }] = await Promise.all([
     import('@electric-sql/pglite'),
     import('pglite-prisma-adapter'),
   ]);
-  const db = new PGlite(dataDir);
+  // A template is for an in-memory database only (DatabaseTarget).
+  const db =
+    dataDir === undefined && template !== undefined ? new PGlite({ loadDataDir: template }) : new PGlite(dataDir);
   return { db, factory: new PrismaPGlite(db) };
 }
 
