@@ -47,15 +47,17 @@ const focusedId = (tab: Tab) => tab.page.evaluate(() => document.activeElement?.
 const count = (tab: Tab, request: string) => tab.requests.filter((r) => r === request).length;
 const LOGIN_MFA = 'POST /auth/login/mfa';
 
-/** The authenticator app: the current code, once the clock is past `usedStep` (codes are single use per step). */
+/**
+ * The authenticator app: a code of a step after `usedStep` (codes are single use per step). The
+ * server accepts the codes of one step either side of its own (MFA_TOTP_WINDOW=1, for a phone
+ * whose clock is a little off), so the next step's code is typed at once when the current one is
+ * used; the wait is only for a step further on.
+ */
 async function codeAfter(secret: string, usedStep: number): Promise<{ code: string; step: number }> {
-  const wait = (usedStep + 1) * PERIOD_MS - Date.now();
+  const step = Math.max(usedStep + 1, Math.floor(Date.now() / PERIOD_MS));
+  const wait = (step - 1) * PERIOD_MS - Date.now();
   if (wait > 0) await sleep(wait + 50); // the server runs on this machine's clock
-  const timestamp = Date.now();
-  return {
-    code: TOTP.generate({ secret: Secret.fromBase32(secret), timestamp }),
-    step: Math.floor(timestamp / PERIOD_MS),
-  };
+  return { code: TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: step * PERIOD_MS }), step };
 }
 
 /** A 6-digit code that is none of the codes the window around now accepts. */
