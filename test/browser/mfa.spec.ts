@@ -3,8 +3,9 @@
 // real server, with real time: set up an authenticator from the page (the QR code drawn on a
 // canvas, the setup key as text), save the recovery codes, sign in with a code from the
 // "authenticator" (otpauth, here) and with a recovery code, make new codes, turn it off.
-// Authenticator codes are single use per 30 s step: the test waits for the next step when
-// it needs another code (at most ~30 s each time).
+// Authenticator codes are single use per 30 s step: a code of the next step is accepted at once
+// (the server's window of one step either side), and the test waits (at most ~30 s) only when it
+// has already used that one.
 // `npm run test:browser`; needs /usr/bin/chromium (Debian's `chromium` package).
 import { readFileSync } from 'node:fs';
 import { Secret, TOTP } from 'otpauth';
@@ -133,7 +134,8 @@ describe('two-step sign-in in the browser client', () => {
     build();
     // An admin (aal1 after a password) whose admin routes want a second factor: STEP_UP_REQUIRED.
     gatehouse = await startGatehouse({
-      env: { ADMIN_REQUIRE_MFA: 'true', ADMIN_USERNAME: ADMIN, ADMIN_PASSWORD: PASSWORD },
+      // MFA_TOTP_WINDOW: codeAfter() types the next step's code, which the window of one accepts.
+      env: { ADMIN_REQUIRE_MFA: 'true', ADMIN_USERNAME: ADMIN, ADMIN_PASSWORD: PASSWORD, MFA_TOTP_WINDOW: '1' },
     });
     browser = await launchChromium();
   }, 300_000);
