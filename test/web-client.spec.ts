@@ -323,6 +323,39 @@ describe('GatehouseClient: 401 → refresh → retry', () => {
   });
 });
 
+describe('GatehouseClient: signing out', () => {
+  it('reports its own "sign out everywhere" when a token renewal is refused while it is on its way, not an expiry', async () => {
+    const renewalAnswered = deferred();
+    const signOutAnswered = deferred();
+    const server = new FakeGatehouse();
+    // POST /auth/logout-all is held until the renewal has had its answer.
+    const fetchHeld: typeof fetch = async (input, init) => {
+      const answer = server.fetch(input, init);
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (url.endsWith('/auth/logout-all')) await signOutAnswered.promise;
+      return answer;
+    };
+    const { client, events } = clientOf(server, { fetch: fetchHeld });
+    await client.login('ada', 'correct horse battery staple');
+    events.length = 0;
+    server.refresh = async () => {
+      await renewalAnswered.promise;
+      return json(401, { statusCode: 401, code: 'REFRESH_TOKEN_INVALID', message: 'No session' });
+    };
+
+    const signingOut = client.logoutAll();
+    const renewal = client.refresh(); // a live connection's renewal, met by the end of every session
+    renewalAnswered.resolve();
+    expect(await renewal).toBe(false);
+    signOutAnswered.resolve();
+    await signingOut;
+
+    expect(events).toEqual(['signedout:logout']);
+    expect(client.signedIn).toBe(false);
+    expect(server.count('POST', '/auth/logout-all')).toBe(1);
+  });
+});
+
 describe('GatehouseClient.start()', () => {
   it.each([401, 403])('resolves false when the refresh answers %i: no session, no event', async (status) => {
     const server = new FakeGatehouse();

@@ -1222,6 +1222,9 @@ export class GatehouseClient extends EventTarget {
   #drop(reason: SignedOutReason, tellOtherTabs: boolean): void {
     if (tellOtherTabs) this.#post({ type: 'signed-out' });
     if (!this.#token) return;
+    // A session found over while this tab is ending it (a token renewal or another call refused
+    // meanwhile) ended by this tab's own sign-out, not by expiry.
+    if (reason === 'expired' && this.#ending) reason = this.#ending;
     this.#token = null;
     this.#changed();
     this.dispatchEvent(new CustomEvent<SignedOutDetail>('signedout', { detail: { reason } }));
