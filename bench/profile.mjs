@@ -12,7 +12,10 @@
  * each run of it makes --bodies accounts and their challenges first: single-use requests, so
  * the load may end before the window does), introspect (POST /oauth/introspect of ten
  * users' tokens by ten clients, Basic auth), oauth_token (POST /oauth/token, client
- * credentials of ten clients, Basic auth). Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
+ * credentials of ten clients, Basic auth), federated_guard (GET /users/me with ten RS256 access
+ * tokens of a provider started in this process, bench/lib/idp.mjs, each verified once and then
+ * remembered, as bench/run.mjs's federated_guard), me (GET /users/me with ten Gatehouse tokens:
+ * federated_guard's baseline). Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
  * else PGlite), prepares it as bench/run.mjs does, applies the load for --duration seconds,
  * stops the server and summarises the samples taken during the load only (top self-time
  * functions, self time per package, top inclusive time). The .cpuprofile and the summary
@@ -40,6 +43,7 @@ import {
 import { load } from './lib/children.mjs';
 import { formatSummary, summarizeProfile } from './lib/cpuprofile.mjs';
 import { Databases } from './lib/db.mjs';
+import { federatedAccounts, startIdp } from './lib/idp.mjs';
 import { without } from './lib/report.mjs';
 import { ROOT, Server, serverEnv } from './lib/server.mjs';
 
@@ -65,6 +69,8 @@ const SCENARIOS = [
   'mfa_login',
   'introspect',
   'oauth_token',
+  'federated_guard',
+  'me',
 ];
 if (!SCENARIOS.includes(scenario)) {
   console.error(`usage: node bench/profile.mjs <${SCENARIOS.join('|')}> [--duration=15] [--no-build]`);
@@ -84,6 +90,8 @@ const dbs = new Databases({ url: process.env.BENCH_DATABASE_URL || undefined, tm
 const db = await dbs.create('profile');
 const profileDir = join(tmpDir, 'prof');
 const hs = scenario.endsWith('_hs256');
+const FEDERATED_AUDIENCE = 'gatehouse-bench';
+const provider = scenario === 'federated_guard' ? await startIdp() : null;
 const server = new Server(
   `profile-${scenario}`,
   serverEnv({
@@ -94,6 +102,13 @@ const server = new Server(
     // mfa_login: the first steps are made before the load, and the second runs no bcrypt.
     ...(scenario === 'mfa_login' ? { BCRYPT_COST: '4' } : {}),
     ...(scenario === 'introspect' || scenario === 'oauth_token' ? { ADMIN_USERNAME, ADMIN_PASSWORD: PASSWORD } : {}),
+    ...(provider
+      ? {
+          FEDERATION_ISSUERS: JSON.stringify([
+            { name: 'bench-idp', issuer: provider.issuer, audience: FEDERATED_AUDIENCE },
+          ]),
+        }
+      : {}),
   }),
   { logDir: tmpDir, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] },
 );
@@ -127,6 +142,8 @@ try {
       : scenario === 'oauth_token'
         ? await createClients(server.url, (await login(server.url, ADMIN_USERNAME)).accessToken, 'p-', connections)
         : [];
+  // federated_guard: each token has made its account (jit) before any load.
+  const external = provider ? await federatedAccounts(provider, server.url, connections, FEDERATED_AUDIENCE) : [];
   const job = async (seconds) => {
     switch (scenario) {
       case 'guard':
@@ -151,6 +168,18 @@ try {
           },
         ];
       }
+      case 'federated_guard':
+      case 'me':
+        return [
+          {
+            ...base,
+            path: '/users/me',
+            duration: seconds,
+            perConnectionHeaders: (provider ? external : accounts.map((a) => a.accessToken)).map((t) => ({
+              authorization: `Bearer ${t}`,
+            })),
+          },
+        ];
       case 'resource':
       case 'resource_hs256':
         return [{ ...base, path: `/resources/${resourceId}`, duration: seconds }];
@@ -248,6 +277,7 @@ try {
   );
 } finally {
   await server.stop();
+  await provider?.close();
   await dbs.dropAll();
   rmSync(tmpDir, { recursive: true, force: true });
 }

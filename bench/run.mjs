@@ -56,7 +56,7 @@ import { cursorsAt, seedAuditEvents } from './lib/audit.mjs';
 import { load, runChild, startChild } from './lib/children.mjs';
 import { backendCpu, backendDelta, cpuMs } from './lib/cpu.mjs';
 import { Databases, seed, withDatabase } from './lib/db.mjs';
-import { startIdp } from './lib/idp.mjs';
+import { federatedAccounts, startIdp } from './lib/idp.mjs';
 import { SocketHolder, openFilesLimit, serverMemoryAfterGc } from './lib/ws-revoke.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { markdownTable, printTables, without } from './lib/report.mjs';
@@ -689,16 +689,7 @@ async function federatedGuardScenario() {
   });
   try {
     const ctx = await prepare(server, 'bench_fed');
-    const external = await Promise.all(
-      Array.from({ length: P.connections }, (_, i) =>
-        provider.sign({ sub: `bench-identity-${i}`, preferred_username: `bench_idp_${i}` }, { audience }),
-      ),
-    );
-    for (const token of external) {
-      const me = await get(server.url, '/users/me', token); // creates the account (jit)
-      if (me.identities?.[0]?.issuer !== provider.issuer)
-        throw new Error(`the external token did not act as a federated account: ${JSON.stringify(me).slice(0, 200)}`);
-    }
+    const external = await federatedAccounts(provider, server.url, P.connections, audience);
     const externalHeaders = external.map((token) => ({ authorization: `Bearer ${token}` }));
     const run = (headers, extra = {}) =>
       load(httpJob(server, '/users/me', { perConnectionHeaders: headers, ...extra }));

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { get } from './api.mjs';
 
 export async function startIdp({ alg = 'RS256', path = '/realms/bench' } = {}) {
   const { privateKey, publicKey } = await generateKeyPair(alg);
@@ -49,4 +50,24 @@ export async function startIdp({ alg = 'RS256', path = '/realms/bench' } = {}) {
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * `count` access tokens of `provider` for as many identities, each used once on `GET /users/me`
+ * of the Gatehouse server at `base` (which trusts the provider for `audience`): that first
+ * request creates the identity's account (jit), so that loads with the tokens measure the
+ * steady state. Throws when a token did not act as a federated account.
+ */
+export async function federatedAccounts(provider, base, count, audience) {
+  const tokens = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      provider.sign({ sub: `bench-identity-${i}`, preferred_username: `bench_idp_${i}` }, { audience }),
+    ),
+  );
+  for (const token of tokens) {
+    const me = await get(base, '/users/me', token);
+    if (me.identities?.[0]?.issuer !== provider.issuer)
+      throw new Error(`the external token did not act as a federated account: ${JSON.stringify(me).slice(0, 200)}`);
+  }
+  return tokens;
 }
