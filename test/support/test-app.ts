@@ -95,9 +95,9 @@ let template: Promise<Blob> | undefined;
 
 /**
  * The config, with its in-memory database (if it has one) started from a dump of one with every
- * migration applied (`template` of DatabaseTarget) when `useTemplate`. The dump is made once per test process, by
- * the migrator the server runs at start-up, and spares each later app the three to six seconds of
- * creating a cluster. A failed attempt is not kept: the next app tries again.
+ * migration applied (`template` of DatabaseTarget) when `useTemplate`. The dump is made once per
+ * test process, by the migrator the server runs at start-up, and spares each later app the three
+ * to six seconds of creating a cluster. A failed attempt is not kept: the next app tries again.
  */
 async function fromTemplate(config: AppConfig, useTemplate: boolean): Promise<AppConfig> {
   if (!useTemplate || config.database.kind !== 'pglite' || config.database.dataDir !== undefined) return config;
