@@ -300,6 +300,7 @@ async function withCpu(server, fn) {
     first.cpu = {
       serverUsPerRequest: ((s1 - s0) * 1000) / n,
       dbUsPerRequest: where ? (backendDelta(d0, d1) * 1000) / n : null,
+      clientUsPerRequest: typeof first.clientCpuMs === 'number' ? (first.clientCpuMs * 1000) / n : null,
     };
   }
   return results;
@@ -316,6 +317,7 @@ function record(label, unit, results, figure = (r) => r.rps) {
     p99: median(results.map((r) => r.latencyMs?.p99 ?? null)),
     serverCpuUsPerRequest: median(results.map((r) => r.cpu?.serverUsPerRequest ?? null)),
     dbCpuUsPerRequest: median(results.map((r) => r.cpu?.dbUsPerRequest ?? null)),
+    clientCpuUsPerRequest: median(results.map((r) => r.cpu?.clientUsPerRequest ?? null)),
     rounds: results,
   };
   series.push(entry);

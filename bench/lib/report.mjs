@@ -71,20 +71,26 @@ export function printTables(report) {
     s.p99 === null ? '' : n(s.p99, 2),
     s.serverCpuUsPerRequest === null ? '' : n(s.serverCpuUsPerRequest, 0),
     s.dbCpuUsPerRequest === null ? '' : n(s.dbCpuUsPerRequest, 0),
+    (s.clientCpuUsPerRequest ?? null) === null ? '' : n(s.clientCpuUsPerRequest, 0),
   ]);
   console.log(
-    table(['measured series', 'median', 'min–max', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'DB CPU µs/req'], abs, [
-      'l',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-    ]),
+    table(
+      [
+        'measured series',
+        'median',
+        'min–max',
+        'p50 ms',
+        'p99 ms',
+        'server CPU µs/req',
+        'DB CPU µs/req',
+        'load CPU µs/req',
+      ],
+      abs,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
   );
   console.log(
-    'CPU per request: CPU time (/proc) of the server process (every thread) and of the PostgreSQL backends of its database, divided by the responses; for the rotation baseline, "server" is the pg client process; for the signing baseline, its node:http process.',
+    'CPU per request: CPU time (/proc) of the server process (every thread) and of the PostgreSQL backends of its database, divided by the responses; for the rotation baseline, "server" is the pg client process; for the signing baseline, its node:http process. Load: CPU time of the load generator (bench/load.mjs, autocannon), which shares the machine\'s cores.',
   );
 }
 
