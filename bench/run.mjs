@@ -409,7 +409,8 @@ async function guardScenario(key, server, ctx, tokens = null) {
   let rotateFrom = 0;
   let evenest = 1;
   const scenario = async (extra = {}) => {
-    const results = await load(httpJob(server, path, { ...withToken, ...(tokens ? { rotateFrom } : {}), ...extra }));
+    // rotateFrom is read only with rotatingHeaders (bench/load.mjs).
+    const results = await load(httpJob(server, path, { ...withToken, rotateFrom, ...extra }));
     if (tokens) {
       rotateFrom = results[0].rotatedTo;
       evenest = Math.min(evenest, results[0].rotationSpread ?? 1);

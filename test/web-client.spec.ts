@@ -45,6 +45,14 @@ function token(n: number): string {
   return `${part({ alg: 'EdDSA', typ: 'JWT' })}.${part({ sub: USER.id, sid: 's-1', n })}.signature`;
 }
 
+/** The URL a fetch() call asks for, relative to the fake server's origin. */
+function urlOf(input: Parameters<typeof fetch>[0]): URL {
+  return new URL(
+    typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
+    'http://gatehouse.test',
+  );
+}
+
 /**
  * Gatehouse as the client sees it. The API takes one access token (`accepted`) and answers
  * 401 to any other; POST /auth/refresh issues the next token unless `refresh` says otherwise.
@@ -79,10 +87,7 @@ class FakeGatehouse {
   }
 
   readonly fetch: typeof fetch = async (input, init = {}) => {
-    const url = new URL(
-      typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
-      'http://gatehouse.test',
-    );
+    const url = urlOf(input);
     const method = init.method ?? 'GET';
     const authorization = new Headers(init.headers).get('Authorization');
     const bearer = authorization?.replace(/^Bearer /, '') ?? null;
@@ -331,8 +336,7 @@ describe('GatehouseClient: signing out', () => {
     // POST /auth/logout-all is held until the renewal has had its answer.
     const fetchHeld: typeof fetch = async (input, init) => {
       const answer = server.fetch(input, init);
-      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-      if (url.endsWith('/auth/logout-all')) await signOutAnswered.promise;
+      if (urlOf(input).pathname === '/auth/logout-all') await signOutAnswered.promise;
       return answer;
     };
     const { client, events } = clientOf(server, { fetch: fetchHeld });

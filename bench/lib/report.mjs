@@ -71,7 +71,7 @@ export function printTables(report) {
     s.p99 === null ? '' : n(s.p99, 2),
     s.serverCpuUsPerRequest === null ? '' : n(s.serverCpuUsPerRequest, 0),
     s.dbCpuUsPerRequest === null ? '' : n(s.dbCpuUsPerRequest, 0),
-    (s.clientCpuUsPerRequest ?? null) === null ? '' : n(s.clientCpuUsPerRequest, 0),
+    s.clientCpuUsPerRequest === null ? '' : n(s.clientCpuUsPerRequest, 0),
   ]);
   console.log(
     table(
