@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { ClockTimer } from '../common/clock.js';
 import type { Principal } from '../tokens/principal.js';
@@ -38,6 +39,8 @@ export class Connection {
     readonly ws: WebSocket,
     /** The client address (X-Forwarded-For only as TRUST_PROXY allows). */
     readonly ip: string,
+    /** The TCP socket under `ws` (the upgrade request's): its frames are written out in batches (WriteBatch). */
+    readonly socket: Writable,
   ) {}
 
   cancelTimers(): void {

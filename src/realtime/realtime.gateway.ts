@@ -21,6 +21,7 @@ import type { Principal } from '../tokens/principal.js';
 import { RevocationService } from '../tokens/revocation.service.js';
 import { TokenRejected, TokenVerifier } from '../tokens/token-verifier.js';
 import { Connection } from './connection.js';
+import { WriteBatch } from './write-batch.js';
 import {
   CLOSE,
   MAX_TOPICS_PER_CONNECTION,
@@ -38,6 +39,8 @@ const MESSAGE_WINDOW_MS = 10_000;
 const AUTH_FAILURE_WINDOW_MS = 15 * 60_000;
 /** Beyond this much unsent data, a reader is too slow: closed with 1013 (contract v2 §F). */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** A socket's frames held for one write (WriteBatch) go out at once from this size on. */
+const BATCH_FLUSH_BYTES = 64 * 1024;
 /** The longest single timer step (see at()). */
 const TIMER_STEP_MS = 3600_000;
 /** After a close frame, how long a client has to answer it before its socket is cut. */
@@ -123,6 +126,8 @@ export class RealtimeGateway
 {
   private readonly logger = new Logger('Realtime');
   private readonly connections = new Map<WebSocket, Connection>();
+  /** One write per socket for the frames of one phase of the event loop (see send()). */
+  private readonly batch = new WriteBatch(BATCH_FLUSH_BYTES);
   /** Authenticated connections by revocation key: `sid:<session or secret>`, `user:<id>`, `jti:<id>`. */
   private readonly byKey = new Map<string, Set<Connection>>();
   /** Connections subscribed to a tenant. */
@@ -316,7 +321,7 @@ export class RealtimeGateway
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn = new Connection(ws, this.addressOf(req));
+    const conn = new Connection(ws, this.addressOf(req), req.socket);
     this.connections.set(ws, conn);
     conn.pingSlot = this.nextPingSlot;
     this.pingSlots[conn.pingSlot]!.add(conn);
@@ -1107,10 +1112,16 @@ export class RealtimeGateway
     }
   }
 
+  /**
+   * Sends one frame, written out with the socket's other frames of this phase of the event
+   * loop (WriteBatch): at the end of the phase, or as soon as BATCH_FLUSH_BYTES are waiting.
+   */
   private send(conn: Connection, event: string, data: unknown, id?: string | number): void {
     if (conn.closed || conn.ws.readyState !== conn.ws.OPEN) return;
     if (conn.ws.bufferedAmount > MAX_BUFFERED_BYTES) return this.close(conn, CLOSE.BACKPRESSURE);
+    this.batch.hold(conn.socket);
     conn.ws.send(JSON.stringify(id === undefined ? { event, data } : { event, data, id }));
+    this.batch.wrote(conn.socket);
   }
 
   private sendError(conn: Connection, code: ErrorCode, message: string, id?: string | number): void {
