@@ -15,7 +15,9 @@
  * credentials of ten clients, Basic auth), federated_guard (GET /users/me with ten RS256 access
  * tokens of a provider started in this process, bench/lib/idp.mjs, each verified once and then
  * remembered, as bench/run.mjs's federated_guard), me (GET /users/me with ten Gatehouse tokens:
- * federated_guard's baseline). Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
+ * federated_guard's baseline), ws_fanout (POST /resources with ten WebSockets of the user
+ * listening, each sent every resource.created, as bench/run.mjs's ws_fanout), create (the same
+ * creates with no socket: ws_fanout's baseline). Runs `node --cpu-prof dist/main.js` (PostgreSQL when BENCH_DATABASE_URL is set,
  * else PGlite), prepares it as bench/run.mjs does, applies the load for --duration seconds,
  * stops the server and summarises the samples taken during the load only (top self-time
  * functions, self time per package, top inclusive time). The .cpuprofile and the summary
@@ -71,6 +73,8 @@ const SCENARIOS = [
   'oauth_token',
   'federated_guard',
   'me',
+  'ws_fanout',
+  'create',
 ];
 if (!SCENARIOS.includes(scenario)) {
   console.error(`usage: node bench/profile.mjs <${SCENARIOS.join('|')}> [--duration=15] [--no-build]`);
@@ -178,6 +182,20 @@ try {
             perConnectionHeaders: (provider ? external : accounts.map((a) => a.accessToken)).map((t) => ({
               authorization: `Bearer ${t}`,
             })),
+          },
+        ];
+      case 'ws_fanout':
+      case 'create':
+        return [
+          {
+            kind: 'wsFanout',
+            url: server.url,
+            wsUrl: `${server.url.replace(/^http/, 'ws')}/ws`,
+            token: accounts[0].accessToken,
+            sockets: scenario === 'ws_fanout' ? 10 : 0,
+            connections,
+            duration: seconds,
+            skipS: 0,
           },
         ];
       case 'resource':
