@@ -1114,7 +1114,7 @@ export class RealtimeGateway
 
   /**
    * Sends one frame, written out with the socket's other frames of this phase of the event
-   * loop (WriteBatch): at the end of the phase, or as soon as BATCH_FLUSH_BYTES are waiting.
+   * loop (WriteBatch): in the next check phase, or at once when BATCH_FLUSH_BYTES wait.
    */
   private send(conn: Connection, event: string, data: unknown, id?: string | number): void {
     if (conn.closed || conn.ws.readyState !== conn.ws.OPEN) return;

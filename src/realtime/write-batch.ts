@@ -2,35 +2,45 @@ import type { Writable } from 'node:stream';
 
 /**
  * Gathers what is written to sockets during one phase of the event loop into one write per
- * socket. The first write to a socket in a phase corks it; the sockets are uncorked together
- * at the end of the phase (setImmediate), so that frames an instance sends one socket while it
- * handles the I/O ready at once (several writes committing, each announcing an event) leave in
- * one system call instead of one each: under a burst of writes, the frames' writes were the
- * largest cost of a fan-out (bench: ws_fanout). A socket whose corked bytes reach `flushBytes`
- * is uncorked at once, so that a large burst is not held back (nor counted as a slow client's
- * backlog). Order is kept: a corked socket buffers in order, and end() flushes what it holds.
+ * socket. The first write to a socket corks it; the sockets are uncorked together in the next
+ * check phase (setImmediate): for writes made while the loop handles the I/O that is ready at
+ * once (several writes committing, each announcing an event), right after that I/O. The frames
+ * one socket is sent meanwhile then leave in one system call instead of one each: under a
+ * burst of writes, the frames' writes were the largest cost of a fan-out (bench: ws_fanout).
+ * A socket with `flushBytes` or more waiting (held here, or not yet taken by the kernel) is
+ * uncorked at once, so that a large burst is not held back. Order is kept: a corked socket
+ * buffers in order (frames written around the batch, a close or a ping, take their place in
+ * it), and end() writes out what it holds; destroy() discards it, as it would a backlog.
  */
 export class WriteBatch {
   private readonly corked = new Set<Writable>();
+  private scheduled = false;
 
   constructor(private readonly flushBytes: number) {}
 
   /** Call before writing to `socket`. */
   hold(socket: Writable): void {
     if (this.corked.has(socket)) return;
-    if (this.corked.size === 0) setImmediate(this.release);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.release);
+    }
     socket.cork();
     this.corked.add(socket);
   }
 
-  /** Call after writing to `socket`: a socket holding `flushBytes` or more is written out now. */
+  /** Call after writing to `socket`: a socket with `flushBytes` or more waiting is written out now. */
   wrote(socket: Writable): void {
     if (socket.writableLength < this.flushBytes || !this.corked.delete(socket)) return;
     socket.uncork();
   }
 
   private readonly release = (): void => {
-    for (const socket of this.corked) socket.uncork();
-    this.corked.clear();
+    // Cleared first: should an uncork throw, the next hold() schedules a release of the rest.
+    this.scheduled = false;
+    for (const socket of this.corked) {
+      this.corked.delete(socket);
+      socket.uncork();
+    }
   };
 }

@@ -1,89 +1,117 @@
-import { Writable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { setImmediate as nextPhase } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { WriteBatch } from '../../src/realtime/write-batch.js';
 
-/** A socket stand-in that records each write it makes (one writev of several chunks is one write). */
-function recordingSocket() {
-  const writes: string[][] = [];
-  const socket = new Writable({
-    writev(chunks, done) {
-      writes.push(chunks.map((c) => String(c.chunk)));
-      done();
-    },
-    write(chunk, _encoding, done) {
-      writes.push([String(chunk)]);
-      done();
-    },
-  });
-  return { socket, writes };
+/**
+ * A real WebSocket connection, as the gateway holds it: the server's WebSocket and the socket
+ * of its upgrade request (what RealtimeGateway.handleConnection hands to WriteBatch), with each
+ * write that socket makes to the kernel counted (one writev of several chunks is one write),
+ * and what the client receives.
+ */
+async function connection() {
+  const server = new WebSocketServer({ port: 0, perMessageDeflate: false });
+  const accepted = new Promise<{ ws: WebSocket; socket: Socket }>((resolve) =>
+    server.once('connection', (ws: WebSocket, req: IncomingMessage) => resolve({ ws, socket: req.socket as Socket })),
+  );
+  await new Promise((resolve) => server.once('listening', resolve));
+  const client = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const received: string[] = [];
+  client.on('message', (data: Buffer) => received.push(String(data)));
+  const closed = new Promise<number>((resolve) => client.once('close', resolve));
+  await new Promise((resolve) => client.once('open', resolve));
+  const { ws, socket } = await accepted;
+  const counted = { writes: 0 };
+  const writev = socket._writev!.bind(socket);
+  const write = socket._write.bind(socket);
+  socket._writev = (chunks, done) => {
+    counted.writes++;
+    writev(chunks, done);
+  };
+  socket._write = (chunk, encoding, done) => {
+    counted.writes++;
+    write(chunk, encoding, done);
+  };
+  const received$ = async (n: number) => {
+    while (received.length < n) await new Promise((resolve) => setTimeout(resolve, 5));
+    return received;
+  };
+  open.push({ server, client });
+  return { ws, socket, counted, received: received$, closed };
 }
 
-/** What a WebSocket send does with its frame: a header and a payload, itself corked around them. */
-function sendFrame(batch: WriteBatch, socket: Writable, text: string) {
-  batch.hold(socket);
-  socket.cork();
-  socket.write(`<${text.length}>`);
-  socket.write(text);
-  socket.uncork();
-  batch.wrote(socket);
+const open: Array<{ server: WebSocketServer; client: WebSocket }> = [];
+afterEach(async () => {
+  for (const { server, client } of open.splice(0)) {
+    client.terminate();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+/** What RealtimeGateway.send() does around a frame. */
+function send(batch: WriteBatch, c: { ws: WebSocket; socket: Socket }, text: string) {
+  batch.hold(c.socket);
+  c.ws.send(text);
+  batch.wrote(c.socket);
 }
 
-describe('WriteBatch', () => {
-  it('writes the frames of one phase to a socket in one write, in order, at the end of the phase', async () => {
-    const batch = new WriteBatch(64 * 1024);
-    const a = recordingSocket();
-    const b = recordingSocket();
-    sendFrame(batch, a.socket, 'one');
-    sendFrame(batch, b.socket, 'x');
-    sendFrame(batch, a.socket, 'two');
-    sendFrame(batch, a.socket, 'three');
-    expect(a.writes).toEqual([]);
-    expect(b.writes).toEqual([]);
-    await nextPhase();
-    expect(a.writes).toEqual([['<3>', 'one', '<3>', 'two', '<5>', 'three']]);
-    expect(b.writes).toEqual([['<1>', 'x']]);
+describe('WriteBatch on a WebSocket connection', () => {
+  it('sends without it one write per frame (the count below sees every write)', async () => {
+    const c = await connection();
+    for (const text of ['one', 'two', 'three']) c.ws.send(text);
+    expect(await c.received(3)).toEqual(['one', 'two', 'three']);
+    expect(c.counted.writes).toBe(3);
   });
 
-  it('starts a new batch in the next phase', async () => {
+  it('writes the frames of one phase in one write, in order, after the phase', async () => {
+    const c = await connection();
     const batch = new WriteBatch(64 * 1024);
-    const a = recordingSocket();
-    sendFrame(batch, a.socket, 'one');
+    for (const text of ['one', 'two', 'three']) send(batch, c, text);
+    expect(c.counted.writes).toBe(0);
     await nextPhase();
-    sendFrame(batch, a.socket, 'two');
-    sendFrame(batch, a.socket, 'three');
-    await nextPhase();
-    expect(a.writes).toEqual([
-      ['<3>', 'one'],
-      ['<3>', 'two', '<5>', 'three'],
-    ]);
+    expect(c.counted.writes).toBe(1);
+    expect(await c.received(3)).toEqual(['one', 'two', 'three']);
   });
 
-  it('writes a socket out at once when what it holds reaches the flush size, and batches again after', async () => {
-    const batch = new WriteBatch(10);
-    const a = recordingSocket();
-    sendFrame(batch, a.socket, 'abc'); // 6 bytes held
-    expect(a.writes).toEqual([]);
-    sendFrame(batch, a.socket, 'defg'); // 13: written now
-    expect(a.writes).toEqual([['<3>', 'abc', '<4>', 'defg']]);
-    sendFrame(batch, a.socket, 'h');
-    expect(a.writes).toHaveLength(1);
+  it('starts a new batch in the next phase, and keeps each connection to itself', async () => {
+    const a = await connection();
+    const b = await connection();
+    const batch = new WriteBatch(64 * 1024);
+    send(batch, a, 'a1');
+    send(batch, b, 'b1');
+    send(batch, a, 'a2');
     await nextPhase();
-    expect(a.writes).toEqual([
-      ['<3>', 'abc', '<4>', 'defg'],
-      ['<1>', 'h'],
-    ]);
+    send(batch, a, 'a3');
+    send(batch, a, 'a4');
+    await nextPhase();
+    expect(await a.received(4)).toEqual(['a1', 'a2', 'a3', 'a4']);
+    expect(await b.received(1)).toEqual(['b1']);
+    expect([a.counted.writes, b.counted.writes]).toEqual([2, 1]);
   });
 
-  it('lets end() write out what a socket holds, before its end', async () => {
+  it('writes a connection out at once when the flush size waits, and batches again after', async () => {
+    const c = await connection();
+    const batch = new WriteBatch(100);
+    send(batch, c, 'x'.repeat(60)); // 62 bytes with the frame's header: held
+    expect(c.counted.writes).toBe(0);
+    send(batch, c, 'y'.repeat(60)); // 124: written now
+    expect(c.counted.writes).toBe(1);
+    send(batch, c, 'z');
+    expect(c.counted.writes).toBe(1);
+    await nextPhase();
+    expect(c.counted.writes).toBe(2);
+    expect(await c.received(3)).toEqual(['x'.repeat(60), 'y'.repeat(60), 'z']);
+  });
+
+  it('sends a close made in the same phase after the frames before it', async () => {
+    const c = await connection();
     const batch = new WriteBatch(64 * 1024);
-    const a = recordingSocket();
-    const finished = new Promise((resolve) => a.socket.on('finish', resolve));
-    sendFrame(batch, a.socket, 'bye');
-    a.socket.end();
-    await finished;
-    expect(a.writes).toEqual([['<3>', 'bye']]);
-    await nextPhase(); // the batch's own release then finds nothing to write
-    expect(a.writes).toEqual([['<3>', 'bye']]);
+    send(batch, c, 'last words');
+    c.ws.close(4410, 'gone');
+    expect(c.counted.writes).toBe(0);
+    expect(await c.closed).toBe(4410);
+    expect(await c.received(1)).toEqual(['last words']);
   });
 });
