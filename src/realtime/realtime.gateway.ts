@@ -41,6 +41,8 @@ const AUTH_FAILURE_WINDOW_MS = 15 * 60_000;
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** A socket's frames held for one write (WriteBatch) go out at once from this size on. */
 const BATCH_FLUSH_BYTES = 64 * 1024;
+/** ... and the frames of a batch this old go out with the next frame sent (WriteBatch). */
+const BATCH_MAX_DELAY_MS = 1;
 /** The longest single timer step (see at()). */
 const TIMER_STEP_MS = 3600_000;
 /** After a close frame, how long a client has to answer it before its socket is cut. */
@@ -127,7 +129,7 @@ export class RealtimeGateway
   private readonly logger = new Logger('Realtime');
   private readonly connections = new Map<WebSocket, Connection>();
   /** One write per socket for the frames of one phase of the event loop (see send()). */
-  private readonly batch = new WriteBatch(BATCH_FLUSH_BYTES);
+  private readonly batch = new WriteBatch(BATCH_FLUSH_BYTES, BATCH_MAX_DELAY_MS);
   /** Authenticated connections by revocation key: `sid:<session or secret>`, `user:<id>`, `jti:<id>`. */
   private readonly byKey = new Map<string, Set<Connection>>();
   /** Connections subscribed to a tenant. */
@@ -1114,7 +1116,8 @@ export class RealtimeGateway
 
   /**
    * Sends one frame, written out with the socket's other frames of this phase of the event
-   * loop (WriteBatch): in the next check phase, or at once when BATCH_FLUSH_BYTES wait.
+   * loop (WriteBatch): in the next check phase, or sooner when BATCH_FLUSH_BYTES wait or the
+   * batch is BATCH_MAX_DELAY_MS old.
    */
   private send(conn: Connection, event: string, data: unknown, id?: string | number): void {
     if (conn.closed || conn.ws.readyState !== conn.ws.OPEN) return;

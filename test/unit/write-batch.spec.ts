@@ -67,7 +67,7 @@ describe('WriteBatch on a WebSocket connection', () => {
 
   it('writes the frames of one phase in one write, in order, after the phase', async () => {
     const c = await connection();
-    const batch = new WriteBatch(64 * 1024);
+    const batch = new WriteBatch(64 * 1024, 60_000);
     for (const text of ['one', 'two', 'three']) send(batch, c, text);
     expect(c.counted.writes).toBe(0);
     await nextPhase();
@@ -78,7 +78,7 @@ describe('WriteBatch on a WebSocket connection', () => {
   it('starts a new batch in the next phase, and keeps each connection to itself', async () => {
     const a = await connection();
     const b = await connection();
-    const batch = new WriteBatch(64 * 1024);
+    const batch = new WriteBatch(64 * 1024, 60_000);
     send(batch, a, 'a1');
     send(batch, b, 'b1');
     send(batch, a, 'a2');
@@ -93,7 +93,7 @@ describe('WriteBatch on a WebSocket connection', () => {
 
   it('writes a connection out at once when the flush size waits, and batches again after', async () => {
     const c = await connection();
-    const batch = new WriteBatch(100);
+    const batch = new WriteBatch(100, 60_000);
     send(batch, c, 'x'.repeat(60)); // 62 bytes with the frame's header: held
     expect(c.counted.writes).toBe(0);
     send(batch, c, 'y'.repeat(60)); // 124: written now
@@ -105,9 +105,24 @@ describe('WriteBatch on a WebSocket connection', () => {
     expect(await c.received(3)).toEqual(['x'.repeat(60), 'y'.repeat(60), 'z']);
   });
 
+  it('writes a batch out with the next frame once it is older than its delay, within one phase', async () => {
+    const c = await connection();
+    const batch = new WriteBatch(64 * 1024, 5);
+    send(batch, c, 'early');
+    send(batch, c, 'soon after');
+    expect(c.counted.writes).toBe(0);
+    const start = performance.now();
+    while (performance.now() - start < 6); // a long phase: the loop busy with other work
+    send(batch, c, 'late');
+    expect(c.counted.writes).toBe(1); // the two early frames, before the late one is held
+    await nextPhase();
+    expect(c.counted.writes).toBe(2);
+    expect(await c.received(3)).toEqual(['early', 'soon after', 'late']);
+  });
+
   it('sends a close made in the same phase after the frames before it', async () => {
     const c = await connection();
-    const batch = new WriteBatch(64 * 1024);
+    const batch = new WriteBatch(64 * 1024, 60_000);
     send(batch, c, 'last words');
     c.ws.close(4410, 'gone');
     expect(c.counted.writes).toBe(0);
