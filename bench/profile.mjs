@@ -190,7 +190,7 @@ try {
           {
             kind: 'wsFanout',
             url: server.url,
-            wsUrl: `${server.url.replace(/^http/, 'ws')}/ws`,
+            wsUrl: server.wsUrl,
             token: accounts[0].accessToken,
             sockets: scenario === 'ws_fanout' ? 10 : 0,
             connections,

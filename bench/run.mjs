@@ -576,7 +576,7 @@ async function tenantReadScenario(server, ctx) {
  */
 async function wsFanoutScenario(server, ctx) {
   const { accessToken } = await login(server.url, ctx.usernames[0]); // fresh: earlier scenarios may outlast the first
-  const wsUrl = `${server.url.replace(/^http/, 'ws')}/ws`;
+  const { wsUrl } = server;
   const job = (sockets, duration = P.duration, skipS = P.skip) => ({
     kind: 'wsFanout',
     url: server.url,
@@ -652,7 +652,7 @@ async function wsConnectAuthScenario(server, ctx) {
   const tokens = [];
   for (const username of ctx.usernames.slice(0, P.connections))
     tokens.push((await login(server.url, username)).accessToken);
-  const wsUrl = `${server.url.replace(/^http/, 'ws')}/ws`;
+  const { wsUrl } = server;
   const wsJob = (duration = P.duration, skipS = P.skip) => ({
     kind: 'wsConnect',
     wsUrl,
@@ -1270,7 +1270,7 @@ const WS_REVOKE = {
  */
 async function wsRevokeRun(server, accounts, measured, count, { memory = false } = {}) {
   const C = WS_REVOKE;
-  const wsUrl = `${server.url.replace(/^http/, 'ws')}/ws`;
+  const { wsUrl } = server;
   const perHolder = Math.max(1, Math.floor(C.holderSockets / C.perAccount));
   const shares = [];
   for (let i = 0; i < accounts.length; i += perHolder) shares.push(accounts.slice(i, i + perHolder));

@@ -74,6 +74,11 @@ export class Server {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** The WebSocket endpoint. */
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
   get pid() {
     return this.child?.pid;
   }

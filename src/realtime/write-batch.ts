@@ -33,9 +33,10 @@ export class WriteBatch {
 
   /** Call before writing to `socket`. */
   hold(socket: Writable): void {
-    if (this.corked.size > 0 && performance.now() - this.openedAt >= this.maxDelayMs) this.release();
+    const now = performance.now();
+    if (this.corked.size > 0 && now - this.openedAt >= this.maxDelayMs) this.release();
     if (this.corked.has(socket)) return;
-    if (this.corked.size === 0) this.openedAt = performance.now();
+    if (this.corked.size === 0) this.openedAt = now;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.release);
