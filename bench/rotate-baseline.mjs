@@ -4,9 +4,14 @@
  * database: `concurrency` sessions of its own, each rotated in a loop, the new hash fed to the
  * next iteration. This is the database's ceiling for the refresh path.
  *
- * The statement is not copied here: the compiled repository (dist/) is instantiated with a
- * stand-in for Prisma whose $queryRaw runs the statement's SQL and values through `pg`,
- * so the baseline always runs exactly what the application runs, minus Prisma.
+ * The statement is not copied here: the compiled repository (dist/) is instantiated with
+ * stand-ins for what Nest injects into it on PostgreSQL, so the baseline always runs exactly
+ * what the application runs: `rotate()` goes through queryPrepared
+ * (src/database/prepared-statements.ts), which finds a pg pool (PrismaService.pgPool) and no
+ * ambient transaction, and so runs the statement as the application's named prepared
+ * statement, parsed and planned once per connection. (Until 2026-12-07 the stand-in had no
+ * pool: the statement was parsed and planned on every call, which the application does not
+ * do, and the baseline made about half the rotations per second; README, Performance.)
  */
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -17,17 +22,22 @@ import { percentile } from './lib/stats.mjs';
 const APP = `gatehouse-bench-rotate-${process.pid}`;
 const { SessionsRepository } = await import(new URL('../dist/sessions/sessions.repository.js', import.meta.url).href);
 
-/** Prisma's $queryRaw(Prisma.sql`…`) as plain pg: the statement's text ($1…$n) and values. */
-function pgRaw(pool) {
-  return {
-    $queryRaw: async (sql) => (await pool.query(sql.text, sql.values)).rows,
+/**
+ * The repository's two injections as they are on PostgreSQL outside a transaction: the
+ * transaction host (its `tx`, Prisma's $queryRaw as plain pg, serves only queryPrepared's
+ * fallback, when a connection refuses the prepared statement) and PrismaService's pool.
+ */
+function injections(pool) {
+  const txHost = {
+    isTransactionActive: () => false,
+    tx: { $queryRaw: async (sql) => (await pool.query(sql.text, sql.values)).rows },
   };
+  return [txHost, { pgPool: () => pool }];
 }
 
 async function measure({ url, userId, concurrency, duration, warmup }) {
   const pool = new pg.Pool({ connectionString: url, max: concurrency, application_name: APP });
-  // The repository queries through the ambient transaction host: outside a transaction its `tx` is the client.
-  const repo = new SessionsRepository({ tx: pgRaw(pool) });
+  const repo = new SessionsRepository(...injections(pool));
   try {
     const hashes = [];
     for (let i = 0; i < concurrency; i++) {
