@@ -4,28 +4,26 @@
  * - `nest` (the target's baseline): the endpoint as a NestJS application writes it
  *   (bench/lib/nest-app.mjs: Nest on Express, whose form parser reads the body);
  * - `node` (information): the floor, `node:http` alone; the body is read and ignored.
- * Each request gets one access token, signed with jsonwebtoken and answered as POST
- * /oauth/token answers it.
+ * Each request gets one access token, answered as POST /oauth/token answers it.
  *
- * Signed as AccessTokenService.signClient signs: the same claim set (iss, aud, sub, client_id,
- * scope, sid, roles, iat, exp, a random jti), the same header (ES256, typ at+jwt, kid = the
- * RFC 7638 thumbprint of the public key) and a P-256 KeyObject made once at start (the server
- * also signs with a KeyObject, parsed once from its PEM). Same response body and Cache-Control.
+ * Signed by the application's own signer: the compiled AccessTokenService (dist/) is made with
+ * a fresh P-256 key as JWT_KEYS and its signClient() signs, so the token is what the server
+ * signs (the same claim set: iss, aud, sub, client_id, scope, sid, roles, iat, exp, a random
+ * jti; the same header, encoded once: ES256, typ at+jwt, kid = the key's RFC 7638 thumbprint)
+ * in the same way (node:crypto on libuv's thread pool, the signature as r‖s). Until
+ * 2026-12-07 this baseline signed with jsonwebtoken on the event loop, which the server had
+ * stopped doing: a slower baseline, and a flattered ratio. Same response body and Cache-Control.
  *
  * Protocol (bench/lib/children.mjs startChild): it receives { stack, ttlSeconds, issuer,
  * audience, scope } over IPC, listens on a free port of 127.0.0.1 and answers { port, jwk, kid }; it stops
  * on { stop: true } or when the orchestrator goes away.
  */
-import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import 'reflect-metadata';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import jwt from 'jsonwebtoken';
 import { startNestApp } from './lib/nest-app.mjs';
 
-/** RFC 7638 thumbprint of an EC public JWK, as src/config/signing-keys.ts computes the kid. */
-function thumbprint(jwk) {
-  const members = { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y };
-  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
-}
+const { AccessTokenService } = await import(new URL('../dist/tokens/access-token.service.js', import.meta.url).href);
 
 /** A client_id of the server's shape: c_ + 20 base32 characters. */
 function clientId() {
@@ -40,26 +38,26 @@ async function start({
   audience = 'gatehouse',
   scope = 'resources:read',
 }) {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const kid = thumbprint(jwk);
-  const client = { sub: randomUUID(), client_id: clientId(), sid: randomUUID(), roles: ['user'] };
-  const options = { algorithm: 'ES256', keyid: kid, header: { alg: 'ES256', typ: 'at+jwt' } };
-  const tokenResponse = () => {
-    const iat = Math.floor(Date.now() / 1000);
-    const claims = {
-      sub: client.sub,
-      client_id: client.client_id,
-      scope,
-      sid: client.sid,
-      roles: client.roles,
-      iat,
-      exp: iat + ttlSeconds,
-      iss: issuer,
-      aud: audience,
-      jti: randomUUID(),
-    };
-    return { access_token: jwt.sign(claims, privateKey, options), token_type: 'Bearer', expires_in: ttlSeconds, scope };
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  // The service's three injections: the configuration it reads, a clock, and SecretsService
+  // (used only to generate a key when JWT_KEYS is absent).
+  const tokens = new AccessTokenService(
+    {
+      JWT_KEYS: privateKey.export({ format: 'pem', type: 'pkcs8' }),
+      JWT_ISSUER: issuer,
+      JWT_AUDIENCE: audience,
+      ACCESS_TOKEN_TTL: ttlSeconds,
+    },
+    { nowMs: () => Date.now() },
+    null,
+  );
+  const [jwk] = tokens.jwks.keys;
+  const { kid } = tokens.keys.signing;
+  const client = { serviceUserId: randomUUID(), clientId: clientId(), secretId: randomUUID(), roles: ['user'] };
+  const scopes = scope.split(' ');
+  const tokenResponse = async () => {
+    const { token } = await tokens.signClient({ ...client, scopes }, ttlSeconds);
+    return { access_token: token, token_type: 'Bearer', expires_in: ttlSeconds, scope };
   };
 
   if (stack === 'nest') {
@@ -77,14 +75,22 @@ async function start({
   const server = http.createServer((req, res) => {
     req.on('data', () => undefined); // read the body, parse nothing
     req.on('end', () => {
-      const body = JSON.stringify(tokenResponse());
-      res.writeHead(200, {
-        'Content-Type': 'application/json; charset=utf-8',
-        'Content-Length': Buffer.byteLength(body),
-        'Cache-Control': 'no-store',
-        Pragma: 'no-cache',
-      });
-      res.end(body);
+      tokenResponse().then(
+        (answer) => {
+          const body = JSON.stringify(answer);
+          res.writeHead(200, {
+            'Content-Type': 'application/json; charset=utf-8',
+            'Content-Length': Buffer.byteLength(body),
+            'Cache-Control': 'no-store',
+            Pragma: 'no-cache',
+          });
+          res.end(body);
+        },
+        (error) => {
+          res.writeHead(500).end();
+          console.error(error);
+        },
+      );
     });
   });
   server.keepAliveTimeout = 60_000;
