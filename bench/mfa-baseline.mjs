@@ -154,7 +154,8 @@ async function start({
     const { account, error } = check(dto);
     if (!account) return answer(res, 401, JSON.stringify({ code: error }));
     const { row, refreshToken } = newSession(account, req);
-    await pool.query(INSERT, [
+    // A named prepared statement, as the server's second step (and the nest stack's Prisma client).
+    await pool.query({ name: 'bench_mfa_session_insert', text: INSERT }, [
       row.id,
       row.userId,
       row.tokenHash,

@@ -3,11 +3,16 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const BENCH = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The children's options: NODE_ENV=production, as every benchmark server runs (serverEnv), so
+ * that the NestJS and Express baselines run in the mode the server they are compared with runs.
+ */
+const FORK = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'production' } };
 
 /** Forks bench/<script>, sends it `message`, resolves with its answer. */
 export function runChild(script, message, { timeoutMs = 600_000 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = fork(BENCH + script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(BENCH + script, [], FORK);
     let answer = null;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -35,7 +40,7 @@ export function runChild(script, message, { timeoutMs = 600_000 } = {}) {
  */
 export function startChild(script, message, { timeoutMs = 30_000 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = fork(BENCH + script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(BENCH + script, [], FORK);
     const exited = new Promise((r) => child.once('exit', r));
     const stop = async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;

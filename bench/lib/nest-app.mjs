@@ -8,18 +8,27 @@
  * applies them. Needs `npm run build` (the generated client is compiled to dist/ with the rest).
  */
 import 'reflect-metadata';
+import { createHash } from 'node:crypto';
 import { Body, Controller, Get, HttpCode, Inject, Injectable, Module, Post, Req, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { PrismaPg } from '@prisma/adapter-pg';
 
 const PRISMA = 'PRISMA';
 
-/** The generated client as an application injects it: connected at start, closed at shutdown. */
+/**
+ * The generated client as an application injects it: connected at start, closed at shutdown.
+ * Its statements are named prepared statements (the adapter's `statementNameGenerator`, one
+ * name per SQL text), parsed and planned once per connection, as Gatehouse runs its hot
+ * statements (src/database/prepared-statements.ts): a baseline must not do database work the
+ * server does not do.
+ */
 async function prismaProvider(url, max) {
   const { PrismaClient } = await import(new URL('../../dist/generated/prisma/client.js', import.meta.url).href);
+  const statementNameGenerator = (query) =>
+    `bench_${createHash('sha256').update(query.sql).digest('hex').slice(0, 32)}`;
   class PrismaService extends PrismaClient {
     constructor() {
-      super({ adapter: new PrismaPg({ connectionString: url, ...(max ? { max } : {}) }) });
+      super({ adapter: new PrismaPg({ connectionString: url, ...(max ? { max } : {}) }, { statementNameGenerator }) });
     }
 
     async onModuleInit() {
@@ -81,6 +90,9 @@ export async function startNestApp({
   Module({ controllers: [EndpointController], providers })(AppModule);
 
   const app = await NestFactory.create(AppModule, { logger: ['error', 'warn'] });
+  // As the server (src/app.setup.ts): no ETag (a hash of every body) and no X-Powered-By.
+  app.disable('x-powered-by');
+  app.set('etag', false);
   app.enableShutdownHooks();
   await app.listen(port, host);
   return { app, port: app.getHttpServer().address().port };
