@@ -2,7 +2,8 @@
  * Baseline for `memory_idle` and `startup`: the smallest NestJS + Prisma server with Gatehouse's
  * stack underneath (bench/lib/nest-app.mjs: Nest on Express, the project's generated Prisma
  * client on @prisma/adapter-pg) and one route, GET /health, which runs `SELECT 1` through
- * Prisma. What any such server costs before it does anything of its own: Gatehouse's idle
+ * Prisma (a named prepared statement, and answers without ETag, as nest-app.mjs makes every
+ * baseline). What any such server costs before it does anything of its own: Gatehouse's idle
  * memory and start-up time are compared with it.
  *
  *   DATABASE_URL=postgresql://… PORT=3000 [HOST=127.0.0.1] node bench/idle-baseline.mjs

@@ -1468,7 +1468,8 @@ async function wsRevokeScenario() {
   });
   // The first round's figure only: freed pages are not all given back between rounds, so the
   // later rounds reuse memory the first one took and show less (6.0-6.1 against 7.2 KiB in
-  // one run); the first round is the only one measured on a server that never held sockets.
+  // one run); the first round is the only one measured on a server that never held the crowd's sockets
+  // (the warm-up before it opens a hundred).
   const mem = conclude('ws_idle_memory', {
     unit: 'KiB/socket',
     values: [s[0].memory.rssKibPerSocket],

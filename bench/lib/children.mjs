@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 const BENCH = fileURLToPath(new URL('..', import.meta.url));
 /**
  * The children's options: NODE_ENV=production, as every benchmark server runs (serverEnv), so
- * that the NestJS and Express baselines run in the mode the server they are compared with runs.
+ * that the NestJS and Express baselines run in the mode of the server they are compared with
+ * (the load generator and the other baselines get it too; it changes nothing there).
  */
 const FORK = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'production' } };
 

@@ -31,7 +31,7 @@ export function printTables(report) {
       `load average (1 min) at start ${n(la.atStart, 1)}, at end ${n(la.atEnd, 1)} — the benchmark itself accounts for about 2–3`,
     );
   console.log(
-    `rounds: ${report.run.parameters.rounds}, ${report.run.parameters.duration} s per measurement (login ${report.run.parameters.loginDuration} s); value/baseline: medians over rounds; ratio: median of per-round ratios [min–max]\n`,
+    `rounds: ${report.run.parameters.rounds}, ${report.run.parameters.duration} s per measurement (login ${report.run.parameters.loginDuration} s); value/baseline: medians over rounds (ws_idle_memory: its first round); ratio: median of per-round ratios [min–max]\n`,
   );
 
   const rows = Object.entries(report.scenarios).map(([key, s]) => [

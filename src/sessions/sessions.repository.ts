@@ -229,8 +229,8 @@ export class SessionsRepository {
    */
   async rotate(p: RotationParams): Promise<RotatedSession | null> {
     // The refresh hot path: a prepared statement outside transactions on PostgreSQL (see
-    // database/prepared-statements.ts); bench/rotate-baseline.mjs builds this class alone,
-    // without the pool, and Prisma's stand-in runs the same SQL and values.
+    // database/prepared-statements.ts); bench/rotate-baseline.mjs builds this class alone, with
+    // the pool and no transaction, so that it runs this very statement, prepared, as here.
     const rows = await queryPrepared<RotatedSession>(this.txHost, this.prisma, ROTATE_STATEMENT, rotationStatement(p));
     return rows[0] ?? null;
   }
