@@ -19,11 +19,13 @@
  * on { stop: true } or when the orchestrator goes away.
  */
 import 'reflect-metadata';
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { startNestApp } from './lib/nest-app.mjs';
 
-const { AccessTokenService } = await import(new URL('../dist/tokens/access-token.service.js', import.meta.url).href);
+const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
+const { AccessTokenService } = await dist('tokens/access-token.service.js');
+const { generateEs256Pem } = await dist('config/signing-keys.js');
 
 /** A client_id of the server's shape: c_ + 20 base32 characters. */
 function clientId() {
@@ -38,12 +40,11 @@ async function start({
   audience = 'gatehouse',
   scope = 'resources:read',
 }) {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   // The service's three injections: the configuration it reads, a clock, and SecretsService
   // (used only to generate a key when JWT_KEYS is absent).
   const tokens = new AccessTokenService(
     {
-      JWT_KEYS: privateKey.export({ format: 'pem', type: 'pkcs8' }),
+      JWT_KEYS: generateEs256Pem(), // a fresh P-256 key, as the server makes one when it has none
       JWT_ISSUER: issuer,
       JWT_AUDIENCE: audience,
       ACCESS_TOKEN_TTL: ttlSeconds,
