@@ -11,7 +11,7 @@
  * ambient transaction, and so runs the statement as the application's named prepared
  * statement, parsed and planned once per connection. (Until 2026-12-07 the stand-in had no
  * pool: the statement was parsed and planned on every call, which the application does not
- * do, and the baseline made about half the rotations per second; README, Performance.)
+ * do, and the baseline made about half the rotations per second; docs/performance.md.)
  */
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
