@@ -10,7 +10,7 @@
  *
  * Options: --quick, --build / --no-build (default: build when dist/ is older than src/),
  *          --only=guard,login,…, --rounds=N, --duration=S,
- *          --enforce (exit 1 when a target is missed), --keep (keep temp dir and databases).
+ *          --enforce (exit 3 when a target is missed), --keep (keep temp dir and databases).
  * Results: printed tables and bench/results/latest.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -192,9 +192,13 @@ const TARGETS = {
   memory_idle: { text: 'ratio ≤ 1.3 and ≤ 150 MiB', pass: (s) => s.ratio <= 1.3 && s.value <= 150 },
   // Spawn to the first 200 on /health (median of 5 starts); the ratio to the hello world is information.
   startup: { text: '≤ 1.0 s (ratio: info)', pass: (s) => s.value <= 1.0 },
-  // Not a target of the brief: the same probe on an ordinary API GET (no dot in its path, so
-  // it goes through the static-asset middleware's fs.stat on the libuv thread pool).
-  login_latency_api: { text: 'info (no target)', pass: () => null },
+  // The same probe on an ordinary API GET (no dot in its path, so it goes through the
+  // static-asset middleware's fs.stat on the libuv thread pool): cheap API requests' p99 during
+  // the login flood stays within 3× idle too. The quick run's probe (10/s for a few seconds) has
+  // a p99 that is its slowest answer or two: information there.
+  login_latency_api: QUICK
+    ? { text: 'ratio ≤ 3 (quick: info)', pass: () => null }
+    : { text: 'ratio ≤ 3', pass: (s) => s.ratio <= 3 },
 };
 
 // ---------------------------------------------------------------------------------------
