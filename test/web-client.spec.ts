@@ -358,6 +358,50 @@ describe('GatehouseClient: signing out', () => {
     expect(client.signedIn).toBe(false);
     expect(server.count('POST', '/auth/logout-all')).toBe(1);
   });
+
+  it('stays signed out when a token renewal on its way at the sign-out is answered after it', async () => {
+    const renewalAnswered = deferred();
+    const { server, client, events } = await signedIn();
+    // The renewal reached the server first (a new token for the session), the sign-out ended
+    // that session, and the renewal's answer comes last.
+    server.refresh = async () => {
+      await renewalAnswered.promise;
+      return server.issue();
+    };
+
+    const renewal = client.refresh(); // a live connection's renewal
+    await client.logout();
+    expect(events).toEqual(['signedout:logout']);
+    renewalAnswered.resolve();
+
+    expect(await renewal).toBe(false);
+    expect(events).toEqual(['signedout:logout']); // no `signedin`: the page does not come back
+    expect(client.signedIn).toBe(false);
+    expect(server.count('POST', '/auth/refresh')).toBe(1);
+    expect(server.count('POST', '/auth/logout')).toBe(1);
+  });
+
+  it('takes the session of a sign-in made while an older renewal was on its way, not the renewal', async () => {
+    const renewalAnswered = deferred();
+    const { server, client, events } = await signedIn();
+    server.refresh = async () => {
+      await renewalAnswered.promise;
+      const current = server.accepted; // the renewed session is over: its token changes nothing
+      const answer = server.issue();
+      server.accepted = current;
+      return answer;
+    };
+
+    const renewal = client.refresh();
+    await client.logout();
+    await client.login('ada', 'correct horse battery staple'); // token#2
+    renewalAnswered.resolve(); // token#3, for the session the sign-out ended
+
+    expect(await renewal).toBe(true); // signed in, with the sign-in's token
+    expect(events).toEqual(['signedout:logout', 'signedin:this-tab']);
+    await expect(client.me()).resolves.toEqual(USER);
+    expect(server.log().at(-1)).toBe('GET /users/me token#2');
+  });
 });
 
 describe('GatehouseClient.start()', () => {

@@ -499,6 +499,11 @@ export class GatehouseClient extends EventTarget {
   #token: HeldToken | null = null;
   /** Bumped whenever the held token changes (new, adopted or dropped). */
   #generation = 0;
+  /**
+   * Bumped by every sign-out (#drop), whatever ended the session: a refresh answered after it
+   * renewed the session that ended, and its token is not taken.
+   */
+  #signOuts = 0;
   #refreshing: Promise<boolean> | null = null;
   /** A sign-out (or deletion) this tab has asked the server for and not yet heard back about. */
   #ending: SignedOutReason | null = null;
@@ -1125,6 +1130,7 @@ export class GatehouseClient extends EventTarget {
 
   /** `since`: when this tab got the token that failed (or asked for one, having none). */
   async #coordinatedRefresh(staleGeneration: number, since: number): Promise<boolean> {
+    const signOuts = this.#signOuts;
     const run = async (): Promise<boolean> => {
       // While this tab waited for the lock, another tab may have refreshed and shared its
       // token (or signed out): then there is nothing left to do.
@@ -1135,6 +1141,11 @@ export class GatehouseClient extends EventTarget {
         if (staleGeneration !== this.#generation) return this.#token !== null;
       }
       const res = await this.#send('POST', '/auth/refresh', undefined, null, this.#refreshTimeoutMs);
+      // Signed out since the refresh began (this tab's sign-out, another tab's, the server's
+      // 4410): the server may have renewed the session before it ended, and taking that token
+      // would sign the page in again to a session that is over. A sign-in made meanwhile keeps
+      // its own token.
+      if (signOuts !== this.#signOuts) return this.#token !== null;
       if (res.ok) {
         const tokens = (await res.json()) as TokenResponse;
         this.#hold(tokens, 'this-tab');
@@ -1220,6 +1231,7 @@ export class GatehouseClient extends EventTarget {
   }
 
   #drop(reason: SignedOutReason, tellOtherTabs: boolean): void {
+    this.#signOuts += 1;
     if (tellOtherTabs) this.#post({ type: 'signed-out' });
     if (!this.#token) return;
     // A session found over while this tab is ending it (a token renewal or another call refused
