@@ -402,6 +402,36 @@ describe('GatehouseClient: signing out', () => {
     await expect(client.me()).resolves.toEqual(USER);
     expect(server.log().at(-1)).toBe('GET /users/me token#2');
   });
+
+  it('takes no token another tab got for the session it saw end; a token of another session it takes', async () => {
+    const channelName = `gatehouse-test-${process.pid}-${++channels}`;
+    const { server, client, events } = await signedIn({ channelName });
+    await client.logout(); // ends session s-1
+    const otherTab = new BroadcastChannel(channelName);
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const tokenOf = (sid: string) => `${part({ alg: 'EdDSA' })}.${part({ sub: USER.id, sid })}.signature`;
+    const expiresAt = Date.now() + 900_000;
+    /** What another tab's client posts when it got a token (BroadcastChannel: no target origin). */
+    const tokenFromOtherTab = (sid: string) =>
+      // eslint-disable-next-line unicorn/require-post-message-target-origin
+      otherTab.postMessage({ type: 'token', accessToken: tokenOf(sid), expiresAt });
+    try {
+      // Its refresh was answered before it heard of the sign-out: a token of the ended session.
+      tokenFromOtherTab('s-1');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(client.signedIn).toBe(false);
+      expect(events).toEqual(['signedout:logout']);
+
+      // A sign-in in the other tab: a new session, taken.
+      tokenFromOtherTab('s-2');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(client.signedIn).toBe(true);
+      expect(events).toEqual(['signedout:logout', 'signedin:other-tab']);
+    } finally {
+      otherTab.close();
+    }
+    expect(server.count('POST', '/auth/refresh')).toBe(0);
+  });
 });
 
 describe('GatehouseClient.start()', () => {

@@ -504,6 +504,8 @@ export class GatehouseClient extends EventTarget {
    * renewed the session that ended, and its token is not taken.
    */
   #signOuts = 0;
+  /** The session (`sid`) this tab last saw end: another tab's late token for it is not taken. */
+  #endedSession: string | null = null;
   #refreshing: Promise<boolean> | null = null;
   /** A sign-out (or deletion) this tab has asked the server for and not yet heard back about. */
   #ending: SignedOutReason | null = null;
@@ -1141,13 +1143,13 @@ export class GatehouseClient extends EventTarget {
         if (staleGeneration !== this.#generation) return this.#token !== null;
       }
       const res = await this.#send('POST', '/auth/refresh', undefined, null, this.#refreshTimeoutMs);
+      const tokens = res.ok ? ((await res.json()) as TokenResponse) : null;
       // Signed out since the refresh began (this tab's sign-out, another tab's, the server's
       // 4410): the server may have renewed the session before it ended, and taking that token
       // would sign the page in again to a session that is over. A sign-in made meanwhile keeps
       // its own token.
       if (signOuts !== this.#signOuts) return this.#token !== null;
-      if (res.ok) {
-        const tokens = (await res.json()) as TokenResponse;
+      if (tokens) {
         this.#hold(tokens, 'this-tab');
         this.#post({ type: 'token', accessToken: tokens.accessToken, expiresAt: this.#token?.expiresAt ?? 0 });
         await this.#note.write(this.#token?.obtainedAt ?? Date.now()); // before the lock goes
@@ -1234,6 +1236,7 @@ export class GatehouseClient extends EventTarget {
     this.#signOuts += 1;
     if (tellOtherTabs) this.#post({ type: 'signed-out' });
     if (!this.#token) return;
+    this.#endedSession = this.#token.sessionId;
     // A session found over while this tab is ending it (a token renewal or another call refused
     // meanwhile) ended by this tab's own sign-out, not by expiry.
     if (reason === 'expired' && this.#ending) reason = this.#ending;
@@ -1255,6 +1258,9 @@ export class GatehouseClient extends EventTarget {
       // Keep the newer of the two (a late message must not replace a fresher token).
       if (this.#token && this.#token.expiresAt > message.expiresAt) return;
       if (this.#token?.value === message.accessToken) return;
+      // A token another tab got for the session this tab saw end, sent before it heard of the
+      // end (its refresh was answered first): that session is over.
+      if (this.#endedSession !== null && readClaims(message.accessToken).sid === this.#endedSession) return;
       this.#set(message.accessToken, message.expiresAt, 'other-tab');
     }
   }
