@@ -40,9 +40,9 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 const unauthorized = () => json(401, { statusCode: 401, code: 'UNAUTHORIZED', message: 'Invalid access token' });
 
 /** A JWT-shaped token: the client reads (never verifies) `sub` and `sid`. */
-function token(n: number): string {
+function token(n: number, sid = 's-1'): string {
   const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  return `${part({ alg: 'EdDSA', typ: 'JWT' })}.${part({ sub: USER.id, sid: 's-1', n })}.signature`;
+  return `${part({ alg: 'EdDSA', typ: 'JWT' })}.${part({ sub: USER.id, sid, n })}.signature`;
 }
 
 /** The URL a fetch() call asks for, relative to the fake server's origin. */
@@ -155,6 +155,23 @@ function deferred() {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * A token renewal the server has renewed (the next token) but whose answer waits until the
+ * returned function is called. With `sessionOver`, the API keeps taking the token it took:
+ * the renewed session has ended meanwhile, and its token changes nothing.
+ */
+function holdRenewal(server: FakeGatehouse, { sessionOver = false } = {}): () => void {
+  const answered = deferred();
+  server.refresh = async () => {
+    await answered.promise;
+    const current = server.accepted;
+    const answer = server.issue();
+    if (sessionOver) server.accepted = current;
+    return answer;
+  };
+  return answered.resolve;
 }
 
 afterEach(() => {
@@ -360,19 +377,15 @@ describe('GatehouseClient: signing out', () => {
   });
 
   it('stays signed out when a token renewal on its way at the sign-out is answered after it', async () => {
-    const renewalAnswered = deferred();
     const { server, client, events } = await signedIn();
     // The renewal reached the server first (a new token for the session), the sign-out ended
     // that session, and the renewal's answer comes last.
-    server.refresh = async () => {
-      await renewalAnswered.promise;
-      return server.issue();
-    };
+    const answerRenewal = holdRenewal(server);
 
     const renewal = client.refresh(); // a live connection's renewal
     await client.logout();
     expect(events).toEqual(['signedout:logout']);
-    renewalAnswered.resolve();
+    answerRenewal();
 
     expect(await renewal).toBe(false);
     expect(events).toEqual(['signedout:logout']); // no `signedin`: the page does not come back
@@ -382,20 +395,13 @@ describe('GatehouseClient: signing out', () => {
   });
 
   it('takes the session of a sign-in made while an older renewal was on its way, not the renewal', async () => {
-    const renewalAnswered = deferred();
     const { server, client, events } = await signedIn();
-    server.refresh = async () => {
-      await renewalAnswered.promise;
-      const current = server.accepted; // the renewed session is over: its token changes nothing
-      const answer = server.issue();
-      server.accepted = current;
-      return answer;
-    };
+    const answerRenewal = holdRenewal(server, { sessionOver: true });
 
     const renewal = client.refresh();
     await client.logout();
     await client.login('ada', 'correct horse battery staple'); // token#2
-    renewalAnswered.resolve(); // token#3, for the session the sign-out ended
+    answerRenewal(); // token#3, for the session the sign-out ended
 
     expect(await renewal).toBe(true); // signed in, with the sign-in's token
     expect(events).toEqual(['signedout:logout', 'signedin:this-tab']);
@@ -408,13 +414,11 @@ describe('GatehouseClient: signing out', () => {
     const { server, client, events } = await signedIn({ channelName });
     await client.logout(); // ends session s-1
     const otherTab = new BroadcastChannel(channelName);
-    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-    const tokenOf = (sid: string) => `${part({ alg: 'EdDSA' })}.${part({ sub: USER.id, sid })}.signature`;
     const expiresAt = Date.now() + 900_000;
     /** What another tab's client posts when it got a token (BroadcastChannel: no target origin). */
     const tokenFromOtherTab = (sid: string) =>
       // eslint-disable-next-line unicorn/require-post-message-target-origin
-      otherTab.postMessage({ type: 'token', accessToken: tokenOf(sid), expiresAt });
+      otherTab.postMessage({ type: 'token', accessToken: token(100, sid), expiresAt });
     try {
       // Its refresh was answered before it heard of the sign-out: a token of the ended session.
       tokenFromOtherTab('s-1');
